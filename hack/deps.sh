@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages Wharf's build, tests and demo use (Debian, as root).
+# Idempotent: only calls apt-get when something is missing.
+set -euo pipefail
+
+need=()
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need+=(umoci)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v tar >/dev/null 2>&1 || need+=(tar)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v docker >/dev/null 2>&1 || need+=(docker-cli)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # docker-cli is not in every Debian release; fall back to docker.io's client without starting its daemon.
+  if [[ " ${need[*]} " == *" docker-cli "* ]] && ! apt-cache show docker-cli >/dev/null 2>&1; then
+    need=("${need[@]/docker-cli/docker.io}")
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install a current Rust toolchain (rustup, Rust >= 1.85) first" >&2
+  exit 1
+fi
