@@ -23,7 +23,7 @@ pub fn default_docker_profile() -> &'static [u8] {
 /// Converts a Docker seccomp profile into the OCI section for a container whose capability set
 /// is `caps` (names like "CAP_SYS_ADMIN"; the "CAP_" prefix and case are optional). Kernel
 /// version filters (`minKernel`) are evaluated against the running kernel.
-pub fn docker_profile.into_oci(
+pub fn docker_profile_to_oci(
     profile_json: &[u8],
     caps: &[String],
 ) -> Result<LinuxSeccomp, SeccompError> {
