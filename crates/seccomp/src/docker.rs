@@ -219,3 +219,237 @@ impl Profile {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::LinuxSeccompOperator;
+
+    use super::*;
+    use crate::syscalls::{syscall_number, Arch, AUDIT_ARCH_I386, X32_SYSCALL_BIT};
+    use crate::test_utils::{run, Data};
+
+    /// The capabilities Docker gives a container by default.
+    const DOCKER_DEFAULT_CAPS: [&str; 14] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ];
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const EPERM: u32 = libc::SECCOMP_RET_ERRNO | 1;
+    const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | 38;
+    const CLONE_NEWNS: u64 = 0x0002_0000;
+
+    fn amd64(kernel: u32, major: u32) -> Host {
+        Host {
+            arch: "amd64",
+            seccomp_arch: Some(OciArch::ScmpArchX86_64),
+            kernel: KernelVersion { kernel, major },
+        }
+    }
+
+    fn convert(json: &[u8], caps: &[&str], host: &Host) -> Result<LinuxSeccomp, SeccompError> {
+        let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        serde_json::from_slice::<Profile>(json)?.into_oci(&caps, host)
+    }
+
+    fn default_for(caps: &[&str]) -> LinuxSeccomp {
+        convert(default_docker_profile(), caps, &amd64(6, 18)).unwrap()
+    }
+
+    fn rules_for<'a>(s: &'a LinuxSeccomp, name: &str) -> Vec<&'a LinuxSyscall> {
+        s.syscalls()
+            .iter()
+            .flatten()
+            .filter(|r| r.names().iter().any(|n| n == name))
+            .collect()
+    }
+
+    #[test]
+    fn default_profile_keeps_docker_header() {
+        let s = default_for(&DOCKER_DEFAULT_CAPS);
+        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(s.default_errno_ret(), Some(1));
+        assert_eq!(
+            s.architectures().as_deref(),
+            Some(
+                &[
+                    OciArch::ScmpArchX86_64,
+                    OciArch::ScmpArchX86,
+                    OciArch::ScmpArchX32
+                ][..]
+            )
+        );
+    }
+
+    #[test]
+    fn capability_filters_follow_moby() {
+        let plain = default_for(&DOCKER_DEFAULT_CAPS);
+        // The CAP_SYS_ADMIN block (mount, unshare, setns, ...) is left out...
+        assert!(rules_for(&plain, "mount").is_empty());
+        assert!(rules_for(&plain, "unshare").is_empty());
+        // ...clone is allowed only without namespace flags, clone3 gets ENOSYS.
+        let clone = rules_for(&plain, "clone");
+        assert_eq!(clone.len(), 1);
+        let arg = clone[0].args().as_ref().unwrap()[0];
+        assert_eq!(
+            (arg.index(), arg.op()),
+            (0, LinuxSeccompOperator::ScmpCmpMaskedEq)
+        );
+        let clone3 = rules_for(&plain, "clone3");
+        assert_eq!(clone3.len(), 1);
+        assert_eq!(clone3[0].errno_ret(), Some(38));
+        // chroot comes with CAP_SYS_CHROOT, which is a default cap.
+        assert_eq!(rules_for(&plain, "chroot").len(), 1);
+
+        let mut admin_caps = DOCKER_DEFAULT_CAPS.to_vec();
+        admin_caps.push("sys_admin"); // short and lower-case names work too
+        let admin = default_for(&admin_caps);
+        assert_eq!(rules_for(&admin, "mount").len(), 1);
+        let clone = rules_for(&admin, "clone");
+        assert_eq!(clone.len(), 1);
+        assert!(clone[0].args().is_none());
+        assert!(rules_for(&admin, "clone3")
+            .iter()
+            .all(|r| r.action() == LinuxSeccompAction::ScmpActAllow));
+    }
+
+    #[test]
+    fn arch_and_kernel_filters_follow_moby() {
+        let s = default_for(&DOCKER_DEFAULT_CAPS);
+        assert_eq!(rules_for(&s, "arch_prctl").len(), 1); // includes arches amd64
+        assert!(rules_for(&s, "s390_runtime_instr").is_empty());
+        // The s390 clone variant is excluded, only the amd64 one is left (checked above).
+        assert_eq!(rules_for(&s, "ptrace").len(), 1); // minKernel 4.8 <= 6.18
+        let old = convert(default_docker_profile(), &DOCKER_DEFAULT_CAPS, &amd64(4, 4)).unwrap();
+        assert!(rules_for(&old, "ptrace").is_empty());
+    }
+
+    #[test]
+    fn profile_shape_errors() {
+        let host = amd64(6, 1);
+        let both = br#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86"],
+            "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":[]}]}"#;
+        assert!(matches!(
+            convert(both, &[], &host),
+            Err(SeccompError::InvalidProfile(_))
+        ));
+        let name_and_names = br#"{"defaultAction":"SCMP_ACT_ALLOW",
+            "syscalls":[{"name":"read","names":["write"],"action":"SCMP_ACT_ERRNO"}]}"#;
+        assert!(matches!(
+            convert(name_and_names, &[], &host),
+            Err(SeccompError::InvalidProfile(_))
+        ));
+        let no_default = br#"{"syscalls":[]}"#;
+        assert!(matches!(
+            convert(no_default, &[], &host),
+            Err(SeccompError::InvalidProfile(_))
+        ));
+        for bad in [
+            &b"{"[..],
+            br#"{"defaultAction":"SCMP_ACT_NOPE"}"#,
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],
+                        "action":"SCMP_ACT_ALLOW","includes":{"minKernel":"new"}}]}"#,
+        ] {
+            assert!(matches!(
+                convert(bad, &[], &host),
+                Err(SeccompError::Json(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn legacy_name_nulls_and_explicit_architectures() {
+        let json = br#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],
+            "flags":null,"syscalls":[{"name":"read","names":null,"action":"SCMP_ACT_ALLOW",
+            "args":null,"includes":{},"excludes":{"caps":null}}]}"#;
+        let s = convert(json, &[], &amd64(6, 1)).unwrap();
+        assert_eq!(
+            s.architectures().as_deref(),
+            Some(&[OciArch::ScmpArchX86][..])
+        );
+        assert_eq!(rules_for(&s, "read").len(), 1);
+    }
+
+    #[test]
+    fn kernel_release_parsing() {
+        let v = |s| KernelVersion::parse(s);
+        assert_eq!(
+            v("6.18.0-1-amd64"),
+            Some(KernelVersion {
+                kernel: 6,
+                major: 18
+            })
+        );
+        assert_eq!(
+            v("3.12-1-amd64"),
+            Some(KernelVersion {
+                kernel: 3,
+                major: 12
+            })
+        );
+        assert_eq!(
+            v("4.8"),
+            Some(KernelVersion {
+                kernel: 4,
+                major: 8
+            })
+        );
+        assert_eq!(v("6"), None);
+        assert_eq!(v("x.1"), None);
+        assert!(Host::current().is_ok());
+    }
+
+    #[test]
+    fn compiled_default_profile_behaves_like_docker() {
+        let filter = crate::compile(&default_for(&DOCKER_DEFAULT_CAPS)).unwrap();
+        let prog = filter.instructions();
+        assert!(prog.len() < crate::bpf::BPF_MAXINSNS);
+        let nr = |n| syscall_number(n, Arch::X86_64).unwrap();
+        let call = |n| Data::nr(nr(n));
+        let act = |d: Data| run(prog, &d).unwrap();
+        for allowed in [
+            "read",
+            "write",
+            "getpid",
+            "execve",
+            "openat",
+            "mkdir",
+            "exit_group",
+        ] {
+            assert_eq!(act(call(allowed)), ALLOW, "{allowed}");
+        }
+        for denied in [
+            "mount",
+            "unshare",
+            "setns",
+            "umount2",
+            "reboot",
+            "bpf",
+            "kexec_load",
+        ] {
+            assert_eq!(act(call(denied)), EPERM, "{denied}");
+        }
+        assert_eq!(act(call("clone").arg(0, 0x11)), ALLOW);
+        assert_eq!(act(call("clone").arg(0, 0x11 | CLONE_NEWNS)), EPERM);
+        assert_eq!(act(call("clone3")), ENOSYS);
+        assert_eq!(act(call("personality").arg(0, 0xffff_ffff)), ALLOW);
+        assert_eq!(act(call("personality").arg(0, 8)), ALLOW);
+        assert_eq!(act(call("personality").arg(0, 0x0040_0000)), EPERM);
+        assert_eq!(act(call("socket").arg(0, 2)), ALLOW);
+        assert_eq!(act(call("socket").arg(0, 40)), EPERM); // AF_VSOCK
+        assert_eq!(act(Data::nr(1000)), ENOSYS); // newer than anything the profile names
+        assert_eq!(act(Data::nr(20).arch(AUDIT_ARCH_I386)), ALLOW); // i386 getpid
+        assert_eq!(act(Data::nr(X32_SYSCALL_BIT + 39)), ALLOW); // x32 getpid
+    }
+}
