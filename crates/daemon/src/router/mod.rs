@@ -1,0 +1,24 @@
+//! Routing: each API area has `routes.rs` (the table, with version gates) and `handlers.rs`
+//! (pure parsing plus calls into the area's backend).
+
+pub mod system;
+
+use std::sync::Arc;
+
+use http::Request;
+use hyper::body::Incoming;
+use wharf_api_types::ApiVersion;
+
+use crate::server::error::ApiError;
+use crate::server::http::ApiResult;
+use crate::wiring::Daemon;
+
+/// Finds the endpoint for `path` (version prefix already removed) and serves it.
+pub async fn dispatch(d: Arc<Daemon>, v: ApiVersion, path: &str, req: Request<Incoming>) -> ApiResult {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    if let Some(ep) = system::routes::route(&method, &segs) {
+        return system::handlers::serve(d, v, ep, req).await;
+    }
+    Err(ApiError::not_found("page not found"))
+}

@@ -1,0 +1,4 @@
+//! `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
+
+pub mod handlers;
+pub mod routes;

@@ -1,0 +1,3 @@
+//! Backends behind the routers, one module per API area.
+
+pub mod system;
