@@ -165,8 +165,9 @@ impl Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Target {
     Ret(u32),
-    /// The rule block of this syscall number (numbers are unique within a section).
-    Rules(u32),
+    /// A rule block (index into the section's blocks); syscalls with the same rule list share
+    /// one, so a conditional rule naming many syscalls is emitted once.
+    Rules(usize),
 }
 
 /// A run of syscall numbers starting at `start` and ending where the next segment starts.
@@ -261,22 +262,29 @@ impl Plan {
         parts: &[Part],
     ) -> Result<(), SeccompError> {
         let mut segments = Segments::default();
-        let mut blocks: BTreeMap<u32, Vec<&Rule>> = BTreeMap::new();
+        let mut blocks: Vec<Vec<usize>> = Vec::new();
+        let mut block_ids: HashMap<Vec<usize>, usize> = HashMap::new();
         for part in parts {
             let Some(arch) = part.arch else {
                 segments.push(part.lo, Target::Ret(RET_BAD_ARCH));
+                // nr -1 is how a tracer skips a syscall; it runs nothing, so it is no sign of a
+                // foreign ABI and must not kill.
+                if part.hi == u32::MAX {
+                    segments.push(u32::MAX, Target::Ret(self.default));
+                }
                 continue;
             };
-            let mut by_nr: BTreeMap<u32, Vec<&Rule>> = BTreeMap::new();
+            // Indices of the applicable rules per syscall number, in profile order.
+            let mut by_nr: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
             let mut highest = None;
-            for rule in &self.rules {
+            for (index, rule) in self.rules.iter().enumerate() {
                 for nr in rule.names.iter().filter_map(|n| syscall_number(n, arch)) {
                     highest = highest.max(Some(nr));
                     // Rules that repeat the default action change nothing (runc drops them).
                     if rule.action != self.default {
                         let list = by_nr.entry(nr).or_default();
-                        if !list.iter().any(|r| std::ptr::eq(*r, rule)) {
-                            list.push(rule);
+                        if list.last() != Some(&index) {
+                            list.push(index);
                         }
                     }
                 }
@@ -286,14 +294,17 @@ impl Plan {
                 if u64::from(nr) > cursor {
                     segments.push_at(cursor, Target::Ret(self.default));
                 }
-                let target = match rules.first() {
-                    Some(first) if first.conds.is_empty() => Target::Ret(first.action),
-                    _ => Target::Rules(nr),
+                let first = &self.rules[rules[0]];
+                let target = if first.conds.is_empty() {
+                    Target::Ret(first.action)
+                } else {
+                    let id = *block_ids.entry(rules.clone()).or_insert_with(|| {
+                        blocks.push(rules);
+                        blocks.len() - 1
+                    });
+                    Target::Rules(id)
                 };
                 segments.push(nr, target);
-                if let Target::Rules(nr) = target {
-                    blocks.insert(nr, rules);
-                }
                 cursor = u64::from(nr) + 1;
             }
             let stub = self.enosys_above(arch, highest).map(|h| u64::from(h) + 1);
@@ -327,9 +338,9 @@ impl Plan {
             asm.bind(label);
             match target {
                 Target::Ret(value) => asm.ret(value),
-                Target::Rules(nr) => {
+                Target::Rules(id) => {
                     let rules = blocks
-                        .get(&nr)
+                        .get(id)
                         .ok_or(SeccompError::Internal("rule block without rules"))?;
                     self.rule_block(asm, rules);
                 }
@@ -339,8 +350,8 @@ impl Plan {
     }
 
     /// First matching rule wins; a rule matches when all its conditions hold.
-    fn rule_block(&self, asm: &mut Assembler, rules: &[&Rule]) {
-        for rule in rules {
+    fn rule_block(&self, asm: &mut Assembler, rules: &[usize]) {
+        for rule in rules.iter().map(|i| &self.rules[*i]) {
             if rule.conds.is_empty() {
                 asm.ret(rule.action);
                 return;
@@ -535,8 +546,10 @@ mod tests {
             .map(|a| Arch::from_oci(*a).unwrap())
             .collect();
         let arch = match data.arch {
-            AUDIT_ARCH_X86_64 if data.nr & X32_SYSCALL_BIT == 0 => Arch::X86_64,
+            // Like libseccomp: everything from the x32 bit up belongs to x32.
+            AUDIT_ARCH_X86_64 if data.nr < X32_SYSCALL_BIT => Arch::X86_64,
             AUDIT_ARCH_X86_64 if listed.contains(&Arch::X32) => Arch::X32,
+            AUDIT_ARCH_X86_64 if data.nr == u32::MAX => return default,
             AUDIT_ARCH_I386 if listed.contains(&Arch::X86) => Arch::X86,
             _ => return KILL_PROCESS,
         };
@@ -675,6 +688,8 @@ mod tests {
         assert_eq!(eval(&only64, i386_getpid), KILL_PROCESS);
         assert_eq!(eval(&only64, x32_read), KILL_PROCESS);
         assert_eq!(eval(&only64, Data::nr(39).arch(0xc000_00b7)), KILL_PROCESS);
+        assert_eq!(eval(&only64, Data::nr(u32::MAX)), EPERM); // a tracer's skipped syscall
+        assert_eq!(eval(&only64, Data::nr(u32::MAX - 1)), KILL_PROCESS);
 
         let all = spec(json!({
             "defaultAction": "SCMP_ACT_ERRNO",
@@ -818,6 +833,122 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// xorshift64*: deterministic, so a failure reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    #[test]
+    fn random_specs_match_reference() {
+        let mut rng = Rng(0x5eed_c0ff_ee12_3457);
+        let names: Vec<&str> = crate::tables::X86_64
+            .iter()
+            .chain(crate::tables::X86)
+            .map(|(n, _)| *n)
+            .chain(["no_such_call"])
+            .collect();
+        let actions = [
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_LOG",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_TRACE",
+        ];
+        let ops = [
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ];
+        let values = [
+            0u64,
+            1,
+            2,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_0000_0002,
+            u64::MAX,
+        ];
+        let arch_sets: [&[&str]; 4] = [
+            &[],
+            &["SCMP_ARCH_X86_64"],
+            &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        ];
+        let audit = [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0xc000_00b7];
+        let mut too_large = 0;
+        for round in 0..150 {
+            let rules: Vec<_> = (0..1 + rng.below(80))
+                .map(|_| {
+                    let conds: Vec<_> = (0..rng.below(4))
+                        .map(|_| {
+                            json!({"index": rng.below(6), "op": rng.pick(&ops),
+                                        "value": rng.pick(&values), "valueTwo": rng.pick(&values)})
+                        })
+                        .collect();
+                    let names: Vec<_> = (0..1 + rng.below(4)).map(|_| rng.pick(&names)).collect();
+                    json!({"names": names, "action": rng.pick(&actions),
+                           "errnoRet": rng.below(3), "args": conds})
+                })
+                .collect();
+            let s = spec(json!({
+                "defaultAction": rng.pick(&actions),
+                "defaultErrnoRet": rng.below(3),
+                "architectures": rng.pick(&arch_sets),
+                "syscalls": rules
+            }));
+            let filter = match compile(&s) {
+                Ok(f) => f,
+                Err(SeccompError::TooLarge { .. }) => {
+                    too_large += 1;
+                    continue;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            };
+            for _ in 0..400 {
+                let mut data = Data::nr(match rng.below(4) {
+                    0 => rng.below(600) as u32,
+                    1 => X32_SYSCALL_BIT + rng.below(600) as u32,
+                    2 => u32::MAX - rng.below(2) as u32,
+                    _ => rng.next() as u32,
+                })
+                .arch(rng.pick(&audit));
+                for i in 0..6 {
+                    data = data.arg(i, rng.pick(&values).wrapping_add(rng.below(2) as u64));
+                }
+                let got = run(filter.instructions(), &data).unwrap();
+                assert_eq!(
+                    got,
+                    reference(&s, &data),
+                    "round {round}, {data:?}, spec {s:?}"
+                );
+            }
+        }
+        assert!(
+            too_large < 15,
+            "{too_large} of 150 random specs exceeded BPF_MAXINSNS"
+        );
     }
 
     #[test]
