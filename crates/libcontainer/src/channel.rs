@@ -1,0 +1,125 @@
+//! Typed messages between the runtime and the processes it forks.
+//!
+//! One `SOCK_SEQPACKET` datagram carries one JSON-encoded [`Message`]; callers use the
+//! intent-named methods and never touch bytes. Both ends are close-on-exec, so a successful
+//! `execve` in the child shows up as end-of-stream on the runtime side.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LibcontainerError, Result};
+
+/// What forked processes tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Intermediate → runtime: it unshared a user namespace and waits for id maps.
+    NeedIdMaps,
+    /// Runtime → intermediate: uid_map and gid_map are written.
+    IdMapsWritten,
+    /// Intermediate → runtime: host pid of the container process it forked.
+    Pid(i32),
+    /// Runtime → container process: it sits in its cgroup; set up and continue.
+    Proceed,
+    /// Container process → runtime: setup finished, about to wait for start or exec.
+    Ready,
+    /// Any child → runtime: setup failed with this message.
+    Failed(String),
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (runtime end, child end).
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(LibcontainerError::sys("socketpair"))?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    /// Sends one message.
+    pub fn send(&self, m: &Message) -> Result<()> {
+        let data = serde_json::to_vec(m).map_err(|e| LibcontainerError::Io {
+            op: "encode message".into(),
+            source: std::io::Error::other(e),
+        })?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map_err(LibcontainerError::sys("send message"))?;
+        Ok(())
+    }
+
+    /// Receives one message; `None` when the other side closed (exited or exec'd).
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                r => break r.map_err(LibcontainerError::sys("receive message"))?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| LibcontainerError::Io {
+            op: "decode message".into(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// Receives the next message, treating end-of-stream and `Failed` as errors.
+    pub fn expect(&self, what: &str) -> Result<Message> {
+        match self.recv()? {
+            None => Err(LibcontainerError::Init(format!("child exited while the runtime waited for {what}"))),
+            Some(Message::Failed(msg)) => Err(LibcontainerError::Init(msg)),
+            Some(m) => Ok(m),
+        }
+    }
+
+    /// Waits for a specific message.
+    pub fn wait_for(&self, want: &Message, what: &str) -> Result<()> {
+        match self.expect(what)? {
+            m if &m == want => Ok(()),
+            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for {what}"))),
+        }
+    }
+
+    /// Waits for the child to report the container process's pid.
+    pub fn wait_for_pid(&self) -> Result<i32> {
+        match self.expect("the container pid")? {
+            Message::Pid(p) => Ok(p),
+            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for the pid"))),
+        }
+    }
+
+    /// Reports a failure; best effort because the runtime may already be gone.
+    pub fn report_failure(&self, e: &LibcontainerError) {
+        let _ = self.send(&Message::Failed(e.to_string()));
+    }
+
+    /// The raw descriptor, for keeping it across fd cleanup.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_eof() {
+        let (a, b) = pair().expect("pair");
+        b.send(&Message::Pid(42)).expect("send");
+        assert_eq!(a.wait_for_pid().expect("pid"), 42);
+        b.send(&Message::Failed("boom".into())).expect("send");
+        assert!(a.expect("x").unwrap_err().to_string().contains("boom"));
+        b.send(&Message::Ready).expect("send");
+        assert!(a.wait_for(&Message::Proceed, "proceed").is_err());
+        drop(b);
+        assert_eq!(a.recv().expect("recv"), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! `create`: fork the container's init, set it up, and leave it waiting for `start`.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{Container, EXEC_FIFO, PROC};
+use crate::channel::{self, Message};
+use crate::error::{LibcontainerError, Result};
+use crate::init::{container_init, fork_with, intermediate, write_id_maps, InitConfig};
+use crate::namespaces::NamespacePlan;
+use crate::process::ProcessPlan;
+use crate::spec::{load_bundle, validate_id, Bundle};
+use crate::state::{atomic_write, ContainerStatus, State};
+use crate::{console, hooks, procfs, rlimit};
+
+/// Inputs of `create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Container id (a directory name under `state_root`).
+    pub id: String,
+    /// Bundle directory holding config.json.
+    pub bundle: PathBuf,
+    /// The runtime's state root (runc's `--root`).
+    pub state_root: PathBuf,
+    /// Socket that receives the pty master when `process.terminal` is true.
+    pub console_socket: Option<PathBuf>,
+    /// Where to write init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Extra descriptors (3..3+N) passed to the container.
+    pub preserve_fds: i32,
+}
+
+/// Removes a half-created container unless disarmed.
+struct Cleanup {
+    dir: PathBuf,
+    pid: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl CreateOptions {
+    /// Creates the container; on return init waits in the new namespaces for `start`.
+    pub fn create(&self) -> Result<Container> {
+        validate_id(&self.id)?;
+        let bundle = load_bundle(&self.bundle)?;
+        let process = bundle.spec.process().clone().ok_or_else(|| LibcontainerError::InvalidSpec("no process".into()))?;
+        rlimit::check(process.rlimits().as_deref().unwrap_or_default())?;
+        if process.terminal().unwrap_or(false) && self.console_socket.is_none() {
+            return Err(LibcontainerError::InvalidSpec(
+                "process.terminal is true but no --console-socket was given".into(),
+            ));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.state_root)
+            .map_err(LibcontainerError::io(format!("create state root {}", self.state_root.display())))?;
+        let dir = self.state_root.join(&self.id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(LibcontainerError::AlreadyExists(self.id.clone()))
+            }
+            Err(e) => return Err(LibcontainerError::Io { op: format!("create {}", dir.display()), source: e }),
+        }
+        let mut cleanup = Cleanup { dir: dir.clone(), pid: None, armed: true };
+        let fifo = dir.join(EXEC_FIFO);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(LibcontainerError::sys("mkfifo exec.fifo"))?;
+        // Writable by whatever uid init ends up as, regardless of our umask.
+        fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622))
+            .map_err(LibcontainerError::io("chmod exec.fifo"))?;
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match (&self.console_socket, terminal) {
+            (Some(p), true) => Some(console::connect(p)?),
+            _ => None,
+        };
+        let linux = bundle.spec.linux().as_ref();
+        let plan = NamespacePlan::from_spec(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
+        let cfg = InitConfig {
+            bundle: &bundle,
+            fifo: &fifo,
+            console,
+            no_pivot: self.no_pivot,
+            process: ProcessPlan {
+                process,
+                seccomp: linux.and_then(|l| l.seccomp().clone()),
+                preserve_fds: self.preserve_fds,
+                create_cwd: true,
+            },
+        };
+        let pid = spawn(&bundle, &plan, cfg, &mut cleanup)?;
+        let (_, start_time) = procfs::stat(Path::new(PROC), pid.as_raw())
+            .ok_or_else(|| LibcontainerError::Init("init exited during setup".into()))?;
+        let state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: self.id.clone(),
+            status: ContainerStatus::Created,
+            pid: pid.as_raw(),
+            pid_start_time: start_time,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: Utc::now(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            cgroup_path: None,
+            hooks: bundle.spec.hooks().clone(),
+        };
+        let container = Container { state, dir };
+        container.save()?;
+        let spec_hooks = bundle.spec.hooks().as_ref();
+        let oci = container.oci_state();
+        #[allow(deprecated)]
+        hooks::run("prestart", spec_hooks.and_then(|h| h.prestart().as_ref()), &oci)?;
+        hooks::run("createRuntime", spec_hooks.and_then(|h| h.create_runtime().as_ref()), &oci)?;
+        if let Some(pf) = &self.pid_file {
+            atomic_write(pf, pid.as_raw().to_string().as_bytes())?;
+        }
+        cleanup.armed = false;
+        Ok(container)
+    }
+}
+
+/// Forks the intermediate and drives the setup conversation until init is ready.
+fn spawn(bundle: &Bundle, plan: &NamespacePlan, cfg: InitConfig<'_>, cleanup: &mut Cleanup) -> Result<Pid> {
+    let (parent, child) = channel::pair()?;
+    let intermediate_pid = fork_with(&child, || intermediate(plan, &child, || container_init(cfg, &child)))?;
+    drop(child);
+    let result = (|| {
+        let pid = loop {
+            match parent.expect("the container pid")? {
+                Message::NeedIdMaps => {
+                    write_id_maps(Path::new(PROC), intermediate_pid, bundle)?;
+                    parent.send(&Message::IdMapsWritten)?;
+                }
+                Message::Pid(p) => break Pid::from_raw(p),
+                m => return Err(LibcontainerError::Init(format!("unexpected {m:?} from the intermediate"))),
+            }
+        };
+        cleanup.pid = Some(pid);
+        Ok(pid)
+    })();
+    let _ = nix::sys::wait::waitpid(intermediate_pid, None);
+    let pid = result?;
+    parent.send(&Message::Proceed)?;
+    parent.wait_for(&Message::Ready, "init to finish setup")?;
+    Ok(pid)
+}

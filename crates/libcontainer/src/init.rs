@@ -1,0 +1,156 @@
+//! The processes the runtime forks: an intermediate that enters/creates namespaces, and the
+//! container process itself (init for `create`, a tenant for `exec`).
+//!
+//! ```text
+//! runtime ──fork──▶ intermediate: setns(joined), unshare(user) ⇄ id maps, unshare(rest)
+//!                     └─fork──▶ container process (pid 1 of a new pid ns); intermediate exits
+//! ```
+//! The intermediate is needed because a new pid or time namespace only applies to children.
+
+use std::convert::Infallible;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+use oci_spec::runtime::LinuxNamespaceType;
+use rustix::fs::{Mode, OFlags};
+
+use crate::channel::{Channel, Message};
+use crate::error::{LibcontainerError, Result};
+use crate::fsroot::{fd_path, sys};
+use crate::namespaces::{join_all, NamespacePlan};
+use crate::process::ProcessPlan;
+use crate::spec::Bundle;
+use crate::{console, rootfs};
+
+/// What the container init process needs.
+#[derive(Debug)]
+pub struct InitConfig<'a> {
+    /// The validated bundle.
+    pub bundle: &'a Bundle,
+    /// `<state>/<id>/exec.fifo`, which `start` opens.
+    pub fifo: &'a Path,
+    /// Connected console socket when the process wants a terminal.
+    pub console: Option<OwnedFd>,
+    /// chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// The process to run.
+    pub process: ProcessPlan,
+}
+
+/// Forks `f` in a child that reports its error on `chan` and exits; returns the child pid.
+#[allow(unsafe_code)]
+pub fn fork_with(chan: &Channel, f: impl FnOnce() -> Result<()>) -> Result<Pid> {
+    // SAFETY: the runtime is single-threaded when it forks (no tokio, no helper threads), so
+    // the child may run arbitrary code; it leaves through _exit and never returns.
+    match unsafe { nix::unistd::fork() }.map_err(LibcontainerError::sys("fork"))? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = match f() {
+                Ok(()) => 0,
+                Err(e) => {
+                    chan.report_failure(&e);
+                    1
+                }
+            };
+            // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Intermediate for `create`: namespaces, then forks init and reports its pid.
+pub fn intermediate(plan: &NamespacePlan, chan: &Channel, init: impl FnOnce() -> Result<Infallible>) -> Result<()> {
+    let fds = plan.open_joins()?;
+    join_all(&fds)?;
+    drop(fds);
+    if plan.new_user() {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(LibcontainerError::sys("unshare user namespace"))?;
+        chan.send(&Message::NeedIdMaps)?;
+        chan.wait_for(&Message::IdMapsWritten, "id maps")?;
+        become_root()?;
+    }
+    let rest = plan.new - CloneFlags::CLONE_NEWUSER;
+    nix::sched::unshare(rest).map_err(LibcontainerError::sys(format!("unshare namespaces {rest:?}")))?;
+    let pid = fork_with(chan, || init().map(|_| ()))?;
+    chan.send(&Message::Pid(pid.as_raw()))
+}
+
+/// Takes uid/gid 0 in a user namespace the process just entered.
+pub fn become_root() -> Result<()> {
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(LibcontainerError::sys("setgid 0 in user namespace"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .map_err(LibcontainerError::sys("setuid 0 in user namespace"))
+}
+
+/// Writes the id maps of a process that unshared a user namespace.
+pub fn write_id_maps(proc: &Path, pid: Pid, bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let dir = proc.join(pid.as_raw().to_string());
+    for (file, data) in [
+        ("uid_map", fmt(linux.and_then(|l| l.uid_mappings().as_ref()))),
+        ("gid_map", fmt(linux.and_then(|l| l.gid_mappings().as_ref()))),
+    ] {
+        std::fs::write(dir.join(file), data).map_err(LibcontainerError::io(format!("write {file}")))?;
+    }
+    Ok(())
+}
+
+/// The container's init: builds the rootfs, drops privileges, waits for `start`, execs.
+pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible> {
+    chan.wait_for(&Message::Proceed, "cgroup setup")?;
+    // Mode bits of created nodes and directories must be exactly the spec's.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let spec = &cfg.bundle.spec;
+    let plan = NamespacePlan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
+    if !plan.has(LinuxNamespaceType::Mount) {
+        return Err(LibcontainerError::NotSupported("containers without a mount namespace".into()));
+    }
+    // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
+    let fifo = rustix::fs::open(cfg.fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| sys("open exec fifo", e))?;
+    let in_userns = plan.has(LinuxNamespaceType::User);
+    rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns)?;
+    rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    rootfs::finish(spec)?;
+    if plan.new.contains(CloneFlags::CLONE_NEWUTS) {
+        set_names(spec.hostname().as_deref(), spec.domainname().as_deref())?;
+    }
+    if let Some(sock) = &cfg.console {
+        console::setup(sock, cfg.process.process.user().uid())?;
+    }
+    drop(cfg.console);
+    let exec = cfg.process.apply()?;
+    chan.send(&Message::Ready)?;
+    wait_for_start(&fd_path(&fifo))?;
+    Err(exec.exec())
+}
+
+/// Blocks until `start` opens the fifo's read side, then tells it we are going.
+fn wait_for_start(fifo: &PathBuf) -> Result<()> {
+    let fd = rustix::fs::open(fifo, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| sys("open exec fifo for start", e))?;
+    rustix::io::write(&fd, b"0").map_err(|e| sys("write exec fifo", e))?;
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<()> {
+    if let Some(h) = hostname.filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(LibcontainerError::sys("sethostname"))?;
+    }
+    if let Some(d) = domainname.filter(|d| !d.is_empty()) {
+        // SAFETY: the pointer and length describe the live `d` buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(LibcontainerError::Sys { op: "setdomainname".into(), source: nix::Error::last() });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Turning the current (forked) process into the spec's process: credentials, capabilities,
+//! limits, working directory, and finally `execve`. Shared by container init and `exec`.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxSeccomp, Process};
+
+use crate::capabilities::{self, CapSets};
+use crate::error::{LibcontainerError, Result};
+use crate::rlimit;
+
+/// Everything needed to finish a process after namespaces and rootfs are in place.
+#[derive(Debug, Clone)]
+pub struct ProcessPlan {
+    /// The spec's process.
+    pub process: Process,
+    /// The container's seccomp profile, if any.
+    pub seccomp: Option<LinuxSeccomp>,
+    /// Descriptors 3.. up to 3+N stay open in the new process.
+    pub preserve_fds: i32,
+    /// Create `cwd` when missing (container init does, `exec` does not).
+    pub create_cwd: bool,
+}
+
+/// A resolved program and its argv/envp, ready for execve.
+#[derive(Debug)]
+pub struct Exec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| LibcontainerError::InvalidSpec(format!("{s:?} contains a NUL byte")))
+}
+
+fn errno(op: &str) -> LibcontainerError {
+    LibcontainerError::Sys { op: op.into(), source: nix::Error::last() }
+}
+
+/// Finds `prog` like execvp, but in the container's PATH (from its env, not ours).
+pub fn find_executable(prog: &str, env: &[String], is_exec: impl Fn(&Path) -> bool) -> Result<PathBuf> {
+    if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        return if is_exec(&p) {
+            Ok(p)
+        } else {
+            Err(LibcontainerError::InvalidSpec(format!("exec: {prog:?}: no such executable file")))
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| is_exec(p))
+        .ok_or_else(|| LibcontainerError::InvalidSpec(format!("exec: {prog:?}: executable file not found in $PATH")))
+}
+
+fn is_executable(p: &Path) -> bool {
+    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
+}
+
+/// The home directory of `uid` from an /etc/passwd text.
+pub fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+impl ProcessPlan {
+    /// Applies everything that needs privileges, then drops to the spec's user and
+    /// capabilities. Returns the resolved program for [`exec`]. Runs inside the container.
+    #[allow(unsafe_code)]
+    pub fn apply(&self) -> Result<Exec> {
+        let p = &self.process;
+        rlimit::apply(p.rlimits().as_deref().unwrap_or_default())?;
+        if let Some(adj) = p.oom_score_adj() {
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+                LibcontainerError::NotSupported(format!("cannot set oomScoreAdj {adj}: {e}"))
+            })?;
+        }
+        self.enter_cwd()?;
+        if let Some(mask) = p.user().umask() {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        } else {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        }
+        let caps = CapSets::from_spec(p.capabilities().as_ref()).limited_to(capabilities::current_bounding());
+        capabilities::drop_bounding(caps.bounding)?;
+        // SAFETY: PR_SET_KEEPCAPS takes an integer; keeps permitted caps across the uid change.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err(errno("PR_SET_KEEPCAPS"));
+        }
+        let user = p.user();
+        let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+        // setgroups is refused in a user namespace whose setgroups file says deny; only fail
+        // when the spec actually asks for supplementary groups.
+        if let Err(e) = nix::unistd::setgroups(&gids) {
+            if !gids.is_empty() {
+                return Err(LibcontainerError::Sys { op: "setgroups".into(), source: e });
+            }
+        }
+        let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+        nix::unistd::setresgid(gid, gid, gid).map_err(LibcontainerError::sys(format!("setgid {gid}")))?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(LibcontainerError::sys(format!("setuid {uid}")))?;
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        capabilities::apply(&caps)?;
+        if p.no_new_privileges().unwrap_or(false) {
+            // SAFETY: PR_SET_NO_NEW_PRIVS takes integers and touches no memory.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(errno("PR_SET_NO_NEW_PRIVS"));
+            }
+        }
+        let exec = self.resolve(user.uid())?;
+        if let Some(profile) = &self.seccomp {
+            crate::seccomp::install(profile)?;
+        }
+        close_inherited_fds(self.preserve_fds)?;
+        Ok(exec)
+    }
+
+    /// Enters `cwd` and proves it lies inside the container: a leaked host directory fd
+    /// (`/proc/self/fd/N`, CVE-2024-21626) would leave getcwd unable to name it.
+    fn enter_cwd(&self) -> Result<()> {
+        let cwd = self.process.cwd();
+        if self.create_cwd && !cwd.exists() {
+            std::fs::create_dir_all(cwd).map_err(LibcontainerError::io(format!("create cwd {}", cwd.display())))?;
+        }
+        nix::unistd::chdir(cwd).map_err(LibcontainerError::sys(format!("chdir to cwd {}", cwd.display())))?;
+        match nix::unistd::getcwd() {
+            Ok(real) if real.is_absolute() && real.starts_with("/") => Ok(()),
+            _ => Err(LibcontainerError::InvalidSpec(format!("cwd {} is outside the container", cwd.display()))),
+        }
+    }
+
+    fn resolve(&self, uid: u32) -> Result<Exec> {
+        let p = &self.process;
+        let args = p.args().as_deref().unwrap_or_default();
+        let prog = args.first().ok_or_else(|| LibcontainerError::InvalidSpec("process.args is empty".into()))?;
+        let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            let home = std::fs::read_to_string("/etc/passwd").ok().and_then(|s| home_of(&s, uid));
+            env.push(format!("HOME={}", home.unwrap_or_else(|| "/".into())));
+        }
+        let path = find_executable(prog, &env, is_executable)?;
+        Ok(Exec {
+            path: CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| LibcontainerError::InvalidSpec("program path contains NUL".into()))?,
+            args: args.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+            env: env.iter().map(|e| cstr(e)).collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Marks every descriptor above the preserved range close-on-exec, so nothing of the
+/// runtime (state dir, cgroup files, sockets) reaches the container.
+#[allow(unsafe_code)]
+pub fn close_inherited_fds(preserve: i32) -> Result<()> {
+    let first = 3 + preserve.max(0) as u32;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Err(errno("close_range"));
+    }
+    Ok(())
+}
+
+impl Exec {
+    /// Replaces the process image; returns only on failure.
+    pub fn exec(&self) -> LibcontainerError {
+        match nix::unistd::execve(&self.path, &self.args, &self.env) {
+            Err(e) => LibcontainerError::Sys { op: format!("exec {:?}", self.path), source: e },
+            Ok(never) => match never {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_search_uses_container_env() {
+        let env = vec!["PATH=/a:/b".to_string()];
+        let found = find_executable("sh", &env, |p| p == Path::new("/b/sh")).expect("found");
+        assert_eq!(found, PathBuf::from("/b/sh"));
+        let e = find_executable("nope", &env, |_| false).unwrap_err();
+        assert!(e.to_string().contains("not found in $PATH"));
+        assert!(find_executable("/bin/x", &env, |_| true).is_ok());
+        assert!(find_executable("./x", &env, |_| false).is_err());
+    }
+
+    #[test]
+    fn home_lookup() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:n:/nonexistent:/bin/false\n";
+        assert_eq!(home_of(pw, 0).as_deref(), Some("/root"));
+        assert_eq!(home_of(pw, 65534).as_deref(), Some("/nonexistent"));
+        assert_eq!(home_of(pw, 5), None);
+    }
+}
