@@ -262,8 +262,9 @@ impl Plan {
         parts: &[Part],
     ) -> Result<(), SeccompError> {
         let mut segments = Segments::default();
-        let mut blocks: Vec<Vec<usize>> = Vec::new();
-        let mut block_ids: HashMap<Vec<usize>, usize> = HashMap::new();
+        // Rule indices plus whether the ABI has 64-bit arguments.
+        let mut blocks: Vec<(Vec<usize>, bool)> = Vec::new();
+        let mut block_ids: HashMap<(Vec<usize>, bool), usize> = HashMap::new();
         for part in parts {
             let Some(arch) = part.arch else {
                 segments.push(part.lo, Target::Ret(RET_BAD_ARCH));
@@ -298,8 +299,9 @@ impl Plan {
                 let target = if first.conds.is_empty() {
                     Target::Ret(first.action)
                 } else {
-                    let id = *block_ids.entry(rules.clone()).or_insert_with(|| {
-                        blocks.push(rules);
+                    let wide = arch == Arch::X86_64;
+                    let id = *block_ids.entry((rules.clone(), wide)).or_insert_with(|| {
+                        blocks.push((rules, wide));
                         blocks.len() - 1
                     });
                     Target::Rules(id)
@@ -339,10 +341,10 @@ impl Plan {
             match target {
                 Target::Ret(value) => asm.ret(value),
                 Target::Rules(id) => {
-                    let rules = blocks
+                    let (rules, wide) = blocks
                         .get(id)
                         .ok_or(SeccompError::Internal("rule block without rules"))?;
-                    self.rule_block(asm, rules);
+                    self.rule_block(asm, rules, *wide);
                 }
             }
         }
@@ -350,7 +352,7 @@ impl Plan {
     }
 
     /// First matching rule wins; a rule matches when all its conditions hold.
-    fn rule_block(&self, asm: &mut Assembler, rules: &[usize]) {
+    fn rule_block(&self, asm: &mut Assembler, rules: &[usize], wide: bool) {
         for rule in rules.iter().map(|i| &self.rules[*i]) {
             if rule.conds.is_empty() {
                 asm.ret(rule.action);
@@ -358,7 +360,7 @@ impl Plan {
             }
             let next = asm.label();
             for cond in &rule.conds {
-                condition(asm, *cond, next);
+                condition(asm, *cond, wide, next);
             }
             asm.ret(rule.action);
             asm.bind(next);
@@ -425,13 +427,18 @@ fn search_tree(asm: &mut Assembler, targets: &mut Targets, segs: &[Segment], lab
     }
 }
 
-/// Emits a 64-bit argument comparison built from 32-bit halves: falls through when it holds,
-/// jumps to `fail` when it does not.
-fn condition(asm: &mut Assembler, cond: Cond, fail: Label) {
+/// Emits an argument comparison: falls through when it holds, jumps to `fail` when it does not.
+///
+/// A 64-bit ABI (`wide`) compares the full u64 from its 32-bit halves: the high halves decide
+/// unless they are equal, then the low halves do. Like libseccomp, 32-bit ABIs (i386, x32)
+/// compare only the low halves of the argument and the value.
+fn condition(asm: &mut Assembler, cond: Cond, wide: bool, fail: Label) {
+    use LinuxSeccompOperator as Op;
+
     let lo_off = OFF_ARGS + 8 * cond.index;
-    let hi_off = lo_off + 4;
     let split = |v: u64| ((v >> 32) as u32, v as u32);
     let (vh, vl) = split(cond.value);
+    let (dh, dl) = split(cond.value_two);
     let ok = asm.label();
     let step = |asm: &mut Assembler, cmp, k, jt: Option<Label>, jf: Option<Label>| {
         // `None` means "the next instruction".
@@ -439,51 +446,35 @@ fn condition(asm: &mut Assembler, cond: Cond, fail: Label) {
         asm.jump(cmp, k, jt.unwrap_or(next), jf.unwrap_or(next));
         asm.bind(next);
     };
+    if wide {
+        asm.load(lo_off + 4);
+        match cond.op {
+            Op::ScmpCmpEq => step(asm, Cmp::Eq, vh, None, Some(fail)),
+            Op::ScmpCmpNe => step(asm, Cmp::Eq, vh, None, Some(ok)),
+            Op::ScmpCmpGt | Op::ScmpCmpGe => {
+                step(asm, Cmp::Gt, vh, Some(ok), None);
+                step(asm, Cmp::Eq, vh, None, Some(fail));
+            }
+            Op::ScmpCmpLt | Op::ScmpCmpLe => {
+                step(asm, Cmp::Gt, vh, Some(fail), None);
+                step(asm, Cmp::Eq, vh, None, Some(ok));
+            }
+            Op::ScmpCmpMaskedEq => {
+                asm.and(vh);
+                step(asm, Cmp::Eq, dh, None, Some(fail));
+            }
+        }
+    }
+    asm.load(lo_off);
     match cond.op {
-        LinuxSeccompOperator::ScmpCmpEq => {
-            asm.load(hi_off);
-            step(asm, Cmp::Eq, vh, None, Some(fail));
-            asm.load(lo_off);
-            asm.jump(Cmp::Eq, vl, ok, fail);
-        }
-        LinuxSeccompOperator::ScmpCmpNe => {
-            asm.load(hi_off);
-            step(asm, Cmp::Eq, vh, None, Some(ok));
-            asm.load(lo_off);
-            asm.jump(Cmp::Eq, vl, fail, ok);
-        }
-        // arg > v  <=>  hi > vh  ||  (hi == vh && lo > vl); >= likewise on the low half.
-        LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe => {
-            asm.load(hi_off);
-            step(asm, Cmp::Gt, vh, Some(ok), None);
-            step(asm, Cmp::Eq, vh, None, Some(fail));
-            asm.load(lo_off);
-            let low = if cond.op == LinuxSeccompOperator::ScmpCmpGt {
-                Cmp::Gt
-            } else {
-                Cmp::Ge
-            };
-            asm.jump(low, vl, ok, fail);
-        }
-        // arg < v is !(arg >= v); arg <= v is !(arg > v).
-        LinuxSeccompOperator::ScmpCmpLt | LinuxSeccompOperator::ScmpCmpLe => {
-            asm.load(hi_off);
-            step(asm, Cmp::Gt, vh, Some(fail), None);
-            step(asm, Cmp::Eq, vh, None, Some(ok));
-            asm.load(lo_off);
-            let low = if cond.op == LinuxSeccompOperator::ScmpCmpLt {
-                Cmp::Ge
-            } else {
-                Cmp::Gt
-            };
-            asm.jump(low, vl, fail, ok);
-        }
-        LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            let (dh, dl) = split(cond.value_two);
-            asm.load(hi_off);
-            asm.and(vh);
-            step(asm, Cmp::Eq, dh, None, Some(fail));
-            asm.load(lo_off);
+        Op::ScmpCmpEq => asm.jump(Cmp::Eq, vl, ok, fail),
+        Op::ScmpCmpNe => asm.jump(Cmp::Eq, vl, fail, ok),
+        Op::ScmpCmpGt => asm.jump(Cmp::Gt, vl, ok, fail),
+        Op::ScmpCmpGe => asm.jump(Cmp::Ge, vl, ok, fail),
+        // a < v is !(a >= v); a <= v is !(a > v).
+        Op::ScmpCmpLt => asm.jump(Cmp::Ge, vl, fail, ok),
+        Op::ScmpCmpLe => asm.jump(Cmp::Gt, vl, fail, ok),
+        Op::ScmpCmpMaskedEq => {
             asm.and(vl);
             asm.jump(Cmp::Eq, dl, ok, fail);
         }
@@ -523,8 +514,20 @@ mod tests {
         got
     }
 
-    fn holds(cond: &LinuxSeccompArg, arg: u64) -> bool {
-        let v = cond.value();
+    /// `arch` decides the width: i386 and x32 compare low 32 bits only, like libseccomp.
+    fn holds(cond: &LinuxSeccompArg, arch: Arch, arg: u64) -> bool {
+        let width = |x: u64| {
+            if arch == Arch::X86_64 {
+                x
+            } else {
+                x & 0xffff_ffff
+            }
+        };
+        let (v, arg, two) = (
+            width(cond.value()),
+            width(arg),
+            width(cond.value_two().unwrap_or(0)),
+        );
         match cond.op() {
             LinuxSeccompOperator::ScmpCmpNe => arg != v,
             LinuxSeccompOperator::ScmpCmpLt => arg < v,
@@ -532,7 +535,7 @@ mod tests {
             LinuxSeccompOperator::ScmpCmpEq => arg == v,
             LinuxSeccompOperator::ScmpCmpGe => arg >= v,
             LinuxSeccompOperator::ScmpCmpGt => arg > v,
-            LinuxSeccompOperator::ScmpCmpMaskedEq => arg & v == cond.value_two().unwrap_or(0),
+            LinuxSeccompOperator::ScmpCmpMaskedEq => arg & v == two,
         }
     }
 
@@ -561,7 +564,10 @@ mod tests {
                 .iter()
                 .any(|n| syscall_number(n, arch) == Some(data.nr));
             let args = rule.args().clone().unwrap_or_default();
-            if action != default && named && args.iter().all(|c| holds(c, data.args[c.index()])) {
+            if action != default
+                && named
+                && args.iter().all(|c| holds(c, arch, data.args[c.index()]))
+            {
                 return action;
             }
         }
@@ -703,6 +709,24 @@ mod tests {
         assert_eq!(eval(&all, Data::nr(X32_SYSCALL_BIT + 520)), ALLOW); // x32 execve
         assert_eq!(eval(&all, Data::nr(X32_SYSCALL_BIT + 59)), EPERM); // the 64-bit execve number
         assert_eq!(eval(&all, Data::nr(39)), ALLOW);
+    }
+
+    #[test]
+    fn thirty_two_bit_abis_compare_low_halves() {
+        let s = spec(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]
+        }));
+        let wide = 0x1_0000_0008;
+        assert_eq!(eval(&s, Data::nr(nr("personality")).arg(0, wide)), EPERM);
+        let x32 = syscall_number("personality", Arch::X32).unwrap();
+        assert_eq!(eval(&s, Data::nr(x32).arg(0, wide)), ALLOW);
+        let i386 =
+            Data::nr(syscall_number("personality", Arch::X86).unwrap()).arch(AUDIT_ARCH_I386);
+        assert_eq!(eval(&s, i386.arg(0, 8)), ALLOW);
+        assert_eq!(eval(&s, i386.arg(0, 9)), EPERM);
     }
 
     #[test]
