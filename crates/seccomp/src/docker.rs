@@ -410,6 +410,78 @@ mod tests {
         assert!(Host::current().is_ok());
     }
 
+    /// runc 1.1.5 (with its libseccomp) loaded this crate's conversion of the default profile
+    /// for Docker's default caps, and the program it installed was dumped with
+    /// gen/dump_filter.py. Ours must decide every syscall the same way, except where the two
+    /// knowingly differ: foreign architectures (libseccomp kills the thread, we kill the
+    /// process) and syscalls newer than runc's libseccomp tables, which it cannot name and so
+    /// answers with EPERM or ENOSYS: uretprobe (335), numbers from 457 (for x32 up to its legacy
+    /// range 512-547, which is compared), and map_shadow_stack on x32 (453, x86_64-only until
+    /// the kernel made it common).
+    #[test]
+    fn agrees_with_runc_on_the_default_profile() {
+        let dump: Vec<[u32; 4]> = serde_json::from_str(include_str!(
+            "../testdata/runc-1.1.5-docker-default-amd64.json"
+        ))
+        .unwrap();
+        let runc: Vec<libc::sock_filter> = dump
+            .iter()
+            .map(|&[code, jt, jf, k]| libc::sock_filter {
+                code: code as u16,
+                jt: jt as u8,
+                jf: jf as u8,
+                k,
+            })
+            .collect();
+        let ours = crate::compile(&default_for(&DOCKER_DEFAULT_CAPS)).unwrap();
+        let values = [
+            0,
+            1,
+            2,
+            8,
+            0x11,
+            37,
+            38,
+            39,
+            40,
+            41,
+            0x2_0008,
+            0x7e02_0000,
+            0xffff_ffff,
+        ];
+        let values = values.into_iter().chain([0x1_0000_0000, u64::MAX]);
+        let mut args: Vec<[u64; 2]> = values.clone().map(|v| [v, 0]).collect();
+        args.extend(values.map(|v| [0x11, v]));
+        let numbers = (0..1100).chain(X32_SYSCALL_BIT..X32_SYSCALL_BIT + 1100);
+        let mut compared = 0;
+        for nr in numbers.chain([X32_SYSCALL_BIT - 1, u32::MAX]) {
+            for arch in [crate::syscalls::AUDIT_ARCH_X86_64, AUDIT_ARCH_I386] {
+                let base = nr & !X32_SYSCALL_BIT;
+                let x32 = nr & X32_SYSCALL_BIT != 0 && arch != AUDIT_ARCH_I386;
+                let unknown_to_runc = (base == 335 && arch != AUDIT_ARCH_I386)
+                    || (base == 453 && x32)
+                    || (457..512).contains(&base)
+                    || (base >= 512 && !x32);
+                if unknown_to_runc {
+                    continue;
+                }
+                for [a0, a1] in &args {
+                    let data = Data::nr(nr).arch(arch).arg(0, *a0).arg(1, *a1);
+                    let (want, got) = (run(&runc, &data), run(ours.instructions(), &data));
+                    assert_eq!(got, want, "{data:?}");
+                    compared += 1;
+                }
+            }
+            let foreign = Data::nr(nr).arch(0xc000_00b7);
+            assert_eq!(run(&runc, &foreign), Ok(libc::SECCOMP_RET_KILL_THREAD));
+            assert_eq!(
+                run(ours.instructions(), &foreign),
+                Ok(libc::SECCOMP_RET_KILL_PROCESS)
+            );
+        }
+        assert!(compared > 40_000, "only {compared} comparisons");
+    }
+
     #[test]
     fn compiled_default_profile_behaves_like_docker() {
         let filter = crate::compile(&default_for(&DOCKER_DEFAULT_CAPS)).unwrap();
