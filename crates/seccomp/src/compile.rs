@@ -10,7 +10,8 @@
 //! x32 shares `AUDIT_ARCH_X86_64` and is told apart by the 0x40000000 bit in `nr`, so the x86_64
 //! section's ranges cover both: below the bit x86_64 numbers, at or above it x32 numbers (or the
 //! bad-arch kill when x32 is not in the filter). Ranges are merged before the search tree is
-//! built, so a whole run of allowed syscalls costs one comparison.
+//! built, so a whole run of allowed syscalls costs one comparison. Argument conditions compare
+//! full 64-bit values on x86_64 and, like libseccomp, only the low 32 bits on i386 and x32.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -165,8 +166,7 @@ impl Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Target {
     Ret(u32),
-    /// A rule block (index into the section's blocks); syscalls with the same rule list share
-    /// one, so a conditional rule naming many syscalls is emitted once.
+    /// A rule block: index into [`Blocks::list`].
     Rules(usize),
 }
 
@@ -255,72 +255,28 @@ impl Plan {
         highest
     }
 
+    /// Emits one `AUDIT_ARCH` section at `entry`: the search tree, then its targets.
     fn section(
         &self,
         asm: &mut Assembler,
         entry: Label,
         parts: &[Part],
     ) -> Result<(), SeccompError> {
-        let mut segments = Segments::default();
-        // Rule indices plus whether the ABI has 64-bit arguments.
-        let mut blocks: Vec<(Vec<usize>, bool)> = Vec::new();
-        let mut block_ids: HashMap<(Vec<usize>, bool), usize> = HashMap::new();
+        let mut dispatch = Dispatch::default();
         for part in parts {
-            let Some(arch) = part.arch else {
-                segments.push(part.lo, Target::Ret(RET_BAD_ARCH));
-                // nr -1 is how a tracer skips a syscall; it runs nothing, so it is no sign of a
-                // foreign ABI and must not kill.
-                if part.hi == u32::MAX {
-                    segments.push(u32::MAX, Target::Ret(self.default));
-                }
-                continue;
-            };
-            // Indices of the applicable rules per syscall number, in profile order.
-            let mut by_nr: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-            let mut highest = None;
-            for (index, rule) in self.rules.iter().enumerate() {
-                for nr in rule.names.iter().filter_map(|n| syscall_number(n, arch)) {
-                    highest = highest.max(Some(nr));
-                    // Rules that repeat the default action change nothing (runc drops them).
-                    if rule.action != self.default {
-                        let list = by_nr.entry(nr).or_default();
-                        if list.last() != Some(&index) {
-                            list.push(index);
-                        }
+            match part.arch {
+                Some(arch) => self.plan_part(&mut dispatch, part, arch),
+                None => {
+                    dispatch.segments.push(part.lo, Target::Ret(RET_BAD_ARCH));
+                    // nr -1 is how a tracer skips a syscall; it runs nothing, so it is no sign
+                    // of a foreign ABI and must not kill.
+                    if part.hi == u32::MAX {
+                        dispatch.segments.push(u32::MAX, Target::Ret(self.default));
                     }
                 }
-            }
-            let mut cursor = u64::from(part.lo);
-            for (nr, rules) in by_nr {
-                if u64::from(nr) > cursor {
-                    segments.push_at(cursor, Target::Ret(self.default));
-                }
-                let first = &self.rules[rules[0]];
-                let target = if first.conds.is_empty() {
-                    Target::Ret(first.action)
-                } else {
-                    let wide = arch == Arch::X86_64;
-                    let id = *block_ids.entry((rules.clone(), wide)).or_insert_with(|| {
-                        blocks.push((rules, wide));
-                        blocks.len() - 1
-                    });
-                    Target::Rules(id)
-                };
-                segments.push(nr, target);
-                cursor = u64::from(nr) + 1;
-            }
-            let stub = self.enosys_above(arch, highest).map(|h| u64::from(h) + 1);
-            match stub {
-                Some(start) if start <= u64::from(part.hi) => {
-                    if start > cursor {
-                        segments.push_at(cursor, Target::Ret(self.default));
-                    }
-                    segments.push_at(start, Target::Ret(RET_ENOSYS));
-                }
-                _ => segments.push_at(cursor, Target::Ret(self.default)),
             }
         }
-        let segments = segments.0;
+        let segments = dispatch.segments.0;
 
         let mut targets = Targets::default();
         asm.bind(entry);
@@ -341,31 +297,112 @@ impl Plan {
             match target {
                 Target::Ret(value) => asm.ret(value),
                 Target::Rules(id) => {
-                    let (rules, wide) = blocks
+                    let block = dispatch
+                        .blocks
+                        .list
                         .get(id)
                         .ok_or(SeccompError::Internal("rule block without rules"))?;
-                    self.rule_block(asm, rules, *wide);
+                    self.rule_block(asm, block);
                 }
             }
         }
         Ok(())
     }
 
+    /// Adds the segments for `part`, whose numbers belong to `arch`.
+    fn plan_part(&self, dispatch: &mut Dispatch, part: &Part, arch: Arch) {
+        // Indices of the applicable rules per syscall number, in profile order.
+        let mut by_nr: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut highest = None;
+        for (index, rule) in self.rules.iter().enumerate() {
+            for nr in rule.names.iter().filter_map(|n| syscall_number(n, arch)) {
+                highest = highest.max(Some(nr));
+                // Rules that repeat the default action change nothing (runc drops them).
+                if rule.action != self.default {
+                    let list = by_nr.entry(nr).or_default();
+                    if list.last() != Some(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+        }
+        let segments = &mut dispatch.segments;
+        let mut cursor = u64::from(part.lo);
+        for (nr, rules) in by_nr {
+            if u64::from(nr) > cursor {
+                segments.push_at(cursor, Target::Ret(self.default));
+            }
+            let first = &self.rules[rules[0]];
+            let target = if first.conds.is_empty() {
+                Target::Ret(first.action)
+            } else {
+                let block = Block {
+                    rules,
+                    wide: arch == Arch::X86_64,
+                };
+                Target::Rules(dispatch.blocks.id(block))
+            };
+            segments.push(nr, target);
+            cursor = u64::from(nr) + 1;
+        }
+        match self.enosys_above(arch, highest).map(|h| u64::from(h) + 1) {
+            Some(start) if start <= u64::from(part.hi) => {
+                if start > cursor {
+                    segments.push_at(cursor, Target::Ret(self.default));
+                }
+                segments.push_at(start, Target::Ret(RET_ENOSYS));
+            }
+            _ => segments.push_at(cursor, Target::Ret(self.default)),
+        }
+    }
+
     /// First matching rule wins; a rule matches when all its conditions hold.
-    fn rule_block(&self, asm: &mut Assembler, rules: &[usize], wide: bool) {
-        for rule in rules.iter().map(|i| &self.rules[*i]) {
+    fn rule_block(&self, asm: &mut Assembler, block: &Block) {
+        for rule in block.rules.iter().map(|i| &self.rules[*i]) {
             if rule.conds.is_empty() {
                 asm.ret(rule.action);
                 return;
             }
             let next = asm.label();
             for cond in &rule.conds {
-                condition(asm, *cond, wide, next);
+                condition(asm, *cond, block.wide, next);
             }
             asm.ret(rule.action);
             asm.bind(next);
         }
         asm.ret(self.default);
+    }
+}
+
+/// The rules a syscall number is checked against, and whether its ABI has 64-bit arguments.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Block {
+    rules: Vec<usize>,
+    wide: bool,
+}
+
+/// Segments of one section plus the rule blocks they point at.
+#[derive(Default)]
+struct Dispatch {
+    segments: Segments,
+    blocks: Blocks,
+}
+
+/// Interned rule blocks: syscalls with the same rule list share one, so a conditional rule
+/// naming many syscalls is emitted once.
+#[derive(Default)]
+struct Blocks {
+    list: Vec<Block>,
+    ids: HashMap<Block, usize>,
+}
+
+impl Blocks {
+    fn id(&mut self, block: Block) -> usize {
+        let list = &mut self.list;
+        *self.ids.entry(block).or_insert_with_key(|b| {
+            list.push(b.clone());
+            list.len() - 1
+        })
     }
 }
 
