@@ -8,11 +8,16 @@
 //!    allocates), then in the child sets `PR_SET_NO_NEW_PRIVS` and calls [`Filter::install`]
 //!    just before `execve`.
 //!
-//! Semantics follow runc + libseccomp: unknown syscall names are skipped, rules whose action
-//! equals the default action are dropped, rules for one syscall are tried in order (first match
-//! wins), the conditions of one rule are ANDed, syscalls newer than any the profile names get
-//! `ENOSYS` (runc's "enosys stub") unless the default action allows, and a foreign architecture
-//! is killed.
+//! Semantics follow runc + libseccomp, and are checked against the program runc 1.1.5 installs
+//! for Docker's default profile:
+//! - unknown syscall names are skipped; rules whose action equals the default action are
+//!   dropped; rules for one syscall are tried in order (first match wins) and the conditions of
+//!   one rule are ANDed (runc instead ORs conditions that repeat an argument index);
+//! - syscalls numbered above every syscall the profile names get `ENOSYS` (runc's "enosys
+//!   stub") for listed architectures unless the default action allows;
+//! - arguments compare as 64-bit values on x86_64, low 32 bits only on i386 and x32;
+//! - a syscall from an architecture the filter does not cover kills the process (libseccomp
+//!   kills the thread).
 #![deny(unsafe_code)]
 
 mod bpf;
