@@ -1,3 +1,4 @@
 //! Backends behind the routers, one module per API area.
 
+pub mod containers;
 pub mod system;

@@ -1,0 +1,3 @@
+//! The containers backend: lifecycle, OCI spec, shim supervision.
+
+pub mod spec;
