@@ -68,6 +68,13 @@ fn in_child(filter: &Filter, body: impl FnOnce() -> i32) -> Outcome {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
+        // Children killed by SIGSYS would otherwise dump core into the crate directory.
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setrlimit reads the struct for the duration of the call.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
         let code = match restrict(filter) {
             Ok(()) => body(),
             Err(_) => INSTALL_FAILED,
@@ -128,9 +135,10 @@ fn errno_rule_denies_mkdir_while_getpid_works() {
 }
 
 #[test]
-fn kill_actions_end_the_process_with_sigsys() {
+fn kill_and_trap_actions_end_the_process_with_sigsys() {
     wharf_testutil::require_root!();
-    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"] {
+    // TRAP raises SIGSYS, whose default disposition terminates the process.
+    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"] {
         let f = filter(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["uname"], "action": action}]
