@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::CgroupDir;
 use crate::error::{LibcontainerError, Result};
 
 /// What forked processes tell each other.
@@ -20,8 +21,9 @@ pub enum Message {
     IdMapsWritten,
     /// Intermediate → runtime: host pid of the container process it forked.
     Pid(i32),
-    /// Runtime → container process: it sits in its cgroup; set up and continue.
-    Proceed,
+    /// Runtime → container process: it sits in its cgroup (whose directories it may bind
+    /// into the container); set up and continue.
+    Proceed(Vec<CgroupDir>),
     /// Container process → runtime: setup finished, about to wait for start or exec.
     Ready,
     /// Any child → runtime: setup failed with this message.
@@ -87,6 +89,14 @@ impl Channel {
         }
     }
 
+    /// Waits for the runtime's go-ahead and the cgroup directories.
+    pub fn wait_for_proceed(&self) -> Result<Vec<CgroupDir>> {
+        match self.expect("cgroup setup")? {
+            Message::Proceed(dirs) => Ok(dirs),
+            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for cgroup setup"))),
+        }
+    }
+
     /// Waits for the child to report the container process's pid.
     pub fn wait_for_pid(&self) -> Result<i32> {
         match self.expect("the container pid")? {
@@ -118,7 +128,7 @@ mod tests {
         b.send(&Message::Failed("boom".into())).expect("send");
         assert!(a.expect("x").unwrap_err().to_string().contains("boom"));
         b.send(&Message::Ready).expect("send");
-        assert!(a.wait_for(&Message::Proceed, "proceed").is_err());
+        assert!(a.wait_for_proceed().is_err());
         drop(b);
         assert_eq!(a.recv().expect("recv"), None);
     }

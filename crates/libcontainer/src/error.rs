@@ -43,6 +43,12 @@ pub enum LibcontainerError {
         /// Why it failed.
         reason: String,
     },
+    /// The container's cgroup could not be managed.
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] wharf_cgroups::CgroupError),
+    /// The seccomp profile could not be compiled or loaded.
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] wharf_seccomp::SeccompError),
     /// A system call failed.
     #[error("{op}: {source}")]
     Sys {
@@ -89,6 +95,8 @@ impl Classify for LibcontainerError {
             LibcontainerError::NotFound(_) => ErrorKind::NotFound,
             LibcontainerError::InvalidState { .. } => ErrorKind::Conflict,
             LibcontainerError::NotSupported(_) => ErrorKind::NotImplemented,
+            LibcontainerError::Cgroup(e) => e.kind(),
+            LibcontainerError::Seccomp(e) => e.kind(),
             LibcontainerError::Init(_)
             | LibcontainerError::Hook { .. }
             | LibcontainerError::Sys { .. }

@@ -106,7 +106,7 @@ pub fn write_id_maps(proc: &Path, pid: Pid, bundle: &Bundle) -> Result<()> {
 
 /// The container's init: builds the rootfs, drops privileges, waits for `start`, execs.
 pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible> {
-    chan.wait_for(&Message::Proceed, "cgroup setup")?;
+    let cgroups = chan.wait_for_proceed()?;
     // Mode bits of created nodes and directories must be exactly the spec's.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let spec = &cfg.bundle.spec;
@@ -118,7 +118,7 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     let fifo = rustix::fs::open(cfg.fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| sys("open exec fifo", e))?;
     let in_userns = plan.has(LinuxNamespaceType::User);
-    rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns)?;
+    rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     rootfs::finish(spec)?;
     if plan.new.contains(CloneFlags::CLONE_NEWUTS) {

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod capabilities;
+pub mod cgroup;
 pub mod cgroupfs_mount;
 pub mod channel;
 pub mod console;
@@ -38,7 +39,6 @@ pub mod process;
 pub mod procfs;
 pub mod rlimit;
 pub mod rootfs;
-pub mod seccomp;
 pub mod spec;
 pub mod state;
 

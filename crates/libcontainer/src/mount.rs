@@ -6,6 +6,7 @@ use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 use rustix::fs::OFlags;
 
+use crate::cgroup::CgroupDir;
 use crate::error::{LibcontainerError, Result};
 use crate::fsroot::{fd_path, sys, RootDir};
 
@@ -100,13 +101,14 @@ const BIND_REMOUNT_KEEP: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
-/// Performs one spec mount inside `root`. Relative bind sources are relative to `bundle`.
-pub fn mount_in_root(root: &RootDir, m: &Mount, bundle: &Path) -> Result<()> {
+/// Performs one spec mount inside `root`. Relative bind sources are relative to `bundle`;
+/// `cgroup` mounts expose `cgroups`.
+pub fn mount_in_root(root: &RootDir, m: &Mount, bundle: &Path, cgroups: &[CgroupDir]) -> Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or(if opts.is_bind() { "bind" } else { "none" });
     let dest = m.destination();
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::cgroupfs_mount::mount_cgroups(root, dest, &opts);
+        return crate::cgroupfs_mount::mount_cgroups(root, dest, &opts, cgroups);
     }
     let source: Option<PathBuf> = m.source().as_ref().map(|s| {
         if opts.is_bind() && s.is_relative() { bundle.join(s) } else { s.clone() }

@@ -6,7 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use oci_spec::runtime::Process;
+use wharf_seccomp::Filter;
 
 use crate::capabilities::{self, CapSets};
 use crate::error::{LibcontainerError, Result};
@@ -17,8 +18,9 @@ use crate::rlimit;
 pub struct ProcessPlan {
     /// The spec's process.
     pub process: Process,
-    /// The container's seccomp profile, if any.
-    pub seccomp: Option<LinuxSeccomp>,
+    /// The container's compiled seccomp filter, if any (compiled before forking so profile
+    /// errors surface in the runtime, not in a half-built container).
+    pub seccomp: Option<Filter>,
     /// Descriptors 3.. up to 3+N stay open in the new process.
     pub preserve_fds: i32,
     /// Create `cwd` when missing (container init does, `exec` does not).
@@ -92,6 +94,12 @@ impl ProcessPlan {
         } else {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         }
+        let nnp = p.no_new_privileges().unwrap_or(false);
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: load it while
+        // we still have it (as runc does); the profile must then allow our remaining syscalls.
+        if let (Some(filter), false) = (&self.seccomp, nnp) {
+            filter.install()?;
+        }
         let caps = CapSets::from_spec(p.capabilities().as_ref()).limited_to(capabilities::current_bounding());
         capabilities::drop_bounding(caps.bounding)?;
         // SAFETY: PR_SET_KEEPCAPS takes an integer; keeps permitted caps across the uid change.
@@ -113,15 +121,15 @@ impl ProcessPlan {
         // SAFETY: as above.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
         capabilities::apply(&caps)?;
-        if p.no_new_privileges().unwrap_or(false) {
+        let exec = self.resolve(user.uid())?;
+        if nnp {
             // SAFETY: PR_SET_NO_NEW_PRIVS takes integers and touches no memory.
             if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
                 return Err(errno("PR_SET_NO_NEW_PRIVS"));
             }
-        }
-        let exec = self.resolve(user.uid())?;
-        if let Some(profile) = &self.seccomp {
-            crate::seccomp::install(profile)?;
+            if let Some(filter) = &self.seccomp {
+                filter.install()?;
+            }
         }
         close_inherited_fds(self.preserve_fds)?;
         Ok(exec)

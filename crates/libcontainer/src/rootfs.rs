@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
+use crate::cgroup::CgroupDir;
 use crate::devices;
 use crate::error::{LibcontainerError, Result};
 use crate::fsroot::RootDir;
@@ -25,7 +26,7 @@ pub fn initial_propagation(spec: &Spec) -> Result<MsFlags> {
 }
 
 /// Mounts everything the spec lists into `rootfs` and populates /dev.
-pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool) -> Result<()> {
+pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool, cgroups: &[CgroupDir]) -> Result<()> {
     let prop = initial_propagation(spec)?;
     // Shared propagation on `/` would leak our mounts to the host; make it slave first.
     let first = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
@@ -36,7 +37,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool) -> Re
         .map_err(LibcontainerError::sys(format!("bind rootfs {}", rootfs.display())))?;
     let root = RootDir::open(rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_in_root(&root, m, bundle)?;
+        mount_in_root(&root, m, bundle, cgroups)?;
     }
     let linux = spec.linux().as_ref();
     for d in devices::default_devices() {

@@ -16,7 +16,9 @@ use crate::namespaces::NamespacePlan;
 use crate::process::ProcessPlan;
 use crate::spec::{load_bundle, validate_id, Bundle};
 use crate::state::{atomic_write, ContainerStatus, State};
-use crate::{console, hooks, procfs, rlimit};
+use crate::{cgroup, console, hooks, procfs, rlimit};
+use crate::cgroup::CgroupDir;
+use wharf_cgroups::Manager;
 
 /// Inputs of `create`.
 #[derive(Debug, Clone, Default)]
@@ -37,10 +39,11 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
 }
 
-/// Removes a half-created container unless disarmed.
+/// Removes a half-created container (init, cgroup, state dir) unless disarmed.
 struct Cleanup {
     dir: PathBuf,
     pid: Option<Pid>,
+    cgroup: Option<Manager>,
     armed: bool,
 }
 
@@ -51,6 +54,17 @@ impl Drop for Cleanup {
         }
         if let Some(pid) = self.pid {
             let _ = kill(pid, Signal::SIGKILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            // A cgroup can only be removed once its tasks have exited.
+            for _ in 0..1000 {
+                if cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let _ = cg.destroy();
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -81,7 +95,7 @@ impl CreateOptions {
             }
             Err(e) => return Err(LibcontainerError::Io { op: format!("create {}", dir.display()), source: e }),
         }
-        let mut cleanup = Cleanup { dir: dir.clone(), pid: None, armed: true };
+        let mut cleanup = Cleanup { dir: dir.clone(), pid: None, cgroup: None, armed: true };
         let fifo = dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(LibcontainerError::sys("mkfifo exec.fifo"))?;
@@ -102,12 +116,24 @@ impl CreateOptions {
             no_pivot: self.no_pivot,
             process: ProcessPlan {
                 process,
-                seccomp: linux.and_then(|l| l.seccomp().clone()),
+                seccomp: linux.and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?,
                 preserve_fds: self.preserve_fds,
                 create_cwd: true,
             },
         };
-        let pid = spawn(&bundle, &plan, cfg, &mut cleanup)?;
+        let cgroup_path = cgroup::path_of(&bundle.spec);
+        let resources = linux.and_then(|l| l.resources().clone());
+        let pid = spawn(&bundle, &plan, cfg, |pid| {
+            cleanup.pid = Some(pid);
+            let cg = cgroup::manager(&cgroup_path, &self.id)?;
+            cg.create()?;
+            let cg = &*cleanup.cgroup.insert(cg);
+            cg.add_process(pid.as_raw())?;
+            if let Some(r) = &resources {
+                cg.apply_resources(r)?;
+            }
+            cgroup::dirs_for(cg)
+        })?;
         let (_, start_time) = procfs::stat(Path::new(PROC), pid.as_raw())
             .ok_or_else(|| LibcontainerError::Init("init exited during setup".into()))?;
         let state = State {
@@ -120,7 +146,7 @@ impl CreateOptions {
             rootfs: bundle.rootfs.clone(),
             created: Utc::now(),
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-            cgroup_path: None,
+            cgroup_path: Some(cgroup_path),
             hooks: bundle.spec.hooks().clone(),
         };
         let container = Container { state, dir };
@@ -138,8 +164,14 @@ impl CreateOptions {
     }
 }
 
-/// Forks the intermediate and drives the setup conversation until init is ready.
-fn spawn(bundle: &Bundle, plan: &NamespacePlan, cfg: InitConfig<'_>, cleanup: &mut Cleanup) -> Result<Pid> {
+/// Forks the intermediate and drives the setup conversation until init is ready; `on_pid`
+/// places init in its cgroup before init may continue.
+fn spawn(
+    bundle: &Bundle,
+    plan: &NamespacePlan,
+    cfg: InitConfig<'_>,
+    on_pid: impl FnOnce(Pid) -> Result<Vec<CgroupDir>>,
+) -> Result<Pid> {
     let (parent, child) = channel::pair()?;
     let intermediate_pid = fork_with(&child, || intermediate(plan, &child, || container_init(cfg, &child)))?;
     drop(child);
@@ -154,12 +186,12 @@ fn spawn(bundle: &Bundle, plan: &NamespacePlan, cfg: InitConfig<'_>, cleanup: &m
                 m => return Err(LibcontainerError::Init(format!("unexpected {m:?} from the intermediate"))),
             }
         };
-        cleanup.pid = Some(pid);
         Ok(pid)
     })();
     let _ = nix::sys::wait::waitpid(intermediate_pid, None);
     let pid = result?;
-    parent.send(&Message::Proceed)?;
+    let dirs = on_pid(pid)?;
+    parent.send(&Message::Proceed(dirs))?;
     parent.wait_for(&Message::Ready, "init to finish setup")?;
     Ok(pid)
 }

@@ -84,16 +84,15 @@ impl Container {
             }
             _ => None,
         };
-        let seccomp = spec::load_bundle(&self.state.bundle)
-            .ok()
-            .and_then(|b| b.spec.linux().as_ref().and_then(|l| l.seccomp().clone()));
+        let bundle = spec::load_bundle(&self.state.bundle)?;
+        let seccomp = bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?;
         let plan = ProcessPlan { process: opts.process.clone(), seccomp, preserve_fds: opts.preserve_fds, create_cwd: false };
         let ns = open_namespaces(Path::new(PROC), self.pid())?;
         let (parent, child) = channel::pair()?;
         let tenant = || -> Result<()> {
             join_all(&ns)?;
             let pid = fork_with(&child, || {
-                child.wait_for(&Message::Proceed, "cgroup setup")?;
+                child.wait_for_proceed()?;
                 if let Some(sock) = &console {
                     console::setup(sock, plan.process.user().uid())?;
                 }
@@ -108,7 +107,13 @@ impl Container {
         let pid = parent.wait_for_pid();
         let _ = nix::sys::wait::waitpid(intermediate, None);
         let pid = pid?;
-        parent.send(&Message::Proceed)?;
+        if let Some(cg) = self.cgroup()? {
+            if let Err(e) = cg.add_process(pid) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                return Err(e.into());
+            }
+        }
+        parent.send(&Message::Proceed(Vec::new()))?;
         let outcome = parent
             .wait_for(&Message::Ready, "the process to finish setup")
             .and_then(|()| match parent.recv()? {

@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod exec;
 mod kill;
+mod pause;
 mod start;
 
 use std::fs;
@@ -78,6 +79,11 @@ impl Container {
     /// The OCI state document.
     pub fn oci_state(&self) -> OciState {
         self.state.oci()
+    }
+
+    /// The container's cgroup manager, if it has a cgroup.
+    pub fn cgroup(&self) -> Result<Option<wharf_cgroups::Manager>> {
+        self.state.cgroup_path.as_deref().map(|p| crate::cgroup::manager(p, &self.state.id)).transpose()
     }
 
     /// Host pid of init.

@@ -194,6 +194,29 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Freeze all processes of a container.
+    Pause {
+        /// Container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// Container id.
+        id: String,
+    },
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
+    /// Print container events; only `--stats` (one usage snapshot) is supported.
+    Events {
+        /// Print one stats snapshot and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Accepted for compatibility.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Container id.
+        id: String,
+    },
     /// Write a template config.json.
     Spec {
         /// Bundle directory.
@@ -205,4 +228,41 @@ pub enum Command {
     },
     /// Print what this runtime supports.
     Features,
+}
+
+/// `update` options: a resources JSON file or individual limits.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// JSON file with linux.resources ("-" for stdin).
+    #[arg(long, short = 'r')]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes.
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Memory reservation in bytes.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit in bytes.
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<i64>,
+    /// CPU shares.
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds.
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPUs allowed.
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of tasks.
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Container id.
+    pub id: String,
 }

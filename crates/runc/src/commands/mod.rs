@@ -2,15 +2,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
 mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 mod wait;
 
 use anyhow::{bail, Result};
@@ -33,6 +36,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Exec(a) => exec::run(root, a),
         Command::List { format, quiet } => list::run(root, *format, *quiet).map(|_| 0),
         Command::Ps { format, id, ps_args } => ps::run(root, id, *format, ps_args).map(|_| 0),
+        Command::Pause { id } => pause::pause(root, id).map(|_| 0),
+        Command::Resume { id } => pause::resume(root, id).map(|_| 0),
+        Command::Update(a) => update::run(root, a).map(|_| 0),
+        Command::Events { stats, id, .. } => events::run(root, id, *stats).map(|_| 0),
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless).map(|_| 0),
         Command::Features => features::run().map(|_| 0),
     }
