@@ -37,6 +37,7 @@ pub mod mount;
 pub mod namespaces;
 pub mod process;
 pub mod procfs;
+pub mod reexec;
 pub mod rlimit;
 pub mod rootfs;
 pub mod spec;

@@ -26,6 +26,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         bail!("--systemd-cgroup is not supported: wharf-runtime manages cgroups through cgroupfs only");
     }
     let root = &cli.root;
+    if matches!(cli.command, Command::Create(_) | Command::Run { .. } | Command::Exec(_)) {
+        // These put runtime code inside the container: run it from a sealed copy first.
+        wharf_libcontainer::reexec::ensure_sealed_exe()?;
+    }
     match &cli.command {
         Command::Create(a) => create::run(root, a).map(|_| 0),
         Command::Start { id } => start::run(root, id).map(|_| 0),
