@@ -118,10 +118,11 @@ impl FromStr for Digest {
     }
 }
 
-
 /// Whether `s` is exactly 64 lowercase hex characters.
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The 12-hex short form of an id given as `sha256:<hex>` or bare hex (shorter input is kept whole).
@@ -147,7 +148,10 @@ impl Reference {
             return Err(RefError::Empty);
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((name, d)) => (name, Some(Digest::parse(d).map_err(|_| RefError::InvalidFormat(s.into()))?)),
+            Some((name, d)) => (
+                name,
+                Some(Digest::parse(d).map_err(|_| RefError::InvalidFormat(s.into()))?),
+            ),
             None => (s, None),
         };
         // The tag is after the last ':' that follows the last '/' (a ':' before it is a port).
@@ -191,7 +195,12 @@ impl Reference {
         if domain == DEFAULT_DOMAIN && is_hex64(name) && tag.is_none() && digest.is_none() {
             return Err(RefError::HexName(name.to_string()));
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_string), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// Builds `repo` + optional `tag` the way `docker tag` / `POST /images/{name}/tag` do.
@@ -206,7 +215,10 @@ impl Reference {
                 if !valid_tag(t) {
                     return Err(RefError::InvalidTag(t.to_string()));
                 }
-                Ok(Reference { tag: Some(t.to_string()), ..r })
+                Ok(Reference {
+                    tag: Some(t.to_string()),
+                    ..r
+                })
             }
             _ => Ok(r.with_default_tag()),
         }
@@ -215,7 +227,10 @@ impl Reference {
     /// This reference with `:latest` added when it has neither tag nor digest.
     pub fn with_default_tag(self) -> Reference {
         if self.tag.is_none() && self.digest.is_none() {
-            Reference { tag: Some(DEFAULT_TAG.to_string()), ..self }
+            Reference {
+                tag: Some(DEFAULT_TAG.to_string()),
+                ..self
+            }
         } else {
             self
         }
@@ -239,7 +254,10 @@ impl Reference {
     /// The repository name as users write it: `busybox`, `user/app`, `example.com/x`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix(OFFICIAL_REPO_PREFIX).unwrap_or(&self.path).to_string()
+            self.path
+                .strip_prefix(OFFICIAL_REPO_PREFIX)
+                .unwrap_or(&self.path)
+                .to_string()
         } else {
             self.name()
         }
@@ -500,7 +518,10 @@ mod tests {
     #[test]
     fn digest_serde_validates() {
         let d: Digest = serde_json::from_str(&format!("\"sha256:{HEX}\"")).unwrap();
-        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"sha256:{HEX}\""));
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"sha256:{HEX}\"")
+        );
         assert!(serde_json::from_str::<Digest>("\"sha256:zz\"").is_err());
     }
 
