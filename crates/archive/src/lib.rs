@@ -6,10 +6,16 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod changes;
 mod error;
 mod node;
 mod path;
 mod root;
+mod walk;
+mod write;
 
 pub use apply::{apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, MAX_ENTRY_SIZE};
+pub use changes::{changes_between, changes_overlay, Change, ChangeKind};
 pub use error::ArchiveError;
+pub use walk::copy_tree;
+pub use write::{tar_path, write_changes, TarOptions};
