@@ -183,11 +183,16 @@ fn header_node<R: Read>(entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Nod
             .filter(|v| *v != u32::MAX)
             .ok_or_else(|| crate::path::invalid(raw, "uid/gid out of range"))
     };
+    // Like Go's reader, an all-blank numeric field means 0 (some tools leave ids empty).
+    let blank = |f: &[u8]| f.iter().all(|b| *b == 0 || *b == b' ');
+    let old = h.as_old();
+    let uid = if blank(&old.uid) { Ok(0) } else { h.uid() };
+    let gid = if blank(&old.gid) { Ok(0) } else { h.gid() };
     let mut node = Node {
         kind: NodeKind::File,
         mode: h.mode().map_err(ArchiveError::Malformed)?,
-        uid: id(h.uid())?,
-        gid: id(h.gid())?,
+        uid: id(uid)?,
+        gid: id(gid)?,
         mtime: Timespec { tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0), tv_nsec: 0 },
         xattrs: Vec::new(),
     };

@@ -278,7 +278,7 @@ impl<'o> Extractor<'o> {
 
     /// Applies the deferred directory times, deepest first, and returns the content bytes written.
     pub(crate) fn finish(mut self) -> Result<u64, ArchiveError> {
-        self.dir_times.sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+        self.dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (rel, mtime) in &self.dir_times {
             let times = Timestamps { last_access: *mtime, last_modification: *mtime };
             let (parent, name) = match crate::path::split(rel) {

@@ -1,0 +1,325 @@
+//! One conformance suite run against every driver, on tempdir homes, as root (overlay mounts).
+
+use std::fs;
+use std::io::Cursor;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use wharf_archive::{Change, ChangeKind};
+use wharf_errdefs::{Classify, ErrorKind};
+use wharf_storage::{Driver, DriverKind};
+
+/// A driver on a fresh home that unmounts and deletes everything when dropped, even if the test
+/// panicked.
+struct Home {
+    driver: Option<Driver>,
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new(kind: DriverKind) -> Home {
+        wharf_testutil::require_root!();
+        let dir = tempfile::Builder::new().prefix(&format!("wharf-storage-{}-", std::process::id())).tempdir().unwrap();
+        let driver = Driver::new(kind, &dir.path().join("home"), &[]).unwrap();
+        Home { driver: Some(driver), dir }
+    }
+    fn d(&self) -> &Driver {
+        self.driver.as_ref().unwrap()
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if let Some(d) = self.driver.take() {
+            let _ = d.cleanup();
+            let _ = d.reconcile(&[]);
+        }
+    }
+}
+
+fn hdr(kind: tar::EntryType, mode: u32, size: usize) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size as u64);
+    h.set_mtime(1_600_000_000);
+    h
+}
+
+/// A layer tar from (name, Some(content)) files, (name/ , None) dirs and ("->target") symlinks.
+fn layer(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        if name.ends_with('/') {
+            b.append_data(&mut hdr(tar::EntryType::Directory, 0o755, 0), name, &[][..]).unwrap();
+        } else if let Some(target) = data.strip_prefix("->") {
+            b.append_link(&mut hdr(tar::EntryType::Symlink, 0o777, 0), name, target).unwrap();
+        } else {
+            b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, data.len()), name, data.as_bytes()).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn create(d: &Driver, id: &str, parent: Option<&str>, entries: &[(&str, &str)]) {
+    d.create_layer(id, parent, &mut Cursor::new(layer(entries))).unwrap();
+}
+
+fn base(d: &Driver) {
+    create(
+        d,
+        "base",
+        None,
+        &[
+            ("etc/", ""),
+            ("etc/hosts", "127.0.0.1\n"),
+            ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+            ("opt/", ""),
+            ("opt/a", "a"),
+            ("opt/b", "b"),
+            ("bin/", ""),
+            ("bin/sh", "#!busybox"),
+            ("bin/ash", "->sh"),
+        ],
+    );
+}
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).unwrap()
+}
+
+fn kinds(v: &[Change]) -> Vec<(&str, ChangeKind)> {
+    v.iter().map(|c| (c.path.as_str(), c.kind)).collect()
+}
+
+fn layers_and_mount(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    assert!(d.exists("base"));
+    create(d, "top", Some("base"), &[("etc/hosts", "10.0.0.1\n"), ("opt/", ""), ("opt/.wh..wh..opq", ""), ("opt/c", "c"), ("bin/.wh.ash", "")]);
+    let m = d.mount("top").unwrap();
+    assert_eq!(read(&m.join("etc/hosts")), "10.0.0.1\n");
+    assert_eq!(read(&m.join("etc/passwd")), "root:x:0:0::/root:/bin/sh\n");
+    let opt: Vec<_> = fs::read_dir(m.join("opt")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(opt, vec!["c"]);
+    assert!(fs::symlink_metadata(m.join("bin/ash")).is_err(), "whiteout must hide bin/ash");
+    assert_eq!(fs::read_link(h.d().mount("base").unwrap().join("bin/ash")).unwrap(), Path::new("sh"));
+    d.unmount("base").unwrap();
+    d.unmount("top").unwrap();
+    d.remove("top").unwrap();
+    assert!(!d.exists("top"));
+    d.remove("top").unwrap();
+}
+
+fn rw_layer_changes_and_diff(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    d.create_rw("ctr", Some("base")).unwrap();
+    let m = d.mount("ctr").unwrap();
+    fs::write(m.join("etc/hosts"), "changed\n").unwrap();
+    fs::remove_file(m.join("opt/a")).unwrap();
+    fs::create_dir(m.join("data")).unwrap();
+    fs::write(m.join("data/new"), "new").unwrap();
+    let changes = d.changes("ctr", Some("base")).unwrap();
+    assert_eq!(
+        kinds(&changes),
+        vec![
+            ("/data", ChangeKind::Added),
+            ("/data/new", ChangeKind::Added),
+            ("/etc", ChangeKind::Modified),
+            ("/etc/hosts", ChangeKind::Modified),
+            ("/opt", ChangeKind::Modified),
+            ("/opt/a", ChangeKind::Deleted),
+        ]
+    );
+    let mut tar1 = Vec::new();
+    d.diff("ctr", Some("base"), &mut tar1).unwrap();
+    let mut tar2 = Vec::new();
+    d.diff("ctr", Some("base"), &mut tar2).unwrap();
+    assert_eq!(tar1, tar2, "diff tars must be deterministic");
+    let mut names = Vec::new();
+    for e in tar::Archive::new(Cursor::new(&tar1)).entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert_eq!(names, vec!["data/", "data/new", "etc/", "etc/hosts", "opt/", "opt/.wh.a"]);
+    assert!(d.diff_size("ctr").unwrap() >= 11);
+
+    // The diff applied on the parent reproduces the container's view (commit round trip).
+    d.create_layer("committed", Some("base"), &mut Cursor::new(tar1)).unwrap();
+    let c = d.mount("committed").unwrap();
+    assert_eq!(read(&c.join("etc/hosts")), "changed\n");
+    assert_eq!(read(&c.join("data/new")), "new");
+    assert!(!c.join("opt/a").exists());
+    assert_eq!(read(&c.join("opt/b")), "b");
+    d.unmount("committed").unwrap();
+    d.unmount("ctr").unwrap();
+}
+
+fn refcounted_mounts(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    d.create_rw("ctr", Some("base")).unwrap();
+    let m1 = d.mount("ctr").unwrap();
+    let m2 = d.mount("ctr").unwrap();
+    assert_eq!(m1, m2);
+    d.unmount("ctr").unwrap();
+    assert!(m1.join("etc/hosts").exists(), "still mounted after one of two unmounts");
+    d.unmount("ctr").unwrap();
+    if kind == DriverKind::Overlay2 {
+        assert!(!m1.join("etc/hosts").exists(), "overlay unmounted after the last unmount");
+    }
+    // remove while mounted unmounts first
+    d.mount("ctr").unwrap();
+    d.remove("ctr").unwrap();
+    assert!(!d.exists("ctr"));
+}
+
+fn errors_are_classified(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    let dup = d.create_layer("base", None, &mut Cursor::new(layer(&[]))).unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::AlreadyExists, "{dup}");
+    let missing = d.create_rw("x", Some("nope")).unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    for bad in ["../evil", "a/b", ".tmp-x", ""] {
+        assert_eq!(d.create_rw(bad, None).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+    }
+    assert_eq!(d.mount("nope").unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(!d.exists("../base"));
+}
+
+fn hostile_layer_leaves_nothing(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    let mut hb = tar::Header::new_gnu();
+    hb.set_entry_type(tar::EntryType::Regular);
+    hb.set_size(1);
+    hb.set_mode(0o644);
+    hb.as_old_mut().name[..9].copy_from_slice(b"../../pwn");
+    hb.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, 2), "ok", &b"ok"[..]).unwrap();
+    b.append(&hb, &b"x"[..]).unwrap();
+    let err = d.create_layer("evil", Some("base"), &mut Cursor::new(b.into_inner().unwrap())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("../../pwn"), "{err}");
+    assert!(!d.exists("evil"));
+    let leftovers: Vec<_> = walk_names(&h.path()).into_iter().filter(|n| n.contains(".tmp-") || n.contains("pwn")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(!h.dir.path().join("pwn").exists());
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            out.push(e.path().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn reconcile_removes_leftovers_and_unknown(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    d.create_rw("orphan", Some("base")).unwrap();
+    let layer_parent = if kind == DriverKind::Vfs { h.path().join("dir") } else { h.path() };
+    fs::create_dir_all(layer_parent.join(".tmp-half-1-1/diff")).unwrap();
+    let removed = d.reconcile(&["base".to_string()]).unwrap();
+    assert!(removed.contains(&"orphan".to_string()), "{removed:?}");
+    assert!(removed.contains(&".tmp-half-1-1".to_string()), "{removed:?}");
+    assert!(d.exists("base") && !d.exists("orphan"));
+    assert!(!layer_parent.join(".tmp-half-1-1").exists());
+    assert!(d.reconcile(&["base".to_string()]).unwrap().is_empty());
+}
+
+fn deep_chain_mounts(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    let depth = 120;
+    let mut parent: Option<String> = None;
+    for i in 0..depth {
+        let id = format!("{:064x}", i + 1);
+        let name = format!("f{i}");
+        create(d, &id, parent.as_deref(), &[(name.as_str(), "x")]);
+        parent = Some(id);
+    }
+    let top = parent.unwrap();
+    let m = d.mount(&top).unwrap();
+    assert_eq!(fs::read_dir(&m).unwrap().count(), depth);
+    d.unmount(&top).unwrap();
+}
+
+fn preserves_ownership_and_modes(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut f = hdr(tar::EntryType::Regular, 0o4750, 1);
+    f.set_uid(1234);
+    f.set_gid(5678);
+    b.append_data(&mut f, "usr/bin/suid", &b"s"[..]).unwrap();
+    d.create_layer("l1", None, &mut Cursor::new(b.into_inner().unwrap())).unwrap();
+    d.create_rw("rw", Some("l1")).unwrap();
+    let m = d.mount("rw").unwrap();
+    let md = fs::metadata(m.join("usr/bin/suid")).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1234, 5678, 0o4750));
+    assert_eq!(md.mtime(), 1_600_000_000);
+    d.unmount("rw").unwrap();
+}
+
+macro_rules! suite {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            use super::*;
+            #[test]
+            fn layers_and_mount() {
+                super::layers_and_mount($kind);
+            }
+            #[test]
+            fn rw_layer_changes_and_diff() {
+                super::rw_layer_changes_and_diff($kind);
+            }
+            #[test]
+            fn refcounted_mounts() {
+                super::refcounted_mounts($kind);
+            }
+            #[test]
+            fn errors_are_classified() {
+                super::errors_are_classified($kind);
+            }
+            #[test]
+            fn hostile_layer_leaves_nothing() {
+                super::hostile_layer_leaves_nothing($kind);
+            }
+            #[test]
+            fn reconcile_removes_leftovers_and_unknown() {
+                super::reconcile_removes_leftovers_and_unknown($kind);
+            }
+            #[test]
+            fn deep_chain_mounts() {
+                super::deep_chain_mounts($kind);
+            }
+            #[test]
+            fn preserves_ownership_and_modes() {
+                super::preserves_ownership_and_modes($kind);
+            }
+        }
+    };
+}
+
+suite!(overlay2, DriverKind::Overlay2);
+suite!(vfs, DriverKind::Vfs);
