@@ -59,7 +59,10 @@ fn stat_different(new: &Metadata, old: &Metadata, new_path: &Path, old_path: &Pa
     if new.is_dir() {
         return false;
     }
-    if new.size() != old.size() || new.mtime() != old.mtime() || new.mtime_nsec() != old.mtime_nsec() {
+    // Tar keeps whole seconds: a zero nanosecond part on either side matches any (Docker's sameFsTime).
+    let same_time = new.mtime() == old.mtime()
+        && (new.mtime_nsec() == old.mtime_nsec() || new.mtime_nsec() == 0 || old.mtime_nsec() == 0);
+    if new.size() != old.size() || !same_time {
         return true;
     }
     new.file_type().is_symlink() && fs::read_link(new_path).ok() != fs::read_link(old_path).ok()
