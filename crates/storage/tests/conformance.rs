@@ -281,6 +281,68 @@ fn preserves_ownership_and_modes(kind: DriverKind) {
     d.unmount("rw").unwrap();
 }
 
+fn busybox_rootfs_runs(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    let tarfile = h.dir.path().join("rootfs.tar");
+    wharf_testutil::busybox_rootfs_tar(&tarfile).unwrap();
+    let size = d.create_layer("bb", None, &mut fs::File::open(&tarfile).unwrap()).unwrap();
+    assert!(size > 100_000, "busybox binary unpacked: {size}");
+    d.create_rw("bbctr", Some("bb")).unwrap();
+    let m = d.mount("bbctr").unwrap();
+    let out = std::process::Command::new("chroot").arg(&m).args(["/bin/sh", "-c", "echo hi > /tmp/out && cat /etc/passwd | head -1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("root:x:0:0"));
+    let changes = d.changes("bbctr", Some("bb")).unwrap();
+    assert_eq!(kinds(&changes), vec![("/tmp", ChangeKind::Modified), ("/tmp/out", ChangeKind::Added)]);
+    d.unmount("bbctr").unwrap();
+}
+
+fn deleted_and_recreated_directories(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    d.create_rw("ctr", Some("base")).unwrap();
+    let m = d.mount("ctr").unwrap();
+    fs::remove_dir_all(m.join("opt")).unwrap();
+    fs::remove_dir_all(m.join("etc")).unwrap();
+    fs::create_dir(m.join("etc")).unwrap();
+    fs::write(m.join("etc/only"), "1").unwrap();
+    let changes = d.changes("ctr", None).unwrap();
+    let got = kinds(&changes);
+    assert!(got.contains(&("/opt", ChangeKind::Deleted)), "{got:?}");
+    assert!(got.contains(&("/etc/only", ChangeKind::Added)), "{got:?}");
+    assert!(got.contains(&("/etc/hosts", ChangeKind::Deleted)), "{got:?}");
+    assert!(got.contains(&("/etc/passwd", ChangeKind::Deleted)), "{got:?}");
+    let mut diff = Vec::new();
+    d.diff("ctr", None, &mut diff).unwrap();
+    d.create_layer("committed", Some("base"), &mut Cursor::new(diff)).unwrap();
+    let c = d.mount("committed").unwrap();
+    assert!(!c.join("opt").exists());
+    let etc: Vec<_> = fs::read_dir(c.join("etc")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(etc, vec!["only"]);
+    d.unmount("committed").unwrap();
+    d.unmount("ctr").unwrap();
+}
+
+fn layer_without_parent_diffs_as_all_added(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    create(d, "solo", None, &[("a/", ""), ("a/b", "bb")]);
+    assert_eq!(kinds(&d.changes("solo", None).unwrap()), vec![("/a", ChangeKind::Added), ("/a/b", ChangeKind::Added)]);
+    assert_eq!(d.diff_size("solo").unwrap(), 2);
+    let mut t = Vec::new();
+    d.diff("solo", None, &mut t).unwrap();
+    let names: Vec<_> = tar::Archive::new(Cursor::new(&t)).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(names, vec!["a/", "a/b"]);
+}
+
+#[test]
+fn driver_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Driver>();
+}
+
 macro_rules! suite {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -312,6 +374,18 @@ macro_rules! suite {
             #[test]
             fn deep_chain_mounts() {
                 super::deep_chain_mounts($kind);
+            }
+            #[test]
+            fn busybox_rootfs_runs() {
+                super::busybox_rootfs_runs($kind);
+            }
+            #[test]
+            fn deleted_and_recreated_directories() {
+                super::deleted_and_recreated_directories($kind);
+            }
+            #[test]
+            fn layer_without_parent_diffs_as_all_added() {
+                super::layer_without_parent_diffs_as_all_added($kind);
             }
             #[test]
             fn preserves_ownership_and_modes() {
