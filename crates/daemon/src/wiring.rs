@@ -10,6 +10,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::Events;
 use crate::server::listen;
 use crate::service::system::HostInfo;
+use crate::service::containers::{find_binary, ContainerService, Helpers};
 use crate::state::{Status, Store};
 
 /// Start-up failures.
@@ -24,6 +25,15 @@ pub enum StartError {
     /// State.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The storage driver.
+    #[error(transparent)]
+    Storage(#[from] wharf_storage::StorageError),
+    /// The image store.
+    #[error(transparent)]
+    Image(#[from] wharf_image::ImageError),
+    /// A helper binary is missing.
+    #[error("{0} not found beside wharfd or on PATH")]
+    MissingHelper(&'static str),
     /// Filesystem set-up.
     #[error("{what} {path}: {source}")]
     Io {
@@ -38,15 +48,15 @@ pub enum StartError {
 
 /// The running daemon: every service, shared by all connections.
 pub struct Daemon {
-    config: RwLock<Config>,
+    config: Arc<RwLock<Config>>,
     /// Stable engine id (`/info` ID).
     pub id: String,
     /// The event bus.
-    pub events: Events,
+    pub events: Arc<Events>,
     /// Host facts.
     pub host: HostInfo,
-    /// Containers.
-    pub store: Store,
+    /// Containers (and, through it, the image store).
+    pub containers: Arc<ContainerService>,
 }
 
 impl Daemon {
@@ -63,7 +73,7 @@ impl Daemon {
     /// [running, paused, stopped] container counts.
     pub fn container_counts(&self) -> [i64; 3] {
         let mut n = [0; 3];
-        for h in self.store.all() {
+        for h in self.containers.store.all() {
             match Store::lock(&h).state.status {
                 Status::Running | Status::Restarting => n[0] += 1,
                 Status::Paused => n[1] += 1,
@@ -102,21 +112,44 @@ fn engine_id(data_root: &Path) -> Result<String, StartError> {
     Ok(id)
 }
 
-/// Builds the daemon from its configuration (paths, state, services).
+/// Finds the helper binaries: `--helpers-dir`, then beside wharfd, then PATH.
+fn helpers(config: &Config) -> Result<Helpers, StartError> {
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let first = config.helpers_dir.clone().or(exe_dir);
+    let shim = find_binary("wharf-shim", first.as_deref()).ok_or(StartError::MissingHelper("wharf-shim"))?;
+    let init = find_binary("wharf-init", first.as_deref());
+    if init.is_none() {
+        tracing::warn!("wharf-init not found: containers with --init will fail to start");
+    }
+    Ok(Helpers { shim, init, search_dir: first })
+}
+
+/// Builds the daemon from its configuration: the storage driver and image store chosen by
+/// an explicit match, the container store, and the containers backend.
 pub fn build(config: Config) -> Result<Daemon, StartError> {
     mkdir("creating data root", &config.data_root)?;
     mkdir("creating exec root", &config.exec_root)?;
+    let kind = match config.storage_driver.as_str() {
+        "vfs" => wharf_storage::DriverKind::Vfs,
+        _ => wharf_storage::DriverKind::Overlay2,
+    };
+    let driver = wharf_storage::Driver::new(kind, &config.data_root.join(&config.storage_driver), &config.storage_opts)?;
+    let images = Arc::new(wharf_image::ImageService::open(&config.data_root.join("image"), driver)?);
     let (store, bad) = Store::open(&config.data_root.join("containers"))?;
     for b in bad {
         tracing::warn!(path = %b.display(), "ignoring unreadable container record");
     }
-    Ok(Daemon {
-        id: engine_id(&config.data_root)?,
-        events: Events::default(),
-        host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")),
-        store,
-        config: RwLock::new(config),
-    })
+    let known: Vec<String> = store.all().iter().map(|h| Store::lock(h).id.clone()).collect();
+    if let Err(e) = images.reconcile_rw_layers(&known) {
+        tracing::warn!("reconciling container layers: {e}");
+    }
+    let helpers = helpers(&config)?;
+    let events = Arc::new(Events::default());
+    let id = engine_id(&config.data_root)?;
+    let exec_root = config.exec_root.clone();
+    let config = Arc::new(RwLock::new(config));
+    let containers = Arc::new(ContainerService::new(store, images, events.clone(), config.clone(), &exec_root, helpers));
+    Ok(Daemon { id, events, host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")), containers, config })
 }
 
 /// Runs the daemon until SIGTERM/SIGINT: binds every `-H`, writes the pidfile, reloads on
@@ -133,6 +166,7 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     std::fs::write(&pidfile, std::process::id().to_string())
         .map_err(|source| StartError::Io { what: "writing pidfile", path: pidfile.clone(), source })?;
     let daemon = Arc::new(build(config)?);
+    daemon.containers.restore().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for l in listeners {
@@ -143,6 +177,9 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if !daemon.config().live_restore {
+        daemon.containers.shutdown().await;
     }
     let _ = std::fs::remove_file(&pidfile);
     tracing::info!("wharfd stopped");

@@ -1,6 +1,9 @@
 //! Routing: each API area has `routes.rs` (the table, with version gates) and `handlers.rs`
 //! (pure parsing plus calls into the area's backend).
 
+pub mod containers;
+pub mod hijack;
+pub mod images;
 pub mod system;
 
 use std::sync::Arc;
@@ -19,6 +22,12 @@ pub async fn dispatch(d: Arc<Daemon>, v: ApiVersion, path: &str, req: Request<In
     let method = req.method().clone();
     if let Some(ep) = system::routes::route(&method, &segs) {
         return system::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = containers::routes::route(&method, &segs) {
+        return containers::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = images::routes::route(&method, &segs) {
+        return images::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }

@@ -110,6 +110,21 @@ pub struct SpecInputs {
     pub default_ulimits: Vec<Ulimit>,
 }
 
+/// Checks everything in a HostConfig that [`build`] would reject, without host inputs.
+pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
+    SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    capabilities(hc)?;
+    resources(&hc.resources, hc.privileged)?;
+    rlimits(hc.resources.ulimits.as_deref().unwrap_or(&[]), &[])?;
+    for b in hc.binds.as_deref().unwrap_or(&[]) {
+        parse_bind(b)?;
+    }
+    for m in hc.mounts.as_deref().unwrap_or(&[]) {
+        api_mount(m)?;
+    }
+    Ok(())
+}
+
 /// Builds the spec as JSON (serialised as-is into `config.json`).
 pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
     let hc = &c.host_config;

@@ -1,0 +1,294 @@
+//! Containers and exec handlers: parse the request, call the backend, write the answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use wharf_api_types::container::{ChangeItem, CreateRequest, CreateResponse, PruneResponse, UpdateRequest, UpdateResponse};
+use wharf_api_types::exec::{ExecConfig, ExecStartConfig};
+use wharf_api_types::{ApiVersion, IdResponse};
+
+use super::routes::Endpoint;
+use crate::router::hijack::{hijack, stream_type};
+use crate::server::error::ApiError;
+use crate::server::http::{self as h, parse_json, read_body, ApiResult, Query, MAX_JSON_BODY};
+use crate::service::containers::attach::{parse_detach_keys, AttachOptions};
+use crate::service::containers::inspect::ListOptions;
+use crate::service::containers::lifecycle::WaitCondition;
+use crate::service::containers::logs::LogOptions;
+use crate::service::containers::stats::stats_json;
+use crate::service::containers::{blocking, ContainerService};
+use crate::wiring::Daemon;
+
+/// Parses the list query.
+pub fn parse_list(q: &Query) -> Result<ListOptions, ApiError> {
+    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    Ok(ListOptions { all: q.bool("all"), limit, size: q.bool("size"), filters: q.filters()? })
+}
+
+/// Parses `t`/`timeout` (seconds; -1 = wait forever) and `signal`.
+pub fn parse_stop(q: &Query) -> Result<(Option<String>, Option<i64>), ApiError> {
+    let t = match q.int("t")? {
+        Some(t) => Some(t),
+        None => q.int("timeout")?,
+    };
+    Ok((q.get("signal").map(String::from), t))
+}
+
+/// Parses `h`/`w` of resize.
+pub fn parse_resize(q: &Query) -> Result<(u16, u16), ApiError> {
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        let v = q.int(k)?.unwrap_or(0);
+        u16::try_from(v).map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v}")))
+    };
+    Ok((dim("h")?, dim("w")?))
+}
+
+async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request<Incoming>, allow_empty: bool) -> Result<T, ApiError> {
+    let b = read_body(req.into_body(), MAX_JSON_BODY).await?;
+    parse_json(&b, allow_empty)
+}
+
+fn no_content() -> ApiResult {
+    h::no_content(StatusCode::NO_CONTENT)
+}
+
+/// A blocking writer feeding a response body (for export/save running on the blocking pool).
+pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.blocking_send(Bytes::copy_from_slice(buf)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves a containers/exec endpoint.
+pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let cs: &Arc<ContainerService> = &d.containers;
+    match ep {
+        Endpoint::Create => {
+            let body: CreateRequest = json_body(req, false).await?;
+            let (id, warnings) = cs.create(q.get("name"), body).await?;
+            h::json(StatusCode::CREATED, &CreateResponse { id, warnings })
+        }
+        Endpoint::List => h::ok_json(&cs.list(&parse_list(&q)?).await?),
+        Endpoint::Inspect(id) => h::ok_json(&cs.inspect(&id, q.bool("size")).await?),
+        Endpoint::Start(id) => {
+            cs.start(&id).await?;
+            no_content()
+        }
+        Endpoint::Stop(id) => {
+            let (sig, t) = parse_stop(&q)?;
+            cs.stop(&id, sig.as_deref(), t).await?;
+            no_content()
+        }
+        Endpoint::Restart(id) => {
+            let (sig, t) = parse_stop(&q)?;
+            cs.restart(&id, sig.as_deref(), t).await?;
+            no_content()
+        }
+        Endpoint::Kill(id) => {
+            cs.kill(&id, q.get("signal")).await?;
+            no_content()
+        }
+        Endpoint::Pause(id) => {
+            cs.pause(&id, true).await?;
+            no_content()
+        }
+        Endpoint::Unpause(id) => {
+            cs.pause(&id, false).await?;
+            no_content()
+        }
+        Endpoint::Rename(id) => {
+            let name = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
+            cs.rename(&id, name)?;
+            no_content()
+        }
+        Endpoint::Update(id) => {
+            let body: UpdateRequest = json_body(req, false).await?;
+            h::ok_json(&UpdateResponse { warnings: cs.update_resources(&id, body).await? })
+        }
+        Endpoint::Remove(id) => {
+            if q.bool("link") {
+                return Err(ApiError::new(wharf_errdefs::ErrorKind::NotImplemented, "links are not supported"));
+            }
+            cs.remove(&id, q.bool("force")).await?;
+            no_content()
+        }
+        Endpoint::Wait(id) => {
+            let cond = WaitCondition::parse(q.get("condition"))?;
+            // Resolve now so an unknown id is a 404, not a 200 with an error body.
+            let id = cs.snapshot(&id)?.id;
+            let (tx, body) = h::channel_body(1);
+            let cs = cs.clone();
+            tokio::spawn(async move {
+                let resp = match cs.wait(&id, cond).await {
+                    Ok(r) => r,
+                    Err(e) => wharf_api_types::container::WaitResponse { status_code: -1, error: Some(wharf_api_types::container::WaitError { message: e.message }) },
+                };
+                let _ = tx.send(Bytes::from(serde_json::to_vec(&resp).unwrap_or_default())).await;
+            });
+            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", body))
+        }
+        Endpoint::Logs(id) => {
+            let opts = LogOptions::parse(&q)?;
+            let tty = cs.snapshot(&id)?.config.tty;
+            let (tx, body) = h::channel_body(64);
+            cs.logs(&id, opts, tx)?;
+            Ok(h::with_type(Response::builder().status(StatusCode::OK), stream_type(tty, v), body))
+        }
+        Endpoint::Attach(id) => {
+            let c = cs.snapshot(&id)?;
+            let opts = AttachOptions {
+                stdin: q.bool("stdin"),
+                stdout: q.bool("stdout"),
+                stderr: q.bool("stderr"),
+                detach_keys: parse_detach_keys(q.get("detachKeys").unwrap_or(""))?,
+            };
+            if !q.bool("stream") && !q.bool("logs") {
+                return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+            }
+            let (mut parts, _) = req.into_parts();
+            let (resp, client) = hijack(&mut parts, stream_type(c.config.tty, v));
+            let cs = cs.clone();
+            tokio::spawn(async move {
+                if let Some(client) = client.await {
+                    if let Err(e) = cs.attach(&c.id, client, opts).await {
+                        tracing::debug!("attach: {e}");
+                    }
+                }
+            });
+            Ok(resp)
+        }
+        Endpoint::Resize(id) => {
+            let (hh, w) = parse_resize(&q)?;
+            cs.resize(Some(&id), None, hh, w).await?;
+            h::no_content(StatusCode::OK)
+        }
+        Endpoint::ExecCreate(id) => {
+            let body: ExecConfig = json_body(req, false).await?;
+            h::json(StatusCode::CREATED, &IdResponse { id: cs.exec_create(&id, body)? })
+        }
+        Endpoint::ExecStart(eid) => {
+            let ins = cs.exec_inspect(&eid).await?;
+            let (mut parts, body) = req.into_parts();
+            let b = read_body(body, MAX_JSON_BODY).await?;
+            let start: ExecStartConfig = parse_json(&b, true)?;
+            if start.detach {
+                cs.exec_start(&eid, true, None).await?;
+                return h::no_content(StatusCode::OK);
+            }
+            let (resp, client) = hijack(&mut parts, stream_type(ins.process_config.tty, v));
+            let cs = cs.clone();
+            tokio::spawn(async move {
+                if let Some(client) = client.await {
+                    if let Err(e) = cs.exec_start(&eid, false, Some(client)).await {
+                        tracing::debug!("exec start: {e}");
+                    }
+                }
+            });
+            Ok(resp)
+        }
+        Endpoint::ExecResize(eid) => {
+            let (hh, w) = parse_resize(&q)?;
+            cs.resize(None, Some(&eid), hh, w).await?;
+            h::no_content(StatusCode::OK)
+        }
+        Endpoint::ExecInspect(eid) => h::ok_json(&cs.exec_inspect(&eid).await?),
+        Endpoint::Top(id) => h::ok_json(&cs.top(&id, q.get("ps_args").unwrap_or("")).await?),
+        Endpoint::Stats(id) => {
+            let c = cs.snapshot(&id)?;
+            let stream = q.bool_or("stream", true);
+            let one_shot = q.bool("one-shot");
+            let (tx, body) = h::channel_body(4);
+            let cs = cs.clone();
+            tokio::spawn(async move {
+                let mut pre: Option<(wharf_cgroups::Stats, u64, String)> = None;
+                loop {
+                    if pre.is_none() && !stream && !one_shot {
+                        // Docker samples twice so CPU percentages have a delta.
+                        pre = cs.sample(&c.id).await.ok();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    let Ok(now) = cs.sample(&c.id).await else { return };
+                    let v = stats_json(&c.id, &c.name, (&now.0, now.1, &now.2), pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())));
+                    let mut line = serde_json::to_vec(&v).unwrap_or_default();
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() || !stream {
+                        return;
+                    }
+                    pre = Some(now);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", body))
+        }
+        Endpoint::Changes(id) => {
+            let c = cs.snapshot(&id)?;
+            let images = cs.images().clone();
+            let changes = blocking(move || images.changes(&c.id)).await?;
+            let items: Vec<ChangeItem> = changes.into_iter().map(|ch| ChangeItem { path: ch.path, kind: ch.kind as u8 }).collect();
+            h::ok_json(&items)
+        }
+        Endpoint::Export(id) => {
+            let c = cs.snapshot(&id)?;
+            let images = cs.images().clone();
+            let (tx, body) = h::channel_body(8);
+            tokio::task::spawn_blocking(move || {
+                let mut w = ChannelWriter(tx);
+                if let Err(e) = images.export(&c.id, &mut w) {
+                    tracing::warn!(id = c.id, "export failed: {e}");
+                }
+            });
+            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/x-tar", body))
+        }
+        Endpoint::Prune => {
+            let f = q.filters()?;
+            f.validate(&["until", "label", "label!"]).map_err(|e| ApiError::from_err(&e))?;
+            let mut deleted = Vec::new();
+            let mut reclaimed = 0u64;
+            for c in cs.list(&ListOptions { all: true, size: true, filters: wharf_api_types::Filters::default(), limit: None }).await? {
+                if c.state != "exited" && c.state != "created" && c.state != "dead" {
+                    continue;
+                }
+                if !f.matches_labels(&c.labels) {
+                    continue;
+                }
+                if cs.remove(&c.id, false).await.is_ok() {
+                    reclaimed += c.size_rw.unwrap_or(0).max(0) as u64;
+                    deleted.push(c.id);
+                }
+            }
+            h::ok_json(&PruneResponse { containers_deleted: Some(deleted), space_reclaimed: reclaimed })
+        }
+        Endpoint::ArchiveStat(_) | Endpoint::ArchiveGet(_) | Endpoint::ArchivePut(_) => {
+            Err(ApiError::new(wharf_errdefs::ErrorKind::NotImplemented, "docker cp is not supported yet"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsers() {
+        let l = parse_list(&Query::parse(Some("all=1&limit=2&size=true&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D"))).expect("list");
+        assert!(l.all && l.size);
+        assert_eq!(l.limit, Some(2));
+        assert_eq!(l.filters.get("status"), ["exited"]);
+        assert!(parse_list(&Query::parse(Some("limit=x"))).is_err());
+        assert_eq!(parse_stop(&Query::parse(Some("t=5&signal=SIGINT"))).expect("stop"), (Some("SIGINT".into()), Some(5)));
+        assert_eq!(parse_stop(&Query::parse(Some("timeout=3"))).expect("stop").1, Some(3));
+        assert_eq!(parse_resize(&Query::parse(Some("h=24&w=80"))).expect("resize"), (24, 80));
+        assert!(parse_resize(&Query::parse(Some("h=-1&w=80"))).is_err());
+        assert!(parse_resize(&Query::parse(Some("h=99999&w=80"))).is_err());
+    }
+}

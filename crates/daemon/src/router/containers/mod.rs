@@ -1,0 +1,4 @@
+//! `/containers/...` and `/exec/...`.
+
+pub mod handlers;
+pub mod routes;

@@ -1,0 +1,4 @@
+//! `/images/...`, `/commit`, `/system/df`.
+
+pub mod handlers;
+pub mod routes;

@@ -1,0 +1,238 @@
+//! `POST /containers/create`: validation, merging the image's config, the rw layer, the record.
+
+use wharf_api_types::container::{ContainerConfig, CreateRequest, HostConfig};
+use wharf_errdefs::ErrorKind;
+
+use super::{blocking, spec, ContainerService};
+use crate::server::error::ApiError;
+use crate::state::{normalize_name, Container, RunState, Store};
+
+/// Network modes a container may ask for today ("bridge" and "default" get the loopback-only
+/// namespace until bridge networking lands).
+const NETWORK_MODES: &[&str] = &["", "default", "bridge", "none", "host"];
+
+/// The restart policies Docker knows.
+const RESTART_POLICIES: &[&str] = &["", "no", "always", "unless-stopped", "on-failure"];
+
+/// Checks a HostConfig the way dockerd does at create time.
+pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
+    let rp = &hc.restart_policy;
+    if !RESTART_POLICIES.contains(&rp.name.as_str()) {
+        return Err(ApiError::invalid(format!("invalid restart policy: unknown policy '{}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", rp.name)));
+    }
+    if rp.maximum_retry_count < 0 {
+        return Err(ApiError::invalid("invalid restart policy: maximum retry count can't be negative"));
+    }
+    if rp.maximum_retry_count > 0 && rp.name != "on-failure" {
+        return Err(ApiError::invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")));
+    }
+    if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
+        return Err(ApiError::invalid("conflicting options: cannot specify both --restart and --rm"));
+    }
+    if !NETWORK_MODES.contains(&hc.network_mode.as_str()) {
+        return Err(ApiError::new(ErrorKind::NotImplemented, format!("network mode {:?} is not supported yet (none, host, default)", hc.network_mode)));
+    }
+    if !hc.runtime.is_empty() && hc.runtime.contains('/') {
+        return Err(ApiError::invalid(format!("unknown or invalid runtime name: {}", hc.runtime)));
+    }
+    spec::validate(hc).map_err(|e| ApiError::from_err(&e))
+}
+
+/// Merges the user's config over the image's (Docker's rules: an entrypoint given by the user
+/// drops the image's cmd; env and labels merge by key).
+pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
+    let mut c = user.clone();
+    if user.entrypoint.is_none() {
+        c.entrypoint = image.entrypoint.clone();
+        if user.cmd.is_none() {
+            c.cmd = image.cmd.clone();
+        }
+    }
+    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
+    for e in user.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    c.env = Some(env);
+    if c.working_dir.is_empty() {
+        c.working_dir = image.working_dir.clone();
+    }
+    if c.user.is_empty() {
+        c.user = image.user.clone();
+    }
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(user.labels.clone().unwrap_or_default());
+    c.labels = Some(labels);
+    if c.exposed_ports.is_none() {
+        c.exposed_ports = image.exposed_ports.clone();
+    }
+    if c.volumes.is_none() {
+        c.volumes = image.volumes.clone();
+    }
+    if c.stop_signal.is_none() {
+        c.stop_signal = image.stop_signal.clone();
+    }
+    if c.stop_timeout.is_none() {
+        c.stop_timeout = image.stop_timeout;
+    }
+    if c.shell.is_none() {
+        c.shell = image.shell.clone();
+    }
+    c.on_build = image.on_build.clone();
+    match (&mut c.healthcheck, &image.healthcheck) {
+        (None, Some(h)) => c.healthcheck = Some(h.clone()),
+        (Some(u), Some(i)) if u.test.as_ref().is_none_or(Vec::is_empty) => u.test = i.test.clone(),
+        _ => {}
+    }
+    c
+}
+
+/// The command as (path, args).
+pub fn command(c: &ContainerConfig) -> Result<(String, Vec<String>), ApiError> {
+    let mut argv: Vec<String> = c.entrypoint.as_ref().map(|e| e.0.clone()).unwrap_or_default();
+    argv.extend(c.cmd.as_ref().map(|c| c.0.clone()).unwrap_or_default());
+    let mut it = argv.into_iter();
+    match it.next() {
+        Some(p) if !p.is_empty() => Ok((p, it.collect())),
+        _ => Err(ApiError::invalid("no command specified")),
+    }
+}
+
+const ADJECTIVES: &[&str] = &["admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant", "happy", "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "serene", "trusting", "upbeat", "vibrant", "wizardly", "youthful", "zealous"];
+const NAMES: &[&str] = &["babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lamport", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak"];
+
+fn random_name() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    format!("/{}_{}", ADJECTIVES[r.random_range(0..ADJECTIVES.len())], NAMES[r.random_range(0..NAMES.len())])
+}
+
+/// Converts between the image crate's config and the API's (same JSON field names).
+pub fn from_image_config(c: &wharf_image::ContainerConfig) -> ContainerConfig {
+    serde_json::to_value(c).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+}
+
+impl ContainerService {
+    /// Creates a container; returns its id and warnings.
+    pub async fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>), ApiError> {
+        let mut hc = req.host_config.unwrap_or_default();
+        if matches!(hc.network_mode.as_str(), "" | "default" | "bridge") {
+            // No bridge yet: the default is a private namespace with loopback only.
+            hc.network_mode = "none".to_string();
+        }
+        validate_host_config(&hc)?;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => normalize_name(n).map_err(|e| ApiError::from_err(&e))?,
+            None => loop {
+                let n = random_name();
+                if self.store.name_taken(&n).is_none() {
+                    break n;
+                }
+            },
+        };
+        if let Some(id) = self.store.name_taken(&name) {
+            return Err(ApiError::from_err(&crate::state::StateError::NameInUse { name, id }));
+        }
+        if req.config.image.is_empty() {
+            return Err(ApiError::invalid("config.Image is required"));
+        }
+        let images = self.images.clone();
+        let reference = req.config.image.clone();
+        let image = blocking(move || images.resolve(&reference)).await?;
+        let config = merge_config(&req.config, &from_image_config(&image.config));
+        let (path, args) = command(&config)?;
+        let cfg = self.config();
+        let runtime = if hc.runtime.is_empty() { cfg.default_runtime.clone() } else { hc.runtime.clone() };
+        if !cfg.runtimes.contains_key(&runtime) {
+            return Err(ApiError::invalid(format!("unknown or invalid runtime name: {runtime}")));
+        }
+        if hc.log_config.kind.is_empty() {
+            hc.log_config.kind = cfg.log_driver.clone();
+            hc.log_config.config = cfg.log_opts.clone();
+        }
+        hc.runtime = runtime.clone();
+        let id = crate::ids::new_id();
+        let images = self.images.clone();
+        let (cid, iid) = (id.clone(), image.id.clone());
+        blocking(move || images.create_rw_layer(&cid, &iid)).await?;
+        let record = Container {
+            id: id.clone(),
+            name,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            path,
+            args,
+            config,
+            host_config: hc,
+            image: image.id.clone(),
+            runtime,
+            driver: self.images.driver().name().to_string(),
+            state: RunState::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            has_been_started: false,
+        };
+        let inserted = self.store.insert(record);
+        let h = match inserted {
+            Ok(h) => h,
+            Err(e) => {
+                let images = self.images.clone();
+                let cid = id.clone();
+                let _ = blocking(move || images.remove_rw_layer(&cid)).await;
+                return Err(ApiError::from_err(&e));
+            }
+        };
+        let c = Store::lock(&h).clone();
+        self.emit(&c, "create", &[]);
+        Ok((id, Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wharf_api_types::container::RestartPolicy;
+    use wharf_api_types::strslice::StrSlice;
+
+    fn cfg(entry: Option<&[&str]>, cmd: Option<&[&str]>, env: &[&str]) -> ContainerConfig {
+        let s = |v: &[&str]| StrSlice(v.iter().map(|x| x.to_string()).collect());
+        ContainerConfig {
+            entrypoint: entry.map(s),
+            cmd: cmd.map(s),
+            env: Some(env.iter().map(|x| x.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merge_follows_docker_rules() {
+        let image = cfg(Some(&["/init"]), Some(&["serve"]), &["PATH=/bin", "A=1"]);
+        let m = merge_config(&cfg(None, None, &["A=2", "B=3"]), &image);
+        assert_eq!(command(&m).expect("cmd"), ("/init".to_string(), vec!["serve".to_string()]));
+        assert_eq!(m.env.expect("env"), ["PATH=/bin", "A=2", "B=3"]);
+        let m = merge_config(&cfg(Some(&["sh"]), None, &[]), &image);
+        assert_eq!(command(&m).expect("cmd"), ("sh".to_string(), vec![]));
+        let m = merge_config(&cfg(None, Some(&["echo", "hi"]), &[]), &image);
+        assert_eq!(command(&m).expect("cmd").1, ["echo", "hi"]);
+        assert!(command(&cfg(None, None, &[])).is_err());
+    }
+
+    #[test]
+    fn host_config_checks() {
+        let ok = HostConfig::default();
+        assert!(validate_host_config(&ok).is_ok());
+        let bad = |hc: HostConfig| validate_host_config(&hc).is_err();
+        assert!(bad(HostConfig { restart_policy: RestartPolicy { name: "sometimes".into(), maximum_retry_count: 0 }, ..Default::default() }));
+        assert!(bad(HostConfig { restart_policy: RestartPolicy { name: "always".into(), maximum_retry_count: 3 }, ..Default::default() }));
+        assert!(bad(HostConfig { auto_remove: true, restart_policy: RestartPolicy { name: "always".into(), maximum_retry_count: 0 }, ..Default::default() }));
+        assert!(bad(HostConfig { network_mode: "container:x".into(), ..Default::default() }));
+        assert!(bad(HostConfig { cap_add: Some(vec!["NOPE".into()]), ..Default::default() }));
+    }
+
+    #[test]
+    fn random_names_are_valid() {
+        for _ in 0..20 {
+            assert!(normalize_name(&random_name()).is_ok());
+        }
+    }
+}
