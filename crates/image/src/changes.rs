@@ -75,18 +75,28 @@ fn apply_one(c: &mut ContainerConfig, line: &str) -> Result<(), ImageError> {
             };
             for v in list {
                 if v.is_empty() {
-                    return Err(invalid("VOLUME specified can not be an empty string".into()));
+                    return Err(invalid(
+                        "VOLUME specified can not be an empty string".into(),
+                    ));
                 }
                 vols.insert(v, Value::Object(Default::default()));
             }
         }
         "STOPSIGNAL" => c.stop_signal = rest.to_string(),
         "ONBUILD" => {
-            let inner = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let inner = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             if matches!(inner.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                return Err(invalid(format!("{inner} isn't allowed as an ONBUILD trigger")));
+                return Err(invalid(format!(
+                    "{inner} isn't allowed as an ONBUILD trigger"
+                )));
             }
-            c.on_build.get_or_insert_with(Vec::new).push(rest.to_string());
+            c.on_build
+                .get_or_insert_with(Vec::new)
+                .push(rest.to_string());
         }
         other => {
             return Err(invalid(format!("{other} is not a valid change command")));
@@ -103,7 +113,10 @@ fn exec_or_shell(rest: &str, c: &ContainerConfig) -> Result<Vec<String>, ImageEr
     if rest.is_empty() {
         return Ok(Vec::new());
     }
-    let mut v = c.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+    let mut v = c
+        .shell
+        .clone()
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
     v.push(rest.to_string());
     Ok(v)
 }
@@ -121,9 +134,9 @@ fn key_values(rest: &str, instr: &str) -> Result<Vec<(String, String)>, ImageErr
     let first_has_eq = words.first().is_some_and(|w| w.contains('='));
     if !first_has_eq {
         // Legacy form: the first word is the key, the rest of the line the value.
-        let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| {
-            invalid(format!("{instr} must have two arguments"))
-        })?;
+        let (k, v) = rest
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| invalid(format!("{instr} must have two arguments")))?;
         return Ok(vec![(k.to_string(), unquote(v.trim())?)]);
     }
     words
@@ -131,7 +144,9 @@ fn key_values(rest: &str, instr: &str) -> Result<Vec<(String, String)>, ImageErr
         .map(|w| match w.split_once('=') {
             Some((k, _)) if k.is_empty() => Err(invalid(format!("{instr} names can not be blank"))),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => Err(invalid(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"))),
+            None => Err(invalid(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            ))),
         })
         .collect()
 }
@@ -194,7 +209,10 @@ fn normalise_port(p: &str) -> Result<String, ImageError> {
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
         return Err(invalid(format!("invalid proto: {proto}")));
     }
-    let parse = |s: &str| s.parse::<u16>().map_err(|_| invalid(format!("invalid containerPort: {num}")));
+    let parse = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| invalid(format!("invalid containerPort: {num}")))
+    };
     match num.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (parse(a)?, parse(b)?);
@@ -229,7 +247,10 @@ mod tests {
 
     fn apply(changes: &[&str]) -> Result<ContainerConfig, ImageError> {
         let mut c = ContainerConfig::default();
-        apply_changes(&mut c, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply_changes(
+            &mut c,
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -246,7 +267,12 @@ mod tests {
 
     #[test]
     fn env_and_labels() {
-        let c = apply(&["ENV A=1 B=\"two words\"", "ENV A=3", "ENV LEGACY some value"]).unwrap();
+        let c = apply(&[
+            "ENV A=1 B=\"two words\"",
+            "ENV A=3",
+            "ENV LEGACY some value",
+        ])
+        .unwrap();
         assert_eq!(c.env.unwrap(), ["B=two words", "A=3", "LEGACY=some value"]);
         let c = apply(&["LABEL a=b 'c d'=e"]).unwrap();
         let l = c.labels.unwrap();
@@ -258,7 +284,16 @@ mod tests {
 
     #[test]
     fn ports_volumes_workdir_user() {
-        let c = apply(&["EXPOSE 80 53/udp", "VOLUME /data /logs", "VOLUME [\"/x\"]", "WORKDIR /app", "WORKDIR sub/../src", "USER nobody", "STOPSIGNAL SIGINT"]).unwrap();
+        let c = apply(&[
+            "EXPOSE 80 53/udp",
+            "VOLUME /data /logs",
+            "VOLUME [\"/x\"]",
+            "WORKDIR /app",
+            "WORKDIR sub/../src",
+            "USER nobody",
+            "STOPSIGNAL SIGINT",
+        ])
+        .unwrap();
         let ports: Vec<_> = c.exposed_ports.unwrap().into_keys().collect();
         assert_eq!(ports, ["53/udp", "80/tcp"]);
         assert_eq!(c.volumes.unwrap().len(), 3);
@@ -271,7 +306,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_bad_onbuild() {
-        assert!(matches!(apply(&["RUN echo"]), Err(ImageError::InvalidArgument(m)) if m.contains("RUN")));
+        assert!(
+            matches!(apply(&["RUN echo"]), Err(ImageError::InvalidArgument(m)) if m.contains("RUN"))
+        );
         assert!(apply(&["ONBUILD FROM x"]).is_err());
         let c = apply(&["ONBUILD RUN make"]).unwrap();
         assert_eq!(c.on_build.unwrap(), ["RUN make"]);

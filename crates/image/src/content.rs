@@ -23,13 +23,20 @@ pub struct ContentStore {
 impl ContentStore {
     /// Opens (creating) the store and discards half-written ingests.
     pub fn open(root: &Path) -> Result<ContentStore, ImageError> {
-        let store = ContentStore { root: root.to_path_buf() };
-        fs::create_dir_all(store.blobs_dir()).map_err(ImageError::io(format!("create {}", store.blobs_dir().display())))?;
+        let store = ContentStore {
+            root: root.to_path_buf(),
+        };
+        fs::create_dir_all(store.blobs_dir()).map_err(ImageError::io(format!(
+            "create {}",
+            store.blobs_dir().display()
+        )))?;
         let ingest = store.ingest_dir();
         if ingest.exists() {
-            fs::remove_dir_all(&ingest).map_err(ImageError::io(format!("clean {}", ingest.display())))?;
+            fs::remove_dir_all(&ingest)
+                .map_err(ImageError::io(format!("clean {}", ingest.display())))?;
         }
-        fs::create_dir_all(&ingest).map_err(ImageError::io(format!("create {}", ingest.display())))?;
+        fs::create_dir_all(&ingest)
+            .map_err(ImageError::io(format!("create {}", ingest.display())))?;
         Ok(store)
     }
 
@@ -80,13 +87,22 @@ impl ContentStore {
     /// Starts a streaming write.
     pub fn ingest(&self) -> Result<Ingest, ImageError> {
         let path = self.ingest_dir().join(random_hex());
-        let file = File::create(&path).map_err(ImageError::io(format!("create {}", path.display())))?;
-        Ok(Ingest { file: Some(file), path, hasher: Sha256::new(), size: 0, blobs: self.blobs_dir() })
+        let file =
+            File::create(&path).map_err(ImageError::io(format!("create {}", path.display())))?;
+        Ok(Ingest {
+            file: Some(file),
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.blobs_dir(),
+        })
     }
 
     /// Moves an already-verified file on the same filesystem into the store under `d`.
     pub fn adopt(&self, file: &Path, d: &Digest) -> Result<(), ImageError> {
-        File::open(file).and_then(|f| f.sync_all()).map_err(ImageError::io(format!("fsync {}", file.display())))?;
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(ImageError::io(format!("fsync {}", file.display())))?;
         fs::rename(file, self.path(d)).map_err(ImageError::io(format!("store blob {d}")))?;
         fsync_dir(&self.blobs_dir())
     }
@@ -94,7 +110,9 @@ impl ContentStore {
     /// Deletes a blob; absent is fine.
     pub fn delete(&self, d: &Digest) -> Result<(), ImageError> {
         match fs::remove_file(self.path(d)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ImageError::io(format!("delete blob {d}"))(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(ImageError::io(format!("delete blob {d}"))(e))
+            }
             _ => Ok(()),
         }
     }
@@ -103,9 +121,15 @@ impl ContentStore {
     pub fn list(&self) -> Result<Vec<Digest>, ImageError> {
         let dir = self.blobs_dir();
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(ImageError::io(format!("list {}", dir.display())))? {
+        for entry in
+            fs::read_dir(&dir).map_err(ImageError::io(format!("list {}", dir.display())))?
+        {
             let entry = entry.map_err(ImageError::io(format!("list {}", dir.display())))?;
-            if let Some(d) = entry.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 out.push(d);
             }
         }
@@ -136,7 +160,9 @@ pub struct Ingest {
 impl Ingest {
     /// Syncs, verifies against `expected` (when given) and moves the blob into place.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), ImageError> {
-        let file = self.file.take().ok_or_else(|| ImageError::io("commit blob")(io::Error::other("ingest already closed")))?;
+        let file = self.file.take().ok_or_else(|| {
+            ImageError::io("commit blob")(io::Error::other("ingest already closed"))
+        })?;
         file.sync_all().map_err(ImageError::io("fsync blob"))?;
         drop(file);
         let actual = finish(self.hasher.clone().finalize().as_slice());
@@ -158,7 +184,10 @@ impl Ingest {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("ingest already closed"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("ingest already closed"))?;
         let n = file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
@@ -179,6 +208,22 @@ impl Drop for Ingest {
     }
 }
 
+/// `io::copy` with a 1 MiB buffer: fewer syscalls and hash calls for layer-sized streams.
+pub(crate) fn copy_large(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 /// A reader that hashes (and counts) everything read through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -189,7 +234,11 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), size: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
     }
 
     /// Reads the rest of the stream (a tar consumer may stop before trailing padding) and
@@ -218,7 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
         let d = store.write_bytes(b"hello").unwrap();
-        assert_eq!(d.hex(), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.hex(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(store.read(&d).unwrap(), b"hello");
         assert_eq!(store.list().unwrap(), vec![d.clone()]);
 
@@ -249,7 +301,10 @@ mod tests {
         let store = ContentStore::open(dir.path()).unwrap();
         let d = store.write_bytes(b"config").unwrap();
         fs::write(store.path(&d), b"tampered").unwrap();
-        assert!(matches!(store.read(&d), Err(ImageError::DigestMismatch { .. })));
+        assert!(matches!(
+            store.read(&d),
+            Err(ImageError::DigestMismatch { .. })
+        ));
     }
 
     #[test]

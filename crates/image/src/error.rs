@@ -33,6 +33,9 @@ pub enum ImageError {
     /// Something the archive asks for that Wharf does not support.
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// The storage driver failed.
+    #[error(transparent)]
+    Storage(#[from] wharf_storage::StorageError),
     /// Layer tar handling failed (hostile or corrupt tar is InvalidArgument there).
     #[error(transparent)]
     Archive(#[from] wharf_archive::ArchiveError),
@@ -80,6 +83,7 @@ impl Classify for ImageError {
             | ImageError::DigestMismatch { .. }
             | ImageError::Json { .. } => ErrorKind::InvalidArgument,
             ImageError::NotSupported(_) => ErrorKind::NotImplemented,
+            ImageError::Storage(e) => e.kind(),
             ImageError::Archive(e) => e.kind(),
             ImageError::Io { source, .. } => match source.kind() {
                 // A short or corrupt input stream is the caller's archive, not our fault.

@@ -11,7 +11,9 @@ use crate::error::ImageError;
 
 /// fsyncs a directory so a rename inside it survives a crash.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), ImageError> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(ImageError::io(format!("fsync {}", dir.display())))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(ImageError::io(format!("fsync {}", dir.display())))
 }
 
 /// Writes `value` as JSON to `path` atomically: temp file, fsync, rename, fsync dir.

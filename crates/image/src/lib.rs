@@ -5,25 +5,30 @@
 //! `content/blobs/sha256/<hex>` (configs and uncompressed layer tars, by digest),
 //! `content/ingest/` (in-flight writes), `imagedb/<id>.json`, `layerdb/<chain-id>.json`,
 //! `rwlayers/<container>.json`, `repositories.json`. Layer data lives in the storage driver.
-//!
-//! Interim: `ImageService` (service, load, save, import, layers) is wired in once
-//! `wharf_storage::Driver` lands; until then the metadata store is not used by anything.
 #![forbid(unsafe_code)]
-#![allow(dead_code)]
 
 mod changes;
 mod content;
 mod error;
 mod fsutil;
+mod import;
+mod layers;
+mod load;
 mod model;
+mod save;
+mod service;
 mod store;
 
 pub use changes::apply_changes;
 pub use content::{digest_of, ContentStore, HashingReader, Ingest};
 pub use error::ImageError;
 pub use model::{
-    chain_ids, host_arch, ContainerConfig, Descriptor, Healthcheck, HistoryItem, ImageConfig, Index, Manifest,
-    Platform, RootFs, SaveManifestEntry, MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST, MT_DOCKER_MANIFEST_LIST, MT_OCI_CONFIG,
-    MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_MANIFEST,
+    chain_ids, host_arch, ContainerConfig, Descriptor, Healthcheck, HistoryItem, ImageConfig,
+    Index, Manifest, Platform, RootFs, SaveManifestEntry, MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST,
+    MT_DOCKER_MANIFEST_LIST, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_MANIFEST,
+};
+pub use service::{
+    CommitOptions, DeleteItem, DiskUsage, GraphDriver, HistoryEntry, Image, ImageMetadata,
+    ImageService, ImageUsage, InspectRootFs,
 };
 pub use wharf_imageref::{Digest, Reference};

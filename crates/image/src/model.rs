@@ -16,7 +16,8 @@ use crate::content::finish;
 /// Docker's image manifest (schema 2).
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker's manifest list.
-pub const MT_DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker's image config.
 pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// OCI image manifest.
@@ -171,7 +172,10 @@ impl ImageConfig {
             history: Vec::new(),
             os: "linux".into(),
             variant: None,
-            rootfs: RootFs { kind: "layers".into(), diff_ids },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids,
+            },
             extra: BTreeMap::new(),
         }
     }
@@ -259,7 +263,11 @@ pub fn pick_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
     let arch = host_arch();
     manifests
         .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+        })
         .or_else(|| {
             let unplatformed: Vec<_> = manifests.iter().filter(|d| d.platform.is_none()).collect();
             match unplatformed.as_slice() {
@@ -329,11 +337,23 @@ mod tests {
             media_type: MT_OCI_MANIFEST.into(),
             digest: d('c'),
             size: 1,
-            platform: Some(Platform { architecture: arch.into(), os: "linux".into(), variant: None }),
+            platform: Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: None,
+            }),
             annotations: None,
         };
         let list = vec![mk("s390x-nope"), mk(host_arch())];
-        assert_eq!(pick_platform(&list).unwrap().platform.as_ref().unwrap().architecture, host_arch());
+        assert_eq!(
+            pick_platform(&list)
+                .unwrap()
+                .platform
+                .as_ref()
+                .unwrap()
+                .architecture,
+            host_arch()
+        );
         assert!(pick_platform(&[mk("s390x-nope")]).is_none());
     }
 }

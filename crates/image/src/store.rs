@@ -76,7 +76,13 @@ pub(crate) enum Lookup {
 impl State {
     /// Resolves a user's reference by Docker's rules: full id, tag/digest reference, id prefix.
     pub fn lookup(&self, reference: &str) -> Lookup {
-        let found = |id: &Digest| if self.images.contains_key(id) { Lookup::Found(id.clone()) } else { Lookup::Missing };
+        let found = |id: &Digest| {
+            if self.images.contains_key(id) {
+                Lookup::Found(id.clone())
+            } else {
+                Lookup::Missing
+            }
+        };
         if let Ok(d) = Digest::parse(reference) {
             return found(&d);
         }
@@ -91,11 +97,17 @@ impl State {
         let prefix = reference.strip_prefix("sha256:").unwrap_or(reference);
         let hexish = !prefix.is_empty()
             && prefix.len() < 64
-            && prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hexish {
             return Lookup::Missing;
         }
-        let matches: Vec<&Digest> = self.images.keys().filter(|id| id.hex().starts_with(prefix)).collect();
+        let matches: Vec<&Digest> = self
+            .images
+            .keys()
+            .filter(|id| id.hex().starts_with(prefix))
+            .collect();
         match matches.as_slice() {
             [] => Lookup::Missing,
             [one] => Lookup::Found((*one).clone()),
@@ -105,12 +117,20 @@ impl State {
 
     /// Tags (full reference strings) pointing at `id`.
     pub fn refs_of(&self, id: &Digest) -> Vec<String> {
-        self.refs.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+        self.refs
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Images whose local parent is `id`.
     pub fn children_of(&self, id: &Digest) -> Vec<Digest> {
-        self.images.values().filter(|e| e.record.parent.as_ref() == Some(id)).map(|e| e.record.id.clone()).collect()
+        self.images
+            .values()
+            .filter(|e| e.record.parent.as_ref() == Some(id))
+            .map(|e| e.record.id.clone())
+            .collect()
     }
 
     /// The chain of layers below and including `top`, bottom first.
@@ -144,24 +164,40 @@ impl State {
     /// Layers no image or container uses.
     pub fn unused_layers(&self) -> Vec<Digest> {
         let users = self.layer_users();
-        self.layers.keys().filter(|c| !users.contains_key(*c)).cloned().collect()
+        self.layers
+            .keys()
+            .filter(|c| !users.contains_key(*c))
+            .cloned()
+            .collect()
     }
 
     /// Blobs that must be kept: image configs and the stored tar of every layer.
     pub fn live_blobs(&self) -> HashSet<Digest> {
-        self.images.keys().cloned().chain(self.layers.values().map(|l| l.diff_id.clone())).collect()
+        self.images
+            .keys()
+            .cloned()
+            .chain(self.layers.values().map(|l| l.diff_id.clone()))
+            .collect()
     }
 
     /// Sum of the sizes of an image's layers.
     pub fn image_size(&self, e: &ImageEntry) -> u64 {
-        e.chain.iter().filter_map(|c| self.layers.get(c)).map(|l| l.size).sum()
+        e.chain
+            .iter()
+            .filter_map(|c| self.layers.get(c))
+            .map(|l| l.size)
+            .sum()
     }
 }
 
 /// Builds the cache entry for an image from its config.
 pub(crate) fn image_entry(record: ImageRecord, config: ImageConfig) -> ImageEntry {
     let chain = chain_ids(&config.rootfs.diff_ids);
-    ImageEntry { record, config, chain }
+    ImageEntry {
+        record,
+        config,
+        chain,
+    }
 }
 
 /// The files behind [`State`].
@@ -181,9 +217,17 @@ pub(crate) struct Loaded {
 impl MetaStore {
     /// Opens (creating) the metadata directories and removes half-written temp files.
     pub fn open(root: &Path) -> Result<MetaStore, ImageError> {
-        let s = MetaStore { root: root.to_path_buf() };
-        for dir in [s.images_dir(), s.layers_dir(), s.rw_dir(), root.to_path_buf()] {
-            fs::create_dir_all(&dir).map_err(ImageError::io(format!("create {}", dir.display())))?;
+        let s = MetaStore {
+            root: root.to_path_buf(),
+        };
+        for dir in [
+            s.images_dir(),
+            s.layers_dir(),
+            s.rw_dir(),
+            root.to_path_buf(),
+        ] {
+            fs::create_dir_all(&dir)
+                .map_err(ImageError::io(format!("create {}", dir.display())))?;
             clean_tmp_files(&dir)?;
         }
         Ok(s)
@@ -204,7 +248,11 @@ impl MetaStore {
 
     /// Reads every record; unreadable records are reported, not skipped silently.
     pub fn load(&self) -> Result<Loaded, ImageError> {
-        let refs = if self.refs_file().exists() { read_json(&self.refs_file())? } else { BTreeMap::new() };
+        let refs = if self.refs_file().exists() {
+            read_json(&self.refs_file())?
+        } else {
+            BTreeMap::new()
+        };
         Ok(Loaded {
             images: read_all(&self.images_dir())?,
             layers: read_all(&self.layers_dir())?,
@@ -220,7 +268,10 @@ impl MetaStore {
         remove_file(&self.images_dir().join(format!("{}.json", id.hex())))
     }
     pub fn put_layer(&self, r: &LayerRecord) -> Result<(), ImageError> {
-        write_json_atomic(&self.layers_dir().join(format!("{}.json", r.chain_id.hex())), r)
+        write_json_atomic(
+            &self.layers_dir().join(format!("{}.json", r.chain_id.hex())),
+            r,
+        )
     }
     pub fn delete_layer(&self, chain: &Digest) -> Result<(), ImageError> {
         remove_file(&self.layers_dir().join(format!("{}.json", chain.hex())))
@@ -239,7 +290,9 @@ impl MetaStore {
 fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, ImageError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(ImageError::io(format!("list {}", dir.display())))? {
-        let path = entry.map_err(ImageError::io(format!("list {}", dir.display())))?.path();
+        let path = entry
+            .map_err(ImageError::io(format!("list {}", dir.display())))?
+            .path();
         if path.extension().is_some_and(|e| e == "json") {
             out.push(read_json(&path)?);
         }
@@ -258,15 +311,34 @@ mod tests {
 
     fn config(diffs: Vec<Digest>) -> ImageConfig {
         let mut c = ImageConfig::new_for_host(diffs, "2024-01-01T00:00:00Z".into());
-        c.rootfs = RootFs { kind: "layers".into(), diff_ids: c.rootfs.diff_ids.clone() };
+        c.rootfs = RootFs {
+            kind: "layers".into(),
+            diff_ids: c.rootfs.diff_ids.clone(),
+        };
         c
     }
 
     fn add_image(s: &mut State, id: Digest, diffs: Vec<Digest>) {
-        let e = image_entry(ImageRecord { id: id.clone(), parent: None, last_tag_time: None }, config(diffs));
+        let e = image_entry(
+            ImageRecord {
+                id: id.clone(),
+                parent: None,
+                last_tag_time: None,
+            },
+            config(diffs),
+        );
         let mut parent = None;
         for (c, diff) in e.chain.iter().zip(&e.config.rootfs.diff_ids) {
-            s.layers.insert(c.clone(), LayerRecord { chain_id: c.clone(), diff_id: diff.clone(), parent: parent.clone(), cache_id: c.hex().into(), size: 10 });
+            s.layers.insert(
+                c.clone(),
+                LayerRecord {
+                    chain_id: c.clone(),
+                    diff_id: diff.clone(),
+                    parent: parent.clone(),
+                    cache_id: c.hex().into(),
+                    size: 10,
+                },
+            );
             parent = Some(c.clone());
         }
         s.images.insert(id, e);
@@ -279,9 +351,12 @@ mod tests {
         let b = Digest::from_hex(&format!("abc2{}", "0".repeat(60))).unwrap();
         add_image(&mut s, a.clone(), vec![]);
         add_image(&mut s, b.clone(), vec![]);
-        s.refs.insert("docker.io/library/busybox:latest".into(), a.clone());
+        s.refs
+            .insert("docker.io/library/busybox:latest".into(), a.clone());
         assert!(matches!(s.lookup("busybox"), Lookup::Found(ref x) if *x == a));
-        assert!(matches!(s.lookup("docker.io/library/busybox:latest"), Lookup::Found(ref x) if *x == a));
+        assert!(
+            matches!(s.lookup("docker.io/library/busybox:latest"), Lookup::Found(ref x) if *x == a)
+        );
         assert!(matches!(s.lookup("busybox:other"), Lookup::Missing));
         assert!(matches!(s.lookup("abc2"), Lookup::Found(ref x) if *x == b));
         assert!(matches!(s.lookup("sha256:abc1"), Lookup::Found(ref x) if *x == a));
@@ -289,7 +364,10 @@ mod tests {
         assert!(matches!(s.lookup(a.as_str()), Lookup::Found(_)));
         assert!(matches!(s.lookup(a.hex()), Lookup::Found(_)));
         assert!(matches!(s.lookup("abz"), Lookup::Missing));
-        assert!(matches!(s.lookup(&format!("sha256:{}", "f".repeat(64))), Lookup::Missing));
+        assert!(matches!(
+            s.lookup(&format!("sha256:{}", "f".repeat(64))),
+            Lookup::Missing
+        ));
     }
 
     #[test]
@@ -299,7 +377,8 @@ mod tests {
         let b = d('1');
         add_image(&mut s, a, vec![]);
         add_image(&mut s, b.clone(), vec![]);
-        s.refs.insert("docker.io/library/beef:latest".into(), b.clone());
+        s.refs
+            .insert("docker.io/library/beef:latest".into(), b.clone());
         assert!(matches!(s.lookup("beef"), Lookup::Found(ref x) if *x == b));
     }
 
@@ -317,7 +396,14 @@ mod tests {
         assert_eq!(s.unused_layers().len(), 1);
         assert_ne!(s.unused_layers()[0], base);
         // A container keeps its image's layers alive.
-        s.rw.insert("c1".into(), RwRecord { container_id: "c1".into(), image_id: d('2'), parent_chain: Some(base.clone()) });
+        s.rw.insert(
+            "c1".into(),
+            RwRecord {
+                container_id: "c1".into(),
+                image_id: d('2'),
+                parent_chain: Some(base.clone()),
+            },
+        );
         s.images.remove(&d('2'));
         assert!(!s.unused_layers().contains(&base));
     }
@@ -326,9 +412,19 @@ mod tests {
     fn metastore_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let m = MetaStore::open(dir.path()).unwrap();
-        let rec = ImageRecord { id: d('1'), parent: Some(d('2')), last_tag_time: None };
+        let rec = ImageRecord {
+            id: d('1'),
+            parent: Some(d('2')),
+            last_tag_time: None,
+        };
         m.put_image(&rec).unwrap();
-        let lay = LayerRecord { chain_id: d('a'), diff_id: d('a'), parent: None, cache_id: "x".into(), size: 3 };
+        let lay = LayerRecord {
+            chain_id: d('a'),
+            diff_id: d('a'),
+            parent: None,
+            cache_id: "x".into(),
+            size: 3,
+        };
         m.put_layer(&lay).unwrap();
         let mut refs = BTreeMap::new();
         refs.insert("docker.io/library/a:latest".to_string(), d('1'));

@@ -1,0 +1,149 @@
+//! `docker import`, `docker commit` and `docker export`.
+
+use std::io::{BufReader, Read, Write};
+
+use wharf_imageref::{Digest, Reference};
+
+use crate::changes::apply_changes;
+use crate::error::ImageError;
+use crate::model::{now_rfc3339, HistoryItem, ImageConfig};
+use crate::service::{CommitOptions, Image, ImageService};
+
+impl ImageService {
+    /// Imports a root filesystem tar (plain, gzip or zstd) as a one-layer image, applying
+    /// `changes` (Dockerfile instructions) to its config and tagging it `repo_tag` if given.
+    pub fn import(
+        &self,
+        src: &mut dyn Read,
+        repo_tag: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
+    ) -> Result<Image, ImageError> {
+        // Validate everything the user typed before the expensive part.
+        let tag = repo_tag
+            .filter(|t| !t.is_empty())
+            .map(|t| Reference::parse(t).map(Reference::with_default_tag))
+            .transpose()?;
+        let mut cc = Default::default();
+        apply_changes(&mut cc, changes)?;
+
+        let _w = self.lock_writer();
+        let layer = self.add_layer_from_stream(
+            None,
+            Box::new(BufReader::with_capacity(1 << 20, src)),
+            None,
+        )?;
+        let created = now_rfc3339();
+        let mut config = ImageConfig::new_for_host(vec![layer.diff_id.clone()], created.clone());
+        config.config = Some(cc);
+        config.comment = message.filter(|m| !m.is_empty()).map(str::to_string);
+        config.history = vec![HistoryItem {
+            created: Some(created),
+            created_by: None,
+            comment: Some(
+                message
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("Imported from -")
+                    .to_string(),
+            ),
+            ..Default::default()
+        }];
+        let bytes = serde_json::to_vec(&config).map_err(ImageError::json("image config"))?;
+        let id = self.register_image(&bytes, None)?;
+        if let Some(t) = tag {
+            self.set_ref(&t, &id)?;
+        }
+        drop(_w);
+        self.resolve(id.as_str())
+    }
+
+    /// Makes a new image from the container's image plus everything the container changed.
+    pub fn commit(&self, container_id: &str, opts: CommitOptions) -> Result<Image, ImageError> {
+        let tag = opts
+            .repo_tag
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| Reference::parse(t).map(Reference::with_default_tag))
+            .transpose()?;
+        let _w = self.lock_writer();
+        let rw = self.rw_record(container_id)?;
+        let (base, parent_layer) = {
+            let st = self.read_state();
+            let base = st.images.get(&rw.image_id).map(|e| e.config.clone());
+            (
+                base,
+                rw.parent_chain
+                    .as_ref()
+                    .and_then(|c| st.layers.get(c))
+                    .cloned(),
+            )
+        };
+        // The parent image may have been force-removed; its layers live on under the container.
+        let base = match base {
+            Some(b) => b,
+            None => {
+                let st = self.read_state();
+                let diffs = st
+                    .layer_chain(rw.parent_chain.as_ref())
+                    .iter()
+                    .filter_map(|c| st.layers.get(c))
+                    .map(|l| l.diff_id.clone())
+                    .collect();
+                ImageConfig::new_for_host(diffs, now_rfc3339())
+            }
+        };
+
+        let mut ingest = self.content.ingest()?;
+        self.driver.diff(
+            container_id,
+            parent_layer.as_ref().map(|p| p.cache_id.as_str()),
+            &mut ingest,
+        )?;
+        ingest.flush().map_err(ImageError::io("write layer diff"))?;
+        let (diff_id, _) = ingest.commit(None)?;
+        let layer = self.add_layer_from_blob(parent_layer.as_ref(), &diff_id)?;
+
+        let created = now_rfc3339();
+        let mut config = base;
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        if let Some(c) = opts.config {
+            config.config = Some(c);
+        }
+        let mut cc = config.config.take().unwrap_or_default();
+        apply_changes(&mut cc, &opts.changes)?;
+        config.config = Some(cc);
+        config.created = Some(created.clone());
+        config.author = opts.author.clone().filter(|a| !a.is_empty());
+        config.comment = opts.comment.clone().filter(|c| !c.is_empty());
+        config.container = Some(container_id.to_string());
+        config.container_config = None;
+        config.history.push(HistoryItem {
+            created: Some(created),
+            created_by: None,
+            author: config.author.clone(),
+            comment: config.comment.clone(),
+            empty_layer: false,
+        });
+        let bytes = serde_json::to_vec(&config).map_err(ImageError::json("image config"))?;
+        let parent: Option<Digest> = self
+            .read_state()
+            .images
+            .contains_key(&rw.image_id)
+            .then(|| rw.image_id.clone());
+        let id = self.register_image(&bytes, parent)?;
+        if let Some(t) = tag {
+            self.set_ref(&t, &id)?;
+        }
+        drop(_w);
+        self.resolve(id.as_str())
+    }
+
+    /// Writes the container's whole merged filesystem as a tar (`docker export`).
+    pub fn export(&self, container_id: &str, out: &mut dyn Write) -> Result<(), ImageError> {
+        let root = self.mount_rw_layer(container_id)?;
+        let res = wharf_archive::tar_path(&root, "/", out, &wharf_archive::TarOptions::default());
+        let unmounted = self.unmount_rw_layer(container_id);
+        res?;
+        unmounted
+    }
+}

@@ -1,0 +1,303 @@
+//! `docker load`: docker-save archives (`manifest.json`, legacy or Docker 25+ layout) and OCI
+//! image layouts (`index.json`), optionally compressed.
+//!
+//! The archive is streamed once: every file goes straight into the content store (verified
+//! against its name when it is `blobs/sha256/<hex>`), then manifests are read from there and
+//! layers applied from the stored blobs. Nothing is registered until its data is complete;
+//! blobs the load added but nothing references are removed at the end, success or not.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read};
+
+use wharf_imageref::{Digest, Reference};
+
+use crate::content::copy_large;
+use crate::error::ImageError;
+use crate::model::{is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry};
+use crate::service::ImageService;
+use crate::store::LayerRecord;
+
+/// How deep nested indexes may go before we call the archive hostile.
+const MAX_INDEX_DEPTH: usize = 4;
+/// Link chains longer than this are refused (loops).
+const MAX_LINK_HOPS: usize = 16;
+
+/// The archive's files, by normalised path.
+#[derive(Default)]
+struct ArchiveFiles {
+    files: HashMap<String, Digest>,
+    links: HashMap<String, String>,
+}
+
+impl ArchiveFiles {
+    fn get(&self, path: &str) -> Result<&Digest, ImageError> {
+        let mut p =
+            normalise(path).ok_or_else(|| bad(format!("invalid path {path:?} in archive")))?;
+        for _ in 0..MAX_LINK_HOPS {
+            if let Some(d) = self.files.get(&p) {
+                return Ok(d);
+            }
+            match self.links.get(&p) {
+                Some(t) => p = t.clone(),
+                None => return Err(bad(format!("{path} is missing from the archive"))),
+            }
+        }
+        Err(bad(format!("too many links resolving {path}")))
+    }
+}
+
+fn bad(msg: String) -> ImageError {
+    ImageError::InvalidArgument(format!("invalid archive: {msg}"))
+}
+
+/// Cleans a path inside the archive; `None` if it climbs out of the root.
+fn normalise(p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// One image to register: its config and its layer blobs.
+struct Pending {
+    config: Digest,
+    layers: Vec<Digest>,
+    tags: Vec<Reference>,
+}
+
+impl ImageService {
+    /// Loads every image in the archive; returns Docker's "Loaded image: …" lines.
+    pub fn load(&self, src: &mut dyn Read) -> Result<Vec<String>, ImageError> {
+        let _w = self.lock_writer();
+        let before: HashSet<Digest> = self.content.list()?.into_iter().collect();
+        let result = self.load_locked(src);
+        // Drop what this load brought in that nothing references (also after a failure).
+        self.gc_layers()?;
+        let live = self.read_state().live_blobs();
+        for d in self.content.list()? {
+            if !before.contains(&d) && !live.contains(&d) {
+                self.content.delete(&d)?;
+            }
+        }
+        result
+    }
+
+    fn load_locked(&self, src: &mut dyn Read) -> Result<Vec<String>, ImageError> {
+        let files = self.ingest_archive(src)?;
+        let pending = if files.files.contains_key("manifest.json") {
+            self.pending_from_docker(&files)?
+        } else if files.files.contains_key("index.json") {
+            self.pending_from_oci(&files)?
+        } else {
+            return Err(bad("neither manifest.json nor index.json found".into()));
+        };
+        let mut lines = Vec::new();
+        for p in pending {
+            let id = self.register_pending(&p)?;
+            if p.tags.is_empty() {
+                lines.push(format!("Loaded image ID: {id}"));
+            }
+            for t in &p.tags {
+                self.set_ref(t, &id)?;
+                lines.push(format!("Loaded image: {}", t.familiar()));
+            }
+        }
+        Ok(lines)
+    }
+
+    fn ingest_archive(&self, src: &mut dyn Read) -> Result<ArchiveFiles, ImageError> {
+        let plain = wharf_archive::decompress(Box::new(BufReader::with_capacity(1 << 20, src)))?;
+        let mut tar = tar::Archive::new(plain);
+        let mut out = ArchiveFiles::default();
+        // Errors from the tar parser mean a malformed upload, not a fault of ours.
+        let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let path =
+                normalise(&raw).ok_or_else(|| bad(format!("path {raw:?} escapes the archive")))?;
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
+                let expected = path
+                    .strip_prefix("blobs/sha256/")
+                    .map(Digest::from_hex)
+                    .transpose()
+                    .map_err(|_| bad(format!("{path} is not named by a sha256 digest")))?;
+                let mut ingest = self.content.ingest()?;
+                copy_large(&mut entry, &mut ingest)
+                    .map_err(ImageError::io(format!("read {path} from archive")))?;
+                let (d, _) = ingest.commit(expected.as_ref())?;
+                out.files.insert(path, d);
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                let resolved = if kind.is_symlink() && !target.starts_with('/') {
+                    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                    format!("{dir}/{target}")
+                } else {
+                    target.clone()
+                };
+                let t = normalise(&resolved)
+                    .ok_or_else(|| bad(format!("link {path} -> {target} escapes the archive")))?;
+                out.links.insert(path, t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        d: &Digest,
+        what: &str,
+    ) -> Result<T, ImageError> {
+        let bytes = self.content.read(d)?;
+        serde_json::from_slice(&bytes).map_err(ImageError::json(what))
+    }
+
+    fn pending_from_docker(&self, files: &ArchiveFiles) -> Result<Vec<Pending>, ImageError> {
+        let entries: Vec<SaveManifestEntry> =
+            self.read_json(files.get("manifest.json")?, "manifest.json")?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let tags = e
+                    .repo_tags
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| Reference::parse(t).map(Reference::with_default_tag))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Pending {
+                    config: files.get(&e.config)?.clone(),
+                    layers: e
+                        .layers
+                        .iter()
+                        .map(|l| files.get(l).cloned())
+                        .collect::<Result<_, _>>()?,
+                    tags,
+                })
+            })
+            .collect()
+    }
+
+    fn pending_from_oci(&self, files: &ArchiveFiles) -> Result<Vec<Pending>, ImageError> {
+        let index: Index = self.read_json(files.get("index.json")?, "index.json")?;
+        let mut out: Vec<Pending> = Vec::new();
+        for desc in &index.manifests {
+            let tag = desc.annotations.as_ref().and_then(|a| {
+                a.get("io.containerd.image.name")
+                    .or_else(|| {
+                        a.get("org.opencontainers.image.ref.name")
+                            .filter(|n| n.contains('/') || n.contains(':'))
+                    })
+                    .and_then(|n| Reference::parse(n).ok())
+                    .map(Reference::with_default_tag)
+            });
+            let manifest = self.resolve_manifest(&desc.digest, &desc.media_type, 0)?;
+            let layers = manifest.layers.iter().map(|l| l.digest.clone()).collect();
+            // One image may be listed once per tag: merge them.
+            match out.iter_mut().find(|p| p.config == manifest.config.digest) {
+                Some(p) => p.tags.extend(tag),
+                None => out.push(Pending {
+                    config: manifest.config.digest.clone(),
+                    layers,
+                    tags: tag.into_iter().collect(),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Follows indexes / manifest lists down to this platform's image manifest.
+    fn resolve_manifest(
+        &self,
+        d: &Digest,
+        media_type: &str,
+        depth: usize,
+    ) -> Result<Manifest, ImageError> {
+        if depth > MAX_INDEX_DEPTH {
+            return Err(bad("indexes nested too deeply".into()));
+        }
+        let value: serde_json::Value = self.read_json(d, "manifest")?;
+        let mt = value
+            .get("mediaType")
+            .and_then(|v| v.as_str())
+            .unwrap_or(media_type)
+            .to_string();
+        if is_index_type(&mt) || value.get("manifests").is_some() {
+            let index: Index =
+                serde_json::from_value(value).map_err(ImageError::json("image index"))?;
+            let chosen = pick_platform(&index.manifests).ok_or_else(|| {
+                ImageError::NotFound(format!(
+                    "no manifest for linux/{} in index {d}",
+                    crate::model::host_arch()
+                ))
+            })?;
+            return self.resolve_manifest(&chosen.digest, &chosen.media_type, depth + 1);
+        }
+        serde_json::from_value(value).map_err(ImageError::json("image manifest"))
+    }
+
+    fn register_pending(&self, p: &Pending) -> Result<Digest, ImageError> {
+        let bytes = self.content.read(&p.config)?;
+        let config: ImageConfig =
+            serde_json::from_slice(&bytes).map_err(ImageError::json("image config"))?;
+        let diffs = &config.rootfs.diff_ids;
+        if diffs.len() != p.layers.len() {
+            return Err(bad(format!(
+                "config {} lists {} layers but the manifest has {}",
+                p.config,
+                diffs.len(),
+                p.layers.len()
+            )));
+        }
+        let mut parent: Option<LayerRecord> = None;
+        for (blob, diff_id) in p.layers.iter().zip(diffs) {
+            let layer = if blob == diff_id {
+                self.add_layer_from_blob(parent.as_ref(), diff_id)?
+            } else {
+                // Compressed blob: store the uncompressed tar under its diff ID.
+                let file = self.content.open_blob(blob)?;
+                self.add_layer_from_stream(parent.as_ref(), Box::new(file), Some(diff_id))?
+            };
+            parent = Some(layer);
+        }
+        self.register_image(&bytes, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_confined() {
+        assert_eq!(normalise("./a/b/../c").as_deref(), Some("a/c"));
+        assert_eq!(normalise("/abs/x").as_deref(), Some("abs/x"));
+        assert_eq!(normalise("../x"), None);
+        assert_eq!(normalise("a/../../x"), None);
+    }
+
+    #[test]
+    fn links_resolve_and_loops_fail() {
+        let d = Digest::from_hex(&"a".repeat(64)).unwrap();
+        let mut f = ArchiveFiles::default();
+        f.files.insert("blobs/sha256/x".into(), d.clone());
+        f.links
+            .insert("id/layer.tar".into(), "blobs/sha256/x".into());
+        f.links.insert("loop1".into(), "loop2".into());
+        f.links.insert("loop2".into(), "loop1".into());
+        assert_eq!(f.get("./id/layer.tar").unwrap(), &d);
+        assert!(f.get("loop1").is_err());
+        assert!(f.get("missing").is_err());
+        assert!(f.get("../etc/passwd").is_err());
+    }
+}
