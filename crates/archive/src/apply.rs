@@ -82,13 +82,14 @@ pub fn decompress<'a>(mut r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, A
 /// content written.
 pub fn apply_layer(root: &Path, layer: &mut dyn Read, opts: &ApplyOptions) -> Result<u64, ArchiveError> {
     let mut ex = Extractor::new(root, opts)?;
-    unpack(&mut ex, Path::new(""), layer, opts)?;
+    unpack(&mut ex, Path::new(""), layer, opts, true)?;
     ex.finish()
 }
 
 /// Extracts `tar` into the directory `dest_in_root` inside `root` (the `docker cp` upload). Names
 /// and link targets in the archive are relative to the destination; symlinks anywhere resolve
-/// inside `root`, as if the container's root were `/`.
+/// inside `root`, as if the container's root were `/`. As with Docker, `.wh.` names are plain
+/// files here, and replacing a directory by a non-directory (or the reverse) is refused.
 pub fn extract_confined(
     root: &Path,
     dest_in_root: &str,
@@ -102,11 +103,19 @@ pub fn extract_confined(
         _ => ArchiveError::io("open destination", dest_in_root, e),
     })?;
     drop(fd);
-    unpack(&mut ex, &dest, tar, opts)?;
+    ex.keep_types();
+    unpack(&mut ex, &dest, tar, opts, false)?;
     ex.finish().map(drop)
 }
 
-fn unpack(ex: &mut Extractor<'_>, base: &Path, input: &mut dyn Read, opts: &ApplyOptions) -> Result<(), ArchiveError> {
+/// `layer`: interpret whiteouts (layer diffs) or not (plain archives).
+fn unpack(
+    ex: &mut Extractor<'_>,
+    base: &Path,
+    input: &mut dyn Read,
+    opts: &ApplyOptions,
+    layer: bool,
+) -> Result<(), ArchiveError> {
     let reader = decompress(Box::new(input))?;
     let mut archive = tar::Archive::new(reader);
     let mut count: u64 = 0;
@@ -128,7 +137,7 @@ fn unpack(ex: &mut Extractor<'_>, base: &Path, input: &mut dyn Read, opts: &Appl
         }
         let mut node = header_node(&mut entry, &raw_name)?;
         let file_name = rel.file_name().map(OsStr::as_bytes).unwrap_or_default();
-        if file_name.starts_with(WHITEOUT_PREFIX) {
+        if layer && file_name.starts_with(WHITEOUT_PREFIX) {
             let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
             if file_name == OPAQUE_MARKER {
                 ex.opaque(&dir)?;

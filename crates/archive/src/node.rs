@@ -51,6 +51,8 @@ pub(crate) struct Extractor<'o> {
     dir_times: Vec<(PathBuf, Timespec)>,
     /// Paths this archive created, so an opaque marker in `Remove` mode spares them.
     unpacked: HashSet<PathBuf>,
+    /// Refuse to replace a directory by a non-directory or the reverse (`docker cp` semantics).
+    keep_types: bool,
 }
 
 fn at_err<'a>(op: &'static str, rel: &'a Path) -> impl FnOnce(Errno) -> ArchiveError + 'a {
@@ -65,7 +67,13 @@ impl<'o> Extractor<'o> {
             bytes: 0,
             dir_times: Vec::new(),
             unpacked: HashSet::new(),
+            keep_types: false,
         })
+    }
+
+    /// Makes later [`put`](Self::put)s refuse to change a directory into a non-directory or back.
+    pub(crate) fn keep_types(&mut self) {
+        self.keep_types = true;
     }
 
     pub(crate) fn root(&self) -> &Root {
@@ -95,6 +103,9 @@ impl<'o> Extractor<'o> {
         }
         let existing = lstat_at(pfd, name).map_err(|e| ArchiveError::io("stat", rel.display(), e))?;
         let keep_dir = matches!(node.kind, NodeKind::Dir) && existing.as_ref().is_some_and(is_dir);
+        if self.keep_types && existing.as_ref().is_some_and(|st| is_dir(st) != matches!(node.kind, NodeKind::Dir)) {
+            return Err(crate::path::invalid(rel, "cannot overwrite a directory with a non-directory or the reverse"));
+        }
         if existing.is_some() && !keep_dir {
             if let NodeKind::Hardlink(target) = &node.kind {
                 if target == rel {

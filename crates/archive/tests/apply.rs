@@ -307,3 +307,44 @@ fn extract_confined_resolves_destination_inside_root() {
     assert_eq!(fs::read(sb.root.join(outside.trim_start_matches('/')).join("copied")).unwrap(), b"c");
     sb.assert_outside_untouched();
 }
+
+#[test]
+fn extract_confined_keeps_whiteout_names_and_refuses_type_changes() {
+    wharf_testutil::require_root!();
+    let sb = Sandbox::new();
+    fs::create_dir(sb.root.join("d")).unwrap();
+    fs::write(sb.root.join("keep"), b"k").unwrap();
+    let tar = Tar::new().file(".wh.keep", b"").bytes();
+    extract_confined(&sb.root, "/", &mut Cursor::new(tar), &ApplyOptions::default()).unwrap();
+    assert!(sb.root.join("keep").exists() && sb.root.join(".wh.keep").exists());
+    let tar = Tar::new().file("d", b"not a dir").bytes();
+    let err = extract_confined(&sb.root, "/", &mut Cursor::new(tar), &ApplyOptions::default()).unwrap_err();
+    assert_hostile(err, "d");
+    assert!(sb.root.join("d").is_dir());
+}
+
+#[test]
+fn file_capabilities_survive_ownership_changes() {
+    wharf_testutil::require_root!();
+    // VFS_CAP_REVISION_2 with the effective bit, permitting CAP_NET_RAW (13).
+    let mut cap = Vec::new();
+    for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&word.to_le_bytes());
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())]).unwrap();
+    let mut h = Tar::header(tar::EntryType::Regular, 0o755, 1);
+    h.set_uid(1000);
+    b.append_data(&mut h, "ping", &b"p"[..]).unwrap();
+    let sb = Sandbox::new();
+    sb.apply(b.into_inner().unwrap(), &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::metadata(sb.root.join("ping")).unwrap().uid(), 1000);
+    assert_eq!(xattr(&sb.root.join("ping"), "security.capability"), cap);
+
+    let mut out = Vec::new();
+    wharf_archive::tar_path(&sb.root, "/ping", &mut out, &wharf_archive::TarOptions::default()).unwrap();
+    let mut ar = tar::Archive::new(Cursor::new(out));
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let exts: Vec<_> = e.pax_extensions().unwrap().unwrap().map(|x| x.unwrap().key().unwrap().to_string()).collect();
+    assert_eq!(exts, vec!["SCHILY.xattr.security.capability"]);
+}
