@@ -142,7 +142,7 @@ fn key_values(rest: &str, instr: &str) -> Result<Vec<(String, String)>, ImageErr
     words
         .into_iter()
         .map(|w| match w.split_once('=') {
-            Some((k, _)) if k.is_empty() => Err(invalid(format!("{instr} names can not be blank"))),
+            Some(("", _)) => Err(invalid(format!("{instr} names can not be blank"))),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => Err(invalid(format!(
                 "Syntax error - can't find = in {w:?}. Must be of the form: name=value"

@@ -174,7 +174,7 @@ fn save_load_round_trip_keeps_id_and_bytes() {
     b.svc().load(&mut Cursor::new(&first)).unwrap();
     assert_eq!(b.svc().list().len(), 1);
     let mut by_id = Vec::new();
-    b.svc().save(&[img.id.clone()], &mut by_id).unwrap();
+    b.svc().save(std::slice::from_ref(&img.id), &mut by_id).unwrap();
     let c = Store::new("vfs");
     assert_eq!(
         c.svc().load(&mut Cursor::new(&by_id)).unwrap(),
@@ -734,7 +734,7 @@ fn crash_helper() {
     let data = if mode == "load" {
         let mut saved = Vec::new();
         let img = svc.import(&mut Cursor::new(tar), None, &[], None).unwrap();
-        svc.save(&[img.id.clone()], &mut saved).unwrap();
+        svc.save(std::slice::from_ref(&img.id), &mut saved).unwrap();
         svc.remove(&img.id, true, true, &never_used).unwrap();
         saved
     } else {
@@ -811,6 +811,9 @@ fn kill_during_import_or_load_leaves_nothing() {
             2,
             "{mode}"
         );
+        // The driver holds only the kept layer: the half-extracted one (a staging dir) is gone.
+        let driver_dirs = fs::read_dir(s.path().join("vfs/dir")).unwrap().count();
+        assert_eq!(driver_dirs, 1, "{mode}");
         assert_eq!(
             s.svc().disk_usage().unwrap().layers_size,
             s.svc().resolve("keep:1").unwrap().size
