@@ -343,6 +343,45 @@ fn driver_is_shareable_across_threads() {
     assert_send_sync::<Driver>();
 }
 
+/// A layer whose extraction is still running (the stand-in for a process killed midway) is never
+/// visible as a layer, and a fresh driver's reconcile removes its remains.
+fn interrupted_extraction_is_invisible_and_reconciled(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    base(d);
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    let mut hdr = hdr(tar::EntryType::Regular, 0o644, 1 << 20);
+    hdr.set_path("big").unwrap();
+    hdr.set_cksum();
+    std::io::Write::write_all(&mut writer, hdr.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut writer, &[7u8; 4096]).unwrap();
+    let staging_parent = if kind == DriverKind::Vfs { h.path().join("dir") } else { h.path() };
+    let staging = || {
+        fs::read_dir(&staging_parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".tmp-half"))
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| d.create_layer("half", None, &mut reader));
+        while staging().is_empty() {
+            assert!(!worker.is_finished(), "create_layer ended before its extraction was seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!d.exists("half"), "a layer being extracted must not look complete");
+        // What the next daemon start does.
+        let restarted = Driver::new(kind, &h.path(), &[]).unwrap();
+        let removed = restarted.reconcile(&["base".to_string()]).unwrap();
+        assert!(removed.iter().any(|n| n.starts_with(".tmp-half")), "{removed:?}");
+        drop(writer);
+        assert!(worker.join().unwrap().is_err(), "a truncated layer must fail");
+    });
+    assert!(!d.exists("half"));
+    assert!(staging().is_empty());
+    assert!(d.exists("base"));
+}
+
 macro_rules! suite {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -386,6 +425,10 @@ macro_rules! suite {
             #[test]
             fn layer_without_parent_diffs_as_all_added() {
                 super::layer_without_parent_diffs_as_all_added($kind);
+            }
+            #[test]
+            fn interrupted_extraction_is_invisible_and_reconciled() {
+                super::interrupted_extraction_is_invisible_and_reconciled($kind);
             }
             #[test]
             fn preserves_ownership_and_modes() {
