@@ -68,7 +68,9 @@ pub fn decompress<'a>(mut r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, A
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(zstd::stream::read::Decoder::new(stream).map_err(ArchiveError::Malformed)?))
+        Ok(Box::new(
+            zstd::stream::read::Decoder::new(stream).map_err(ArchiveError::Malformed)?,
+        ))
     } else if head.starts_with(b"BZh") {
         Err(ArchiveError::UnsupportedCompression("bzip2"))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
@@ -80,7 +82,11 @@ pub fn decompress<'a>(mut r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, A
 
 /// Applies a (maybe compressed) layer tar onto `root`, confined to it. Returns the bytes of file
 /// content written.
-pub fn apply_layer(root: &Path, layer: &mut dyn Read, opts: &ApplyOptions) -> Result<u64, ArchiveError> {
+pub fn apply_layer(
+    root: &Path,
+    layer: &mut dyn Read,
+    opts: &ApplyOptions,
+) -> Result<u64, ArchiveError> {
     let mut ex = Extractor::new(root, opts)?;
     unpack(&mut ex, Path::new(""), layer, opts, true)?;
     ex.finish()
@@ -127,13 +133,19 @@ fn unpack(
         }
         count += 1;
         if count > opts.max_entries {
-            return Err(ArchiveError::TooManyEntries { limit: opts.max_entries });
+            return Err(ArchiveError::TooManyEntries {
+                limit: opts.max_entries,
+            });
         }
         let raw_name = entry.path().map_err(ArchiveError::Malformed)?.into_owned();
         let rel = base.join(crate::path::clean(&raw_name)?);
         let name_str = || raw_name.display().to_string();
         if entry.size() > MAX_ENTRY_SIZE {
-            return Err(ArchiveError::TooLarge { path: name_str(), size: entry.size(), limit: MAX_ENTRY_SIZE });
+            return Err(ArchiveError::TooLarge {
+                path: name_str(),
+                size: entry.size(),
+                limit: MAX_ENTRY_SIZE,
+            });
         }
         let mut node = header_node(&mut entry, &raw_name)?;
         let file_name = rel.file_name().map(OsStr::as_bytes).unwrap_or_default();
@@ -148,7 +160,9 @@ fn unpack(
             continue;
         }
         node.kind = match etype {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => NodeKind::File,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                NodeKind::File
+            }
             tar::EntryType::Directory => NodeKind::Dir,
             tar::EntryType::Symlink => NodeKind::Symlink(link_name(&entry, &raw_name)?),
             tar::EntryType::Link => {
@@ -165,7 +179,12 @@ fn unpack(
                 }
             }
             tar::EntryType::Fifo => NodeKind::Fifo,
-            other => return Err(ArchiveError::UnsupportedEntry { path: name_str(), kind: format!("{other:?}") }),
+            other => {
+                return Err(ArchiveError::UnsupportedEntry {
+                    path: name_str(),
+                    kind: format!("{other:?}"),
+                })
+            }
         };
         ex.put(&rel, &node, &mut entry)?;
     }
@@ -202,7 +221,10 @@ fn header_node<R: Read>(entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Nod
         mode: h.mode().map_err(ArchiveError::Malformed)?,
         uid: id(uid)?,
         gid: id(gid)?,
-        mtime: Timespec { tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0), tv_nsec: 0 },
+        mtime: Timespec {
+            tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0),
+            tv_nsec: 0,
+        },
         xattrs: Vec::new(),
     };
     if let Some(exts) = entry.pax_extensions().map_err(ArchiveError::Malformed)? {
@@ -210,7 +232,8 @@ fn header_node<R: Read>(entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Nod
             let ext = ext.map_err(ArchiveError::Malformed)?;
             let key = ext.key_bytes();
             if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
-                node.xattrs.push((xattr.to_vec(), ext.value_bytes().to_vec()));
+                node.xattrs
+                    .push((xattr.to_vec(), ext.value_bytes().to_vec()));
             } else if key == b"uid" || key == b"gid" {
                 let v = ext.value().ok().and_then(|v| v.parse::<u64>().ok());
                 let v = id(v.ok_or_else(|| io::Error::other("bad PAX id")))?;
@@ -263,10 +286,15 @@ mod tests {
         let zs = zstd::encode_all(&plain[..], 1).unwrap();
         for input in [plain.clone(), gz, zs] {
             let mut out = Vec::new();
-            decompress(Box::new(Cursor::new(input))).unwrap().read_to_end(&mut out).unwrap();
+            decompress(Box::new(Cursor::new(input)))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, plain);
         }
-        let err = decompress(Box::new(Cursor::new(b"BZh91AY".to_vec()))).err().unwrap();
+        let err = decompress(Box::new(Cursor::new(b"BZh91AY".to_vec())))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("bzip2"));
     }
 }

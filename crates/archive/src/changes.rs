@@ -29,7 +29,10 @@ pub struct Change {
 }
 
 fn change(rel: &Path, kind: ChangeKind) -> Change {
-    Change { path: format!("/{}", rel.to_string_lossy()), kind }
+    Change {
+        path: format!("/{}", rel.to_string_lossy()),
+        kind,
+    }
 }
 
 fn lstat(p: &Path) -> io::Result<Option<Metadata>> {
@@ -41,7 +44,9 @@ fn lstat(p: &Path) -> io::Result<Option<Metadata>> {
 }
 
 fn names(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut v = fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
+    let mut v = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
     v.sort();
     Ok(v)
 }
@@ -53,7 +58,11 @@ fn io_err<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> Archiv
 /// Docker's rule: mode, owner and device always count; size and mtime only for non-directories
 /// (a directory's mtime moves whenever anything inside it does).
 fn stat_different(new: &Metadata, old: &Metadata, new_path: &Path, old_path: &Path) -> bool {
-    if new.mode() != old.mode() || new.uid() != old.uid() || new.gid() != old.gid() || new.rdev() != old.rdev() {
+    if new.mode() != old.mode()
+        || new.uid() != old.uid()
+        || new.gid() != old.gid()
+        || new.rdev() != old.rdev()
+    {
         return true;
     }
     if new.is_dir() {
@@ -79,16 +88,28 @@ pub fn changes_between(layer: &Path, parent: &Path) -> Result<Vec<Change>, Archi
     Ok(out)
 }
 
-fn between(layer: &Path, parent: &Path, rel: &Path, in_parent: bool, out: &mut Vec<Change>) -> Result<bool, ArchiveError> {
+fn between(
+    layer: &Path,
+    parent: &Path,
+    rel: &Path,
+    in_parent: bool,
+    out: &mut Vec<Change>,
+) -> Result<bool, ArchiveError> {
     let ldir = layer.join(rel);
     let lnames = names(&ldir).map_err(io_err("list", &ldir))?;
     let mut changed = false;
     for name in &lnames {
         let sub = rel.join(name);
         let lp = layer.join(&sub);
-        let Some(lm) = lstat(&lp).map_err(io_err("stat", &lp))? else { continue };
+        let Some(lm) = lstat(&lp).map_err(io_err("stat", &lp))? else {
+            continue;
+        };
         let pp = parent.join(&sub);
-        let pm = if in_parent { lstat(&pp).map_err(io_err("stat", &pp))? } else { None };
+        let pm = if in_parent {
+            lstat(&pp).map_err(io_err("stat", &pp))?
+        } else {
+            None
+        };
         let mut reported = false;
         match &pm {
             None => {
@@ -142,7 +163,9 @@ fn lower_lookup(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
         let mut hidden_below = false;
         for (i, comp) in comps.iter().enumerate() {
             path.push(comp);
-            let Ok(m) = fs::symlink_metadata(&path) else { break };
+            let Ok(m) = fs::symlink_metadata(&path) else {
+                break;
+            };
             if is_whiteout(&m) {
                 return None;
             }
@@ -171,14 +194,21 @@ pub fn changes_overlay(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, 
     Ok(out)
 }
 
-fn overlay_walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<Change>) -> Result<bool, ArchiveError> {
+fn overlay_walk(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+    out: &mut Vec<Change>,
+) -> Result<bool, ArchiveError> {
     let dir = upper.join(rel);
     let unames = names(&dir).map_err(io_err("list", &dir))?;
     let mut changed = false;
     for name in &unames {
         let sub = rel.join(name);
         let up = upper.join(&sub);
-        let Some(um) = lstat(&up).map_err(io_err("stat", &up))? else { continue };
+        let Some(um) = lstat(&up).map_err(io_err("stat", &up))? else {
+            continue;
+        };
         if is_whiteout(&um) {
             out.push(change(&sub, ChangeKind::Deleted));
             changed = true;
@@ -188,7 +218,9 @@ fn overlay_walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<Chan
         let mut reported = true;
         match &lm {
             None => out.push(change(&sub, ChangeKind::Added)),
-            Some(lm) if um.is_dir() && lm.is_dir() && !stat_different(&um, lm, &up, &up) => reported = false,
+            Some(lm) if um.is_dir() && lm.is_dir() && !stat_different(&um, lm, &up, &up) => {
+                reported = false
+            }
             Some(_) => out.push(change(&sub, ChangeKind::Modified)),
         }
         changed |= reported;
@@ -202,7 +234,10 @@ fn overlay_walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<Chan
                         hidden.extend(ns);
                     }
                 }
-                for h in hidden.into_iter().filter(|h| present.binary_search(h).is_err()) {
+                for h in hidden
+                    .into_iter()
+                    .filter(|h| present.binary_search(h).is_err())
+                {
                     let hp = sub.join(&h);
                     if lower_lookup(lowers, &hp).is_some() {
                         out.push(change(&hp, ChangeKind::Deleted));

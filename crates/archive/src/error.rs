@@ -48,12 +48,20 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
-    pub(crate) fn io(op: &'static str, path: impl std::fmt::Display, source: impl Into<io::Error>) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl std::fmt::Display,
+        source: impl Into<io::Error>,
+    ) -> Self {
         let source = source.into();
         if source.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error()) {
             return ArchiveError::Openat2Unavailable;
         }
-        ArchiveError::Io { op, path: path.to_string(), source }
+        ArchiveError::Io {
+            op,
+            path: path.to_string(),
+            source,
+        }
     }
 }
 

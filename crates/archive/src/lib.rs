@@ -14,7 +14,9 @@ mod root;
 mod walk;
 mod write;
 
-pub use apply::{apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, MAX_ENTRY_SIZE};
+pub use apply::{
+    apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, MAX_ENTRY_SIZE,
+};
 pub use changes::{changes_between, changes_overlay, Change, ChangeKind};
 pub use error::ArchiveError;
 pub use walk::copy_tree;

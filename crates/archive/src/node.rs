@@ -82,7 +82,12 @@ impl<'o> Extractor<'o> {
 
     /// Creates `rel` as `node`, replacing whatever non-directory is there (tar semantics: the
     /// last entry for a path wins; a directory over a directory merges).
-    pub(crate) fn put(&mut self, rel: &Path, node: &Node, content: &mut dyn Read) -> Result<(), ArchiveError> {
+    pub(crate) fn put(
+        &mut self,
+        rel: &Path,
+        node: &Node,
+        content: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
         self.create(rel, node, content, self.opts.allow_devices)
     }
 
@@ -99,12 +104,22 @@ impl<'o> Extractor<'o> {
         let pfd = self.root.dir_create(parent)?;
         let pfd = pfd.as_fd();
         if matches!(node.kind, NodeKind::Char(..) | NodeKind::Block(..)) && !allow_devices {
-            return Err(ArchiveError::DeviceRefused { path: rel.display().to_string() });
+            return Err(ArchiveError::DeviceRefused {
+                path: rel.display().to_string(),
+            });
         }
-        let existing = lstat_at(pfd, name).map_err(|e| ArchiveError::io("stat", rel.display(), e))?;
+        let existing =
+            lstat_at(pfd, name).map_err(|e| ArchiveError::io("stat", rel.display(), e))?;
         let keep_dir = matches!(node.kind, NodeKind::Dir) && existing.as_ref().is_some_and(is_dir);
-        if self.keep_types && existing.as_ref().is_some_and(|st| is_dir(st) != matches!(node.kind, NodeKind::Dir)) {
-            return Err(crate::path::invalid(rel, "cannot overwrite a directory with a non-directory or the reverse"));
+        if self.keep_types
+            && existing
+                .as_ref()
+                .is_some_and(|st| is_dir(st) != matches!(node.kind, NodeKind::Dir))
+        {
+            return Err(crate::path::invalid(
+                rel,
+                "cannot overwrite a directory with a non-directory or the reverse",
+            ));
         }
         if existing.is_some() && !keep_dir {
             if let NodeKind::Hardlink(target) = &node.kind {
@@ -122,17 +137,23 @@ impl<'o> Extractor<'o> {
                 let fd = rustix::fs::openat(
                     pfd,
                     name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(at_err("create", rel))?;
                 let mut file = File::from(fd);
-                self.bytes += io::copy(content, &mut file).map_err(|e| ArchiveError::io("write", rel.display(), e))?;
+                self.bytes += io::copy(content, &mut file)
+                    .map_err(|e| ArchiveError::io("write", rel.display(), e))?;
                 Some(OwnedFd::from(file))
             }
             NodeKind::Dir => {
                 if !keep_dir {
-                    rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)).map_err(at_err("mkdir", rel))?;
+                    rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700))
+                        .map_err(at_err("mkdir", rel))?;
                 }
                 let fd = rustix::fs::openat(
                     pfd,
@@ -144,7 +165,8 @@ impl<'o> Extractor<'o> {
                 Some(fd)
             }
             NodeKind::Symlink(target) => {
-                rustix::fs::symlinkat(target.as_path(), pfd, name).map_err(at_err("symlink", rel))?;
+                rustix::fs::symlinkat(target.as_path(), pfd, name)
+                    .map_err(at_err("symlink", rel))?;
                 None
             }
             NodeKind::Hardlink(target) => {
@@ -155,11 +177,18 @@ impl<'o> Extractor<'o> {
                 let tfd = self.root.dir(tparent).map_err(|_| {
                     crate::path::invalid(target, "hard link target does not exist inside the root")
                 })?;
-                rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty()).map_err(|e| match e {
-                    Errno::NOENT => crate::path::invalid(target, "hard link target does not exist inside the root"),
-                    Errno::PERM => crate::path::invalid(target, "hard link target is a directory"),
-                    e => ArchiveError::io("link", rel.display(), e),
-                })?;
+                rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty()).map_err(
+                    |e| match e {
+                        Errno::NOENT => crate::path::invalid(
+                            target,
+                            "hard link target does not exist inside the root",
+                        ),
+                        Errno::PERM => {
+                            crate::path::invalid(target, "hard link target is a directory")
+                        }
+                        e => ArchiveError::io("link", rel.display(), e),
+                    },
+                )?;
                 // The target carries the metadata already.
                 return Ok(());
             }
@@ -169,8 +198,14 @@ impl<'o> Extractor<'o> {
                 } else {
                     FileType::BlockDevice
                 };
-                rustix::fs::mknodat(pfd, name, ft, Mode::from_raw_mode(0o600), rustix::fs::makedev(*maj, *min))
-                    .map_err(at_err("mknod", rel))?;
+                rustix::fs::mknodat(
+                    pfd,
+                    name,
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    rustix::fs::makedev(*maj, *min),
+                )
+                .map_err(at_err("mknod", rel))?;
                 None
             }
             NodeKind::Fifo => {
@@ -184,11 +219,16 @@ impl<'o> Extractor<'o> {
 
     fn put_root(&mut self, node: &Node) -> Result<(), ArchiveError> {
         if !matches!(node.kind, NodeKind::Dir) {
-            return Err(crate::path::invalid(Path::new("/"), "only a directory can stand for the root"));
+            return Err(crate::path::invalid(
+                Path::new("/"),
+                "only a directory can stand for the root",
+            ));
         }
-        let fd = self.root.dir(Path::new("")).map_err(|e| ArchiveError::io("open", "/", e))?;
-        let pfd = self.root.dir(Path::new("")).map_err(|e| ArchiveError::io("open", "/", e))?;
-        self.apply_meta(pfd.as_fd(), OsStr::new("."), Path::new(""), node, Some(&fd))
+        let fd = self
+            .root
+            .dir(Path::new(""))
+            .map_err(|e| ArchiveError::io("open", "/", e))?;
+        self.apply_meta(fd.as_fd(), OsStr::new("."), Path::new(""), node, Some(&fd))
     }
 
     /// Ownership first (chown clears setuid bits and file capabilities), then mode and xattrs,
@@ -222,7 +262,8 @@ impl<'o> Extractor<'o> {
         }
         if let Some(fd) = fd {
             for (key, value) in &node.xattrs {
-                match rustix::fs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty()) {
+                match rustix::fs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty())
+                {
                     // Not every filesystem takes every namespace (trusted.* needs root); Docker
                     // also tolerates these.
                     Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
@@ -234,16 +275,27 @@ impl<'o> Extractor<'o> {
             self.dir_times.push((rel.to_path_buf(), node.mtime));
             return Ok(());
         }
-        let times = Timestamps { last_access: node.mtime, last_modification: node.mtime };
-        rustix::fs::utimensat(pfd, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(at_err("utimes", rel))
+        let times = Timestamps {
+            last_access: node.mtime,
+            last_modification: node.mtime,
+        };
+        rustix::fs::utimensat(pfd, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(at_err("utimes", rel))
     }
 
     /// Handles `.wh.<name>` in `dir`.
-    pub(crate) fn whiteout(&mut self, dir: &Path, name: &OsStr, uid: u32, gid: u32) -> Result<(), ArchiveError> {
+    pub(crate) fn whiteout(
+        &mut self,
+        dir: &Path,
+        name: &OsStr,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), ArchiveError> {
         let rel = dir.join(name);
         match self.opts.whiteouts {
             WhiteoutFormat::Remove => match self.root.dir(dir) {
-                Ok(pfd) => remove_all_at(pfd.as_fd(), name).map_err(|e| ArchiveError::io("whiteout", rel.display(), e)),
+                Ok(pfd) => remove_all_at(pfd.as_fd(), name)
+                    .map_err(|e| ArchiveError::io("whiteout", rel.display(), e)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(ArchiveError::io("whiteout", rel.display(), e)),
             },
@@ -253,7 +305,10 @@ impl<'o> Extractor<'o> {
                     mode: 0,
                     uid,
                     gid,
-                    mtime: Timespec { tv_sec: 0, tv_nsec: 0 },
+                    mtime: Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
                     xattrs: Vec::new(),
                 };
                 // A whiteout is how overlay spells deletion, not a device the archive smuggles in.
@@ -266,20 +321,27 @@ impl<'o> Extractor<'o> {
     pub(crate) fn opaque(&mut self, dir: &Path) -> Result<(), ArchiveError> {
         let dfd = match self.root.dir(dir) {
             Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.opts.whiteouts == WhiteoutFormat::Remove => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && self.opts.whiteouts == WhiteoutFormat::Remove =>
+            {
                 return Ok(())
             }
             Err(_) => self.root.dir_create(dir)?,
         };
         match self.opts.whiteouts {
-            WhiteoutFormat::Overlay => rustix::fs::fsetxattr(&dfd, OPAQUE_XATTR, b"y", XattrFlags::empty())
-                .map_err(|e| ArchiveError::io("mark opaque", dir.display(), e)),
+            WhiteoutFormat::Overlay => {
+                rustix::fs::fsetxattr(&dfd, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(|e| ArchiveError::io("mark opaque", dir.display(), e))
+            }
             WhiteoutFormat::Remove => {
-                let names = crate::root::list_dir(dfd.as_fd()).map_err(|e| ArchiveError::io("list", dir.display(), e))?;
+                let names = crate::root::list_dir(dfd.as_fd())
+                    .map_err(|e| ArchiveError::io("list", dir.display(), e))?;
                 for child in names {
                     if !self.unpacked.contains(&dir.join(&child)) {
-                        remove_all_at(dfd.as_fd(), &child)
-                            .map_err(|e| ArchiveError::io("opaque remove", dir.join(&child).display(), e))?;
+                        remove_all_at(dfd.as_fd(), &child).map_err(|e| {
+                            ArchiveError::io("opaque remove", dir.join(&child).display(), e)
+                        })?;
                     }
                 }
                 Ok(())
@@ -289,9 +351,13 @@ impl<'o> Extractor<'o> {
 
     /// Applies the deferred directory times, deepest first, and returns the content bytes written.
     pub(crate) fn finish(mut self) -> Result<u64, ArchiveError> {
-        self.dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        self.dir_times
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (rel, mtime) in &self.dir_times {
-            let times = Timestamps { last_access: *mtime, last_modification: *mtime };
+            let times = Timestamps {
+                last_access: *mtime,
+                last_modification: *mtime,
+            };
             let (parent, name) = match crate::path::split(rel) {
                 Some((p, n)) => (p, n),
                 None => (Path::new(""), OsStr::new(".")),

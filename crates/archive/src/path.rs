@@ -35,7 +35,10 @@ pub(crate) fn clean(name: &Path) -> Result<PathBuf, ArchiveError> {
 }
 
 pub(crate) fn invalid(name: &Path, reason: &'static str) -> ArchiveError {
-    ArchiveError::InvalidPath { path: name.display().to_string(), reason }
+    ArchiveError::InvalidPath {
+        path: name.display().to_string(),
+        reason,
+    }
 }
 
 /// Splits a clean relative path into its parent (maybe empty) and final name.
@@ -58,8 +61,14 @@ mod tests {
 
     #[test]
     fn cleans_and_refuses_escapes() {
-        assert_eq!(clean(Path::new("./a/b/../c/")).unwrap(), PathBuf::from("a/c"));
-        assert_eq!(clean(Path::new("/etc/passwd")).unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(
+            clean(Path::new("./a/b/../c/")).unwrap(),
+            PathBuf::from("a/c")
+        );
+        assert_eq!(
+            clean(Path::new("/etc/passwd")).unwrap(),
+            PathBuf::from("etc/passwd")
+        );
         assert_eq!(clean(Path::new("./")).unwrap(), PathBuf::new());
         let err = clean(Path::new("a/../../etc")).unwrap_err();
         assert!(err.to_string().contains("a/../../etc"), "{err}");

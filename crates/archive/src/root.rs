@@ -21,8 +21,12 @@ pub(crate) struct Root {
 
 impl Root {
     pub(crate) fn open(path: &Path) -> Result<Root, ArchiveError> {
-        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| ArchiveError::io("open root", path.display(), e))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ArchiveError::io("open root", path.display(), e))?;
         Ok(Root { fd })
     }
 
@@ -50,7 +54,9 @@ impl Root {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ArchiveError::io("open directory", rel.display(), e)),
         }
-        let mut cur = self.dir(Path::new("")).map_err(|e| ArchiveError::io("open", ".", e))?;
+        let mut cur = self
+            .dir(Path::new(""))
+            .map_err(|e| ArchiveError::io("open", ".", e))?;
         let mut prefix = PathBuf::new();
         for comp in rel.components() {
             prefix.push(comp);
@@ -61,7 +67,8 @@ impl Root {
                     // mkdirat fail with EEXIST, which is reported rather than followed.
                     rustix::fs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755))
                         .map_err(|e| ArchiveError::io("create directory", prefix.display(), e))?;
-                    self.dir(&prefix).map_err(|e| ArchiveError::io("open directory", prefix.display(), e))?
+                    self.dir(&prefix)
+                        .map_err(|e| ArchiveError::io("open directory", prefix.display(), e))?
                 }
                 Err(e) => return Err(ArchiveError::io("open directory", prefix.display(), e)),
             };

@@ -39,7 +39,11 @@ pub(crate) struct Source {
 
 impl Source {
     pub(crate) fn open(root: &Path, xattrs: Xattrs) -> Result<Self, ArchiveError> {
-        Ok(Source { root: Root::open(root)?, xattrs, links: HashMap::new() })
+        Ok(Source {
+            root: Root::open(root)?,
+            xattrs,
+            links: HashMap::new(),
+        })
     }
 
     /// Reads `rel` without following its final component; `None` when absent. A regular file
@@ -58,29 +62,51 @@ impl Source {
                 if stat.st_nlink > 1 {
                     let key = (stat.st_dev, stat.st_ino);
                     if let Some(first) = self.links.get(&key) {
-                        let node = self.node(NodeKind::Hardlink(first.clone()), &stat, None)?;
+                        let node =
+                            self.node(NodeKind::Hardlink(first.clone()), &stat, None, rel)?;
                         return Ok(Some(SourceEntry { node, file: None }));
                     }
                     self.links.insert(key, rel.to_path_buf());
                 }
-                (NodeKind::File, Some(self.reopen(rel, OFlags::RDONLY).map_err(err)?))
+                (
+                    NodeKind::File,
+                    Some(self.reopen(rel, OFlags::RDONLY).map_err(err)?),
+                )
             }
-            FileType::Directory => (NodeKind::Dir, Some(self.reopen(rel, OFlags::RDONLY | OFlags::DIRECTORY).map_err(err)?)),
+            FileType::Directory => (
+                NodeKind::Dir,
+                Some(
+                    self.reopen(rel, OFlags::RDONLY | OFlags::DIRECTORY)
+                        .map_err(err)?,
+                ),
+            ),
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&pfd, "", Vec::new()).map_err(|e| err(e.into()))?;
-                (NodeKind::Symlink(PathBuf::from(OsStr::from_bytes(target.as_bytes()))), None)
+                let target =
+                    rustix::fs::readlinkat(&pfd, "", Vec::new()).map_err(|e| err(e.into()))?;
+                (
+                    NodeKind::Symlink(PathBuf::from(OsStr::from_bytes(target.as_bytes()))),
+                    None,
+                )
             }
-            FileType::CharacterDevice => {
-                (NodeKind::Char(rustix::fs::major(stat.st_rdev), rustix::fs::minor(stat.st_rdev)), None)
-            }
-            FileType::BlockDevice => {
-                (NodeKind::Block(rustix::fs::major(stat.st_rdev), rustix::fs::minor(stat.st_rdev)), None)
-            }
+            FileType::CharacterDevice => (
+                NodeKind::Char(
+                    rustix::fs::major(stat.st_rdev),
+                    rustix::fs::minor(stat.st_rdev),
+                ),
+                None,
+            ),
+            FileType::BlockDevice => (
+                NodeKind::Block(
+                    rustix::fs::major(stat.st_rdev),
+                    rustix::fs::minor(stat.st_rdev),
+                ),
+                None,
+            ),
             FileType::Fifo => (NodeKind::Fifo, None),
             // Sockets are not archivable; tar tools skip them too.
             _ => return Ok(None),
         };
-        let node = self.node(kind, &stat, fd.as_ref())?;
+        let node = self.node(kind, &stat, fd.as_ref(), rel)?;
         let file = match node.kind {
             NodeKind::File => fd.map(File::from),
             _ => None,
@@ -88,13 +114,30 @@ impl Source {
         Ok(Some(SourceEntry { node, file }))
     }
 
+    /// Whether `rel` exists (without following its final component). Unlike [`entry`](Self::entry)
+    /// this does not register hard links.
+    pub(crate) fn exists(&self, rel: &Path) -> Result<bool, ArchiveError> {
+        match self.root.open_in(rel, OFlags::PATH | OFlags::NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ArchiveError::io("stat", rel.display(), e)),
+        }
+    }
+
     fn reopen(&self, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
         self.root.open_in(rel, flags | OFlags::NOFOLLOW)
     }
 
-    fn node(&self, kind: NodeKind, st: &Stat, fd: Option<&OwnedFd>) -> Result<Node, ArchiveError> {
+    fn node(
+        &self,
+        kind: NodeKind,
+        st: &Stat,
+        fd: Option<&OwnedFd>,
+        rel: &Path,
+    ) -> Result<Node, ArchiveError> {
         let xattrs = match fd {
-            Some(fd) => read_xattrs(fd, self.xattrs).map_err(|e| ArchiveError::io("read xattrs", "", e))?,
+            Some(fd) => read_xattrs(fd, self.xattrs)
+                .map_err(|e| ArchiveError::io("read xattrs", rel.display(), e))?,
             None => Vec::new(),
         };
         Ok(Node {
@@ -102,14 +145,19 @@ impl Source {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            mtime: Timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
+            mtime: Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
             xattrs,
         })
     }
 
     /// Sorted names in the directory `rel`.
     pub(crate) fn children(&self, rel: &Path) -> Result<Vec<OsString>, ArchiveError> {
-        let fd = self.reopen(rel, OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| ArchiveError::io("open", rel.display(), e))?;
+        let fd = self
+            .reopen(rel, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| ArchiveError::io("open", rel.display(), e))?;
         crate::root::list_dir(fd.as_fd()).map_err(|e| ArchiveError::io("list", rel.display(), e))
     }
 
@@ -121,21 +169,39 @@ impl Source {
         pending.reverse();
         let mut hops = 0;
         while let Some(comp) = pending.pop() {
+            // `..` at the root clamps, as with RESOLVE_IN_ROOT; `cur` is already physical.
+            if comp == ".." {
+                cur.pop();
+                continue;
+            }
+            if comp == "." || comp == "/" {
+                continue;
+            }
             let next = cur.join(&comp);
-            let fd = self.root.open_in(&next, OFlags::PATH | OFlags::NOFOLLOW).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => ArchiveError::NotFound(format!("/{}", rel.display())),
-                _ => ArchiveError::io("resolve", rel.display(), e),
-            })?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| ArchiveError::io("stat", next.display(), e))?;
+            let fd = self
+                .root
+                .open_in(&next, OFlags::PATH | OFlags::NOFOLLOW)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => {
+                        ArchiveError::NotFound(format!("/{}", rel.display()))
+                    }
+                    _ => ArchiveError::io("resolve", rel.display(), e),
+                })?;
+            let st =
+                rustix::fs::fstat(&fd).map_err(|e| ArchiveError::io("stat", next.display(), e))?;
             if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
                 cur = crate::path::clean(&next)?;
                 continue;
             }
             hops += 1;
             if hops > 40 {
-                return Err(crate::path::invalid(rel, "too many levels of symbolic links"));
+                return Err(crate::path::invalid(
+                    rel,
+                    "too many levels of symbolic links",
+                ));
             }
-            let target = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| ArchiveError::io("readlink", next.display(), e))?;
+            let target = rustix::fs::readlinkat(&fd, "", Vec::new())
+                .map_err(|e| ArchiveError::io("readlink", next.display(), e))?;
             let target = Path::new(OsStr::from_bytes(target.as_bytes()));
             if target.is_absolute() {
                 cur = PathBuf::new();
@@ -143,12 +209,6 @@ impl Source {
             let mut parts: Vec<OsString> = target.iter().map(OsStr::to_os_string).collect();
             parts.reverse();
             pending.extend(parts);
-            // `..` at the root clamps, as with RESOLVE_IN_ROOT.
-            while pending.last().is_some_and(|p| p == "/" || p == "." || p == "..") {
-                if pending.pop().is_some_and(|p| p == "..") {
-                    cur.pop();
-                }
-            }
         }
         Ok(cur)
     }
@@ -168,7 +228,11 @@ fn read_xattrs(fd: &OwnedFd, which: Xattrs) -> io::Result<Vec<(Vec<u8>, Vec<u8>)
                 Err(rustix::io::Errno::NOTSUP) => 0,
                 Err(e) => return Err(e.into()),
             };
-            buf[..n].split(|b| *b == 0).filter(|n| !n.is_empty()).map(<[u8]>::to_vec).collect()
+            buf[..n]
+                .split(|b| *b == 0)
+                .filter(|n| !n.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
         }
     };
     let mut out = Vec::new();
@@ -199,7 +263,9 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), ArchiveError> {
 }
 
 fn copy_rec(source: &mut Source, ex: &mut Extractor<'_>, rel: &Path) -> Result<(), ArchiveError> {
-    let Some(entry) = source.entry(rel)? else { return Ok(()) };
+    let Some(entry) = source.entry(rel)? else {
+        return Ok(());
+    };
     let mut content: Box<dyn io::Read> = match entry.file {
         Some(f) => Box::new(f),
         None => Box::new(io::empty()),

@@ -35,10 +35,17 @@ fn tar_err(name: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
 
 impl<'w> TarWriter<'w> {
     fn new(out: &'w mut dyn Write) -> Self {
-        TarWriter { builder: tar::Builder::new(out) }
+        TarWriter {
+            builder: tar::Builder::new(out),
+        }
     }
 
-    fn append(&mut self, name: &Path, entry: SourceEntry, link_name: impl Fn(&Path) -> PathBuf) -> Result<(), ArchiveError> {
+    fn append(
+        &mut self,
+        name: &Path,
+        entry: SourceEntry,
+        link_name: impl Fn(&Path) -> PathBuf,
+    ) -> Result<(), ArchiveError> {
         let node = entry.node;
         let mut h = tar::Header::new_gnu();
         h.set_mode(node.mode);
@@ -47,44 +54,69 @@ impl<'w> TarWriter<'w> {
         h.set_mtime(u64::try_from(node.mtime.tv_sec).unwrap_or(0));
         h.set_size(0);
         if !node.xattrs.is_empty() {
-            let pax = node.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)), v.as_slice()));
+            let pax = node.xattrs.iter().map(|(k, v)| {
+                (
+                    format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                    v.as_slice(),
+                )
+            });
             let pax: Vec<_> = pax.collect();
-            self.builder.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v))).map_err(tar_err(name))?;
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
+                .map_err(tar_err(name))?;
         }
         match node.kind {
             NodeKind::File => {
-                let mut file = entry.file.ok_or_else(|| ArchiveError::io("read", name.display(), io::Error::other("file not open")))?;
+                let mut file = entry.file.ok_or_else(|| {
+                    ArchiveError::io("read", name.display(), io::Error::other("file not open"))
+                })?;
                 let len = file.metadata().map_err(tar_err(name))?.len();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(len);
                 // A file that shrinks while being read would desynchronise the tar: cap and pad.
                 let data = (&mut file).take(len).chain(io::repeat(0).take(len));
-                self.builder.append_data(&mut h, name, data.take(len)).map_err(tar_err(name))
+                self.builder
+                    .append_data(&mut h, name, data.take(len))
+                    .map_err(tar_err(name))
             }
             NodeKind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 let mut dname = name.as_os_str().to_os_string();
                 dname.push("/");
-                self.builder.append_data(&mut h, dname, io::empty()).map_err(tar_err(name))
+                self.builder
+                    .append_data(&mut h, dname, io::empty())
+                    .map_err(tar_err(name))
             }
             NodeKind::Symlink(target) => {
                 h.set_entry_type(tar::EntryType::Symlink);
-                self.builder.append_link(&mut h, name, target).map_err(tar_err(name))
+                self.builder
+                    .append_link(&mut h, name, target)
+                    .map_err(tar_err(name))
             }
             NodeKind::Hardlink(first) => {
                 h.set_entry_type(tar::EntryType::Link);
-                self.builder.append_link(&mut h, name, link_name(&first)).map_err(tar_err(name))
+                self.builder
+                    .append_link(&mut h, name, link_name(&first))
+                    .map_err(tar_err(name))
             }
             NodeKind::Char(maj, min) | NodeKind::Block(maj, min) => {
-                let t = if matches!(node.kind, NodeKind::Char(..)) { tar::EntryType::Char } else { tar::EntryType::Block };
+                let t = if matches!(node.kind, NodeKind::Char(..)) {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                };
                 h.set_entry_type(t);
                 h.set_device_major(maj).map_err(tar_err(name))?;
                 h.set_device_minor(min).map_err(tar_err(name))?;
-                self.builder.append_data(&mut h, name, io::empty()).map_err(tar_err(name))
+                self.builder
+                    .append_data(&mut h, name, io::empty())
+                    .map_err(tar_err(name))
             }
             NodeKind::Fifo => {
                 h.set_entry_type(tar::EntryType::Fifo);
-                self.builder.append_data(&mut h, name, io::empty()).map_err(tar_err(name))
+                self.builder
+                    .append_data(&mut h, name, io::empty())
+                    .map_err(tar_err(name))
             }
         }
     }
@@ -101,18 +133,26 @@ impl<'w> TarWriter<'w> {
         h.set_mode(0o600);
         h.set_size(0);
         h.set_mtime(0);
-        self.builder.append_data(&mut h, &path, io::empty()).map_err(tar_err(&path))
+        self.builder
+            .append_data(&mut h, &path, io::empty())
+            .map_err(tar_err(&path))
     }
 
     fn finish(mut self) -> Result<(), ArchiveError> {
-        self.builder.finish().map_err(|e| ArchiveError::io("finish tar", "", e))
+        self.builder
+            .finish()
+            .map_err(|e| ArchiveError::io("finish tar", "", e))
     }
 }
 
 /// Writes the tar of `changes` taken from the tree at `root`: Added and Modified paths as they
 /// are in `root` (no recursion: a changed directory's changed children are their own entries),
 /// Deleted paths as `.wh.<name>` whiteouts. Sorted and deterministic.
-pub fn write_changes(root: &Path, changes: &[Change], out: &mut dyn Write) -> Result<(), ArchiveError> {
+pub fn write_changes(
+    root: &Path,
+    changes: &[Change],
+    out: &mut dyn Write,
+) -> Result<(), ArchiveError> {
     let mut sorted: Vec<&Change> = changes.iter().collect();
     sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let mut source = Source::open(root, Xattrs::Capability)?;
@@ -126,7 +166,9 @@ pub fn write_changes(root: &Path, changes: &[Change], out: &mut dyn Write) -> Re
         if rel.as_os_str().is_empty() {
             continue;
         }
-        let entry = source.entry(&rel)?.ok_or_else(|| ArchiveError::NotFound(c.path.clone()))?;
+        let entry = source
+            .entry(&rel)?
+            .ok_or_else(|| ArchiveError::NotFound(c.path.clone()))?;
         w.append(&rel, entry, Path::to_path_buf)?;
     }
     w.finish()
@@ -135,7 +177,12 @@ pub fn write_changes(root: &Path, changes: &[Change], out: &mut dyn Write) -> Re
 /// Tars `path_in_root` (resolved inside `root`) to `out`: `/` exports the whole tree with
 /// unprefixed names (`docker export`); any other path is archived under its base name
 /// (`docker cp` download). Symlinks inside are archived as links, never followed.
-pub fn tar_path(root: &Path, path_in_root: &str, out: &mut dyn Write, opts: &TarOptions) -> Result<(), ArchiveError> {
+pub fn tar_path(
+    root: &Path,
+    path_in_root: &str,
+    out: &mut dyn Write,
+    opts: &TarOptions,
+) -> Result<(), ArchiveError> {
     let mut source = Source::open(root, Xattrs::Capability)?;
     let rel = crate::path::clean(Path::new(path_in_root))?;
     let rel = match crate::path::split(&rel) {
@@ -165,7 +212,7 @@ pub fn tar_path(root: &Path, path_in_root: &str, out: &mut dyn Write, opts: &Tar
             None => name.to_path_buf(),
         }
     };
-    if source.entry(&starts[0].0)?.is_none() && opts.include.is_empty() {
+    if opts.include.is_empty() && !source.exists(&rel)? {
         return Err(ArchiveError::NotFound(path_in_root.to_string()));
     }
     let mut w = TarWriter::new(out);
@@ -188,7 +235,9 @@ fn tar_rec(
     rebase: &dyn Fn(&Path) -> PathBuf,
     link_name: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<(), ArchiveError> {
-    let Some(entry) = source.entry(rel)? else { return Ok(()) };
+    let Some(entry) = source.entry(rel)? else {
+        return Ok(());
+    };
     let is_dir = matches!(entry.node.kind, NodeKind::Dir);
     // The root of an export has no entry of its own, as with `docker export`.
     if !name.as_os_str().is_empty() {
@@ -196,7 +245,14 @@ fn tar_rec(
     }
     if is_dir {
         for child in source.children(rel)? {
-            tar_rec(source, w, &rel.join(&child), &name.join(&child), rebase, link_name)?;
+            tar_rec(
+                source,
+                w,
+                &rel.join(&child),
+                &name.join(&child),
+                rebase,
+                link_name,
+            )?;
         }
     }
     Ok(())

@@ -89,17 +89,35 @@ impl Sandbox {
         fs::create_dir(&root).unwrap();
         fs::create_dir(&outside).unwrap();
         fs::write(outside.join("secret"), b"host data").unwrap();
-        Sandbox { _dir: dir, root, outside }
+        Sandbox {
+            _dir: dir,
+            root,
+            outside,
+        }
     }
     fn apply(&self, tar: Vec<u8>, opts: &ApplyOptions) -> Result<u64, ArchiveError> {
         apply_layer(&self.root, &mut Cursor::new(tar), opts)
     }
     fn assert_outside_untouched(&self) {
-        let names: Vec<_> = fs::read_dir(&self.outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("secret")], "something was written outside the root");
+        let names: Vec<_> = fs::read_dir(&self.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("secret")],
+            "something was written outside the root"
+        );
         assert_eq!(fs::read(self.outside.join("secret")).unwrap(), b"host data");
-        let parent: Vec<_> = fs::read_dir(self.root.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(parent.len(), 2, "unexpected entries next to the root: {parent:?}");
+        let parent: Vec<_> = fs::read_dir(self.root.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            parent.len(),
+            2,
+            "unexpected entries next to the root: {parent:?}"
+        );
     }
 }
 
@@ -112,7 +130,10 @@ fn xattr(path: &Path, name: &str) -> Vec<u8> {
 
 fn assert_hostile(err: ArchiveError, needle: &str) {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains(needle), "error {err:?} should name {needle:?}");
+    assert!(
+        err.to_string().contains(needle),
+        "error {err:?} should name {needle:?}"
+    );
 }
 
 #[test]
@@ -130,15 +151,38 @@ fn applies_files_links_modes_owners_and_times() {
     let written = sb.apply(tar, &ApplyOptions::default()).unwrap();
     assert_eq!(written, 22);
     let r = &sb.root;
-    assert_eq!(fs::read(r.join("etc/hosts")).unwrap(), b"127.0.0.1 localhost\n");
+    assert_eq!(
+        fs::read(r.join("etc/hosts")).unwrap(),
+        b"127.0.0.1 localhost\n"
+    );
     let su = fs::metadata(r.join("bin/su")).unwrap();
     assert_eq!((su.uid(), su.gid()), (1000, 1000));
-    assert_eq!(su.permissions().mode() & 0o7777, 0o4755, "setuid must survive the chown");
-    assert_eq!(fs::read_link(r.join("etc/abs")).unwrap(), Path::new("/etc/hosts"));
-    assert_eq!(fs::metadata(r.join("etc/hosts2")).unwrap().ino(), fs::metadata(r.join("etc/hosts")).unwrap().ino());
-    assert!(fs::symlink_metadata(r.join("run/fifo")).unwrap().file_type().is_fifo());
-    assert_eq!(fs::metadata(r.join("etc")).unwrap().mtime(), 1_600_000_000, "dir mtime set after its children");
-    assert_eq!(fs::metadata(r.join("bin")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        su.permissions().mode() & 0o7777,
+        0o4755,
+        "setuid must survive the chown"
+    );
+    assert_eq!(
+        fs::read_link(r.join("etc/abs")).unwrap(),
+        Path::new("/etc/hosts")
+    );
+    assert_eq!(
+        fs::metadata(r.join("etc/hosts2")).unwrap().ino(),
+        fs::metadata(r.join("etc/hosts")).unwrap().ino()
+    );
+    assert!(fs::symlink_metadata(r.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        fs::metadata(r.join("etc")).unwrap().mtime(),
+        1_600_000_000,
+        "dir mtime set after its children"
+    );
+    assert_eq!(
+        fs::metadata(r.join("bin")).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
     sb.assert_outside_untouched();
 }
 
@@ -146,7 +190,8 @@ fn applies_files_links_modes_owners_and_times() {
 fn applies_pax_xattrs_and_compressed_layers() {
     wharf_testutil::require_root!();
     let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.user.wharf", &b"yes"[..])]).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.wharf", &b"yes"[..])])
+        .unwrap();
     let mut h = Tar::header(tar::EntryType::Regular, 0o644, 2);
     b.append_data(&mut h, "x", &b"hi"[..]).unwrap();
     let plain = b.into_inner().unwrap();
@@ -168,8 +213,15 @@ fn applies_pax_xattrs_and_compressed_layers() {
 fn overlay_whiteouts_become_devices_and_opaque_xattrs() {
     wharf_testutil::require_root!();
     let sb = Sandbox::new();
-    let tar = Tar::new().dir("d/").file("d/.wh..wh..opq", b"").file(".wh.gone", b"").bytes();
-    let opts = ApplyOptions { whiteouts: WhiteoutFormat::Overlay, ..ApplyOptions::default() };
+    let tar = Tar::new()
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file(".wh.gone", b"")
+        .bytes();
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutFormat::Overlay,
+        ..ApplyOptions::default()
+    };
     sb.apply(tar, &opts).unwrap();
     let wh = fs::symlink_metadata(sb.root.join("gone")).unwrap();
     assert!(wh.file_type().is_char_device());
@@ -185,10 +237,18 @@ fn remove_whiteouts_delete_and_opaque_clears_lower_entries() {
     fs::create_dir_all(sb.root.join("d/sub")).unwrap();
     fs::write(sb.root.join("d/old"), b"").unwrap();
     fs::write(sb.root.join("gone"), b"").unwrap();
-    let tar = Tar::new().dir("d/").file("d/new", b"n").file("d/.wh..wh..opq", b"").file(".wh.gone", b"").bytes();
+    let tar = Tar::new()
+        .dir("d/")
+        .file("d/new", b"n")
+        .file("d/.wh..wh..opq", b"")
+        .file(".wh.gone", b"")
+        .bytes();
     sb.apply(tar, &ApplyOptions::default()).unwrap();
     assert!(!sb.root.join("gone").exists());
-    let names: Vec<_> = fs::read_dir(sb.root.join("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(sb.root.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("new")]);
 }
 
@@ -197,7 +257,10 @@ fn later_entries_replace_earlier_ones_without_following_symlinks() {
     wharf_testutil::require_root!();
     let sb = Sandbox::new();
     let secret = sb.outside.join("secret");
-    let tar = Tar::new().symlink("f", secret.to_str().unwrap()).file("f", b"mine").bytes();
+    let tar = Tar::new()
+        .symlink("f", secret.to_str().unwrap())
+        .file("f", b"mine")
+        .bytes();
     sb.apply(tar, &ApplyOptions::default()).unwrap();
     assert_eq!(fs::read(sb.root.join("f")).unwrap(), b"mine");
     sb.assert_outside_untouched();
@@ -207,7 +270,9 @@ fn later_entries_replace_earlier_ones_without_following_symlinks() {
 fn hostile_dotdot_name_is_refused() {
     wharf_testutil::require_root!();
     let sb = Sandbox::new();
-    let tar = Tar::new().raw(tar::EntryType::Regular, "../outside/pwned", "", b"x").bytes();
+    let tar = Tar::new()
+        .raw(tar::EntryType::Regular, "../outside/pwned", "", b"x")
+        .bytes();
     let err = sb.apply(tar, &ApplyOptions::default()).unwrap_err();
     assert_hostile(err, "../outside/pwned");
     sb.assert_outside_untouched();
@@ -218,11 +283,18 @@ fn hostile_absolute_symlink_is_resolved_inside_the_root() {
     wharf_testutil::require_root!();
     let sb = Sandbox::new();
     let outside = sb.outside.to_str().unwrap().to_string();
-    let tar = Tar::new().symlink("evil", &outside).file("evil/pwned", b"x").bytes();
+    let tar = Tar::new()
+        .symlink("evil", &outside)
+        .file("evil/pwned", b"x")
+        .bytes();
     // Either refused or written under root/<outside path>; never into the real outside dir.
     let res = sb.apply(tar, &ApplyOptions::default());
     if res.is_ok() {
-        assert!(sb.root.join(outside.trim_start_matches('/')).join("pwned").exists());
+        assert!(sb
+            .root
+            .join(outside.trim_start_matches('/'))
+            .join("pwned")
+            .exists());
     }
     sb.assert_outside_untouched();
 }
@@ -238,7 +310,11 @@ fn hostile_relative_symlink_chain_stays_inside() {
         .file("a/outside/pwned", b"x")
         .bytes();
     sb.apply(tar, &ApplyOptions::default()).unwrap();
-    assert_eq!(fs::read(sb.root.join("outside/pwned")).unwrap(), b"x", "`..` clamps at the root");
+    assert_eq!(
+        fs::read(sb.root.join("outside/pwned")).unwrap(),
+        b"x",
+        "`..` clamps at the root"
+    );
     sb.assert_outside_untouched();
 }
 
@@ -246,14 +322,29 @@ fn hostile_relative_symlink_chain_stays_inside() {
 fn hostile_hardlink_escapes_are_refused() {
     wharf_testutil::require_root!();
     let sb = Sandbox::new();
-    let tar = Tar::new().raw(tar::EntryType::Link, "hl", "../outside/secret", b"").bytes();
-    assert_hostile(sb.apply(tar, &ApplyOptions::default()).unwrap_err(), "../outside/secret");
+    let tar = Tar::new()
+        .raw(tar::EntryType::Link, "hl", "../outside/secret", b"")
+        .bytes();
+    assert_hostile(
+        sb.apply(tar, &ApplyOptions::default()).unwrap_err(),
+        "../outside/secret",
+    );
 
     let outside = sb.outside.to_str().unwrap().to_string();
-    let tar = Tar::new().symlink("sym", &outside).hardlink("hl2", "sym/secret").bytes();
-    assert_hostile(sb.apply(tar, &ApplyOptions::default()).unwrap_err(), "sym/secret");
+    let tar = Tar::new()
+        .symlink("sym", &outside)
+        .hardlink("hl2", "sym/secret")
+        .bytes();
+    assert_hostile(
+        sb.apply(tar, &ApplyOptions::default()).unwrap_err(),
+        "sym/secret",
+    );
     assert!(!sb.root.join("hl2").exists());
-    assert_eq!(fs::metadata(sb.outside.join("secret")).unwrap().nlink(), 1, "host file gained a link");
+    assert_eq!(
+        fs::metadata(sb.outside.join("secret")).unwrap().nlink(),
+        1,
+        "host file gained a link"
+    );
     sb.assert_outside_untouched();
 }
 
@@ -265,8 +356,20 @@ fn devices_need_permission() {
     let err = sb.apply(tar.clone(), &ApplyOptions::default()).unwrap_err();
     assert_hostile(err, "dev/null");
     assert!(!sb.root.join("dev/null").exists());
-    sb.apply(tar, &ApplyOptions { allow_devices: true, ..ApplyOptions::default() }).unwrap();
-    assert_eq!(fs::symlink_metadata(sb.root.join("dev/null")).unwrap().rdev(), rustix::fs::makedev(1, 3));
+    sb.apply(
+        tar,
+        &ApplyOptions {
+            allow_devices: true,
+            ..ApplyOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        fs::symlink_metadata(sb.root.join("dev/null"))
+            .unwrap()
+            .rdev(),
+        rustix::fs::makedev(1, 3)
+    );
 }
 
 #[test]
@@ -277,9 +380,15 @@ fn tar_bomb_and_absurd_sizes_are_refused() {
     for i in 0..50 {
         t = t.file(&format!("f{i}"), b"");
     }
-    let opts = ApplyOptions { max_entries: 10, ..ApplyOptions::default() };
+    let opts = ApplyOptions {
+        max_entries: 10,
+        ..ApplyOptions::default()
+    };
     let err = sb.apply(t.bytes(), &opts).unwrap_err();
-    assert!(matches!(err, ArchiveError::TooManyEntries { limit: 10 }), "{err}");
+    assert!(
+        matches!(err, ArchiveError::TooManyEntries { limit: 10 }),
+        "{err}"
+    );
     assert_eq!(fs::read_dir(&sb.root).unwrap().count(), 10);
 
     // A header claiming 2 TiB with no data behind it.
@@ -300,11 +409,26 @@ fn extract_confined_resolves_destination_inside_root() {
     let outside = sb.outside.to_str().unwrap().to_string();
     std::os::unix::fs::symlink(&outside, sb.root.join("dest")).unwrap();
     let tar = Tar::new().file("copied", b"c").bytes();
-    let err = extract_confined(&sb.root, "/dest", &mut Cursor::new(tar.clone()), &ApplyOptions::default()).unwrap_err();
+    let err = extract_confined(
+        &sb.root,
+        "/dest",
+        &mut Cursor::new(tar.clone()),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     fs::create_dir_all(sb.root.join(outside.trim_start_matches('/'))).unwrap();
-    extract_confined(&sb.root, "/dest", &mut Cursor::new(tar), &ApplyOptions::default()).unwrap();
-    assert_eq!(fs::read(sb.root.join(outside.trim_start_matches('/')).join("copied")).unwrap(), b"c");
+    extract_confined(
+        &sb.root,
+        "/dest",
+        &mut Cursor::new(tar),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(sb.root.join(outside.trim_start_matches('/')).join("copied")).unwrap(),
+        b"c"
+    );
     sb.assert_outside_untouched();
 }
 
@@ -315,10 +439,22 @@ fn extract_confined_keeps_whiteout_names_and_refuses_type_changes() {
     fs::create_dir(sb.root.join("d")).unwrap();
     fs::write(sb.root.join("keep"), b"k").unwrap();
     let tar = Tar::new().file(".wh.keep", b"").bytes();
-    extract_confined(&sb.root, "/", &mut Cursor::new(tar), &ApplyOptions::default()).unwrap();
+    extract_confined(
+        &sb.root,
+        "/",
+        &mut Cursor::new(tar),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
     assert!(sb.root.join("keep").exists() && sb.root.join(".wh.keep").exists());
     let tar = Tar::new().file("d", b"not a dir").bytes();
-    let err = extract_confined(&sb.root, "/", &mut Cursor::new(tar), &ApplyOptions::default()).unwrap_err();
+    let err = extract_confined(
+        &sb.root,
+        "/",
+        &mut Cursor::new(tar),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
     assert_hostile(err, "d");
     assert!(sb.root.join("d").is_dir());
 }
@@ -332,19 +468,32 @@ fn file_capabilities_survive_ownership_changes() {
         cap.extend_from_slice(&word.to_le_bytes());
     }
     let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())]).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
+        .unwrap();
     let mut h = Tar::header(tar::EntryType::Regular, 0o755, 1);
     h.set_uid(1000);
     b.append_data(&mut h, "ping", &b"p"[..]).unwrap();
     let sb = Sandbox::new();
-    sb.apply(b.into_inner().unwrap(), &ApplyOptions::default()).unwrap();
+    sb.apply(b.into_inner().unwrap(), &ApplyOptions::default())
+        .unwrap();
     assert_eq!(fs::metadata(sb.root.join("ping")).unwrap().uid(), 1000);
     assert_eq!(xattr(&sb.root.join("ping"), "security.capability"), cap);
 
     let mut out = Vec::new();
-    wharf_archive::tar_path(&sb.root, "/ping", &mut out, &wharf_archive::TarOptions::default()).unwrap();
+    wharf_archive::tar_path(
+        &sb.root,
+        "/ping",
+        &mut out,
+        &wharf_archive::TarOptions::default(),
+    )
+    .unwrap();
     let mut ar = tar::Archive::new(Cursor::new(out));
     let mut e = ar.entries().unwrap().next().unwrap().unwrap();
-    let exts: Vec<_> = e.pax_extensions().unwrap().unwrap().map(|x| x.unwrap().key().unwrap().to_string()).collect();
+    let exts: Vec<_> = e
+        .pax_extensions()
+        .unwrap()
+        .unwrap()
+        .map(|x| x.unwrap().key().unwrap().to_string())
+        .collect();
     assert_eq!(exts, vec!["SCHILY.xattr.security.capability"]);
 }

@@ -6,7 +6,8 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use wharf_archive::{
-    apply_layer, changes_between, copy_tree, tar_path, write_changes, ApplyOptions, Change, ChangeKind, TarOptions,
+    apply_layer, changes_between, copy_tree, tar_path, write_changes, ApplyOptions, Change,
+    ChangeKind, TarOptions,
 };
 use wharf_errdefs::{Classify, ErrorKind};
 
@@ -14,8 +15,16 @@ fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, String)> {
     let mut out = Vec::new();
     for e in tar::Archive::new(Cursor::new(tar)).entries().unwrap() {
         let e = e.unwrap();
-        let link = e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default();
-        out.push((e.path().unwrap().display().to_string(), e.header().entry_type(), link));
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        out.push((
+            e.path().unwrap().display().to_string(),
+            e.header().entry_type(),
+            link,
+        ));
     }
     out
 }
@@ -60,7 +69,11 @@ fn export_is_deterministic_and_round_trips() {
     let got = entries(&t1);
     assert_eq!(got[0].0, "bin/");
     assert!(got.contains(&("bin/ash".into(), tar::EntryType::Symlink, "sh".into())));
-    assert!(got.contains(&("etc/hosts.link".into(), tar::EntryType::Link, "etc/hosts".into())));
+    assert!(got.contains(&(
+        "etc/hosts.link".into(),
+        tar::EntryType::Link,
+        "etc/hosts".into()
+    )));
     let mut sorted = names(&t1);
     sorted.sort();
     assert_eq!(sorted, names(&t1), "entries are sorted");
@@ -68,9 +81,19 @@ fn export_is_deterministic_and_round_trips() {
     let dst = d.path().join("dst");
     fs::create_dir(&dst).unwrap();
     apply_layer(&dst, &mut Cursor::new(t1), &ApplyOptions::default()).unwrap();
-    assert!(changes_between(&dst, &src).unwrap().is_empty(), "{:?}", changes_between(&dst, &src).unwrap());
-    assert_eq!(fs::metadata(dst.join("etc/hosts.link")).unwrap().ino(), fs::metadata(dst.join("etc/hosts")).unwrap().ino());
-    assert_eq!(fs::metadata(dst.join("bin/sh")).unwrap().mode() & 0o7777, 0o4755);
+    assert!(
+        changes_between(&dst, &src).unwrap().is_empty(),
+        "{:?}",
+        changes_between(&dst, &src).unwrap()
+    );
+    assert_eq!(
+        fs::metadata(dst.join("etc/hosts.link")).unwrap().ino(),
+        fs::metadata(dst.join("etc/hosts")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(dst.join("bin/sh")).unwrap().mode() & 0o7777,
+        0o4755
+    );
 }
 
 #[test]
@@ -87,23 +110,55 @@ fn cp_download_names_entries_after_the_path_and_resolves_symlinks_inside() {
     // A symlink is archived as a link unless asked to follow; following stays in the root.
     let mut t = Vec::new();
     tar_path(&root, "/etclink", &mut t, &TarOptions::default()).unwrap();
-    assert_eq!(entries(&t), vec![("etclink".into(), tar::EntryType::Symlink, "/etc".into())]);
+    assert_eq!(
+        entries(&t),
+        vec![("etclink".into(), tar::EntryType::Symlink, "/etc".into())]
+    );
     let mut t = Vec::new();
-    let opts = TarOptions { follow_root_symlink: true, rebase: Some(("etc".into(), "etclink".into())), ..TarOptions::default() };
+    let opts = TarOptions {
+        follow_root_symlink: true,
+        rebase: Some(("etc".into(), "etclink".into())),
+        ..TarOptions::default()
+    };
     tar_path(&root, "/etclink", &mut t, &opts).unwrap();
-    assert_eq!(names(&t), vec!["etclink/", "etclink/hosts", "etclink/hosts.link"]);
-    let link = entries(&t).into_iter().find(|e| e.1 == tar::EntryType::Link).unwrap();
+    assert_eq!(
+        names(&t),
+        vec!["etclink/", "etclink/hosts", "etclink/hosts.link"]
+    );
+    let link = entries(&t)
+        .into_iter()
+        .find(|e| e.1 == tar::EntryType::Link)
+        .unwrap();
     assert_eq!(link.2, "etclink/hosts", "hard link targets are renamed too");
 
     let mut t = Vec::new();
-    let opts = TarOptions { include: vec!["hosts".into()], ..TarOptions::default() };
+    let opts = TarOptions {
+        include: vec!["hosts".into()],
+        ..TarOptions::default()
+    };
     tar_path(&root, "/etc", &mut t, &opts).unwrap();
     assert_eq!(names(&t), vec!["hosts"]);
+
+    // A multiply-linked file on its own is archived as content, not as a link to itself.
+    let mut t = Vec::new();
+    tar_path(&root, "/etc/hosts.link", &mut t, &TarOptions::default()).unwrap();
+    assert_eq!(entries(&t), vec![("hosts.link".into(), tar::EntryType::Regular, String::new())]);
+    // Symlink chains with `..` past the root clamp there instead of escaping.
+    symlink("../../../../etc", root.join("bin/up")).unwrap();
+    let mut t = Vec::new();
+    let opts = TarOptions { follow_root_symlink: true, ..TarOptions::default() };
+    tar_path(&root, "/bin/up", &mut t, &opts).unwrap();
+    assert_eq!(names(&t), vec!["etc/", "etc/hosts", "etc/hosts.link"]);
 
     let err = tar_path(&root, "/nope", &mut Vec::new(), &TarOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     // `..` in an API path cannot climb out.
-    assert_eq!(tar_path(&root, "/../../etc", &mut Vec::new(), &TarOptions::default()).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        tar_path(&root, "/../../etc", &mut Vec::new(), &TarOptions::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
 }
 
 #[test]
@@ -113,21 +168,44 @@ fn diff_tar_has_whiteouts_and_is_stable() {
     let root = d.path().join("root");
     sample_tree(&root);
     let changes = vec![
-        Change { path: "/etc/hosts".into(), kind: ChangeKind::Modified },
-        Change { path: "/bin/gone".into(), kind: ChangeKind::Deleted },
-        Change { path: "/etc".into(), kind: ChangeKind::Modified },
-        Change { path: "/bin".into(), kind: ChangeKind::Modified },
+        Change {
+            path: "/etc/hosts".into(),
+            kind: ChangeKind::Modified,
+        },
+        Change {
+            path: "/bin/gone".into(),
+            kind: ChangeKind::Deleted,
+        },
+        Change {
+            path: "/etc".into(),
+            kind: ChangeKind::Modified,
+        },
+        Change {
+            path: "/bin".into(),
+            kind: ChangeKind::Modified,
+        },
     ];
     let mut t1 = Vec::new();
     write_changes(&root, &changes, &mut t1).unwrap();
-    assert_eq!(names(&t1), vec!["bin/", "bin/.wh.gone", "etc/", "etc/hosts"]);
+    assert_eq!(
+        names(&t1),
+        vec!["bin/", "bin/.wh.gone", "etc/", "etc/hosts"]
+    );
     let mut rev = changes.clone();
     rev.reverse();
     let mut t2 = Vec::new();
     write_changes(&root, &rev, &mut t2).unwrap();
     assert_eq!(t1, t2, "same changes in another order give the same bytes");
-    let missing = vec![Change { path: "/nope".into(), kind: ChangeKind::Added }];
-    assert_eq!(write_changes(&root, &missing, &mut Vec::new()).unwrap_err().kind(), ErrorKind::NotFound);
+    let missing = vec![Change {
+        path: "/nope".into(),
+        kind: ChangeKind::Added,
+    }];
+    assert_eq!(
+        write_changes(&root, &missing, &mut Vec::new())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -145,7 +223,13 @@ fn copy_tree_preserves_everything() {
     )
     .unwrap();
     std::os::unix::fs::lchown(src.join("etc/hosts"), Some(42), Some(43)).unwrap();
-    rustix::fs::setxattr(src.join("etc/hosts").as_path(), "user.k", b"v", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::setxattr(
+        src.join("etc/hosts").as_path(),
+        "user.k",
+        b"v",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     let dst = d.path().join("dst");
     fs::create_dir(&dst).unwrap();
     copy_tree(&src, &dst).unwrap();
@@ -155,6 +239,12 @@ fn copy_tree_preserves_everything() {
     let mut buf = [0u8; 8];
     let n = rustix::fs::getxattr(dst.join("etc/hosts").as_path(), "user.k", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], b"v");
-    assert!(fs::symlink_metadata(dst.join("fifo")).unwrap().file_type().is_fifo());
-    assert_eq!(fs::symlink_metadata(dst.join("null")).unwrap().rdev(), rustix::fs::makedev(1, 3));
+    assert!(fs::symlink_metadata(dst.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        fs::symlink_metadata(dst.join("null")).unwrap().rdev(),
+        rustix::fs::makedev(1, 3)
+    );
 }

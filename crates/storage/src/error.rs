@@ -25,7 +25,10 @@ pub enum StorageError {
     AlreadyExists(String),
     /// The driver cannot work on this host or filesystem.
     #[error("storage driver {driver} is not supported here: {reason}")]
-    Unsupported { driver: &'static str, reason: String },
+    Unsupported {
+        driver: &'static str,
+        reason: String,
+    },
     /// The lower-layer list does not fit the mount options page.
     #[error("mount options for layer {id} are {len} bytes, over one page: too many layers")]
     TooManyLayers { id: String, len: usize },
@@ -47,17 +50,31 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn io(op: &'static str, path: impl std::fmt::Display, source: impl Into<io::Error>) -> Self {
-        StorageError::Io { op, path: path.to_string(), source: source.into() }
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl std::fmt::Display,
+        source: impl Into<io::Error>,
+    ) -> Self {
+        StorageError::Io {
+            op,
+            path: path.to_string(),
+            source: source.into(),
+        }
     }
 
     pub(crate) fn archive(id: &str) -> impl FnOnce(ArchiveError) -> StorageError + '_ {
-        move |source| StorageError::Archive { id: id.to_string(), source }
+        move |source| StorageError::Archive {
+            id: id.to_string(),
+            source,
+        }
     }
 }
 
 /// Adapter for `map_err` on filesystem calls about `p`.
-pub(crate) fn io_err<'a>(op: &'static str, p: &'a std::path::Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    p: &'a std::path::Path,
+) -> impl FnOnce(io::Error) -> StorageError + 'a {
     move |e| StorageError::io(op, p.display(), e)
 }
 

@@ -18,7 +18,9 @@ pub(crate) fn check_id(id: &str) -> Result<(), StorageError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -29,7 +31,11 @@ pub(crate) fn check_id(id: &str) -> Result<(), StorageError> {
 /// A unique sibling name for `id` with `prefix`, distinct across processes and calls.
 pub(crate) fn unique_name(prefix: &str, id: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}{id}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{id}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A directory under construction. It is renamed into place by [`Staging::commit`]; dropped
@@ -44,7 +50,10 @@ impl Staging {
     pub(crate) fn new(parent: &Path, id: &str) -> Result<Staging, StorageError> {
         let path = parent.join(unique_name(STAGING_PREFIX, id));
         fs::create_dir(&path).map_err(|e| StorageError::io("create", path.display(), e))?;
-        Ok(Staging { path, committed: false })
+        Ok(Staging {
+            path,
+            committed: false,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -79,7 +88,11 @@ impl Drop for Staging {
 /// half-deleted layer under its real name.
 pub(crate) fn remove_tree(dir: &Path, id: &str) -> Result<(), StorageError> {
     let Some(parent) = dir.parent() else {
-        return Err(StorageError::io("remove", dir.display(), io::Error::other("no parent")));
+        return Err(StorageError::io(
+            "remove",
+            dir.display(),
+            io::Error::other("no parent"),
+        ));
     };
     let trash = parent.join(unique_name(TRASH_PREFIX, id));
     match fs::rename(dir, &trash) {
@@ -98,7 +111,9 @@ pub(crate) fn dir_size(dir: &Path) -> Result<u64, StorageError> {
     while let Some(d) = stack.pop() {
         for ent in fs::read_dir(&d).map_err(|e| StorageError::io("list", d.display(), e))? {
             let ent = ent.map_err(|e| StorageError::io("list", d.display(), e))?;
-            let md = ent.metadata().map_err(|e| StorageError::io("stat", ent.path().display(), e))?;
+            let md = ent
+                .metadata()
+                .map_err(|e| StorageError::io("stat", ent.path().display(), e))?;
             if md.is_dir() {
                 stack.push(ent.path());
             } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
@@ -128,7 +143,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Staging::new(d.path(), "x").unwrap();
         let p = s.path().to_path_buf();
-        assert!(p.file_name().unwrap().to_string_lossy().starts_with(STAGING_PREFIX));
+        assert!(p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX));
         drop(s);
         assert!(!p.exists());
         let s = Staging::new(d.path(), "y").unwrap();
@@ -137,7 +156,10 @@ mod tests {
         assert!(d.path().join("y/f").exists());
         let s = Staging::new(d.path(), "y").unwrap();
         fs::write(s.path().join("g"), "1").unwrap();
-        assert!(matches!(s.commit(&d.path().join("y"), "y"), Err(StorageError::AlreadyExists(_))));
+        assert!(matches!(
+            s.commit(&d.path().join("y"), "y"),
+            Err(StorageError::AlreadyExists(_))
+        ));
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 

@@ -107,7 +107,12 @@ impl Driver {
     /// Returns the bytes of file content unpacked. Errors: `AlreadyExists` if `id` exists,
     /// `NotFound` if `parent` does not, `InvalidArgument` for a bad id or a hostile archive (then
     /// nothing of the layer remains).
-    pub fn create_layer(&self, id: &str, parent: Option<&str>, diff: &mut dyn Read) -> Result<u64, StorageError> {
+    pub fn create_layer(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: &mut dyn Read,
+    ) -> Result<u64, StorageError> {
         dispatch!(self, d => d.create(id, parent, Some(diff)))
     }
 
@@ -150,7 +155,12 @@ impl Driver {
 
     /// Writes the tar of layer `id`'s changes (whiteouts for deletions) to `out`; identical
     /// trees give byte-identical tars, so the diff's digest is stable.
-    pub fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<(), StorageError> {
+    pub fn diff(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<(), StorageError> {
         let changes = self.changes(id, parent)?;
         let root = dispatch!(self, d => d.diff_root(id))?;
         wharf_archive::write_changes(&root, &changes, out).map_err(StorageError::archive(id))
@@ -201,8 +211,12 @@ fn supports_d_type(home: &Path) -> Result<bool, StorageError> {
     std::fs::write(probe.join("f"), b"").map_err(err)?;
     let mut known = true;
     // std hides DT_UNKNOWN behind an lstat fallback; read the raw d_type.
-    let fd = rustix::fs::open(&probe, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, rustix::fs::Mode::empty())
-        .map_err(|e| err(e.into()))?;
+    let fd = rustix::fs::open(
+        &probe,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| err(e.into()))?;
     let mut dir = rustix::fs::Dir::read_from(&fd).map_err(|e| err(e.into()))?;
     while let Some(ent) = dir.read() {
         let ent = ent.map_err(|e| err(e.into()))?;
@@ -227,7 +241,10 @@ mod tests {
 
     #[test]
     fn driver_kinds_parse() {
-        assert_eq!("overlay2".parse::<DriverKind>().unwrap(), DriverKind::Overlay2);
+        assert_eq!(
+            "overlay2".parse::<DriverKind>().unwrap(),
+            DriverKind::Overlay2
+        );
         assert_eq!("vfs".parse::<DriverKind>().unwrap(), DriverKind::Vfs);
         let err = "aufs".parse::<DriverKind>().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -236,7 +253,9 @@ mod tests {
     #[test]
     fn vfs_reports_backing_fs_and_refuses_options() {
         let d = tempfile::tempdir().unwrap();
-        let err = Driver::new(DriverKind::Vfs, d.path(), &["size=1G".into()]).err().unwrap();
+        let err = Driver::new(DriverKind::Vfs, d.path(), &["size=1G".into()])
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         let drv = Driver::new(DriverKind::Vfs, d.path(), &[]).unwrap();
         assert_eq!(drv.name(), "vfs");

@@ -23,8 +23,8 @@ use std::sync::Mutex;
 use rustix::mount::{MountFlags, UnmountFlags};
 use wharf_archive::{ApplyOptions, Change, WhiteoutFormat};
 
-use crate::fsutil::{self, Staging};
 use crate::error::io_err;
+use crate::fsutil::{self, Staging};
 use crate::StorageError;
 
 const LINK_DIR: &str = "l";
@@ -44,14 +44,23 @@ pub(crate) struct Overlay {
 
 impl Overlay {
     pub(crate) fn new(home: &Path) -> Result<Overlay, StorageError> {
-        let unsupported = |reason: String| StorageError::Unsupported { driver: "overlay2", reason };
+        let unsupported = |reason: String| StorageError::Unsupported {
+            driver: "overlay2",
+            reason,
+        };
         fs::create_dir_all(home.join(LINK_DIR)).map_err(io_err("create", home))?;
         let backing_fs = crate::backing_fs_name(home)?;
         if backing_fs == "overlayfs" {
-            return Err(unsupported(format!("{} is itself on overlayfs; use vfs", home.display())));
+            return Err(unsupported(format!(
+                "{} is itself on overlayfs; use vfs",
+                home.display()
+            )));
         }
         if !crate::supports_d_type(home)? {
-            return Err(unsupported(format!("{} does not report d_type; overlay needs it", home.display())));
+            return Err(unsupported(format!(
+                "{} does not report d_type; overlay needs it",
+                home.display()
+            )));
         }
         let mut driver = Overlay {
             home: home.to_path_buf(),
@@ -62,20 +71,34 @@ impl Overlay {
         // Older kernels reject some of our preferred options; fall back to the defaults.
         if let Err(first) = driver.probe() {
             driver.extra_opts = "";
-            driver.probe().map_err(|_| unsupported(format!("test overlay mount on {} failed: {first}", home.display())))?;
+            driver.probe().map_err(|_| {
+                unsupported(format!(
+                    "test overlay mount on {} failed: {first}",
+                    home.display()
+                ))
+            })?;
         }
         Ok(driver)
     }
 
     fn probe(&self) -> Result<(), StorageError> {
         let staging = Staging::new(&self.home, "probe")?;
-        let name = staging.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = staging
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for d in ["lower", "upper", "work", "merged"] {
             fs::create_dir(staging.path().join(d)).map_err(io_err("create", staging.path()))?;
         }
-        let data = self.options(&format!("{name}/lower"), &format!("{name}/upper"), &format!("{name}/work"));
+        let data = self.options(
+            &format!("{name}/lower"),
+            &format!("{name}/upper"),
+            &format!("{name}/work"),
+        );
         let merged = format!("{name}/merged");
-        mount_relative(&self.home, &merged, &data).map_err(io_err("mount overlay", staging.path()))?;
+        mount_relative(&self.home, &merged, &data)
+            .map_err(io_err("mount overlay", staging.path()))?;
         rustix::mount::unmount(staging.path().join("merged"), UnmountFlags::DETACH)
             .map_err(|e| StorageError::io("unmount", staging.path().display(), e))
     }
@@ -112,7 +135,12 @@ impl Overlay {
     }
 
     /// Builds the layer in a staging dir, applies `diff` (if any) and renames it into place.
-    pub(crate) fn create(&self, id: &str, parent: Option<&str>, diff: Option<&mut dyn Read>) -> Result<u64, StorageError> {
+    pub(crate) fn create(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: Option<&mut dyn Read>,
+    ) -> Result<u64, StorageError> {
         let dest = self.dir(id)?;
         if dest.exists() {
             return Err(StorageError::AlreadyExists(id.to_string()));
@@ -151,13 +179,15 @@ impl Overlay {
                     allow_devices: true,
                     ..ApplyOptions::default()
                 };
-                wharf_archive::apply_layer(&s.join("diff"), diff, &opts).map_err(StorageError::archive(id))?
+                wharf_archive::apply_layer(&s.join("diff"), diff, &opts)
+                    .map_err(StorageError::archive(id))?
             }
             None => 0,
         };
         // The link dangles until the rename; reconcile removes it if we crash in between.
         let link_path = self.home.join(LINK_DIR).join(&link);
-        std::os::unix::fs::symlink(format!("../{id}/diff"), &link_path).map_err(io_err("link", &link_path))?;
+        std::os::unix::fs::symlink(format!("../{id}/diff"), &link_path)
+            .map_err(io_err("link", &link_path))?;
         if let Err(e) = staging.commit(&dest, id) {
             let _ = fs::remove_file(&link_path);
             return Err(e);
@@ -177,7 +207,10 @@ impl Overlay {
             let data = self.options(lower.trim(), &format!("{id}/diff"), &format!("{id}/work"));
             if data.len() > MAX_MOUNT_DATA {
                 mounts.remove(id);
-                return Err(StorageError::TooManyLayers { id: id.to_string(), len: data.len() });
+                return Err(StorageError::TooManyLayers {
+                    id: id.to_string(),
+                    len: data.len(),
+                });
             }
             if let Err(e) = mount_relative(&self.home, &format!("{id}/merged"), &data) {
                 mounts.remove(id);
@@ -206,7 +239,10 @@ impl Overlay {
         if !dir.is_dir() {
             return Ok(());
         }
-        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         detach(&dir)?;
         if let Some(link) = read_optional(&dir.join("link"))? {
             match fs::remove_file(self.home.join(LINK_DIR).join(link.trim())) {
@@ -221,10 +257,16 @@ impl Overlay {
     pub(crate) fn changes(&self, id: &str) -> Result<Vec<Change>, StorageError> {
         let dir = self.existing(id)?;
         let lowers: Vec<PathBuf> = match read_optional(&dir.join("lower"))? {
-            Some(l) => l.trim().split(':').filter(|s| !s.is_empty()).map(|s| self.home.join(s)).collect(),
+            Some(l) => l
+                .trim()
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(|s| self.home.join(s))
+                .collect(),
             None => Vec::new(),
         };
-        wharf_archive::changes_overlay(&dir.join("diff"), &lowers).map_err(StorageError::archive(id))
+        wharf_archive::changes_overlay(&dir.join("diff"), &lowers)
+            .map_err(StorageError::archive(id))
     }
 
     /// The tree holding the layer's own added and modified files.
@@ -237,7 +279,10 @@ impl Overlay {
     }
 
     pub(crate) fn cleanup(&self) -> Result<(), StorageError> {
-        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for id in self.layer_ids()? {
             detach(&self.home.join(&id))?;
         }
@@ -288,7 +333,9 @@ impl Overlay {
 fn short_link() -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let bits: u128 = rand::random();
-    (0..26).map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
+    (0..26)
+        .map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char)
+        .collect()
 }
 
 fn read_optional(p: &Path) -> Result<Option<String>, StorageError> {
@@ -300,7 +347,10 @@ fn read_optional(p: &Path) -> Result<Option<String>, StorageError> {
 }
 
 fn read_trimmed(p: &Path) -> Result<String, StorageError> {
-    Ok(fs::read_to_string(p).map_err(io_err("read", p))?.trim().to_string())
+    Ok(fs::read_to_string(p)
+        .map_err(io_err("read", p))?
+        .trim()
+        .to_string())
 }
 
 /// Whether `<dir>/merged` is a mount point: a mounted overlay has its own device number.
@@ -333,7 +383,13 @@ fn mount_relative(home: &Path, target: &str, data: &str) -> io::Result<()> {
             // This thread gets its own cwd; the rest of the process keeps its own.
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(io::Error::from)?;
             std::env::set_current_dir(home)?;
-            rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?;
+            rustix::mount::mount(
+                "overlay",
+                target,
+                "overlay",
+                MountFlags::empty(),
+                data.as_c_str(),
+            )?;
             Ok(())
         })
         .join()
@@ -349,15 +405,23 @@ mod tests {
     fn short_links_are_26_base32_chars_and_distinct() {
         let a = short_link();
         assert_eq!(a.len(), 26);
-        assert!(a.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
         assert_ne!(a, short_link());
     }
 
     #[test]
     fn deep_chains_fit_one_page() {
         // 125 layers (Docker's limit is 128) must fit with short links.
-        let lower: Vec<String> = (0..125).map(|_| format!("{LINK_DIR}/{}", short_link())).collect();
-        let data = format!("lowerdir={},upperdir={id}/diff,workdir={id}/work,{PREFERRED_OPTS}", lower.join(":"), id = "a".repeat(64));
+        let lower: Vec<String> = (0..125)
+            .map(|_| format!("{LINK_DIR}/{}", short_link()))
+            .collect();
+        let data = format!(
+            "lowerdir={},upperdir={id}/diff,workdir={id}/work,{PREFERRED_OPTS}",
+            lower.join(":"),
+            id = "a".repeat(64)
+        );
         assert!(data.len() <= MAX_MOUNT_DATA, "{}", data.len());
     }
 }

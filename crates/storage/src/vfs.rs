@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use wharf_archive::{ApplyOptions, Change, ChangeKind, WhiteoutFormat};
 
-use crate::fsutil::{self, Staging};
 use crate::error::io_err;
+use crate::fsutil::{self, Staging};
 use crate::StorageError;
 
 pub(crate) struct Vfs {
@@ -29,7 +29,11 @@ impl Vfs {
         for d in [&dirs, &parents] {
             fs::create_dir_all(d).map_err(io_err("create", d))?;
         }
-        Ok(Vfs { backing_fs: crate::backing_fs_name(home)?, dirs, parents })
+        Ok(Vfs {
+            backing_fs: crate::backing_fs_name(home)?,
+            dirs,
+            parents,
+        })
     }
 
     pub(crate) fn backing_fs(&self) -> &str {
@@ -54,7 +58,12 @@ impl Vfs {
         self.existing(id).is_ok()
     }
 
-    pub(crate) fn create(&self, id: &str, parent: Option<&str>, diff: Option<&mut dyn Read>) -> Result<u64, StorageError> {
+    pub(crate) fn create(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: Option<&mut dyn Read>,
+    ) -> Result<u64, StorageError> {
         let dest = self.dir(id)?;
         if dest.exists() {
             return Err(StorageError::AlreadyExists(id.to_string()));
@@ -66,8 +75,13 @@ impl Vfs {
         }
         let size = match diff {
             Some(diff) => {
-                let opts = ApplyOptions { whiteouts: WhiteoutFormat::Remove, allow_devices: true, ..ApplyOptions::default() };
-                wharf_archive::apply_layer(staging.path(), diff, &opts).map_err(StorageError::archive(id))?
+                let opts = ApplyOptions {
+                    whiteouts: WhiteoutFormat::Remove,
+                    allow_devices: true,
+                    ..ApplyOptions::default()
+                };
+                wharf_archive::apply_layer(staging.path(), diff, &opts)
+                    .map_err(StorageError::archive(id))?
             }
             None => 0,
         };
@@ -92,7 +106,11 @@ impl Vfs {
         match fs::remove_file(self.parents.join(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::io("remove", self.parents.join(id).display(), e)),
+            Err(e) => Err(StorageError::io(
+                "remove",
+                self.parents.join(id).display(),
+                e,
+            )),
         }
     }
 
@@ -106,7 +124,11 @@ impl Vfs {
     }
 
     /// Changes of `id` against `parent`, or against the parent it was created on.
-    pub(crate) fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>, StorageError> {
+    pub(crate) fn changes(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<Change>, StorageError> {
         let dir = self.existing(id)?;
         let parent = match parent {
             Some(p) => Some(p.to_string()),
@@ -115,7 +137,9 @@ impl Vfs {
         let pdir = match &parent {
             Some(p) => self.existing(p)?,
             // No parent: compare with an empty tree (a path that does not exist).
-            None => self.dirs.join(fsutil::unique_name(fsutil::STAGING_PREFIX, "none")),
+            None => self
+                .dirs
+                .join(fsutil::unique_name(fsutil::STAGING_PREFIX, "none")),
         };
         wharf_archive::changes_between(&dir, &pdir).map_err(StorageError::archive(id))
     }
@@ -148,7 +172,12 @@ impl Vfs {
     pub(crate) fn layer_ids(&self) -> Result<Vec<String>, StorageError> {
         let mut ids = Vec::new();
         for ent in fs::read_dir(&self.dirs).map_err(io_err("list", &self.dirs))? {
-            ids.push(ent.map_err(io_err("list", &self.dirs))?.file_name().to_string_lossy().into_owned());
+            ids.push(
+                ent.map_err(io_err("list", &self.dirs))?
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         ids.sort();
         Ok(ids)

@@ -19,9 +19,15 @@ struct Home {
 impl Home {
     fn new(kind: DriverKind) -> Home {
         wharf_testutil::require_root!();
-        let dir = tempfile::Builder::new().prefix(&format!("wharf-storage-{}-", std::process::id())).tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("wharf-storage-{}-", std::process::id()))
+            .tempdir()
+            .unwrap();
         let driver = Driver::new(kind, &dir.path().join("home"), &[]).unwrap();
-        Home { driver: Some(driver), dir }
+        Home {
+            driver: Some(driver),
+            dir,
+        }
     }
     fn d(&self) -> &Driver {
         self.driver.as_ref().unwrap()
@@ -54,18 +60,26 @@ fn layer(entries: &[(&str, &str)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in entries {
         if name.ends_with('/') {
-            b.append_data(&mut hdr(tar::EntryType::Directory, 0o755, 0), name, &[][..]).unwrap();
+            b.append_data(&mut hdr(tar::EntryType::Directory, 0o755, 0), name, &[][..])
+                .unwrap();
         } else if let Some(target) = data.strip_prefix("->") {
-            b.append_link(&mut hdr(tar::EntryType::Symlink, 0o777, 0), name, target).unwrap();
+            b.append_link(&mut hdr(tar::EntryType::Symlink, 0o777, 0), name, target)
+                .unwrap();
         } else {
-            b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, data.len()), name, data.as_bytes()).unwrap();
+            b.append_data(
+                &mut hdr(tar::EntryType::Regular, 0o644, data.len()),
+                name,
+                data.as_bytes(),
+            )
+            .unwrap();
         }
     }
     b.into_inner().unwrap()
 }
 
 fn create(d: &Driver, id: &str, parent: Option<&str>, entries: &[(&str, &str)]) {
-    d.create_layer(id, parent, &mut Cursor::new(layer(entries))).unwrap();
+    d.create_layer(id, parent, &mut Cursor::new(layer(entries)))
+        .unwrap();
 }
 
 fn base(d: &Driver) {
@@ -100,14 +114,34 @@ fn layers_and_mount(kind: DriverKind) {
     let d = h.d();
     base(d);
     assert!(d.exists("base"));
-    create(d, "top", Some("base"), &[("etc/hosts", "10.0.0.1\n"), ("opt/", ""), ("opt/.wh..wh..opq", ""), ("opt/c", "c"), ("bin/.wh.ash", "")]);
+    create(
+        d,
+        "top",
+        Some("base"),
+        &[
+            ("etc/hosts", "10.0.0.1\n"),
+            ("opt/", ""),
+            ("opt/.wh..wh..opq", ""),
+            ("opt/c", "c"),
+            ("bin/.wh.ash", ""),
+        ],
+    );
     let m = d.mount("top").unwrap();
     assert_eq!(read(&m.join("etc/hosts")), "10.0.0.1\n");
     assert_eq!(read(&m.join("etc/passwd")), "root:x:0:0::/root:/bin/sh\n");
-    let opt: Vec<_> = fs::read_dir(m.join("opt")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let opt: Vec<_> = fs::read_dir(m.join("opt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(opt, vec!["c"]);
-    assert!(fs::symlink_metadata(m.join("bin/ash")).is_err(), "whiteout must hide bin/ash");
-    assert_eq!(fs::read_link(h.d().mount("base").unwrap().join("bin/ash")).unwrap(), Path::new("sh"));
+    assert!(
+        fs::symlink_metadata(m.join("bin/ash")).is_err(),
+        "whiteout must hide bin/ash"
+    );
+    assert_eq!(
+        fs::read_link(h.d().mount("base").unwrap().join("bin/ash")).unwrap(),
+        Path::new("sh")
+    );
     d.unmount("base").unwrap();
     d.unmount("top").unwrap();
     d.remove("top").unwrap();
@@ -146,11 +180,22 @@ fn rw_layer_changes_and_diff(kind: DriverKind) {
     for e in tar::Archive::new(Cursor::new(&tar1)).entries().unwrap() {
         names.push(e.unwrap().path().unwrap().display().to_string());
     }
-    assert_eq!(names, vec!["data/", "data/new", "etc/", "etc/hosts", "opt/", "opt/.wh.a"]);
+    assert_eq!(
+        names,
+        vec![
+            "data/",
+            "data/new",
+            "etc/",
+            "etc/hosts",
+            "opt/",
+            "opt/.wh.a"
+        ]
+    );
     assert!(d.diff_size("ctr").unwrap() >= 11);
 
     // The diff applied on the parent reproduces the container's view (commit round trip).
-    d.create_layer("committed", Some("base"), &mut Cursor::new(tar1)).unwrap();
+    d.create_layer("committed", Some("base"), &mut Cursor::new(tar1))
+        .unwrap();
     let c = d.mount("committed").unwrap();
     assert_eq!(read(&c.join("etc/hosts")), "changed\n");
     assert_eq!(read(&c.join("data/new")), "new");
@@ -169,10 +214,16 @@ fn refcounted_mounts(kind: DriverKind) {
     let m2 = d.mount("ctr").unwrap();
     assert_eq!(m1, m2);
     d.unmount("ctr").unwrap();
-    assert!(m1.join("etc/hosts").exists(), "still mounted after one of two unmounts");
+    assert!(
+        m1.join("etc/hosts").exists(),
+        "still mounted after one of two unmounts"
+    );
     d.unmount("ctr").unwrap();
     if kind == DriverKind::Overlay2 {
-        assert!(!m1.join("etc/hosts").exists(), "overlay unmounted after the last unmount");
+        assert!(
+            !m1.join("etc/hosts").exists(),
+            "overlay unmounted after the last unmount"
+        );
     }
     // remove while mounted unmounts first
     d.mount("ctr").unwrap();
@@ -184,12 +235,18 @@ fn errors_are_classified(kind: DriverKind) {
     let h = Home::new(kind);
     let d = h.d();
     base(d);
-    let dup = d.create_layer("base", None, &mut Cursor::new(layer(&[]))).unwrap_err();
+    let dup = d
+        .create_layer("base", None, &mut Cursor::new(layer(&[])))
+        .unwrap_err();
     assert_eq!(dup.kind(), ErrorKind::AlreadyExists, "{dup}");
     let missing = d.create_rw("x", Some("nope")).unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
     for bad in ["../evil", "a/b", ".tmp-x", ""] {
-        assert_eq!(d.create_rw(bad, None).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+        assert_eq!(
+            d.create_rw(bad, None).unwrap_err().kind(),
+            ErrorKind::InvalidArgument,
+            "{bad}"
+        );
     }
     assert_eq!(d.mount("nope").unwrap_err().kind(), ErrorKind::NotFound);
     assert!(!d.exists("../base"));
@@ -206,13 +263,27 @@ fn hostile_layer_leaves_nothing(kind: DriverKind) {
     hb.as_old_mut().name[..9].copy_from_slice(b"../../pwn");
     hb.set_cksum();
     let mut b = tar::Builder::new(Vec::new());
-    b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, 2), "ok", &b"ok"[..]).unwrap();
+    b.append_data(
+        &mut hdr(tar::EntryType::Regular, 0o644, 2),
+        "ok",
+        &b"ok"[..],
+    )
+    .unwrap();
     b.append(&hb, &b"x"[..]).unwrap();
-    let err = d.create_layer("evil", Some("base"), &mut Cursor::new(b.into_inner().unwrap())).unwrap_err();
+    let err = d
+        .create_layer(
+            "evil",
+            Some("base"),
+            &mut Cursor::new(b.into_inner().unwrap()),
+        )
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     assert!(err.to_string().contains("../../pwn"), "{err}");
     assert!(!d.exists("evil"));
-    let leftovers: Vec<_> = walk_names(&h.path()).into_iter().filter(|n| n.contains(".tmp-") || n.contains("pwn")).collect();
+    let leftovers: Vec<_> = walk_names(&h.path())
+        .into_iter()
+        .filter(|n| n.contains(".tmp-") || n.contains("pwn"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(!h.dir.path().join("pwn").exists());
 }
@@ -237,11 +308,18 @@ fn reconcile_removes_leftovers_and_unknown(kind: DriverKind) {
     let d = h.d();
     base(d);
     d.create_rw("orphan", Some("base")).unwrap();
-    let layer_parent = if kind == DriverKind::Vfs { h.path().join("dir") } else { h.path() };
+    let layer_parent = if kind == DriverKind::Vfs {
+        h.path().join("dir")
+    } else {
+        h.path()
+    };
     fs::create_dir_all(layer_parent.join(".tmp-half-1-1/diff")).unwrap();
     let removed = d.reconcile(&["base".to_string()]).unwrap();
     assert!(removed.contains(&"orphan".to_string()), "{removed:?}");
-    assert!(removed.contains(&".tmp-half-1-1".to_string()), "{removed:?}");
+    assert!(
+        removed.contains(&".tmp-half-1-1".to_string()),
+        "{removed:?}"
+    );
     assert!(d.exists("base") && !d.exists("orphan"));
     assert!(!layer_parent.join(".tmp-half-1-1").exists());
     assert!(d.reconcile(&["base".to_string()]).unwrap().is_empty());
@@ -272,11 +350,15 @@ fn preserves_ownership_and_modes(kind: DriverKind) {
     f.set_uid(1234);
     f.set_gid(5678);
     b.append_data(&mut f, "usr/bin/suid", &b"s"[..]).unwrap();
-    d.create_layer("l1", None, &mut Cursor::new(b.into_inner().unwrap())).unwrap();
+    d.create_layer("l1", None, &mut Cursor::new(b.into_inner().unwrap()))
+        .unwrap();
     d.create_rw("rw", Some("l1")).unwrap();
     let m = d.mount("rw").unwrap();
     let md = fs::metadata(m.join("usr/bin/suid")).unwrap();
-    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1234, 5678, 0o4750));
+    assert_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o7777),
+        (1234, 5678, 0o4750)
+    );
     assert_eq!(md.mtime(), 1_600_000_000);
     d.unmount("rw").unwrap();
 }
@@ -286,15 +368,35 @@ fn busybox_rootfs_runs(kind: DriverKind) {
     let d = h.d();
     let tarfile = h.dir.path().join("rootfs.tar");
     wharf_testutil::busybox_rootfs_tar(&tarfile).unwrap();
-    let size = d.create_layer("bb", None, &mut fs::File::open(&tarfile).unwrap()).unwrap();
+    let size = d
+        .create_layer("bb", None, &mut fs::File::open(&tarfile).unwrap())
+        .unwrap();
     assert!(size > 100_000, "busybox binary unpacked: {size}");
     d.create_rw("bbctr", Some("bb")).unwrap();
     let m = d.mount("bbctr").unwrap();
-    let out = std::process::Command::new("chroot").arg(&m).args(["/bin/sh", "-c", "echo hi > /tmp/out && cat /etc/passwd | head -1"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("chroot")
+        .arg(&m)
+        .args([
+            "/bin/sh",
+            "-c",
+            "echo hi > /tmp/out && cat /etc/passwd | head -1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("root:x:0:0"));
     let changes = d.changes("bbctr", Some("bb")).unwrap();
-    assert_eq!(kinds(&changes), vec![("/tmp", ChangeKind::Modified), ("/tmp/out", ChangeKind::Added)]);
+    assert_eq!(
+        kinds(&changes),
+        vec![
+            ("/tmp", ChangeKind::Modified),
+            ("/tmp/out", ChangeKind::Added)
+        ]
+    );
     d.unmount("bbctr").unwrap();
 }
 
@@ -312,14 +414,24 @@ fn deleted_and_recreated_directories(kind: DriverKind) {
     let got = kinds(&changes);
     assert!(got.contains(&("/opt", ChangeKind::Deleted)), "{got:?}");
     assert!(got.contains(&("/etc/only", ChangeKind::Added)), "{got:?}");
-    assert!(got.contains(&("/etc/hosts", ChangeKind::Deleted)), "{got:?}");
-    assert!(got.contains(&("/etc/passwd", ChangeKind::Deleted)), "{got:?}");
+    assert!(
+        got.contains(&("/etc/hosts", ChangeKind::Deleted)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("/etc/passwd", ChangeKind::Deleted)),
+        "{got:?}"
+    );
     let mut diff = Vec::new();
     d.diff("ctr", None, &mut diff).unwrap();
-    d.create_layer("committed", Some("base"), &mut Cursor::new(diff)).unwrap();
+    d.create_layer("committed", Some("base"), &mut Cursor::new(diff))
+        .unwrap();
     let c = d.mount("committed").unwrap();
     assert!(!c.join("opt").exists());
-    let etc: Vec<_> = fs::read_dir(c.join("etc")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let etc: Vec<_> = fs::read_dir(c.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(etc, vec!["only"]);
     d.unmount("committed").unwrap();
     d.unmount("ctr").unwrap();
@@ -329,11 +441,18 @@ fn layer_without_parent_diffs_as_all_added(kind: DriverKind) {
     let h = Home::new(kind);
     let d = h.d();
     create(d, "solo", None, &[("a/", ""), ("a/b", "bb")]);
-    assert_eq!(kinds(&d.changes("solo", None).unwrap()), vec![("/a", ChangeKind::Added), ("/a/b", ChangeKind::Added)]);
+    assert_eq!(
+        kinds(&d.changes("solo", None).unwrap()),
+        vec![("/a", ChangeKind::Added), ("/a/b", ChangeKind::Added)]
+    );
     assert_eq!(d.diff_size("solo").unwrap(), 2);
     let mut t = Vec::new();
     d.diff("solo", None, &mut t).unwrap();
-    let names: Vec<_> = tar::Archive::new(Cursor::new(&t)).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    let names: Vec<_> = tar::Archive::new(Cursor::new(&t))
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
     assert_eq!(names, vec!["a/", "a/b"]);
 }
 
@@ -355,7 +474,11 @@ fn interrupted_extraction_is_invisible_and_reconciled(kind: DriverKind) {
     hdr.set_cksum();
     std::io::Write::write_all(&mut writer, hdr.as_bytes()).unwrap();
     std::io::Write::write_all(&mut writer, &[7u8; 4096]).unwrap();
-    let staging_parent = if kind == DriverKind::Vfs { h.path().join("dir") } else { h.path() };
+    let staging_parent = if kind == DriverKind::Vfs {
+        h.path().join("dir")
+    } else {
+        h.path()
+    };
     let staging = || {
         fs::read_dir(&staging_parent)
             .unwrap()
@@ -366,16 +489,28 @@ fn interrupted_extraction_is_invisible_and_reconciled(kind: DriverKind) {
     std::thread::scope(|s| {
         let worker = s.spawn(|| d.create_layer("half", None, &mut reader));
         while staging().is_empty() {
-            assert!(!worker.is_finished(), "create_layer ended before its extraction was seen");
+            assert!(
+                !worker.is_finished(),
+                "create_layer ended before its extraction was seen"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(!d.exists("half"), "a layer being extracted must not look complete");
+        assert!(
+            !d.exists("half"),
+            "a layer being extracted must not look complete"
+        );
         // What the next daemon start does.
         let restarted = Driver::new(kind, &h.path(), &[]).unwrap();
         let removed = restarted.reconcile(&["base".to_string()]).unwrap();
-        assert!(removed.iter().any(|n| n.starts_with(".tmp-half")), "{removed:?}");
+        assert!(
+            removed.iter().any(|n| n.starts_with(".tmp-half")),
+            "{removed:?}"
+        );
         drop(writer);
-        assert!(worker.join().unwrap().is_err(), "a truncated layer must fail");
+        assert!(
+            worker.join().unwrap().is_err(),
+            "a truncated layer must fail"
+        );
     });
     assert!(!d.exists("half"));
     assert!(staging().is_empty());
