@@ -252,6 +252,33 @@ impl Client {
         }
     }
 
+    /// Sends a request without waiting for the answer, so a caller can be sure the daemon has
+    /// it (e.g. a `wait` registered before `start`) and read the response later.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &Query,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Pending, ClientError> {
+        let target = self.target(path, query);
+        let body = match json {
+            Some(v) => RequestBody::Json(serde_json::to_vec(v)?),
+            None => RequestBody::Empty,
+        };
+        let mut conn = self.connect()?;
+        http::write_request(&mut conn, method, &target, self.host_header(), &[], body)?;
+        Ok(Pending { conn, method: method.to_string() })
+    }
+
+    fn host_header(&self) -> &str {
+        match &self.host {
+            // What the docker CLI sends on a unix socket; any valid name works.
+            Host::Unix(_) => "api.moby.localhost",
+            Host::Tcp(a) => a.as_str(),
+        }
+    }
+
     fn target(&self, path: &str, query: &Query) -> String {
         match &self.version {
             Some(v) => format!("/v{v}{path}{}", query.encode()),
@@ -278,16 +305,27 @@ impl Client {
         body: RequestBody<'_>,
     ) -> Result<(Head, Body), ClientError> {
         let mut conn = self.connect()?;
-        let host_header = match &self.host {
-            // What the docker CLI sends on a unix socket; any valid name works.
-            Host::Unix(_) => "api.moby.localhost",
-            Host::Tcp(a) => a.as_str(),
-        };
-        http::write_request(&mut conn, method, target, host_header, headers, body)?;
+        http::write_request(&mut conn, method, target, self.host_header(), headers, body)?;
         let mut reader = BufReader::with_capacity(16 * 1024, conn);
         let head = http::read_head(&mut reader)?;
         let body = Body::new(reader, &head, method);
         Ok((head, body))
+    }
+}
+
+/// A request that has been sent and whose response has not been read yet.
+pub struct Pending {
+    conn: Conn,
+    method: String,
+}
+
+impl Pending {
+    /// Blocks for the response; error statuses become [`ClientError::Api`].
+    pub fn response(self) -> Result<Response, ClientError> {
+        let mut reader = BufReader::with_capacity(16 * 1024, self.conn);
+        let head = http::read_head(&mut reader)?;
+        let body = Body::new(reader, &head, &self.method);
+        check_status(head, body)
     }
 }
 

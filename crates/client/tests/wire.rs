@@ -142,3 +142,14 @@ fn streamed_request_body_is_chunked() {
     let sent = server.join().unwrap();
     assert!(sent.contains("Transfer-Encoding: chunked\r\n\r\n8\r\ntarbytes\r\n0\r\n\r\n"));
 }
+
+#[test]
+fn send_then_read_response_later() {
+    let (dir, server) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"StatusCode\":3}"]);
+    let c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
+    let pending = c.send("POST", "/containers/x/wait", &Query::new().set("condition", "next-exit"), None).unwrap();
+    let v: serde_json::Value = pending.response().unwrap().json().unwrap();
+    let seen = server.join().unwrap();
+    assert!(seen[0].starts_with("POST /containers/x/wait?condition=next-exit HTTP/1.1"));
+    assert_eq!(v["StatusCode"], 3);
+}
