@@ -39,9 +39,15 @@ size_mb=$(( $(stat -c %s "$work/image.tar") / 1048576 ))
 echo "image.tar: ${size_mb} MB"
 
 echo "== wharf ($driver)"
-(cd "$repo" && cargo build --release -q -p wharf-image --example bench)
+# The target triple/dir may be configured: ask cargo where the binary is.
+bench_bin=$(cd "$repo" && cargo build --release -q -p wharf-image --example bench --message-format=json |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "bench" and m.get("executable"):
+        print(m["executable"])')
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-"$repo/target/release/examples/bench" "$work/wharf" "$driver" "$work/image.tar" "$work/wharf-save.tar" | tee "$work/wharf.out"
+"$bench_bin" "$work/wharf" "$driver" "$work/image.tar" "$work/wharf-save.tar" | tee "$work/wharf.out"
 w_load=$(sed -n 's/^load_s=//p' "$work/wharf.out")
 w_save=$(sed -n 's/^save_s=//p' "$work/wharf.out")
 

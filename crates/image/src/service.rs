@@ -467,6 +467,8 @@ impl ImageService {
     ) -> Result<Vec<DeleteItem>, ImageError> {
         let _w = self.lock_writer();
         let id = self.lookup_id(reference)?;
+        let with_layers = self.images_with_containers();
+        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
         let mut items = Vec::new();
         let refs = self.read_state().refs_of(&id);
         // Named by a tag (or digest reference) that points at it, or else by id / id prefix.
@@ -576,6 +578,8 @@ impl ImageService {
         in_use: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<DeleteItem>, u64), ImageError> {
         let _w = self.lock_writer();
+        let with_layers = self.images_with_containers();
+        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
         let size_before = self.layers_total();
         let mut items = Vec::new();
         // Repeat: deleting a child can make its parent prunable.
@@ -614,6 +618,11 @@ impl ImageService {
             self.content.delete(id)?;
         }
         Ok(())
+    }
+
+    /// Images some container layer sits on: in use even if the caller's callback missed it.
+    fn images_with_containers(&self) -> HashSet<String> {
+        self.read_state().rw.values().map(|r| r.image_id.to_string()).collect()
     }
 
     fn layers_total(&self) -> u64 {
@@ -861,6 +870,12 @@ fn validate_container_id(id: &str) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ImageService>();
+    }
 
     #[test]
     fn container_ids_are_path_safe() {

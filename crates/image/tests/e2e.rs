@@ -594,6 +594,11 @@ fn rw_layers_of_unknown_containers_are_reconciled() {
     assert!(!s.svc().driver().exists(&drop_me));
     let usage = s.svc().disk_usage().unwrap();
     assert_eq!(usage.images[0].containers, 1);
+    // The store itself knows a container sits on the image, whatever the callback says.
+    let err = s.svc().remove(&img.id, false, true, &never_used).unwrap_err();
+    assert_eq!(wharf_errdefs::Classify::kind(&err), wharf_errdefs::ErrorKind::Conflict);
+    let (pruned, _) = s.svc().prune(false, &never_used).unwrap();
+    assert!(pruned.is_empty());
     s.svc().remove_rw_layer(&keep).unwrap();
 }
 
