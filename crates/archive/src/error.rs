@@ -77,7 +77,25 @@ impl Classify for ArchiveError {
             | ArchiveError::Malformed(_) => ErrorKind::InvalidArgument,
             ArchiveError::NotFound(_) => ErrorKind::NotFound,
             ArchiveError::Openat2Unavailable => ErrorKind::NotImplemented,
-            ArchiveError::Io { source, .. } => Classify::kind(source),
+            ArchiveError::Io { source, .. } => {
+                // An entry colliding with the tree the archive itself built (a file where a
+                // directory is needed, a dangling symlink in the way, a loop) is bad input.
+                use rustix::io::Errno;
+                let input = [
+                    Errno::EXIST,
+                    Errno::NOTDIR,
+                    Errno::LOOP,
+                    Errno::NAMETOOLONG,
+                    Errno::ISDIR,
+                ]
+                .iter()
+                .any(|e| source.raw_os_error() == Some(e.raw_os_error()));
+                if input {
+                    ErrorKind::InvalidArgument
+                } else {
+                    Classify::kind(source)
+                }
+            }
         }
     }
 }

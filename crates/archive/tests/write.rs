@@ -142,11 +142,17 @@ fn cp_download_names_entries_after_the_path_and_resolves_symlinks_inside() {
     // A multiply-linked file on its own is archived as content, not as a link to itself.
     let mut t = Vec::new();
     tar_path(&root, "/etc/hosts.link", &mut t, &TarOptions::default()).unwrap();
-    assert_eq!(entries(&t), vec![("hosts.link".into(), tar::EntryType::Regular, String::new())]);
+    assert_eq!(
+        entries(&t),
+        vec![("hosts.link".into(), tar::EntryType::Regular, String::new())]
+    );
     // Symlink chains with `..` past the root clamp there instead of escaping.
     symlink("../../../../etc", root.join("bin/up")).unwrap();
     let mut t = Vec::new();
-    let opts = TarOptions { follow_root_symlink: true, ..TarOptions::default() };
+    let opts = TarOptions {
+        follow_root_symlink: true,
+        ..TarOptions::default()
+    };
     tar_path(&root, "/bin/up", &mut t, &opts).unwrap();
     assert_eq!(names(&t), vec!["etc/", "etc/hosts", "etc/hosts.link"]);
 

@@ -67,10 +67,14 @@ macro_rules! dispatch {
 impl Driver {
     /// Opens (creating if needed) a driver at `home`. overlay2 probes that an overlay mount with
     /// its upper dir on `home` works and fails with an `Unavailable` error naming the reason
-    /// otherwise (the daemon may then fall back to vfs). No storage options are supported yet;
-    /// any is refused with `InvalidArgument`.
+    /// otherwise (the daemon may then fall back to vfs). Storage options other than the ignored
+    /// `overlay2.override_kernel_check` are refused with `InvalidArgument`.
     pub fn new(kind: DriverKind, home: &Path, opts: &[String]) -> Result<Driver, StorageError> {
-        if let Some(opt) = opts.first() {
+        // Docker accepts and ignores the kernel-check override; nothing else is implemented.
+        if let Some(opt) = opts
+            .iter()
+            .find(|o| !o.starts_with("overlay2.override_kernel_check"))
+        {
             return Err(StorageError::InvalidOption(opt.clone()));
         }
         let inner = match kind {
@@ -257,7 +261,12 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        let drv = Driver::new(DriverKind::Vfs, d.path(), &[]).unwrap();
+        let drv = Driver::new(
+            DriverKind::Vfs,
+            d.path(),
+            &["overlay2.override_kernel_check=true".into()],
+        )
+        .unwrap();
         assert_eq!(drv.name(), "vfs");
         assert_ne!(drv.status()[0].1, "");
         assert!(supports_d_type(d.path()).unwrap());
