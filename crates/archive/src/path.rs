@@ -13,6 +13,10 @@ use crate::ArchiveError;
 /// rather than clamped: a layer that tries it is hostile, and silently rewriting it would hide that.
 /// The empty path means the root itself.
 pub(crate) fn clean(name: &Path) -> Result<PathBuf, ArchiveError> {
+    // The kernel's PATH_MAX; longer names cannot be created and only serve to make lookups slow.
+    if name.as_os_str().len() >= 4096 {
+        return Err(invalid(name, "path longer than 4095 bytes"));
+    }
     let mut out = PathBuf::new();
     for comp in name.components() {
         match comp {
@@ -73,6 +77,7 @@ mod tests {
         let err = clean(Path::new("a/../../etc")).unwrap_err();
         assert!(err.to_string().contains("a/../../etc"), "{err}");
         assert!(clean(Path::new("../x")).is_err());
+        assert!(clean(Path::new(&"a/".repeat(2048))).is_err());
     }
 
     #[test]

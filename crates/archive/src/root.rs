@@ -49,29 +49,37 @@ impl Root {
 
     /// The directory `rel`, creating missing components (mode 0755, like Docker) on the way.
     pub(crate) fn dir_create(&self, rel: &Path) -> Result<OwnedFd, ArchiveError> {
-        match self.dir(rel) {
-            Ok(fd) => return Ok(fd),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ArchiveError::io("open directory", rel.display(), e)),
-        }
-        let mut cur = self
-            .dir(Path::new(""))
-            .map_err(|e| ArchiveError::io("open", ".", e))?;
-        let mut prefix = PathBuf::new();
-        for comp in rel.components() {
-            prefix.push(comp);
-            cur = match self.dir(&prefix) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // Create in the directory we resolved last; a dangling symlink here makes
-                    // mkdirat fail with EEXIST, which is reported rather than followed.
-                    rustix::fs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755))
-                        .map_err(|e| ArchiveError::io("create directory", prefix.display(), e))?;
-                    self.dir(&prefix)
-                        .map_err(|e| ArchiveError::io("open directory", prefix.display(), e))?
-                }
+        let comps: Vec<_> = rel.components().collect();
+        // Find the deepest existing ancestor, searching from the leaf: usually only the last
+        // component or two are new, so this stays cheap for deep trees.
+        let mut have = comps.len();
+        let mut cur = loop {
+            let prefix: PathBuf = comps[..have].iter().collect();
+            match self.dir(&prefix) {
+                Ok(fd) => break fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && have > 0 => have -= 1,
                 Err(e) => return Err(ArchiveError::io("open directory", prefix.display(), e)),
+            }
+        };
+        for i in have..comps.len() {
+            let name = comps[i].as_os_str();
+            let shown = || {
+                comps[..=i]
+                    .iter()
+                    .collect::<PathBuf>()
+                    .display()
+                    .to_string()
             };
+            // A dangling symlink in the way makes mkdirat fail with EEXIST: reported, not followed.
+            rustix::fs::mkdirat(&cur, name, Mode::from_raw_mode(0o755))
+                .map_err(|e| ArchiveError::io("create directory", shown(), e))?;
+            cur = rustix::fs::openat(
+                &cur,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ArchiveError::io("open directory", shown(), e))?;
         }
         Ok(cur)
     }
