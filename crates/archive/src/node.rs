@@ -101,13 +101,13 @@ impl<'o> Extractor<'o> {
         let Some((parent, name)) = crate::path::split(rel) else {
             return self.put_root(node);
         };
-        let pfd = self.root.dir_create(parent)?;
-        let pfd = pfd.as_fd();
         if matches!(node.kind, NodeKind::Char(..) | NodeKind::Block(..)) && !allow_devices {
             return Err(ArchiveError::DeviceRefused {
                 path: rel.display().to_string(),
             });
         }
+        let pfd = self.root.dir_create(parent)?;
+        let pfd = pfd.as_fd();
         let existing =
             lstat_at(pfd, name).map_err(|e| ArchiveError::io("stat", rel.display(), e))?;
         let keep_dir = matches!(node.kind, NodeKind::Dir) && existing.as_ref().is_some_and(is_dir);
