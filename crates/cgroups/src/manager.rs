@@ -197,7 +197,9 @@ impl Manager {
     }
 
     /// Sends `signal` to every process. SIGKILL uses v2's `cgroup.kill` when the kernel has it;
-    /// otherwise the cgroup is frozen while signalling so no task can fork past the list.
+    /// otherwise the cgroup is frozen while signalling so no task can fork past the list. After
+    /// SIGKILL the cgroup is always thawed, so a paused container really dies (as runc does);
+    /// other signals leave a paused container paused.
     pub fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
         let sig = Signal::try_from(signal).map_err(|_| CgroupError::InvalidResource {
             field: "signal",
@@ -208,12 +210,13 @@ impl Manager {
                 return Ok(());
             }
         }
-        let freeze = self.can_freeze() && !self.is_frozen()?;
-        if freeze {
+        let was_frozen = self.can_freeze() && self.is_frozen()?;
+        if self.can_freeze() && !was_frozen {
             self.freeze()?;
         }
         let result = self.signal_each(sig);
-        let thawed = if freeze { self.thaw() } else { Ok(()) };
+        let thaw = self.can_freeze() && (!was_frozen || sig == Signal::SIGKILL);
+        let thawed = if thaw { self.thaw() } else { Ok(()) };
         result.and(thawed)
     }
 

@@ -52,7 +52,8 @@ impl Drop for TestCgroup {
     }
 }
 
-/// A child process killed and reaped on drop.
+/// A child process killed and reaped on drop. Declare it before the [`TestCgroup`] so the
+/// cgroup guard (which thaws and kills) drops first: a frozen task cannot be reaped.
 struct Proc(Child);
 
 impl Proc {
@@ -117,8 +118,8 @@ fn resources(json: &str) -> LinuxResources {
 #[test]
 fn v1_lifecycle_limits_stats_and_destroy() {
     require_root!();
-    let cg = TestCgroup::new(CgroupVersion::V1);
     let mut child = Proc::spawn("read x; while :; do busybox true; done");
+    let cg = TestCgroup::new(CgroupVersion::V1);
     cg.m.add_process(child.pid()).expect("add");
     assert_eq!(cg.m.pids().expect("pids"), [child.pid()]);
     child.go();
@@ -183,8 +184,8 @@ impl WaitRef for Child {
 }
 
 fn freeze_thaw_real_process(version: CgroupVersion) {
-    let cg = TestCgroup::new(version);
     let child = Proc::spawn("while :; do :; done");
+    let cg = TestCgroup::new(version);
     cg.m.add_process(child.pid()).expect("add");
     assert!(wait_until(|| proc_state(child.pid()) == 'R'));
     cg.m.freeze().expect("freeze");
@@ -213,9 +214,9 @@ fn v2_freeze_and_thaw() {
 #[test]
 fn v2_kill_all_and_destroy() {
     require_root!();
-    let cg = TestCgroup::new(CgroupVersion::V2);
     let mut a = Proc::spawn("busybox sleep 1000");
     let mut b = Proc::spawn("busybox sleep 1000");
+    let cg = TestCgroup::new(CgroupVersion::V2);
     cg.m.add_process(a.pid()).expect("add");
     cg.m.add_process(b.pid()).expect("add");
     let mut pids = cg.m.pids().expect("pids");
@@ -234,8 +235,8 @@ fn v2_kill_all_and_destroy() {
 #[test]
 fn v1_kill_all_with_sigterm() {
     require_root!();
-    let cg = TestCgroup::new(CgroupVersion::V1);
     let mut a = Proc::spawn("busybox sleep 1000");
+    let cg = TestCgroup::new(CgroupVersion::V1);
     cg.m.add_process(a.pid()).expect("add");
     cg.m.kill_all(libc::SIGTERM).expect("kill_all");
     assert_eq!(a.wait().signal(), Some(libc::SIGTERM));
@@ -287,4 +288,27 @@ fn v2_device_filter_is_replaced_on_reapply() {
         child.wait().success(),
         "the old deny filter is still attached"
     );
+}
+
+#[test]
+fn v1_sigkill_reaches_a_paused_container() {
+    require_root!();
+    let mut a = Proc::spawn("busybox sleep 1000");
+    let cg = TestCgroup::new(CgroupVersion::V1);
+    cg.m.add_process(a.pid()).expect("add");
+    cg.m.freeze().expect("pause");
+    cg.m.kill_all(libc::SIGKILL).expect("kill_all");
+    assert_eq!(a.wait().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn v1_other_signals_keep_a_paused_container_paused() {
+    require_root!();
+    let a = Proc::spawn("busybox sleep 1000");
+    let cg = TestCgroup::new(CgroupVersion::V1);
+    cg.m.add_process(a.pid()).expect("add");
+    cg.m.freeze().expect("pause");
+    cg.m.kill_all(libc::SIGCONT).expect("kill_all");
+    assert!(cg.m.is_frozen().expect("state"));
+    assert!(cg.m.kill_all(12345).is_err(), "not a signal");
 }
