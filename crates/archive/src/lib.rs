@@ -11,6 +11,7 @@ mod error;
 mod node;
 mod path;
 mod root;
+mod stat;
 mod walk;
 mod write;
 
@@ -19,5 +20,6 @@ pub use apply::{
 };
 pub use changes::{changes_between, changes_overlay, Change, ChangeKind};
 pub use error::ArchiveError;
+pub use stat::{stat_path, PathStat};
 pub use walk::copy_tree;
 pub use write::{tar_path, write_changes, TarOptions};

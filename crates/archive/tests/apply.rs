@@ -356,7 +356,10 @@ fn devices_need_permission() {
     let tar = Tar::new().device("dev/null").bytes();
     let err = sb.apply(tar.clone(), &ApplyOptions::default()).unwrap_err();
     assert_hostile(err, "dev/null");
-    assert!(!sb.root.join("dev").exists(), "nothing is created for a refused device");
+    assert!(
+        !sb.root.join("dev").exists(),
+        "nothing is created for a refused device"
+    );
     sb.apply(
         tar,
         &ApplyOptions {
