@@ -237,8 +237,13 @@ impl Manager {
         Ok(())
     }
 
-    /// Current usage numbers.
+    /// Current usage numbers. Knobs the host lacks read as zero; a missing cgroup is an error.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
+        let dir = self.procs_dir();
+        if !dir.is_dir() {
+            let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(CgroupError::io("stats", dir, gone));
+        }
         let mut stats = match &self.driver {
             Driver::V1(m) => m.stats()?,
             Driver::V2(m) => m.stats()?,

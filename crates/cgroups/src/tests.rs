@@ -472,6 +472,12 @@ fn relative_and_default_paths_nest_under_own_cgroup() {
     default
         .destroy()
         .expect("destroying a missing cgroup is fine");
+    let stats = default.stats().expect_err("no such cgroup");
+    assert_eq!(stats.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        default.pids().expect_err("no such cgroup").kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]

@@ -65,6 +65,7 @@ impl V1Manager {
 
     /// Where membership is read: any hierarchy holds every task, freezer is the usual choice.
     pub(crate) fn procs_dir(&self) -> &Path {
+        // `new` refuses an empty hierarchy list, so index 0 exists.
         self.dir("freezer").unwrap_or(&self.subsystems[0].dir)
     }
 

@@ -243,33 +243,83 @@ fn v1_kill_all_with_sigterm() {
     assert!(!cg.m.is_frozen().expect("thawed again"));
 }
 
-/// Runs `echo > /dev/null` in a v2 cgroup with the given device rules; true if it worked.
-fn can_write_dev_null(rules: &str) -> bool {
-    let cg = TestCgroup::new(CgroupVersion::V2);
+/// Runs `echo > /dev/null` in a cgroup with the given device rules; true if it worked.
+fn can_write_dev_null(version: CgroupVersion, rules: &str) -> bool {
+    let mut child = Proc::spawn("read x; echo > /dev/null");
+    let cg = TestCgroup::new(version);
     cg.m.apply_resources(&resources(&format!(r#"{{"devices":{rules}}}"#)))
         .expect("devices");
-    let mut child = Proc::spawn("read x; echo > /dev/null");
     cg.m.add_process(child.pid()).expect("add");
     child.go();
     child.wait().success()
 }
 
+fn device_rules_deny_and_allow(version: CgroupVersion) {
+    assert!(
+        can_write_dev_null(version, "[]"),
+        "no rules must not filter"
+    );
+    let deny_all = r#"[{"allow":false,"access":"rwm"}]"#;
+    assert!(
+        !can_write_dev_null(version, deny_all),
+        "deny-all let it through"
+    );
+    let allow_null = r#"[{"allow":false,"access":"rwm"},
+        {"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]"#;
+    assert!(can_write_dev_null(version, allow_null));
+    let read_only = r#"[{"allow":false,"access":"rwm"},
+        {"allow":true,"type":"c","major":1,"minor":3,"access":"r"}]"#;
+    assert!(
+        !can_write_dev_null(version, read_only),
+        "read-only rule allowed a write"
+    );
+}
+
+#[test]
+fn v1_device_rules_deny_and_allow() {
+    require_root!();
+    device_rules_deny_and_allow(CgroupVersion::V1);
+}
+
 #[test]
 fn v2_device_filter_denies_and_allows() {
     require_root!();
-    assert!(can_write_dev_null("[]"), "no rules must not filter");
-    assert!(
-        !can_write_dev_null(r#"[{"allow":false,"access":"rwm"}]"#),
-        "deny-all let it through"
-    );
-    assert!(can_write_dev_null(
-        r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]"#
-    ));
-    assert!(
-        !can_write_dev_null(
-            r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"r"}]"#
-        ),
-        "read-only rule allowed a write"
+    device_rules_deny_and_allow(CgroupVersion::V2);
+}
+
+#[test]
+fn v1_kernel_accepts_cpu_and_memory_updates_in_either_direction() {
+    require_root!();
+    let cg = TestCgroup::new(CgroupVersion::V1);
+    let cpu = r#"{"cpu":{"shares":512,"quota":20000,"period":50000,"cpus":"0","mems":"0"}}"#;
+    cg.m.apply_resources(&resources(cpu)).expect("cpu");
+    let read = |ctrl: &str, file: &str| {
+        let text = std::fs::read_to_string(cg.v1_dir(ctrl).join(file)).expect("read");
+        text.trim().to_string()
+    };
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "50000");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    // Growing needs memsw written first, shrinking needs memory first: both must work.
+    for (limit, swap) in [
+        (64u64 << 20, 128u64 << 20),
+        (256 << 20, 512 << 20),
+        (32 << 20, 48 << 20),
+    ] {
+        let json = format!(r#"{{"memory":{{"limit":{limit},"swap":{swap}}}}}"#);
+        cg.m.apply_resources(&resources(&json)).expect("memory");
+        assert_eq!(read("memory", "memory.limit_in_bytes"), limit.to_string());
+        assert_eq!(
+            read("memory", "memory.memsw.limit_in_bytes"),
+            swap.to_string()
+        );
+    }
+    let unlimited = resources(r#"{"memory":{"limit":-1}}"#);
+    cg.m.apply_resources(&unlimited).expect("lift");
+    assert_ne!(
+        read("memory", "memory.memsw.limit_in_bytes"),
+        (48u64 << 20).to_string()
     );
 }
 
