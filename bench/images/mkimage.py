@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds a 5-layer docker-save archive (~300 MB) from this machine's Debian files.
+"""Builds a 5-layer docker-save archive (~300 MB) from this machine's Debian files, in the
+layout Docker 25+ writes (layers and config under blobs/sha256/, manifest.json last).
 
 Independent of Wharf's code so the benchmark input is not produced by the code under test.
 Usage: mkimage.py OUT.tar [MB_PER_LAYER]
@@ -58,12 +59,12 @@ def main():
         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"COPY {s}"} for s in SOURCES],
     }).encode()
     cid = hashlib.sha256(config).hexdigest()
-    manifest = [{"Config": f"{cid}.json", "RepoTags": ["wharf-bench:latest"],
-                 "Layers": [f"{d[7:]}/layer.tar" for d in diff_ids]}]
+    manifest = [{"Config": f"blobs/sha256/{cid}", "RepoTags": ["wharf-bench:latest"],
+                 "Layers": [f"blobs/sha256/{d[7:]}" for d in diff_ids]}]
     with tarfile.open(out, "w") as t:
         for d, p in zip(diff_ids, paths):
-            t.add(p, arcname=f"{d[7:]}/layer.tar")
-        for name, data in [(f"{cid}.json", config), ("manifest.json", json.dumps(manifest).encode()),
+            t.add(p, arcname=f"blobs/sha256/{d[7:]}")
+        for name, data in [(f"blobs/sha256/{cid}", config), ("manifest.json", json.dumps(manifest).encode()),
                            ("repositories", json.dumps({"wharf-bench": {"latest": diff_ids[-1][7:]}}).encode())]:
             info = tarfile.TarInfo(name)
             info.size = len(data)

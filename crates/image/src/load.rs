@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
+use std::sync::mpsc;
 
 use wharf_imageref::{Digest, Reference};
 
@@ -65,6 +66,14 @@ fn normalise(p: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// What the speculative extractor hears about each `blobs/sha256/` entry.
+enum Spec {
+    /// An uncompressed tar: probably the next layer of the current image.
+    Layer(Digest),
+    /// Anything else (config, manifest): the next layer probably starts a new chain.
+    Reset,
+}
+
 /// One image to register: its config and its layer blobs.
 struct Pending {
     config: Digest,
@@ -90,7 +99,14 @@ impl ImageService {
     }
 
     fn load_locked(&self, src: &mut dyn Read) -> Result<Vec<String>, ImageError> {
-        let files = self.ingest_archive(src)?;
+        // Extract layers while the rest of the archive still streams in (see `speculate`).
+        let (tx, rx) = mpsc::channel();
+        let files = std::thread::scope(|scope| {
+            scope.spawn(|| self.speculate(rx));
+            let files = self.ingest_archive(src, &tx);
+            drop(tx);
+            files
+        })?;
         let pending = if files.files.contains_key("manifest.json") {
             self.pending_from_docker(&files)?
         } else if files.files.contains_key("index.json") {
@@ -112,7 +128,33 @@ impl ImageService {
         Ok(lines)
     }
 
-    fn ingest_archive(&self, src: &mut dyn Read) -> Result<ArchiveFiles, ImageError> {
+    /// Applies layer blobs as they arrive, each on top of the previous one, before the
+    /// manifest (which comes last) says what the real chain is. Docker 25+ and OCI archives
+    /// list an image's layers in order, so the guess is usually right and the registration
+    /// pass then finds every layer already there (same chain ID); a wrong guess only costs
+    /// work, and the unused layers are collected when the load ends.
+    fn speculate(&self, rx: mpsc::Receiver<Spec>) {
+        let mut parent: Option<LayerRecord> = None;
+        for msg in rx {
+            match msg {
+                Spec::Reset => parent = None,
+                Spec::Layer(d) => match self.add_layer_from_blob(parent.as_ref(), &d) {
+                    Ok(layer) => parent = Some(layer),
+                    Err(e) => {
+                        // The registration pass meets the same blob and reports the error.
+                        tracing::debug!(blob = %d, error = %e, "speculative layer failed");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn ingest_archive(
+        &self,
+        src: &mut dyn Read,
+        spec: &mpsc::Sender<Spec>,
+    ) -> Result<ArchiveFiles, ImageError> {
         let plain = wharf_archive::decompress(Box::new(BufReader::with_capacity(1 << 20, src)))?;
         let mut tar = tar::Archive::new(plain);
         let mut out = ArchiveFiles::default();
@@ -134,6 +176,14 @@ impl ImageService {
                 copy_large(&mut entry, &mut ingest)
                     .map_err(ImageError::io(format!("read {path} from archive")))?;
                 let (d, _) = ingest.commit(expected.as_ref())?;
+                if expected.is_some() {
+                    // A closed receiver only means speculation stopped; loading goes on.
+                    let _ = spec.send(if self.is_plain_tar(&d) {
+                        Spec::Layer(d.clone())
+                    } else {
+                        Spec::Reset
+                    });
+                }
                 out.files.insert(path, d);
             } else if kind.is_symlink() || kind.is_hard_link() {
                 let target = entry
@@ -152,6 +202,16 @@ impl ImageService {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a stored blob starts like an uncompressed tar (`ustar` magic at offset 257).
+    fn is_plain_tar(&self, d: &Digest) -> bool {
+        let mut head = [0u8; 262];
+        self.content
+            .open_blob(d)
+            .and_then(|mut f| f.read_exact(&mut head).map_err(ImageError::io("read blob")))
+            .is_ok()
+            && &head[257..262] == b"ustar"
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(

@@ -174,7 +174,9 @@ fn save_load_round_trip_keeps_id_and_bytes() {
     b.svc().load(&mut Cursor::new(&first)).unwrap();
     assert_eq!(b.svc().list().len(), 1);
     let mut by_id = Vec::new();
-    b.svc().save(std::slice::from_ref(&img.id), &mut by_id).unwrap();
+    b.svc()
+        .save(std::slice::from_ref(&img.id), &mut by_id)
+        .unwrap();
     let c = Store::new("vfs");
     assert_eq!(
         c.svc().load(&mut Cursor::new(&by_id)).unwrap(),
@@ -595,8 +597,14 @@ fn rw_layers_of_unknown_containers_are_reconciled() {
     let usage = s.svc().disk_usage().unwrap();
     assert_eq!(usage.images[0].containers, 1);
     // The store itself knows a container sits on the image, whatever the callback says.
-    let err = s.svc().remove(&img.id, false, true, &never_used).unwrap_err();
-    assert_eq!(wharf_errdefs::Classify::kind(&err), wharf_errdefs::ErrorKind::Conflict);
+    let err = s
+        .svc()
+        .remove(&img.id, false, true, &never_used)
+        .unwrap_err();
+    assert_eq!(
+        wharf_errdefs::Classify::kind(&err),
+        wharf_errdefs::ErrorKind::Conflict
+    );
     let (pruned, _) = s.svc().prune(false, &never_used).unwrap();
     assert!(pruned.is_empty());
     s.svc().remove_rw_layer(&keep).unwrap();
@@ -875,4 +883,68 @@ fn checked_in_fixture_loads_runs_and_saves_byte_identical() {
         again == fixture,
         "save output changed: the archive format or layer bytes are not stable"
     );
+}
+
+/// Layers are extracted speculatively in archive order; an archive listing them out of order
+/// must still give the right image, with the wrongly guessed layers cleaned away.
+#[test]
+fn out_of_order_layers_load_correctly() {
+    let s = Store::new("overlay2");
+    let fixture = fs::read(FIXTURE).unwrap();
+    let mut entries: Vec<(tar::Header, Vec<u8>)> = tar::Archive::new(Cursor::new(fixture))
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            (e.header().clone(), data)
+        })
+        .collect();
+    let img = {
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &entries
+                .iter()
+                .find(|(h, _)| h.path().unwrap().ends_with(&FIXTURE_ID[7..]))
+                .unwrap()
+                .1,
+        )
+        .unwrap();
+        cfg["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap()[7..].to_string())
+            .collect::<Vec<_>>()
+    };
+    let pos = |hex: &str| {
+        entries
+            .iter()
+            .position(|(h, _)| h.path().unwrap().ends_with(hex))
+            .unwrap()
+    };
+    let (a, b) = (pos(&img[0]), pos(&img[1]));
+    entries.swap(a, b);
+    let mut out = tar::Builder::new(Vec::new());
+    for (mut h, data) in entries {
+        let path = h.path().unwrap().into_owned();
+        out.append_data(&mut h, path, data.as_slice()).unwrap();
+    }
+    let archive = out.into_inner().unwrap();
+
+    s.svc().load(&mut Cursor::new(archive)).unwrap();
+    assert_eq!(s.svc().resolve("wharf-fixture:1").unwrap().id, FIXTURE_ID);
+    assert_eq!(
+        fs::read_dir(s.path().join("image/layerdb"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let cid = unique("c");
+    s.svc().create_rw_layer(&cid, FIXTURE_ID).unwrap();
+    let root = s.svc().mount_rw_layer(&cid).unwrap();
+    assert!(root.join("etc/keep.txt").is_file());
+    assert!(!root.join("etc/hello.txt").exists());
+    s.svc().unmount_rw_layer(&cid).unwrap();
+    s.svc().remove_rw_layer(&cid).unwrap();
 }
