@@ -188,6 +188,14 @@ fn freeze_thaw_real_process(version: CgroupVersion) {
     let cg = TestCgroup::new(version);
     cg.m.add_process(child.pid()).expect("add");
     assert!(wait_until(|| proc_state(child.pid()) == 'R'));
+    // v2 reads cpu.stat even without the cpu controller.
+    assert!(wait_until(|| cg
+        .m
+        .stats()
+        .expect("stats")
+        .cpu
+        .total_usage_ns
+        > 0));
     cg.m.freeze().expect("freeze");
     assert!(cg.m.is_frozen().expect("is_frozen"));
     assert_ne!(proc_state(child.pid()), 'R', "frozen task still running");
@@ -343,12 +351,36 @@ fn v2_device_filter_is_replaced_on_reapply() {
 #[test]
 fn v1_sigkill_reaches_a_paused_container() {
     require_root!();
+    sigkill_reaches_a_paused_container(CgroupVersion::V1);
+}
+
+#[test]
+fn v2_sigkill_reaches_a_paused_container() {
+    require_root!();
+    sigkill_reaches_a_paused_container(CgroupVersion::V2);
+}
+
+fn sigkill_reaches_a_paused_container(version: CgroupVersion) {
     let mut a = Proc::spawn("busybox sleep 1000");
-    let cg = TestCgroup::new(CgroupVersion::V1);
+    let cg = TestCgroup::new(version);
     cg.m.add_process(a.pid()).expect("add");
     cg.m.freeze().expect("pause");
     cg.m.kill_all(libc::SIGKILL).expect("kill_all");
     assert_eq!(a.wait().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn probe_finds_mounted_hierarchies() {
+    require_root!();
+    let h = Hierarchy::probe().expect("probe");
+    for m in h.v1_mounts() {
+        assert!(m.mount_point.join("cgroup.procs").exists(), "{m:?}");
+    }
+    if let Some(u) = h.unified() {
+        assert!(u.mount_point.join("cgroup.controllers").exists(), "{u:?}");
+    }
+    let f = wharf_cgroups::features(&h);
+    assert_eq!(f["v1"], !h.v1_mounts().is_empty(), "{f}");
 }
 
 #[test]
