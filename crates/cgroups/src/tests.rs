@@ -454,6 +454,26 @@ fn v2_create_enables_controllers_and_unified_keys() {
 }
 
 #[test]
+fn docker_defaults_need_no_memory_controller() {
+    let fake = Fake::new(CgroupVersion::V1);
+    let mounts = fake
+        .h
+        .v1_mounts()
+        .iter()
+        .filter(|m| m.controllers[0] != "memory");
+    let h = Hierarchy::from_mounts(mounts.cloned().collect(), None);
+    let m = Manager::new(&h, "/wharf/c1", "c1").expect("manager");
+    let docker = r#"{"memory":{"limit":0,"reservation":0,"swap":0,"disableOOMKiller":false}}"#;
+    m.apply_resources(&resources(docker))
+        .expect("nothing to set");
+    let limit = resources(r#"{"memory":{"limit":1024}}"#);
+    let err = m.apply_resources(&limit).expect_err("no memory controller");
+    assert!(
+        matches!(err, CgroupError::ControllerMissing { controller, .. } if controller == "memory")
+    );
+}
+
+#[test]
 fn relative_and_default_paths_nest_under_own_cgroup() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mp = tmp.path().join("memory");

@@ -53,10 +53,7 @@ impl V1Manager {
     /// The directory of a controller that a set resource needs.
     fn need(&self, controller: &str, field: &str) -> Result<&Path, CgroupError> {
         self.dir(controller)
-            .ok_or_else(|| CgroupError::ControllerMissing {
-                controller: controller.into(),
-                field: field.into(),
-            })
+            .ok_or_else(|| missing(controller, field))
     }
 
     pub(crate) fn has_freezer(&self) -> bool {
@@ -163,17 +160,19 @@ impl V1Manager {
     fn apply_memory(&self, m: &LinuxMemory) -> Result<(), CgroupError> {
         let limit = nonzero(m.limit());
         let swap = nonzero(m.swap());
+        // Docker always sends disableOOMKiller=false; that alone must not need the controller.
         let any = limit.is_some()
             || swap.is_some()
             || nonzero(m.reservation()).is_some()
             || m.kernel().is_some()
             || m.kernel_tcp().is_some()
             || m.swappiness().is_some()
-            || m.disable_oom_killer().is_some();
-        if !any {
-            return Ok(());
-        }
-        let dir = self.need("memory", "memory")?;
+            || m.disable_oom_killer() == Some(true);
+        let dir = match self.dir("memory") {
+            Some(dir) => dir,
+            None if !any => return Ok(()),
+            None => return Err(missing("memory", "memory")),
+        };
         if m.kernel().is_some_and(|k| k != 0) {
             return Err(CgroupError::Unsupported(
                 "kernel memory limits (memory.kernel) are deprecated and not supported".into(),
@@ -433,6 +432,13 @@ impl V1Manager {
             }
         }
         Ok(st)
+    }
+}
+
+fn missing(controller: &str, field: &str) -> CgroupError {
+    CgroupError::ControllerMissing {
+        controller: controller.into(),
+        field: field.into(),
     }
 }
 
