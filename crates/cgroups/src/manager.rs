@@ -83,6 +83,23 @@ enum Driver {
 /// Lifecycle: [`Manager::new`] only computes paths; [`Manager::create`] makes the directories,
 /// [`Manager::apply_resources`] sets limits (again on `update`), [`Manager::destroy`] removes
 /// them once no task is left.
+///
+/// ```no_run
+/// use wharf_cgroups::{Hierarchy, Manager};
+///
+/// # fn main() -> Result<(), wharf_cgroups::CgroupError> {
+/// let resources = serde_json::from_str(r#"{"memory":{"limit":67108864}}"#).expect("json");
+/// let cg = Manager::new(&Hierarchy::probe()?, "/wharf/c1", "c1")?;
+/// cg.create()?;
+/// cg.add_process(1234)?;
+/// cg.apply_resources(&resources)?;
+/// let stats = cg.stats()?;
+/// cg.kill_all(libc::SIGKILL)?;
+/// cg.destroy()?;
+/// # let _ = stats;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Manager {
     driver: Driver,

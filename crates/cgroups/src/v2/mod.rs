@@ -253,6 +253,11 @@ impl V2Manager {
     }
 
     pub(crate) fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        if !cgfs::exists(&self.dir, "cgroup.freeze") && self.dir.is_dir() {
+            return Err(CgroupError::Unsupported(
+                "the cgroup v2 freezer needs Linux 5.2 or later".into(),
+            ));
+        }
         cgfs::write(&self.dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
         if !frozen {
             return Ok(());
