@@ -454,6 +454,26 @@ fn v2_create_enables_controllers_and_unified_keys() {
 }
 
 #[test]
+fn knobs_without_a_v2_equivalent_are_refused_there() {
+    let fake = Fake::new(CgroupVersion::V2);
+    let m = fake.manager();
+    for spec in [
+        r#"{"memory":{"swappiness":10}}"#,
+        r#"{"memory":{"kernel":1048576}}"#,
+        r#"{"memory":{"disableOOMKiller":true}}"#,
+        r#"{"cpu":{"realtimeRuntime":1000}}"#,
+        r#"{"blockIO":{"leafWeight":100}}"#,
+    ] {
+        let err = m.apply_resources(&resources(spec)).expect_err(spec);
+        assert_eq!(err.kind(), ErrorKind::NotImplemented, "{spec}: {err}");
+    }
+    // What Docker sends when nothing is set passes.
+    let docker = r#"{"memory":{"disableOOMKiller":false},"cpu":{"realtimeRuntime":0,"realtimePeriod":0},"blockIO":{"weight":0}}"#;
+    m.apply_resources(&resources(docker))
+        .expect("docker defaults");
+}
+
+#[test]
 fn docker_defaults_need_no_memory_controller() {
     let fake = Fake::new(CgroupVersion::V1);
     let mounts = fake
