@@ -75,13 +75,12 @@ fn largest_layer(image: &Path) -> Result<(String, Vec<u8>)> {
     for entry in ar.entries()? {
         let mut e = entry?;
         let name = e.path()?.display().to_string();
-        if name.ends_with("layer.tar")
-            && best.as_ref().is_none_or(|(_, b)| e.size() > b.len() as u64)
-        {
+        // The largest entry is a layer in any layout (configs and manifests are tiny).
+        if best.as_ref().is_none_or(|(_, b)| e.size() > b.len() as u64) {
             let mut buf = Vec::with_capacity(e.size() as usize);
             e.read_to_end(&mut buf)?;
             best = Some((name, buf));
         }
     }
-    best.context("no layer.tar in the archive")
+    best.context("empty archive")
 }
