@@ -948,3 +948,132 @@ fn out_of_order_layers_load_correctly() {
     s.svc().unmount_rw_layer(&cid).unwrap();
     s.svc().remove_rw_layer(&cid).unwrap();
 }
+
+/// A private dockerd (Debian's docker.io) on its own socket and roots; stopped with SIGTERM
+/// (so it takes its containerd along) when dropped.
+struct Dockerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("docker.sock");
+        let log = fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--bridge",
+                "none",
+                "--iptables=false",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Dockerd { child, sock };
+        for _ in 0..300 {
+            if d.docker(&["version"]).status.success() {
+                return d;
+            }
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!(
+                    "dockerd exited with {status}: {}",
+                    fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "dockerd did not come up: {}",
+            fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Real Docker reads our `save` output (same image ID) and we read what real Docker saves
+/// (its image runs here: the rootfs mounts with busybox in it). Needs Debian's docker.io.
+#[test]
+fn real_docker_round_trip() {
+    let s = Store::new("overlay2");
+    if Command::new("dockerd").arg("--version").output().is_err() {
+        eprintln!("docker.io is not installed: skipping the real-Docker interop check");
+        return;
+    }
+    let d = Dockerd::start(&s.path().join("docker"));
+    let img = import_busybox(&s, Some("wharf-interop:1"));
+    let ours = s.path().join("ours.tar");
+    s.svc()
+        .save(
+            &["wharf-interop:1".to_string()],
+            &mut fs::File::create(&ours).unwrap(),
+        )
+        .unwrap();
+    let out = d.docker(&["load", "-i", ours.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "docker load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&["image", "inspect", "-f", "{{.Id}}", "wharf-interop:1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        img.id,
+        "Docker must keep our image ID"
+    );
+
+    let theirs = s.path().join("theirs.tar");
+    let out = d.docker(&["save", "-o", theirs.to_str().unwrap(), "wharf-interop:1"]);
+    assert!(
+        out.status.success(),
+        "docker save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(d);
+    let other = Store::new("overlay2");
+    let lines = other
+        .svc()
+        .load(&mut fs::File::open(&theirs).unwrap())
+        .unwrap();
+    assert_eq!(lines, vec!["Loaded image: wharf-interop:1".to_string()]);
+    assert_eq!(other.svc().resolve("wharf-interop:1").unwrap().id, img.id);
+    let cid = unique("c");
+    other.svc().create_rw_layer(&cid, &img.id).unwrap();
+    assert!(other
+        .svc()
+        .mount_rw_layer(&cid)
+        .unwrap()
+        .join("bin/busybox")
+        .is_file());
+    other.svc().unmount_rw_layer(&cid).unwrap();
+    other.svc().remove_rw_layer(&cid).unwrap();
+}
