@@ -23,7 +23,7 @@ pub(crate) fn ps(ctx: &Ctx, a: &PsArgs) -> anyhow::Result<i32> {
         },
     };
     // The size is costly; ask for it only when the output shows it, as docker does.
-    let size = a.size || (!a.quiet && format.contains(".Size")) || format == "{{json .}}";
+    let size = a.size || (!a.quiet && format.contains(".Size"));
     let limit = if a.latest { 1 } else { a.last };
     let q = Query::new()
         .flag("all", a.all || limit > 0)
@@ -83,11 +83,11 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
         match fetch_raw(ctx, kind, n, a.size) {
             Ok(r) => raws.push(r),
             Err(e) if e.kind() == ErrorKind::NotFound => errors.push(match kind {
-                Kind::Any => format!("No such object: {n}"),
-                Kind::Container => format!("No such container: {n}"),
-                Kind::Image => format!("No such image: {n}"),
+                Kind::Any => format!("Error: No such object: {n}"),
+                Kind::Container => format!("Error response from daemon: No such container: {n}"),
+                Kind::Image => format!("Error: No such image: {n}"),
             }),
-            Err(e) => errors.push(e.message()),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     match a.format.as_deref() {
@@ -106,7 +106,7 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
     if errors.is_empty() {
         Ok(0)
     } else {
-        Err(StatusError::new(1, errors.iter().map(|e| format!("Error: {e}")).collect::<Vec<_>>().join("\n")))
+        Err(StatusError::new(1, errors.join("\n")))
     }
 }
 

@@ -103,6 +103,8 @@ pub(crate) fn context(c: &Value, trunc: bool, now: SystemTime) -> (Value, Map<St
         "Mounts": mount_names.join(","),
         "Names": names.join(","),
         "Networks": networks.join(","),
+        // Docker 28 lists the image platform; the daemon does not report one yet.
+        "Platform": Value::Null,
         "Ports": displayable_ports(&ports),
         "RunningFor": running_for,
         "Size": size,

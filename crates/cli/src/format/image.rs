@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::container::go_time;
 use super::truncate_id;
-use super::units::{human_duration, human_size_prec};
+use super::units::{human_duration, human_size, human_size_prec};
 
 /// Default `images` table.
 pub(crate) const DEFAULT_FORMAT: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
@@ -83,11 +83,11 @@ pub(crate) fn contexts(img: &Value, trunc: bool, now: SystemTime) -> Vec<(Value,
                 "Digest": digest,
                 "ID": if trunc { truncate_id(id) } else { id.to_string() },
                 "Repository": repo,
-                "SharedSize": if shared < 0 { "N/A".to_string() } else { human_size_prec(shared as f64, 3) },
+                "SharedSize": if shared < 0 { "N/A".to_string() } else { human_size(shared as f64) },
                 "Size": human_size_prec(size(img, "Size"), 3),
                 "Tag": tag,
-                "UniqueSize": if shared < 0 { "N/A".to_string() } else { human_size_prec(size(img, "Size") - shared as f64, 3) },
-                "VirtualSize": human_size_prec(size(img, "Size"), 3),
+                "UniqueSize": if shared < 0 { "N/A".to_string() } else { human_size(size(img, "Size") - shared as f64) },
+                "VirtualSize": human_size(size(img, "Size")),
             });
             (row, Map::new())
         })

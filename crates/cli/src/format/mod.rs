@@ -43,7 +43,7 @@ pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> Result<String,
     let tmpl = Template::parse(&body)?;
     let mut out = String::new();
     for (row, methods) in ctx.rows.iter().zip(&ctx.methods) {
-        let opts = ExecOptions { header: false, root_type: Some(ctx.root_type), methods: Some(methods) };
+        let opts = ExecOptions { header: false, root_type: Some(ctx.root_type), methods: Some(methods), escape_root_json: true };
         out.push_str(&tmpl.execute_with(row, &opts)?);
         out.push('\n');
     }
@@ -54,7 +54,7 @@ pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> Result<String,
         ctx.header.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
     let header_methods: Map<String, Value> =
         ctx.methods.first().map(|m| m.keys().map(|k| (k.clone(), Value::Object(Map::new()))).collect()).unwrap_or_default();
-    let opts = ExecOptions { header: true, root_type: None, methods: Some(&header_methods) };
+    let opts = ExecOptions { header: true, root_type: None, methods: Some(&header_methods), escape_root_json: false };
     let head = tmpl.execute_with(&Value::Object(header), &opts)?;
     Ok(tabwriter::align(&format!("{head}\n{out}")))
 }
@@ -114,6 +114,8 @@ mod tests {
         let c = ctx(vec![json!({"ID": "abc", "Names": "web"})]);
         assert_eq!(render_list("{{.Names}}: {{.ID}}", &c).unwrap(), "web: abc\n");
         assert_eq!(render_list(&resolve_format(Some("json"), ""), &c).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n");
+        let lt = ctx(vec![json!({"ID": "<none>", "Names": "a&b"})]);
+        assert_eq!(render_list("{{json .}} {{json .ID}}", &lt).unwrap(), "{\"ID\":\"\\u003cnone\\u003e\",\"Names\":\"a\\u0026b\"} \"<none>\"\n");
         assert!(render_list("{{.Bogus}}", &c).unwrap_err().to_string().contains("can't evaluate field Bogus"));
     }
 

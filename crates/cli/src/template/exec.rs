@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::funcs;
 use super::parse::{Arg, Cmd, Control, Node, Pipe};
-use super::value::{go_type, print_val, Val};
+use super::value::{self, go_type, print_val, Val};
 use super::{ExecOptions, TemplateError};
 
 enum Flow {
@@ -239,6 +239,13 @@ impl<'a> State<'a> {
             return Ok(last);
         }
         let args = self.eval_args(&cmd.args[1..], dot, fin)?;
+        if name == "json" && self.opts.escape_root_json && !self.opts.header {
+            if let [arg] = args.as_slice() {
+                if *arg == self.vars[0].1 {
+                    return Ok(Val::Json(Value::String(value::escape_html(&value::go_json(&arg.as_json())))));
+                }
+            }
+        }
         funcs::call(name, &args, self.opts.header).map_err(|e| self.err(cmd.span, e))
     }
 

@@ -36,6 +36,9 @@ pub struct ExecOptions<'a> {
     pub root_type: Option<&'a str>,
     /// Root methods taking one string key, each backed by a JSON object of answers.
     pub methods: Option<&'a Map<String, Value>>,
+    /// `json .` on the root escapes `<>&` like Go's `json.Marshal`: docker's formatter contexts
+    /// marshal themselves, while their fields go through an encoder that does not escape.
+    pub escape_root_json: bool,
 }
 
 /// A parsed template.
@@ -179,6 +182,7 @@ mod tests {
             header: false,
             root_type: Some("*formatter.ContainerContext"),
             methods: labels.as_object(),
+            escape_root_json: false,
         };
         let t = Template::parse("{{.ID}} {{.Label \"com.x\"}}|{{.Label \"nope\"}}|").unwrap();
         assert_eq!(t.execute_with(&json!({"ID": "abc"}), &opts).unwrap(), "abc y||");

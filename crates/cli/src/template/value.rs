@@ -113,6 +113,12 @@ pub(crate) fn go_json(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
 }
 
+/// Go's `json.Marshal` HTML escaping of `<`, `>` and `&` (safe on JSON text: they only occur
+/// inside strings).
+pub(crate) fn escape_html(json: &str) -> String {
+    json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
