@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod changes;
+mod containers;
 mod content;
 mod error;
 mod fsutil;
@@ -15,6 +16,7 @@ mod import;
 mod layers;
 mod load;
 mod model;
+mod remove;
 mod save;
 mod service;
 mod store;

@@ -1,18 +1,18 @@
 //! [`ImageService`]: the image store the daemon talks to (open/recovery, lookup, tags,
 //! removal, prune, history, container layers, disk usage).
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
-use wharf_imageref::{short_id, Digest, Reference};
+use wharf_imageref::{Digest, Reference};
 use wharf_storage::Driver;
 
 use crate::content::ContentStore;
 use crate::error::ImageError;
 use crate::model::{ContainerConfig, HistoryItem};
-use crate::store::{image_entry, ImageEntry, ImageRecord, Lookup, MetaStore, RwRecord, State};
+use crate::store::{image_entry, ImageEntry, ImageRecord, Lookup, MetaStore, State};
 
 /// The image store: metadata, content blobs and (through the driver) layer data.
 ///
@@ -157,7 +157,7 @@ pub(crate) fn parse_time(s: &str) -> i64 {
         .unwrap_or(0)
 }
 
-fn familiar(full: &str) -> String {
+pub(crate) fn familiar(full: &str) -> String {
     Reference::parse(full)
         .map(|r| r.familiar())
         .unwrap_or_else(|_| full.to_string())
@@ -446,379 +446,6 @@ impl ImageService {
         Ok(())
     }
 
-    fn remove_refs(&self, keys: &[String]) -> Result<(), ImageError> {
-        let mut st = self.write_state();
-        let mut refs = st.refs.clone();
-        for k in keys {
-            refs.remove(k);
-        }
-        self.meta.put_refs(&refs)?;
-        st.refs = refs;
-        Ok(())
-    }
-
-    /// `docker rmi`. `in_use(image_id)` says whether a container uses the image.
-    pub fn remove(
-        &self,
-        reference: &str,
-        force: bool,
-        prune_parents: bool,
-        in_use: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<DeleteItem>, ImageError> {
-        let _w = self.lock_writer();
-        let id = self.lookup_id(reference)?;
-        let with_layers = self.images_with_containers();
-        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
-        let mut items = Vec::new();
-        let refs = self.read_state().refs_of(&id);
-        // Named by a tag (or digest reference) that points at it, or else by id / id prefix.
-        let tag_key = Reference::parse(reference)
-            .ok()
-            .map(|r| r.with_default_tag().full())
-            .filter(|k| refs.contains(k));
-        if let Some(key) = tag_key {
-            if !force && refs.len() <= 1 && in_use(id.as_str()) {
-                return Err(ImageError::Conflict(format!(
-                    "conflict: unable to remove repository reference \"{reference}\" (must force) - container is using its referenced image {}",
-                    short_id(id.as_str())
-                )));
-            }
-            self.remove_refs(std::slice::from_ref(&key))?;
-            items.push(DeleteItem::Untagged(familiar(&key)));
-            if refs.len() > 1 {
-                return Ok(items);
-            }
-            // Untagging the last tag deletes the image only if nothing else needs it.
-            if self.delete_conflict(&id, force, in_use).is_none() {
-                self.delete_image_and_parents(&id, prune_parents, in_use, &mut items)?;
-            }
-        } else {
-            let repos: HashSet<String> = refs
-                .iter()
-                .filter_map(|r| Reference::parse(r).ok().map(|r| r.name()))
-                .collect();
-            if !force && repos.len() > 1 {
-                return Err(ImageError::Conflict(format!(
-                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                    short_id(id.as_str())
-                )));
-            }
-            // Checked before untagging, so a refused delete changes nothing.
-            if let Some(msg) = self.delete_conflict(&id, force, in_use) {
-                return Err(ImageError::Conflict(msg));
-            }
-            self.remove_refs(&refs)?;
-            items.extend(refs.iter().map(|r| DeleteItem::Untagged(familiar(r))));
-            self.delete_image_and_parents(&id, prune_parents, in_use, &mut items)?;
-        }
-        self.gc_layers()?;
-        Ok(items)
-    }
-
-    /// Why `id` cannot be deleted: child images always block; a container using it blocks
-    /// unless forced (Docker's hard and soft conflicts).
-    fn delete_conflict(
-        &self,
-        id: &Digest,
-        force: bool,
-        in_use: &dyn Fn(&str) -> bool,
-    ) -> Option<String> {
-        if !self.read_state().children_of(id).is_empty() {
-            return Some(format!(
-                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
-                short_id(id.as_str())
-            ));
-        }
-        if !force && in_use(id.as_str()) {
-            return Some(format!(
-                "conflict: unable to delete {} (must be forced) - image is being used by a container",
-                short_id(id.as_str())
-            ));
-        }
-        None
-    }
-
-    /// Deletes the untagged, conflict-free image `id`, then (with `prune_parents`) each
-    /// parent that is untagged, childless and unused.
-    fn delete_image_and_parents(
-        &self,
-        id: &Digest,
-        prune_parents: bool,
-        in_use: &dyn Fn(&str) -> bool,
-        items: &mut Vec<DeleteItem>,
-    ) -> Result<(), ImageError> {
-        let mut cur = Some(id.clone());
-        while let Some(img) = cur.take() {
-            let parent = {
-                let st = self.read_state();
-                let Some(e) = st.images.get(&img) else { break };
-                let blocked = img != *id
-                    && (!st.children_of(&img).is_empty()
-                        || !st.refs_of(&img).is_empty()
-                        || in_use(img.as_str()));
-                if blocked {
-                    break;
-                }
-                e.record.parent.clone()
-            };
-            self.forget_image(&img)?;
-            items.push(DeleteItem::Deleted(img.to_string()));
-            if prune_parents {
-                cur = parent;
-            }
-        }
-        Ok(())
-    }
-
-    /// `docker image prune`: untagged leaf images (or, with `dangling_only == false`, every
-    /// image no container uses). Returns what was deleted and the bytes freed.
-    pub fn prune(
-        &self,
-        dangling_only: bool,
-        in_use: &dyn Fn(&str) -> bool,
-    ) -> Result<(Vec<DeleteItem>, u64), ImageError> {
-        let _w = self.lock_writer();
-        let with_layers = self.images_with_containers();
-        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
-        let size_before = self.layers_total();
-        let mut items = Vec::new();
-        // Repeat: deleting a child can make its parent prunable.
-        loop {
-            let victims: Vec<(Digest, Vec<String>)> = {
-                let st = self.read_state();
-                st.images
-                    .keys()
-                    .filter(|id| st.children_of(id).is_empty() && !in_use(id.as_str()))
-                    .map(|id| (id.clone(), st.refs_of(id)))
-                    .filter(|(_, refs)| !dangling_only || refs.is_empty())
-                    .collect()
-            };
-            if victims.is_empty() {
-                break;
-            }
-            for (id, refs) in victims {
-                if !refs.is_empty() {
-                    self.remove_refs(&refs)?;
-                    items.extend(refs.iter().map(|r| DeleteItem::Untagged(familiar(r))));
-                }
-                self.forget_image(&id)?;
-                items.push(DeleteItem::Deleted(id.to_string()));
-            }
-        }
-        self.gc_layers()?;
-        let freed = size_before.saturating_sub(self.layers_total());
-        Ok((items, freed))
-    }
-
-    /// Drops an image's record and config blob (its layers go in [`Self::gc_layers`]).
-    fn forget_image(&self, id: &Digest) -> Result<(), ImageError> {
-        self.meta.delete_image(id)?;
-        self.write_state().images.remove(id);
-        if !self.read_state().live_blobs().contains(id) {
-            self.content.delete(id)?;
-        }
-        Ok(())
-    }
-
-    /// Images some container layer sits on: in use even if the caller's callback missed it.
-    fn images_with_containers(&self) -> HashSet<String> {
-        self.read_state().rw.values().map(|r| r.image_id.to_string()).collect()
-    }
-
-    fn layers_total(&self) -> u64 {
-        self.read_state().layers.values().map(|l| l.size).sum()
-    }
-
-    /// Removes layers no image or container uses (top-most first), and their blobs.
-    pub(crate) fn gc_layers(&self) -> Result<(), ImageError> {
-        loop {
-            let unused = self.read_state().unused_layers();
-            if unused.is_empty() {
-                return Ok(());
-            }
-            for chain in unused {
-                let Some(layer) = self.read_state().layers.get(&chain).cloned() else {
-                    continue;
-                };
-                // A layer someone builds on must go after its children.
-                let has_child = self
-                    .read_state()
-                    .layers
-                    .values()
-                    .any(|l| l.parent.as_ref() == Some(&chain));
-                if has_child {
-                    continue;
-                }
-                // Record first: a crash after it leaves driver data that reconcile removes.
-                self.meta.delete_layer(&chain)?;
-                self.write_state().layers.remove(&chain);
-                self.driver.remove(&layer.cache_id)?;
-                let still_used = self.read_state().live_blobs().contains(&layer.diff_id);
-                if !still_used {
-                    self.content.delete(&layer.diff_id)?;
-                }
-            }
-        }
-    }
-
-    /// Full garbage collection: unused layers and every blob nothing references.
-    pub(crate) fn gc(&self, _writer: &MutexGuard<'_, ()>) -> Result<(), ImageError> {
-        self.gc_layers()?;
-        let live = self.read_state().live_blobs();
-        for blob in self.content.list()? {
-            if !live.contains(&blob) {
-                self.content.delete(&blob)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates container `container_id`'s read-write layer on top of image `image_id`.
-    pub fn create_rw_layer(&self, container_id: &str, image_id: &str) -> Result<(), ImageError> {
-        validate_container_id(container_id)?;
-        let _w = self.lock_writer();
-        let id = self.lookup_id(image_id)?;
-        if self.read_state().rw.contains_key(container_id) {
-            return Err(ImageError::Conflict(format!(
-                "read-write layer for container {container_id} already exists"
-            )));
-        }
-        let (top, parent_cache) = {
-            let st = self.read_state();
-            let top = st.images.get(&id).and_then(|e| e.chain.last().cloned());
-            let cache = top
-                .as_ref()
-                .and_then(|t| st.layers.get(t))
-                .map(|l| l.cache_id.clone());
-            (top, cache)
-        };
-        self.driver
-            .create_rw(container_id, parent_cache.as_deref())?;
-        let rec = RwRecord {
-            container_id: container_id.to_string(),
-            image_id: id,
-            parent_chain: top,
-        };
-        if let Err(e) = self.meta.put_rw(&rec) {
-            let _ = self.driver.remove(container_id);
-            return Err(e);
-        }
-        self.write_state().rw.insert(container_id.to_string(), rec);
-        Ok(())
-    }
-
-    pub(crate) fn rw_record(&self, container_id: &str) -> Result<RwRecord, ImageError> {
-        self.read_state()
-            .rw
-            .get(container_id)
-            .cloned()
-            .ok_or_else(|| ImageError::NoRwLayer(container_id.to_string()))
-    }
-
-    pub(crate) fn cache_id_of(&self, chain: Option<&Digest>) -> Option<String> {
-        let st = self.read_state();
-        chain
-            .and_then(|c| st.layers.get(c))
-            .map(|l| l.cache_id.clone())
-    }
-
-    /// Mounts the container's merged root filesystem and returns its path.
-    pub fn mount_rw_layer(&self, container_id: &str) -> Result<PathBuf, ImageError> {
-        self.rw_record(container_id)?;
-        Ok(self.driver.mount(container_id)?)
-    }
-
-    /// Releases one mount of the container's root filesystem.
-    pub fn unmount_rw_layer(&self, container_id: &str) -> Result<(), ImageError> {
-        self.rw_record(container_id)?;
-        Ok(self.driver.unmount(container_id)?)
-    }
-
-    /// Deletes the container's layer (unmounting it), then any image layers it alone kept.
-    pub fn remove_rw_layer(&self, container_id: &str) -> Result<(), ImageError> {
-        let _w = self.lock_writer();
-        self.rw_record(container_id)?;
-        self.driver.remove(container_id)?;
-        self.meta.delete_rw(container_id)?;
-        self.write_state().rw.remove(container_id);
-        self.gc_layers()
-    }
-
-    /// What the container changed relative to its image (`docker diff`).
-    pub fn changes(&self, container_id: &str) -> Result<Vec<wharf_archive::Change>, ImageError> {
-        let rec = self.rw_record(container_id)?;
-        let parent = self.cache_id_of(rec.parent_chain.as_ref());
-        Ok(self.driver.changes(container_id, parent.as_deref())?)
-    }
-
-    /// (`SizeRw`, `SizeRootFs`): bytes the container added, and that plus its image.
-    pub fn rw_layer_size(&self, container_id: &str) -> Result<(u64, u64), ImageError> {
-        let rec = self.rw_record(container_id)?;
-        let rw = self.driver.diff_size(container_id)?;
-        let st = self.read_state();
-        let base: u64 = st
-            .layer_chain(rec.parent_chain.as_ref())
-            .iter()
-            .filter_map(|c| st.layers.get(c))
-            .map(|l| l.size)
-            .sum();
-        Ok((rw, rw + base))
-    }
-
-    /// Sizes for `docker system df`.
-    pub fn disk_usage(&self) -> Result<DiskUsage, ImageError> {
-        let st = self.read_state();
-        let mut image_users: std::collections::HashMap<&Digest, usize> =
-            std::collections::HashMap::new();
-        for e in st.images.values() {
-            for c in &e.chain {
-                *image_users.entry(c).or_default() += 1;
-            }
-        }
-        let images = st
-            .images
-            .values()
-            .map(|e| {
-                let shared = e
-                    .chain
-                    .iter()
-                    .filter(|c| image_users.get(c).is_some_and(|n| *n > 1))
-                    .filter_map(|c| st.layers.get(c))
-                    .map(|l| l.size)
-                    .sum();
-                ImageUsage {
-                    id: e.record.id.to_string(),
-                    size: st.image_size(e),
-                    shared_size: shared,
-                    containers: st.rw.values().filter(|r| r.image_id == e.record.id).count(),
-                }
-            })
-            .collect();
-        Ok(DiskUsage {
-            layers_size: st.layers.values().map(|l| l.size).sum(),
-            images,
-        })
-    }
-
-    /// Drops read-write layers of containers the daemon no longer knows.
-    pub fn reconcile_rw_layers(&self, known_container_ids: &[String]) -> Result<(), ImageError> {
-        let _w = self.lock_writer();
-        let known: HashSet<&str> = known_container_ids.iter().map(String::as_str).collect();
-        let stale: Vec<String> = self
-            .read_state()
-            .rw
-            .keys()
-            .filter(|k| !known.contains(k.as_str()))
-            .cloned()
-            .collect();
-        for id in stale {
-            self.driver.remove(&id)?;
-            self.meta.delete_rw(&id)?;
-            self.write_state().rw.remove(&id);
-        }
-        self.gc_layers()
-    }
-
     /// Records a new image whose layers are all registered; the config goes to the store.
     pub(crate) fn register_image(
         &self,
@@ -852,21 +479,6 @@ impl ImageService {
     }
 }
 
-fn validate_container_id(id: &str) -> Result<(), ImageError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ImageError::InvalidArgument(format!(
-            "invalid container id {id:?}"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -875,12 +487,5 @@ mod tests {
     fn service_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ImageService>();
-    }
-
-    #[test]
-    fn container_ids_are_path_safe() {
-        assert!(validate_container_id("abc123").is_ok());
-        assert!(validate_container_id("../x").is_err());
-        assert!(validate_container_id("").is_err());
     }
 }
