@@ -22,6 +22,15 @@ use crate::store::LayerRecord;
 const MAX_INDEX_DEPTH: usize = 4;
 /// Link chains longer than this are refused (loops).
 const MAX_LINK_HOPS: usize = 16;
+/// Archive entries beyond this make the load fail (a tar bomb, not an image).
+const MAX_ARCHIVE_ENTRIES: usize = 100_000;
+
+/// Files a load can need: top-level files (manifest.json, index.json, legacy `<id>.json`
+/// configs, go-containerregistry's `sha256:<hex>` configs and `<hex>.tar.gz` layers), blobs and
+/// legacy `<id>/layer.tar`. Anything else (legacy `json`/`VERSION`) is skipped unread.
+fn wanted(path: &str) -> bool {
+    !path.contains('/') || path.starts_with("blobs/sha256/") || path.ends_with("/layer.tar")
+}
 
 /// The archive's files, by normalised path.
 #[derive(Default)]
@@ -160,13 +169,16 @@ impl ImageService {
         let mut out = ArchiveFiles::default();
         // Errors from the tar parser mean a malformed upload, not a fault of ours.
         let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
-        for entry in entries {
+        for (n, entry) in entries.enumerate() {
+            if n >= MAX_ARCHIVE_ENTRIES {
+                return Err(bad(format!("more than {MAX_ARCHIVE_ENTRIES} entries")));
+            }
             let mut entry = entry.map_err(|e| bad(e.to_string()))?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let path =
                 normalise(&raw).ok_or_else(|| bad(format!("path {raw:?} escapes the archive")))?;
             let kind = entry.header().entry_type();
-            if kind.is_file() {
+            if kind.is_file() && wanted(&path) {
                 let expected = path
                     .strip_prefix("blobs/sha256/")
                     .map(Digest::from_hex)
@@ -344,6 +356,29 @@ mod tests {
         assert_eq!(normalise("/abs/x").as_deref(), Some("abs/x"));
         assert_eq!(normalise("../x"), None);
         assert_eq!(normalise("a/../../x"), None);
+    }
+
+    #[test]
+    fn only_image_files_are_kept() {
+        for p in [
+            "manifest.json",
+            "index.json",
+            "blobs/sha256/ab",
+            "abc.json",
+            "id/layer.tar",
+        ] {
+            assert!(wanted(p), "{p}");
+        }
+        for p in [
+            "oci-layout",
+            "repositories",
+            "id/json",
+            "id/VERSION",
+            "x/y.json",
+            "junk",
+        ] {
+            assert!(!wanted(p), "{p}");
+        }
     }
 
     #[test]
