@@ -20,10 +20,7 @@ impl ImageService {
         message: Option<&str>,
     ) -> Result<Image, ImageError> {
         // Validate everything the user typed before the expensive part.
-        let tag = repo_tag
-            .filter(|t| !t.is_empty())
-            .map(|t| Reference::parse(t).map(Reference::with_default_tag))
-            .transpose()?;
+        let tag = repo_tag.map(parse_new_tag).transpose()?.flatten();
         let mut cc = Default::default();
         apply_changes(&mut cc, changes)?;
 
@@ -62,9 +59,9 @@ impl ImageService {
         let tag = opts
             .repo_tag
             .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(|t| Reference::parse(t).map(Reference::with_default_tag))
-            .transpose()?;
+            .map(parse_new_tag)
+            .transpose()?
+            .flatten();
         let _w = self.lock_writer();
         let rw = self.rw_record(container_id)?;
         let (base, parent_layer) = {
@@ -145,5 +142,44 @@ impl ImageService {
         let unmounted = self.unmount_rw_layer(container_id);
         res?;
         unmounted
+    }
+}
+
+/// The `repo[:tag]` a new image gets (`:latest` by default; empty means untagged). A digest
+/// cannot be a tag: it names content, which a new image's config cannot match.
+fn parse_new_tag(s: &str) -> Result<Option<Reference>, ImageError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let r = Reference::parse(s)?;
+    if r.digest().is_some() {
+        return Err(ImageError::InvalidArgument(format!(
+            "refusing to create a tag with a digest reference: {s}"
+        )));
+    }
+    Ok(Some(r.with_default_tag()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_tags() {
+        assert_eq!(
+            parse_new_tag("app").unwrap().unwrap().familiar(),
+            "app:latest"
+        );
+        assert_eq!(
+            parse_new_tag("reg:5000/app:v2").unwrap().unwrap().full(),
+            "reg:5000/app:v2"
+        );
+        assert!(parse_new_tag("").unwrap().is_none());
+        let digest = format!("app@sha256:{}", "a".repeat(64));
+        assert!(matches!(
+            parse_new_tag(&digest),
+            Err(ImageError::InvalidArgument(_))
+        ));
+        assert!(parse_new_tag("Bad:tag").is_err());
     }
 }

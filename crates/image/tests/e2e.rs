@@ -1077,3 +1077,90 @@ fn real_docker_round_trip() {
     other.svc().unmount_rw_layer(&cid).unwrap();
     other.svc().remove_rw_layer(&cid).unwrap();
 }
+
+/// go-containerregistry's `tarball` format: config named `sha256:<hex>`, gzip layers named
+/// `<hex>.tar.gz`, only a manifest.json.
+#[test]
+fn load_crane_style_tarball() {
+    let s = Store::new("vfs");
+    let rootfs = busybox_tar(s.path());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&rootfs).unwrap();
+    let layer = gz.finish().unwrap();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&rootfs))]}})
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!([{"Config": format!("sha256:{}", sha(&config)),
+        "RepoTags": ["crane/style:1"], "Layers": [format!("{}.tar.gz", sha(&layer))]}])
+    .to_string();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add(&format!("sha256:{}", sha(&config)), &config);
+    add(&format!("{}.tar.gz", sha(&layer)), &layer);
+    add("manifest.json", manifest.as_bytes());
+    let lines = s
+        .svc()
+        .load(&mut Cursor::new(b.into_inner().unwrap()))
+        .unwrap();
+    assert_eq!(lines, vec!["Loaded image: crane/style:1".to_string()]);
+    let img = s.svc().resolve("crane/style:1").unwrap();
+    assert_eq!(img.id, format!("sha256:{}", sha(&config)));
+    // The gzip blob is gone; the uncompressed layer tar is kept under its diff ID.
+    let blobs: Vec<String> = fs::read_dir(s.path().join("image/content/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        blobs.contains(&sha(&rootfs)) && !blobs.contains(&sha(&layer)),
+        "{blobs:?}"
+    );
+}
+
+/// Archive paths climbing out of the root, and a manifest pointing outside, are refused
+/// without touching anything outside the store.
+#[test]
+fn hostile_load_archives_are_refused() {
+    let s = Store::new("vfs");
+    let outside = s.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let raw_tar = |name: &str, data: &[u8]| {
+        // Written by hand: the tar crate refuses to build `..` paths.
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    };
+    let traversal = raw_tar("../outside/evil", b"x");
+    let err = s.svc().load(&mut Cursor::new(traversal)).unwrap_err();
+    assert_eq!(
+        wharf_errdefs::Classify::kind(&err),
+        wharf_errdefs::ErrorKind::InvalidArgument,
+        "{err}"
+    );
+    assert!(err.to_string().contains("../outside/evil"), "{err}");
+
+    let manifest = br#"[{"Config":"../../etc/passwd","RepoTags":["x:1"],"Layers":[]}]"#;
+    let err = s
+        .svc()
+        .load(&mut Cursor::new(raw_tar("manifest.json", manifest)))
+        .unwrap_err();
+    assert_eq!(
+        wharf_errdefs::Classify::kind(&err),
+        wharf_errdefs::ErrorKind::InvalidArgument,
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(s.svc().list().is_empty());
+}
