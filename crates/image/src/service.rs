@@ -88,10 +88,12 @@ pub struct InspectRootFs {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageMetadata {
-    /// When the image was last tagged (RFC 3339), absent if never.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_tag_time: Option<String>,
+    /// When the image was last tagged (RFC 3339); Docker's zero time if never.
+    pub last_tag_time: String,
 }
+
+/// Go's zero `time.Time`, which Docker prints for "never".
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// One item of `GET /images/{name}/history`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -342,7 +344,11 @@ impl ImageService {
                 layers: c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect(),
             },
             metadata: ImageMetadata {
-                last_tag_time: e.record.last_tag_time.clone(),
+                last_tag_time: e
+                    .record
+                    .last_tag_time
+                    .clone()
+                    .unwrap_or_else(|| ZERO_TIME.to_string()),
             },
             history: c.history.clone(),
         }

@@ -105,6 +105,35 @@ fn import_mount_and_check(kind: &'static str) {
     assert_eq!(img.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
     assert_eq!(img.root_fs.layers.len(), 1);
     assert!(img.size > 0);
+    // `docker image inspect` shape.
+    let v = serde_json::to_value(&img).unwrap();
+    for key in [
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "Config",
+        "Architecture",
+        "Os",
+        "Size",
+        "GraphDriver",
+        "RootFS",
+        "Metadata",
+    ] {
+        assert!(v.get(key).is_some(), "inspect output lacks {key}: {v}");
+    }
+    assert_eq!(v["RootFS"]["Type"], "layers");
+    assert_eq!(v["GraphDriver"]["Name"], kind);
+    assert_eq!(v["Comment"], "from test");
+    assert!(
+        v["Metadata"]["LastTagTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"),
+        "{v}"
+    );
     // Every spelling of the reference finds it.
     for r in [
         "wharf-test/busybox:1",
