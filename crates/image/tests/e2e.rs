@@ -152,6 +152,23 @@ fn import_mount_and_check(kind: &'static str) {
     assert!(root.join("bin/busybox").is_file());
     assert!(root.join("etc/passwd").is_file());
     s.svc().unmount_rw_layer(&cid).unwrap();
+    // `docker export`: the whole merged tree as a tar.
+    let mut exported = Vec::new();
+    s.svc().export(&cid, &mut exported).unwrap();
+    let names: Vec<String> = tar::Archive::new(Cursor::new(exported))
+        .entries()
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");
     s.svc().remove_rw_layer(&cid).unwrap();
     assert!(matches!(
         s.svc().mount_rw_layer(&cid),
