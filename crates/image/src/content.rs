@@ -224,40 +224,6 @@ pub(crate) fn copy_large(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64>
     }
 }
 
-/// A reader that hashes (and counts) everything read through it.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wraps `inner`.
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
-    }
-
-    /// Reads the rest of the stream (a tar consumer may stop before trailing padding) and
-    /// returns the digest and length of everything.
-    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((finish(self.hasher.finalize().as_slice()), self.size))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,15 +271,5 @@ mod tests {
             store.read(&d),
             Err(ImageError::DigestMismatch { .. })
         ));
-    }
-
-    #[test]
-    fn hashing_reader_drains_the_rest() {
-        let mut r = HashingReader::new(&b"hello world"[..]);
-        let mut first = [0u8; 5];
-        r.read_exact(&mut first).unwrap();
-        let (d, n) = r.finish().unwrap();
-        assert_eq!(n, 11);
-        assert_eq!(d, digest_of(b"hello world"));
     }
 }

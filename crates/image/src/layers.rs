@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 
 use wharf_imageref::Digest;
 
-use crate::content::{HashingReader, Ingest};
+use crate::content::Ingest;
 use crate::error::ImageError;
 use crate::fsutil::random_hex;
 use crate::model::chain_ids;
@@ -60,29 +60,28 @@ impl ImageService {
         let mut ingest = self.content.ingest()?;
         let cache_id = random_hex() + &random_hex();
         let created = {
-            let mut tee = HashingReader::new(TeeIngest {
+            let mut tee = TeeIngest {
                 inner: plain,
                 ingest: &mut ingest,
-            });
-            let size =
-                self.driver
-                    .create_layer(&cache_id, parent.map(|p| p.cache_id.as_str()), &mut tee);
-            size.map_err(ImageError::from).and_then(|size| {
-                let (diff_id, _) = tee.finish().map_err(ImageError::io("read layer"))?;
-                Ok((size, diff_id))
-            })
+            };
+            let parent_id = parent.map(|p| p.cache_id.as_str());
+            self.driver
+                .create_layer(&cache_id, parent_id, &mut tee)
+                .map_err(ImageError::from)
+                .and_then(|size| {
+                    // The tar reader may stop before trailing padding; the blob needs it all.
+                    io::copy(&mut tee, &mut io::sink()).map_err(ImageError::io("read layer"))?;
+                    Ok(size)
+                })
         };
-        let (size, diff_id) = match created {
+        let committed = created.and_then(|size| Ok((size, ingest.commit(expected)?.0)));
+        let (size, diff_id) = match committed {
             Ok(v) => v,
             Err(e) => {
                 let _ = self.driver.remove(&cache_id);
                 return Err(e);
             }
         };
-        if let Err(e) = ingest.commit(expected) {
-            let _ = self.driver.remove(&cache_id);
-            return Err(e);
-        }
         self.record_layer(parent, diff_id, cache_id, size)
     }
 

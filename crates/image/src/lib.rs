@@ -22,7 +22,7 @@ mod service;
 mod store;
 
 pub use changes::apply_changes;
-pub use content::{digest_of, ContentStore, HashingReader, Ingest};
+pub use content::{digest_of, ContentStore, Ingest};
 pub use error::ImageError;
 pub use model::{
     chain_ids, host_arch, ContainerConfig, Descriptor, Healthcheck, HistoryItem, ImageConfig,
