@@ -304,6 +304,11 @@ impl ImageService {
             .and_then(|v| v.as_str())
             .unwrap_or(media_type)
             .to_string();
+        if value.get("schemaVersion").and_then(|v| v.as_u64()) == Some(1) {
+            return Err(ImageError::NotSupported(format!(
+                "manifest {d} uses Docker image manifest schema 1, which Docker itself no longer loads"
+            )));
+        }
         if is_index_type(&mt) || value.get("manifests").is_some() {
             let index: Index =
                 serde_json::from_value(value).map_err(ImageError::json("image index"))?;

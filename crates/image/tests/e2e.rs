@@ -1210,3 +1210,33 @@ fn hostile_load_archives_are_refused() {
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     assert!(s.svc().list().is_empty());
 }
+
+#[test]
+fn schema1_manifests_are_not_supported() {
+    let s = Store::new("vfs");
+    let manifest = br#"{"schemaVersion":1,"name":"old","tag":"1","fsLayers":[],"history":[]}"#;
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "digest": format!("sha256:{}", sha(manifest)), "size": manifest.len()}]})
+    .to_string();
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        (format!("blobs/sha256/{}", sha(manifest)), &manifest[..]),
+        ("index.json".to_string(), index.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+    let err = s
+        .svc()
+        .load(&mut Cursor::new(b.into_inner().unwrap()))
+        .unwrap_err();
+    assert_eq!(
+        wharf_errdefs::Classify::kind(&err),
+        wharf_errdefs::ErrorKind::NotImplemented,
+        "{err}"
+    );
+    assert!(s.svc().list().is_empty());
+}
