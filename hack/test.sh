@@ -10,14 +10,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 hack/deps.sh
 
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
 # End-to-end tests exec sibling binaries (wharfd spawns wharf-shim, which runs wharf-runtime),
 # so build every binary before any test runs.
 cargo build --workspace --bins
-set +e
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
-status=${PIPESTATUS[0]}
-set -e
-
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' target/test.log
+status=0
+# nextest does not run doc tests.
+cargo test --workspace --doc || status=$?
+# nextest runs each test in its own process with a time limit (.config/nextest.toml).
+cargo nextest run --workspace --no-fail-fast || status=$?
 exit "$status"
