@@ -130,6 +130,13 @@ impl ImageService {
                 lines.push(format!("Loaded image ID: {id}"));
             }
             for t in &p.tags {
+                let old = self.read_state().refs.get(&t.full()).cloned();
+                if let Some(old) = old.filter(|o| *o != id) {
+                    lines.push(format!(
+                        "The image {} already exists, renaming the old one with ID {old} to empty string",
+                        t.familiar()
+                    ));
+                }
                 self.set_ref(t, &id)?;
                 lines.push(format!("Loaded image: {}", t.familiar()));
             }

@@ -219,6 +219,23 @@ fn save_load_round_trip_keeps_id_and_bytes() {
     // Loading again is idempotent; by id the image is saved untagged.
     b.svc().load(&mut Cursor::new(&first)).unwrap();
     assert_eq!(b.svc().list().len(), 1);
+    // A load that moves a tag says so, as Docker does; the old image stays, untagged.
+    let other = import_busybox(&a, Some("roundtrip:v1"));
+    let mut moved = Vec::new();
+    a.svc()
+        .save(&["roundtrip:v1".to_string()], &mut moved)
+        .unwrap();
+    let lines = b.svc().load(&mut Cursor::new(&moved)).unwrap();
+    assert_eq!(
+        lines,
+        vec![
+            format!("The image roundtrip:v1 already exists, renaming the old one with ID {} to empty string", img.id),
+            "Loaded image: roundtrip:v1".to_string()
+        ]
+    );
+    assert_eq!(b.svc().resolve("roundtrip:v1").unwrap().id, other.id);
+    assert!(b.svc().resolve(&img.id).unwrap().repo_tags.is_empty());
+    b.svc().remove(&other.id, true, true, &never_used).unwrap();
     let mut by_id = Vec::new();
     b.svc()
         .save(std::slice::from_ref(&img.id), &mut by_id)
