@@ -5,6 +5,26 @@
 //! `content/blobs/sha256/<hex>` (configs and uncompressed layer tars, by digest),
 //! `content/ingest/` (in-flight writes), `imagedb/<id>.json`, `layerdb/<chain-id>.json`,
 //! `rwlayers/<container>.json`, `repositories.json`. Layer data lives in the storage driver.
+//! Layer tars are kept byte for byte so `save` reproduces the exact diff IDs (at the cost of
+//! storing each layer twice: as a tar blob and unpacked in the driver).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use wharf_image::ImageService;
+//! use wharf_storage::{Driver, DriverKind};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data_root = Path::new("/var/lib/wharf");
+//! let driver = Driver::new(DriverKind::Overlay2, &data_root.join("overlay2"), &[])?;
+//! let images = ImageService::open(&data_root.join("image"), driver)?;
+//! let lines = images.load(&mut std::fs::File::open("busybox.tar")?)?;
+//! let img = images.resolve("busybox")?;
+//! images.create_rw_layer("c0ffee", &img.id)?;
+//! let rootfs = images.mount_rw_layer("c0ffee")?;
+//! # let _ = (lines, rootfs);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod changes;
