@@ -2,12 +2,14 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FileType, OFlags};
+
 use crate::node::OPAQUE_XATTR;
+use crate::root::Root;
 use crate::ArchiveError;
 
 /// What happened to a path, numbered as Docker's `GET /containers/{id}/changes` does.
@@ -35,46 +37,106 @@ fn change(rel: &Path, kind: ChangeKind) -> Change {
     }
 }
 
-fn lstat(p: &Path) -> io::Result<Option<Metadata>> {
-    match fs::symlink_metadata(p) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// A tree read through one directory fd, so a running container swapping a directory for a
+/// symlink mid-scan cannot make the scan list anything outside it. A missing directory reads
+/// as an empty tree.
+struct Tree {
+    root: Option<Root>,
+}
+
+type Meta = rustix::fs::Stat;
+
+impl Tree {
+    fn open(path: &Path) -> Result<Tree, ArchiveError> {
+        if !path.is_dir() {
+            return Ok(Tree { root: None });
+        }
+        Ok(Tree {
+            root: Some(Root::open(path)?),
+        })
+    }
+
+    fn open_nofollow(&self, rel: &Path, flags: OFlags) -> io::Result<Option<std::os::fd::OwnedFd>> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        match root.open_in(rel, flags | OFlags::NOFOLLOW) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lstat(&self, rel: &Path) -> Result<Option<Meta>, ArchiveError> {
+        let err = |e: io::Error| ArchiveError::io("stat", rel.display(), e);
+        match self.open_nofollow(rel, OFlags::PATH).map_err(err)? {
+            Some(fd) => Ok(Some(rustix::fs::fstat(&fd).map_err(|e| err(e.into()))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sorted names in directory `rel`; empty if it is not a directory (any more).
+    fn names(&self, rel: &Path) -> Result<Vec<OsString>, ArchiveError> {
+        let err = |e: io::Error| ArchiveError::io("list", rel.display(), e);
+        match self.open_nofollow(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(Some(fd)) => crate::root::list_dir(fd.as_fd()).map_err(err),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn readlink(&self, rel: &Path) -> Option<std::ffi::CString> {
+        let fd = self.open_nofollow(rel, OFlags::PATH).ok()??;
+        rustix::fs::readlinkat(&fd, "", Vec::new()).ok()
+    }
+
+    fn is_opaque(&self, rel: &Path) -> bool {
+        let Ok(Some(fd)) = self.open_nofollow(rel, OFlags::RDONLY | OFlags::DIRECTORY) else {
+            return false;
+        };
+        let mut buf = [0u8; 4];
+        matches!(rustix::fs::fgetxattr(&fd, OPAQUE_XATTR, &mut buf[..]), Ok(1) if buf[0] == b'y')
     }
 }
 
-fn names(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut v = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    v.sort();
-    Ok(v)
+fn ftype(m: &Meta) -> FileType {
+    FileType::from_raw_mode(m.st_mode)
 }
 
-fn io_err<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> ArchiveError + 'a {
-    move |e| ArchiveError::io(op, p.display(), e)
+fn is_dir(m: &Meta) -> bool {
+    ftype(m) == FileType::Directory
 }
 
 /// Docker's rule: mode, owner and device always count; size and mtime only for non-directories
 /// (a directory's mtime moves whenever anything inside it does).
-fn stat_different(new: &Metadata, old: &Metadata, new_path: &Path, old_path: &Path) -> bool {
-    if new.mode() != old.mode()
-        || new.uid() != old.uid()
-        || new.gid() != old.gid()
-        || new.rdev() != old.rdev()
+fn stat_different(new: &Meta, old: &Meta, link_differs: impl FnOnce() -> bool) -> bool {
+    if new.st_mode != old.st_mode
+        || new.st_uid != old.st_uid
+        || new.st_gid != old.st_gid
+        || new.st_rdev != old.st_rdev
     {
         return true;
     }
-    if new.is_dir() {
+    if is_dir(new) {
         return false;
     }
     // Tar keeps whole seconds: a zero nanosecond part on either side matches any (Docker's sameFsTime).
-    let same_time = new.mtime() == old.mtime()
-        && (new.mtime_nsec() == old.mtime_nsec() || new.mtime_nsec() == 0 || old.mtime_nsec() == 0);
-    if new.size() != old.size() || !same_time {
+    let same_time = new.st_mtime == old.st_mtime
+        && (new.st_mtime_nsec == old.st_mtime_nsec
+            || new.st_mtime_nsec == 0
+            || old.st_mtime_nsec == 0);
+    if new.st_size != old.st_size || !same_time {
         return true;
     }
-    new.file_type().is_symlink() && fs::read_link(new_path).ok() != fs::read_link(old_path).ok()
+    ftype(new) == FileType::Symlink && link_differs()
 }
 
 /// Compares two full trees (vfs layers): every path in `layer` but not `parent` is Added,
@@ -82,34 +144,28 @@ fn stat_different(new: &Metadata, old: &Metadata, new_path: &Path, old_path: &Pa
 /// in both with different metadata are Modified. Directories with any change inside are Modified.
 pub fn changes_between(layer: &Path, parent: &Path) -> Result<Vec<Change>, ArchiveError> {
     let mut out = Vec::new();
-    let parent_exists = parent.is_dir();
-    between(layer, parent, Path::new(""), parent_exists, &mut out)?;
+    let (layer, parent) = (Tree::open(layer)?, Tree::open(parent)?);
+    let in_parent = parent.root.is_some();
+    between(&layer, &parent, Path::new(""), in_parent, &mut out)?;
     out.sort();
     Ok(out)
 }
 
 fn between(
-    layer: &Path,
-    parent: &Path,
+    layer: &Tree,
+    parent: &Tree,
     rel: &Path,
     in_parent: bool,
     out: &mut Vec<Change>,
 ) -> Result<bool, ArchiveError> {
-    let ldir = layer.join(rel);
-    let lnames = names(&ldir).map_err(io_err("list", &ldir))?;
+    let lnames = layer.names(rel)?;
     let mut changed = false;
     for name in &lnames {
         let sub = rel.join(name);
-        let lp = layer.join(&sub);
-        let Some(lm) = lstat(&lp).map_err(io_err("stat", &lp))? else {
+        let Some(lm) = layer.lstat(&sub)? else {
             continue;
         };
-        let pp = parent.join(&sub);
-        let pm = if in_parent {
-            lstat(&pp).map_err(io_err("stat", &pp))?
-        } else {
-            None
-        };
+        let pm = if in_parent { parent.lstat(&sub)? } else { None };
         let mut reported = false;
         match &pm {
             None => {
@@ -117,15 +173,15 @@ fn between(
                 reported = true;
             }
             Some(pm) => {
-                if lm.file_type() != pm.file_type() || stat_different(&lm, pm, &lp, &pp) {
+                if stat_different(&lm, pm, || layer.readlink(&sub) != parent.readlink(&sub)) {
                     out.push(change(&sub, ChangeKind::Modified));
                     reported = true;
                 }
             }
         }
         changed |= reported;
-        if lm.is_dir() {
-            let parent_dir = pm.as_ref().is_some_and(Metadata::is_dir);
+        if is_dir(&lm) {
+            let parent_dir = pm.as_ref().is_some_and(is_dir);
             let inner = between(layer, parent, &sub, parent_dir, out)?;
             if inner && !reported {
                 out.push(change(&sub, ChangeKind::Modified));
@@ -134,8 +190,7 @@ fn between(
         }
     }
     if in_parent {
-        let pdir = parent.join(rel);
-        for name in names(&pdir).map_err(io_err("list", &pdir))? {
+        for name in parent.names(rel)? {
             if lnames.binary_search(&name).is_err() {
                 out.push(change(&rel.join(&name), ChangeKind::Deleted));
                 changed = true;
@@ -145,43 +200,36 @@ fn between(
     Ok(changed)
 }
 
-fn is_whiteout(m: &Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn is_opaque(p: &Path) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(p, OPAQUE_XATTR, &mut buf[..]), Ok(1) if buf[0] == b'y')
+fn is_whiteout(m: &Meta) -> bool {
+    ftype(m) == FileType::CharacterDevice && m.st_rdev == 0
 }
 
 /// What `rel` is in the merged view of `lowers` (top-most first), honouring whiteouts and
 /// opaque directories, without following symlinks in the lower trees.
-fn lower_lookup(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
+fn lower_lookup(lowers: &[Tree], rel: &Path) -> Result<Option<Meta>, ArchiveError> {
     let comps: Vec<_> = rel.iter().collect();
     for lower in lowers {
-        let mut path = lower.clone();
+        let mut path = PathBuf::new();
         let mut hidden_below = false;
         for (i, comp) in comps.iter().enumerate() {
             path.push(comp);
-            let Ok(m) = fs::symlink_metadata(&path) else {
-                break;
-            };
+            let Some(m) = lower.lstat(&path)? else { break };
             if is_whiteout(&m) {
-                return None;
+                return Ok(None);
             }
             if i + 1 == comps.len() {
-                return Some(m);
+                return Ok(Some(m));
             }
-            if !m.is_dir() {
-                return None;
+            if !is_dir(&m) {
+                return Ok(None);
             }
-            hidden_below |= is_opaque(&path);
+            hidden_below |= lower.is_opaque(&path);
         }
         if hidden_below {
-            return None;
+            return Ok(None);
         }
     }
-    None
+    Ok(None)
 }
 
 /// Scans an overlay upper directory against its lower directories (top-most first): 0:0 char
@@ -189,24 +237,26 @@ fn lower_lookup(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
 /// directory reports every lower child it hides as Deleted.
 pub fn changes_overlay(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, ArchiveError> {
     let mut out = Vec::new();
-    overlay_walk(upper, lowers, Path::new(""), &mut out)?;
+    let upper = Tree::open(upper)?;
+    let lowers = lowers
+        .iter()
+        .map(|l| Tree::open(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    overlay_walk(&upper, &lowers, Path::new(""), &mut out)?;
     out.sort();
     Ok(out)
 }
 
 fn overlay_walk(
-    upper: &Path,
-    lowers: &[PathBuf],
+    upper: &Tree,
+    lowers: &[Tree],
     rel: &Path,
     out: &mut Vec<Change>,
 ) -> Result<bool, ArchiveError> {
-    let dir = upper.join(rel);
-    let unames = names(&dir).map_err(io_err("list", &dir))?;
     let mut changed = false;
-    for name in &unames {
-        let sub = rel.join(name);
-        let up = upper.join(&sub);
-        let Some(um) = lstat(&up).map_err(io_err("stat", &up))? else {
+    for name in upper.names(rel)? {
+        let sub = rel.join(&name);
+        let Some(um) = upper.lstat(&sub)? else {
             continue;
         };
         if is_whiteout(&um) {
@@ -214,32 +264,30 @@ fn overlay_walk(
             changed = true;
             continue;
         }
-        let lm = lower_lookup(lowers, &sub);
+        let lm = lower_lookup(lowers, &sub)?;
         let mut reported = true;
         match &lm {
             None => out.push(change(&sub, ChangeKind::Added)),
-            Some(lm) if um.is_dir() && lm.is_dir() && !stat_different(&um, lm, &up, &up) => {
+            Some(lm) if is_dir(&um) && is_dir(lm) && !stat_different(&um, lm, || false) => {
                 reported = false
             }
             Some(_) => out.push(change(&sub, ChangeKind::Modified)),
         }
         changed |= reported;
-        if um.is_dir() {
+        if is_dir(&um) {
             let mut inner = overlay_walk(upper, lowers, &sub, out)?;
-            if is_opaque(&up) && lm.as_ref().is_some_and(Metadata::is_dir) {
-                let present = names(&up).map_err(io_err("list", &up))?;
+            if upper.is_opaque(&sub) && lm.as_ref().is_some_and(is_dir) {
+                let present = upper.names(&sub)?;
                 let mut hidden = BTreeSet::new();
                 for lower in lowers {
-                    if let Ok(ns) = names(&lower.join(&sub)) {
-                        hidden.extend(ns);
-                    }
+                    hidden.extend(lower.names(&sub)?);
                 }
                 for h in hidden
                     .into_iter()
                     .filter(|h| present.binary_search(h).is_err())
                 {
                     let hp = sub.join(&h);
-                    if lower_lookup(lowers, &hp).is_some() {
+                    if lower_lookup(lowers, &hp)?.is_some() {
                         out.push(change(&hp, ChangeKind::Deleted));
                         inner = true;
                     }
@@ -256,6 +304,8 @@ fn overlay_walk(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn kinds(v: &[Change]) -> Vec<(String, ChangeKind)> {
@@ -285,6 +335,19 @@ mod tests {
                 ("/new/sub".into(), ChangeKind::Added),
             ]
         );
+    }
+
+    #[test]
+    fn symlinked_directories_are_never_descended() {
+        let d = tempfile::tempdir().unwrap();
+        let (old, new) = (d.path().join("old"), d.path().join("new"));
+        fs::create_dir_all(old.join("etc")).unwrap();
+        fs::create_dir_all(&new).unwrap();
+        std::os::unix::fs::symlink("/etc", new.join("etc")).unwrap();
+        let got = changes_between(&new, &old).unwrap();
+        assert_eq!(kinds(&got), vec![("/etc".into(), ChangeKind::Modified)]);
+        let got = changes_overlay(&new, &[old]).unwrap();
+        assert_eq!(kinds(&got), vec![("/etc".into(), ChangeKind::Modified)]);
     }
 
     #[test]
