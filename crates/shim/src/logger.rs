@@ -50,8 +50,8 @@ impl Stream {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The driver exists in Docker but not in this shim.
-    #[error("log driver {0:?} is not supported by wharf-shim (use json-file or none)")]
-    Unsupported(LogDriver),
+    #[error("log driver \"{0}\" is not supported by wharf-shim (use json-file or none)")]
+    Unsupported(&'static str),
     /// The log file could not be opened.
     #[error("cannot open log file {path}: {source}")]
     Open {
@@ -190,7 +190,7 @@ impl Logger {
                 Driver::JsonFile(JsonFile::open(&cfg.path, cfg.max_size, cfg.max_file)?)
             }
             LogDriver::None => Driver::None,
-            LogDriver::Local => return Err(LogError::Unsupported(LogDriver::Local)),
+            LogDriver::Local => return Err(LogError::Unsupported("local")),
         };
         Ok(Logger {
             driver,
@@ -334,7 +334,7 @@ mod tests {
         };
         assert!(matches!(
             Logger::open(&local),
-            Err(LogError::Unsupported(LogDriver::Local))
+            Err(LogError::Unsupported("local"))
         ));
     }
 }

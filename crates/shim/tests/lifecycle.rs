@@ -1,0 +1,306 @@
+//! End-to-end: the real shim binary drives a real runtime (root).
+
+mod common;
+
+use std::fs;
+
+use common::{close_stdin, read_frames, Fixture};
+use wharf_shim_proto::{files, ExitStatus, Request, Response, Status, StdioConfig};
+
+fn pipes(stdin: bool) -> StdioConfig {
+    StdioConfig {
+        tty: false,
+        stdin,
+        stdin_once: stdin,
+        initial_size: None,
+    }
+}
+
+#[test]
+fn output_is_logged_and_exit_code_recorded() {
+    let f = Fixture::new(
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        pipes(false),
+        |_| {},
+    );
+    f.launch().expect("launch");
+    match f.request(&Request::State) {
+        Response::State(st) => assert_eq!(st.status, Status::Created),
+        other => panic!("state: {other:?}"),
+    }
+    let wait = f.begin_wait();
+    assert!(f.start() > 0);
+    let st = f.end_wait(wait);
+    assert_eq!(st.exit_code, 3);
+    assert!(!st.oom_killed);
+    let on_disk: ExitStatus =
+        serde_json::from_slice(&fs::read(f.dir().join(files::EXIT)).expect("exit.json"))
+            .expect("json");
+    assert_eq!(on_disk, st);
+    let entries = f.log_entries(&f.cfg.log.path);
+    let pairs: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.log.as_str(), e.stream.as_str()))
+        .collect();
+    assert!(pairs.contains(&("out\n", "stdout")), "{pairs:?}");
+    assert!(pairs.contains(&("err\n", "stderr")), "{pairs:?}");
+    assert!(entries.iter().all(|e| e.time.ends_with('Z')));
+}
+
+#[test]
+fn sigkill_gives_137() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    let pid = f.start();
+    match f.request(&Request::State) {
+        Response::State(st) => assert_eq!((st.status, st.pid), (Status::Running, pid)),
+        other => panic!("state: {other:?}"),
+    }
+    let wait = f.begin_wait();
+    assert_eq!(
+        f.request(&Request::Kill {
+            signal: 9,
+            all: false
+        }),
+        Response::Ok
+    );
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+#[test]
+fn attach_multiplexes_and_delivers_stdin() {
+    let f = Fixture::new(&["sh", "-c", "cat; echo done >&2"], pipes(true), |_| {});
+    f.launch().expect("launch");
+    let (mut stream, resp) = f.open(&Request::Attach {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    });
+    assert_eq!(resp, Response::Ok);
+    let wait = f.begin_wait();
+    f.start();
+    use std::io::Write;
+    stream.get_mut().write_all(b"hello\n").expect("stdin");
+    close_stdin(&stream); // stdin_once: cat sees EOF
+    let (out, err) = read_frames(&mut stream);
+    assert_eq!(String::from_utf8_lossy(&out), "hello\n");
+    assert_eq!(String::from_utf8_lossy(&err), "done\n");
+    assert_eq!(f.end_wait(wait).exit_code, 0);
+}
+
+#[test]
+fn kill_on_a_stopped_container_and_bad_requests_are_typed_errors() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    assert!(matches!(
+        f.request(&Request::Resume),
+        Response::Error {
+            code: wharf_shim_proto::ErrorCode::Conflict,
+            ..
+        }
+    ));
+    assert!(matches!(
+        f.request(&Request::ExecState {
+            exec_id: "nope".into(),
+            wait: false
+        }),
+        Response::Error {
+            code: wharf_shim_proto::ErrorCode::NotFound,
+            ..
+        }
+    ));
+    f.start();
+    assert!(matches!(f.request(&Request::Start), Response::Error { .. }));
+    let wait = f.begin_wait();
+    f.request(&Request::Kill {
+        signal: 9,
+        all: true,
+    });
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+#[test]
+fn pause_and_resume() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    f.start();
+    let status = |f: &Fixture| match f.request(&Request::State) {
+        Response::State(st) => st.status,
+        other => panic!("state: {other:?}"),
+    };
+    assert_eq!(f.request(&Request::Pause), Response::Ok);
+    assert_eq!(status(&f), Status::Paused);
+    let freezer = fs::read_to_string(format!("/sys/fs/cgroup/freezer/{}/freezer.state", f.id))
+        .expect("freezer state");
+    assert_eq!(freezer.trim(), "FROZEN");
+    assert_eq!(f.request(&Request::Resume), Response::Ok);
+    assert_eq!(status(&f), Status::Running);
+    // SIGTERM would be ignored: `sleep` is pid 1 of its namespace and has no handler.
+    let wait = f.begin_wait();
+    f.request(&Request::Kill {
+        signal: 9,
+        all: false,
+    });
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+#[test]
+fn exec_streams_output_and_keeps_its_exit_code() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    f.start();
+    let process = serde_json::json!({
+        "args": ["sh", "-c", "echo hi; echo oops >&2; exit 5"],
+        "cwd": "/",
+        "env": ["PATH=/bin:/usr/bin"],
+        "user": {"uid": 0, "gid": 0},
+        "terminal": false,
+    });
+    let (mut stream, resp) = f.open(&Request::Exec {
+        exec_id: "e1".into(),
+        process,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        detach: false,
+    });
+    assert!(
+        matches!(resp, Response::Started { pid } if pid > 0),
+        "{resp:?}"
+    );
+    let (out, err) = read_frames(&mut stream);
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"hi\n"[..], &b"oops\n"[..])
+    );
+    match f.request(&Request::ExecState {
+        exec_id: "e1".into(),
+        wait: true,
+    }) {
+        Response::ExecState {
+            running, exit_code, ..
+        } => assert_eq!((running, exit_code), (false, Some(5))),
+        other => panic!("exec state: {other:?}"),
+    }
+    // Exec output is not the container's: it must not reach the log.
+    let log = fs::read_to_string(&f.cfg.log.path).unwrap_or_default();
+    assert!(!log.contains("hi") && !log.contains("oops"), "{log}");
+    let wait = f.begin_wait();
+    f.request(&Request::Kill {
+        signal: 9,
+        all: false,
+    });
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+#[test]
+fn exec_with_stdin_echoes() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    f.start();
+    let process = serde_json::json!({
+        "args": ["cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0},
+    });
+    let (mut stream, resp) = f.open(&Request::Exec {
+        exec_id: "cat-1".into(),
+        process,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        detach: false,
+    });
+    assert!(matches!(resp, Response::Started { .. }), "{resp:?}");
+    use std::io::Write;
+    stream.get_mut().write_all(b"ping\n").expect("stdin");
+    close_stdin(&stream);
+    let (out, _) = read_frames(&mut stream);
+    assert_eq!(out, b"ping\n");
+    let wait = f.begin_wait();
+    f.request(&Request::Kill {
+        signal: 9,
+        all: false,
+    });
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+#[test]
+fn log_rotation_with_small_max_size() {
+    let script = "i=0; while [ $i -lt 60 ]; do echo line$i; i=$((i+1)); done";
+    let mut f = Fixture::new(&["sh", "-c", script], pipes(false), |_| {});
+    f.cfg.log.max_size = Some(300);
+    f.cfg.log.max_file = 3;
+    f.launch().expect("launch");
+    let wait = f.begin_wait();
+    f.start();
+    assert_eq!(f.end_wait(wait).exit_code, 0);
+    let base = f.cfg.log.path.clone();
+    let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", base.display()));
+    let current = f.log_entries(&base);
+    assert_eq!(current.last().map(|e| e.log.as_str()), Some("line59\n"));
+    let older = f.log_entries(&rotated(1));
+    let oldest = f.log_entries(&rotated(2));
+    assert!(!rotated(3).exists());
+    // The three files hold consecutive, ordered lines.
+    let all: Vec<String> = oldest
+        .iter()
+        .chain(&older)
+        .chain(&current)
+        .map(|e| e.log.clone())
+        .collect();
+    let first: usize = all[0]
+        .trim()
+        .trim_start_matches("line")
+        .parse()
+        .expect("number");
+    for (i, l) in all.iter().enumerate() {
+        assert_eq!(l, &format!("line{}\n", first + i));
+    }
+    for p in [base.clone(), rotated(1), rotated(2)] {
+        // Docker's rule: rotate once the file reached max-size, so at most one entry over.
+        assert!(
+            fs::metadata(&p).expect("stat").len() < 300 + 100,
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn create_failure_reports_the_runtime_error() {
+    let f = Fixture::new(&["true"], pipes(false), |spec| {
+        spec["root"]["path"] = serde_json::json!("no-such-rootfs");
+    });
+    let err = f.launch().expect_err("create must fail");
+    assert!(!err.trim().is_empty());
+    assert!(
+        err.contains("no-such-rootfs") || err.contains("no such file"),
+        "{err}"
+    );
+    assert!(!f.dir().join(files::SOCKET).exists());
+}
+
+#[test]
+fn local_log_driver_is_refused_clearly() {
+    let mut f = Fixture::new(&["true"], pipes(false), |_| {});
+    f.cfg.log.driver = wharf_shim_proto::LogDriver::Local;
+    let err = f.launch().expect_err("local is not supported");
+    assert!(err.contains("local"), "{err}");
+}
+
+#[test]
+fn oom_kill_is_detected() {
+    let f = Fixture::new(
+        &["sh", "-c", "x=aaaaaaaa; while true; do x=$x$x; done"],
+        pipes(false),
+        |spec| {
+            spec["linux"]["resources"]["memory"] =
+                serde_json::json!({"limit": 16 << 20, "swap": 16 << 20});
+        },
+    );
+    f.launch().expect("launch");
+    let wait = f.begin_wait();
+    f.start();
+    let st = f.end_wait(wait);
+    assert_eq!(st.exit_code, 137);
+    assert!(st.oom_killed);
+}
