@@ -40,8 +40,12 @@ const MAX_REQUEST: usize = 1 << 20;
 /// How long init's output may stay open after it exited (processes that escaped the pid
 /// namespace can hold the pipes forever).
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// How long clients get to take their last bytes before the shim exits.
-const LINGER: Duration = Duration::from_secs(5);
+/// How long the shim keeps answering after the container finished, so a daemon that asks
+/// just after the exit (Kill then Wait, or a reconnect) still gets answers from the shim rather
+/// than only from exit.json. [`Request::Shutdown`] ends it early.
+const LINGER: Duration = Duration::from_secs(10);
+/// Hard limit for clients that do not take their last bytes.
+const MAX_LINGER: Duration = Duration::from_secs(30);
 
 /// Why the shim could not bring the container up.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +203,7 @@ pub struct Shim {
     clients: Vec<Option<Client>>,
     init_exited_at: Option<Instant>,
     finished_at: Option<Instant>,
+    shutdown: bool,
 }
 
 impl Shim {
@@ -229,6 +234,7 @@ impl Shim {
                 clients: Vec::new(),
                 init_exited_at: None,
                 finished_at: None,
+                shutdown: false,
             }),
             Err(e) => {
                 // Whatever got created must not outlive the failed start.
@@ -441,7 +447,8 @@ impl Shim {
         let Some(finished) = self.finished_at else {
             return false;
         };
-        self.clients.is_empty() || finished.elapsed() > LINGER
+        let idle = self.clients.is_empty() && (self.shutdown || finished.elapsed() > LINGER);
+        idle || finished.elapsed() > MAX_LINGER
     }
 
     fn reap(&mut self) {
@@ -767,6 +774,7 @@ impl Shim {
                 if self.status == Status::Created {
                     self.runtime.run(verbs::kill(&id, 9, false))?;
                 }
+                self.shutdown = true;
                 self.listener = None;
                 let _ = fs::remove_file(self.dir.join(files::SOCKET));
                 ok
