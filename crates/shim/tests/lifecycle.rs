@@ -304,3 +304,47 @@ fn oom_kill_is_detected() {
     assert_eq!(st.exit_code, 137);
     assert!(st.oom_killed);
 }
+
+#[test]
+fn a_client_that_never_reads_cannot_stall_the_container_or_the_log() {
+    let script = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end";
+    let f = Fixture::new(&["sh", "-c", script], pipes(false), |_| {});
+    f.launch().expect("launch");
+    // Attached, but never reads: it is dropped once its backlog overflows.
+    let (_stalled, resp) = f.open(&Request::Attach {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    });
+    assert_eq!(resp, Response::Ok);
+    let wait = f.begin_wait();
+    f.start();
+    assert_eq!(f.end_wait(wait).exit_code, 0);
+    let entries = f.log_entries(&f.cfg.log.path);
+    let logged: usize = entries.iter().map(|e| e.log.len()).sum();
+    assert_eq!(logged, 3_000_000 + "\n".len() + "end\n".len());
+    assert_eq!(entries.last().map(|e| e.log.as_str()), Some("end\n"));
+    // Docker's 16 KiB partial entries, no newline until the real one.
+    assert!(entries[0].log.len() == 16 * 1024 && !entries[0].log.ends_with('\n'));
+}
+
+#[test]
+fn update_changes_the_cgroup_limits() {
+    let f = Fixture::new(&["sleep", "1000"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    f.start();
+    let resources = serde_json::json!({"memory": {"limit": 64 << 20, "swap": 64 << 20}});
+    assert_eq!(f.request(&Request::Update { resources }), Response::Ok);
+    let limit = fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/{}/memory.limit_in_bytes",
+        f.id
+    ))
+    .expect("memory limit");
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    let wait = f.begin_wait();
+    f.request(&Request::Kill {
+        signal: 9,
+        all: false,
+    });
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+}
