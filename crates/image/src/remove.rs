@@ -1,7 +1,7 @@
 //! `docker rmi` and `docker image prune`, and the garbage collection of layers and blobs
 //! that nothing references any more.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
 
 use wharf_imageref::{short_id, Digest, Reference};
@@ -32,7 +32,12 @@ impl ImageService {
         let _w = self.lock_writer();
         let id = self.lookup_id(reference)?;
         let with_layers = self.images_with_containers();
-        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
+        let in_use = &|img: &str| in_use(img) || with_layers.contains_key(img);
+        // Name the container in conflict messages when the store knows it.
+        let user = with_layers.get(id.as_str()).map_or_else(
+            || "a container".to_string(),
+            |c| format!("container {}", short_id(c)),
+        );
         let mut items = Vec::new();
         let refs = self.read_state().refs_of(&id);
         // Named by a tag (or digest reference) that points at it, or else by id / id prefix.
@@ -43,7 +48,7 @@ impl ImageService {
         if let Some(key) = tag_key {
             if !force && refs.len() <= 1 && in_use(id.as_str()) {
                 return Err(ImageError::Conflict(format!(
-                    "conflict: unable to remove repository reference \"{reference}\" (must force) - container is using its referenced image {}",
+                    "conflict: unable to remove repository reference \"{reference}\" (must force) - {user} is using its referenced image {}",
                     short_id(id.as_str())
                 )));
             }
@@ -53,7 +58,7 @@ impl ImageService {
                 return Ok(items);
             }
             // Untagging the last tag deletes the image only if nothing else needs it.
-            if self.delete_conflict(&id, force, in_use).is_none() {
+            if self.delete_conflict(&id, force, in_use, &user).is_none() {
                 self.delete_image_and_parents(&id, prune_parents, in_use, &mut items)?;
             }
         } else {
@@ -68,7 +73,7 @@ impl ImageService {
                 )));
             }
             // Checked before untagging, so a refused delete changes nothing.
-            if let Some(msg) = self.delete_conflict(&id, force, in_use) {
+            if let Some(msg) = self.delete_conflict(&id, force, in_use, &user) {
                 return Err(ImageError::Conflict(msg));
             }
             self.remove_refs(&refs)?;
@@ -86,6 +91,7 @@ impl ImageService {
         id: &Digest,
         force: bool,
         in_use: &dyn Fn(&str) -> bool,
+        user: &str,
     ) -> Option<String> {
         if !self.read_state().children_of(id).is_empty() {
             return Some(format!(
@@ -95,7 +101,7 @@ impl ImageService {
         }
         if !force && in_use(id.as_str()) {
             return Some(format!(
-                "conflict: unable to delete {} (must be forced) - image is being used by a container",
+                "conflict: unable to delete {} (must be forced) - image is being used by {user}",
                 short_id(id.as_str())
             ));
         }
@@ -143,7 +149,7 @@ impl ImageService {
     ) -> Result<(Vec<DeleteItem>, u64), ImageError> {
         let _w = self.lock_writer();
         let with_layers = self.images_with_containers();
-        let in_use = &|img: &str| in_use(img) || with_layers.contains(img);
+        let in_use = &|img: &str| in_use(img) || with_layers.contains_key(img);
         let size_before = self.layers_total();
         let mut items = Vec::new();
         // Repeat: deleting a child can make its parent prunable.
@@ -184,12 +190,12 @@ impl ImageService {
         Ok(())
     }
 
-    /// Images some container layer sits on: in use even if the caller's callback missed it.
-    fn images_with_containers(&self) -> HashSet<String> {
+    /// Image id -> a container whose layer sits on it: in use even if the callback missed it.
+    fn images_with_containers(&self) -> HashMap<String, String> {
         self.read_state()
             .rw
             .values()
-            .map(|r| r.image_id.to_string())
+            .map(|r| (r.image_id.to_string(), r.container_id.clone()))
             .collect()
     }
 

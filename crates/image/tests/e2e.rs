@@ -668,6 +668,8 @@ fn rw_layers_of_unknown_containers_are_reconciled() {
         wharf_errdefs::Classify::kind(&err),
         wharf_errdefs::ErrorKind::Conflict
     );
+    let expected = format!("image is being used by container {keep}");
+    assert!(err.to_string().ends_with(&expected), "{err}");
     let (pruned, _) = s.svc().prune(false, &never_used).unwrap();
     assert!(pruned.is_empty());
     s.svc().remove_rw_layer(&keep).unwrap();
