@@ -22,10 +22,12 @@ if [ ${#need[@]} -gt 0 ]; then
   # docker-cli is not in every Debian release; fall back to docker.io's client without starting its daemon.
   if [[ " ${need[*]} " == *" docker-cli "* ]] && ! apt-cache show docker-cli >/dev/null 2>&1; then
     need=("${need[@]/docker-cli/docker.io}")
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
   fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
