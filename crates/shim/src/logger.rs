@@ -1,10 +1,13 @@
-//! Container log drivers: Docker's `json-file` (16 KiB line splitting, size rotation) and `none`.
+//! Container log drivers: Docker's `json-file` and `local` (16 KiB line splitting, size
+//! rotation; rotated `local` files are not compressed) and `none`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use wharf_shim_proto::log::LogEntry;
+use chrono::Utc;
+use wharf_shim_proto::log::{LocalEntry, LogEntry, PartialMetadata};
 use wharf_shim_proto::{LogConfig, LogDriver};
 
 use crate::timefmt::now_rfc3339_nano;
@@ -49,9 +52,6 @@ impl Stream {
 /// Why the log could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// The driver exists in Docker but not in this shim.
-    #[error("log driver \"{0}\" is not supported by wharf-shim (use json-file or none)")]
-    Unsupported(&'static str),
     /// The log file could not be opened.
     #[error("cannot open log file {path}: {source}")]
     Open {
@@ -98,9 +98,9 @@ impl LineSplitter {
     }
 }
 
-/// A json-file log with Docker's rotation: `<path>`, `<path>.1` (newest rotated), ...
+/// A log file with Docker's size rotation: `<path>`, `<path>.1` (newest rotated), ...
 #[derive(Debug)]
-pub struct JsonFile {
+pub struct RotatingFile {
     path: PathBuf,
     file: File,
     size: u64,
@@ -108,9 +108,13 @@ pub struct JsonFile {
     max_file: u32,
 }
 
-impl JsonFile {
+impl RotatingFile {
     /// Opens (appending to) the log file.
-    pub fn open(path: &Path, max_size: Option<u64>, max_file: u32) -> Result<JsonFile, LogError> {
+    pub fn open(
+        path: &Path,
+        max_size: Option<u64>,
+        max_file: u32,
+    ) -> Result<RotatingFile, LogError> {
         let open_err = |source| LogError::Open {
             path: path.to_path_buf(),
             source,
@@ -121,7 +125,7 @@ impl JsonFile {
             .open(path)
             .map_err(open_err)?;
         let size = file.metadata().map_err(open_err)?.len();
-        Ok(JsonFile {
+        Ok(RotatingFile {
             path: path.to_path_buf(),
             file,
             size,
@@ -130,15 +134,14 @@ impl JsonFile {
         })
     }
 
-    /// Appends one entry, rotating first when the file already reached `max_size` (as Docker
-    /// does, so a file may exceed the limit by at most one entry).
-    pub fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
+    /// Appends one encoded entry, rotating first when the file already reached `max_size` (as
+    /// Docker does, so a file may exceed the limit by at most one entry).
+    pub fn write(&mut self, record: &[u8]) -> io::Result<()> {
         if self.max_size.is_some_and(|max| self.size >= max) {
             self.rotate()?;
         }
-        let line = entry.to_line();
-        self.file.write_all(&line)?;
-        self.size += line.len() as u64;
+        self.file.write_all(record)?;
+        self.size += record.len() as u64;
         Ok(())
     }
 
@@ -168,10 +171,66 @@ impl JsonFile {
     }
 }
 
+/// The pieces of a line being cut at 16 KiB, for the `local` format's partial metadata.
+#[derive(Debug, Default)]
+struct PartialLine {
+    id: Option<String>,
+    ordinal: i32,
+}
+
+impl PartialLine {
+    /// The `local` record for one message from the splitter.
+    fn entry(&mut self, stream: Stream, msg: &[u8]) -> LocalEntry {
+        let line = msg.strip_suffix(b"\n");
+        let partial = match (line, self.id.take()) {
+            // A cut piece: the line goes on.
+            (None, id) => {
+                let id = id.unwrap_or_else(partial_id);
+                self.ordinal += 1;
+                self.id = Some(id.clone());
+                Some(PartialMetadata {
+                    last: false,
+                    id,
+                    ordinal: self.ordinal,
+                })
+            }
+            // The end of a cut line.
+            (Some(_), Some(id)) => {
+                let ordinal = self.ordinal + 1;
+                self.ordinal = 0;
+                Some(PartialMetadata {
+                    last: true,
+                    id,
+                    ordinal,
+                })
+            }
+            (Some(_), None) => None,
+        };
+        LocalEntry {
+            source: stream.name().to_string(),
+            time_nano: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            line: line.unwrap_or(msg).to_vec(),
+            partial,
+        }
+    }
+}
+
+/// A fresh id shared by the pieces of one cut line (unique enough within one log).
+fn partial_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!(
+        "{now:x}{:x}{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The closed set of drivers the shim can write.
 #[derive(Debug)]
 enum Driver {
-    JsonFile(JsonFile),
+    JsonFile(RotatingFile),
+    Local(RotatingFile, [PartialLine; 2]),
     None,
 }
 
@@ -185,12 +244,11 @@ pub struct Logger {
 impl Logger {
     /// Opens the log the config asks for.
     pub fn open(cfg: &LogConfig) -> Result<Logger, LogError> {
+        let file = || RotatingFile::open(&cfg.path, cfg.max_size, cfg.max_file);
         let driver = match cfg.driver {
-            LogDriver::JsonFile => {
-                Driver::JsonFile(JsonFile::open(&cfg.path, cfg.max_size, cfg.max_file)?)
-            }
+            LogDriver::JsonFile => Driver::JsonFile(file()?),
+            LogDriver::Local => Driver::Local(file()?, Default::default()),
             LogDriver::None => Driver::None,
-            LogDriver::Local => return Err(LogError::Unsupported("local")),
         };
         Ok(Logger {
             driver,
@@ -201,31 +259,37 @@ impl Logger {
     /// Logs output read from `stream`.
     pub fn feed(&mut self, stream: Stream, data: &[u8]) {
         let Logger { driver, splitters } = self;
-        if let Driver::JsonFile(file) = driver {
-            splitters[stream.index()].feed(data, &mut |msg| write_entry(file, stream, msg));
-        }
+        splitters[stream.index()].feed(data, &mut |msg| driver.write(stream, msg));
     }
 
     /// Flushes the unfinished lines of both streams at the end of the output.
     pub fn finish(&mut self) {
         let Logger { driver, splitters } = self;
-        if let Driver::JsonFile(file) = driver {
-            for stream in [Stream::Stdout, Stream::Stderr] {
-                splitters[stream.index()].finish(&mut |msg| write_entry(file, stream, msg));
-            }
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            splitters[stream.index()].finish(&mut |msg| driver.write(stream, msg));
         }
     }
 }
 
-fn write_entry(file: &mut JsonFile, stream: Stream, msg: &[u8]) {
-    let entry = LogEntry {
-        log: String::from_utf8_lossy(msg).into_owned(),
-        stream: stream.name().to_string(),
-        time: now_rfc3339_nano(),
-    };
-    // A full disk must not stall or kill the container: the entry is lost, the container runs
-    // on (Docker's json-file behaves the same).
-    let _ = file.write(&entry);
+impl Driver {
+    fn write(&mut self, stream: Stream, msg: &[u8]) {
+        // A full disk must not stall or kill the container: the entry is lost, the container
+        // runs on (Docker's file drivers behave the same).
+        let _ = match self {
+            Driver::JsonFile(file) => {
+                let entry = LogEntry {
+                    log: String::from_utf8_lossy(msg).into_owned(),
+                    stream: stream.name().to_string(),
+                    time: now_rfc3339_nano(),
+                };
+                file.write(&entry.to_line())
+            }
+            Driver::Local(file, partial) => {
+                file.write(&partial[stream.index()].entry(stream, msg).to_record())
+            }
+            Driver::None => Ok(()),
+        };
+    }
 }
 
 #[cfg(test)]
@@ -269,19 +333,20 @@ mod tests {
         assert_eq!(out[2], [vec![b'x'; 10], b"\n".to_vec()].concat());
     }
 
-    fn entry(text: &str) -> LogEntry {
+    fn entry(text: &str) -> Vec<u8> {
         LogEntry {
             log: text.into(),
             stream: "stdout".into(),
             time: "t".into(),
         }
+        .to_line()
     }
 
     #[test]
     fn rotates_and_keeps_max_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c-json.log");
-        let mut f = JsonFile::open(&path, Some(10), 3).expect("open");
+        let mut f = RotatingFile::open(&path, Some(10), 3).expect("open");
         for i in 0..5 {
             f.write(&entry(&format!("line{i}\n"))).expect("write");
         }
@@ -296,7 +361,7 @@ mod tests {
     fn max_file_one_truncates_in_place() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
-        let mut f = JsonFile::open(&path, Some(10), 1).expect("open");
+        let mut f = RotatingFile::open(&path, Some(10), 1).expect("open");
         f.write(&entry("first\n")).expect("write");
         f.write(&entry("second\n")).expect("write");
         let text = fs::read_to_string(&path).expect("read");
@@ -305,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn logger_writes_docker_lines_and_refuses_local() {
+    fn logger_writes_docker_json_lines() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         let cfg = LogConfig {
@@ -328,13 +393,64 @@ mod tests {
             ("oops\n", "stderr")
         );
         assert_eq!(entries[1].log, "part");
-        let local = LogConfig {
+    }
+
+    #[test]
+    fn local_driver_writes_records_with_partial_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("container.log");
+        let cfg = LogConfig {
             driver: LogDriver::Local,
-            ..cfg
+            path: path.clone(),
+            max_size: None,
+            max_file: 1,
         };
-        assert!(matches!(
-            Logger::open(&local),
-            Err(LogError::Unsupported("local"))
-        ));
+        let mut log = Logger::open(&cfg).expect("open");
+        let mut long = vec![b'y'; MAX_LINE + 5];
+        long.push(b'\n');
+        log.feed(Stream::Stdout, b"short\n");
+        log.feed(Stream::Stdout, &long);
+        log.feed(Stream::Stdout, b"after\n");
+        let entries =
+            wharf_shim_proto::log::read_local(&fs::read(&path).expect("read")).expect("decode");
+        let lines: Vec<&[u8]> = entries.iter().map(|e| e.line.as_slice()).collect();
+        assert_eq!(
+            lines,
+            vec![
+                &b"short"[..],
+                &long[..MAX_LINE],
+                &long[MAX_LINE..MAX_LINE + 5],
+                b"after"
+            ]
+        );
+        assert!(entries[0].partial.is_none() && entries[3].partial.is_none());
+        let (first, last) = (
+            entries[1].partial.clone().expect("cut"),
+            entries[2].partial.clone().expect("end"),
+        );
+        assert_eq!(
+            (first.ordinal, first.last, last.ordinal, last.last),
+            (1, false, 2, true)
+        );
+        assert_eq!(first.id, last.id);
+        assert!(entries
+            .iter()
+            .all(|e| e.source == "stdout" && e.time_nano > 0));
+    }
+
+    #[test]
+    fn none_driver_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        let cfg = LogConfig {
+            driver: LogDriver::None,
+            path: path.clone(),
+            max_size: None,
+            max_file: 1,
+        };
+        let mut log = Logger::open(&cfg).expect("open");
+        log.feed(Stream::Stdout, b"dropped\n");
+        log.finish();
+        assert!(!path.exists());
     }
 }

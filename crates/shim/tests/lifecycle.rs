@@ -280,11 +280,23 @@ fn create_failure_reports_the_runtime_error() {
 }
 
 #[test]
-fn local_log_driver_is_refused_clearly() {
-    let mut f = Fixture::new(&["true"], pipes(false), |_| {});
+fn local_log_driver_writes_docker_local_records() {
+    let mut f = Fixture::new(&["sh", "-c", "echo a; echo b >&2"], pipes(false), |_| {});
     f.cfg.log.driver = wharf_shim_proto::LogDriver::Local;
-    let err = f.launch().expect_err("local is not supported");
-    assert!(err.contains("local"), "{err}");
+    f.launch().expect("launch");
+    let wait = f.begin_wait();
+    f.start();
+    assert_eq!(f.end_wait(wait).exit_code, 0);
+    let data = fs::read(&f.cfg.log.path).expect("log");
+    let entries = wharf_shim_proto::log::read_local(&data).expect("decode");
+    let got: Vec<(&[u8], &str)> = entries
+        .iter()
+        .map(|e| (e.line.as_slice(), e.source.as_str()))
+        .collect();
+    assert!(
+        got.contains(&(&b"a"[..], "stdout")) && got.contains(&(&b"b"[..], "stderr")),
+        "{got:?}"
+    );
 }
 
 #[test]
