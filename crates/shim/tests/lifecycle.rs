@@ -56,6 +56,17 @@ fn sigkill_gives_137() {
         Response::State(st) => assert_eq!((st.status, st.pid), (Status::Running, pid)),
         other => panic!("state: {other:?}"),
     }
+    // The shim blocks SIGCHLD for its signalfd; the container must not inherit that mask.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("init status");
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .expect("SigBlk");
+    assert_eq!(
+        u64::from_str_radix(blocked.trim(), 16).expect("mask"),
+        0,
+        "{blocked}"
+    );
     let wait = f.begin_wait();
     assert_eq!(
         f.request(&Request::Kill {
