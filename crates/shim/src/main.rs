@@ -1,6 +1,12 @@
 //! `wharf-shim <dir>`: the per-container monitor. Reads `<dir>/shim.json`, detaches from the
 //! daemon, creates the container through the runtime and serves the shim protocol on
 //! `<dir>/shim.sock` until the container has exited (see `wharf_shim_proto`).
+//!
+//! Besides the protocol's files, `<dir>` holds the shim's working files: `init.pid` (from
+//! `runtime create`), `runtime.log` (the runtime's `--log`, JSON; its last error becomes the
+//! failure message), `console.sock`/`exec-tty.sock` (transient console sockets), and transient
+//! `exec-<id>.json`/`.pid` and `update.json`. After the container exited the shim keeps
+//! answering for a short linger period; `Shutdown` ends it at once.
 #![deny(unsafe_code)]
 
 mod atomic;
