@@ -200,17 +200,7 @@ fn shim_outlives_its_launcher_and_serves_new_connections() {
     // Shutdown lets it go: the socket disappears and the process ends.
     assert_eq!(f.request(&Request::Shutdown), Response::Ok);
     assert!(!f.dir().join(files::SOCKET).exists());
-    let proc_dir = format!("/proc/{pid}");
-    for _ in 0..600 {
-        let alive = fs::read_to_string(format!("{proc_dir}/status"))
-            .map(|s| !s.contains("State:\tZ"))
-            .unwrap_or(false);
-        if !alive {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("shim {pid} did not exit after Shutdown");
+    wait_gone(pid);
 }
 
 #[test]
@@ -233,4 +223,41 @@ fn idle_shim_rss_is_small() {
         all: false,
     });
     assert_eq!(f.end_wait(wait).exit_code, 137);
+}
+
+/// Waits (bounded) until process `pid` is gone or a zombie; fails the test otherwise.
+fn wait_gone(pid: i32) {
+    for _ in 0..600 {
+        let alive = fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| !s.contains("State:\tZ"))
+            .unwrap_or(false);
+        if !alive {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("shim {pid} did not exit after Shutdown");
+}
+
+#[test]
+fn shutdown_of_a_created_container_kills_it_and_exits() {
+    let f = Fixture::new(&["sleep", "1000"], StdioConfig::default(), |_| {});
+    f.launch().expect("launch");
+    let pid = f.shim_pid();
+    let wait = f.begin_wait();
+    assert_eq!(f.request(&Request::Shutdown), Response::Ok);
+    assert_eq!(f.end_wait(wait).exit_code, 137);
+    wait_gone(pid);
+    let on_disk = fs::read(f.dir().join(files::EXIT)).expect("exit.json");
+    let exit: wharf_shim_proto::ExitStatus =
+        wharf_shim_proto::decode_line(&on_disk).expect("exit json");
+    assert_eq!(exit.exit_code, 137);
+    // The runtime no longer knows the container.
+    let state = Command::new(&f.runtime)
+        .arg("--root")
+        .arg(f.tmp.path().join("root"))
+        .args(["state", &f.id])
+        .output()
+        .expect("runtime state");
+    assert!(!state.status.success());
 }
