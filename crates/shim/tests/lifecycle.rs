@@ -371,3 +371,26 @@ fn update_changes_the_cgroup_limits() {
     });
     assert_eq!(f.end_wait(wait).exit_code, 137);
 }
+
+#[test]
+fn start_failure_is_reported_and_shutdown_still_cleans_up() {
+    let f = Fixture::new(&["/bin/bad"], pipes(false), |_| {});
+    // Executable but not a program: runc's create checks pass, the exec at start fails.
+    let bad = f.cfg.bundle.join("rootfs/bin/bad");
+    fs::write(&bad, b"\x7fELF garbage").expect("write");
+    fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    f.launch().expect("launch");
+    let wait = f.begin_wait();
+    let answer = f.request(&Request::Start);
+    println!("start answer: {answer:?}");
+    match answer {
+        Response::Error { message, .. } => assert!(message.contains("/bin/bad"), "{message}"),
+        // Some runtimes report the failed exec only through the exit status.
+        Response::Started { .. } => {}
+        other => panic!("start: {other:?}"),
+    }
+    assert_eq!(f.request(&Request::Shutdown), Response::Ok);
+    let exit = f.end_wait(wait);
+    assert_ne!(exit.exit_code, 0);
+    assert!(f.dir().join(files::EXIT).exists());
+}

@@ -160,9 +160,10 @@ impl Shim {
                 Ok((Some(self.exec_state(p)), Phase::Done))
             }
             Request::Shutdown => {
-                // A created container would never exit on its own.
-                if self.status == Status::Created {
-                    self.runtime.run(verbs::kill(&id, 9, false))?;
+                // A created container would never exit on its own. Best effort: after a failed
+                // start its init may already be gone, and Shutdown must still take effect.
+                if self.status == Status::Created && self.exit.is_none() {
+                    let _ = self.runtime.run(verbs::kill(&id, 9, false));
                 }
                 self.shutdown = true;
                 self.listener = None;
