@@ -236,7 +236,7 @@ fn wait_gone(pid: i32) {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("shim {pid} did not exit after Shutdown");
+    panic!("shim {pid} did not exit");
 }
 
 #[test]
@@ -260,4 +260,31 @@ fn shutdown_of_a_created_container_kills_it_and_exits() {
         .output()
         .expect("runtime state");
     assert!(!state.status.success());
+}
+
+#[test]
+fn a_restarted_container_gets_a_fresh_shim_that_the_old_one_leaves_alone() {
+    let f = Fixture::new(&["sh", "-c", "exit 7"], StdioConfig::default(), |_| {});
+    f.launch().expect("first launch");
+    let old = f.shim_pid();
+    let wait = f.begin_wait();
+    f.start();
+    assert_eq!(f.end_wait(wait).exit_code, 7);
+    // `docker start` again while the old shim still lingers after the exit.
+    f.launch().expect("second launch");
+    let new = f.shim_pid();
+    assert_ne!(old, new);
+    assert!(
+        !f.dir().join(files::EXIT).exists(),
+        "the previous run's exit status is gone"
+    );
+    // The old shim finishes its linger and exits without unlinking the new shim's socket.
+    wait_gone(old);
+    match f.request(&Request::State) {
+        Response::State(st) => assert_eq!(st.status, Status::Created),
+        other => panic!("state: {other:?}"),
+    }
+    let wait = f.begin_wait();
+    f.start();
+    assert_eq!(f.end_wait(wait).exit_code, 7);
 }

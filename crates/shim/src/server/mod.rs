@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,10 @@ use crate::stdio::{launch, LaunchError, ProcStdio};
 use crate::timefmt::now_rfc3339_nano;
 
 mod requests;
+mod socket;
 
 use requests::RequestError;
+use socket::ControlSocket;
 
 const READ_CHUNK: usize = 32 * 1024;
 /// Output queued for one attach client before it is considered stalled and dropped.
@@ -163,7 +165,7 @@ pub struct Shim {
     dir: PathBuf,
     runtime: Runtime,
     sigfd: SignalFd,
-    listener: Option<UnixListener>,
+    listener: Option<ControlSocket>,
     logger: Logger,
     oom: OomProbe,
     status: Status,
@@ -208,7 +210,6 @@ impl Shim {
             Err(e) => {
                 // Whatever got created must not outlive the failed start.
                 let _ = runtime.run(verbs::delete_force(&cfg.id));
-                let _ = fs::remove_file(dir.join(files::SOCKET));
                 Err(e)
             }
         }
@@ -219,7 +220,9 @@ impl Shim {
         cfg: &ShimConfig,
         runtime: &Runtime,
         proc_root: &Path,
-    ) -> Result<(Proc, OomProbe, UnixListener), StartError> {
+    ) -> Result<(Proc, OomProbe, ControlSocket), StartError> {
+        // An exit status left by an earlier run of this container is not ours to report.
+        let _ = fs::remove_file(dir.join(files::EXIT));
         let pid_file = dir.join("init.pid");
         let console = match cfg.stdio.tty {
             true => Some(
@@ -241,11 +244,7 @@ impl Shim {
             set_size(pty, size).map_err(io_err("setting the terminal size"))?;
         }
         let oom = OomProbe::locate(proc_root, pid);
-        let sock = dir.join(files::SOCKET);
-        let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).map_err(io_err("listening on shim.sock"))?;
-        listener
-            .set_nonblocking(true)
+        let listener = ControlSocket::bind(&dir.join(files::SOCKET))
             .map_err(io_err("listening on shim.sock"))?;
         write_atomic(
             &dir.join(files::PID),
@@ -283,7 +282,7 @@ impl Shim {
                 self.accept();
             }
         }
-        let _ = fs::remove_file(self.dir.join(files::SOCKET));
+        // Dropping `self` unlinks the control socket (if it is still ours).
     }
 
     fn poll_once(&self) -> nix::Result<Vec<(Token, PollFlags)>> {
@@ -292,7 +291,7 @@ impl Shim {
         fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN));
         tokens.push(Token::Signal);
         if let Some(l) = &self.listener {
-            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(l.listener.as_fd(), PollFlags::POLLIN));
             tokens.push(Token::Listener);
         }
         for (p, proc) in self.procs.iter().enumerate() {
@@ -517,7 +516,7 @@ impl Shim {
         let Some(listener) = &self.listener else {
             return;
         };
-        while let Ok((sock, _)) = listener.accept() {
+        while let Ok((sock, _)) = listener.listener.accept() {
             if sock.set_nonblocking(true).is_err() {
                 continue;
             }

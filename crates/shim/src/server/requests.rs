@@ -3,7 +3,7 @@
 use std::fs;
 use std::io;
 
-use wharf_shim_proto::{files, ContainerState, ErrorCode, Request, Response, Status};
+use wharf_shim_proto::{ContainerState, ErrorCode, Request, Response, Status};
 
 use super::{read_pid, AttachSpec, Phase, Proc, Shim};
 use crate::console::{set_size, ConsoleSocket};
@@ -166,8 +166,7 @@ impl Shim {
                     let _ = self.runtime.run(verbs::kill(&id, 9, false));
                 }
                 self.shutdown = true;
-                self.listener = None;
-                let _ = fs::remove_file(self.dir.join(files::SOCKET));
+                self.listener = None; // unlinks the socket
                 ok
             }
         }
