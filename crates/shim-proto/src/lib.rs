@@ -10,7 +10,10 @@
 //! process exit 0 (non-zero with the error on stderr if anything failed). The daemon then
 //! connects any pending attach streams and sends [`Request::Start`]. When the init process
 //! exits, the shim runs `runtime delete`, writes `<dir>/exit.json` atomically, answers every
-//! pending [`Request::Wait`], flushes attach streams and log, and exits.
+//! pending [`Request::Wait`], flushes attach streams and log, and exits: after a short linger
+//! (about 10 s) during which new connections still get answers, or at once after
+//! [`Request::Shutdown`]. A shim started again in the same directory (a restart) replaces
+//! `shim.sock` and removes the previous run's `exit.json`.
 #![forbid(unsafe_code)]
 
 pub mod log;
