@@ -394,3 +394,30 @@ fn start_failure_is_reported_and_shutdown_still_cleans_up() {
     assert_ne!(exit.exit_code, 0);
     assert!(f.dir().join(files::EXIT).exists());
 }
+
+#[test]
+fn attach_ends_with_a_clean_eof_even_after_ignored_input() {
+    let f = Fixture::new(&["sh", "-c", "echo x"], pipes(false), |_| {});
+    f.launch().expect("launch");
+    // The container has no stdin, so what the client writes is never consumed.
+    let (mut stream, resp) = f.open(&Request::Attach {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    });
+    assert_eq!(resp, Response::Ok);
+    use std::io::{Read, Write};
+    stream
+        .get_mut()
+        .write_all(b"ignored input\n")
+        .expect("write");
+    let wait = f.begin_wait();
+    f.start();
+    let mut all = Vec::new();
+    stream
+        .read_to_end(&mut all)
+        .expect("a clean EOF, not a connection reset");
+    let expect = [&wharf_shim_proto::stream::frame_header(1, 2)[..], b"x\n"].concat();
+    assert_eq!(all, expect);
+    assert_eq!(f.end_wait(wait).exit_code, 0);
+}

@@ -370,10 +370,14 @@ impl Shim {
             self.finish_proc(p, now);
         }
         for slot in &mut self.clients {
-            if slot
+            if let Some(cl) = slot
                 .as_ref()
-                .is_some_and(|c| c.phase == Phase::Done && c.out.is_empty())
+                .filter(|c| c.phase == Phase::Done && c.out.is_empty())
             {
+                // Closing a unix socket with unread input makes the peer's next read fail with
+                // ECONNRESET instead of a clean EOF, so consume what the client sent.
+                let mut sink = [0u8; 4096];
+                while matches!((&cl.sock).read(&mut sink), Ok(n) if n > 0) {}
                 *slot = None;
             }
         }
