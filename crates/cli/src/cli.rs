@@ -5,7 +5,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// A self-sufficient runtime for containers
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, disable_version_flag = true, max_term_width = 100)]
+#[command(
+    name = "wharf",
+    version,
+    disable_version_flag = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
@@ -29,7 +34,12 @@ pub struct GlobalOpts {
     #[arg(short = 'H', long, value_name = "list")]
     pub host: Option<String>,
     /// Set the logging level ("debug", "info", "warn", "error", "fatal")
-    #[arg(short = 'l', long = "log-level", value_name = "string", default_value = "info")]
+    #[arg(
+        short = 'l',
+        long = "log-level",
+        value_name = "string",
+        default_value = "info"
+    )]
     pub log_level: String,
     /// Use TLS; implied by --tlsverify
     #[arg(long)]
@@ -84,7 +94,7 @@ pub enum Command {
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Create a new container
-    Create(RunArgs),
+    Create(CreateArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(OneContainer),
     /// Get real time events from the server
@@ -147,7 +157,7 @@ pub enum ContainerCommand {
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Create a new container
-    Create(RunArgs),
+    Create(CreateArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(OneContainer),
     /// Execute a command in a running container
@@ -234,10 +244,27 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
 }
 
-/// Flags of `run` and `create`.
+/// Flags only `run` has (it attaches; `create` does not).
 #[derive(Debug, Args, Clone, Default)]
 #[command(disable_help_flag = true, trailing_var_arg = true)]
 pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    #[command(flatten)]
+    pub opts: CreateArgs,
+}
+
+/// Flags of `create`, shared by `run`.
+#[derive(Debug, Args, Clone, Default)]
+#[command(disable_help_flag = true, trailing_var_arg = true)]
+pub struct CreateArgs {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -286,12 +313,6 @@ pub struct RunArgs {
     /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-mems", value_name = "string")]
     pub cpuset_mems: Option<String>,
-    /// Run container in background and print container ID
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Override the key sequence for detaching a container
-    #[arg(long = "detach-keys", value_name = "string")]
-    pub detach_keys: Option<String>,
     /// Add a host device to the container
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
@@ -427,9 +448,6 @@ pub struct RunArgs {
     /// Size of /dev/shm
     #[arg(long = "shm-size", value_name = "bytes")]
     pub shm_size: Option<String>,
-    /// Proxy received signals to the process
-    #[arg(long = "sig-proxy", value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub sig_proxy: bool,
     /// Signal to stop the container
     #[arg(long = "stop-signal", value_name = "string")]
     pub stop_signal: Option<String>,
@@ -858,6 +876,9 @@ pub struct SystemPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `system df`
@@ -889,7 +910,13 @@ pub struct StopArgs {
     #[arg(short = 's', long, value_name = "string")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long, value_name = "int", alias = "time", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long,
+        value_name = "int",
+        alias = "time",
+        allow_hyphen_values = true
+    )]
     pub timeout: Option<i64>,
     /// The containers
     #[arg(value_name = "CONTAINER", required = true)]
@@ -1066,29 +1093,59 @@ mod tests {
 
     #[test]
     fn run_flags_stop_at_the_image() {
-        let cli = parse(&["wharf", "run", "--rm", "-it", "-e", "A=1", "-h", "box", "busybox", "sh", "-c", "echo -n hi"]);
-        let Some(Command::Run(r)) = cli.command else { panic!("not run") };
+        let cli = parse(&[
+            "wharf",
+            "run",
+            "--rm",
+            "-it",
+            "-e",
+            "A=1",
+            "-h",
+            "box",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ]);
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.sig_proxy);
+        let r = run.opts;
         assert!(r.rm && r.interactive && r.tty);
         assert_eq!(r.env, vec!["A=1"]);
         assert_eq!(r.hostname.as_deref(), Some("box"));
         assert_eq!(r.image, "busybox");
         assert_eq!(r.command, vec!["sh", "-c", "echo -n hi"]);
-        assert!(r.sig_proxy);
     }
 
     #[test]
     fn sig_proxy_takes_an_optional_bool() {
         let cli = parse(&["wharf", "run", "--sig-proxy=false", "busybox"]);
-        let Some(Command::Run(r)) = cli.command else { panic!("not run") };
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("not run")
+        };
         assert!(!r.sig_proxy);
+        assert!(Cli::try_parse_from(["wharf", "create", "-d", "busybox"]).is_err());
     }
 
     #[test]
     fn global_options_precede_the_command_and_management_aliases() {
         // Like docker: global flags go before the command, so `run -c` stays --cpu-shares.
-        let cli = parse(&["wharf", "-H", "unix:///x.sock", "container", "list", "-aq", "--filter", "status=exited"]);
+        let cli = parse(&[
+            "wharf",
+            "-H",
+            "unix:///x.sock",
+            "container",
+            "list",
+            "-aq",
+            "--filter",
+            "status=exited",
+        ]);
         assert_eq!(cli.global.host.as_deref(), Some("unix:///x.sock"));
-        let Some(Command::Container(ContainerCommand::Ls(ps))) = cli.command else { panic!("not ls") };
+        let Some(Command::Container(ContainerCommand::Ls(ps))) = cli.command else {
+            panic!("not ls")
+        };
         assert!(ps.all && ps.quiet);
         assert_eq!(ps.filter, vec!["status=exited"]);
     }
@@ -1096,7 +1153,9 @@ mod tests {
     #[test]
     fn exec_keeps_command_flags() {
         let cli = parse(&["wharf", "exec", "-i", "c1", "ls", "-la"]);
-        let Some(Command::Exec(e)) = cli.command else { panic!("not exec") };
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
         assert_eq!(e.command, vec!["ls", "-la"]);
     }
 

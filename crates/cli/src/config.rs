@@ -65,14 +65,18 @@ pub fn config_dir(flag: Option<&str>) -> Option<PathBuf> {
 
 /// Loads `config.json` from `dir`; a missing file is the empty config.
 pub fn load(dir: Option<&Path>) -> anyhow::Result<Config> {
-    let Some(dir) = dir else { return Ok(Config::default()) };
+    let Some(dir) = dir else {
+        return Ok(Config::default());
+    };
     let path = dir.join("config.json");
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!("loading config file: {}: {e}", path.display())
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("loading config file: {}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(anyhow::anyhow!("loading config file: {}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "loading config file: {}: {e}",
+            path.display()
+        )),
     }
 }
 

@@ -10,7 +10,8 @@ mod tty;
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
+use clap::Parser;
 use wharf_client::{Client, Host, TlsOptions};
 
 use cli::{Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S};
@@ -43,7 +44,10 @@ fn report(e: &anyhow::Error) -> i32 {
 /// Builds the client from flags and the environment, as the docker CLI resolves them.
 fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
     if let Some(c) = g.context.as_deref().filter(|c| *c != "default") {
-        return Err(StatusError::new(1, format!("context \"{c}\" does not exist")));
+        return Err(StatusError::new(
+            1,
+            format!("context \"{c}\" does not exist"),
+        ));
     }
     let host = g
         .host
@@ -82,7 +86,18 @@ fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
 }
 
 fn real_main() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            e.print()?;
+            return Ok(0);
+        }
+        Err(e) => {
+            // Docker exits 125 when its own flags are wrong.
+            let _ = e.print();
+            return Ok(125);
+        }
+    };
     if cli.global.version {
         commands::out(&format!("Wharf version {}\n", env!("CARGO_PKG_VERSION")));
         return Ok(0);
@@ -91,8 +106,14 @@ fn real_main() -> anyhow::Result<i32> {
         Cli::command().print_help()?;
         return Ok(0);
     };
-    if !matches!(cli.global.log_level.as_str(), "debug" | "info" | "warn" | "error" | "fatal") {
-        return Err(StatusError::new(1, format!("Unable to parse logging level: {}", cli.global.log_level)));
+    if !matches!(
+        cli.global.log_level.as_str(),
+        "debug" | "info" | "warn" | "error" | "fatal"
+    ) {
+        return Err(StatusError::new(
+            1,
+            format!("Unable to parse logging level: {}", cli.global.log_level),
+        ));
     }
     if let Command::Completion(a) = &command {
         return completion(&a.shell);
@@ -101,9 +122,17 @@ fn real_main() -> anyhow::Result<i32> {
     let config = config::load(cfg_dir.as_deref())?;
     let mut client = client(&cli.global)?;
     // Pinned versions (DOCKER_API_VERSION) skip the ping; version still reports a dead daemon.
-    let ping_err = if client.version().is_none() { client.negotiate_version().err() } else { None };
+    let ping_err = if client.version().is_none() {
+        client.negotiate_version().err()
+    } else {
+        None
+    };
     if cli.global.debug {
-        eprintln!("DEBU[0000] daemon {} API version {:?}", client.host(), client.version());
+        eprintln!(
+            "DEBU[0000] daemon {} API version {:?}",
+            client.host(),
+            client.version()
+        );
     }
     let ctx = Ctx { client, config };
     if let Command::Version(a) = &command {
@@ -129,11 +158,17 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Image(I::Inspect(a)) => container::inspect(ctx, &a, Kind::Image),
         Command::Logs(a) | Command::Container(C::Logs(a)) => container::logs(ctx, &a),
         Command::Stop(a) | Command::Container(C::Stop(a)) => container::stop(ctx, &a, "stop"),
-        Command::Restart(a) | Command::Container(C::Restart(a)) => container::stop(ctx, &a, "restart"),
+        Command::Restart(a) | Command::Container(C::Restart(a)) => {
+            container::stop(ctx, &a, "restart")
+        }
         Command::Kill(a) | Command::Container(C::Kill(a)) => container::kill(ctx, &a),
         Command::Rm(a) | Command::Container(C::Rm(a)) => container::rm(ctx, &a),
-        Command::Pause(a) | Command::Container(C::Pause(a)) => container::simple_post(ctx, &a.containers, "pause"),
-        Command::Unpause(a) | Command::Container(C::Unpause(a)) => container::simple_post(ctx, &a.containers, "unpause"),
+        Command::Pause(a) | Command::Container(C::Pause(a)) => {
+            container::simple_post(ctx, &a.containers, "pause")
+        }
+        Command::Unpause(a) | Command::Container(C::Unpause(a)) => {
+            container::simple_post(ctx, &a.containers, "unpause")
+        }
         Command::Wait(a) | Command::Container(C::Wait(a)) => container::wait(ctx, &a),
         Command::Rename(a) | Command::Container(C::Rename(a)) => container::rename(ctx, &a),
         Command::Top(a) | Command::Container(C::Top(a)) => container::top(ctx, &a),
@@ -174,7 +209,12 @@ fn completion(shell: &str) -> anyhow::Result<i32> {
             clap_mangen::Man::new(cmd).render(&mut stdout)?;
             return Ok(0);
         }
-        other => return Err(StatusError::new(1, format!("unsupported shell \"{other}\": use bash, zsh, fish or man"))),
+        other => {
+            return Err(StatusError::new(
+                1,
+                format!("unsupported shell \"{other}\": use bash, zsh, fish or man"),
+            ))
+        }
     };
     clap_complete::generate(sh, &mut cmd, "wharf", &mut stdout);
     Ok(0)

@@ -26,15 +26,18 @@ impl Conn {
     /// Connects over TCP, wrapping in TLS when a config is given.
     pub fn tcp(
         addr: &str,
-        tls: Option<(&Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+        tls: Option<(
+            &Arc<rustls::ClientConfig>,
+            rustls::pki_types::ServerName<'static>,
+        )>,
     ) -> io::Result<Conn> {
         let sock = TcpStream::connect(addr)?;
         sock.set_nodelay(true)?;
         match tls {
             None => Ok(Conn::Tcp(sock)),
             Some((config, name)) => {
-                let session = ClientConnection::new(Arc::clone(config), name)
-                    .map_err(io::Error::other)?;
+                let session =
+                    ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
                 Ok(Conn::Tls(Box::new(StreamOwned::new(session, sock))))
             }
         }

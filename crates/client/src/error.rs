@@ -69,10 +69,19 @@ mod tests {
 
     #[test]
     fn api_errors_classify_by_status() {
-        let e = ClientError::Api { status: 404, message: "No such container: x".into() };
+        let e = ClientError::Api {
+            status: 404,
+            message: "No such container: x".into(),
+        };
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(e.to_string(), "Error response from daemon: No such container: x");
-        let e = ClientError::Api { status: 409, message: "busy".into() };
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: No such container: x"
+        );
+        let e = ClientError::Api {
+            status: 409,
+            message: "busy".into(),
+        };
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 }

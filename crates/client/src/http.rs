@@ -57,7 +57,10 @@ pub(crate) fn write_request(
             conn.write_all(head.as_bytes())?;
             conn.write_all(&bytes)?;
         }
-        RequestBody::Stream { content_type, reader } => {
+        RequestBody::Stream {
+            content_type,
+            reader,
+        } => {
             head.push_str(&format!(
                 "Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
             ));
@@ -107,7 +110,9 @@ pub(crate) fn read_head<R: BufRead>(r: &mut R) -> Result<Head, ClientError> {
         line.clear();
         let n = r.read_line(line)?;
         if n == 0 {
-            return Err(ClientError::Protocol("connection closed before response".into()));
+            return Err(ClientError::Protocol(
+                "connection closed before response".into(),
+            ));
         }
         total += n;
         if total > MAX_HEAD_BYTES {
@@ -119,7 +124,10 @@ pub(crate) fn read_head<R: BufRead>(r: &mut R) -> Result<Head, ClientError> {
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
-        return Err(ClientError::Protocol(format!("bad status line {:?}", line.trim_end())));
+        return Err(ClientError::Protocol(format!(
+            "bad status line {:?}",
+            line.trim_end()
+        )));
     }
     let status = parts
         .next()
@@ -163,7 +171,10 @@ impl Body {
             .header("Transfer-Encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
         {
-            Framing::Chunked { left_in_chunk: 0, done: false }
+            Framing::Chunked {
+                left_in_chunk: 0,
+                done: false,
+            }
         } else if let Some(n) = head.header("Content-Length").and_then(|v| v.parse().ok()) {
             Framing::Length(n)
         } else {
@@ -183,7 +194,10 @@ impl Body {
         self.inner.read_line(&mut line)?;
         let hex = line.trim().split(';').next().unwrap_or_default();
         u64::from_str_radix(hex, 16).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {:?}", line.trim()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad chunk size {:?}", line.trim()),
+            )
         })
     }
 }
@@ -207,7 +221,10 @@ impl Read for Body {
                 *left -= n as u64;
                 Ok(n)
             }
-            Framing::Chunked { left_in_chunk, done } => {
+            Framing::Chunked {
+                left_in_chunk,
+                done,
+            } => {
                 if *done {
                     return Ok(0);
                 }
@@ -222,15 +239,23 @@ impl Read for Body {
                                 break;
                             }
                         }
-                        self.framing = Framing::Chunked { left_in_chunk: 0, done: true };
+                        self.framing = Framing::Chunked {
+                            left_in_chunk: 0,
+                            done: true,
+                        };
                         return Ok(0);
                     }
-                    self.framing = Framing::Chunked { left_in_chunk: size, done: false };
+                    self.framing = Framing::Chunked {
+                        left_in_chunk: size,
+                        done: false,
+                    };
                 }
                 let Framing::Chunked { left_in_chunk, .. } = &mut self.framing else {
                     return Ok(0);
                 };
-                let want = buf.len().min(usize::try_from(*left_in_chunk).unwrap_or(usize::MAX));
+                let want = buf
+                    .len()
+                    .min(usize::try_from(*left_in_chunk).unwrap_or(usize::MAX));
                 let n = self.inner.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
@@ -314,7 +339,10 @@ mod tests {
 
     #[test]
     fn parses_head() {
-        let mut r = Cursor::new(b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nApi-Version: 1.45\r\n\r\nbody".to_vec());
+        let mut r = Cursor::new(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nApi-Version: 1.45\r\n\r\nbody"
+                .to_vec(),
+        );
         let head = read_head(&mut r).unwrap();
         assert_eq!(head.status, 404);
         assert_eq!(head.header("api-version"), Some("1.45"));
@@ -336,7 +364,10 @@ mod tests {
             .flag("all", true)
             .flag("size", false)
             .opt("limit", None::<String>);
-        assert_eq!(q.encode(), "?filters=%7B%22name%22%3A%5B%22a%20b%22%5D%7D&all=1");
+        assert_eq!(
+            q.encode(),
+            "?filters=%7B%22name%22%3A%5B%22a%20b%22%5D%7D&all=1"
+        );
         assert_eq!(Query::new().encode(), "");
     }
 }

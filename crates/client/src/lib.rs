@@ -57,7 +57,10 @@ impl Host {
         if s.starts_with('/') {
             return Ok(Host::Unix(PathBuf::from(s)));
         }
-        if let Some(rest) = s.strip_prefix("tcp://").or_else(|| s.strip_prefix("http://")) {
+        if let Some(rest) = s
+            .strip_prefix("tcp://")
+            .or_else(|| s.strip_prefix("http://"))
+        {
             let rest = rest.trim_end_matches('/');
             if rest.is_empty() || rest.contains('/') {
                 return Err(ClientError::InvalidHost(s.to_string()));
@@ -72,7 +75,11 @@ impl Host {
         match self {
             Host::Tcp(addr) => {
                 let has_port = match addr.rsplit_once(':') {
-                    Some((h, p)) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')),
+                    Some((h, p)) => {
+                        !p.is_empty()
+                            && p.bytes().all(|b| b.is_ascii_digit())
+                            && (!h.contains(':') || h.ends_with(']'))
+                    }
                     None => false,
                 };
                 if has_port {
@@ -131,7 +138,8 @@ pub struct Ping {
     pub os_type: Option<String>,
 }
 
-/// A handle on one daemon. Cheap to keep; every request opens its own connection.
+/// A handle on one daemon. Cheap to keep and clone; every request opens its own connection.
+#[derive(Clone)]
 pub struct Client {
     host: Host,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -145,7 +153,11 @@ impl Client {
             Some(t) if t.enabled || t.verify => Some(t.client_config()?),
             _ => None,
         };
-        Ok(Client { host, tls, version: None })
+        Ok(Client {
+            host,
+            tls,
+            version: None,
+        })
     }
 
     /// The daemon address.
@@ -200,7 +212,11 @@ impl Client {
     }
 
     /// `GET` and deserialise.
-    pub fn get_json<T: DeserializeOwned>(&self, path: &str, query: &Query) -> Result<T, ClientError> {
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Query,
+    ) -> Result<T, ClientError> {
         self.request("GET", path, query, RequestBody::Empty)?.json()
     }
 
@@ -240,9 +256,9 @@ impl Client {
         let headers = [("Connection", "Upgrade"), ("Upgrade", "tcp")];
         let (head, body) = self.round_trip(method, &target, &headers, body)?;
         if head.status >= 400 {
-            return Err(check_status(head, body).err().unwrap_or_else(|| {
-                ClientError::Protocol("error status without error".into())
-            }));
+            return Err(check_status(head, body)
+                .err()
+                .unwrap_or_else(|| ClientError::Protocol("error status without error".into())));
         }
         if head.status == 101 {
             let (buffered, conn) = body.into_upgraded();
@@ -268,7 +284,10 @@ impl Client {
         };
         let mut conn = self.connect()?;
         http::write_request(&mut conn, method, &target, self.host_header(), &[], body)?;
-        Ok(Pending { conn, method: method.to_string() })
+        Ok(Pending {
+            conn,
+            method: method.to_string(),
+        })
     }
 
     fn host_header(&self) -> &str {
@@ -294,7 +313,10 @@ impl Client {
                 Some(cfg) => Conn::tcp(addr, Some((cfg, tls::server_name(addr)?))),
             },
         };
-        res.map_err(|source| ClientError::Connect { host: self.host.to_string(), source })
+        res.map_err(|source| ClientError::Connect {
+            host: self.host.to_string(),
+            source,
+        })
     }
 
     fn round_trip(
@@ -339,9 +361,16 @@ fn check_status(head: Head, mut body: Body) -> Result<Response, ClientError> {
     let _ = body.by_ref().take(1 << 20).read_to_end(&mut raw);
     let message = serde_json::from_slice::<serde_json::Value>(&raw)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| String::from_utf8_lossy(&raw).trim().to_string());
-    Err(ClientError::Api { status: head.status, message })
+    Err(ClientError::Api {
+        status: head.status,
+        message,
+    })
 }
 
 /// Compares dotted API versions numerically ("1.9" < "1.45").
@@ -356,18 +385,31 @@ mod tests {
 
     #[test]
     fn host_parsing() {
-        assert_eq!(Host::parse("unix:///run/wharf.sock").unwrap(), Host::Unix("/run/wharf.sock".into()));
-        assert_eq!(Host::parse("/tmp/x.sock").unwrap(), Host::Unix("/tmp/x.sock".into()));
-        assert_eq!(Host::parse("tcp://1.2.3.4:2376").unwrap(), Host::Tcp("1.2.3.4:2376".into()));
+        assert_eq!(
+            Host::parse("unix:///run/wharf.sock").unwrap(),
+            Host::Unix("/run/wharf.sock".into())
+        );
+        assert_eq!(
+            Host::parse("/tmp/x.sock").unwrap(),
+            Host::Unix("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://1.2.3.4:2376").unwrap(),
+            Host::Tcp("1.2.3.4:2376".into())
+        );
         assert!(Host::parse("ssh://me@box").is_err());
         assert!(Host::parse("unix://").is_err());
         assert!(Host::parse("tcp://").is_err());
         assert_eq!(
-            Host::parse("tcp://example.com").unwrap().with_default_port(2376),
+            Host::parse("tcp://example.com")
+                .unwrap()
+                .with_default_port(2376),
             Host::Tcp("example.com:2376".into())
         );
         assert_eq!(
-            Host::parse("tcp://[::1]:99").unwrap().with_default_port(2376),
+            Host::parse("tcp://[::1]:99")
+                .unwrap()
+                .with_default_port(2376),
             Host::Tcp("[::1]:99".into())
         );
         assert_eq!(Host::parse("tcp://h:1").unwrap().to_string(), "tcp://h:1");
@@ -387,7 +429,12 @@ mod tests {
         let host = Host::Unix(dir.path().join("missing.sock"));
         let client = Client::new(host, None).unwrap();
         let err = client.ping().unwrap_err();
-        assert!(err.to_string().starts_with("Cannot connect to the Docker daemon at unix://"));
-        assert_eq!(wharf_errdefs::Classify::kind(&err), wharf_errdefs::ErrorKind::Unavailable);
+        assert!(err
+            .to_string()
+            .starts_with("Cannot connect to the Docker daemon at unix://"));
+        assert_eq!(
+            wharf_errdefs::Classify::kind(&err),
+            wharf_errdefs::ErrorKind::Unavailable
+        );
     }
 }

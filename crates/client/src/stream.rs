@@ -83,7 +83,9 @@ pub struct JsonStream<R: Read> {
 impl<R: Read> JsonStream<R> {
     /// Wraps a reader.
     pub fn new(r: R) -> JsonStream<R> {
-        JsonStream { inner: serde_json::Deserializer::from_reader(r).into_iter() }
+        JsonStream {
+            inner: serde_json::Deserializer::from_reader(r).into_iter(),
+        }
     }
 }
 
@@ -105,11 +107,17 @@ impl Hijacked {
     pub(crate) fn upgraded(buffered: Vec<u8>, conn: Conn) -> Hijacked {
         // Over TLS there is no second handle, so input cannot be sent; output still flows.
         let writer = conn.try_clone().ok();
-        Hijacked { reader: Box::new(Cursor::new(buffered).chain(conn)), writer }
+        Hijacked {
+            reader: Box::new(Cursor::new(buffered).chain(conn)),
+            writer,
+        }
     }
 
     pub(crate) fn from_body(body: Body) -> Hijacked {
-        Hijacked { reader: Box::new(body), writer: None }
+        Hijacked {
+            reader: Box::new(body),
+            writer: None,
+        }
     }
 
     /// The output half and, when the transport allows it, the input half. Call

@@ -54,7 +54,9 @@ impl TlsOptions {
             })?;
             let mut roots = RootCertStore::empty();
             for cert in load_certs(ca)? {
-                roots.add(cert).map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
             }
             builder.with_root_certificates(roots)
         } else {
@@ -97,7 +99,10 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> 
         .collect::<Result<_, _>>()
         .map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(ClientError::Tls(format!("{}: no certificates found", path.display())));
+        return Err(ClientError::Tls(format!(
+            "{}: no certificates found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -173,7 +178,11 @@ mod tests {
 
     #[test]
     fn verify_without_ca_is_an_error() {
-        let o = TlsOptions { enabled: true, verify: true, ..Default::default() };
+        let o = TlsOptions {
+            enabled: true,
+            verify: true,
+            ..Default::default()
+        };
         assert!(matches!(o.client_config(), Err(ClientError::Tls(_))));
     }
 
@@ -189,7 +198,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "not a cert").unwrap();
-        let o = TlsOptions { enabled: true, verify: true, ca: Some(ca), ..Default::default() };
+        let o = TlsOptions {
+            enabled: true,
+            verify: true,
+            ca: Some(ca),
+            ..Default::default()
+        };
         assert!(o.client_config().is_err());
     }
 }

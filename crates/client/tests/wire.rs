@@ -50,7 +50,9 @@ fn negotiates_then_reads_chunked_json() {
     let mut c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
     c.negotiate_version().unwrap();
     assert_eq!(c.version(), Some("1.43"));
-    let v: serde_json::Value = c.get_json("/containers/json", &Query::new().flag("all", true)).unwrap();
+    let v: serde_json::Value = c
+        .get_json("/containers/json", &Query::new().flag("all", true))
+        .unwrap();
     assert_eq!(v[0]["Id"], "abc");
     let seen = server.join().unwrap();
     assert!(seen[0].starts_with("GET /_ping HTTP/1.1\r\n"));
@@ -64,11 +66,18 @@ fn error_status_carries_daemon_message() {
     ]);
     let c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
     let err = c
-        .post("/containers/x/start", &Query::new(), Some(&serde_json::json!({"a": 1})))
+        .post(
+            "/containers/x/start",
+            &Query::new(),
+            Some(&serde_json::json!({"a": 1})),
+        )
         .err()
         .unwrap();
     assert!(matches!(&err, ClientError::Api { status: 404, .. }));
-    assert_eq!(err.to_string(), "Error response from daemon: No such container: x");
+    assert_eq!(
+        err.to_string(),
+        "Error response from daemon: No such container: x"
+    );
     let seen = server.join().unwrap();
     assert!(seen[0].contains("Content-Type: application/json"));
     assert!(seen[0].ends_with("{\"a\":1}"));
@@ -99,7 +108,12 @@ fn hijack_reads_upgraded_stream_and_writes_input() {
     });
     let c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
     let h = c
-        .hijack("POST", "/containers/x/attach", &Query::new().flag("stream", true), None)
+        .hijack(
+            "POST",
+            "/containers/x/attach",
+            &Query::new().flag("stream", true),
+            None,
+        )
         .unwrap();
     let (mut reader, writer) = h.into_split();
     let mut writer = writer.unwrap();
@@ -127,7 +141,8 @@ fn streamed_request_body_is_chunked() {
             r.read_exact(&mut b).unwrap();
             all.push(b[0]);
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
         String::from_utf8(all).unwrap()
     });
     let c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
@@ -136,7 +151,10 @@ fn streamed_request_body_is_chunked() {
         "POST",
         "/images/load",
         &Query::new(),
-        RequestBody::Stream { content_type: "application/x-tar", reader: &mut data },
+        RequestBody::Stream {
+            content_type: "application/x-tar",
+            reader: &mut data,
+        },
     )
     .unwrap();
     let sent = server.join().unwrap();
@@ -145,9 +163,18 @@ fn streamed_request_body_is_chunked() {
 
 #[test]
 fn send_then_read_response_later() {
-    let (dir, server) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"StatusCode\":3}"]);
+    let (dir, server) = serve(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"StatusCode\":3}",
+    ]);
     let c = Client::new(Host::Unix(dir.path().join("d.sock")), None).unwrap();
-    let pending = c.send("POST", "/containers/x/wait", &Query::new().set("condition", "next-exit"), None).unwrap();
+    let pending = c
+        .send(
+            "POST",
+            "/containers/x/wait",
+            &Query::new().set("condition", "next-exit"),
+            None,
+        )
+        .unwrap();
     let v: serde_json::Value = pending.response().unwrap().json().unwrap();
     let seen = server.join().unwrap();
     assert!(seen[0].starts_with("POST /containers/x/wait?condition=next-exit HTTP/1.1"));

@@ -22,8 +22,10 @@ pub(crate) fn ps(ctx: &Ctx, a: &PsArgs) -> anyhow::Result<i32> {
             None => fc::DEFAULT_FORMAT.to_string(),
         },
     };
-    // The size is costly; ask for it only when the output shows it, as docker does.
-    let size = a.size || (!a.quiet && format.contains(".Size"));
+    // The size is costly; docker asks for it only when the user's template uses it (a whole
+    // `{{json .}}` does, the `json` shorthand does not).
+    let user = a.format.as_deref().unwrap_or_default();
+    let size = a.size || (!a.quiet && (user.contains(".Size") || user.contains("json .")));
     let limit = if a.latest { 1 } else { a.last };
     let q = Query::new()
         .flag("all", a.all || limit > 0)
@@ -32,8 +34,16 @@ pub(crate) fn ps(ctx: &Ctx, a: &PsArgs) -> anyhow::Result<i32> {
         .opt("filters", filters_json(&a.filter)?);
     let list: Vec<Value> = ctx.client.get_json("/containers/json", &q)?;
     let now = SystemTime::now();
-    let (rows, methods) = list.iter().map(|c| fc::context(c, !a.no_trunc, now)).unzip();
-    let lc = ListContext { rows, methods, header: fc::HEADER, root_type: fc::ROOT_TYPE };
+    let (rows, methods) = list
+        .iter()
+        .map(|c| fc::context(c, !a.no_trunc, now))
+        .unzip();
+    let lc = ListContext {
+        rows,
+        methods,
+        header: fc::HEADER,
+        root_type: fc::ROOT_TYPE,
+    };
     out(&render_list(&format, &lc)?);
     Ok(0)
 }
@@ -49,12 +59,22 @@ pub(crate) enum Kind {
 fn fetch_raw(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> Result<Vec<u8>, ClientError> {
     let try_container = || {
         ctx.client
-            .request("GET", &format!("/containers/{}/json", enc(name)), &Query::new().flag("size", size), RequestBody::Empty)
+            .request(
+                "GET",
+                &format!("/containers/{}/json", enc(name)),
+                &Query::new().flag("size", size),
+                RequestBody::Empty,
+            )
             .and_then(|r| r.bytes())
     };
     let try_image = || {
         ctx.client
-            .request("GET", &format!("/images/{}/json", enc(name)), &Query::new(), RequestBody::Empty)
+            .request(
+                "GET",
+                &format!("/images/{}/json", enc(name)),
+                &Query::new(),
+                RequestBody::Empty,
+            )
             .and_then(|r| r.bytes())
     };
     match kind {
@@ -73,7 +93,10 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
         (Kind::Any, Some("container")) => Kind::Container,
         (Kind::Any, Some("image")) => Kind::Image,
         (Kind::Any, Some(other)) if !other.is_empty() => {
-            return Err(StatusError::new(1, format!("\"{other}\" is not a valid value for --type")))
+            return Err(StatusError::new(
+                1,
+                format!("\"{other}\" is not a valid value for --type"),
+            ))
         }
         (k, _) => k,
     };
@@ -113,7 +136,10 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
 /// `logs`
 pub(crate) fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<i32> {
     let info = inspect_container(&ctx.client, &a.container)?;
-    let tty = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
+    let tty = info
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let q = Query::new()
         .flag("stdout", true)
         .flag("stderr", true)
@@ -123,8 +149,17 @@ pub(crate) fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<i32> {
         .set("tail", a.tail.clone())
         .opt("since", a.since.clone())
         .opt("until", a.until.clone());
-    let id = info.get("Id").and_then(Value::as_str).unwrap_or(&a.container).to_string();
-    let mut resp = ctx.client.request("GET", &format!("/containers/{id}/logs"), &q, RequestBody::Empty)?;
+    let id = info
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(&a.container)
+        .to_string();
+    let mut resp = ctx.client.request(
+        "GET",
+        &format!("/containers/{id}/logs"),
+        &q,
+        RequestBody::Empty,
+    )?;
     if tty {
         let mut o = std::io::stdout().lock();
         let mut buf = [0u8; 32 * 1024];
@@ -137,16 +172,24 @@ pub(crate) fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<i32> {
             o.flush()?;
         }
     } else {
-        wharf_client::copy_multiplexed(&mut resp.body, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+        wharf_client::copy_multiplexed(
+            &mut resp.body,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )?;
     }
     Ok(0)
 }
 
 /// `stop` and `restart`
 pub(crate) fn stop(ctx: &Ctx, a: &StopArgs, verb: &str) -> anyhow::Result<i32> {
-    let q = Query::new().opt("t", a.timeout.map(|t| t.to_string())).opt("signal", a.signal.clone());
+    let q = Query::new()
+        .opt("t", a.timeout.map(|t| t.to_string()))
+        .opt("signal", a.signal.clone());
     Ok(for_each(&a.containers, |n| {
-        ctx.client.post(&format!("/containers/{}/{verb}", enc(n)), &q, None).map(|_| Some(n.to_string()))
+        ctx.client
+            .post(&format!("/containers/{}/{verb}", enc(n)), &q, None)
+            .map(|_| Some(n.to_string()))
     }))
 }
 
@@ -154,30 +197,51 @@ pub(crate) fn stop(ctx: &Ctx, a: &StopArgs, verb: &str) -> anyhow::Result<i32> {
 pub(crate) fn kill(ctx: &Ctx, a: &KillArgs) -> anyhow::Result<i32> {
     let q = Query::new().opt("signal", a.signal.clone());
     Ok(for_each(&a.containers, |n| {
-        ctx.client.post(&format!("/containers/{}/kill", enc(n)), &q, None).map(|_| Some(n.to_string()))
+        ctx.client
+            .post(&format!("/containers/{}/kill", enc(n)), &q, None)
+            .map(|_| Some(n.to_string()))
     }))
 }
 
 /// `rm`
 pub(crate) fn rm(ctx: &Ctx, a: &RmArgs) -> anyhow::Result<i32> {
-    let q = Query::new().flag("force", a.force).flag("v", a.volumes).flag("link", a.link);
+    let q = Query::new()
+        .flag("force", a.force)
+        .flag("v", a.volumes)
+        .flag("link", a.link);
     Ok(for_each(&a.containers, |n| {
-        ctx.client.delete(&format!("/containers/{}", enc(n)), &q).map(|_| Some(n.to_string()))
+        ctx.client
+            .delete(&format!("/containers/{}", enc(n)), &q)
+            .map(|_| Some(n.to_string()))
     }))
 }
 
 /// `pause` and `unpause`
 pub(crate) fn simple_post(ctx: &Ctx, names: &[String], verb: &str) -> anyhow::Result<i32> {
     Ok(for_each(names, |n| {
-        ctx.client.post(&format!("/containers/{}/{verb}", enc(n)), &Query::new(), None).map(|_| Some(n.to_string()))
+        ctx.client
+            .post(
+                &format!("/containers/{}/{verb}", enc(n)),
+                &Query::new(),
+                None,
+            )
+            .map(|_| Some(n.to_string()))
     }))
 }
 
 /// `wait`: prints each container's exit code.
 pub(crate) fn wait(ctx: &Ctx, a: &Containers) -> anyhow::Result<i32> {
     Ok(for_each(&a.containers, |n| {
-        let v: Value = ctx.client.post(&format!("/containers/{}/wait", enc(n)), &Query::new(), None)?.json()?;
-        Ok(Some(v.get("StatusCode").and_then(Value::as_i64).unwrap_or(0).to_string()))
+        let v: Value = ctx
+            .client
+            .post(&format!("/containers/{}/wait", enc(n)), &Query::new(), None)?
+            .json()?;
+        Ok(Some(
+            v.get("StatusCode")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .to_string(),
+        ))
     }))
 }
 
@@ -185,18 +249,36 @@ pub(crate) fn wait(ctx: &Ctx, a: &Containers) -> anyhow::Result<i32> {
 pub(crate) fn rename(ctx: &Ctx, a: &RenameArgs) -> anyhow::Result<i32> {
     let new = a.new_name.trim();
     if new.is_empty() {
-        return Err(StatusError::new(1, "Error: Neither old nor new names may be empty"));
+        return Err(StatusError::new(
+            1,
+            "Error: Neither old nor new names may be empty",
+        ));
     }
-    ctx.client.post(&format!("/containers/{}/rename", enc(&a.container)), &Query::new().set("name", new), None)?;
+    ctx.client.post(
+        &format!("/containers/{}/rename", enc(&a.container)),
+        &Query::new().set("name", new),
+        None,
+    )?;
     Ok(0)
 }
 
 /// `top`
 pub(crate) fn top(ctx: &Ctx, a: &TopArgs) -> anyhow::Result<i32> {
-    let q = Query::new().opt("ps_args", (!a.ps_args.is_empty()).then(|| a.ps_args.join(" ")));
-    let v: Value = ctx.client.get_json(&format!("/containers/{}/top", enc(&a.container)), &q)?;
+    let q = Query::new().opt(
+        "ps_args",
+        (!a.ps_args.is_empty()).then(|| a.ps_args.join(" ")),
+    );
+    let v: Value = ctx
+        .client
+        .get_json(&format!("/containers/{}/top", enc(&a.container)), &q)?;
     let strs = |x: &Value| -> Vec<String> {
-        x.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+        x.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let mut text = strs(&v["Titles"]).join("\t");
     text.push('\n');
@@ -211,10 +293,17 @@ pub(crate) fn top(ctx: &Ctx, a: &TopArgs) -> anyhow::Result<i32> {
 /// `port`
 pub(crate) fn port(ctx: &Ctx, a: &PortArgs) -> anyhow::Result<i32> {
     let info = inspect_container(&ctx.client, &a.container)?;
-    let ports = info.pointer("/NetworkSettings/Ports").and_then(Value::as_object).cloned().unwrap_or_default();
+    let ports = info
+        .pointer("/NetworkSettings/Ports")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let fmt_binding = |b: &Value| {
         let ip = b.get("HostIp").and_then(Value::as_str).unwrap_or_default();
-        let p = b.get("HostPort").and_then(Value::as_str).unwrap_or_default();
+        let p = b
+            .get("HostPort")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if ip.contains(':') {
             format!("[{ip}]:{p}")
         } else {
@@ -222,11 +311,28 @@ pub(crate) fn port(ctx: &Ctx, a: &PortArgs) -> anyhow::Result<i32> {
         }
     };
     if let Some(want) = &a.port {
-        let key = if want.contains('/') { want.clone() } else { format!("{want}/tcp") };
-        let bindings = ports.get(&key).and_then(Value::as_array).filter(|b| !b.is_empty()).ok_or_else(|| {
-            StatusError::new(1, format!("Error: No public port '{key}' published for {}", a.container))
-        })?;
-        let lines: String = bindings.iter().map(|b| format!("{}\n", fmt_binding(b))).collect();
+        let key = if want.contains('/') {
+            want.clone()
+        } else {
+            format!("{want}/tcp")
+        };
+        let bindings = ports
+            .get(&key)
+            .and_then(Value::as_array)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| {
+                StatusError::new(
+                    1,
+                    format!(
+                        "Error: No public port '{key}' published for {}",
+                        a.container
+                    ),
+                )
+            })?;
+        let lines: String = bindings
+            .iter()
+            .map(|b| format!("{}\n", fmt_binding(b)))
+            .collect();
         out(&lines);
         return Ok(0);
     }
@@ -247,7 +353,10 @@ pub(crate) fn port(ctx: &Ctx, a: &PortArgs) -> anyhow::Result<i32> {
 
 /// `diff`
 pub(crate) fn diff(ctx: &Ctx, a: &OneContainer) -> anyhow::Result<i32> {
-    let v: Value = ctx.client.get_json(&format!("/containers/{}/changes", enc(&a.container)), &Query::new())?;
+    let v: Value = ctx.client.get_json(
+        &format!("/containers/{}/changes", enc(&a.container)),
+        &Query::new(),
+    )?;
     let mut s = String::new();
     for c in v.as_array().into_iter().flatten() {
         let kind = match c.get("Kind").and_then(Value::as_i64) {
@@ -256,14 +365,21 @@ pub(crate) fn diff(ctx: &Ctx, a: &OneContainer) -> anyhow::Result<i32> {
             Some(2) => "D",
             _ => "?",
         };
-        s.push_str(&format!("{kind} {}\n", c.get("Path").and_then(Value::as_str).unwrap_or_default()));
+        s.push_str(&format!(
+            "{kind} {}\n",
+            c.get("Path").and_then(Value::as_str).unwrap_or_default()
+        ));
     }
     out(&s);
     Ok(0)
 }
 
 /// Streams a response body to `-o FILE` or stdout (refusing a terminal, as docker does).
-pub(crate) fn body_to_output(mut body: impl Read, output: Option<&str>, what: &str) -> anyhow::Result<()> {
+pub(crate) fn body_to_output(
+    mut body: impl Read,
+    output: Option<&str>,
+    what: &str,
+) -> anyhow::Result<()> {
     match output {
         Some(path) => {
             let mut f = std::fs::File::create(path)?;
@@ -281,7 +397,12 @@ pub(crate) fn body_to_output(mut body: impl Read, output: Option<&str>, what: &s
 
 /// `export`
 pub(crate) fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
-    let resp = ctx.client.request("GET", &format!("/containers/{}/export", enc(&a.container)), &Query::new(), RequestBody::Empty)?;
+    let resp = ctx.client.request(
+        "GET",
+        &format!("/containers/{}/export", enc(&a.container)),
+        &Query::new(),
+        RequestBody::Empty,
+    )?;
     body_to_output(resp.body, a.output.as_deref(), "export")?;
     Ok(0)
 }
@@ -303,7 +424,10 @@ pub(crate) fn commit(ctx: &Ctx, a: &CommitArgs) -> anyhow::Result<i32> {
         q = q.set("changes", c.clone());
     }
     let v: Value = ctx.client.post("/commit", &q, None)?.json()?;
-    out(&format!("{}\n", v.get("Id").and_then(Value::as_str).unwrap_or_default()));
+    out(&format!(
+        "{}\n",
+        v.get("Id").and_then(Value::as_str).unwrap_or_default()
+    ));
     Ok(0)
 }
 
@@ -313,7 +437,9 @@ pub(crate) fn update(ctx: &Ctx, a: &UpdateArgs) -> anyhow::Result<i32> {
         match s.as_deref() {
             None => Ok(None),
             Some("-1") => Ok(Some(-1)),
-            Some(v) => crate::format::units::ram_in_bytes(v).map(Some).map_err(|e| anyhow::anyhow!(e)),
+            Some(v) => crate::format::units::ram_in_bytes(v)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!(e)),
         }
     };
     let mut body = serde_json::Map::new();
@@ -330,19 +456,40 @@ pub(crate) fn update(ctx: &Ctx, a: &UpdateArgs) -> anyhow::Result<i32> {
     set("CpusetCpus", a.cpuset_cpus.clone().map(Value::from));
     set("CpusetMems", a.cpuset_mems.clone().map(Value::from));
     set("Memory", mem(&a.memory)?.map(Value::from));
-    set("MemoryReservation", mem(&a.memory_reservation)?.map(Value::from));
+    set(
+        "MemoryReservation",
+        mem(&a.memory_reservation)?.map(Value::from),
+    );
     set("MemorySwap", mem(&a.memory_swap)?.map(Value::from));
     set("PidsLimit", a.pids_limit.map(Value::from));
     if let Some(r) = &a.restart {
-        set("RestartPolicy", Some(super::create::parse_restart(r).map_err(|e| anyhow::anyhow!(e))?));
+        set(
+            "RestartPolicy",
+            Some(super::create::parse_restart(r).map_err(|e| anyhow::anyhow!(e))?),
+        );
     }
     if body.is_empty() {
-        return Err(StatusError::new(1, "You must provide one or more flags when using this command."));
+        return Err(StatusError::new(
+            1,
+            "You must provide one or more flags when using this command.",
+        ));
     }
     let body = Value::Object(body);
     Ok(for_each(&a.containers, |n| {
-        let v: Value = ctx.client.post(&format!("/containers/{}/update", enc(n)), &Query::new(), Some(&body))?.json()?;
-        for w in v.get("Warnings").and_then(Value::as_array).into_iter().flatten() {
+        let v: Value = ctx
+            .client
+            .post(
+                &format!("/containers/{}/update", enc(n)),
+                &Query::new(),
+                Some(&body),
+            )?
+            .json()?;
+        for w in v
+            .get("Warnings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             eprintln!("WARNING: {}", w.as_str().unwrap_or_default());
         }
         Ok(Some(n.to_string()))
@@ -351,13 +498,23 @@ pub(crate) fn update(ctx: &Ctx, a: &UpdateArgs) -> anyhow::Result<i32> {
 
 /// `container prune`
 pub(crate) fn prune(ctx: &Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
-    if !a.force && !super::system::confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?")? {
+    if !a.force
+        && !super::system::confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )?
+    {
         return Ok(0);
     }
     let q = Query::new().opt("filters", filters_json(&a.filter)?);
     let v: Value = ctx.client.post("/containers/prune", &q, None)?.json()?;
     let mut s = String::new();
-    let deleted: Vec<&str> = v.get("ContainersDeleted").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let deleted: Vec<&str> = v
+        .get("ContainersDeleted")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if !deleted.is_empty() {
         s.push_str("Deleted Containers:\n");
         for d in deleted {
@@ -366,8 +523,14 @@ pub(crate) fn prune(ctx: &Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
         }
         s.push('\n');
     }
-    let space = v.get("SpaceReclaimed").and_then(Value::as_f64).unwrap_or(0.0);
-    s.push_str(&format!("Total reclaimed space: {}\n", format::units::human_size(space)));
+    let space = v
+        .get("SpaceReclaimed")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        format::units::human_size(space)
+    ));
     out(&s);
     Ok(0)
 }
@@ -376,25 +539,46 @@ pub(crate) fn prune(ctx: &Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
 pub(crate) fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<i32> {
     const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
     const HEADER: &[(&str, &str)] = &[
-        ("ID", "CONTAINER ID"), ("Container", "CONTAINER"), ("Name", "NAME"), ("CPUPerc", "CPU %"),
-        ("MemUsage", "MEM USAGE / LIMIT"), ("MemPerc", "MEM %"), ("NetIO", "NET I/O"),
-        ("BlockIO", "BLOCK I/O"), ("PIDs", "PIDS"),
+        ("ID", "CONTAINER ID"),
+        ("Container", "CONTAINER"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
     ];
-    let format = resolve_format(a.format.as_deref().or(ctx.config.stats_format.as_deref()), DEFAULT);
+    let format = resolve_format(
+        a.format.as_deref().or(ctx.config.stats_format.as_deref()),
+        DEFAULT,
+    );
     loop {
         let names: Vec<String> = if a.containers.is_empty() {
-            let list: Vec<Value> = ctx.client.get_json("/containers/json", &Query::new().flag("all", a.all))?;
-            list.iter().filter_map(|c| c.get("Id").and_then(Value::as_str).map(str::to_string)).collect()
+            let list: Vec<Value> = ctx
+                .client
+                .get_json("/containers/json", &Query::new().flag("all", a.all))?;
+            list.iter()
+                .filter_map(|c| c.get("Id").and_then(Value::as_str).map(str::to_string))
+                .collect()
         } else {
             a.containers.clone()
         };
         let mut rows = Vec::new();
         for n in &names {
-            let s: Value = ctx.client.get_json(&format!("/containers/{}/stats", enc(n)), &Query::new().set("stream", "false"))?;
+            let s: Value = ctx.client.get_json(
+                &format!("/containers/{}/stats", enc(n)),
+                &Query::new().set("stream", "false"),
+            )?;
             rows.push(stats_row(n, &s, !a.no_trunc));
         }
         let methods = rows.iter().map(|_| serde_json::Map::new()).collect();
-        let lc = ListContext { rows, methods, header: HEADER, root_type: "*formatter.statsContext" };
+        let lc = ListContext {
+            rows,
+            methods,
+            header: HEADER,
+            root_type: "*formatter.statsContext",
+        };
         let text = render_list(&format, &lc)?;
         if a.no_stream {
             out(&text);
@@ -408,26 +592,53 @@ pub(crate) fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<i32> {
 
 fn stats_row(name: &str, s: &Value, trunc: bool) -> Value {
     let f = |p: &str| s.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
-    let cpu_delta = f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
+    let cpu_delta =
+        f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
     let sys_delta = f("/cpu_stats/system_cpu_usage") - f("/precpu_stats/system_cpu_usage");
     let cpus = match f("/cpu_stats/online_cpus") {
-        0.0 => s.pointer("/cpu_stats/cpu_usage/percpu_usage").and_then(Value::as_array).map_or(1.0, |a| a.len().max(1) as f64),
+        0.0 => s
+            .pointer("/cpu_stats/cpu_usage/percpu_usage")
+            .and_then(Value::as_array)
+            .map_or(1.0, |a| a.len().max(1) as f64),
         n => n,
     };
-    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 { cpu_delta / sys_delta * cpus * 100.0 } else { 0.0 };
+    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * cpus * 100.0
+    } else {
+        0.0
+    };
     // cgroup v1 reports cache separately; docker subtracts total_inactive_file.
     let mem = (f("/memory_stats/usage") - f("/memory_stats/stats/total_inactive_file")).max(0.0);
     let limit = f("/memory_stats/limit");
-    let mem_pct = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let mem_pct = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut rx, mut tx) = (0.0, 0.0);
-    for n in s.get("networks").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+    for n in s
+        .get("networks")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
         rx += n.get("rx_bytes").and_then(Value::as_f64).unwrap_or(0.0);
         tx += n.get("tx_bytes").and_then(Value::as_f64).unwrap_or(0.0);
     }
     let (mut rd, mut wr) = (0.0, 0.0);
-    for e in s.pointer("/blkio_stats/io_service_bytes_recursive").and_then(Value::as_array).into_iter().flatten() {
+    for e in s
+        .pointer("/blkio_stats/io_service_bytes_recursive")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let v = e.get("value").and_then(Value::as_f64).unwrap_or(0.0);
-        match e.get("op").and_then(Value::as_str).map(str::to_lowercase).as_deref() {
+        match e
+            .get("op")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+            .as_deref()
+        {
             Some("read") => rd += v,
             Some("write") => wr += v,
             _ => {}
@@ -454,7 +665,8 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
         if s.starts_with('/') || s.starts_with('.') || s == "-" {
             return None;
         }
-        s.split_once(':').map(|(c, p)| (c.to_string(), p.to_string()))
+        s.split_once(':')
+            .map(|(c, p)| (c.to_string(), p.to_string()))
     };
     match (split(&a.src), split(&a.dest)) {
         (Some((c, path)), None) => {
@@ -476,24 +688,51 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
             let url = format!("/containers/{}/archive", enc(&c));
             if a.src == "-" {
                 let mut stdin = std::io::stdin().lock();
-                ctx.client.request("PUT", &url, &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut stdin })?;
+                ctx.client.request(
+                    "PUT",
+                    &url,
+                    &q,
+                    RequestBody::Stream {
+                        content_type: "application/x-tar",
+                        reader: &mut stdin,
+                    },
+                )?;
             } else {
                 let tar = create_tar(&a.src, a.follow_link)?;
                 let mut r: &[u8] = &tar;
-                ctx.client.request("PUT", &url, &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut r })?;
+                ctx.client.request(
+                    "PUT",
+                    &url,
+                    &q,
+                    RequestBody::Stream {
+                        content_type: "application/x-tar",
+                        reader: &mut r,
+                    },
+                )?;
             }
             Ok(0)
         }
-        (Some(_), Some(_)) => Err(StatusError::new(1, "copying between containers is not supported")),
-        (None, None) => Err(StatusError::new(1, "must specify at least one container source")),
+        (Some(_), Some(_)) => Err(StatusError::new(
+            1,
+            "copying between containers is not supported",
+        )),
+        (None, None) => Err(StatusError::new(
+            1,
+            "must specify at least one container source",
+        )),
     }
 }
 
 /// Packs a local file or directory with the host's `tar` (the CLI stays free of archive code).
 fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
     let p = std::path::Path::new(src);
-    let parent = p.parent().filter(|x| !x.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let base = p.file_name().ok_or_else(|| anyhow::anyhow!("invalid source path {src}"))?;
+    let parent = p
+        .parent()
+        .filter(|x| !x.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let base = p
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("invalid source path {src}"))?;
     let mut cmd = std::process::Command::new("tar");
     cmd.arg("-C").arg(parent).arg("-cf").arg("-");
     if follow {
@@ -501,7 +740,10 @@ fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
     }
     let o = cmd.arg(base).output()?;
     if !o.status.success() {
-        return Err(StatusError::new(1, String::from_utf8_lossy(&o.stderr).trim().to_string()));
+        return Err(StatusError::new(
+            1,
+            String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        ));
     }
     Ok(o.stdout)
 }
@@ -519,7 +761,10 @@ fn extract_tar(body: impl Read, dest: &str) -> anyhow::Result<()> {
     }
     let st = child.wait()?;
     if !st.success() {
-        return Err(StatusError::new(1, format!("extracting into {dest} failed")));
+        return Err(StatusError::new(
+            1,
+            format!("extracting into {dest} failed"),
+        ));
     }
     Ok(())
 }

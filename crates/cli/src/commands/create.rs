@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::RunArgs;
+use crate::cli::CreateArgs;
 use crate::format::units::ram_in_bytes;
 
 /// A create request: the JSON body plus query parameters.
@@ -27,13 +27,17 @@ pub(crate) fn go_duration_ns(s: &str) -> Result<i64, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_end == 0 {
             return Err(bad());
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -91,7 +95,9 @@ pub(crate) fn parse_publish(p: &str) -> Result<Vec<(String, Value)>, String> {
     };
     // An IPv6 host address is bracketed: [::1]:8080:80
     let (ip, rest) = if let Some(r) = spec.strip_prefix('[') {
-        let (ip, r) = r.split_once("]:").ok_or_else(|| format!("invalid publish spec: {p}"))?;
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| format!("invalid publish spec: {p}"))?;
         (ip.to_string(), r.to_string())
     } else {
         (String::new(), spec.to_string())
@@ -105,15 +111,23 @@ pub(crate) fn parse_publish(p: &str) -> Result<Vec<(String, Value)>, String> {
     };
     let range = |s: &str| -> Result<(u32, u32), String> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let a: u32 = a.parse().map_err(|_| format!("invalid containerPort: {s}"))?;
-        let b: u32 = b.parse().map_err(|_| format!("invalid containerPort: {s}"))?;
+        let a: u32 = a
+            .parse()
+            .map_err(|_| format!("invalid containerPort: {s}"))?;
+        let b: u32 = b
+            .parse()
+            .map_err(|_| format!("invalid containerPort: {s}"))?;
         if a == 0 || b < a || b > 65535 {
             return Err(format!("invalid port range: {s}"));
         }
         Ok((a, b))
     };
     let (c0, c1) = range(container)?;
-    let host_range = if host.is_empty() { None } else { Some(range(host)?) };
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(range(host)?)
+    };
     let mut out = Vec::new();
     for (i, port) in (c0..=c1).enumerate() {
         let host_port = match host_range {
@@ -122,7 +136,10 @@ pub(crate) fn parse_publish(p: &str) -> Result<Vec<(String, Value)>, String> {
             Some((h0, h1)) if h0 == h1 => h0.to_string(),
             Some((h0, h1)) => format!("{h0}-{h1}"),
         };
-        out.push((format!("{port}/{proto}"), json!({"HostIp": ip, "HostPort": host_port})));
+        out.push((
+            format!("{port}/{proto}"),
+            json!({"HostIp": ip, "HostPort": host_port}),
+        ));
     }
     Ok(out)
 }
@@ -153,7 +170,8 @@ pub(crate) fn parse_mount(m: &str) -> Result<Value, String> {
                 tmpfs_opts.insert("SizeBytes".into(), json!(ram_in_bytes(v)?));
             }
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(v, 8).map_err(|_| format!("invalid tmpfs-mode: {v}"))?;
+                let mode =
+                    u32::from_str_radix(v, 8).map_err(|_| format!("invalid tmpfs-mode: {v}"))?;
                 tmpfs_opts.insert("Mode".into(), json!(mode));
             }
             "consistency" => {
@@ -176,10 +194,16 @@ pub(crate) fn parse_mount(m: &str) -> Result<Value, String> {
 }
 
 fn parse_ulimit(u: &str) -> Result<Value, String> {
-    let (name, limits) = u.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {u}"))?;
+    let (name, limits) = u
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit argument: {u}"))?;
     let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
-    let soft: i64 = soft.parse().map_err(|_| format!("invalid ulimit argument: {u}"))?;
-    let hard: i64 = hard.parse().map_err(|_| format!("invalid ulimit argument: {u}"))?;
+    let soft: i64 = soft
+        .parse()
+        .map_err(|_| format!("invalid ulimit argument: {u}"))?;
+    let hard: i64 = hard
+        .parse()
+        .map_err(|_| format!("invalid ulimit argument: {u}"))?;
     Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
 }
 
@@ -202,19 +226,28 @@ pub(crate) fn parse_restart(r: &str) -> Result<Value, String> {
         None => (r, None),
     };
     let max: i64 = match count {
-        Some(c) => c.parse().map_err(|_| format!("invalid restart policy format: {r}"))?,
+        Some(c) => c
+            .parse()
+            .map_err(|_| format!("invalid restart policy format: {r}"))?,
         None => 0,
     };
     match name {
         "no" | "" => Ok(json!({"Name": "no", "MaximumRetryCount": 0})),
-        "always" | "unless-stopped" if count.is_none() => Ok(json!({"Name": name, "MaximumRetryCount": 0})),
+        "always" | "unless-stopped" if count.is_none() => {
+            Ok(json!({"Name": name, "MaximumRetryCount": 0}))
+        }
         "on-failure" => Ok(json!({"Name": name, "MaximumRetryCount": max})),
         _ => Err(format!("invalid restart policy format: {r}")),
     }
 }
 
-/// Builds the create request. `extra_env` (config.json proxies) goes before `-e` values.
-pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateRequest> {
+/// Builds the create request for `run` (`detach` from -d) or `create` (never detached).
+/// `extra_env` (config.json proxies) goes before `-e` values.
+pub(crate) fn build(
+    a: &CreateArgs,
+    detach: bool,
+    extra_env: &[String],
+) -> anyhow::Result<CreateRequest> {
     let err = |e: String| anyhow::anyhow!(e);
     let mut env: Vec<String> = extra_env.to_vec();
     env.extend(read_env_files(&a.env_file)?);
@@ -250,9 +283,24 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
             None => (t.clone(), json!("")),
         })
         .collect();
-    let mounts: Vec<Value> = a.mount.iter().map(|m| parse_mount(m)).collect::<Result<_, _>>().map_err(err)?;
-    let ulimits: Vec<Value> = a.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_, _>>().map_err(err)?;
-    let devices: Vec<Value> = a.device.iter().map(|d| parse_device(d)).collect::<Result<_, _>>().map_err(err)?;
+    let mounts: Vec<Value> = a
+        .mount
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let ulimits: Vec<Value> = a
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let devices: Vec<Value> = a
+        .device
+        .iter()
+        .map(|d| parse_device(d))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
     let mem = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
         match s.as_deref() {
             None => Ok(None),
@@ -263,7 +311,7 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
 
     // Docker attaches stdout/stderr by default, stdin only with -i; -a narrows it.
     let attach = |s: &str| a.attach.iter().any(|x| x.eq_ignore_ascii_case(s));
-    let (attach_in, attach_out, attach_err) = if a.detach {
+    let (attach_in, attach_out, attach_err) = if detach {
         (false, false, false)
     } else if a.attach.is_empty() {
         (a.interactive, true, true)
@@ -280,7 +328,7 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
         "AttachStderr": attach_err,
         "Tty": a.tty,
         "OpenStdin": a.interactive,
-        "StdinOnce": a.interactive && !a.detach,
+        "StdinOnce": a.interactive && !detach,
         "Env": env,
         "Cmd": if a.command.is_empty() { Value::Null } else { json!(a.command) },
         "Image": a.image,
@@ -288,10 +336,19 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Labels": kv_map(&a.label),
     });
-    let c = config.as_object_mut().ok_or_else(|| anyhow::anyhow!("internal: config is not an object"))?;
+    let c = config
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("internal: config is not an object"))?;
     if let Some(ep) = &a.entrypoint {
         // An explicit empty entrypoint resets the image's.
-        c.insert("Entrypoint".into(), if ep.is_empty() { json!([]) } else { json!([ep]) });
+        c.insert(
+            "Entrypoint".into(),
+            if ep.is_empty() {
+                json!([])
+            } else {
+                json!([ep])
+            },
+        );
     }
     if !exposed.is_empty() {
         c.insert("ExposedPorts".into(), Value::Object(exposed));
@@ -350,7 +407,9 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
         "Annotations": kv_map(&a.annotation),
         "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": kv_map(&a.log_opt)},
     });
-    let h = host.as_object_mut().ok_or_else(|| anyhow::anyhow!("internal: host config is not an object"))?;
+    let h = host
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("internal: host config is not an object"))?;
     let mut set = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
             h.insert(k.into(), v);
@@ -358,7 +417,10 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
     };
     set("Init", a.init.then_some(json!(true)));
     set("Memory", mem(&a.memory)?.map(Value::from));
-    set("MemoryReservation", mem(&a.memory_reservation)?.map(Value::from));
+    set(
+        "MemoryReservation",
+        mem(&a.memory_reservation)?.map(Value::from),
+    );
     set("MemorySwap", mem(&a.memory_swap)?.map(Value::from));
     set("NanoCpus", a.cpus.map(|c| json!((c * 1e9) as i64)));
     set("CpuShares", a.cpu_shares.map(Value::from));
@@ -370,7 +432,15 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
     set("PidsLimit", a.pids_limit.map(Value::from));
     set("OomKillDisable", a.oom_kill_disable.then_some(json!(true)));
     set("OomScoreAdj", a.oom_score_adj.map(Value::from));
-    set("ShmSize", a.shm_size.as_deref().map(ram_in_bytes).transpose().map_err(err)?.map(Value::from));
+    set(
+        "ShmSize",
+        a.shm_size
+            .as_deref()
+            .map(ram_in_bytes)
+            .transpose()
+            .map_err(err)?
+            .map(Value::from),
+    );
     set("CgroupParent", a.cgroup_parent.clone().map(Value::from));
     set("CgroupnsMode", a.cgroupns.clone().map(Value::from));
     set("IpcMode", a.ipc.clone().map(Value::from));
@@ -379,7 +449,11 @@ pub(crate) fn build(a: &RunArgs, extra_env: &[String]) -> anyhow::Result<CreateR
     set("UsernsMode", a.userns.clone().map(Value::from));
     set("Runtime", a.runtime.clone().map(Value::from));
     c.insert("HostConfig".into(), host);
-    Ok(CreateRequest { body: config, name: a.name.clone(), platform: a.platform.clone() })
+    Ok(CreateRequest {
+        body: config,
+        name: a.name.clone(),
+        platform: a.platform.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -388,7 +462,7 @@ mod tests {
     use crate::cli::{Cli, Command};
     use clap::Parser;
 
-    fn run_args(args: &[&str]) -> RunArgs {
+    fn run_args(args: &[&str]) -> crate::cli::RunArgs {
         let mut v = vec!["wharf", "run"];
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
@@ -400,12 +474,36 @@ mod tests {
     #[test]
     fn builds_config_and_host_config() {
         let a = run_args(&[
-            "-d", "--name", "web", "-e", "A=1", "-p", "8080:80", "-p", "127.0.0.1:53:53/udp",
-            "-v", "/data", "-v", "/src:/dst:ro", "-m", "512m", "--cpus", "1.5", "--restart",
-            "on-failure:3", "-l", "k=v", "--entrypoint", "", "--tmpfs", "/run:size=1m", "busybox",
-            "sleep", "10",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:53:53/udp",
+            "-v",
+            "/data",
+            "-v",
+            "/src:/dst:ro",
+            "-m",
+            "512m",
+            "--cpus",
+            "1.5",
+            "--restart",
+            "on-failure:3",
+            "-l",
+            "k=v",
+            "--entrypoint",
+            "",
+            "--tmpfs",
+            "/run:size=1m",
+            "busybox",
+            "sleep",
+            "10",
         ]);
-        let req = build(&a, &["HTTP_PROXY=x".into()]).unwrap();
+        let req = build(&a.opts, a.detach, &["HTTP_PROXY=x".into()]).unwrap();
         let b = &req.body;
         assert_eq!(req.name.as_deref(), Some("web"));
         assert_eq!(b["Env"], json!(["HTTP_PROXY=x", "A=1"]));
@@ -416,18 +514,32 @@ mod tests {
         assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(b["Labels"], json!({"k": "v"}));
         let h = &b["HostConfig"];
-        assert_eq!(h["PortBindings"]["80/tcp"], json!([{"HostIp": "", "HostPort": "8080"}]));
-        assert_eq!(h["PortBindings"]["53/udp"], json!([{"HostIp": "127.0.0.1", "HostPort": "53"}]));
+        assert_eq!(
+            h["PortBindings"]["80/tcp"],
+            json!([{"HostIp": "", "HostPort": "8080"}])
+        );
+        assert_eq!(
+            h["PortBindings"]["53/udp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": "53"}])
+        );
         assert_eq!(h["Binds"], json!(["/src:/dst:ro"]));
         assert_eq!(h["Memory"], 512 * 1024 * 1024);
         assert_eq!(h["NanoCpus"], 1_500_000_000i64);
-        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        assert_eq!(
+            h["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
         assert_eq!(h["Tmpfs"], json!({"/run": "size=1m"}));
     }
 
     #[test]
     fn interactive_attach_defaults() {
-        let b = build(&run_args(&["-it", "--rm", "busybox"]), &[]).unwrap().body;
+        let b = {
+            let a = run_args(&["-it", "--rm", "busybox"]);
+            build(&a.opts, a.detach, &[])
+        }
+        .unwrap()
+        .body;
         assert_eq!(b["AttachStdin"], true);
         assert_eq!(b["OpenStdin"], true);
         assert_eq!(b["StdinOnce"], true);
@@ -438,16 +550,38 @@ mod tests {
 
     #[test]
     fn bad_flags_are_errors() {
-        assert!(build(&run_args(&["-p", "abc", "busybox"]), &[]).is_err());
-        assert!(build(&run_args(&["-m", "lots", "busybox"]), &[]).is_err());
-        assert!(build(&run_args(&["--restart", "sometimes", "busybox"]), &[]).is_err());
-        assert!(build(&run_args(&["--mount", "type=bind,source=/a", "busybox"]), &[]).is_err());
+        assert!({
+            let a = run_args(&["-p", "abc", "busybox"]);
+            build(&a.opts, a.detach, &[])
+        }
+        .is_err());
+        assert!({
+            let a = run_args(&["-m", "lots", "busybox"]);
+            build(&a.opts, a.detach, &[])
+        }
+        .is_err());
+        assert!({
+            let a = run_args(&["--restart", "sometimes", "busybox"]);
+            build(&a.opts, a.detach, &[])
+        }
+        .is_err());
+        assert!({
+            let a = run_args(&["--mount", "type=bind,source=/a", "busybox"]);
+            build(&a.opts, a.detach, &[])
+        }
+        .is_err());
     }
 
     #[test]
     fn publish_ranges_and_ipv6() {
         let r = parse_publish("8000-8001:80-81").unwrap();
-        assert_eq!(r[1], ("81/tcp".to_string(), json!({"HostIp": "", "HostPort": "8001"})));
+        assert_eq!(
+            r[1],
+            (
+                "81/tcp".to_string(),
+                json!({"HostIp": "", "HostPort": "8001"})
+            )
+        );
         let r = parse_publish("[::1]:8080:80").unwrap();
         assert_eq!(r[0].1["HostIp"], "::1");
         assert!(parse_publish("1:2:3:4").is_err());
@@ -459,7 +593,10 @@ mod tests {
         assert_eq!(go_duration_ns("500ms"), Ok(500_000_000));
         assert!(go_duration_ns("5").is_err());
         let m = parse_mount("type=bind,src=/a,dst=/b,readonly").unwrap();
-        assert_eq!(m, json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true}));
+        assert_eq!(
+            m,
+            json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true})
+        );
         assert!(parse_mount("type=bind,bogus=1,target=/b").is_err());
     }
 }

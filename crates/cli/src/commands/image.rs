@@ -11,34 +11,59 @@ use crate::format::{self, image as fi, render_list, resolve_format, truncate_id,
 
 /// `images` / `image ls`
 pub(crate) fn images(ctx: &Ctx, a: &ImagesArgs) -> anyhow::Result<i32> {
-    let default = if a.digests { fi::DIGESTS_FORMAT } else { fi::DEFAULT_FORMAT };
+    let default = if a.digests {
+        fi::DIGESTS_FORMAT
+    } else {
+        fi::DEFAULT_FORMAT
+    };
     let format = if a.quiet {
         "{{.ID}}".to_string()
     } else {
-        resolve_format(a.format.as_deref().or(ctx.config.images_format.as_deref()), default)
+        resolve_format(
+            a.format.as_deref().or(ctx.config.images_format.as_deref()),
+            default,
+        )
     };
     let mut filters = a.filter.clone();
     if let Some(r) = &a.reference {
         filters.push(format!("reference={r}"));
     }
-    let q = Query::new().flag("all", a.all).opt("filters", filters_json(&filters)?);
+    let q = Query::new()
+        .flag("all", a.all)
+        .opt("filters", filters_json(&filters)?);
     let list: Vec<Value> = ctx.client.get_json("/images/json", &q)?;
     let now = SystemTime::now();
-    let (rows, methods): (Vec<_>, Vec<_>) = list.iter().flat_map(|i| fi::contexts(i, !a.no_trunc, now)).unzip();
-    let lc = ListContext { rows, methods, header: fi::HEADER, root_type: fi::ROOT_TYPE };
+    let (rows, methods): (Vec<_>, Vec<_>) = list
+        .iter()
+        .flat_map(|i| fi::contexts(i, !a.no_trunc, now))
+        .unzip();
+    let lc = ListContext {
+        rows,
+        methods,
+        header: fi::HEADER,
+        root_type: fi::ROOT_TYPE,
+    };
     out(&render_list(&format, &lc)?);
     Ok(0)
 }
 
 /// Pulls an image, printing docker-style progress lines unless quiet.
-pub(crate) fn pull_image(ctx: &Ctx, reference: &str, platform: Option<&str>, quiet: bool) -> anyhow::Result<()> {
+pub(crate) fn pull_image(
+    ctx: &Ctx,
+    reference: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let (name, tag) = if reference.contains('@') {
         (reference.to_string(), None)
     } else {
         let (r, t) = fi::split_tag(reference);
         (r.to_string(), Some(t.to_string()))
     };
-    let q = Query::new().set("fromImage", name).opt("tag", tag).opt("platform", platform.map(str::to_string));
+    let q = Query::new()
+        .set("fromImage", name)
+        .opt("tag", tag)
+        .opt("platform", platform.map(str::to_string));
     let resp = ctx.client.post("/images/create", &q, None)?;
     for msg in resp.json_stream() {
         let msg = msg?;
@@ -48,10 +73,17 @@ pub(crate) fn pull_image(ctx: &Ctx, reference: &str, platform: Option<&str>, qui
         if quiet {
             continue;
         }
-        let status = msg.get("status").and_then(Value::as_str).unwrap_or_default();
+        let status = msg
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match msg.get("id").and_then(Value::as_str) {
             // Per-layer progress is a live display in docker; only its final states are kept.
-            Some(id) if !msg.get("progressDetail").is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty())) => {
+            Some(id)
+                if !msg
+                    .get("progressDetail")
+                    .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty())) =>
+            {
                 eprintln!("{id}: {status}")
             }
             Some(_) => {}
@@ -64,16 +96,25 @@ pub(crate) fn pull_image(ctx: &Ctx, reference: &str, platform: Option<&str>, qui
 /// `pull`
 pub(crate) fn pull(ctx: &Ctx, a: &PullArgs) -> anyhow::Result<i32> {
     pull_image(ctx, &a.image, a.platform.as_deref(), a.quiet)?;
-    let r = if a.image.contains(':') || a.image.contains('@') { a.image.clone() } else { format!("{}:latest", a.image) };
+    let r = if a.image.contains(':') || a.image.contains('@') {
+        a.image.clone()
+    } else {
+        format!("{}:latest", a.image)
+    };
     out(&format!("{r}\n"));
     Ok(0)
 }
 
 /// `rmi` / `image rm`
 pub(crate) fn rmi(ctx: &Ctx, a: &RmiArgs) -> anyhow::Result<i32> {
-    let q = Query::new().flag("force", a.force).flag("noprune", a.no_prune);
+    let q = Query::new()
+        .flag("force", a.force)
+        .flag("noprune", a.no_prune);
     Ok(for_each(&a.images, |n| {
-        let v: Vec<Value> = ctx.client.delete(&format!("/images/{}", enc(n)), &q)?.json()?;
+        let v: Vec<Value> = ctx
+            .client
+            .delete(&format!("/images/{}", enc(n)), &q)?
+            .json()?;
         let lines: Vec<String> = v
             .iter()
             .flat_map(|item| {
@@ -94,7 +135,11 @@ pub(crate) fn rmi(ctx: &Ctx, a: &RmiArgs) -> anyhow::Result<i32> {
 /// `tag`
 pub(crate) fn tag(ctx: &Ctx, a: &TagArgs) -> anyhow::Result<i32> {
     let (repo, tag) = fi::split_tag(&a.target);
-    ctx.client.post(&format!("/images/{}/tag", enc(&a.source)), &Query::new().set("repo", repo).set("tag", tag), None)?;
+    ctx.client.post(
+        &format!("/images/{}/tag", enc(&a.source)),
+        &Query::new().set("repo", repo).set("tag", tag),
+        None,
+    )?;
     Ok(0)
 }
 
@@ -104,7 +149,9 @@ pub(crate) fn save(ctx: &Ctx, a: &SaveArgs) -> anyhow::Result<i32> {
     for n in &a.images {
         q = q.set("names", n.clone());
     }
-    let resp = ctx.client.request("GET", "/images/get", &q, RequestBody::Empty)?;
+    let resp = ctx
+        .client
+        .request("GET", "/images/get", &q, RequestBody::Empty)?;
     super::container::body_to_output(resp.body, a.output.as_deref(), "save")?;
     Ok(0)
 }
@@ -133,15 +180,35 @@ pub(crate) fn load(ctx: &Ctx, a: &LoadArgs) -> anyhow::Result<i32> {
     let q = Query::new().flag("quiet", a.quiet);
     let resp = match &a.input {
         Some(path) => {
-            let mut f = std::fs::File::open(path).map_err(|e| StatusError::new(1, format!("open {path}: {e}")))?;
-            ctx.client.request("POST", "/images/load", &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut f })?
+            let mut f = std::fs::File::open(path)
+                .map_err(|e| StatusError::new(1, format!("open {path}: {e}")))?;
+            ctx.client.request(
+                "POST",
+                "/images/load",
+                &q,
+                RequestBody::Stream {
+                    content_type: "application/x-tar",
+                    reader: &mut f,
+                },
+            )?
         }
         None => {
             if crate::tty::is_tty(0) {
-                return Err(StatusError::new(1, "requested load from stdin, but stdin is empty"));
+                return Err(StatusError::new(
+                    1,
+                    "requested load from stdin, but stdin is empty",
+                ));
             }
             let mut stdin = std::io::stdin().lock();
-            ctx.client.request("POST", "/images/load", &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut stdin })?
+            ctx.client.request(
+                "POST",
+                "/images/load",
+                &q,
+                RequestBody::Stream {
+                    content_type: "application/x-tar",
+                    reader: &mut stdin,
+                },
+            )?
         }
     };
     print_progress_stream(resp, false)?;
@@ -165,10 +232,27 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
     }
     let resp = if a.source == "-" {
         let mut stdin = std::io::stdin().lock();
-        ctx.client.request("POST", "/images/create", &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut stdin })?
+        ctx.client.request(
+            "POST",
+            "/images/create",
+            &q,
+            RequestBody::Stream {
+                content_type: "application/x-tar",
+                reader: &mut stdin,
+            },
+        )?
     } else {
-        let mut f = std::fs::File::open(&a.source).map_err(|e| StatusError::new(1, format!("open {}: {e}", a.source)))?;
-        ctx.client.request("POST", "/images/create", &q, RequestBody::Stream { content_type: "application/x-tar", reader: &mut f })?
+        let mut f = std::fs::File::open(&a.source)
+            .map_err(|e| StatusError::new(1, format!("open {}: {e}", a.source)))?;
+        ctx.client.request(
+            "POST",
+            "/images/create",
+            &q,
+            RequestBody::Stream {
+                content_type: "application/x-tar",
+                reader: &mut f,
+            },
+        )?
     };
     print_progress_stream(resp, false)?;
     Ok(0)
@@ -176,12 +260,19 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
 
 /// `history`
 pub(crate) fn history(ctx: &Ctx, a: &HistoryArgs) -> anyhow::Result<i32> {
-    const DEFAULT: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+    const DEFAULT: &str =
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
     const HEADER: &[(&str, &str)] = &[
-        ("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT"),
-        ("CreatedBy", "CREATED BY"), ("Size", "SIZE"), ("Comment", "COMMENT"),
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
     ];
-    let list: Vec<Value> = ctx.client.get_json(&format!("/images/{}/history", enc(&a.image)), &Query::new())?;
+    let list: Vec<Value> = ctx
+        .client
+        .get_json(&format!("/images/{}/history", enc(&a.image)), &Query::new())?;
     let now = SystemTime::now();
     let rows: Vec<Value> = list
         .iter()
@@ -201,9 +292,18 @@ pub(crate) fn history(ctx: &Ctx, a: &HistoryArgs) -> anyhow::Result<i32> {
             })
         })
         .collect();
-    let format = if a.quiet { "{{.ID}}".to_string() } else { resolve_format(a.format.as_deref(), DEFAULT) };
+    let format = if a.quiet {
+        "{{.ID}}".to_string()
+    } else {
+        resolve_format(a.format.as_deref(), DEFAULT)
+    };
     let methods = rows.iter().map(|_| serde_json::Map::new()).collect();
-    let lc = ListContext { rows, methods, header: HEADER, root_type: "*formatter.historyContext" };
+    let lc = ListContext {
+        rows,
+        methods,
+        header: HEADER,
+        root_type: "*formatter.historyContext",
+    };
     out(&render_list(&format, &lc)?);
     Ok(0)
 }
@@ -222,9 +322,20 @@ pub(crate) fn prune(ctx: &Ctx, a: &ImagePruneArgs) -> anyhow::Result<i32> {
     if !a.all {
         filters.push("dangling=true".into());
     }
-    let v: Value = ctx.client.post("/images/prune", &Query::new().opt("filters", filters_json(&filters)?), None)?.json()?;
+    let v: Value = ctx
+        .client
+        .post(
+            "/images/prune",
+            &Query::new().opt("filters", filters_json(&filters)?),
+            None,
+        )?
+        .json()?;
     let mut s = String::new();
-    let deleted = v.get("ImagesDeleted").and_then(Value::as_array).cloned().unwrap_or_default();
+    let deleted = v
+        .get("ImagesDeleted")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if !deleted.is_empty() {
         s.push_str("Deleted Images:\n");
         for d in &deleted {
@@ -237,8 +348,14 @@ pub(crate) fn prune(ctx: &Ctx, a: &ImagePruneArgs) -> anyhow::Result<i32> {
         }
         s.push('\n');
     }
-    let space = v.get("SpaceReclaimed").and_then(Value::as_f64).unwrap_or(0.0);
-    s.push_str(&format!("Total reclaimed space: {}\n", format::units::human_size(space)));
+    let space = v
+        .get("SpaceReclaimed")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        format::units::human_size(space)
+    ));
     out(&s);
     Ok(0)
 }

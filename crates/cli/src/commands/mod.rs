@@ -32,7 +32,10 @@ pub(crate) struct StatusError {
 
 impl StatusError {
     pub(crate) fn new(code: i32, message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(StatusError { code, message: message.into() })
+        anyhow::Error::new(StatusError {
+            code,
+            message: message.into(),
+        })
     }
 }
 
@@ -53,7 +56,9 @@ pub(crate) fn filters_json(flags: &[String]) -> anyhow::Result<Option<String>> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
-        let entry = m.entry(k.trim().to_lowercase()).or_insert_with(|| Value::Object(Default::default()));
+        let entry = m
+            .entry(k.trim().to_lowercase())
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Value::Object(o) = entry {
             o.insert(v.to_string(), Value::Bool(true));
         }
@@ -63,7 +68,10 @@ pub(crate) fn filters_json(flags: &[String]) -> anyhow::Result<Option<String>> {
 
 /// Runs `f` for each name, printing `ok(name)` on success and errors on stderr; exit 1 if any
 /// failed (docker's behaviour for stop/rm/kill/... with several containers).
-pub(crate) fn for_each(names: &[String], mut f: impl FnMut(&str) -> Result<Option<String>, ClientError>) -> i32 {
+pub(crate) fn for_each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> Result<Option<String>, ClientError>,
+) -> i32 {
     let mut code = 0;
     for n in names {
         match f(n) {
@@ -95,8 +103,16 @@ mod tests {
     #[test]
     fn filters_like_docker() {
         assert_eq!(filters_json(&[]).unwrap(), None);
-        let f = filters_json(&["status=exited".into(), "name=a".into(), "status=created".into()]).unwrap();
-        assert_eq!(f.as_deref(), Some(r#"{"name":{"a":true},"status":{"created":true,"exited":true}}"#));
+        let f = filters_json(&[
+            "status=exited".into(),
+            "name=a".into(),
+            "status=created".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            f.as_deref(),
+            Some(r#"{"name":{"a":true},"status":{"created":true,"exited":true}}"#)
+        );
         assert!(filters_json(&["nonsense".into()]).is_err());
         let f = filters_json(&["label=a=b".into()]).unwrap();
         assert_eq!(f.as_deref(), Some(r#"{"label":{"a=b":true}}"#));

@@ -9,13 +9,16 @@ use wharf_errdefs::{Classify, ErrorKind};
 use super::create::{self, expand_env, read_env_files};
 use super::session::{parse_detach_keys, Outcome, Session};
 use super::{enc, inspect_container, out, Ctx, StatusError};
-use crate::cli::{AttachArgs, ExecArgs, RunArgs, StartArgs};
+use crate::cli::{AttachArgs, CreateArgs, ExecArgs, RunArgs, StartArgs};
 
 const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 fn detach_keys(ctx: &Ctx, flag: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let s = flag.or(ctx.config.detach_keys.as_deref()).unwrap_or(DEFAULT_DETACH_KEYS);
-    parse_detach_keys(s).map_err(|e| StatusError::new(125, format!("Invalid detach keys ({s}) provided: {e}")))
+    let s = flag
+        .or(ctx.config.detach_keys.as_deref())
+        .unwrap_or(DEFAULT_DETACH_KEYS);
+    parse_detach_keys(s)
+        .map_err(|e| StatusError::new(125, format!("Invalid detach keys ({s}) provided: {e}")))
 }
 
 /// Docker's mapping of a failed start to an exit code: 127 not found, 126 cannot invoke.
@@ -31,16 +34,26 @@ pub(crate) fn start_error_code(msg: &str) -> i32 {
 }
 
 /// Creates the container, pulling the image when it is missing (`--pull missing`).
-fn create_container(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<String> {
-    let extra_env: Vec<String> = ctx.config.proxies.get("default").map(|p| p.env()).unwrap_or_default();
-    let req = create::build(a, &extra_env).map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
-    let q = Query::new().opt("name", req.name.clone()).opt("platform", req.platform.clone());
+fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<String> {
+    let extra_env: Vec<String> = ctx
+        .config
+        .proxies
+        .get("default")
+        .map(|p| p.env())
+        .unwrap_or_default();
+    let req = create::build(a, detach, &extra_env)
+        .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
+    let q = Query::new()
+        .opt("name", req.name.clone())
+        .opt("platform", req.platform.clone());
     if a.pull == "always" {
         super::image::pull_image(ctx, &a.image, req.platform.as_deref(), a.quiet)
             .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
     }
     let resp = match ctx.client.post("/containers/create", &q, Some(&req.body)) {
-        Err(e @ ClientError::Api { .. }) if e.kind() == ErrorKind::NotFound && a.pull == "missing" => {
+        Err(e @ ClientError::Api { .. })
+            if e.kind() == ErrorKind::NotFound && a.pull == "missing" =>
+        {
             eprintln!("Unable to find image '{}' locally", normalise_ref(&a.image));
             super::image::pull_image(ctx, &a.image, req.platform.as_deref(), a.quiet)
                 .map_err(|pe| StatusError::new(125, format!("wharf: {pe}")))?;
@@ -50,14 +63,28 @@ fn create_container(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<String> {
     }
     .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
     let v: Value = resp.json()?;
-    for w in v.get("Warnings").and_then(Value::as_array).into_iter().flatten() {
+    for w in v
+        .get("Warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(w) = w.as_str() {
             eprintln!("WARNING: {w}");
         }
     }
-    let id = v.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let id = v
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some(f) = &a.cidfile {
-        std::fs::write(f, &id).map_err(|e| StatusError::new(125, format!("wharf: failed to write the container ID to the file: {e}")))?;
+        std::fs::write(f, &id).map_err(|e| {
+            StatusError::new(
+                125,
+                format!("wharf: failed to write the container ID to the file: {e}"),
+            )
+        })?;
     }
     Ok(id)
 }
@@ -72,27 +99,35 @@ fn normalise_ref(r: &str) -> String {
 }
 
 /// `create`: prints the new ID.
-pub(crate) fn create(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
-    let id = create_container(ctx, a)?;
+pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<i32> {
+    let id = create_container(ctx, a, false)?;
     out(&format!("{id}\n"));
     Ok(0)
 }
 
 fn start(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     ctx.client
-        .post(&format!("/containers/{}/start", enc(id)), &Query::new(), None)
+        .post(
+            &format!("/containers/{}/start", enc(id)),
+            &Query::new(),
+            None,
+        )
         .map_err(|e| StatusError::new(start_error_code(&e.message()), format!("wharf: {e}")))?;
     Ok(())
 }
 
 /// `run`: create, attach, start, then exit with the container's code.
-pub(crate) fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
-    if a.detach && a.rm && a.restart != "no" {
-        return Err(StatusError::new(125, "wharf: Conflicting options: --restart and --rm"));
+pub(crate) fn run(ctx: &Ctx, run: &RunArgs) -> anyhow::Result<i32> {
+    let a = &run.opts;
+    if a.rm && a.restart != "no" {
+        return Err(StatusError::new(
+            125,
+            "wharf: Conflicting options: --restart and --rm",
+        ));
     }
-    let keys = detach_keys(ctx, a.detach_keys.as_deref())?;
-    let id = create_container(ctx, a)?;
-    if a.detach {
+    let keys = detach_keys(ctx, run.detach_keys.as_deref())?;
+    let id = create_container(ctx, a, run.detach)?;
+    if run.detach {
         start(ctx, &id)?;
         out(&format!("{id}\n"));
         return Ok(0);
@@ -100,8 +135,14 @@ pub(crate) fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
     let c = &ctx.client;
     // Register the wait before starting so a fast exit (or --rm removal) cannot be missed.
     let condition = if a.rm { "removed" } else { "next-exit" };
-    let wait = c.send("POST", &format!("/containers/{id}/wait"), &Query::new().set("condition", condition), None)?;
-    let attach_stdin = a.interactive && (a.attach.is_empty() || a.attach.iter().any(|s| s == "stdin"));
+    let wait = c.send(
+        "POST",
+        &format!("/containers/{id}/wait"),
+        &Query::new().set("condition", condition),
+        None,
+    )?;
+    let attach_stdin =
+        a.interactive && (a.attach.is_empty() || a.attach.iter().any(|s| s == "stdin"));
     let want = |s: &str| a.attach.is_empty() || a.attach.iter().any(|x| x.eq_ignore_ascii_case(s));
     let q = Query::new()
         .flag("stream", true)
@@ -115,7 +156,7 @@ pub(crate) fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
         stdin: attach_stdin,
         detach_keys: keys,
         resize_path: a.tty.then(|| format!("/containers/{id}/resize")),
-        kill_path: (a.sig_proxy && !a.tty).then(|| format!("/containers/{id}/kill")),
+        kill_path: (run.sig_proxy && !a.tty).then(|| format!("/containers/{id}/kill")),
     };
     if session.run(stream, || start(ctx, &id))? == Outcome::Detached {
         return Ok(0);
@@ -125,10 +166,16 @@ pub(crate) fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
 
 fn wait_code(wait: wharf_client::Pending) -> anyhow::Result<i32> {
     let v: Value = wait.response()?.json()?;
-    if let Some(msg) = v.pointer("/Error/Message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+    if let Some(msg) = v
+        .pointer("/Error/Message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    {
         eprintln!("wharf: {msg}");
     }
-    Ok(v.get("StatusCode").and_then(Value::as_i64).map_or(125, |c| c as i32))
+    Ok(v.get("StatusCode")
+        .and_then(Value::as_i64)
+        .map_or(125, |c| c as i32))
 }
 
 /// `start`: starts each container; with `-a` attaches to the (single) container and exits with
@@ -137,7 +184,11 @@ pub(crate) fn start_cmd(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<i32> {
     if !a.attach && !a.interactive {
         let mut code = 0;
         for n in &a.containers {
-            match ctx.client.post(&format!("/containers/{}/start", enc(n)), &Query::new(), None) {
+            match ctx.client.post(
+                &format!("/containers/{}/start", enc(n)),
+                &Query::new(),
+                None,
+            ) {
                 Ok(_) => out(&format!("{n}\n")),
                 Err(e) => {
                     eprintln!("{e}");
@@ -146,22 +197,47 @@ pub(crate) fn start_cmd(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<i32> {
             }
         }
         if code != 0 {
-            eprintln!("Error: failed to start containers: {}", a.containers.join(", "));
+            eprintln!(
+                "Error: failed to start containers: {}",
+                a.containers.join(", ")
+            );
         }
         return Ok(code);
     }
     let [name] = a.containers.as_slice() else {
-        return Err(StatusError::new(1, "Error: you cannot start and attach multiple containers at once"));
+        return Err(StatusError::new(
+            1,
+            "Error: you cannot start and attach multiple containers at once",
+        ));
     };
     let keys = detach_keys(ctx, a.detach_keys.as_deref())?;
     let info = inspect_container(&ctx.client, name)?;
-    let id = info.get("Id").and_then(Value::as_str).unwrap_or(name).to_string();
-    let tty = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let open_stdin = info.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let id = info
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_string();
+    let tty = info
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let open_stdin = info
+        .pointer("/Config/OpenStdin")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let stdin = a.interactive && open_stdin;
     let c = &ctx.client;
-    let wait = c.send("POST", &format!("/containers/{id}/wait"), &Query::new().set("condition", "next-exit"), None)?;
-    let q = Query::new().flag("stream", true).flag("stdin", stdin).flag("stdout", true).flag("stderr", true);
+    let wait = c.send(
+        "POST",
+        &format!("/containers/{id}/wait"),
+        &Query::new().set("condition", "next-exit"),
+        None,
+    )?;
+    let q = Query::new()
+        .flag("stream", true)
+        .flag("stdin", stdin)
+        .flag("stdout", true)
+        .flag("stderr", true);
     let stream = c.hijack("POST", &format!("/containers/{id}/attach"), &q, None)?;
     let session = Session {
         client: c,
@@ -181,15 +257,40 @@ pub(crate) fn start_cmd(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<i32> {
 pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
     let keys = detach_keys(ctx, a.detach_keys.as_deref())?;
     let info = inspect_container(&ctx.client, &a.container)?;
-    let id = info.get("Id").and_then(Value::as_str).unwrap_or(&a.container).to_string();
-    if !info.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false) {
-        return Err(StatusError::new(1, "You cannot attach to a stopped container, start it first"));
+    let id = info
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(&a.container)
+        .to_string();
+    if !info
+        .pointer("/State/Running")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(StatusError::new(
+            1,
+            "You cannot attach to a stopped container, start it first",
+        ));
     }
-    if info.pointer("/State/Paused").and_then(Value::as_bool).unwrap_or(false) {
-        return Err(StatusError::new(1, "You cannot attach to a paused container, unpause it first"));
+    if info
+        .pointer("/State/Paused")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(StatusError::new(
+            1,
+            "You cannot attach to a paused container, unpause it first",
+        ));
     }
-    let tty = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let stdin = !a.no_stdin && info.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let tty = info
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let stdin = !a.no_stdin
+        && info
+            .pointer("/Config/OpenStdin")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     let c = &ctx.client;
     let q = Query::new()
         .flag("stream", true)
@@ -210,7 +311,9 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let v = inspect_container(c, &id)?;
-    Ok(v.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0) as i32)
+    Ok(v.pointer("/State/ExitCode")
+        .and_then(Value::as_i64)
+        .unwrap_or(0) as i32)
 }
 
 /// `exec`: runs a process in a container; exits with its code.
@@ -231,13 +334,32 @@ pub(crate) fn exec(ctx: &Ctx, a: &ExecArgs) -> anyhow::Result<i32> {
         "Privileged": a.privileged,
         "DetachKeys": a.detach_keys.clone().unwrap_or_default(),
     });
-    let created: Value = c.post(&format!("/containers/{}/exec", enc(&a.container)), &Query::new(), Some(&body))?.json()?;
-    let exec_id = created.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let created: Value = c
+        .post(
+            &format!("/containers/{}/exec", enc(&a.container)),
+            &Query::new(),
+            Some(&body),
+        )?
+        .json()?;
+    let exec_id = created
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if a.detach {
-        c.post(&format!("/exec/{exec_id}/start"), &Query::new(), Some(&json!({"Detach": true, "Tty": a.tty})))?;
+        c.post(
+            &format!("/exec/{exec_id}/start"),
+            &Query::new(),
+            Some(&json!({"Detach": true, "Tty": a.tty})),
+        )?;
         return Ok(0);
     }
-    let stream = c.hijack("POST", &format!("/exec/{exec_id}/start"), &Query::new(), Some(&json!({"Detach": false, "Tty": a.tty})))?;
+    let stream = c.hijack(
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        &Query::new(),
+        Some(&json!({"Detach": false, "Tty": a.tty})),
+    )?;
     let session = Session {
         client: c,
         tty: a.tty,
@@ -260,7 +382,10 @@ mod tests {
 
     #[test]
     fn start_errors_map_to_docker_codes() {
-        assert_eq!(start_error_code("exec: \"nope\": executable file not found in $PATH"), 127);
+        assert_eq!(
+            start_error_code("exec: \"nope\": executable file not found in $PATH"),
+            127
+        );
         assert_eq!(start_error_code("open /x: no such file or directory"), 127);
         assert_eq!(start_error_code("exec /etc/passwd: permission denied"), 126);
         assert_eq!(start_error_code("cgroup trouble"), 125);
@@ -270,6 +395,9 @@ mod tests {
     fn references_get_latest() {
         assert_eq!(normalise_ref("busybox"), "busybox:latest");
         assert_eq!(normalise_ref("busybox:1.36"), "busybox:1.36");
-        assert_eq!(normalise_ref("localhost:5000/bb"), "localhost:5000/bb:latest");
+        assert_eq!(
+            normalise_ref("localhost:5000/bb"),
+            "localhost:5000/bb:latest"
+        );
     }
 }

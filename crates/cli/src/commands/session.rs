@@ -38,8 +38,14 @@ enum Event {
     Detached,
 }
 
-const PROXIED: [i32; 6] =
-    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+const PROXIED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 impl Session<'_> {
     /// Runs the session over `stream`; `started` runs once the stream is attached (e.g. to start
@@ -57,8 +63,16 @@ impl Session<'_> {
             signals.extend(PROXIED);
         }
         // Blocked before any thread exists so only the signal thread receives them.
-        let sigset = if signals.is_empty() { None } else { Some(SignalSet::block(&signals)?) };
-        let raw = if self.tty && self.stdin && tty::is_tty(0) { Some(RawMode::enter(0)?) } else { None };
+        let sigset = if signals.is_empty() {
+            None
+        } else {
+            Some(SignalSet::block(&signals)?)
+        };
+        let raw = if self.tty && self.stdin && tty::is_tty(0) {
+            Some(RawMode::enter(0)?)
+        } else {
+            None
+        };
         let (reader, writer) = stream.into_split();
         started()?;
         if let Some(path) = &self.resize_path {
@@ -95,13 +109,16 @@ impl Session<'_> {
                         resize(&client, p);
                     }
                 } else if let Some(p) = &kill_path {
-                    let _ = client.post(p, &Query::new().set("signal", tty::signal_name(sig)), None);
+                    let _ =
+                        client.post(p, &Query::new().set("signal", tty::signal_name(sig)), None);
                 }
             });
         }
         let outcome = match rx.recv() {
             Ok(Event::Detached) => Ok(Outcome::Detached),
-            Ok(Event::OutputDone(res)) => res.map(|_| Outcome::Finished).map_err(anyhow::Error::from),
+            Ok(Event::OutputDone(res)) => {
+                res.map(|_| Outcome::Finished).map_err(anyhow::Error::from)
+            }
             Err(_) => Err(anyhow::anyhow!("attach session ended unexpectedly")),
         };
         drop(raw);
@@ -112,7 +129,11 @@ impl Session<'_> {
 fn resize(client: &Client, path: &str) {
     if let Some((h, w)) = tty::size(1).or_else(|| tty::size(0)) {
         // Resizing is best effort: a process that already exited cannot be resized.
-        let _ = client.post(path, &Query::new().set("h", h.to_string()).set("w", w.to_string()), None);
+        let _ = client.post(
+            path,
+            &Query::new().set("h", h.to_string()).set("w", w.to_string()),
+            None,
+        );
     }
 }
 
@@ -171,7 +192,10 @@ pub(crate) struct DetachFilter {
 
 impl DetachFilter {
     pub(crate) fn new(keys: &[u8]) -> DetachFilter {
-        DetachFilter { keys: keys.to_vec(), matched: 0 }
+        DetachFilter {
+            keys: keys.to_vec(),
+            matched: 0,
+        }
     }
 
     /// Returns the bytes to forward and whether the full sequence was typed.
@@ -244,7 +268,10 @@ mod tests {
     #[test]
     fn detach_keys_parse() {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("ctrl-@,a,ctrl-\\").unwrap(), vec![0, b'a', 28]);
+        assert_eq!(
+            parse_detach_keys("ctrl-@,a,ctrl-\\").unwrap(),
+            vec![0, b'a', 28]
+        );
         assert!(parse_detach_keys("ctrl-pp").is_err());
         assert!(parse_detach_keys("abc").is_err());
     }

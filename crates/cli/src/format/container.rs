@@ -56,12 +56,25 @@ pub(crate) fn context(c: &Value, trunc: bool, now: SystemTime) -> (Value, Map<St
         .unwrap_or_default();
     let created = c.get("Created").and_then(Value::as_i64).unwrap_or(0);
     let created_t = UNIX_EPOCH + Duration::from_secs(u64::try_from(created).unwrap_or(0));
-    let running_for = format!("{} ago", human_duration(now.duration_since(created_t).unwrap_or_default()));
-    let labels_obj = c.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
-    let mut label_pairs: Vec<String> =
-        labels_obj.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    let running_for = format!(
+        "{} ago",
+        human_duration(now.duration_since(created_t).unwrap_or_default())
+    );
+    let labels_obj = c
+        .get("Labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut label_pairs: Vec<String> = labels_obj
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
     label_pairs.sort();
-    let mounts: Vec<Value> = c.get("Mounts").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mounts: Vec<Value> = c
+        .get("Mounts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mount_names: Vec<String> = mounts
         .iter()
         .map(|m| {
@@ -84,15 +97,27 @@ pub(crate) fn context(c: &Value, trunc: bool, now: SystemTime) -> (Value, Map<St
         .unwrap_or_default();
     networks.sort();
     let command = s(c, "Command");
-    let command = if trunc { ellipsis(command, 20) } else { command.to_string() };
+    let command = if trunc {
+        ellipsis(command, 20)
+    } else {
+        command.to_string()
+    };
     let size_rw = c.get("SizeRw").and_then(Value::as_f64).unwrap_or(0.0);
     let size_root = c.get("SizeRootFs").and_then(Value::as_f64).unwrap_or(0.0);
     let size = if size_root > 0.0 {
-        format!("{} (virtual {})", human_size_prec(size_rw, 3), human_size_prec(size_root, 3))
+        format!(
+            "{} (virtual {})",
+            human_size_prec(size_rw, 3),
+            human_size_prec(size_root, 3)
+        )
     } else {
         human_size_prec(size_rw, 3)
     };
-    let ports = c.get("Ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ports = c
+        .get("Ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let row = json!({
         "Command": go_quote(&command),
         "CreatedAt": go_time(created),
@@ -140,7 +165,11 @@ pub(crate) fn go_time(unix: i64) -> String {
     match Local.timestamp_opt(unix, 0).single() {
         Some(t) => {
             let off = t.format("%z").to_string();
-            let zone = if off == "+0000" { "UTC".to_string() } else { off.clone() };
+            let zone = if off == "+0000" {
+                "UTC".to_string()
+            } else {
+                off.clone()
+            };
             format!("{} {off} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
         }
         None => String::new(),
@@ -175,7 +204,11 @@ pub(crate) fn displayable_ports(ports: &[Value]) -> String {
         let mut key = p.ty.clone();
         if !p.ip.is_empty() {
             if p.public != p.private {
-                let host = if p.ip.contains(':') { format!("[{}]", p.ip) } else { p.ip.clone() };
+                let host = if p.ip.contains(':') {
+                    format!("[{}]", p.ip)
+                } else {
+                    p.ip.clone()
+                };
                 host_mappings.push(format!("{host}:{}->{}/{}", p.public, p.private, p.ty));
                 continue;
             }

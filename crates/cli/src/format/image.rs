@@ -9,7 +9,8 @@ use super::truncate_id;
 use super::units::{human_duration, human_size, human_size_prec};
 
 /// Default `images` table.
-pub(crate) const DEFAULT_FORMAT: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+pub(crate) const DEFAULT_FORMAT: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 /// Default `images --digests` table.
 pub(crate) const DIGESTS_FORMAT: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
@@ -37,24 +38,43 @@ fn size(v: &Value, k: &str) -> f64 {
 }
 
 /// One row per repository:tag (`<none>` where missing), as `docker images` lists them.
-pub(crate) fn contexts(img: &Value, trunc: bool, now: SystemTime) -> Vec<(Value, Map<String, Value>)> {
+pub(crate) fn contexts(
+    img: &Value,
+    trunc: bool,
+    now: SystemTime,
+) -> Vec<(Value, Map<String, Value>)> {
     let id = img.get("Id").and_then(Value::as_str).unwrap_or_default();
     let created = img.get("Created").and_then(Value::as_i64).unwrap_or(0);
     let created_t = UNIX_EPOCH + Duration::from_secs(u64::try_from(created).unwrap_or(0));
     let strs = |k: &str| -> Vec<String> {
         img.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let tags: Vec<String> = strs("RepoTags").into_iter().filter(|t| t != "<none>:<none>").collect();
-    let digests: Vec<String> = strs("RepoDigests").into_iter().filter(|d| d != "<none>@<none>").collect();
+    let tags: Vec<String> = strs("RepoTags")
+        .into_iter()
+        .filter(|t| t != "<none>:<none>")
+        .collect();
+    let digests: Vec<String> = strs("RepoDigests")
+        .into_iter()
+        .filter(|d| d != "<none>@<none>")
+        .collect();
     let mut pairs: Vec<(String, String, String)> = Vec::new();
     for t in &tags {
         let (repo, tag) = split_tag(t);
         let digest = digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, dg)| dg.to_string()))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, dg)| dg.to_string())
+            })
             .unwrap_or_else(|| "<none>".into());
         pairs.push((repo.to_string(), tag.to_string(), digest));
     }

@@ -115,6 +115,9 @@ mod tests {
 
     #[test]
     fn escapes_inside_strings_are_kept() {
-        assert_eq!(indent(br#"{"a":"q\"{,}"}"#, 0, "  "), "{\n  \"a\": \"q\\\"{,}\"\n}");
+        assert_eq!(
+            indent(br#"{"a":"q\"{,}"}"#, 0, "  "),
+            "{\n  \"a\": \"q\\\"{,}\"\n}"
+        );
     }
 }

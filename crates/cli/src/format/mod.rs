@@ -39,22 +39,45 @@ pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> Result<String,
         Some(rest) => (true, rest),
         None => (false, format),
     };
-    let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+    let body = body
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
     let tmpl = Template::parse(&body)?;
     let mut out = String::new();
     for (row, methods) in ctx.rows.iter().zip(&ctx.methods) {
-        let opts = ExecOptions { header: false, root_type: Some(ctx.root_type), methods: Some(methods), escape_root_json: true };
+        let opts = ExecOptions {
+            header: false,
+            root_type: Some(ctx.root_type),
+            methods: Some(methods),
+            escape_root_json: true,
+        };
         out.push_str(&tmpl.execute_with(row, &opts)?);
         out.push('\n');
     }
     if !is_table {
         return Ok(out);
     }
-    let header: Map<String, Value> =
-        ctx.header.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
-    let header_methods: Map<String, Value> =
-        ctx.methods.first().map(|m| m.keys().map(|k| (k.clone(), Value::Object(Map::new()))).collect()).unwrap_or_default();
-    let opts = ExecOptions { header: true, root_type: None, methods: Some(&header_methods), escape_root_json: false };
+    let header: Map<String, Value> = ctx
+        .header
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let header_methods: Map<String, Value> = ctx
+        .methods
+        .first()
+        .map(|m| {
+            m.keys()
+                .map(|k| (k.clone(), Value::Object(Map::new())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let opts = ExecOptions {
+        header: true,
+        root_type: None,
+        methods: Some(&header_methods),
+        escape_root_json: false,
+    };
     let head = tmpl.execute_with(&Value::Object(header), &opts)?;
     Ok(tabwriter::align(&format!("{head}\n{out}")))
 }
@@ -97,14 +120,25 @@ mod tests {
 
     fn ctx(rows: Vec<Value>) -> ListContext<'static> {
         let methods = rows.iter().map(|_| Map::new()).collect();
-        ListContext { rows, methods, header: H, root_type: "*formatter.ContainerContext" }
+        ListContext {
+            rows,
+            methods,
+            header: H,
+            root_type: "*formatter.ContainerContext",
+        }
     }
 
     #[test]
     fn table_with_header_and_alignment() {
-        let c = ctx(vec![json!({"ID": "abc", "Names": "web"}), json!({"ID": "defdefdefdef", "Names": "db"})]);
+        let c = ctx(vec![
+            json!({"ID": "abc", "Names": "web"}),
+            json!({"ID": "defdefdefdef", "Names": "db"}),
+        ]);
         let out = render_list("table {{.ID}}\\t{{.Names}}", &c).unwrap();
-        assert_eq!(out, "CONTAINER ID   NAMES\nabc            web\ndefdefdefdef   db\n");
+        assert_eq!(
+            out,
+            "CONTAINER ID   NAMES\nabc            web\ndefdefdefdef   db\n"
+        );
         let empty = render_list("table {{.ID}}\\t{{.Names}}", &ctx(vec![])).unwrap();
         assert_eq!(empty, "CONTAINER ID   NAMES\n");
     }
@@ -112,11 +146,23 @@ mod tests {
     #[test]
     fn plain_template_and_json() {
         let c = ctx(vec![json!({"ID": "abc", "Names": "web"})]);
-        assert_eq!(render_list("{{.Names}}: {{.ID}}", &c).unwrap(), "web: abc\n");
-        assert_eq!(render_list(&resolve_format(Some("json"), ""), &c).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n");
+        assert_eq!(
+            render_list("{{.Names}}: {{.ID}}", &c).unwrap(),
+            "web: abc\n"
+        );
+        assert_eq!(
+            render_list(&resolve_format(Some("json"), ""), &c).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"web\"}\n"
+        );
         let lt = ctx(vec![json!({"ID": "<none>", "Names": "a&b"})]);
-        assert_eq!(render_list("{{json .}} {{json .ID}}", &lt).unwrap(), "{\"ID\":\"\\u003cnone\\u003e\",\"Names\":\"a\\u0026b\"} \"<none>\"\n");
-        assert!(render_list("{{.Bogus}}", &c).unwrap_err().to_string().contains("can't evaluate field Bogus"));
+        assert_eq!(
+            render_list("{{json .}} {{json .ID}}", &lt).unwrap(),
+            "{\"ID\":\"\\u003cnone\\u003e\",\"Names\":\"a\\u0026b\"} \"<none>\"\n"
+        );
+        assert!(render_list("{{.Bogus}}", &c)
+            .unwrap_err()
+            .to_string()
+            .contains("can't evaluate field Bogus"));
     }
 
     #[test]
@@ -130,7 +176,10 @@ mod tests {
     fn ids_and_ellipsis() {
         assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
         assert_eq!(truncate_id("0123456789abcdef"), "0123456789ab");
-        assert_eq!(ellipsis("sh -c 'exit 3; sleep 100'", 20), "sh -c 'exit 3; slee…");
+        assert_eq!(
+            ellipsis("sh -c 'exit 3; sleep 100'", 20),
+            "sh -c 'exit 3; slee…"
+        );
         assert_eq!(ellipsis("short", 20), "short");
     }
 }

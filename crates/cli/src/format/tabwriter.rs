@@ -9,9 +9,19 @@ pub(crate) fn align(text: &str) -> String {
 /// Aligns with explicit minimum width and padding (docker uses 10/3 for tables).
 pub(crate) fn align_with(text: &str, minwidth: usize, padding: usize) -> String {
     let ends_nl = text.ends_with('\n');
-    let body = if ends_nl { &text[..text.len() - 1] } else { text };
+    let body = if ends_nl {
+        &text[..text.len() - 1]
+    } else {
+        text
+    };
     let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
-    let mut w = Writer { lines: &lines, minwidth, padding, widths: Vec::new(), out: String::new() };
+    let mut w = Writer {
+        lines: &lines,
+        minwidth,
+        padding,
+        widths: Vec::new(),
+        out: String::new(),
+    };
     w.format(0, lines.len());
     if !ends_nl {
         // The final line had no newline; don't invent one.
@@ -99,7 +109,10 @@ mod tests {
     #[test]
     fn blocks_break_on_lines_without_the_column() {
         let t = "a\tb\tc\nno tabs here\naaaaaaaaaaaaa\tb\n";
-        assert_eq!(align(t), "a         b\tc\nno tabs here\naaaaaaaaaaaaa   b\n".replace("b\tc", "b         c"));
+        assert_eq!(
+            align(t),
+            "a         b\tc\nno tabs here\naaaaaaaaaaaaa   b\n".replace("b\tc", "b         c")
+        );
     }
 
     #[test]

@@ -13,7 +13,13 @@ pub(crate) fn go_g(f: f64, prec: usize) -> String {
         return "0".to_string();
     }
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     // Round to prec significant digits first; the exponent comes from the rounded value.
     let sci = format!("{:.*e}", prec - 1, f);
@@ -105,7 +111,9 @@ pub(crate) fn human_duration(d: Duration) -> String {
 /// Parses a size flag like docker's `RAMInBytes`: `512m`, `1g`, `1024`, `1.5GB` (binary units).
 pub(crate) fn ram_in_bytes(s: &str) -> Result<i64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
     let mult: f64 = match unit.to_ascii_lowercase().as_str() {
@@ -152,7 +160,10 @@ mod tests {
     #[test]
     fn durations() {
         let s = Duration::from_secs;
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(s(1)), "1 second");
         assert_eq!(human_duration(s(5)), "5 seconds");
         assert_eq!(human_duration(s(60)), "About a minute");

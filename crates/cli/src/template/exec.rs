@@ -29,11 +29,19 @@ pub(crate) struct State<'a> {
 
 impl<'a> State<'a> {
     pub(crate) fn new(src: &'a str, opts: &'a ExecOptions<'a>, root: &Value) -> State<'a> {
-        State { src, opts, vars: vec![("$".into(), Val::Json(root.clone()))], out: String::new() }
+        State {
+            src,
+            opts,
+            vars: vec![("$".into(), Val::Json(root.clone()))],
+            out: String::new(),
+        }
     }
 
     pub(crate) fn run(mut self, nodes: &[Node], root: &Value) -> Result<String, TemplateError> {
-        let dot = Dot { val: Val::Json(root.clone()), is_root: true };
+        let dot = Dot {
+            val: Val::Json(root.clone()),
+            is_root: true,
+        };
         self.walk(nodes, &dot)?;
         Ok(self.out)
     }
@@ -47,11 +55,18 @@ impl<'a> State<'a> {
             Some(nl) => pos - nl - 1,
             None => pos,
         };
-        let mut ctx = self.src.get(pos..end).unwrap_or_default().trim().to_string();
+        let mut ctx = self
+            .src
+            .get(pos..end)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if ctx.chars().count() > 20 {
             ctx = format!("{}...", ctx.chars().take(20).collect::<String>());
         }
-        TemplateError::Exec(format!("template: :{line}:{col}: executing \"\" at <{ctx}>: {msg}"))
+        TemplateError::Exec(format!(
+            "template: :{line}:{col}: executing \"\" at <{ctx}>: {msg}"
+        ))
     }
 
     fn walk(&mut self, nodes: &[Node], dot: &Dot) -> Result<Flow, TemplateError> {
@@ -83,7 +98,13 @@ impl<'a> State<'a> {
                     let mark = self.vars.len();
                     let v = self.pipeline(&c.pipe, dot)?;
                     let flow = if v.truthy() {
-                        self.walk(&c.body, &Dot { val: v, is_root: false })?
+                        self.walk(
+                            &c.body,
+                            &Dot {
+                                val: v,
+                                is_root: false,
+                            },
+                        )?
                     } else if let Some(els) = &c.els {
                         self.walk(els, dot)?
                     } else {
@@ -105,24 +126,35 @@ impl<'a> State<'a> {
     fn range(&mut self, c: &Control, dot: &Dot) -> Result<(), TemplateError> {
         let mark = self.vars.len();
         // The pipeline itself must not bind the loop variables; evaluate without decls.
-        let bare = Pipe { decl: Vec::new(), is_assign: false, cmds: c.pipe.cmds.clone() };
+        let bare = Pipe {
+            decl: Vec::new(),
+            is_assign: false,
+            cmds: c.pipe.cmds.clone(),
+        };
         let v = self.pipeline(&bare, dot)?;
         let items: Vec<(Value, Value)> = match &v {
             Val::Missing | Val::Json(Value::Null) => Vec::new(),
-            Val::Json(Value::Array(a)) => {
-                a.iter().enumerate().map(|(i, e)| (Value::from(i), e.clone())).collect()
-            }
+            Val::Json(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (Value::from(i), e.clone()))
+                .collect(),
             Val::Json(Value::Object(m)) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                keys.into_iter().map(|k| (Value::String(k.clone()), m[k.as_str()].clone())).collect()
+                keys.into_iter()
+                    .map(|k| (Value::String(k.clone()), m[k.as_str()].clone()))
+                    .collect()
             }
             Val::Json(Value::Number(n)) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0))
                 .map(|i| (Value::from(i), Value::from(i)))
                 .collect(),
             other => {
                 let span = c.pipe.cmds.first().map_or((0, 0), |c| c.span);
-                return Err(self.err(span, format!("range can't iterate over {}", print_val(other))));
+                return Err(self.err(
+                    span,
+                    format!("range can't iterate over {}", print_val(other)),
+                ));
             }
         };
         if items.is_empty() {
@@ -142,7 +174,13 @@ impl<'a> State<'a> {
                 }
                 _ => {}
             }
-            let flow = self.walk(&c.body, &Dot { val: Val::Json(e), is_root: false })?;
+            let flow = self.walk(
+                &c.body,
+                &Dot {
+                    val: Val::Json(e),
+                    is_root: false,
+                },
+            )?;
             self.vars.truncate(inner.max(mark));
             if matches!(flow, Flow::Break) {
                 break;
@@ -197,7 +235,10 @@ impl<'a> State<'a> {
             }
             _ if cmd.args.len() > 1 || fin.is_some() => Err(self.err(
                 cmd.span,
-                format!("can't give argument to non-function {}", self.text(cmd.span)),
+                format!(
+                    "can't give argument to non-function {}",
+                    self.text(cmd.span)
+                ),
             )),
             other => self.arg(other, dot, cmd.span),
         }
@@ -207,7 +248,12 @@ impl<'a> State<'a> {
         self.src.get(span.0..span.1).unwrap_or_default().trim()
     }
 
-    fn eval_args(&mut self, args: &[Arg], dot: &Dot, fin: Option<Val>) -> Result<Vec<Val>, TemplateError> {
+    fn eval_args(
+        &mut self,
+        args: &[Arg],
+        dot: &Dot,
+        fin: Option<Val>,
+    ) -> Result<Vec<Val>, TemplateError> {
         let mut out = Vec::with_capacity(args.len() + 1);
         for a in args {
             out.push(self.arg(a, dot, (0, 0))?);
@@ -218,13 +264,22 @@ impl<'a> State<'a> {
         Ok(out)
     }
 
-    fn function(&mut self, name: &str, cmd: &Cmd, dot: &Dot, fin: Option<Val>) -> Result<Val, TemplateError> {
+    fn function(
+        &mut self,
+        name: &str,
+        cmd: &Cmd,
+        dot: &Dot,
+        fin: Option<Val>,
+    ) -> Result<Val, TemplateError> {
         // and/or evaluate lazily and return the deciding operand.
         if name == "and" || name == "or" {
             let want = name == "or";
             let n = cmd.args.len() - 1 + usize::from(fin.is_some());
             if n == 0 {
-                return Err(self.err(cmd.span, format!("wrong number of args for {name}: want at least 1 got 0")));
+                return Err(self.err(
+                    cmd.span,
+                    format!("wrong number of args for {name}: want at least 1 got 0"),
+                ));
             }
             let mut last = Val::Missing;
             for a in &cmd.args[1..] {
@@ -242,7 +297,9 @@ impl<'a> State<'a> {
         if name == "json" && self.opts.escape_root_json && !self.opts.header {
             if let [arg] = args.as_slice() {
                 if *arg == self.vars[0].1 {
-                    return Ok(Val::Json(Value::String(value::escape_html(&value::go_json(&arg.as_json())))));
+                    return Ok(Val::Json(Value::String(value::escape_html(
+                        &value::go_json(&arg.as_json()),
+                    ))));
                 }
             }
         }
@@ -263,7 +320,9 @@ impl<'a> State<'a> {
             Arg::Dot => Ok(dot.val.clone()),
             Arg::Nil => Ok(Val::Json(Value::Null)),
             Arg::Const(v) => Ok(Val::Json(v.clone())),
-            Arg::Field { chain, span } => self.field_chain(dot.val.clone(), dot.is_root, chain, Vec::new(), *span),
+            Arg::Field { chain, span } => {
+                self.field_chain(dot.val.clone(), dot.is_root, chain, Vec::new(), *span)
+            }
             Arg::Var { name, chain } => {
                 let base = self.var(name, span)?;
                 let root = name == "$";
@@ -275,7 +334,10 @@ impl<'a> State<'a> {
                 self.field_chain(v, false, chain, Vec::new(), span)
             }
             Arg::Func(name) => {
-                let cmd = Cmd { args: vec![a.clone()], span };
+                let cmd = Cmd {
+                    args: vec![a.clone()],
+                    span,
+                };
                 self.function(name, &cmd, dot, None)
             }
         }
@@ -315,15 +377,23 @@ impl<'a> State<'a> {
                     Some(v) => Val::Json(v.clone()),
                     None if at_root && self.opts.root_type.is_some() => {
                         let ty = self.opts.root_type.unwrap_or_default();
-                        return Err(self.err(span, format!("can't evaluate field {name} in type {ty}")));
+                        return Err(
+                            self.err(span, format!("can't evaluate field {name} in type {ty}"))
+                        );
                     }
                     None => Val::Missing,
                 },
                 Val::Missing | Val::Json(Value::Null) => {
-                    return Err(self.err(span, format!("nil pointer evaluating interface {{}}.{name}")))
+                    return Err(self.err(
+                        span,
+                        format!("nil pointer evaluating interface {{}}.{name}"),
+                    ))
                 }
                 other => {
-                    return Err(self.err(span, format!("can't evaluate field {name} in type {}", go_type(other))))
+                    return Err(self.err(
+                        span,
+                        format!("can't evaluate field {name} in type {}", go_type(other)),
+                    ))
                 }
             };
         }
@@ -331,12 +401,23 @@ impl<'a> State<'a> {
     }
 
     /// A formatter method that takes one key, like the docker CLI's `.Label "name"`.
-    fn method(&self, name: &str, table: &Value, args: &[Val], span: (usize, usize)) -> Result<Val, TemplateError> {
+    fn method(
+        &self,
+        name: &str,
+        table: &Value,
+        args: &[Val],
+        span: (usize, usize),
+    ) -> Result<Val, TemplateError> {
         let [Val::Json(Value::String(key))] = args else {
-            return Err(self.err(span, format!("wrong number of args for {name}: want 1 got {}", args.len())));
+            return Err(self.err(
+                span,
+                format!("wrong number of args for {name}: want 1 got {}", args.len()),
+            ));
         };
         let empty = Map::new();
         let m = table.as_object().unwrap_or(&empty);
-        Ok(Val::Json(m.get(key).cloned().unwrap_or(Value::String(String::new()))))
+        Ok(Val::Json(
+            m.get(key).cloned().unwrap_or(Value::String(String::new())),
+        ))
     }
 }

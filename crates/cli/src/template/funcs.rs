@@ -8,7 +8,12 @@ use super::value::{go_json, go_print, go_quote, go_type, Val};
 /// Calls a function on evaluated arguments; `Err` is the text after "error calling NAME: " or a
 /// type error. In header mode docker's formatting functions return their first argument.
 pub(crate) fn call(name: &str, args: &[Val], header: bool) -> Result<Val, String> {
-    if header && matches!(name, "json" | "split" | "join" | "title" | "lower" | "upper" | "pad" | "truncate") {
+    if header
+        && matches!(
+            name,
+            "json" | "split" | "join" | "title" | "lower" | "upper" | "pad" | "truncate"
+        )
+    {
         return args.first().cloned().ok_or_else(|| wrong_count(name, 1, 0));
     }
     match name {
@@ -46,7 +51,9 @@ pub(crate) fn call(name: &str, args: &[Val], header: bool) -> Result<Val, String
             Ok(str_val(sprintf(&fmt, rest)))
         }
         "eq" => {
-            let (first, rest) = args.split_first().ok_or_else(|| "missing argument for comparison".to_string())?;
+            let (first, rest) = args
+                .split_first()
+                .ok_or_else(|| "missing argument for comparison".to_string())?;
             if rest.is_empty() {
                 return Err("missing argument for comparison".into());
             }
@@ -74,7 +81,9 @@ pub(crate) fn call(name: &str, args: &[Val], header: bool) -> Result<Val, String
         }
         "html" => Ok(str_val(html_escape(&sprint(args)))),
         "js" => Ok(str_val(js_escape(&sprint(args)))),
-        "urlquery" => Ok(str_val(wharf_client::encode_component(&sprint(args)).replace("%20", "+"))),
+        "urlquery" => Ok(str_val(
+            wharf_client::encode_component(&sprint(args)).replace("%20", "+"),
+        )),
         "call" => Err("error calling call: call of nil".into()),
         "json" => {
             let [a] = exact::<1>(name, args)?;
@@ -86,7 +95,9 @@ pub(crate) fn call(name: &str, args: &[Val], header: bool) -> Result<Val, String
             let parts: Vec<Value> = if sep.is_empty() {
                 s.chars().map(|c| Value::String(c.to_string())).collect()
             } else {
-                s.split(sep.as_str()).map(|p| Value::String(p.to_string())).collect()
+                s.split(sep.as_str())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect()
             };
             Ok(Val::Json(Value::Array(parts)))
         }
@@ -96,7 +107,12 @@ pub(crate) fn call(name: &str, args: &[Val], header: bool) -> Result<Val, String
             let items = match list {
                 Val::Json(Value::Array(a)) => a.iter().map(go_print).collect::<Vec<_>>(),
                 Val::Missing | Val::Json(Value::Null) => Vec::new(),
-                other => return Err(format!("wrong type for value; expected []string; got {}", go_type(other))),
+                other => {
+                    return Err(format!(
+                        "wrong type for value; expected []string; got {}",
+                        go_type(other)
+                    ))
+                }
             };
             Ok(str_val(items.join(&sep)))
         }
@@ -152,14 +168,18 @@ fn wrong_count(name: &str, want: usize, got: usize) -> String {
 }
 
 fn exact<'a, const N: usize>(name: &str, args: &'a [Val]) -> Result<&'a [Val; N], String> {
-    args.try_into().map_err(|_| wrong_count(name, N, args.len()))
+    args.try_into()
+        .map_err(|_| wrong_count(name, N, args.len()))
 }
 
 fn want_str(v: &Val) -> Result<String, String> {
     match v {
         Val::Json(Value::String(s)) => Ok(s.clone()),
         Val::Missing => Err("invalid value; expected string".into()),
-        other => Err(format!("wrong type for value; expected string; got {}", go_type(other))),
+        other => Err(format!(
+            "wrong type for value; expected string; got {}",
+            go_type(other)
+        )),
     }
 }
 
@@ -168,14 +188,19 @@ fn want_int(v: &Val) -> Result<i64, String> {
         Val::Json(Value::Number(n)) => n
             .as_i64()
             .ok_or_else(|| format!("wrong type for value; expected int; got {}", go_type(v))),
-        other => Err(format!("wrong type for value; expected int; got {}", go_type(other))),
+        other => Err(format!(
+            "wrong type for value; expected int; got {}",
+            go_type(other)
+        )),
     }
 }
 
 fn index_one(cur: &Val, key: &Val) -> Result<Val, String> {
     match (cur, key) {
         (Val::Json(Value::Array(a)), Val::Json(Value::Number(n))) => {
-            let i = n.as_i64().ok_or("cannot index slice/array with non-integer")?;
+            let i = n
+                .as_i64()
+                .ok_or("cannot index slice/array with non-integer")?;
             usize::try_from(i)
                 .ok()
                 .and_then(|i| a.get(i))
@@ -193,9 +218,10 @@ fn index_one(cur: &Val, key: &Val) -> Result<Val, String> {
         (Val::Json(Value::Object(m)), Val::Json(Value::String(k))) => {
             Ok(m.get(k).map_or(Val::Missing, |v| Val::Json(v.clone())))
         }
-        (Val::Json(Value::Object(_)), other) => {
-            Err(format!("value has type {}; should be string", go_type(other)))
-        }
+        (Val::Json(Value::Object(_)), other) => Err(format!(
+            "value has type {}; should be string",
+            go_type(other)
+        )),
         (Val::Missing | Val::Json(Value::Null), _) => Err("index of untyped nil".into()),
         (other, _) => Err(format!("can't index item of type {}", go_type(other))),
     }
@@ -205,12 +231,17 @@ fn slice(args: &[Val]) -> Result<Val, String> {
     let (first, idx) = args.split_first().ok_or("missing argument")?;
     let idx: Vec<usize> = idx
         .iter()
-        .map(|v| want_int(v).and_then(|i| usize::try_from(i).map_err(|_| format!("index out of range: {i}"))))
+        .map(|v| {
+            want_int(v)
+                .and_then(|i| usize::try_from(i).map_err(|_| format!("index out of range: {i}")))
+        })
         .collect::<Result<_, _>>()?;
     match first {
         Val::Json(Value::String(s)) => {
             let (lo, hi) = bounds(&idx, s.len())?;
-            s.get(lo..hi).map(|p| str_val(p.to_string())).ok_or_else(|| "invalid slice index".into())
+            s.get(lo..hi)
+                .map(|p| str_val(p.to_string()))
+                .ok_or_else(|| "invalid slice index".into())
         }
         Val::Json(Value::Array(a)) => {
             let (lo, hi) = bounds(&idx, a.len())?;
@@ -242,9 +273,10 @@ fn equal(a: &Val, b: &Val) -> Result<bool, String> {
         (Value::Null, _) | (_, Value::Null) => false,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Array(_), _) | (Value::Object(_), _) | (_, Value::Array(_)) | (_, Value::Object(_)) => {
-            return Err("non-comparable type".into())
-        }
+        (Value::Array(_), _)
+        | (Value::Object(_), _)
+        | (_, Value::Array(_))
+        | (_, Value::Object(_)) => return Err("non-comparable type".into()),
         _ => return Err("incompatible types for comparison".into()),
     })
 }
@@ -260,9 +292,10 @@ fn compare(a: &Val, b: &Val) -> Result<std::cmp::Ordering, String> {
                 .ok_or_else(|| "invalid type for comparison".to_string()),
         },
         (Value::String(x), Value::String(y)) => Ok(x.cmp(&y)),
-        (Value::String(_), _) | (_, Value::String(_)) | (Value::Number(_), _) | (_, Value::Number(_)) => {
-            Err("incompatible types for comparison".into())
-        }
+        (Value::String(_), _)
+        | (_, Value::String(_))
+        | (Value::Number(_), _)
+        | (_, Value::Number(_)) => Err("incompatible types for comparison".into()),
         _ => Err("invalid type for comparison".into()),
     }
 }
@@ -351,7 +384,8 @@ pub(crate) fn sprintf(fmt: &str, args: &[Val]) -> String {
             out.push(c);
             continue;
         }
-        let (mut minus, mut zero, mut plus, mut space, mut sharp) = (false, false, false, false, false);
+        let (mut minus, mut zero, mut plus, mut space, mut sharp) =
+            (false, false, false, false, false);
         while let Some(&f) = chars.peek() {
             match f {
                 '-' => minus = true,
@@ -430,7 +464,11 @@ pub(crate) fn sprintf(fmt: &str, args: &[Val]) -> String {
                 }
                 _ => bad(),
             },
-            'c' => match j.as_u64().and_then(|u| u32::try_from(u).ok()).and_then(char::from_u32) {
+            'c' => match j
+                .as_u64()
+                .and_then(|u| u32::try_from(u).ok())
+                .and_then(char::from_u32)
+            {
                 Some(ch) => ch.to_string(),
                 None => bad(),
             },
@@ -500,7 +538,9 @@ pub(crate) fn sprintf(fmt: &str, args: &[Val]) -> String {
             _ => out.push_str(&body),
         }
     }
-    let extra: Vec<String> = args.map(|a| format!("{}={}", go_type(a), print_arg(a))).collect();
+    let extra: Vec<String> = args
+        .map(|a| format!("{}={}", go_type(a), print_arg(a)))
+        .collect();
     if !extra.is_empty() {
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
@@ -533,9 +573,29 @@ mod tests {
 
     #[test]
     fn printf_verbs() {
-        assert_eq!(sprintf("%s-%d-%v", &[j(json!("a")), j(json!(3)), j(json!([1, 2]))]), "a-3-[1 2]");
-        assert_eq!(sprintf("%5s|%-5s|%05d", &[j(json!("ab")), j(json!("cd")), j(json!(42))]), "   ab|cd   |00042");
-        assert_eq!(sprintf("%.2f %q %x %t", &[j(json!(3.14159)), j(json!("hi")), j(json!(255)), j(json!(true))]), "3.14 \"hi\" ff true");
+        assert_eq!(
+            sprintf("%s-%d-%v", &[j(json!("a")), j(json!(3)), j(json!([1, 2]))]),
+            "a-3-[1 2]"
+        );
+        assert_eq!(
+            sprintf(
+                "%5s|%-5s|%05d",
+                &[j(json!("ab")), j(json!("cd")), j(json!(42))]
+            ),
+            "   ab|cd   |00042"
+        );
+        assert_eq!(
+            sprintf(
+                "%.2f %q %x %t",
+                &[
+                    j(json!(3.14159)),
+                    j(json!("hi")),
+                    j(json!(255)),
+                    j(json!(true))
+                ]
+            ),
+            "3.14 \"hi\" ff true"
+        );
         assert_eq!(sprintf("%d", &[j(json!("x"))]), "%!d(string=x)");
         assert_eq!(sprintf("%s %s", &[j(json!("x"))]), "x %!s(MISSING)");
         assert_eq!(sprintf("%%", &[]), "%");
@@ -545,33 +605,111 @@ mod tests {
 
     #[test]
     fn docker_functions() {
-        assert_eq!(call("upper", &[j(json!("ab"))], false).unwrap(), j(json!("AB")));
-        assert_eq!(call("title", &[j(json!("hello wide world"))], false).unwrap(), j(json!("Hello Wide World")));
-        assert_eq!(call("split", &[j(json!("a,b")), j(json!(","))], false).unwrap(), j(json!(["a", "b"])));
-        assert_eq!(call("join", &[j(json!(["a", "b"])), j(json!("|"))], false).unwrap(), j(json!("a|b")));
-        assert_eq!(call("pad", &[j(json!("x")), j(json!(1)), j(json!(2))], false).unwrap(), j(json!(" x  ")));
-        assert_eq!(call("pad", &[j(json!("")), j(json!(1)), j(json!(2))], false).unwrap(), j(json!("")));
-        assert_eq!(call("truncate", &[j(json!("abcdef")), j(json!(3))], false).unwrap(), j(json!("abc")));
-        assert_eq!(call("truncate", &[j(json!("ab")), j(json!(3))], false).unwrap(), j(json!("ab")));
-        assert_eq!(call("json", &[j(json!({"b": [1], "a": "<x>"}))], false).unwrap(), j(json!(r#"{"a":"<x>","b":[1]}"#)));
-        assert_eq!(call("upper", &[j(json!("NAMES"))], true).unwrap(), j(json!("NAMES")));
-        assert!(call("upper", &[j(json!(1))], false).unwrap_err().contains("expected string; got float64"));
+        assert_eq!(
+            call("upper", &[j(json!("ab"))], false).unwrap(),
+            j(json!("AB"))
+        );
+        assert_eq!(
+            call("title", &[j(json!("hello wide world"))], false).unwrap(),
+            j(json!("Hello Wide World"))
+        );
+        assert_eq!(
+            call("split", &[j(json!("a,b")), j(json!(","))], false).unwrap(),
+            j(json!(["a", "b"]))
+        );
+        assert_eq!(
+            call("join", &[j(json!(["a", "b"])), j(json!("|"))], false).unwrap(),
+            j(json!("a|b"))
+        );
+        assert_eq!(
+            call("pad", &[j(json!("x")), j(json!(1)), j(json!(2))], false).unwrap(),
+            j(json!(" x  "))
+        );
+        assert_eq!(
+            call("pad", &[j(json!("")), j(json!(1)), j(json!(2))], false).unwrap(),
+            j(json!(""))
+        );
+        assert_eq!(
+            call("truncate", &[j(json!("abcdef")), j(json!(3))], false).unwrap(),
+            j(json!("abc"))
+        );
+        assert_eq!(
+            call("truncate", &[j(json!("ab")), j(json!(3))], false).unwrap(),
+            j(json!("ab"))
+        );
+        assert_eq!(
+            call("json", &[j(json!({"b": [1], "a": "<x>"}))], false).unwrap(),
+            j(json!(r#"{"a":"<x>","b":[1]}"#))
+        );
+        assert_eq!(
+            call("upper", &[j(json!("NAMES"))], true).unwrap(),
+            j(json!("NAMES"))
+        );
+        assert!(call("upper", &[j(json!(1))], false)
+            .unwrap_err()
+            .contains("expected string; got float64"));
     }
 
     #[test]
     fn builtins() {
-        assert_eq!(call("len", &[j(json!([1, 2, 3]))], false).unwrap(), j(json!(3)));
-        assert_eq!(call("len", &[j(json!(3))], false).unwrap_err(), "error calling len: len of type float64");
-        assert_eq!(call("index", &[j(json!({"a": [5, 6]})), j(json!("a")), j(json!(1))], false).unwrap(), j(json!(6)));
-        assert_eq!(call("index", &[j(json!({"a": 1})), j(json!("zz"))], false).unwrap(), Val::Missing);
-        assert_eq!(call("index", &[j(json!([1])), j(json!(5))], false).unwrap_err(), "error calling index: index out of range: 5");
-        assert_eq!(call("slice", &[j(json!("abcdef")), j(json!(1)), j(json!(3))], false).unwrap(), j(json!("bc")));
-        assert_eq!(call("eq", &[j(json!(1)), j(json!(2)), j(json!(1))], false).unwrap(), j(json!(true)));
-        assert_eq!(call("lt", &[j(json!("a")), j(json!("b"))], false).unwrap(), j(json!(true)));
+        assert_eq!(
+            call("len", &[j(json!([1, 2, 3]))], false).unwrap(),
+            j(json!(3))
+        );
+        assert_eq!(
+            call("len", &[j(json!(3))], false).unwrap_err(),
+            "error calling len: len of type float64"
+        );
+        assert_eq!(
+            call(
+                "index",
+                &[j(json!({"a": [5, 6]})), j(json!("a")), j(json!(1))],
+                false
+            )
+            .unwrap(),
+            j(json!(6))
+        );
+        assert_eq!(
+            call("index", &[j(json!({"a": 1})), j(json!("zz"))], false).unwrap(),
+            Val::Missing
+        );
+        assert_eq!(
+            call("index", &[j(json!([1])), j(json!(5))], false).unwrap_err(),
+            "error calling index: index out of range: 5"
+        );
+        assert_eq!(
+            call(
+                "slice",
+                &[j(json!("abcdef")), j(json!(1)), j(json!(3))],
+                false
+            )
+            .unwrap(),
+            j(json!("bc"))
+        );
+        assert_eq!(
+            call("eq", &[j(json!(1)), j(json!(2)), j(json!(1))], false).unwrap(),
+            j(json!(true))
+        );
+        assert_eq!(
+            call("lt", &[j(json!("a")), j(json!("b"))], false).unwrap(),
+            j(json!(true))
+        );
         assert!(call("lt", &[j(json!("a")), j(json!(1))], false).is_err());
-        assert_eq!(call("print", &[j(json!("a")), j(json!(1)), j(json!(2))], false).unwrap(), j(json!("a1 2")));
-        assert_eq!(call("println", &[j(json!("a")), j(json!(1))], false).unwrap(), j(json!("a 1\n")));
-        assert_eq!(call("html", &[j(json!("<a&b>"))], false).unwrap(), j(json!("&lt;a&amp;b&gt;")));
-        assert_eq!(call("urlquery", &[j(json!("a b&c"))], false).unwrap(), j(json!("a+b%26c")));
+        assert_eq!(
+            call("print", &[j(json!("a")), j(json!(1)), j(json!(2))], false).unwrap(),
+            j(json!("a1 2"))
+        );
+        assert_eq!(
+            call("println", &[j(json!("a")), j(json!(1))], false).unwrap(),
+            j(json!("a 1\n"))
+        );
+        assert_eq!(
+            call("html", &[j(json!("<a&b>"))], false).unwrap(),
+            j(json!("&lt;a&amp;b&gt;"))
+        );
+        assert_eq!(
+            call("urlquery", &[j(json!("a b&c"))], false).unwrap(),
+            j(json!("a+b%26c"))
+        );
     }
 }

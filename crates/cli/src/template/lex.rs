@@ -59,7 +59,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, TemplateError> {
             text = text.trim_end_matches(is_space);
         }
         if !text.is_empty() {
-            items.push(Item { tok: Tok::Text(text.to_string()), pos: text_start });
+            items.push(Item {
+                tok: Tok::Text(text.to_string()),
+                pos: text_start,
+            });
         }
         let action_pos = i;
         i += if trim_left { 3 } else { 2 };
@@ -73,22 +76,33 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, TemplateError> {
             let mut j = start + end + 2;
             let after = &src[j..];
             let after_trim = after.trim_start_matches(is_space);
-            let (trim_right, close_len) = if after_trim.starts_with("-}}") && after_trim.len() < after.len() {
-                (true, after.len() - after_trim.len() + 3)
-            } else if after.starts_with("}}") {
-                (false, 2)
-            } else {
-                return Err(parse_err(src, action_pos, "comment ends before closing delimiter"));
-            };
+            let (trim_right, close_len) =
+                if after_trim.starts_with("-}}") && after_trim.len() < after.len() {
+                    (true, after.len() - after_trim.len() + 3)
+                } else if after.starts_with("}}") {
+                    (false, 2)
+                } else {
+                    return Err(parse_err(
+                        src,
+                        action_pos,
+                        "comment ends before closing delimiter",
+                    ));
+                };
             j += close_len;
             i = j;
             text_start = j;
             trim_next_text = trim_right;
             continue;
         }
-        items.push(Item { tok: Tok::LeftDelim, pos: action_pos });
+        items.push(Item {
+            tok: Tok::LeftDelim,
+            pos: action_pos,
+        });
         let (end, trim_right) = lex_action(src, &mut i, &mut items)?;
-        items.push(Item { tok: Tok::RightDelim, pos: end });
+        items.push(Item {
+            tok: Tok::RightDelim,
+            pos: end,
+        });
         text_start = i;
         trim_next_text = trim_right;
     }
@@ -97,7 +111,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, TemplateError> {
         text = text.trim_start_matches(is_space);
     }
     if !text.is_empty() {
-        items.push(Item { tok: Tok::Text(text.to_string()), pos: text_start });
+        items.push(Item {
+            tok: Tok::Text(text.to_string()),
+            pos: text_start,
+        });
     }
     Ok(items)
 }
@@ -116,7 +133,11 @@ pub(crate) fn parse_err(src: &str, pos: usize, msg: impl std::fmt::Display) -> T
 }
 
 /// Lexes one action body; returns the offset of the closing delimiter and whether it was `-}}`.
-fn lex_action(src: &str, i: &mut usize, items: &mut Vec<Item>) -> Result<(usize, bool), TemplateError> {
+fn lex_action(
+    src: &str,
+    i: &mut usize,
+    items: &mut Vec<Item>,
+) -> Result<(usize, bool), TemplateError> {
     let bytes = src.as_bytes();
     let start = *i;
     loop {
@@ -144,43 +165,67 @@ fn lex_action(src: &str, i: &mut usize, items: &mut Vec<Item>) -> Result<(usize,
                 return Err(parse_err(src, pos, "unexpected \"}\" in operand"));
             }
             b'|' => {
-                items.push(Item { tok: Tok::Pipe, pos });
+                items.push(Item {
+                    tok: Tok::Pipe,
+                    pos,
+                });
                 *i += 1;
             }
             b'(' => {
-                items.push(Item { tok: Tok::LParen, pos });
+                items.push(Item {
+                    tok: Tok::LParen,
+                    pos,
+                });
                 *i += 1;
             }
             b')' => {
                 *i += 1;
                 let chain = lex_chain(src, i);
-                items.push(Item { tok: Tok::RParen(chain), pos });
+                items.push(Item {
+                    tok: Tok::RParen(chain),
+                    pos,
+                });
             }
             b',' => {
-                items.push(Item { tok: Tok::Comma, pos });
+                items.push(Item {
+                    tok: Tok::Comma,
+                    pos,
+                });
                 *i += 1;
             }
             b':' => {
                 if src[*i..].starts_with(":=") {
-                    items.push(Item { tok: Tok::Declare, pos });
+                    items.push(Item {
+                        tok: Tok::Declare,
+                        pos,
+                    });
                     *i += 2;
                 } else {
                     return Err(parse_err(src, pos, "expected :="));
                 }
             }
             b'=' => {
-                items.push(Item { tok: Tok::Assign, pos });
+                items.push(Item {
+                    tok: Tok::Assign,
+                    pos,
+                });
                 *i += 1;
             }
             b'"' => {
                 let s = lex_quoted(src, i)?;
-                items.push(Item { tok: Tok::Str(s), pos });
+                items.push(Item {
+                    tok: Tok::Str(s),
+                    pos,
+                });
             }
             b'`' => {
                 let end = src[*i + 1..]
                     .find('`')
                     .ok_or_else(|| parse_err(src, pos, "unterminated raw quoted string"))?;
-                items.push(Item { tok: Tok::Str(src[*i + 1..*i + 1 + end].to_string()), pos });
+                items.push(Item {
+                    tok: Tok::Str(src[*i + 1..*i + 1 + end].to_string()),
+                    pos,
+                });
                 *i += end + 2;
             }
             b'\'' => {
@@ -201,46 +246,78 @@ fn lex_action(src: &str, i: &mut usize, items: &mut Vec<Item>) -> Result<(usize,
                     return Err(parse_err(src, pos, "unterminated character constant"));
                 }
                 let consumed = rest.len() - chars.as_str().len();
-                items.push(Item { tok: Tok::Char(c), pos });
+                items.push(Item {
+                    tok: Tok::Char(c),
+                    pos,
+                });
                 *i += 1 + consumed;
             }
             b'.' => {
                 let next = bytes.get(*i + 1).copied();
                 if next.is_some_and(|c| c.is_ascii_digit()) {
                     let n = lex_number(src, i);
-                    items.push(Item { tok: Tok::Number(n), pos });
+                    items.push(Item {
+                        tok: Tok::Number(n),
+                        pos,
+                    });
                 } else {
                     let chain = lex_chain(src, i);
                     if chain.is_empty() {
                         *i += 1;
                         items.push(Item { tok: Tok::Dot, pos });
                     } else {
-                        items.push(Item { tok: Tok::Field(chain), pos });
+                        items.push(Item {
+                            tok: Tok::Field(chain),
+                            pos,
+                        });
                     }
                 }
             }
             b'$' => {
                 *i += 1;
                 let name_start = *i;
-                while bytes.get(*i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                while bytes
+                    .get(*i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
                     *i += 1;
                 }
                 let name = format!("${}", &src[name_start..*i]);
                 let chain = lex_chain(src, i);
-                items.push(Item { tok: Tok::Var(name, chain), pos });
+                items.push(Item {
+                    tok: Tok::Var(name, chain),
+                    pos,
+                });
             }
             b'-' | b'+' | b'0'..=b'9' => {
-                if (b == b'-' || b == b'+') && !bytes.get(*i + 1).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
-                    return Err(parse_err(src, pos, format!("bad character {:?}", b as char)));
+                if (b == b'-' || b == b'+')
+                    && !bytes
+                        .get(*i + 1)
+                        .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+                {
+                    return Err(parse_err(
+                        src,
+                        pos,
+                        format!("bad character {:?}", b as char),
+                    ));
                 }
                 let n = lex_number(src, i);
-                items.push(Item { tok: Tok::Number(n), pos });
+                items.push(Item {
+                    tok: Tok::Number(n),
+                    pos,
+                });
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
-                while bytes.get(*i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                while bytes
+                    .get(*i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
                     *i += 1;
                 }
-                items.push(Item { tok: Tok::Ident(src[pos..*i].to_string()), pos });
+                items.push(Item {
+                    tok: Tok::Ident(src[pos..*i].to_string()),
+                    pos,
+                });
             }
             _ => {
                 let c = src[*i..].chars().next().unwrap_or('?');
@@ -257,7 +334,10 @@ fn lex_chain(src: &str, i: &mut usize) -> Vec<String> {
     while bytes.get(*i) == Some(&b'.') {
         let start = *i + 1;
         let mut j = start;
-        while bytes.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        while bytes
+            .get(j)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
             j += 1;
         }
         if j == start {
@@ -280,7 +360,8 @@ fn lex_number(src: &str, i: &mut usize) -> String {
         .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
     {
         // An exponent sign belongs to the number.
-        if matches!(bytes[*i], b'e' | b'E') && matches!(bytes.get(*i + 1), Some(b'-') | Some(b'+')) {
+        if matches!(bytes[*i], b'e' | b'E') && matches!(bytes.get(*i + 1), Some(b'-') | Some(b'+'))
+        {
             *i += 1;
         }
         *i += 1;
@@ -327,7 +408,9 @@ fn lex_quoted(src: &str, i: &mut usize) -> Result<String, TemplateError> {
                         let ch = u32::from_str_radix(&hex, 16)
                             .ok()
                             .and_then(char::from_u32)
-                            .ok_or_else(|| parse_err(src, start, "invalid escape in quoted string"))?;
+                            .ok_or_else(|| {
+                                parse_err(src, start, "invalid escape in quoted string")
+                            })?;
                         out.push(ch);
                     }
                     _ => return Err(parse_err(src, start, "invalid syntax in quoted string")),

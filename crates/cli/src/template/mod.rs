@@ -53,7 +53,10 @@ impl Template {
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
         let items = lex::lex(src)?;
         let nodes = parse::Parser::new(src, items).parse()?;
-        Ok(Template { src: src.to_string(), nodes })
+        Ok(Template {
+            src: src.to_string(),
+            nodes,
+        })
     }
 
     /// Executes with map semantics (missing keys print `<no value>`).
@@ -62,7 +65,11 @@ impl Template {
     }
 
     /// Executes with explicit options.
-    pub fn execute_with(&self, data: &Value, opts: &ExecOptions<'_>) -> Result<String, TemplateError> {
+    pub fn execute_with(
+        &self,
+        data: &Value,
+        opts: &ExecOptions<'_>,
+    ) -> Result<String, TemplateError> {
         exec::State::new(&self.src, opts, data).run(&self.nodes, data)
     }
 }
@@ -77,7 +84,11 @@ mod tests {
     }
 
     fn run_err(src: &str, data: Value) -> String {
-        Template::parse(src).unwrap().execute(&data).unwrap_err().to_string()
+        Template::parse(src)
+            .unwrap()
+            .execute(&data)
+            .unwrap_err()
+            .to_string()
     }
 
     fn inspect() -> Value {
@@ -94,7 +105,10 @@ mod tests {
 
     #[test]
     fn fields_and_nesting() {
-        assert_eq!(run("{{.Name}} {{.State.Running}} {{.State.Pid}}", inspect()), "/web true 42");
+        assert_eq!(
+            run("{{.Name}} {{.State.Running}} {{.State.Pid}}", inspect()),
+            "/web true 42"
+        );
         assert_eq!(run("{{.Config.Cmd}}", inspect()), "[sh -c echo hi]");
         assert_eq!(run("{{.Config.Labels}}", inspect()), "map[a:1 b:2]");
         assert_eq!(run("{{.Nope}}", inspect()), "<no value>");
@@ -105,51 +119,127 @@ mod tests {
 
     #[test]
     fn json_function() {
-        assert_eq!(run("{{json .Config.Cmd}}", inspect()), r#"["sh","-c","echo hi"]"#);
+        assert_eq!(
+            run("{{json .Config.Cmd}}", inspect()),
+            r#"["sh","-c","echo hi"]"#
+        );
         assert_eq!(run("{{json .State.Health}}", inspect()), "null");
-        assert_eq!(run("{{json .Config.Labels}}", inspect()), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(
+            run("{{json .Config.Labels}}", inspect()),
+            r#"{"a":"1","b":"2"}"#
+        );
     }
 
     #[test]
     fn range_if_with() {
-        assert_eq!(run("{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", inspect()), "/x:/y /p:/q ");
-        assert_eq!(run("{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}};{{end}}", inspect()), "0=/x;1=/p;");
         assert_eq!(
-            run("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}}", inspect()),
+            run(
+                "{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}",
+                inspect()
+            ),
+            "/x:/y /p:/q "
+        );
+        assert_eq!(
+            run(
+                "{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}};{{end}}",
+                inspect()
+            ),
+            "0=/x;1=/p;"
+        );
+        assert_eq!(
+            run(
+                "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}}",
+                inspect()
+            ),
             "a=1,b=2,"
         );
         assert_eq!(
-            run("{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}}{{end}}", inspect()),
+            run(
+                "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}}{{end}}",
+                inspect()
+            ),
             "bridge 172.17.0.2"
         );
-        assert_eq!(run("{{range .Nope}}x{{else}}empty{{end}}", inspect()), "empty");
-        assert_eq!(run("{{if .State.Running}}up{{else}}down{{end}}", inspect()), "up");
-        assert_eq!(run("{{if eq .State.ExitCode 1}}a{{else if eq .State.ExitCode 0}}b{{else}}c{{end}}", inspect()), "b");
-        assert_eq!(run("{{with .State}}{{.Status}}{{end}}", inspect()), "running");
+        assert_eq!(
+            run("{{range .Nope}}x{{else}}empty{{end}}", inspect()),
+            "empty"
+        );
+        assert_eq!(
+            run("{{if .State.Running}}up{{else}}down{{end}}", inspect()),
+            "up"
+        );
+        assert_eq!(
+            run(
+                "{{if eq .State.ExitCode 1}}a{{else if eq .State.ExitCode 0}}b{{else}}c{{end}}",
+                inspect()
+            ),
+            "b"
+        );
+        assert_eq!(
+            run("{{with .State}}{{.Status}}{{end}}", inspect()),
+            "running"
+        );
         assert_eq!(run("{{with .Nope}}x{{else}}none{{end}}", inspect()), "none");
-        assert_eq!(run("{{range .Config.Env}}{{if eq . \"B=2\"}}{{break}}{{end}}{{.}} {{end}}", inspect()), "A=1 ");
-        assert_eq!(run("{{range .Config.Env}}{{if eq . \"A=1\"}}{{continue}}{{end}}{{.}}{{end}}", inspect()), "B=2");
+        assert_eq!(
+            run(
+                "{{range .Config.Env}}{{if eq . \"B=2\"}}{{break}}{{end}}{{.}} {{end}}",
+                inspect()
+            ),
+            "A=1 "
+        );
+        assert_eq!(
+            run(
+                "{{range .Config.Env}}{{if eq . \"A=1\"}}{{continue}}{{end}}{{.}}{{end}}",
+                inspect()
+            ),
+            "B=2"
+        );
         assert_eq!(run("{{range 3}}{{.}}{{end}}", json!(null)), "012");
     }
 
     #[test]
     fn variables_and_pipes() {
-        assert_eq!(run("{{$n := .Name}}{{$n}}-{{$n | upper}}", inspect()), "/web-/WEB");
-        assert_eq!(run("{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}", json!({})), "2");
-        assert_eq!(run("{{range .Mounts}}{{$.Name}}{{end}}", inspect()), "/web/web");
-        assert_eq!(run("{{.Config.Image | printf \"%s:latest\"}}", inspect()), "busybox:latest");
+        assert_eq!(
+            run("{{$n := .Name}}{{$n}}-{{$n | upper}}", inspect()),
+            "/web-/WEB"
+        );
+        assert_eq!(
+            run("{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}", json!({})),
+            "2"
+        );
+        assert_eq!(
+            run("{{range .Mounts}}{{$.Name}}{{end}}", inspect()),
+            "/web/web"
+        );
+        assert_eq!(
+            run("{{.Config.Image | printf \"%s:latest\"}}", inspect()),
+            "busybox:latest"
+        );
         assert_eq!(run("{{(index .Mounts 1).Source}}", inspect()), "/p");
         assert_eq!(run("{{index .Config.Labels \"a\"}}", inspect()), "1");
         assert_eq!(run("{{len .Mounts}}", inspect()), "2");
         assert_eq!(run("{{join .Config.Env \",\"}}", inspect()), "A=1,B=2");
         assert_eq!(run("{{split \"a:b\" \":\"}}", json!({})), "[a b]");
-        assert_eq!(run("{{truncate .Name 3}}", json!({"Name": "abcdef"})), "abc");
+        assert_eq!(
+            run("{{truncate .Name 3}}", json!({"Name": "abcdef"})),
+            "abc"
+        );
         // Go appends the piped value last, so this passes 3 as the string.
-        assert!(run_err("{{.Name | truncate 3}}", json!({"Name": "abcdef"})).contains("expected string; got float64"));
+        assert!(run_err("{{.Name | truncate 3}}", json!({"Name": "abcdef"}))
+            .contains("expected string; got float64"));
         assert_eq!(run("{{lower \"ABC\" | title}}", json!({})), "Abc");
         assert_eq!(run("{{println .Name}}", inspect()), "/web\n");
-        assert_eq!(run("{{and 1 0 2}} {{or 0 \"\" 3}} {{not true}}", json!({})), "0 3 false");
-        assert_eq!(run("{{if and .State.Running (eq .State.Status \"running\")}}ok{{end}}", inspect()), "ok");
+        assert_eq!(
+            run("{{and 1 0 2}} {{or 0 \"\" 3}} {{not true}}", json!({})),
+            "0 3 false"
+        );
+        assert_eq!(
+            run(
+                "{{if and .State.Running (eq .State.Status \"running\")}}ok{{end}}",
+                inspect()
+            ),
+            "ok"
+        );
     }
 
     #[test]
@@ -185,7 +275,10 @@ mod tests {
             escape_root_json: false,
         };
         let t = Template::parse("{{.ID}} {{.Label \"com.x\"}}|{{.Label \"nope\"}}|").unwrap();
-        assert_eq!(t.execute_with(&json!({"ID": "abc"}), &opts).unwrap(), "abc y||");
+        assert_eq!(
+            t.execute_with(&json!({"ID": "abc"}), &opts).unwrap(),
+            "abc y||"
+        );
         let t = Template::parse("{{.Foo}}").unwrap();
         assert_eq!(
             t.execute_with(&json!({"ID": "abc"}), &opts).unwrap_err().to_string(),
@@ -196,9 +289,13 @@ mod tests {
     #[test]
     fn header_mode_keeps_names() {
         let t = Template::parse("{{.Names | upper}}\t{{truncate .ID 3}}").unwrap();
-        let opts = ExecOptions { header: true, ..Default::default() };
+        let opts = ExecOptions {
+            header: true,
+            ..Default::default()
+        };
         assert_eq!(
-            t.execute_with(&json!({"Names": "NAMES", "ID": "CONTAINER ID"}), &opts).unwrap(),
+            t.execute_with(&json!({"Names": "NAMES", "ID": "CONTAINER ID"}), &opts)
+                .unwrap(),
             "NAMES\tCONTAINER ID"
         );
     }

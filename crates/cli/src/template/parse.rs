@@ -43,13 +43,22 @@ pub(crate) struct Cmd {
 /// An operand.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
-    Field { chain: Vec<String>, span: (usize, usize) },
+    Field {
+        chain: Vec<String>,
+        span: (usize, usize),
+    },
     Dot,
-    Var { name: String, chain: Vec<String> },
+    Var {
+        name: String,
+        chain: Vec<String>,
+    },
     Func(String),
     Const(Value),
     Nil,
-    Sub { pipe: Box<Pipe>, chain: Vec<String> },
+    Sub {
+        pipe: Box<Pipe>,
+        chain: Vec<String>,
+    },
 }
 
 /// Functions a template may call: Go's builtins plus the docker CLI's additions.
@@ -155,7 +164,13 @@ impl<'a> Parser<'a> {
                             };
                         }
                         Some(k @ ("if" | "range" | "with")) => {
-                            let k = if k == "if" { "if" } else if k == "range" { "range" } else { "with" };
+                            let k = if k == "if" {
+                                "if"
+                            } else if k == "range" {
+                                "range"
+                            } else {
+                                "with"
+                            };
                             self.i += 1;
                             nodes.push(self.control(k, depth)?);
                         }
@@ -169,7 +184,11 @@ impl<'a> Parser<'a> {
                             }
                             self.i += 1;
                             self.expect_right(if is_break { "break" } else { "continue" })?;
-                            nodes.push(if is_break { Node::Break } else { Node::Continue });
+                            nodes.push(if is_break {
+                                Node::Break
+                            } else {
+                                Node::Continue
+                            });
                         }
                         Some(k @ ("define" | "template" | "block")) => {
                             return Err(self.err_here(format!("{{{{{k}}}}} is not supported")));
@@ -263,7 +282,10 @@ impl<'a> Parser<'a> {
             if args.is_empty() {
                 return Err(self.err_here("missing value for command"));
             }
-            cmds.push(Cmd { args, span: (start, end) });
+            cmds.push(Cmd {
+                args,
+                span: (start, end),
+            });
             match self.peek() {
                 Some(Tok::Pipe) => {
                     self.i += 1;
@@ -275,7 +297,11 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
-        Ok(Pipe { decl, is_assign, cmds })
+        Ok(Pipe {
+            decl,
+            is_assign,
+            cmds,
+        })
     }
 
     fn operand(&mut self) -> Result<Arg, TemplateError> {
@@ -284,7 +310,10 @@ impl<'a> Parser<'a> {
         Ok(match tok {
             Tok::Field(chain) => {
                 let end = self.pos_after_prev();
-                Arg::Field { chain, span: (pos, end) }
+                Arg::Field {
+                    chain,
+                    span: (pos, end),
+                }
             }
             Tok::Dot => Arg::Dot,
             Tok::Var(name, chain) => Arg::Var { name, chain },
@@ -297,17 +326,23 @@ impl<'a> Parser<'a> {
             },
             Tok::Str(s) => Arg::Const(Value::String(s)),
             Tok::Char(c) => Arg::Const(Value::from(c as u32)),
-            Tok::Number(n) => Arg::Const(parse_number(&n).ok_or_else(|| {
-                self.err_here(format!("illegal number syntax: {n:?}"))
-            })?),
+            Tok::Number(n) => Arg::Const(
+                parse_number(&n)
+                    .ok_or_else(|| self.err_here(format!("illegal number syntax: {n:?}")))?,
+            ),
             Tok::LParen => {
                 let pipe = self.pipe(false, false)?;
                 match self.next() {
-                    Some(Tok::RParen(chain)) => Arg::Sub { pipe: Box::new(pipe), chain },
+                    Some(Tok::RParen(chain)) => Arg::Sub {
+                        pipe: Box::new(pipe),
+                        chain,
+                    },
                     _ => return Err(self.err_here("unclosed left paren")),
                 }
             }
-            other => return Err(self.err_here(format!("unexpected {} in operand", describe(&other)))),
+            other => {
+                return Err(self.err_here(format!("unexpected {} in operand", describe(&other))))
+            }
         })
     }
 
@@ -352,7 +387,8 @@ fn parse_number(s: &str) -> Option<Value> {
         radix_int(o, 8)
     } else if let Some(b) = lower.strip_prefix("0b") {
         radix_int(b, 2)
-    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|c| c.is_ascii_digit()) {
+    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|c| c.is_ascii_digit())
+    {
         radix_int(&lower[1..], 8)
     } else {
         lower.parse::<i64>().ok()
@@ -376,7 +412,9 @@ mod tests {
     #[test]
     fn parses_controls() {
         let nodes = parse("{{if .A}}x{{else if .B}}y{{else}}z{{end}}").unwrap();
-        let Node::If(c) = &nodes[0] else { panic!("not if") };
+        let Node::If(c) = &nodes[0] else {
+            panic!("not if")
+        };
         let Some(els) = &c.els else { panic!("no else") };
         assert!(matches!(els[0], Node::If(_)));
         assert!(parse("{{range $i, $e := .L}}{{$i}}{{break}}{{end}}").is_ok());
@@ -395,9 +433,18 @@ mod tests {
     fn parse_errors_like_go() {
         let e = parse("{{foo .A}}").unwrap_err().to_string();
         assert_eq!(e, r#"template: :1: function "foo" not defined"#);
-        assert_eq!(parse("{{end}}").unwrap_err().to_string(), "template: :1: unexpected {{end}}");
-        assert!(parse("{{if .A}}").unwrap_err().to_string().contains("unexpected EOF"));
-        assert!(parse("{{}}").unwrap_err().to_string().contains("missing value for command"));
+        assert_eq!(
+            parse("{{end}}").unwrap_err().to_string(),
+            "template: :1: unexpected {{end}}"
+        );
+        assert!(parse("{{if .A}}")
+            .unwrap_err()
+            .to_string()
+            .contains("unexpected EOF"));
+        assert!(parse("{{}}")
+            .unwrap_err()
+            .to_string()
+            .contains("missing value for command"));
         assert!(parse("{{break}}").is_err());
         assert!(parse("{{(.A}}").is_err());
     }

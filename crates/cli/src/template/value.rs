@@ -71,8 +71,10 @@ pub(crate) fn go_print(v: &Value) -> String {
             // fmt sorts map keys.
             let mut keys: Vec<&String> = o.keys().collect();
             keys.sort();
-            let parts: Vec<String> =
-                keys.iter().map(|k| format!("{k}:{}", go_print(&o[k.as_str()]))).collect();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", go_print(&o[k.as_str()])))
+                .collect();
             format!("map[{}]", parts.join(" "))
         }
     }
@@ -93,7 +95,9 @@ pub(crate) fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32))
@@ -116,7 +120,9 @@ pub(crate) fn go_json(v: &Value) -> String {
 /// Go's `json.Marshal` HTML escaping of `<`, `>` and `&` (safe on JSON text: they only occur
 /// inside strings).
 pub(crate) fn escape_html(json: &str) -> String {
-    json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 #[cfg(test)]
@@ -127,7 +133,10 @@ mod tests {
     #[test]
     fn prints_like_go() {
         assert_eq!(go_print(&json!(["a", 1, true, null])), "[a 1 true <nil>]");
-        assert_eq!(go_print(&json!({"b": 1, "a": {"c": []}})), "map[a:map[c:[]] b:1]");
+        assert_eq!(
+            go_print(&json!({"b": 1, "a": {"c": []}})),
+            "map[a:map[c:[]] b:1]"
+        );
         assert_eq!(print_val(&Val::Missing), "<no value>");
         assert_eq!(go_print(&json!(1.5)), "1.5");
     }

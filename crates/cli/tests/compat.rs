@@ -1,0 +1,376 @@
+//! The same scenarios through `wharf` and the real docker CLI against one wharfd: stdout (times
+//! normalised) and exit codes must match.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{normalise, unique, Daemon};
+
+/// Runs `args` through both CLIs and asserts equal exit codes and normalised stdout.
+fn same(d: &Daemon, args: &[&str]) -> String {
+    eprintln!("comparing {args:?}");
+    let w = d.wharf(args);
+    let k = d.docker(args);
+    let (ws, ks) = (
+        String::from_utf8_lossy(&w.stdout),
+        String::from_utf8_lossy(&k.stdout),
+    );
+    assert_eq!(
+        w.status.code(),
+        k.status.code(),
+        "exit codes differ for {args:?}\nwharf stderr: {}\ndocker stderr: {}",
+        String::from_utf8_lossy(&w.stderr),
+        String::from_utf8_lossy(&k.stderr)
+    );
+    assert_eq!(
+        normalise(&ws),
+        normalise(&ks),
+        "stdout differs for {args:?}"
+    );
+    ws.to_string()
+}
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let o = d.wharf(args);
+    assert!(
+        o.status.success(),
+        "wharf {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn cli_output_matches_docker() {
+    let d = Daemon::start();
+    let exit0 = unique("exit0");
+    let exit3 = unique("exit3");
+    let running = unique("run");
+    let created = unique("created");
+    ok(&d, &["run", "--name", &exit0, "busybox", "echo", "hello"]);
+    let o = d.wharf(&[
+        "run",
+        "--name",
+        &exit3,
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", &running, "-e", "FOO=bar", "busybox", "sleep", "300",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "create", "--name", &created, "-l", "app=web", "busybox", "true",
+        ],
+    );
+
+    // ps in its common forms.
+    let listing = same(&d, &["ps"]);
+    assert!(
+        listing.starts_with("CONTAINER ID   IMAGE     COMMAND"),
+        "{listing}"
+    );
+    assert!(listing.contains(&running));
+    let all = same(&d, &["ps", "-a"]);
+    assert_eq!(all.lines().count(), 5, "{all}");
+    same(&d, &["ps", "-q"]);
+    same(&d, &["ps", "-aq"]);
+    same(&d, &["ps", "-a", "--no-trunc"]);
+    same(&d, &["ps", "-a", "--format", "table"]);
+    same(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.Names}}\\t{{.Status}}\\t{{.Command}}",
+        ],
+    );
+    same(&d, &["ps", "-a", "--format", "json"]);
+    same(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Label \"app\"}} {{.State}}",
+        ],
+    );
+    same(&d, &["ps", "-a", "--format", "{{json .}}"]);
+    let exited = same(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(exited.lines().count(), 2, "{exited}");
+    same(&d, &["ps", "-a", "--filter", &format!("name={running}")]);
+    same(&d, &["ps", "-a", "--filter", "label=app=web", "-q"]);
+    same(&d, &["ps", "-n", "2"]);
+    same(&d, &["ps", "-l", "--format", "{{.Names}}"]);
+
+    // images
+    same(&d, &["images"]);
+    same(&d, &["images", "-q"]);
+    same(&d, &["images", "--format", "json"]);
+    same(
+        &d,
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"],
+    );
+
+    // inspect
+    same(&d, &["inspect", &running]);
+    same(
+        &d,
+        &[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.Name}} {{json .Config.Cmd}}",
+            &running,
+            &exit3,
+        ],
+    );
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{.}},{{end}}",
+            &running,
+        ],
+    );
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{if .State.Running}}up{{else}}down{{end}}",
+            &exit3,
+        ],
+    );
+    same(
+        &d,
+        &["container", "inspect", "-f", "{{.Config.Image}}", &exit0],
+    );
+    same(
+        &d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Os}} {{.Architecture}}",
+            "busybox",
+        ],
+    );
+
+    // logs and exec
+    let logs = same(&d, &["logs", &exit3]);
+    assert_eq!(logs, "out\n");
+    same(&d, &["logs", "--tail", "1", &exit0]);
+    let ex = same(&d, &["exec", &running, "sh", "-c", "echo in $FOO; exit 4"]);
+    assert_eq!(ex, "in bar\n");
+    same(&d, &["exec", &running, "nope-not-here"]);
+
+    // run exit codes: own code, 125 daemon refusal, 127 missing command.
+    same(&d, &["run", "--rm", "busybox", "sh", "-c", "exit 7"]);
+    // Without --rm: wharfd does not auto-remove a container whose start failed, so docker's
+    // `run --rm` would wait for a removal that never comes.
+    same(&d, &["run", "busybox", "nope-not-here"]);
+    same(&d, &["run", "--rm", "no-such-image-here:v1", "true"]);
+    same(&d, &["run", "--rm", "--name", &exit0, "busybox", "true"]);
+
+    // errors for unknown containers
+    for verb in [
+        &["stop"][..],
+        &["rm"],
+        &["kill"],
+        &["logs"],
+        &["inspect"],
+        &["container", "inspect"],
+        &["start"],
+        &["restart"],
+        &["pause"],
+        &["wait"],
+        &["port"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("no-such-container-x");
+        same(&d, &args);
+    }
+    let w = d.wharf(&["stop", "no-such-container-x"]);
+    assert_eq!(
+        String::from_utf8_lossy(&w.stderr),
+        "Error response from daemon: No such container: no-such-container-x\n"
+    );
+    let w = d.wharf(&["inspect", "no-such-container-x"]);
+    assert_eq!(
+        String::from_utf8_lossy(&w.stderr),
+        "Error: No such object: no-such-container-x\n"
+    );
+
+    // lifecycle verbs print what docker prints
+    same(&d, &["stop", "-t", "1", &running]);
+    same(&d, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    // Removal can only happen once per container: each CLI removes its own.
+    let other = unique("created");
+    ok(&d, &["create", "--name", &other, "busybox", "true"]);
+    assert_eq!(ok(&d, &["rm", &created]), format!("{created}\n"));
+    let k = d.docker(&["rm", &other]);
+    assert_eq!(String::from_utf8_lossy(&k.stdout), format!("{other}\n"));
+    same(&d, &["ps", "-a", "--filter", "label=app=web", "-q"]);
+}
+
+/// Flag names listed by `--help` (long forms and their short letters).
+fn flag_names(help: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        if !t.starts_with('-') {
+            continue;
+        }
+        for word in t.split([' ', ',']) {
+            let w = word.split('=').next().unwrap_or_default();
+            let w = w.split('[').next().unwrap_or_default();
+            if (w.starts_with("--") && w.len() > 2) || (w.len() == 2 && w.starts_with('-')) {
+                out.insert(w.to_string());
+            } else if !w.is_empty() && !w.starts_with('-') {
+                break;
+            }
+        }
+    }
+    out.remove("--help");
+    out.remove("-h");
+    out
+}
+
+fn commands(help: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut in_cmds = false;
+    for line in help.lines() {
+        if line.ends_with("Commands:") {
+            in_cmds = true;
+            continue;
+        }
+        if line.trim().is_empty() || !line.starts_with("  ") {
+            in_cmds = line.ends_with("Commands:");
+            continue;
+        }
+        if in_cmds {
+            if let Some(w) = line.split_whitespace().next() {
+                out.insert(w.trim_end_matches('*').to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn help_listings_match_docker() {
+    let d = Daemon::start();
+    let ours = commands(&String::from_utf8_lossy(&d.wharf(&["--help"]).stdout));
+    let theirs = commands(&String::from_utf8_lossy(&d.docker(&["--help"]).stdout));
+    let extra: Vec<_> = ours
+        .difference(&theirs)
+        .filter(|c| *c != "completion" && *c != "help")
+        .collect();
+    assert!(extra.is_empty(), "commands docker does not have: {extra:?}");
+    for needed in [
+        "run",
+        "exec",
+        "ps",
+        "images",
+        "container",
+        "image",
+        "system",
+        "logs",
+        "inspect",
+    ] {
+        assert!(ours.contains(needed), "missing {needed}: {ours:?}");
+    }
+    // Commands whose flags must be exactly docker's.
+    let exact: &[&[&str]] = &[
+        &["ps"],
+        &["images"],
+        &["logs"],
+        &["exec"],
+        &["inspect"],
+        &["rm"],
+        &["stop"],
+        &["kill"],
+        &["start"],
+        &["restart"],
+        &["wait"],
+        &["rename"],
+        &["port"],
+        &["pause"],
+        &["tag"],
+        &["rmi"],
+        &["history"],
+        &["save"],
+        &["load"],
+        &["events"],
+        &["attach"],
+        &["top"],
+        &["diff"],
+        &["export"],
+        &["commit"],
+        &["container", "ls"],
+        &["container", "prune"],
+        &["image", "ls"],
+        &["image", "prune"],
+        &["system", "prune"],
+        &["info"],
+    ];
+    for cmd in exact {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let ours = flag_names(&String::from_utf8_lossy(&d.wharf(&args).stdout));
+        let theirs = flag_names(&String::from_utf8_lossy(&d.docker(&args).stdout));
+        assert_eq!(ours, theirs, "flags of {cmd:?} differ");
+    }
+    // `run`/`create` implement a subset of docker's flags; none may be invented.
+    for cmd in ["run", "create"] {
+        let ours = flag_names(&String::from_utf8_lossy(&d.wharf(&[cmd, "--help"]).stdout));
+        let theirs = flag_names(&String::from_utf8_lossy(&d.docker(&[cmd, "--help"]).stdout));
+        let invented: Vec<_> = ours.difference(&theirs).collect();
+        assert!(
+            invented.is_empty(),
+            "{cmd} flags docker does not have: {invented:?}"
+        );
+        assert!(
+            ours.len() * 10 >= theirs.len() * 7,
+            "{cmd}: only {} of {} docker flags",
+            ours.len(),
+            theirs.len()
+        );
+    }
+}
+
+#[test]
+fn normalise_hides_times_only() {
+    assert_eq!(normalise("Up 5 seconds   x"), "Up T x");
+    assert_eq!(
+        normalise("Exited (0) Less than a second ago"),
+        "Exited (0) T ago"
+    );
+    assert_eq!(
+        normalise("About a minute ago 12 minutes ago"),
+        "T ago T ago"
+    );
+    assert_eq!(normalise("abc123 5 apples"), "abc123 5 apples");
+}
