@@ -298,6 +298,13 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
         .flag("stdout", true)
         .flag("stderr", true)
         .opt("detachKeys", a.detach_keys.clone());
+    // Registered first so the exit code is the one the session ends with, not a racy inspect.
+    let wait = c.send(
+        "POST",
+        &format!("/containers/{id}/wait"),
+        &Query::new().set("condition", "next-exit"),
+        None,
+    )?;
     let stream = c.hijack("POST", &format!("/containers/{id}/attach"), &q, None)?;
     let session = Session {
         client: c,
@@ -310,10 +317,7 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
     if session.run(stream, || Ok(()))? == Outcome::Detached {
         return Ok(0);
     }
-    let v = inspect_container(c, &id)?;
-    Ok(v.pointer("/State/ExitCode")
-        .and_then(Value::as_i64)
-        .unwrap_or(0) as i32)
+    wait_code(wait)
 }
 
 /// `exec`: runs a process in a container; exits with its code.

@@ -200,6 +200,25 @@ impl Drop for Daemon {
                 }
             }
         }
+        // Shims outlive the daemon by design; they exit once their containers are gone. Wait for
+        // them, then kill any that remain, so nothing of ours survives the test.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = procs_mentioning(self.exec.path());
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                for pid in left {
+                    let _ = Command::new("kill")
+                        .arg("-KILL")
+                        .arg(pid.to_string())
+                        .status();
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         // Anything the daemon left mounted under our roots must go before the dirs are removed.
         for root in [self.data.path(), self.exec.path()] {
             let _ = Command::new("umount")
@@ -210,6 +229,21 @@ impl Drop for Daemon {
                 .status();
         }
     }
+}
+
+/// Live (non-zombie) processes whose command line mentions `path`.
+fn procs_mentioning(path: &Path) -> Vec<u32> {
+    let needle = path.to_string_lossy().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !cmd.is_empty() && String::from_utf8_lossy(&cmd).contains(&needle)
+        })
+        .collect()
 }
 
 /// Replaces human times ("Less than a second ago", "3 seconds", "About a minute") with `T` and
