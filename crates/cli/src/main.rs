@@ -44,7 +44,7 @@ fn report(e: &anyhow::Error) -> i32 {
 /// Builds the client from flags and the environment, as the docker CLI resolves them.
 fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
     if let Some(c) = g.context.as_deref().filter(|c| *c != "default") {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             format!("context \"{c}\" does not exist"),
         ));
@@ -74,7 +74,7 @@ fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
         }
     }
     let parsed = Host::parse(&host)
-        .map_err(|e| StatusError::new(1, e.to_string()))?
+        .map_err(|e| StatusError::exit(1, e.to_string()))?
         .with_default_port(if tls.enabled { 2376 } else { 2375 });
     let mut c = Client::new(parsed, Some(&tls))?;
     if let Ok(v) = std::env::var("DOCKER_API_VERSION") {
@@ -110,7 +110,7 @@ fn real_main() -> anyhow::Result<i32> {
         cli.global.log_level.as_str(),
         "debug" | "info" | "warn" | "error" | "fatal"
     ) {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             format!("Unable to parse logging level: {}", cli.global.log_level),
         ));
@@ -210,7 +210,7 @@ fn completion(shell: &str) -> anyhow::Result<i32> {
             return Ok(0);
         }
         other => {
-            return Err(StatusError::new(
+            return Err(StatusError::exit(
                 1,
                 format!("unsupported shell \"{other}\": use bash, zsh, fish or man"),
             ))

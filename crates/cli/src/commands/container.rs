@@ -93,7 +93,7 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
         (Kind::Any, Some("container")) => Kind::Container,
         (Kind::Any, Some("image")) => Kind::Image,
         (Kind::Any, Some(other)) if !other.is_empty() => {
-            return Err(StatusError::new(
+            return Err(StatusError::exit(
                 1,
                 format!("\"{other}\" is not a valid value for --type"),
             ))
@@ -129,7 +129,7 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
     if errors.is_empty() {
         Ok(0)
     } else {
-        Err(StatusError::new(1, errors.join("\n")))
+        Err(StatusError::exit(1, errors.join("\n")))
     }
 }
 
@@ -249,7 +249,7 @@ pub(crate) fn wait(ctx: &Ctx, a: &Containers) -> anyhow::Result<i32> {
 pub(crate) fn rename(ctx: &Ctx, a: &RenameArgs) -> anyhow::Result<i32> {
     let new = a.new_name.trim();
     if new.is_empty() {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "Error: Neither old nor new names may be empty",
         ));
@@ -321,7 +321,7 @@ pub(crate) fn port(ctx: &Ctx, a: &PortArgs) -> anyhow::Result<i32> {
             .and_then(Value::as_array)
             .filter(|b| !b.is_empty())
             .ok_or_else(|| {
-                StatusError::new(
+                StatusError::exit(
                     1,
                     format!(
                         "Error: No public port '{key}' published for {}",
@@ -387,7 +387,7 @@ pub(crate) fn body_to_output(
         }
         None => {
             if crate::tty::is_tty(1) {
-                return Err(StatusError::new(1, format!("cowardly refusing to save to a terminal. Use the -o flag or redirect ({what})")));
+                return Err(StatusError::exit(1, format!("cowardly refusing to save to a terminal. Use the -o flag or redirect ({what})")));
             }
             std::io::copy(&mut body, &mut std::io::stdout().lock())?;
         }
@@ -469,7 +469,7 @@ pub(crate) fn update(ctx: &Ctx, a: &UpdateArgs) -> anyhow::Result<i32> {
         );
     }
     if body.is_empty() {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "You must provide one or more flags when using this command.",
         ));
@@ -712,11 +712,11 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        (Some(_), Some(_)) => Err(StatusError::new(
+        (Some(_), Some(_)) => Err(StatusError::exit(
             1,
             "copying between containers is not supported",
         )),
-        (None, None) => Err(StatusError::new(
+        (None, None) => Err(StatusError::exit(
             1,
             "must specify at least one container source",
         )),
@@ -740,7 +740,7 @@ fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
     }
     let o = cmd.arg(base).output()?;
     if !o.status.success() {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             String::from_utf8_lossy(&o.stderr).trim().to_string(),
         ));
@@ -761,7 +761,7 @@ fn extract_tar(body: impl Read, dest: &str) -> anyhow::Result<()> {
     }
     let st = child.wait()?;
     if !st.success() {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             format!("extracting into {dest} failed"),
         ));

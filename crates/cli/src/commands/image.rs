@@ -68,7 +68,7 @@ pub(crate) fn pull_image(
     for msg in resp.json_stream() {
         let msg = msg?;
         if let Some(e) = msg.get("error").and_then(Value::as_str) {
-            return Err(StatusError::new(1, e.to_string()));
+            return Err(StatusError::exit(1, e.to_string()));
         }
         if quiet {
             continue;
@@ -80,9 +80,10 @@ pub(crate) fn pull_image(
         match msg.get("id").and_then(Value::as_str) {
             // Per-layer progress is a live display in docker; only its final states are kept.
             Some(id)
-                if !msg
+                if msg
                     .get("progressDetail")
-                    .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty())) =>
+                    .and_then(Value::as_object)
+                    .is_none_or(|o| o.is_empty()) =>
             {
                 eprintln!("{id}: {status}")
             }
@@ -160,7 +161,7 @@ fn print_progress_stream(resp: wharf_client::Response, quiet: bool) -> anyhow::R
     for msg in resp.json_stream() {
         let msg = msg?;
         if let Some(e) = msg.get("error").and_then(Value::as_str) {
-            return Err(StatusError::new(1, e.to_string()));
+            return Err(StatusError::exit(1, e.to_string()));
         }
         if let Some(s) = msg.get("stream").and_then(Value::as_str) {
             if !quiet {
@@ -181,7 +182,7 @@ pub(crate) fn load(ctx: &Ctx, a: &LoadArgs) -> anyhow::Result<i32> {
     let resp = match &a.input {
         Some(path) => {
             let mut f = std::fs::File::open(path)
-                .map_err(|e| StatusError::new(1, format!("open {path}: {e}")))?;
+                .map_err(|e| StatusError::exit(1, format!("open {path}: {e}")))?;
             ctx.client.request(
                 "POST",
                 "/images/load",
@@ -194,7 +195,7 @@ pub(crate) fn load(ctx: &Ctx, a: &LoadArgs) -> anyhow::Result<i32> {
         }
         None => {
             if crate::tty::is_tty(0) {
-                return Err(StatusError::new(
+                return Err(StatusError::exit(
                     1,
                     "requested load from stdin, but stdin is empty",
                 ));
@@ -243,7 +244,7 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
         )?
     } else {
         let mut f = std::fs::File::open(&a.source)
-            .map_err(|e| StatusError::new(1, format!("open {}: {e}", a.source)))?;
+            .map_err(|e| StatusError::exit(1, format!("open {}: {e}", a.source)))?;
         ctx.client.request(
             "POST",
             "/images/create",

@@ -31,7 +31,7 @@ pub(crate) struct StatusError {
 }
 
 impl StatusError {
-    pub(crate) fn new(code: i32, message: impl Into<String>) -> anyhow::Error {
+    pub(crate) fn exit(code: i32, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(StatusError {
             code,
             message: message.into(),

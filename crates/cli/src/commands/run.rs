@@ -18,7 +18,7 @@ fn detach_keys(ctx: &Ctx, flag: Option<&str>) -> anyhow::Result<Vec<u8>> {
         .or(ctx.config.detach_keys.as_deref())
         .unwrap_or(DEFAULT_DETACH_KEYS);
     parse_detach_keys(s)
-        .map_err(|e| StatusError::new(125, format!("Invalid detach keys ({s}) provided: {e}")))
+        .map_err(|e| StatusError::exit(125, format!("Invalid detach keys ({s}) provided: {e}")))
 }
 
 /// Docker's mapping of a failed start to an exit code: 127 not found, 126 cannot invoke.
@@ -42,13 +42,13 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         .map(|p| p.env())
         .unwrap_or_default();
     let req = create::build(a, detach, &extra_env)
-        .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
+        .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
     let q = Query::new()
         .opt("name", req.name.clone())
         .opt("platform", req.platform.clone());
     if a.pull == "always" {
         super::image::pull_image(ctx, &a.image, req.platform.as_deref(), a.quiet)
-            .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
+            .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
     }
     let resp = match ctx.client.post("/containers/create", &q, Some(&req.body)) {
         Err(e @ ClientError::Api { .. })
@@ -56,12 +56,12 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         {
             eprintln!("Unable to find image '{}' locally", normalise_ref(&a.image));
             super::image::pull_image(ctx, &a.image, req.platform.as_deref(), a.quiet)
-                .map_err(|pe| StatusError::new(125, format!("wharf: {pe}")))?;
+                .map_err(|pe| StatusError::exit(125, format!("wharf: {pe}")))?;
             ctx.client.post("/containers/create", &q, Some(&req.body))
         }
         other => other,
     }
-    .map_err(|e| StatusError::new(125, format!("wharf: {e}")))?;
+    .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
     let v: Value = resp.json()?;
     for w in v
         .get("Warnings")
@@ -80,7 +80,7 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         .to_string();
     if let Some(f) = &a.cidfile {
         std::fs::write(f, &id).map_err(|e| {
-            StatusError::new(
+            StatusError::exit(
                 125,
                 format!("wharf: failed to write the container ID to the file: {e}"),
             )
@@ -112,7 +112,7 @@ fn start(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
             &Query::new(),
             None,
         )
-        .map_err(|e| StatusError::new(start_error_code(&e.message()), format!("wharf: {e}")))?;
+        .map_err(|e| StatusError::exit(start_error_code(&e.message()), format!("wharf: {e}")))?;
     Ok(())
 }
 
@@ -120,7 +120,7 @@ fn start(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
 pub(crate) fn run(ctx: &Ctx, run: &RunArgs) -> anyhow::Result<i32> {
     let a = &run.opts;
     if a.rm && a.restart != "no" {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             125,
             "wharf: Conflicting options: --restart and --rm",
         ));
@@ -205,7 +205,7 @@ pub(crate) fn start_cmd(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let [name] = a.containers.as_slice() else {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "Error: you cannot start and attach multiple containers at once",
         ));
@@ -267,7 +267,7 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
         .and_then(Value::as_bool)
         .unwrap_or(false)
     {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "You cannot attach to a stopped container, start it first",
         ));
@@ -277,7 +277,7 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
         .and_then(Value::as_bool)
         .unwrap_or(false)
     {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "You cannot attach to a paused container, unpause it first",
         ));

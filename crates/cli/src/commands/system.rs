@@ -61,7 +61,7 @@ pub(crate) fn version(
     };
     out(&text);
     match server_err {
-        Some(e) => Err(StatusError::new(1, e.to_string())),
+        Some(e) => Err(StatusError::exit(1, e.to_string())),
         None => Ok(0),
     }
 }
@@ -205,7 +205,7 @@ pub(crate) fn df(ctx: &Ctx, a: &DfArgs) -> anyhow::Result<i32> {
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     if a.verbose {
-        return Err(StatusError::new(
+        return Err(StatusError::exit(
             1,
             "system df --verbose is not supported yet",
         ));

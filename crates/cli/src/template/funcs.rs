@@ -588,13 +588,13 @@ mod tests {
             sprintf(
                 "%.2f %q %x %t",
                 &[
-                    j(json!(3.14159)),
+                    j(json!(1.23456)),
                     j(json!("hi")),
                     j(json!(255)),
                     j(json!(true))
                 ]
             ),
-            "3.14 \"hi\" ff true"
+            "1.23 \"hi\" ff true"
         );
         assert_eq!(sprintf("%d", &[j(json!("x"))]), "%!d(string=x)");
         assert_eq!(sprintf("%s %s", &[j(json!("x"))]), "x %!s(MISSING)");
