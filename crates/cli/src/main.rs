@@ -93,9 +93,15 @@ fn real_main() -> anyhow::Result<i32> {
             return Ok(0);
         }
         Err(e) => {
-            // Docker exits 125 when its own flags are wrong.
+            // Docker exits 125 when its own flags are wrong, 1 when arguments are missing.
             let _ = e.print();
-            return Ok(125);
+            let missing = matches!(
+                e.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument
+                    | clap::error::ErrorKind::MissingSubcommand
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            return Ok(if missing { 1 } else { 125 });
         }
     };
     if cli.global.version {

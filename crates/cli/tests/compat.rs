@@ -223,6 +223,18 @@ fn cli_output_matches_docker() {
         "Error: No such object: no-such-container-x\n"
     );
 
+    // bad templates and bad flags: same exit codes (stderr wording checked where docker's is fixed)
+    same(&d, &["ps", "--format", "{{.Foo}}"]);
+    same(&d, &["ps", "--format", "{{.Foo"]);
+    same(&d, &["inspect", "-f", "{{.Foo", &running]);
+    same(&d, &["ps", "--bogus"]);
+    same(&d, &["rm"]);
+    let w = d.wharf(&["ps", "--format", "{{.Foo}}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&w.stderr),
+        "failed to execute template: template: :1:2: executing \"\" at <.Foo>: can't evaluate field Foo in type *formatter.ContainerContext\n"
+    );
+
     // lifecycle verbs print what docker prints
     same(&d, &["stop", "-t", "1", &running]);
     same(&d, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);

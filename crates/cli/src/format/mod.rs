@@ -9,6 +9,7 @@ pub(crate) mod units;
 
 use serde_json::{Map, Value};
 
+use crate::commands::StatusError;
 use crate::template::{ExecOptions, Template, TemplateError};
 
 /// A list formatter context: the rows, what the header row shows, and the Go type for errors.
@@ -34,7 +35,14 @@ pub(crate) fn resolve_format(format: Option<&str>, default_table: &str) -> Strin
 
 /// Renders rows with a resolved format, the way the docker CLI's formatter does: a `table`
 /// format gets a header row and tabwriter alignment; others print one line per row.
-pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> Result<String, TemplateError> {
+pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> anyhow::Result<String> {
+    render_list_inner(format, ctx).map_err(|e| match e {
+        TemplateError::Parse(m) => StatusError::exit(1, format!("failed to parse template: {m}")),
+        TemplateError::Exec(m) => StatusError::exit(1, format!("failed to execute template: {m}")),
+    })
+}
+
+fn render_list_inner(format: &str, ctx: &ListContext<'_>) -> Result<String, TemplateError> {
     let (is_table, body) = match format.strip_prefix("table") {
         Some(rest) => (true, rest),
         None => (false, format),
@@ -83,9 +91,12 @@ pub(crate) fn render_list(format: &str, ctx: &ListContext<'_>) -> Result<String,
 }
 
 /// Executes a single-object template (inspect, version, info) with map semantics.
-pub(crate) fn render_one(format: &str, data: &Value) -> Result<String, TemplateError> {
+/// A parse error exits 64 with docker's "template parsing error" prefix.
+pub(crate) fn render_one(format: &str, data: &Value) -> anyhow::Result<String> {
     let body = format.replace("\\t", "\t").replace("\\n", "\n");
-    Template::parse(&body)?.execute(data)
+    let tmpl = Template::parse(&body)
+        .map_err(|e| StatusError::exit(64, format!("template parsing error: {e}")))?;
+    Ok(tmpl.execute(data)?)
 }
 
 /// Docker's `TruncateID`: drop an `algo:` prefix, keep 12 characters.
