@@ -206,13 +206,15 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
 /// Shell completions or a man page, generated from the clap definition.
 fn completion(shell: &str) -> anyhow::Result<i32> {
     let mut cmd = Cli::command();
-    let mut stdout = std::io::stdout();
+    // Rendered to memory first: `wharf completion bash | head` must not panic on a closed pipe.
+    let mut buf = Vec::new();
     let sh = match shell {
         "bash" => clap_complete::Shell::Bash,
         "zsh" => clap_complete::Shell::Zsh,
         "fish" => clap_complete::Shell::Fish,
         "man" => {
-            clap_mangen::Man::new(cmd).render(&mut stdout)?;
+            clap_mangen::Man::new(cmd).render(&mut buf)?;
+            commands::out(&String::from_utf8_lossy(&buf));
             return Ok(0);
         }
         other => {
@@ -222,6 +224,7 @@ fn completion(shell: &str) -> anyhow::Result<i32> {
             ))
         }
     };
-    clap_complete::generate(sh, &mut cmd, "wharf", &mut stdout);
+    clap_complete::generate(sh, &mut cmd, "wharf", &mut buf);
+    commands::out(&String::from_utf8_lossy(&buf));
     Ok(0)
 }
