@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
@@ -29,8 +29,9 @@ use crate::{console, rootfs};
 pub struct InitConfig<'a> {
     /// The validated bundle.
     pub bundle: &'a Bundle,
-    /// `<state>/<id>/exec.fifo`, which `start` opens.
-    pub fifo: &'a Path,
+    /// O_PATH handle on `<state>/<id>/exec.fifo`, which `start` opens. Opened by the runtime:
+    /// the state dir may be unreachable for init's (user-namespaced) credentials.
+    pub fifo: OwnedFd,
     /// Connected console socket when the process wants a terminal.
     pub console: Option<OwnedFd>,
     /// chroot instead of pivot_root.
@@ -115,11 +116,11 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
         return Err(LibcontainerError::NotSupported("containers without a mount namespace".into()));
     }
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
-    let fifo = rustix::fs::open(cfg.fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| sys("open exec fifo", e))?;
     let in_userns = plan.has(LinuxNamespaceType::User);
     rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    // Before finish(): a read-only root would refuse the directory.
+    cfg.process.ensure_cwd()?;
     rootfs::finish(spec)?;
     if plan.new.contains(CloneFlags::CLONE_NEWUTS) {
         set_names(spec.hostname().as_deref(), spec.domainname().as_deref())?;
@@ -130,12 +131,12 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     drop(cfg.console);
     let exec = cfg.process.apply()?;
     chan.send(&Message::Ready)?;
-    wait_for_start(&fd_path(&fifo))?;
+    wait_for_start(&fd_path(&cfg.fifo))?;
     Err(exec.exec())
 }
 
 /// Blocks until `start` opens the fifo's read side, then tells it we are going.
-fn wait_for_start(fifo: &PathBuf) -> Result<()> {
+fn wait_for_start(fifo: &Path) -> Result<()> {
     let fd = rustix::fs::open(fifo, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| sys("open exec fifo for start", e))?;
     rustix::io::write(&fd, b"0").map_err(|e| sys("write exec fifo", e))?;
     Ok(())

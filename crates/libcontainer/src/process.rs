@@ -23,8 +23,6 @@ pub struct ProcessPlan {
     pub seccomp: Option<Filter>,
     /// Descriptors 3.. up to 3+N stay open in the new process.
     pub preserve_fds: i32,
-    /// Create `cwd` when missing (container init does, `exec` does not).
-    pub create_cwd: bool,
 }
 
 /// A resolved program and its argv/envp, ready for execve.
@@ -139,14 +137,21 @@ impl ProcessPlan {
     /// (`/proc/self/fd/N`, CVE-2024-21626) would leave getcwd unable to name it.
     fn enter_cwd(&self) -> Result<()> {
         let cwd = self.process.cwd();
-        if self.create_cwd && !cwd.exists() {
-            std::fs::create_dir_all(cwd).map_err(LibcontainerError::io(format!("create cwd {}", cwd.display())))?;
-        }
         nix::unistd::chdir(cwd).map_err(LibcontainerError::sys(format!("chdir to cwd {}", cwd.display())))?;
         match nix::unistd::getcwd() {
             Ok(real) if real.is_absolute() && real.starts_with("/") => Ok(()),
             _ => Err(LibcontainerError::InvalidSpec(format!("cwd {} is outside the container", cwd.display()))),
         }
+    }
+
+    /// Creates a missing `cwd` (container init does this after pivot_root, so the path is
+    /// resolved inside the container; `exec` never creates it).
+    pub fn ensure_cwd(&self) -> Result<()> {
+        let cwd = self.process.cwd();
+        if !cwd.exists() {
+            std::fs::create_dir_all(cwd).map_err(LibcontainerError::io(format!("create cwd {}", cwd.display())))?;
+        }
+        Ok(())
     }
 
     fn resolve(&self, uid: u32) -> Result<Exec> {

@@ -111,14 +111,14 @@ impl CreateOptions {
         let plan = NamespacePlan::from_spec(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
         let cfg = InitConfig {
             bundle: &bundle,
-            fifo: &fifo,
+            fifo: rustix::fs::open(&fifo, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                .map_err(|e| crate::fsroot::sys("open exec fifo", e))?,
             console,
             no_pivot: self.no_pivot,
             process: ProcessPlan {
                 process,
                 seccomp: linux.and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?,
                 preserve_fds: self.preserve_fds,
-                create_cwd: true,
             },
         };
         let cgroup_path = cgroup::path_of(&bundle.spec);

@@ -86,7 +86,7 @@ impl Container {
         };
         let bundle = spec::load_bundle(&self.state.bundle)?;
         let seccomp = bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?;
-        let plan = ProcessPlan { process: opts.process.clone(), seccomp, preserve_fds: opts.preserve_fds, create_cwd: false };
+        let plan = ProcessPlan { process: opts.process.clone(), seccomp, preserve_fds: opts.preserve_fds };
         let ns = open_namespaces(Path::new(PROC), self.pid())?;
         let (parent, child) = channel::pair()?;
         let tenant = || -> Result<()> {
