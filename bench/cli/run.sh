@@ -43,23 +43,24 @@ for i in $(seq "$CONTAINERS"); do
     "$WHARF" -H "unix://$SOCK" create --name "bench-$i" bench-busybox true >/dev/null
 done
 
-# measure CMD...: prints "mean_ms max_rss_kb" over N runs (GNU time's %e/%M via /proc-free getrusage).
+# measure CMD...: mean/median wall time over N runs (fork+exec from python), and max RSS over N
+# runs under GNU time (a python child's own pages would otherwise count towards its RSS).
 measure() {
     python3 - "$N" "$@" <<'PY'
-import os, resource, subprocess, sys, time
+import os, subprocess, sys, tempfile, time
 n = int(sys.argv[1]); cmd = sys.argv[2:]
-walls, rss = [], 0
+walls = []
 for _ in range(n):
     t = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(os.devnull, os.O_WRONLY); os.dup2(fd, 1)
-        os.execv(cmd[0], cmd)
-    _, status, ru = os.wait4(pid, 0)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
     walls.append(time.perf_counter() - t)
-    if os.waitstatus_to_exitcode(status) != 0:
+    if r.returncode != 0:
         sys.exit(f"{cmd} failed")
-    rss = max(rss, ru.ru_maxrss)
+rss = 0
+with tempfile.NamedTemporaryFile() as f:
+    for _ in range(n):
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + cmd, stdout=subprocess.DEVNULL, check=True)
+        rss = max(rss, int(open(f.name).read().split()[-1]))
 walls.sort()
 print(f"{sum(walls)/n*1000:8.1f} ms (median {walls[n//2]*1000:.1f})  max RSS {rss} kB")
 PY
