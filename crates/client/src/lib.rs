@@ -28,8 +28,9 @@ pub use http::{encode_component, Body, Head, Query, RequestBody};
 pub use stream::{copy_multiplexed, Hijacked, JsonStream, StdStream};
 pub use tls::TlsOptions;
 
-/// The newest API version this client speaks; negotiation never goes above it.
-pub const MAX_API_VERSION: &str = "1.45";
+/// The newest API version this client speaks (the one the shared API model describes);
+/// negotiation never goes above it.
+pub const MAX_API_VERSION: wharf_api_types::ApiVersion = wharf_api_types::version::MAX_API_VERSION;
 /// Where the daemon listens when nothing says otherwise.
 pub const DEFAULT_HOST: &str = "unix:///run/wharf.sock";
 
@@ -179,11 +180,16 @@ impl Client {
     pub fn negotiate_version(&mut self) -> Result<Ping, ClientError> {
         let ping = self.ping()?;
         if self.version.is_none() {
-            let v = match &ping.api_version {
-                Some(server) if version_lt(server, MAX_API_VERSION) => server.clone(),
-                _ => MAX_API_VERSION.to_string(),
+            // An unparsable or newer daemon version means "speak ours".
+            let server = ping
+                .api_version
+                .as_deref()
+                .and_then(|v| v.parse::<wharf_api_types::ApiVersion>().ok());
+            let v = match server {
+                Some(server) if server < MAX_API_VERSION => server,
+                _ => MAX_API_VERSION,
             };
-            self.version = Some(v);
+            self.version = Some(v.to_string());
         }
         Ok(ping)
     }
@@ -373,12 +379,6 @@ fn check_status(head: Head, mut body: Body) -> Result<Response, ClientError> {
     })
 }
 
-/// Compares dotted API versions numerically ("1.9" < "1.45").
-pub fn version_lt(a: &str, b: &str) -> bool {
-    let parse = |s: &str| -> Vec<u64> { s.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    parse(a) < parse(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,14 +413,6 @@ mod tests {
             Host::Tcp("[::1]:99".into())
         );
         assert_eq!(Host::parse("tcp://h:1").unwrap().to_string(), "tcp://h:1");
-    }
-
-    #[test]
-    fn version_ordering() {
-        assert!(version_lt("1.9", "1.45"));
-        assert!(version_lt("1.44", "1.45"));
-        assert!(!version_lt("1.51", "1.45"));
-        assert!(!version_lt("1.45", "1.45"));
     }
 
     #[test]

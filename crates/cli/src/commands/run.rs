@@ -2,13 +2,15 @@
 
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use wharf_client::{ClientError, Query};
 use wharf_errdefs::{Classify, ErrorKind};
 
 use super::create::{self, expand_env, read_env_files};
 use super::session::{parse_detach_keys, Outcome, Session};
 use super::{enc, inspect_container, out, Ctx, StatusError};
+use wharf_api_types::exec::{ExecConfig, ExecStartConfig};
+
 use crate::cli::{AttachArgs, CreateArgs, ExecArgs, RunArgs, StartArgs};
 
 const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -326,18 +328,23 @@ pub(crate) fn exec(ctx: &Ctx, a: &ExecArgs) -> anyhow::Result<i32> {
     let mut env = read_env_files(&a.env_file)?;
     env.extend(a.env.iter().filter_map(|e| expand_env(e)));
     let c = &ctx.client;
-    let body = json!({
-        "AttachStdin": a.interactive && !a.detach,
-        "AttachStdout": !a.detach,
-        "AttachStderr": !a.detach,
-        "Tty": a.tty,
-        "Cmd": a.command,
-        "Env": env,
-        "User": a.user.clone().unwrap_or_default(),
-        "WorkingDir": a.workdir.clone().unwrap_or_default(),
-        "Privileged": a.privileged,
-        "DetachKeys": a.detach_keys.clone().unwrap_or_default(),
-    });
+    let body = serde_json::to_value(ExecConfig {
+        attach_stdin: a.interactive && !a.detach,
+        attach_stdout: !a.detach,
+        attach_stderr: !a.detach,
+        tty: a.tty,
+        cmd: Some(a.command.clone()),
+        env: Some(env),
+        user: a.user.clone().unwrap_or_default(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        privileged: a.privileged,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
+        console_size: if a.tty {
+            crate::tty::size(1).map(|(h, w)| [u32::from(h), u32::from(w)])
+        } else {
+            None
+        },
+    })?;
     let created: Value = c
         .post(
             &format!("/containers/{}/exec", enc(&a.container)),
@@ -354,7 +361,11 @@ pub(crate) fn exec(ctx: &Ctx, a: &ExecArgs) -> anyhow::Result<i32> {
         c.post(
             &format!("/exec/{exec_id}/start"),
             &Query::new(),
-            Some(&json!({"Detach": true, "Tty": a.tty})),
+            Some(&serde_json::to_value(ExecStartConfig {
+                detach: true,
+                tty: a.tty,
+                console_size: None,
+            })?),
         )?;
         return Ok(0);
     }
@@ -362,7 +373,11 @@ pub(crate) fn exec(ctx: &Ctx, a: &ExecArgs) -> anyhow::Result<i32> {
         "POST",
         &format!("/exec/{exec_id}/start"),
         &Query::new(),
-        Some(&json!({"Detach": false, "Tty": a.tty})),
+        Some(&serde_json::to_value(ExecStartConfig {
+            detach: false,
+            tty: a.tty,
+            console_size: None,
+        })?),
     )?;
     let session = Session {
         client: c,

@@ -44,7 +44,7 @@ pub(crate) fn version(
 ) -> anyhow::Result<i32> {
     let client = json!({
         "Version": env!("CARGO_PKG_VERSION"),
-        "APIVersion": ctx.client.version().unwrap_or(wharf_client::MAX_API_VERSION),
+        "APIVersion": ctx.client.version().map_or_else(|| wharf_client::MAX_API_VERSION.to_string(), str::to_string),
         "Os": std::env::consts::OS,
         "Arch": go_arch(),
         "Context": "default",
