@@ -176,3 +176,38 @@ fn piped_stdin_reaches_the_container() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\nthere\ndone\n");
 }
+
+#[test]
+fn signals_are_proxied_to_the_container() {
+    let d = Daemon::start();
+    let mut cmd = Command::new(d.wharf_path());
+    d.env(&mut cmd);
+    let mut child = cmd
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wharf");
+    let pid = child.id();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("read ready");
+    assert_eq!(line, "ready\n");
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill")
+        .success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read rest");
+    assert_eq!(rest, "got-term\n");
+    // The wharf process exits with the container's code.
+    assert_eq!(child.wait().expect("wait wharf").code(), Some(9));
+}
