@@ -3,7 +3,8 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::{ClientConnection, StreamOwned};
 
@@ -15,7 +16,12 @@ pub enum Conn {
     Tcp(TcpStream),
     /// TLS over TCP.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// One half of a TLS session split for an interactive stream (see [`Conn::split`]).
+    SharedTls(Arc<Mutex<StreamOwned<ClientConnection, TcpStream>>>),
 }
+
+/// How long a reader holds a shared TLS session before letting a writer in.
+const SHARED_TLS_POLL: Duration = Duration::from_millis(20);
 
 impl Conn {
     /// Connects to a unix socket.
@@ -43,16 +49,22 @@ impl Conn {
         }
     }
 
-    /// A second handle on the same socket so one thread can read while another writes.
-    /// TLS sessions cannot be split that way.
-    pub fn try_clone(&self) -> io::Result<Conn> {
+    /// Splits into a reading and a writing handle for two threads. A TLS session cannot be
+    /// cloned, so both halves share it behind a lock and the reader polls with a short socket
+    /// timeout, releasing the lock between attempts so input is never starved.
+    pub fn split(self) -> io::Result<(Conn, Conn)> {
         match self {
-            Conn::Unix(s) => s.try_clone().map(Conn::Unix),
-            Conn::Tcp(s) => s.try_clone().map(Conn::Tcp),
-            Conn::Tls(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "interactive streams over TLS are not supported",
-            )),
+            Conn::Unix(s) => Ok((Conn::Unix(s.try_clone()?), Conn::Unix(s))),
+            Conn::Tcp(s) => Ok((Conn::Tcp(s.try_clone()?), Conn::Tcp(s))),
+            Conn::Tls(s) => {
+                s.sock.set_read_timeout(Some(SHARED_TLS_POLL))?;
+                let shared = Arc::new(Mutex::new(*s));
+                Ok((
+                    Conn::SharedTls(Arc::clone(&shared)),
+                    Conn::SharedTls(shared),
+                ))
+            }
+            Conn::SharedTls(s) => Ok((Conn::SharedTls(Arc::clone(&s)), Conn::SharedTls(s))),
         }
     }
 
@@ -64,6 +76,13 @@ impl Conn {
             Conn::Tls(s) => {
                 s.conn.send_close_notify();
                 s.flush()
+            }
+            Conn::SharedTls(s) => {
+                let mut g = s
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS session lock poisoned"))?;
+                g.conn.send_close_notify();
+                g.flush()
             }
         }
     }
@@ -79,6 +98,24 @@ impl Read for Conn {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
                 other => other,
             },
+            Conn::SharedTls(s) => loop {
+                let mut g = s
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS session lock poisoned"))?;
+                match g.read(buf) {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        drop(g);
+                        std::thread::yield_now();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    other => return other,
+                }
+            },
         }
     }
 }
@@ -89,6 +126,10 @@ impl Write for Conn {
             Conn::Unix(s) => s.write(buf),
             Conn::Tcp(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::SharedTls(s) => s
+                .lock()
+                .map_err(|_| io::Error::other("TLS session lock poisoned"))?
+                .write(buf),
         }
     }
 
@@ -97,6 +138,10 @@ impl Write for Conn {
             Conn::Unix(s) => s.flush(),
             Conn::Tcp(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::SharedTls(s) => s
+                .lock()
+                .map_err(|_| io::Error::other("TLS session lock poisoned"))?
+                .flush(),
         }
     }
 }

@@ -268,7 +268,7 @@ impl Client {
         }
         if head.status == 101 {
             let (buffered, conn) = body.into_upgraded();
-            Ok(Hijacked::upgraded(buffered, conn))
+            Ok(Hijacked::upgraded(buffered, conn)?)
         } else {
             Ok(Hijacked::from_body(body))
         }

@@ -104,13 +104,12 @@ pub struct Hijacked {
 }
 
 impl Hijacked {
-    pub(crate) fn upgraded(buffered: Vec<u8>, conn: Conn) -> Hijacked {
-        // Over TLS there is no second handle, so input cannot be sent; output still flows.
-        let writer = conn.try_clone().ok();
-        Hijacked {
-            reader: Box::new(Cursor::new(buffered).chain(conn)),
-            writer,
-        }
+    pub(crate) fn upgraded(buffered: Vec<u8>, conn: Conn) -> io::Result<Hijacked> {
+        let (reader, writer) = conn.split()?;
+        Ok(Hijacked {
+            reader: Box::new(Cursor::new(buffered).chain(reader)),
+            writer: Some(writer),
+        })
     }
 
     pub(crate) fn from_body(body: Body) -> Hijacked {
@@ -120,7 +119,7 @@ impl Hijacked {
         }
     }
 
-    /// The output half and, when the transport allows it, the input half. Call
+    /// The output half and, for upgraded connections, the input half. Call
     /// [`Conn::shutdown_write`] on the input half when stdin ends.
     pub fn into_split(self) -> (Box<dyn Read + Send>, Option<Conn>) {
         (self.reader, self.writer)
