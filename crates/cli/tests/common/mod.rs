@@ -64,6 +64,8 @@ pub struct Daemon {
     // Unix socket paths are short (SUN_LEN), so the exec root lives directly under /tmp.
     exec: tempfile::TempDir,
     pub docker_config: PathBuf,
+    /// Our own cgroup parent, so containers never land beside other daemons' (and removal is ours).
+    cgroup_parent: String,
 }
 
 impl Daemon {
@@ -81,6 +83,7 @@ impl Daemon {
             .expect("exec tempdir");
         let sock = data.path().join("wharfd.sock");
         let log = std::fs::File::create(data.path().join("wharfd.log")).expect("log file");
+        let cgroup_parent = unique("wharf-cli-test");
         let child = Command::new(bin.join("wharfd"))
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
@@ -92,6 +95,8 @@ impl Daemon {
             .arg(data.path().join("wharfd.pid"))
             .arg("--helpers-dir")
             .arg(&bin)
+            .arg("--cgroup-parent")
+            .arg(&cgroup_parent)
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()
@@ -105,6 +110,7 @@ impl Daemon {
             data,
             exec,
             docker_config,
+            cgroup_parent,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.wharf(&["version"]).status.success() {
@@ -218,6 +224,18 @@ impl Drop for Daemon {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // Our cgroup parent in every v1 hierarchy (and the unified one): children first.
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let parent = h.path().join(&self.cgroup_parent);
+                if let Ok(children) = std::fs::read_dir(&parent) {
+                    for c in children.flatten().filter(|c| c.path().is_dir()) {
+                        let _ = std::fs::remove_dir(c.path());
+                    }
+                }
+                let _ = std::fs::remove_dir(&parent);
+            }
         }
         // Anything the daemon left mounted under our roots must go before the dirs are removed.
         for root in [self.data.path(), self.exec.path()] {
