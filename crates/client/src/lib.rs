@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 pub use conn::Conn;
 pub use error::ClientError;
 pub use http::{encode_component, Body, Head, Query, RequestBody};
-pub use stream::{copy_multiplexed, Hijacked, JsonStream, StdStream};
+pub use stream::{copy_multiplexed, Hijacked, JsonStream};
 pub use tls::TlsOptions;
 
 /// The newest API version this client speaks (the one the shared API model describes);

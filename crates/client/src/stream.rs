@@ -7,17 +7,6 @@ use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::http::Body;
 
-/// Which stream a multiplexed frame belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StdStream {
-    /// fd 0 (echoed input).
-    Stdin,
-    /// fd 1.
-    Stdout,
-    /// fd 2.
-    Stderr,
-}
-
 /// Copies Docker's multiplexed stream (8-byte header: stream id, 3 zero bytes, big-endian
 /// length, then the payload) to `out` and `err`, flushing after each frame so interactive output
 /// appears at once. Ends cleanly at EOF on a frame boundary.
