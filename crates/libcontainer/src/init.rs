@@ -8,7 +8,7 @@
 //! The intermediate is needed because a new pid or time namespace only applies to children.
 
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -62,7 +62,13 @@ pub fn fork_with(chan: &Channel, f: impl FnOnce() -> Result<()>) -> Result<Pid> 
 }
 
 /// Intermediate for `create`: namespaces, then forks init and reports its pid.
-pub fn intermediate(plan: &NamespacePlan, chan: &Channel, init: impl FnOnce() -> Result<Infallible>) -> Result<()> {
+pub fn intermediate(
+    plan: &NamespacePlan,
+    chan: &Channel,
+    keep: &[RawFd],
+    init: impl FnOnce() -> Result<Infallible>,
+) -> Result<()> {
+    crate::process::close_fds_except(0, keep)?;
     let fds = plan.open_joins()?;
     join_all(&fds)?;
     drop(fds);

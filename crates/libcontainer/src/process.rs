@@ -186,6 +186,26 @@ pub fn close_inherited_fds(preserve: i32) -> Result<()> {
     Ok(())
 }
 
+/// Closes every descriptor from 3 + `preserve` upwards except `keep`. Runs right after fork,
+/// so the caller's other descriptors (pipes of whoever ran `create`) are not held open by a
+/// container that outlives the command.
+#[allow(unsafe_code)]
+pub fn close_fds_except(preserve: i32, keep: &[std::os::fd::RawFd]) -> Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|fd| u32::try_from(*fd).ok()).collect();
+    keep.sort_unstable();
+    let mut first = 3 + preserve.max(0) as u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > first {
+            // SAFETY: close_range only closes descriptors; none in the range is used later.
+            if unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0) } != 0 {
+                return Err(errno("close_range"));
+            }
+        }
+        first = first.max(k.saturating_add(1));
+    }
+    Ok(())
+}
+
 impl Exec {
     /// Replaces the process image; returns only on failure.
     pub fn exec(&self) -> LibcontainerError {
@@ -209,6 +229,30 @@ mod tests {
         assert!(e.to_string().contains("not found in $PATH"));
         assert!(find_executable("/bin/x", &env, |_| true).is_ok());
         assert!(find_executable("./x", &env, |_| false).is_err());
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn closes_all_but_kept() {
+        // Runs in a child: closing descriptors of the test harness itself would be unsafe.
+        let keep = std::fs::File::open("/dev/null").expect("open");
+        let gone = std::fs::File::open("/dev/null").expect("open");
+        let (k, g) = (std::os::fd::AsRawFd::as_raw_fd(&keep), std::os::fd::AsRawFd::as_raw_fd(&gone));
+        // SAFETY: the child only makes raw syscalls and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let ok = close_fds_except(0, &[k]).is_ok()
+                    && nix::fcntl::fcntl(&keep, nix::fcntl::FcntlArg::F_GETFD).is_ok()
+                    // SAFETY: probing a descriptor number with F_GETFD touches no memory.
+                    && unsafe { libc::fcntl(g, libc::F_GETFD) } == -1;
+                // SAFETY: leave the forked child without running the harness's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]

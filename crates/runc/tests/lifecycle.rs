@@ -68,9 +68,17 @@ fn lifecycle_create_start_kill_delete() {
 #[test]
 fn kill_accepts_numbers_and_names() {
     let mut b = Bundle::new("killnum");
-    b.script("trap 'exit 42' TERM; while true; do sleep 0.1; done");
+    // pid 1 only receives signals it handles: wait until the trap is installed.
+    b.config["root"]["readonly"] = json!(false);
+    b.script("trap 'exit 42' TERM; touch /tmp/ready; while true; do sleep 0.1; done");
     assert!(b.create().status.success());
     assert!(b.verb("start", &[]).status.success());
+    let ready = b.rootfs().join("tmp/ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "container never got ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let out = b.cmd().arg("kill").arg(&b.id).arg("15").output().expect("kill");
     assert!(out.status.success(), "kill: {}", stderr(&out));
     b.wait_status("stopped");

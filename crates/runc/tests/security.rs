@@ -125,3 +125,23 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
     assert_eq!(result.trim(), "denied");
     assert!(std::fs::read(&victim).expect("read") == original, "runtime binary was modified");
 }
+
+#[test]
+fn container_does_not_hold_the_callers_pipes() {
+    let mut b = Bundle::new("pipes");
+    b.script("sleep 1000");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // The write end is inherited by `create` (no O_CLOEXEC), as a careless caller's would be.
+    let out = b.create();
+    close_fd(fds[1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // EOF on the read end proves no process (init included) kept the write end.
+    let mut pfd = libc::pollfd { fd: fds[0], events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd; bounded wait so a regression fails instead of hanging.
+    let n = unsafe { libc::poll(&mut pfd, 1, 20_000) };
+    close_fd(fds[0]);
+    assert_eq!(n, 1, "the container still holds the caller's pipe");
+    assert!(pfd.revents & libc::POLLHUP != 0);
+}

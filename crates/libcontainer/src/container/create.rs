@@ -1,6 +1,7 @@
 //! `create`: fork the container's init, set it up, and leave it waiting for `start`.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -173,7 +174,10 @@ fn spawn(
     on_pid: impl FnOnce(Pid) -> Result<Vec<CgroupDir>>,
 ) -> Result<Pid> {
     let (parent, child) = channel::pair()?;
-    let intermediate_pid = fork_with(&child, || intermediate(plan, &child, || container_init(cfg, &child)))?;
+    let mut keep = vec![child.raw(), cfg.fifo.as_raw_fd()];
+    keep.extend(cfg.console.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(3..3 + cfg.process.preserve_fds.max(0));
+    let intermediate_pid = fork_with(&child, || intermediate(plan, &child, &keep, || container_init(cfg, &child)))?;
     drop(child);
     let result = (|| {
         let pid = loop {

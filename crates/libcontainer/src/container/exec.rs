@@ -1,6 +1,6 @@
 //! `exec`: start another process inside a created or running container.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -89,7 +89,12 @@ impl Container {
         let plan = ProcessPlan { process: opts.process.clone(), seccomp, preserve_fds: opts.preserve_fds };
         let ns = open_namespaces(Path::new(PROC), self.pid())?;
         let (parent, child) = channel::pair()?;
+        let mut keep: Vec<i32> = ns.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        keep.push(child.raw());
+        keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+        keep.extend(3..3 + opts.preserve_fds.max(0));
         let tenant = || -> Result<()> {
+            crate::process::close_fds_except(0, &keep)?;
             join_all(&ns)?;
             let pid = fork_with(&child, || {
                 child.wait_for_proceed()?;
