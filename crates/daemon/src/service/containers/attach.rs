@@ -352,6 +352,11 @@ impl ContainerService {
         self.shim(&cid).call_ok(&req).await.map_err(|e| ApiError::from_err(&e))
     }
 
+    /// Closes attaches waiting for a start that failed.
+    pub(super) fn drop_pending_attaches(&self, id: &str) {
+        lock(&self.pending_attach).remove(id);
+    }
+
     /// Forgets the execs of a removed container.
     pub(super) fn drop_execs(&self, container_id: &str) {
         lock(&self.execs).retain(|_, e| e.container_id != container_id);

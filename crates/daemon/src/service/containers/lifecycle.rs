@@ -226,6 +226,16 @@ impl ContainerService {
                         c.state.status = Status::Exited;
                     }
                 });
+                // Clients attached for this start get EOF instead of waiting forever.
+                self.drop_pending_attaches(id);
+                if c.host_config.auto_remove {
+                    // After our op lock is released: `--rm` removes even a failed start.
+                    let me = self.clone();
+                    let id = id.to_string();
+                    tokio::spawn(async move {
+                        let _ = me.remove(&id, true).await;
+                    });
+                }
                 Err(e)
             }
         }

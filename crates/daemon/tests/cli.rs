@@ -1,0 +1,113 @@
+//! End-to-end: the real docker CLI against a real wharfd, one daemon for many scenarios.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn docker_cli_scenarios() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    let v = d.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(v, "1.45");
+    assert!(d.ok(&["info", "--format", "{{.Driver}} {{.OSType}}"]).starts_with("vfs linux"));
+    d.import_busybox();
+    assert!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("busybox:latest"));
+
+    // run: output, exit codes, env/workdir/user, --rm
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hello"]), "hello");
+    assert_eq!(code(&d.docker(&["run", "busybox", "sh", "-c", "exit 3"])), 3);
+    // 127 needs the runtime to say "executable file not found" (runc does); either way the
+    // failed `--rm` container must be gone and the CLI must not hang.
+    assert_ne!(code(&d.docker(&["run", "--rm", "--name", "nobin", "busybox", "/no/such/binary"])), 0);
+    wait_for("failed --rm container removed", || d.docker(&["inspect", "nobin"]).status.code() == Some(1));
+    let out = d.ok(&["run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "busybox", "sh", "-c", "echo $A $(pwd) $(id -u)"]);
+    assert_eq!(out, "1 /tmp 65534");
+    // --init puts our init at pid 1
+    let ps = d.ok(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"]);
+    assert!(ps.starts_with("/sbin/docker-init"), "{ps}");
+    // security and resources
+    assert_ne!(code(&d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"])), 0);
+    assert_ne!(code(&d.docker(&["run", "--rm", "--cap-drop", "ALL", "busybox", "chown", "nobody", "/tmp"])), 0);
+    let lim = d.ok(&["run", "--rm", "--memory", "64m", "--pids-limit", "10", "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
+        "ulimit -n; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    assert_eq!(lim.split_whitespace().collect::<Vec<_>>(), ["100", "10", "67108864"]);
+    // the default network mode: loopback only
+    let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(links, "lo");
+    // stdin through attach
+    let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], Some(b"piped\n"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "piped");
+
+    // a long-running container: ps, exec, logs, top, stats, pause, rename, update, diff, commit, export
+    let id = d.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; exec sleep 1000"]);
+    assert_eq!(id.len(), 64);
+    assert!(d.ok(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == "web"));
+    assert_eq!(d.ok(&["exec", "web", "echo", "inside"]), "inside");
+    assert_eq!(code(&d.docker(&["exec", "web", "sh", "-c", "exit 5"])), 5);
+    wait_for("log line", || d.ok(&["logs", "web"]) == "started");
+    assert!(d.ok(&["top", "web"]).contains("sleep 1000"));
+    assert!(d.ok(&["stats", "--no-stream", "--format", "{{.Name}}", "web"]).contains("web"));
+    d.ok(&["pause", "web"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "web"]), "paused");
+    d.ok(&["unpause", "web"]);
+    d.ok(&["rename", "web", "web2"]);
+    d.ok(&["update", "--memory", "128m", "--memory-swap", "256m", "web2"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.Name}} {{.State.Running}}", "web2"]), "134217728 /web2 true");
+    d.ok(&["exec", "web2", "touch", "/newfile"]);
+    assert!(d.ok(&["diff", "web2"]).lines().any(|l| l == "A /newfile"));
+    let img = d.ok(&["commit", "web2", "committed:1"]);
+    assert!(img.starts_with("sha256:"));
+    assert_eq!(d.ok(&["run", "--rm", "committed:1", "ls", "/newfile"]), "/newfile");
+    let tar = d.dir.path().join("export.tar");
+    d.ok(&["export", "-o", tar.to_str().expect("utf8"), "web2"]);
+    assert!(std::fs::metadata(&tar).map(|m| m.len()).unwrap_or(0) > 1_000_000);
+    // stop/wait/restart/kill/rm
+    d.ok(&["stop", "-t", "1", "web2"]);
+    assert_eq!(d.ok(&["wait", "web2"]), "137");
+    assert!(d.ok(&["ps", "-a", "--filter", "status=exited", "--filter", "name=web2", "--format", "{{.Names}}"]).contains("web2"));
+    assert!(d.ok(&["ps", "-a", "--filter", "exited=3", "--format", "{{.Command}}"]).contains("exit 3"));
+    d.ok(&["restart", "-t", "1", "web2"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "web2"]), "running");
+    d.ok(&["kill", "web2"]);
+    d.ok(&["rm", "-f", "web2"]);
+    assert_ne!(code(&d.docker(&["inspect", "web2"])), 0);
+    // restart policy with retries
+    d.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]);
+    wait_for("two restarts", || d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]) == "2 exited");
+
+    // images: tag, history, rmi, save/load, events, df
+    d.ok(&["tag", "busybox", "bb:2"]);
+    assert!(d.ok(&["history", "bb:2"]).contains("Imported"));
+    assert!(d.ok(&["rmi", "bb:2"]).contains("Untagged: bb:2"));
+    let saved = d.dir.path().join("save.tar");
+    d.ok(&["save", "-o", saved.to_str().expect("utf8"), "committed:1"]);
+    d.ok(&["rmi", "committed:1"]);
+    assert!(d.ok(&["load", "-i", saved.to_str().expect("utf8")]).contains("Loaded image: committed:1"));
+    let ev = d.ok(&["events", "--since", "0", "--until", &format!("{}", chrono_now() + 1), "--filter", "container=flaky", "--format", "{{.Action}}"]);
+    assert!(ev.lines().any(|l| l == "die"), "{ev}");
+    assert!(d.ok(&["system", "df"]).contains("Images"));
+    d.ok(&["container", "prune", "-f"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
