@@ -203,7 +203,7 @@ struct CapData {
 
 const CAP_V3: u32 = 0x2008_0522;
 
-/// Sets effective, permitted and inheritable, then raises the ambient set.
+/// Sets effective, permitted and inheritable, then raises the ambient capabilities the kernel allows.
 #[allow(unsafe_code)]
 pub fn apply(sets: &CapSets) -> Result<()> {
     let mut header = CapHeader { version: CAP_V3, pid: 0 };
@@ -218,8 +218,12 @@ pub fn apply(sets: &CapSets) -> Result<()> {
     if r != 0 {
         return Err(errno("capset"));
     }
+    // The kernel only lets a capability into the ambient set when it is both permitted and
+    // inheritable; runc skips the others silently (runc 1.1's own `spec` asks for ambient caps
+    // without inheritable ones), and so do we.
+    let raisable = sets.ambient & sets.permitted & sets.inheritable;
     for cap in 0..=last_cap() {
-        if sets.ambient & (1u64 << cap) != 0 {
+        if raisable & (1u64 << cap) != 0 {
             // SAFETY: PR_CAP_AMBIENT_RAISE takes integers and touches no memory.
             let r = unsafe {
                 libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, libc::c_ulong::from(cap), 0, 0)

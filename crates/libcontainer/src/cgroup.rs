@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 use wharf_cgroups::{CgroupVersion, Hierarchy, Manager};
 
@@ -20,6 +20,46 @@ pub fn path_of(spec: &Spec) -> String {
 /// The manager for a container's cgroup on this host.
 pub fn manager(cgroups_path: &str, id: &str) -> Result<Manager> {
     Ok(Manager::new(&Hierarchy::probe()?, cgroups_path, id)?)
+}
+
+/// Devices every container may use whatever its spec's device rules say, as runc's
+/// `AllowedDevices`: init creates their nodes, so a spec that starts with "deny all" (as
+/// `runc spec` writes) must still let mknod and use of these through.
+const ALWAYS_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
+    (LinuxDeviceType::C, None, None, "m"),
+    (LinuxDeviceType::B, None, None, "m"),
+    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),   // null
+    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),   // zero
+    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),   // full
+    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),   // random
+    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),   // urandom
+    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),   // tty
+    (LinuxDeviceType::C, Some(5), Some(1), "rwm"),   // console
+    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),   // ptmx
+    (LinuxDeviceType::C, Some(136), None, "rwm"),    // pts
+    (LinuxDeviceType::C, Some(10), Some(200), "rwm"), // net/tun
+];
+
+/// The resources to apply: the spec's, with device rules that end by allowing the spec's own
+/// device nodes and [`ALWAYS_ALLOWED`] (later rules win, as in the kernel's v1 list and runc).
+pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut resources = linux.resources().clone()?;
+    let Some(rules) = resources.devices().clone() else {
+        return Some(resources);
+    };
+    let nodes = linux.devices().iter().flatten().map(LinuxDeviceCgroup::from);
+    let defaults = ALWAYS_ALLOWED.iter().map(|(typ, major, minor, access)| {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(*typ));
+        rule.set_major(*major);
+        rule.set_minor(*minor);
+        rule.set_access(Some((*access).to_string()));
+        rule
+    });
+    resources.set_devices(Some(rules.into_iter().chain(nodes).chain(defaults).collect()));
+    Some(resources)
 }
 
 /// One directory of the container's cgroup, and where it appears under the container's
@@ -59,6 +99,31 @@ pub fn dirs_for(m: &Manager) -> Result<Vec<CgroupDir>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deny_all_specs_still_allow_the_default_devices() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+            }
+        }))
+        .expect("spec");
+        let rules = resources_of(&spec).and_then(|r| r.devices().clone()).expect("rules");
+        assert!(!rules[0].allow(), "the spec's own rules come first");
+        let allows = |major, minor| {
+            rules.iter().any(|r| r.allow() && r.major() == Some(major) && r.minor() == Some(minor))
+        };
+        assert!(allows(10, 229), "the spec's device nodes are allowed");
+        assert!(allows(1, 3) && allows(5, 2), "null and ptmx are allowed");
+        let no_rules: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {}}
+        }))
+        .expect("spec");
+        assert_eq!(resources_of(&no_rules).and_then(|r| r.devices().clone()), None);
+    }
 
     #[test]
     fn names_follow_mount_points() {

@@ -209,6 +209,12 @@ pub fn close_fds_except(preserve: i32, keep: &[std::os::fd::RawFd]) -> Result<()
 impl Exec {
     /// Replaces the process image; returns only on failure.
     pub fn exec(&self) -> LibcontainerError {
+        // execve keeps the signal mask: the caller's (a shim blocks SIGCHLD for its signalfd)
+        // must not leak into the container's processes.
+        let empty = nix::sys::signal::SigSet::empty();
+        if let Err(e) = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None) {
+            return LibcontainerError::Sys { op: "reset the signal mask".into(), source: e };
+        }
         match nix::unistd::execve(&self.path, &self.args, &self.env) {
             Err(e) => LibcontainerError::Sys { op: format!("exec {:?}", self.path), source: e },
             Ok(never) => match never {},

@@ -123,7 +123,7 @@ impl CreateOptions {
             },
         };
         let cgroup_path = cgroup::path_of(&bundle.spec);
-        let resources = linux.and_then(|l| l.resources().clone());
+        let resources = cgroup::resources_of(&bundle.spec);
         let pid = spawn(&bundle, &plan, cfg, |pid| {
             cleanup.pid = Some(pid);
             let cg = cgroup::manager(&cgroup_path, &self.id)?;
