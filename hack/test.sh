@@ -18,9 +18,9 @@ cargo build --workspace --bins
 status=0
 # nextest does not run doc tests.
 cargo test --workspace --doc || status=$?
-# nextest runs each test in its own process with a time limit (.config/nextest.toml).
-cargo nextest run --workspace --no-fail-fast || status=$?
 # The shim's suite defaults to runc as the reference runtime; run it on ours too.
 WHARF_TEST_RUNTIME="$PWD/target/x86_64-unknown-linux-gnu/debug/wharf-runtime" \
   cargo nextest run -p wharf-shim --no-fail-fast || status=$?
+# nextest runs each test in its own process with a time limit (.config/nextest.toml).
+cargo nextest run --workspace --no-fail-fast || status=$?
 exit "$status"
