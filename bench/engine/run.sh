@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Engine benchmark (not a test): through the real docker CLI, measures
+#   1. median latency of `docker run --rm --network none busybox true` (20 runs),
+#   2. wall time to start 20 containers in parallel,
+#   3. idle daemon RSS, and RSS growth per running container (daemon + shims),
+# for wharfd and, with --install-docker, Debian's docker.io (own socket and data root), then
+# prints the ratios. Run as root after `cargo build --release --workspace --bins`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${WHARF_BIN:-target/x86_64-unknown-linux-gnu/release}
+DOCKER=${DOCKER:-/usr/local/bin/docker}
+INSTALL_DOCKER=0
+[ "${1:-}" = "--install-docker" ] && INSTALL_DOCKER=1
+WORK=$(mktemp -d /tmp/wb.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 2
+  grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# RSS of a process plus its shims/containerd-shims (processes whose name matches $2).
+tree_rss_kb() { local t; t=$(rss_kb "$1"); for p in $(pgrep -f "$2" || true); do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
+
+busybox_tar() {
+  local r="$WORK/rootfs"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
+  tar -C "$r" -cf "$WORK/busybox.tar" .
+}
+
+bench() { # name sock daemon_pid shim_pattern
+  local name=$1 sock=$2 dpid=$3 shim=$4
+  export DOCKER_HOST="unix://$sock"
+  "$DOCKER" import "$WORK/busybox.tar" busybox:latest >/dev/null
+  "$DOCKER" run --rm --network none busybox true >/dev/null   # warm up
+  local times=()
+  for _ in $(seq 20); do
+    local s e; s=$(date +%s%N); "$DOCKER" run --rm --network none busybox true; e=$(date +%s%N)
+    times+=($(( (e - s) / 1000000 )))
+  done
+  local median; median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 10p)
+  local idle; idle=$(rss_kb "$dpid")
+  local s e; s=$(date +%s%N)
+  for i in $(seq 20); do "$DOCKER" run -d --network none --name "b$i" busybox sleep 600 >/dev/null & done; wait
+  e=$(date +%s%N)
+  local par=$(( (e - s) / 1000000 ))
+  local busy; busy=$(tree_rss_kb "$dpid" "$shim")
+  local per=$(( (busy - idle) / 20 ))
+  "$DOCKER" rm -f $(seq -f 'b%g' 20) >/dev/null
+  echo "$name $median $par $idle $per"
+  unset DOCKER_HOST
+}
+
+busybox_tar
+mkdir -p "$WORK/wharf"
+"$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
+  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "wharf-bench-$$" 2>"$WORK/wharf/log" &
+PIDS+=($!); WPID=$!
+for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
+read -r _ w_med w_par w_idle w_per < <(bench wharf "$WORK/wharf/s.sock" "$WPID" wharf-shim)
+printf 'wharfd:  run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$w_med" "$w_par" "$w_idle" "$w_per"
+
+if [ "$INSTALL_DOCKER" = 1 ]; then
+  command -v dockerd >/dev/null || apt-get install -y docker.io >/dev/null
+  mkdir -p "$WORK/docker"
+  dockerd -H "unix://$WORK/docker/s.sock" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
+    --pidfile "$WORK/docker/pid" --bridge none --iptables=false --containerd-namespace "bench$$" \
+    2>"$WORK/docker/log" &
+  PIDS+=($!); DPID=$!
+  for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+  read -r _ d_med d_par d_idle d_per < <(bench docker "$WORK/docker/s.sock" "$DPID" containerd-shim)
+  d_idle=$((d_idle + $(tree_rss_kb 0 "containerd --config" 2>/dev/null || echo 0)))
+  printf 'dockerd: run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$d_med" "$d_par" "$d_idle" "$d_per"
+  awk -v a="$d_med" -v b="$w_med" -v c="$d_par" -v d="$w_par" -v e="$d_idle" -v f="$w_idle" -v g="$d_per" -v h="$w_per" 'BEGIN {
+    printf "ratios (docker/wharf): run --rm %.1fx | parallel %.1fx | idle RSS %.1fx | per container %.1fx\n", a/b, c/d, e/f, (h>0 ? g/h : 0) }'
+fi
