@@ -48,7 +48,10 @@ pub fn find_executable(prog: &str, env: &[String], is_exec: impl Fn(&Path) -> bo
         return if is_exec(&p) {
             Ok(p)
         } else {
-            Err(LibcontainerError::InvalidSpec(format!("exec: {prog:?}: no such executable file")))
+            // runc's wording: the docker CLI maps "no such file or directory" to exit 127 and
+            // "permission denied" to 126.
+            let why = if p.exists() { "permission denied".to_string() } else { format!("stat {prog}: no such file or directory") };
+            Err(LibcontainerError::InvalidSpec(format!("exec: {prog:?}: {why}")))
         };
     }
     let path = env
@@ -234,6 +237,10 @@ mod tests {
         let e = find_executable("nope", &env, |_| false).unwrap_err();
         assert!(e.to_string().contains("not found in $PATH"));
         assert!(find_executable("/bin/x", &env, |_| true).is_ok());
+        let missing = find_executable("/no/such/x", &env, |_| false).unwrap_err().to_string();
+        assert!(missing.contains("stat /no/such/x: no such file or directory"), "{missing}");
+        let not_exec = find_executable("/", &env, |_| false).unwrap_err().to_string();
+        assert!(not_exec.contains("permission denied"), "{not_exec}");
         assert!(find_executable("./x", &env, |_| false).is_err());
     }
 
