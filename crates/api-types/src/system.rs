@@ -104,6 +104,8 @@ pub struct Info {
     pub init_binary: String,
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+    /// Swarm state; a single-host engine reports `{"LocalNodeState": "inactive", ...}` as dockerd does.
+    pub swarm: serde_json::Value,
 }
 
 /// `Actor` of an event.

@@ -209,6 +209,7 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
             let one_shot = q.bool("one-shot");
             let (tx, body) = h::channel_body(4);
             let cs = cs.clone();
+            let mem_total = u64::try_from(d.host.mem_total).unwrap_or(0);
             tokio::spawn(async move {
                 let mut pre: Option<(wharf_cgroups::Stats, u64, String)> = None;
                 loop {
@@ -218,7 +219,7 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                     let Ok(now) = cs.sample(&c.id).await else { return };
-                    let v = stats_json(&c.id, &c.name, (&now.0, now.1, &now.2), pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())));
+                    let v = stats_json(&c.id, &c.name, (&now.0, now.1, &now.2), pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())), mem_total);
                     let mut line = serde_json::to_vec(&v).unwrap_or_default();
                     line.push(b'\n');
                     if tx.send(Bytes::from(line)).await.is_err() || !stream {

@@ -73,6 +73,7 @@ impl Daemon {
             containers_running: counts[0],
             containers_paused: counts[1],
             containers_stopped: counts[2],
+            images: i64::try_from(self.containers.images().list().len()).unwrap_or(i64::MAX),
             driver: cfg.storage_driver.clone(),
             plugins: serde_json::json!({"Volume": ["local"], "Network": ["host", "null"], "Authorization": null,
                 "Log": ["json-file", "local", "none"]}),
@@ -119,6 +120,8 @@ impl Daemon {
                 vec!["name=seccomp,profile=builtin".to_string()]
             },
             warnings: Vec::new(),
+            swarm: serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
             ..Info::default()
         }
     }

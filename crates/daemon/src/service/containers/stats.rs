@@ -39,8 +39,9 @@ fn blkio_json(list: &[wharf_cgroups::BlkioEntry]) -> Value {
     json!(list.iter().map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value})).collect::<Vec<_>>())
 }
 
-/// Docker's stats JSON from two samples (`pre` may be empty for the first one).
-pub fn stats_json(id: &str, name: &str, now: (&Stats, u64, &str), pre: Option<(&Stats, u64, &str)>) -> Value {
+/// Docker's stats JSON from two samples (`pre` may be empty for the first one). An unlimited
+/// cgroup reports a huge limit; like dockerd, show the host's memory (`mem_total`) instead.
+pub fn stats_json(id: &str, name: &str, now: (&Stats, u64, &str), pre: Option<(&Stats, u64, &str)>, mem_total: u64) -> Value {
     let (s, sys, read) = now;
     let empty = Stats::default();
     let (p, psys, pread) = pre.unwrap_or((&empty, 0, "0001-01-01T00:00:00Z"));
@@ -64,7 +65,7 @@ pub fn stats_json(id: &str, name: &str, now: (&Stats, u64, &str), pre: Option<(&
             "usage": s.memory.usage,
             "max_usage": s.memory.max_usage,
             "failcnt": s.memory.failcnt,
-            "limit": s.memory.limit,
+            "limit": if mem_total > 0 { s.memory.limit.min(mem_total) } else { s.memory.limit },
             "stats": s.memory.stat,
         },
     })
@@ -151,10 +152,19 @@ mod tests {
     #[test]
     fn stats_shape() {
         let s = Stats::default();
-        let v = stats_json("id", "/n", (&s, 5, "t"), None);
+        let v = stats_json("id", "/n", (&s, 5, "t"), None, 0);
         for k in ["cpu_stats", "precpu_stats", "memory_stats", "pids_stats", "blkio_stats", "read", "preread"] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert_eq!(v["cpu_stats"]["system_cpu_usage"], 5);
+    }
+
+    #[test]
+    fn unlimited_memory_shows_the_host_memory() {
+        let mut s = Stats::default();
+        s.memory.limit = u64::MAX;
+        assert_eq!(stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"], 2048);
+        s.memory.limit = 1024;
+        assert_eq!(stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"], 1024);
     }
 }
