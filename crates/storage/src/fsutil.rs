@@ -28,6 +28,22 @@ pub(crate) fn check_id(id: &str) -> Result<(), StorageError> {
     }
 }
 
+/// The directory of layer `id` under `base`, after validating the id.
+pub(crate) fn layer_dir(base: &Path, id: &str) -> Result<PathBuf, StorageError> {
+    check_id(id)?;
+    Ok(base.join(id))
+}
+
+/// Like [`layer_dir`], but the layer must exist.
+pub(crate) fn existing_layer_dir(base: &Path, id: &str) -> Result<PathBuf, StorageError> {
+    let dir = layer_dir(base, id)?;
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(StorageError::NotFound(id.to_string()))
+    }
+}
+
 /// A unique sibling name for `id` with `prefix`, distinct across processes and calls.
 pub(crate) fn unique_name(prefix: &str, id: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

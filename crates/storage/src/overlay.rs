@@ -117,17 +117,11 @@ impl Overlay {
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, StorageError> {
-        fsutil::check_id(id)?;
-        Ok(self.home.join(id))
+        fsutil::layer_dir(&self.home, id)
     }
 
     fn existing(&self, id: &str) -> Result<PathBuf, StorageError> {
-        let dir = self.dir(id)?;
-        if dir.is_dir() {
-            Ok(dir)
-        } else {
-            Err(StorageError::NotFound(id.to_string()))
-        }
+        fsutil::existing_layer_dir(&self.home, id)
     }
 
     pub(crate) fn exists(&self, id: &str) -> bool {

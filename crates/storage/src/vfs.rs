@@ -41,17 +41,11 @@ impl Vfs {
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, StorageError> {
-        fsutil::check_id(id)?;
-        Ok(self.dirs.join(id))
+        fsutil::layer_dir(&self.dirs, id)
     }
 
     fn existing(&self, id: &str) -> Result<PathBuf, StorageError> {
-        let dir = self.dir(id)?;
-        if dir.is_dir() {
-            Ok(dir)
-        } else {
-            Err(StorageError::NotFound(id.to_string()))
-        }
+        fsutil::existing_layer_dir(&self.dirs, id)
     }
 
     pub(crate) fn exists(&self, id: &str) -> bool {
