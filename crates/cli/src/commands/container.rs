@@ -507,31 +507,7 @@ pub(crate) fn prune(ctx: &Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
     }
     let q = Query::new().opt("filters", filters_json(&a.filter)?);
     let v: Value = ctx.client.post("/containers/prune", &q, None)?.json()?;
-    let mut s = String::new();
-    let deleted: Vec<&str> = v
-        .get("ContainersDeleted")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !deleted.is_empty() {
-        s.push_str("Deleted Containers:\n");
-        for d in deleted {
-            s.push_str(d);
-            s.push('\n');
-        }
-        s.push('\n');
-    }
-    let space = v
-        .get("SpaceReclaimed")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
-    s.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        format::units::human_size(space)
-    ));
-    out(&s);
+    out(&format::prune::prune_report(&[&v]));
     Ok(0)
 }
 

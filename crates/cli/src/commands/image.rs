@@ -331,32 +331,6 @@ pub(crate) fn prune(ctx: &Ctx, a: &ImagePruneArgs) -> anyhow::Result<i32> {
             None,
         )?
         .json()?;
-    let mut s = String::new();
-    let deleted = v
-        .get("ImagesDeleted")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        s.push_str("Deleted Images:\n");
-        for d in &deleted {
-            if let Some(u) = d.get("Untagged").and_then(Value::as_str) {
-                s.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(x) = d.get("Deleted").and_then(Value::as_str) {
-                s.push_str(&format!("deleted: {x}\n"));
-            }
-        }
-        s.push('\n');
-    }
-    let space = v
-        .get("SpaceReclaimed")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
-    s.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        format::units::human_size(space)
-    ));
-    out(&s);
+    out(&format::prune::prune_report(&[&v]));
     Ok(0)
 }

@@ -272,62 +272,7 @@ pub(crate) fn prune(ctx: &Ctx, a: &SystemPruneArgs) -> anyhow::Result<i32> {
             None,
         )?
         .json()?;
-    let mut s = String::new();
-    let deleted: Vec<&str> = c
-        .get("ContainersDeleted")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !deleted.is_empty() {
-        s.push_str("Deleted Containers:\n");
-        for d in deleted {
-            s.push_str(&format!("{d}\n"));
-        }
-        s.push('\n');
-    }
-    let vdel: Vec<&str> = vols
-        .get("VolumesDeleted")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !vdel.is_empty() {
-        s.push_str("Deleted Volumes:\n");
-        for v in vdel {
-            s.push_str(&format!("{v}\n"));
-        }
-        s.push('\n');
-    }
-    let imgs = i
-        .get("ImagesDeleted")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !imgs.is_empty() {
-        s.push_str("Deleted Images:\n");
-        for d in &imgs {
-            if let Some(u) = d.get("Untagged").and_then(Value::as_str) {
-                s.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(x) = d.get("Deleted").and_then(Value::as_str) {
-                s.push_str(&format!("deleted: {x}\n"));
-            }
-        }
-        s.push('\n');
-    }
-    let total: f64 = [&c, &vols, &i]
-        .iter()
-        .map(|v| {
-            v.get("SpaceReclaimed")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-        })
-        .sum();
-    s.push_str(&format!("Total reclaimed space: {}\n", human_size(total)));
-    out(&s);
+    out(&crate::format::prune::prune_report(&[&c, &vols, &i]));
     Ok(0)
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod container;
 pub(crate) mod image;
 pub(crate) mod jsonfmt;
+pub(crate) mod prune;
 pub(crate) mod tabwriter;
 pub(crate) mod units;
 
