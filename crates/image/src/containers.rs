@@ -30,19 +30,47 @@ impl ImageService {
                 .map(|l| l.cache_id.clone());
             (top, cache)
         };
-        self.driver
-            .create_rw(container_id, parent_cache.as_deref())?;
         let rec = RwRecord {
             container_id: container_id.to_string(),
             image_id: id,
             parent_chain: top,
+            has_init: true,
         };
-        if let Err(e) = self.meta.put_rw(&rec) {
+        let init_id = rec.init_id().unwrap_or_default();
+        self.driver.create_rw(&init_id, parent_cache.as_deref())?;
+        let made = (|| {
+            self.fill_init_layer(&init_id)?;
+            self.driver.create_rw(container_id, Some(&init_id))?;
+            self.meta.put_rw(&rec)
+        })();
+        if let Err(e) = made {
             let _ = self.driver.remove(container_id);
+            let _ = self.driver.remove(&init_id);
             return Err(e);
         }
         self.write_state().rw.insert(container_id.to_string(), rec);
         Ok(())
+    }
+
+    fn fill_init_layer(&self, init_id: &str) -> Result<(), ImageError> {
+        let root = self.driver.mount(init_id)?;
+        let filled = crate::init_layer::populate(&root).map_err(ImageError::io("create the init layer"));
+        self.driver.unmount(init_id)?;
+        filled
+    }
+
+    /// Removes the container's layers from the driver, the read-write one first.
+    fn remove_driver_layers(&self, rec: &RwRecord) -> Result<(), ImageError> {
+        self.driver.remove(&rec.container_id)?;
+        if let Some(init) = rec.init_id() {
+            self.driver.remove(&init)?;
+        }
+        Ok(())
+    }
+
+    /// Driver id of the layer right under the read-write one: what diffs are taken against.
+    pub(crate) fn rw_parent_id(&self, rec: &RwRecord) -> Option<String> {
+        rec.init_id().or_else(|| self.cache_id_of(rec.parent_chain.as_ref()))
     }
 
     pub(crate) fn rw_record(&self, container_id: &str) -> Result<RwRecord, ImageError> {
@@ -75,8 +103,8 @@ impl ImageService {
     /// Deletes the container's layer (unmounting it), then any image layers it alone kept.
     pub fn remove_rw_layer(&self, container_id: &str) -> Result<(), ImageError> {
         let _w = self.lock_writer();
-        self.rw_record(container_id)?;
-        self.driver.remove(container_id)?;
+        let rec = self.rw_record(container_id)?;
+        self.remove_driver_layers(&rec)?;
         self.meta.delete_rw(container_id)?;
         self.write_state().rw.remove(container_id);
         self.gc_layers()
@@ -85,7 +113,7 @@ impl ImageService {
     /// What the container changed relative to its image (`docker diff`).
     pub fn changes(&self, container_id: &str) -> Result<Vec<wharf_archive::Change>, ImageError> {
         let rec = self.rw_record(container_id)?;
-        let parent = self.cache_id_of(rec.parent_chain.as_ref());
+        let parent = self.rw_parent_id(&rec);
         Ok(self.driver.changes(container_id, parent.as_deref())?)
     }
 
@@ -141,17 +169,17 @@ impl ImageService {
     pub fn reconcile_rw_layers(&self, known_container_ids: &[String]) -> Result<(), ImageError> {
         let _w = self.lock_writer();
         let known: HashSet<&str> = known_container_ids.iter().map(String::as_str).collect();
-        let stale: Vec<String> = self
+        let stale: Vec<RwRecord> = self
             .read_state()
             .rw
-            .keys()
-            .filter(|k| !known.contains(k.as_str()))
+            .values()
+            .filter(|r| !known.contains(r.container_id.as_str()))
             .cloned()
             .collect();
-        for id in stale {
-            self.driver.remove(&id)?;
-            self.meta.delete_rw(&id)?;
-            self.write_state().rw.remove(&id);
+        for rec in stale {
+            self.remove_driver_layers(&rec)?;
+            self.meta.delete_rw(&rec.container_id)?;
+            self.write_state().rw.remove(&rec.container_id);
         }
         self.gc_layers()
     }

@@ -33,6 +33,7 @@ mod content;
 mod error;
 mod fsutil;
 mod import;
+mod init_layer;
 mod layers;
 mod load;
 mod model;

@@ -45,6 +45,17 @@ pub(crate) struct RwRecord {
     pub image_id: Digest,
     /// Top read-only layer under it; `None` for images without layers.
     pub parent_chain: Option<Digest>,
+    /// Whether an init layer (driver id [`RwRecord::init_id`]) sits between the image and the
+    /// read-write layer; records written before init layers existed have none.
+    #[serde(default)]
+    pub has_init: bool,
+}
+
+impl RwRecord {
+    /// Driver id of the init layer that holds the container's mount points, as Docker's `-init`.
+    pub fn init_id(&self) -> Option<String> {
+        self.has_init.then(|| format!("{}-init", self.container_id))
+    }
 }
 
 /// An image with its parsed config, cached in memory.
@@ -402,6 +413,7 @@ mod tests {
                 container_id: "c1".into(),
                 image_id: d('2'),
                 parent_chain: Some(base.clone()),
+                has_init: true,
             },
         );
         s.images.remove(&d('2'));
