@@ -46,8 +46,12 @@ fn docker_cli_scenarios() {
     // security and resources
     assert_ne!(code(&d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"])), 0);
     assert_ne!(code(&d.docker(&["run", "--rm", "--cap-drop", "ALL", "busybox", "chown", "nobody", "/tmp"])), 0);
+    let cg_files = match d.ok(&["info", "--format", "{{.CgroupVersion}}"]).as_str() {
+        "2" => "/sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max",
+        _ => "/sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    };
     let lim = d.ok(&["run", "--rm", "--memory", "64m", "--pids-limit", "10", "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
-        "ulimit -n; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+        &format!("ulimit -n; cat {cg_files}")]);
     assert_eq!(lim.split_whitespace().collect::<Vec<_>>(), ["100", "10", "67108864"]);
     // the default network mode: loopback only
     let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);

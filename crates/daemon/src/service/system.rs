@@ -20,6 +20,8 @@ pub struct HostInfo {
     pub mem_total: i64,
     /// The host name.
     pub hostname: String,
+    /// "1" or "2": the cgroup API containers get (hybrid hosts count as 1, as in Docker).
+    pub cgroup_version: String,
 }
 
 impl HostInfo {
@@ -38,6 +40,10 @@ impl HostInfo {
             os_version: os_release_field(&os_release, "VERSION_ID").unwrap_or_default(),
             ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
             mem_total: meminfo_total(&fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default()),
+            cgroup_version: match wharf_cgroups::Hierarchy::probe().map(|h| h.version()) {
+                Ok(wharf_cgroups::CgroupVersion::V2) => "2".into(),
+                _ => "1".into(),
+            },
         }
     }
 

@@ -91,7 +91,7 @@ impl Daemon {
             system_time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
             logging_driver: cfg.log_driver.clone(),
             cgroup_driver: "cgroupfs".to_string(),
-            cgroup_version: "1".to_string(),
+            cgroup_version: self.host.cgroup_version.clone(),
             n_events_listener: self.events.listeners() as i64,
             kernel_version: self.host.kernel_version.clone(),
             operating_system: self.host.operating_system.clone(),
