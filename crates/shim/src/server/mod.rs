@@ -594,8 +594,10 @@ impl Shim {
             Phase::Attach(a) if n == 0 => {
                 cl.eof = true;
                 // Docker closes the container's stdin at the client's EOF only with
-                // StdinOnce; an exec's stdin always follows its client.
-                if a.stdin && (a.proc != 0 || self.cfg.stdio.stdin_once) {
+                // StdinOnce; an exec's stdin always follows its client. A terminal's input
+                // stays open: a client that detached (ctrl-p ctrl-q) may come back.
+                let proc = &self.procs[a.proc];
+                if a.stdin && !proc.tty && (a.proc != 0 || self.cfg.stdio.stdin_once) {
                     self.procs[a.proc].close_stdin = true;
                 }
             }
