@@ -1,8 +1,10 @@
 //! Interactive sessions through a real pty (tmux): typing, window size and resize, ctrl-p
-//! ctrl-q detach with the terminal restored, reattach, and `exec -it`.
+//! ctrl-q detach with the terminal restored, reattach, and `exec -it`; the same session runs
+//! through `wharf` and through the real docker CLI against wharfd.
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -62,23 +64,33 @@ impl Drop for Tmux {
     }
 }
 
-/// A shell command line running wharf against `d`, then reporting its exit code and whether
+/// A shell command line running `client` against `d`, then reporting its exit code and whether
 /// the terminal is back in canonical mode, then idling so the pane stays readable.
-fn wrapped(d: &Daemon, wharf_args: &str) -> String {
+fn wrapped(d: &Daemon, client: &Path, args: &str) -> String {
     format!(
-        "env DOCKER_HOST={} DOCKER_CONFIG={} {} {wharf_args}; echo \"rc=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon; sleep 600",
+        "env DOCKER_HOST={} DOCKER_CONFIG={} {} {args}; echo \"rc=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon; sleep 600",
         d.host(),
         d.docker_config.display(),
-        d.wharf_path().display()
+        client.display()
     )
 }
 
 #[test]
 fn interactive_run_detach_reattach_and_exec() {
     let d = Daemon::start();
+    interactive_session(&d, &d.wharf_path());
+}
+
+#[test]
+fn interactive_session_through_the_docker_cli() {
+    let d = Daemon::start();
+    interactive_session(&d, Path::new(common::DOCKER));
+}
+
+fn interactive_session(d: &Daemon, client: &Path) {
     let name = unique("tty");
     let t = Tmux::new();
-    let run = wrapped(&d, &format!("run -it --name {name} busybox sh"));
+    let run = wrapped(d, client, &format!("run -it --name {name} busybox sh"));
     let started = t.run(&[
         "new-session",
         "-d",
@@ -116,7 +128,7 @@ fn interactive_run_detach_reattach_and_exec() {
     assert_eq!(String::from_utf8_lossy(&running.stdout), "true\n");
 
     // exec -it into the same container.
-    let exec = wrapped(&d, &format!("exec -it {name} sh"));
+    let exec = wrapped(d, client, &format!("exec -it {name} sh"));
     assert!(t
         .run(&["new-window", "-t", "main", "-n", "exec", &exec])
         .status
@@ -128,7 +140,7 @@ fn interactive_run_detach_reattach_and_exec() {
 
     // Attach to the `run -it` container, detach, reattach, end it: attach returns its exit
     // code. Its stdin must have stayed open through the first detach (a tty's always does).
-    let attach = wrapped(&d, &format!("attach {name}"));
+    let attach = wrapped(d, client, &format!("attach {name}"));
     assert!(t
         .run(&["new-window", "-t", "main", "-n", "att1", &attach])
         .status
@@ -136,8 +148,10 @@ fn interactive_run_detach_reattach_and_exec() {
     // The shell prints nothing on attach; give it a line to answer.
     t.keys("main:att1", &["echo first-$((1+6))", "Enter"]);
     t.wait_for("main:att1", "first-7");
+    // Like docker, attach calls a detach an error: "read escape sequence", exit 1.
     t.keys("main:att1", &["C-p", "C-q"]);
-    t.wait_for("main:att1", "rc=0");
+    t.wait_for("main:att1", "read escape sequence");
+    t.wait_for("main:att1", "rc=1");
     t.wait_for("main:att1", "\nicanon");
     assert!(t
         .run(&["new-window", "-t", "main", "-n", "att2", &attach])

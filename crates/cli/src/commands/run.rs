@@ -317,7 +317,8 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<i32> {
         kill_path: (a.sig_proxy && !tty).then(|| format!("/containers/{id}/kill")),
     };
     if session.run(stream, || Ok(()))? == Outcome::Detached {
-        return Ok(0);
+        // docker attach reports a detach as this error and exits 1 (run -it exits 0).
+        return Err(StatusError::exit(1, "read escape sequence"));
     }
     wait_code(wait)
 }
