@@ -166,7 +166,8 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     std::fs::write(&pidfile, std::process::id().to_string())
         .map_err(|source| StartError::Io { what: "writing pidfile", path: pidfile.clone(), source })?;
     let daemon = Arc::new(build(config)?);
-    daemon.containers.restore().await;
+    let live_restore = daemon.config().live_restore;
+    daemon.containers.restore(live_restore).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for l in listeners {

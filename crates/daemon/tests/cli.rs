@@ -98,6 +98,31 @@ fn docker_cli_scenarios() {
     d.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]);
     wait_for("two restarts", || d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]) == "2 exited");
 
+    // logs: --tail, --since, -f; the container waits for /go before its last line
+    d.ok(&["run", "-d", "--name", "talker", "busybox", "sh", "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; while [ ! -e /go ]; do sleep 0.1; done; echo late; exec sleep 1000"]);
+    wait_for("five lines", || d.ok(&["logs", "talker"]).lines().count() == 5);
+    assert_eq!(d.ok(&["logs", "--tail", "2", "talker"]), "line4\nline5");
+    let mut follow = d.docker_spawn(&["logs", "-f", "--tail", "1", "talker"], std::process::Stdio::null());
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().expect("stdout")));
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("line5"));
+    let since = unix_now_nanos();
+    d.ok(&["exec", "talker", "touch", "/go"]);
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("late"));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(d.ok(&["logs", "--since", &since, "talker"]), "late");
+    assert_eq!(d.ok(&["logs", "--since", "0", "--until", &since, "talker"]).lines().count(), 5);
+    d.ok(&["rm", "-f", "talker"]);
+
+    // attach without a tty: stdin in, output and the exit code out
+    d.ok(&["run", "-d", "-i", "--name", "att", "busybox", "sh", "-c",
+        "while read l; do echo got-$l; [ \"$l\" = quit ] && exit 4; done"]);
+    let o = d.docker_stdin(&["attach", "att"], Some(b"hi\nquit\n"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got-hi\ngot-quit\n");
+    assert_eq!(code(&o), 4);
+    d.ok(&["rm", "att"]);
+
     // images: tag, history, rmi, save/load, events, df
     d.ok(&["tag", "busybox", "bb:2"]);
     assert!(d.ok(&["history", "bb:2"]).contains("Imported"));
@@ -111,6 +136,12 @@ fn docker_cli_scenarios() {
     assert!(d.ok(&["system", "df"]).contains("Images"));
     d.ok(&["container", "prune", "-f"]);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+/// Now as docker's `--since` takes it: seconds.nanoseconds since the epoch.
+fn unix_now_nanos() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
 fn chrono_now() -> u64 {

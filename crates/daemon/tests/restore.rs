@@ -98,3 +98,20 @@ fn containers_that_exit_while_the_daemon_is_down_are_seen_at_start() {
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "down-never"]), "exited 137");
     wait_for("the always container to restart", || d.ok(&["inspect", "-f", "{{.State.Status}}", "down-always"]) == "running");
 }
+
+#[test]
+fn without_live_restore_a_crash_stops_containers_then_policies_apply() {
+    wharf_testutil::require_root!();
+    let mut d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["run", "-d", "--name", "crash-always", "--restart", "always", "busybox", "sleep", "600"]);
+    d.ok(&["run", "-d", "--name", "crash-never", "busybox", "sleep", "600"]);
+    let old_pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "crash-always"]);
+    d.crash();
+    d.start_again();
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "crash-never"]), "exited");
+    wait_for("the always container to run in a new process", || {
+        let now = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "crash-always"]);
+        now.starts_with("running ") && !now.ends_with(&format!(" {old_pid}"))
+    });
+}

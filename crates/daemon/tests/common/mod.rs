@@ -141,19 +141,25 @@ impl Daemon {
         self.docker_stdin(args, None)
     }
 
-    /// Runs the docker CLI with `stdin` piped in.
-    pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    /// Starts the docker CLI (killed after 90 s at the latest) with stdout and stderr piped.
+    pub fn docker_spawn(&self, args: &[&str], stdin: Stdio) -> Child {
         // A hung CLI must fail the test, not stall the suite.
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-s", "KILL", "90", DOCKER])
+        Command::new("timeout")
+            .args(["-s", "KILL", "90", DOCKER])
             .args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .env_remove("DOCKER_CONTEXT")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn docker");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn docker")
+    }
+
+    /// Runs the docker CLI with `stdin` piped in.
+    pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = self.docker_spawn(args, if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(data);
         }

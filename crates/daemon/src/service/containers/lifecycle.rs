@@ -598,7 +598,10 @@ impl ContainerService {
 
     /// Daemon start: adopts live shims, records exits that happened while the daemon was
     /// away, and restarts by policy (Docker's boot rule: `always` even after a manual stop).
-    pub async fn restore(self: &Arc<Self>) {
+    /// Without `live_restore`, containers that outlived a crashed daemon are stopped first,
+    /// as a clean shutdown would have done.
+    pub async fn restore(self: &Arc<Self>, live_restore: bool) {
+        let mut adopted = Vec::new();
         for h in self.store.all() {
             let c = Store::lock(&h).clone();
             if c.state.status == Status::Removing {
@@ -617,6 +620,7 @@ impl ContainerService {
                         x.state.pid = i64::from(st.pid);
                     });
                     self.spawn_monitor(c.id.clone());
+                    adopted.push(c.id.clone());
                 }
                 _ => {
                     let exit = shim.exit_file().unwrap_or(ExitStatus { exit_code: 255, exited_at: now(), oom_killed: false });
@@ -632,6 +636,9 @@ impl ContainerService {
                     }
                 }
             }
+        }
+        if !live_restore {
+            self.stop_for_shutdown(adopted).await;
         }
         let boot: Vec<String> = self
             .store
@@ -661,6 +668,11 @@ impl ContainerService {
                 c.state.status.is_alive().then(|| c.id.clone())
             })
             .collect();
+        self.stop_for_shutdown(ids).await;
+    }
+
+    /// Stops `ids` in parallel, each with its own stop timeout, leaving restart policies armed.
+    async fn stop_for_shutdown(self: &Arc<Self>, ids: Vec<String>) {
         let mut tasks = Vec::new();
         for id in ids {
             let me = self.clone();
