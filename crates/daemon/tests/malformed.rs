@@ -6,6 +6,7 @@
 mod common;
 
 use common::Daemon;
+use wharf_testutil::Rng;
 
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|r| r.count()).unwrap_or(0)
@@ -18,24 +19,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// xorshift64*: a fixed seed gives the same requests on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -86,7 +69,7 @@ const VALUES: &[(Kind, &str)] = &[
 fn generated(rng: &mut Rng) -> (&'static str, String, Vec<u8>, u16) {
     match rng.below(4) {
         0 => {
-            let (field, ok) = *rng.pick(FIELDS);
+            let (field, ok) = rng.pick(FIELDS);
             let wrong: Vec<&str> = VALUES.iter().filter(|(k, _)| !ok.contains(k)).map(|(_, v)| *v).collect();
             let value = rng.pick(&wrong);
             let body = match field.strip_prefix("HostConfig.") {
@@ -102,8 +85,8 @@ fn generated(rng: &mut Rng) -> (&'static str, String, Vec<u8>, u16) {
             ("POST", "/containers/create".into(), body[..cut].to_vec(), 400)
         }
         2 => {
-            let id: String = (0..1 + rng.below(64)).map(|_| *rng.pick(&['0', '7', 'a', 'f', 'z', '_'])).collect();
-            let (m, path) = *rng.pick(&[
+            let id: String = (0..1 + rng.below(64)).map(|_| rng.pick(&['0', '7', 'a', 'f', 'z', '_'])).collect();
+            let (m, path) = rng.pick(&[
                 ("GET", "/containers/{}/json"),
                 ("POST", "/containers/{}/stop"),
                 ("POST", "/containers/{}/pause"),
@@ -116,8 +99,8 @@ fn generated(rng: &mut Rng) -> (&'static str, String, Vec<u8>, u16) {
             (m, path.replace("{}", &format!("nosuch{id}")), Vec::new(), 404)
         }
         _ => {
-            let junk: String = (0..1 + rng.below(20)).map(|_| *rng.pick(&["%7B", "%22", "x", "%5B", "%3A", "%7D", "1"])).collect();
-            let path = *rng.pick(&["/containers/json", "/images/json", "/containers/prune", "/images/prune"]);
+            let junk: String = (0..1 + rng.below(20)).map(|_| rng.pick(&["%7B", "%22", "x", "%5B", "%3A", "%7D", "1"])).collect();
+            let path = rng.pick(&["/containers/json", "/images/json", "/containers/prune", "/images/prune"]);
             let method = if path.ends_with("prune") { "POST" } else { "GET" };
             (method, format!("{path}?filters={junk}"), Vec::new(), 400)
         }

@@ -896,29 +896,9 @@ mod tests {
         }
     }
 
-    /// xorshift64*: deterministic, so a failure reproduces.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-            items[self.below(items.len())]
-        }
-    }
-
     #[test]
     fn random_specs_match_reference() {
-        let mut rng = Rng(0x5eed_c0ff_ee12_3457);
+        let mut rng = wharf_testutil::Rng(0x5eed_c0ff_ee12_3457);
         let names: Vec<&str> = crate::tables::X86_64
             .iter()
             .chain(crate::tables::X86)
@@ -992,7 +972,7 @@ mod tests {
                     0 => rng.below(600) as u32,
                     1 => X32_SYSCALL_BIT + rng.below(600) as u32,
                     2 => u32::MAX - rng.below(2) as u32,
-                    _ => rng.next() as u32,
+                    _ => rng.next_u64() as u32,
                 })
                 .arch(rng.pick(&audit));
                 for i in 0..6 {
