@@ -67,6 +67,10 @@ fn probes_drive_health_ps_and_events() {
         assert!(events.lines().any(|l| l == want), "missing {want:?} in:\n{events}");
     }
     assert!(!events.contains("plain"), "{events}");
+    let body = br#"{"Image":"busybox","Cmd":["true"],"Healthcheck":{"Test":["CMD","true"],"Interval":5}}"#;
+    let (code, resp) = d.raw("POST", "/v1.45/containers/create", body);
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(String::from_utf8_lossy(&resp).trim(), r#"{"message":"Interval in Healthcheck cannot be less than 1ms"}"#);
     let execs = d.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=good", "--format", "{{.Action}}"]);
     assert!(execs.lines().any(|l| l == "exec_start: /bin/sh -c echo alive"), "{execs}");
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::sync::watch;
-use wharf_api_types::container::{ContainerConfig, Health, HealthLogEntry};
+use wharf_api_types::container::{ContainerConfig, Health, HealthConfig, HealthLogEntry};
 use wharf_api_types::exec::ExecConfig;
 use wharf_shim_proto::stream::parse_header;
 use wharf_shim_proto::{Request, Response};
@@ -123,6 +123,36 @@ impl Probe {
         }
         (h.status != old).then(|| h.status.clone())
     }
+}
+
+/// Docker's create-time checks: durations are unset or at least 1ms, retries not negative.
+pub fn validate(h: Option<&HealthConfig>) -> Result<(), ApiError> {
+    let Some(h) = h else { return Ok(()) };
+    const MIN_NS: i64 = 1_000_000;
+    for (field, ns) in [("Interval", h.interval), ("Timeout", h.timeout), ("StartPeriod", h.start_period), ("StartInterval", h.start_interval)] {
+        if ns != 0 && ns < MIN_NS {
+            return Err(ApiError::invalid(format!("{field} in Healthcheck cannot be less than 1ms")));
+        }
+    }
+    if h.retries < 0 {
+        return Err(ApiError::invalid("Retries in Healthcheck cannot be negative"));
+    }
+    Ok(())
+}
+
+/// The user's healthcheck over the image's: each unset field (empty test, zero value) comes
+/// from the image, as in Docker.
+pub fn merge(user: Option<&HealthConfig>, image: Option<&HealthConfig>) -> Option<HealthConfig> {
+    let (Some(u), Some(i)) = (user, image) else { return user.or(image).cloned() };
+    let pick = |u: i64, i: i64| if u == 0 { i } else { u };
+    Some(HealthConfig {
+        test: u.test.clone().filter(|t| !t.is_empty()).or_else(|| i.test.clone()),
+        interval: pick(u.interval, i.interval),
+        timeout: pick(u.timeout, i.timeout),
+        retries: pick(u.retries, i.retries),
+        start_period: pick(u.start_period, i.start_period),
+        start_interval: pick(u.start_interval, i.start_interval),
+    })
 }
 
 /// The health a container has right after a (re)start or adoption: starting, no failures,
@@ -328,7 +358,6 @@ impl ContainerService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wharf_api_types::container::HealthConfig;
     use wharf_api_types::strslice::StrSlice;
 
     fn cfg(test: &[&str], f: impl FnOnce(&mut HealthConfig)) -> ContainerConfig {
@@ -420,6 +449,29 @@ mod tests {
         assert_eq!(p.next_delay(STARTING, Duration::from_secs(61)), DEFAULT_INTERVAL);
         let no_period = Probe::of(&cfg(&["CMD", "x"], |_| {})).expect("probe");
         assert_eq!(no_period.next_delay(STARTING, Duration::ZERO), DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn create_checks_and_image_merge() {
+        let hc = |f: fn(&mut HealthConfig)| {
+            let mut h = HealthConfig::default();
+            f(&mut h);
+            h
+        };
+        assert!(validate(None).is_ok());
+        assert!(validate(Some(&hc(|h| h.interval = 1_000_000))).is_ok());
+        let e = validate(Some(&hc(|h| h.timeout = 999))).expect_err("too short");
+        assert_eq!(e.message, "Timeout in Healthcheck cannot be less than 1ms");
+        assert!(validate(Some(&hc(|h| h.retries = -1))).is_err());
+        assert!(validate(Some(&hc(|h| h.start_interval = -5))).is_err());
+        let image = HealthConfig { test: Some(vec!["CMD".into(), "probe".into()]), interval: 5, retries: 4, ..HealthConfig::default() };
+        let user = HealthConfig { interval: 7, ..HealthConfig::default() };
+        let m = merge(Some(&user), Some(&image)).expect("merged");
+        assert_eq!((m.test, m.interval, m.retries), (image.test.clone(), 7, 4));
+        let none = HealthConfig { test: Some(vec!["NONE".into()]), ..HealthConfig::default() };
+        assert_eq!(merge(Some(&none), Some(&image)).and_then(|h| h.test), none.test);
+        assert_eq!(merge(None, Some(&image)), Some(image.clone()));
+        assert_eq!(merge(None, None), None);
     }
 
     #[test]
