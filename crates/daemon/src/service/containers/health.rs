@@ -320,7 +320,7 @@ impl ContainerService {
         let rec = ExecRecord { id: exec_id.clone(), container_id: c.id.clone(), config, started: false, pid: 0, exit_code: None };
         let cmd = probe.argv.join(" ");
         let exec_attr = ("execID", exec_id.clone());
-        self.emit(c, &format!("exec_create: {cmd}"), &[exec_attr.clone()]);
+        self.emit(c, &format!("exec_create: {cmd}"), std::slice::from_ref(&exec_attr));
         let process = self.exec_process(&rec).await?;
         let shim = self.shim(&c.id);
         let req = Request::Exec { exec_id: exec_id.clone(), process, stdin: false, stdout: true, stderr: true, detach: false };
@@ -329,7 +329,7 @@ impl ContainerService {
             Response::Started { pid } => pid,
             _ => 0,
         };
-        self.emit(c, &format!("exec_start: {cmd}"), &[exec_attr.clone()]);
+        self.emit(c, &format!("exec_start: {cmd}"), std::slice::from_ref(&exec_attr));
         let mut out = Output::default();
         let finished = tokio::select! {
             r = tokio::time::timeout(probe.timeout, read_frames(stream, &mut out)) => r.is_ok(),
