@@ -100,6 +100,13 @@ fn health_resets_on_start_and_persists_across_daemon_restart() {
     assert!(!health(&d, "hc")["Log"].as_array().is_none_or(Vec::is_empty), "log persisted");
     wait_for("hc healthy after adoption", || status(&d, "hc") == "healthy");
 
+    // Probes stop while paused and resume after unpause.
+    let last_end = |d: &Daemon| health(d, "hc")["Log"].as_array().and_then(|l| l.last()).map(|e| e["End"].clone());
+    d.ok(&["pause", "hc"]);
+    let before = last_end(&d);
+    d.ok(&["unpause", "hc"]);
+    wait_for("a probe after unpause", || last_end(&d) != before);
+
     // Stopped: the last state stays visible, also after a daemon restart.
     d.ok(&["stop", "-t", "1", "hc"]);
     d.restart();

@@ -290,13 +290,13 @@ impl ContainerService {
             let Ok(h) = self.get(id) else { return };
             // Checked under the record's lock: a stop that came first wins over this result.
             let changed = self.update(&h, |c| match stop.has_changed() {
-                Err(_) => Err(()),
-                Ok(_) => Ok(probe.record(c.state.health.get_or_insert_with(Health::default), entry, since_start)),
+                Err(_) => None,
+                Ok(_) => Some(probe.record(c.state.health.get_or_insert_with(Health::default), entry, since_start).map(|s| (s, c.clone()))),
             });
             match changed {
-                Ok(Ok(Some(status))) => self.emit(&c, &format!("health_status: {status}"), &[]),
-                Ok(Ok(None)) => {}
-                Ok(Err(())) | Err(_) => return,
+                Ok(Some(Some((status, c)))) => self.emit(&c, &format!("health_status: {status}"), &[]),
+                Ok(Some(None)) => {}
+                Ok(None) | Err(_) => return,
             }
         }
     }
