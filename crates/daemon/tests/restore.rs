@@ -3,20 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::Daemon;
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{wait_for, Daemon};
 
 #[test]
 fn live_restore_survives_kill_9() {

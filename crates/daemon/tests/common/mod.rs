@@ -219,6 +219,18 @@ impl Daemon {
     }
 }
 
+/// Polls `f` until it holds; panics after a generous deadline (a loaded machine is slow).
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Parses status and (de-chunked) body of an HTTP/1.1 response.
 pub fn parse_response(resp: &[u8]) -> (u16, Vec<u8>) {
     let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, Vec::new()) };

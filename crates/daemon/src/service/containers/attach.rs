@@ -205,7 +205,7 @@ impl ContainerService {
     }
 
     /// The OCI process of an exec: the container's process with the exec's overrides.
-    async fn exec_process(&self, e: &ExecRecord) -> Result<serde_json::Value, ApiError> {
+    pub(super) async fn exec_process(&self, e: &ExecRecord) -> Result<serde_json::Value, ApiError> {
         let spec_path = self.shim_dir(&e.container_id).join("config.json");
         let bytes = tokio::fs::read(&spec_path).await.map_err(|_| not_running(&e.container_id))?;
         let spec: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| ApiError::internal(format!("{}: {err}", spec_path.display())))?;

@@ -3,7 +3,7 @@
 use wharf_api_types::container::{ContainerConfig, CreateRequest, HostConfig};
 use wharf_errdefs::ErrorKind;
 
-use super::{blocking, spec, ContainerService};
+use super::{blocking, health, spec, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::{normalize_name, Container, RunState, Store};
 
@@ -80,11 +80,7 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Containe
         c.shell = image.shell.clone();
     }
     c.on_build = image.on_build.clone();
-    match (&mut c.healthcheck, &image.healthcheck) {
-        (None, Some(h)) => c.healthcheck = Some(h.clone()),
-        (Some(u), Some(i)) if u.test.as_ref().is_none_or(Vec::is_empty) => u.test = i.test.clone(),
-        _ => {}
-    }
+    c.healthcheck = health::merge(user.healthcheck.as_ref(), image.healthcheck.as_ref());
     c
 }
 
@@ -137,6 +133,7 @@ impl ContainerService {
         if req.config.image.is_empty() {
             return Err(ApiError::invalid("config.Image is required"));
         }
+        health::validate(req.config.healthcheck.as_ref())?;
         let images = self.images.clone();
         let reference = req.config.image.clone();
         let image = blocking(move || images.resolve(&reference)).await?;

@@ -9,6 +9,7 @@ use wharf_api_types::container::{UpdateRequest, WaitResponse};
 use wharf_errdefs::ErrorKind;
 use wharf_shim_proto::{ExitStatus, LogConfig, LogDriver, Request, Response, RuntimeConfig, ShimConfig, StdioConfig, WindowSize, PROTOCOL_VERSION};
 
+use super::health;
 use super::spec::{self, Seccomp, SpecInputs};
 use super::{blocking, not_running, ContainerService};
 use crate::server::error::ApiError;
@@ -85,7 +86,7 @@ pub fn restarts_at_boot(c: &Container) -> bool {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
@@ -210,10 +211,12 @@ impl ContainerService {
                     c.state.exit_code = 0;
                     c.has_been_started = true;
                     c.manually_stopped = false;
+                    c.state.health = health::at_start(&c.config, c.state.health.take());
                     c.clone()
                 })?;
                 self.emit(&c, "start", &[]);
                 self.spawn_monitor(id.to_string());
+                self.start_health(id);
                 Ok(())
             }
             Err(e) => {
@@ -347,6 +350,7 @@ impl ContainerService {
 
     async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
         let Ok(h) = self.get(id) else { return };
+        self.stop_health(id);
         self.cleanup_after_exit(id).await;
         let code = i64::from(exit.exit_code);
         let Ok(c) = self.update(&h, |c| {
@@ -483,7 +487,7 @@ impl ContainerService {
     }
 
     /// Freezes or thaws.
-    pub async fn pause(&self, key: &str, pause: bool) -> Result<(), ApiError> {
+    pub async fn pause(self: &Arc<Self>, key: &str, pause: bool) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
         match (pause, c.state.status) {
             (true, Status::Paused) => return Err(ApiError::conflict(format!("Container {} is already paused", c.id))),
@@ -492,9 +496,18 @@ impl ContainerService {
             _ => {}
         }
         let req = if pause { Request::Pause } else { Request::Resume };
-        self.shim(&c.id).call_ok(&req).await.map_err(|e| ApiError::from_err(&e))?;
+        // Docker skips probes while paused; stopped first so a probe in flight is not frozen.
+        if pause {
+            self.stop_health(&c.id);
+        }
+        let res = self.shim(&c.id).call_ok(&req).await.map_err(|e| ApiError::from_err(&e));
         let h = self.get(&c.id)?;
-        self.update(&h, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
+        if res.is_ok() {
+            self.update(&h, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
+        }
+        // A no-op while paused: this resumes probes after an unpause or a failed pause.
+        self.start_health(&c.id);
+        res?;
         self.emit(&c, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
@@ -550,6 +563,7 @@ impl ContainerService {
             return Err(e);
         }
         self.store.remove(&id).map_err(|e| ApiError::from_err(&e))?;
+        self.stop_health(&id);
         self.drop_execs(&id);
         self.emit(&c, "destroy", &[]);
         self.lifecycle_tx(&id).send_modify(|l| l.removed = true);
@@ -618,8 +632,10 @@ impl ContainerService {
                     let _ = self.update(&h, |x| {
                         x.state.status = status;
                         x.state.pid = i64::from(st.pid);
+                        x.state.health = health::at_start(&x.config, x.state.health.take());
                     });
                     self.spawn_monitor(c.id.clone());
+                    self.start_health(&c.id);
                     adopted.push(c.id.clone());
                 }
                 _ => {

@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod create;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
@@ -67,6 +68,8 @@ pub struct ContainerService {
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pending_attach: Mutex<HashMap<String, Vec<attach::PendingAttach>>>,
     execs: Mutex<HashMap<String, attach::ExecRecord>>,
+    /// Stop senders of the running health monitors.
+    health: Mutex<HashMap<String, watch::Sender<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +108,7 @@ impl ContainerService {
             ops: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
         }
     }
 
