@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_kb() { awk '/VmRSS/ {r = $2} END {print r + 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # RSS of a process plus its shims/containerd-shims (processes whose name matches $2).
 tree_rss_kb() { local t; t=$(rss_kb "$1"); for p in $(pgrep -f "$2" || true); do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
 
