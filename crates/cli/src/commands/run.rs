@@ -43,8 +43,15 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         .get("default")
         .map(|p| p.env())
         .unwrap_or_default();
-    let req = create::build(a, detach, &extra_env)
+    if let Some(msg) = create::windows_only_flags(a) {
+        return Err(StatusError::exit(1, msg));
+    }
+    let mut req = create::build(a, detach, &extra_env)
         .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
+    if a.use_api_socket {
+        create::add_api_socket(&mut req.body, ctx.client.host())
+            .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
+    }
     let q = Query::new()
         .opt("name", req.name.clone())
         .opt("platform", req.platform.clone());
