@@ -48,9 +48,10 @@ fn resource_flags_reach_the_cgroup() {
     assert_eq!(d.ok(&["inspect", "--format", "{{json .Config.Labels}}", &id]), r#"{"a":"1","b":"two words","c":"3"}"#);
     d.ok(&["rm", &id]);
 
-    // The daemon resolves device paths with stat(2), as dockerd does.
+    // The daemon resolves device paths with stat(2), as dockerd does (the CLI turns any
+    // "no such file or directory" into 127).
     let o = d.docker(&["run", "--rm", "--device-read-bps", "/dev/wharf-no-such-disk:1mb", "busybox", "true"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(127));
     assert!(stderr(&o).contains("stat /dev/wharf-no-such-disk: no such file or directory"), "{}", stderr(&o));
 
     // No GPU driver exists: dockerd's refusal.
