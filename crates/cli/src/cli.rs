@@ -297,11 +297,11 @@ pub struct CreateArgs {
     /// Write the container ID to the file
     #[arg(long, value_name = "string")]
     pub cidfile: Option<String>,
-    /// CPU count (Windows only)
-    #[arg(long = "cpu-count", value_name = "int")]
+    /// CPU count (Windows only; hidden, as docker hides it against a Linux daemon)
+    #[arg(long = "cpu-count", value_name = "int", hide = true)]
     pub cpu_count: Option<i64>,
     /// CPU percent (Windows only)
-    #[arg(long = "cpu-percent", value_name = "int")]
+    #[arg(long = "cpu-percent", value_name = "int", hide = true)]
     pub cpu_percent: Option<i64>,
     /// Add a host device to the container
     #[arg(long, value_name = "list")]
@@ -382,10 +382,10 @@ pub struct CreateArgs {
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Maximum IO bandwidth limit for the system drive (Windows only)
-    #[arg(long = "io-maxbandwidth", value_name = "bytes")]
+    #[arg(long = "io-maxbandwidth", value_name = "bytes", hide = true)]
     pub io_maxbandwidth: Option<String>,
     /// Maximum IOps limit for the system drive (Windows only)
-    #[arg(long = "io-maxiops", value_name = "uint")]
+    #[arg(long = "io-maxiops", value_name = "uint", hide = true)]
     pub io_maxiops: Option<u64>,
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long, value_name = "string")]

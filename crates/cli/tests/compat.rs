@@ -258,7 +258,9 @@ fn flag_names(help: &str) -> BTreeSet<String> {
         for word in t.split([' ', ',']) {
             let w = word.split('=').next().unwrap_or_default();
             let w = w.split('[').next().unwrap_or_default();
-            if (w.starts_with("--") && w.len() > 2) || (w.len() == 2 && w.starts_with('-')) {
+            // A wrapped "(default -1)" is no flag: short flags are letters.
+            let short = w.len() == 2 && w.starts_with('-') && w.as_bytes()[1].is_ascii_alphabetic();
+            if (w.starts_with("--") && w.len() > 2) || short {
                 out.insert(w.to_string());
             } else if !w.is_empty() && !w.starts_with('-') {
                 break;
