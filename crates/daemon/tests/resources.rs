@@ -72,6 +72,15 @@ fn resource_flags_reach_the_cgroup() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
     assert!(String::from_utf8_lossy(&resp).contains("invalid device cgroup rule format: 'c 1:3 rwx'"));
 
+    // Windows-only settings through the API: a warning (CpuPercent) or dockerd's error (IOMaximum*).
+    let (status, resp) = d.raw("POST", "/v1.45/containers/create", br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"CpuPercent":50,"CpuCount":2}}"#);
+    let created: serde_json::Value = serde_json::from_slice(&resp).expect("create response");
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["Warnings"], serde_json::json!(["linux does not support CPU percent. Percent discarded."]));
+    d.ok(&["rm", created["Id"].as_str().unwrap_or_default()]);
+    let (status, resp) = d.raw("POST", "/v1.45/containers/create", br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"IOMaximumIOps":5}}"#);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
+
     // Real-time runtime needs an rt budget in the parent cgroup; without one the kernel
     // refuses the write and the run fails, as with runc under dockerd.
     let o = d.docker(&["run", "--rm", "--cpu-rt-runtime", "1000", "busybox", "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.rt_runtime_us"]);

@@ -140,6 +140,12 @@ impl ContainerService {
         }
         validate_host_config(&hc)?;
         validate_endpoints(req.networking_config.as_ref())?;
+        let mut warnings = Vec::new();
+        if hc.resources.cpu_percent > 0 {
+            // dockerd on Linux discards it with this warning (CpuCount it ignores silently).
+            warnings.push("linux does not support CPU percent. Percent discarded.".to_string());
+            hc.resources.cpu_percent = 0;
+        }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => normalize_name(n).map_err(|e| ApiError::from_err(&e))?,
             None => loop {
@@ -202,7 +208,7 @@ impl ContainerService {
         };
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 }
 
