@@ -377,3 +377,39 @@ fn normalise_hides_times_only() {
     );
     assert_eq!(normalise("abc123 5 apples"), "abc123 5 apples");
 }
+
+#[test]
+fn api_socket_forwards_the_socket_and_credentials_like_docker() {
+    let d = Daemon::start();
+    let socket_only = "test -S /var/run/docker.sock && echo socket; echo ${DOCKER_CONFIG:-unset}";
+    let out = same(&d, &["run", "--rm", "--use-api-socket", "busybox", "sh", "-c", socket_only]);
+    assert_eq!(out, "socket\nunset\n");
+
+    // With stored credentials both CLIs copy a config.json in after create (PUT archive).
+    std::fs::write(
+        d.docker_config.join("config.json"),
+        r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}"#,
+    )
+    .expect("config.json");
+    let script = "echo $DOCKER_CONFIG; stat -c %a $DOCKER_CONFIG/config.json; cat $DOCKER_CONFIG/config.json";
+    let args = ["run", "--rm", "--use-api-socket", "busybox", "sh", "-c", script];
+    let (w, k) = (d.wharf(&args), d.docker(&args));
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        w.status.code(),
+        k.status.code(),
+        "wharf: {}\ndocker: {}",
+        String::from_utf8_lossy(&w.stderr),
+        String::from_utf8_lossy(&k.stderr)
+    );
+    if k.status.success() {
+        // Same lines up to the JSON, whose whitespace differs between the CLIs.
+        let split = |s: &str| {
+            let (head, json) = s.split_at(s.find('{').unwrap_or(s.len()));
+            let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+            (head.to_string(), v)
+        };
+        assert_eq!(split(&text(&w)), split(&text(&k)));
+        assert!(text(&w).starts_with("/run/secrets/docker\n600\n"), "{}", text(&w));
+    }
+}

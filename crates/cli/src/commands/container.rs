@@ -672,7 +672,7 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
 }
 
 /// Packs a local file or directory with the host's `tar` (the CLI stays free of archive code).
-fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
     let p = std::path::Path::new(src);
     let parent = p
         .parent()

@@ -458,8 +458,18 @@ pub(crate) fn windows_only_flags(a: &CreateArgs) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// `--use-api-socket`: bind the daemon's own socket at docker's fixed path, as docker 28 does.
-pub(crate) fn add_api_socket(body: &mut Value, host: &Host) -> anyhow::Result<()> {
+/// Where docker 28 puts the forwarded registry credentials inside the container.
+pub(crate) const API_SOCKET_CONFIG_DIR: &str = "/run/secrets/docker";
+
+/// `--use-api-socket`: bind the daemon's own socket at docker's fixed path, as docker 28 does,
+/// and point `DOCKER_CONFIG` at the credentials copied in after create when there are any.
+pub(crate) fn add_api_socket(body: &mut Value, host: &Host, with_creds: bool) -> anyhow::Result<()> {
+    if with_creds {
+        match body.get_mut("Env").and_then(Value::as_array_mut) {
+            Some(env) => env.push(json!(format!("DOCKER_CONFIG={API_SOCKET_CONFIG_DIR}"))),
+            None => anyhow::bail!("internal: create body has no Env"),
+        }
+    }
     let Host::Unix(path) = host else {
         anyhow::bail!("flag --use-api-socket can only be used with unix sockets: docker endpoint {host} incompatible");
     };
@@ -1079,7 +1089,8 @@ mod tests {
             "\"--cpu-count\" is only supported on a Docker daemon running on windows"
         ));
         let mut b = build(&a.opts, a.detach, &[]).unwrap().body;
-        add_api_socket(&mut b, &Host::Unix("/run/w.sock".into())).unwrap();
+        add_api_socket(&mut b, &Host::Unix("/run/w.sock".into()), true).unwrap();
+        assert_eq!(b["Env"], json!(["DOCKER_CONFIG=/run/secrets/docker"]));
         assert_eq!(
             b["HostConfig"]["Mounts"],
             json!([{"Type": "bind", "Source": "/run/w.sock", "Target": "/var/run/docker.sock", "BindOptions": {}}])
