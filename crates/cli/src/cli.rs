@@ -246,7 +246,7 @@ pub enum SystemCommand {
 
 /// Flags only `run` has (it attaches; `create` does not).
 #[derive(Debug, Args, Clone, Default)]
-#[command(disable_help_flag = true, trailing_var_arg = true)]
+#[command(disable_help_flag = true, trailing_var_arg = true, next_display_order = None)]
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
@@ -263,7 +263,7 @@ pub struct RunArgs {
 
 /// Flags of `create`, shared by `run`.
 #[derive(Debug, Args, Clone, Default)]
-#[command(disable_help_flag = true, trailing_var_arg = true)]
+#[command(disable_help_flag = true, trailing_var_arg = true, next_display_order = None)]
 pub struct CreateArgs {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
@@ -541,6 +541,7 @@ pub struct CreateArgs {
 
 /// The cgroup resource flags `create`/`run` and `update` share.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_display_order = None)]
 pub struct ResourceArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long = "blkio-weight", value_name = "uint16")]
