@@ -75,7 +75,7 @@ pub enum Command {
     /// Download an image from a registry
     Pull(PullArgs),
     /// Show the Docker version information
-    Version(VersionArgs),
+    Version(FormatOnly),
     /// Display system-wide information
     Info(FormatOnly),
     /// Manage containers
@@ -695,15 +695,7 @@ pub struct PullArgs {
     pub image: String,
 }
 
-/// `version`
-#[derive(Debug, Args)]
-pub struct VersionArgs {
-    /// Format output using a custom template ('json' or a Go template)
-    #[arg(short = 'f', long, value_name = "string")]
-    pub format: Option<String>,
-}
-
-/// Commands whose only flag is `--format`.
+/// Commands whose only flag is `--format` (`version`, `info`).
 #[derive(Debug, Args)]
 pub struct FormatOnly {
     /// Format output using a custom template ('json' or a Go template)
@@ -942,18 +934,14 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// `image prune`
+/// `image prune`: `container prune`'s flags and `--all`.
 #[derive(Debug, Args)]
 pub struct ImagePruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Provide filter values (e.g. "until=<timestamp>")
-    #[arg(long, value_name = "filter")]
-    pub filter: Vec<String>,
-    /// Do not prompt for confirmation
-    #[arg(short = 'f', long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
 }
 
 /// `system prune`
