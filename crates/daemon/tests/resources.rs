@@ -53,6 +53,8 @@ fn resource_flags_reach_the_cgroup() {
     std::fs::write(&labels, "a=1\n# note\nbare\nb=two words\n").expect("label file");
     let id = d.ok(&["create", "--label-file", &labels.display().to_string(), "-l", "c=3", "busybox", "true"]);
     assert_eq!(d.ok(&["inspect", "--format", "{{json .Config.Labels}}", &id]), r#"{"a":"1","b":"two words","c":"3"}"#);
+    // dockerd stores the CLI's default swappiness (-1) as null.
+    assert_eq!(d.ok(&["inspect", "--format", "{{json .HostConfig.MemorySwappiness}}", &id]), "null");
     d.ok(&["rm", &id]);
 
     // The daemon resolves device paths with stat(2), as dockerd does (the CLI turns any

@@ -140,6 +140,10 @@ impl ContainerService {
         }
         validate_host_config(&hc)?;
         validate_endpoints(req.networking_config.as_ref())?;
+        if hc.resources.memory_swappiness == Some(-1) {
+            // The CLI's "unset"; dockerd stores it as null.
+            hc.resources.memory_swappiness = None;
+        }
         let mut warnings = Vec::new();
         if hc.resources.cpu_percent > 0 {
             // dockerd on Linux discards it with this warning (CpuCount it ignores silently).
