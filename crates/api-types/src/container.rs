@@ -123,6 +123,22 @@ pub struct TmpfsOptions {
     pub mode: u32,
 }
 
+/// `BlkioWeightDevice` entry (`--blkio-weight-device /dev/sda:300`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// `BlkioDevice{Read,Write}{Bps,IOps}` entry (`--device-read-bps /dev/sda:1mb`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
 /// The resource settings shared by create (inside HostConfig) and `/containers/{id}/update`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -132,13 +148,13 @@ pub struct Resources {
     pub nano_cpus: i64,
     pub cgroup_parent: String,
     pub blkio_weight: u16,
-    pub blkio_weight_device: Option<Vec<serde_json::Value>>,
-    pub blkio_device_read_bps: Option<Vec<serde_json::Value>>,
-    pub blkio_device_write_bps: Option<Vec<serde_json::Value>>,
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
     #[serde(rename = "BlkioDeviceReadIOps")]
-    pub blkio_device_read_iops: Option<Vec<serde_json::Value>>,
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
     #[serde(rename = "BlkioDeviceWriteIOps")]
-    pub blkio_device_write_iops: Option<Vec<serde_json::Value>>,
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     pub cpu_period: i64,
     pub cpu_quota: i64,
     pub cpu_realtime_period: i64,

@@ -75,7 +75,7 @@ pub enum Command {
     /// Download an image from a registry
     Pull(PullArgs),
     /// Show the Docker version information
-    Version(VersionArgs),
+    Version(FormatOnly),
     /// Display system-wide information
     Info(FormatOnly),
     /// Manage containers
@@ -246,7 +246,7 @@ pub enum SystemCommand {
 
 /// Flags only `run` has (it attaches; `create` does not).
 #[derive(Debug, Args, Clone, Default)]
-#[command(disable_help_flag = true, trailing_var_arg = true)]
+#[command(disable_help_flag = true, trailing_var_arg = true, next_display_order = None)]
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
@@ -263,7 +263,7 @@ pub struct RunArgs {
 
 /// Flags of `create`, shared by `run`.
 #[derive(Debug, Args, Clone, Default)]
-#[command(disable_help_flag = true, trailing_var_arg = true)]
+#[command(disable_help_flag = true, trailing_var_arg = true, next_display_order = None)]
 pub struct CreateArgs {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
@@ -277,9 +277,11 @@ pub struct CreateArgs {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long, value_name = "list")]
     pub attach: Vec<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight", value_name = "uint16")]
-    pub blkio_weight: Option<u16>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device", value_name = "list")]
+    pub blkio_weight_device: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "list")]
     pub cap_add: Vec<String>,
@@ -295,27 +297,33 @@ pub struct CreateArgs {
     /// Write the container ID to the file
     #[arg(long, value_name = "string")]
     pub cidfile: Option<String>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int")]
-    pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<f64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
+    /// CPU count (Windows only; hidden, as docker hides it against a Linux daemon)
+    #[arg(long = "cpu-count", value_name = "int", hide = true)]
+    pub cpu_count: Option<i64>,
+    /// CPU percent (Windows only)
+    #[arg(long = "cpu-percent", value_name = "int", hide = true)]
+    pub cpu_percent: Option<i64>,
     /// Add a host device to the container
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps", value_name = "list")]
+    pub device_read_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops", value_name = "list")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps", value_name = "list")]
+    pub device_write_bps: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops", value_name = "list")]
+    pub device_write_iops: Vec<String>,
+    /// Skip image verification (content trust is never enforced, as docker without DOCKER_CONTENT_TRUST)
+    #[arg(long = "disable-content-trust", value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub disable_content_trust: bool,
     /// Set custom DNS servers
     #[arg(long, value_name = "list")]
     pub dns: Vec<String>,
@@ -340,6 +348,9 @@ pub struct CreateArgs {
     /// Expose a port or a range of ports
     #[arg(long, value_name = "list")]
     pub expose: Vec<String>,
+    /// GPU devices to add to the container ('all' to pass all GPUs)
+    #[arg(long, value_name = "gpu-request")]
+    pub gpus: Vec<String>,
     /// Add additional groups to join
     #[arg(long = "group-add", value_name = "list")]
     pub group_add: Vec<String>,
@@ -352,6 +363,9 @@ pub struct CreateArgs {
     /// Consecutive failures needed to report unhealthy
     #[arg(long = "health-retries", value_name = "int")]
     pub health_retries: Option<i64>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval", value_name = "duration")]
+    pub health_start_interval: Option<String>,
     /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
     #[arg(long = "health-start-period", value_name = "duration")]
     pub health_start_period: Option<String>,
@@ -367,27 +381,51 @@ pub struct CreateArgs {
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Maximum IO bandwidth limit for the system drive (Windows only)
+    #[arg(long = "io-maxbandwidth", value_name = "bytes", hide = true)]
+    pub io_maxbandwidth: Option<String>,
+    /// Maximum IOps limit for the system drive (Windows only)
+    #[arg(long = "io-maxiops", value_name = "uint", hide = true)]
+    pub io_maxiops: Option<u64>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, value_name = "string")]
+    pub ip6: Option<String>,
     /// IPC mode to use
     #[arg(long, value_name = "string")]
     pub ipc: Option<String>,
+    /// Container isolation technology
+    #[arg(long, value_name = "string")]
+    pub isolation: Option<String>,
+    /// Kernel memory limit (ignored, as by docker's API since 1.42)
+    #[arg(long = "kernel-memory", value_name = "bytes")]
+    pub kernel_memory: Option<String>,
     /// Set meta data on a container
     #[arg(short = 'l', long, value_name = "list")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    pub label_file: Vec<String>,
+    /// Add link to another container
+    #[arg(long, value_name = "list")]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip", value_name = "list")]
+    pub link_local_ip: Vec<String>,
     /// Logging driver for the container
     #[arg(long = "log-driver", value_name = "string")]
     pub log_driver: Option<String>,
     /// Log driver options
     #[arg(long = "log-opt", value_name = "list")]
     pub log_opt: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", value_name = "int", default_value_t = -1, allow_hyphen_values = true)]
+    pub memory_swappiness: i64,
     /// Attach a filesystem mount to the container
     #[arg(long, value_name = "mount")]
     pub mount: Vec<String>,
@@ -397,6 +435,9 @@ pub struct CreateArgs {
     /// Connect a container to a network
     #[arg(long, alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -409,9 +450,6 @@ pub struct CreateArgs {
     /// PID namespace to use
     #[arg(long, value_name = "string")]
     pub pid: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
@@ -454,6 +492,9 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", value_name = "int")]
     pub stop_timeout: Option<i64>,
+    /// Storage driver options for the container
+    #[arg(long = "storage-opt", value_name = "list")]
+    pub storage_opt: Vec<String>,
     /// Sysctl options
     #[arg(long, value_name = "map")]
     pub sysctl: Vec<String>,
@@ -466,6 +507,9 @@ pub struct CreateArgs {
     /// Ulimit options
     #[arg(long, value_name = "ulimit")]
     pub ulimit: Vec<String>,
+    /// Bind mount Docker API socket and required auth
+    #[arg(long = "use-api-socket")]
+    pub use_api_socket: bool,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short = 'u', long, value_name = "string")]
     pub user: Option<String>,
@@ -478,6 +522,9 @@ pub struct CreateArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long, value_name = "list")]
     pub volume: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver", value_name = "string")]
+    pub volume_driver: Option<String>,
     /// Mount volumes from the specified container(s)
     #[arg(long = "volumes-from", value_name = "list")]
     pub volumes_from: Vec<String>,
@@ -490,6 +537,51 @@ pub struct CreateArgs {
     /// The command and its arguments
     #[arg(value_name = "COMMAND", allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// The cgroup resource flags `create`/`run` and `update` share.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_display_order = None)]
+pub struct ResourceArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "int")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", value_name = "int")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
 }
 
 /// `exec`
@@ -603,15 +695,7 @@ pub struct PullArgs {
     pub image: String,
 }
 
-/// `version`
-#[derive(Debug, Args)]
-pub struct VersionArgs {
-    /// Format output using a custom template ('json' or a Go template)
-    #[arg(short = 'f', long, value_name = "string")]
-    pub format: Option<String>,
-}
-
-/// Commands whose only flag is `--format`.
+/// Commands whose only flag is `--format` (`version`, `info`).
 #[derive(Debug, Args)]
 pub struct FormatOnly {
     /// Format output using a custom template ('json' or a Go template)
@@ -850,18 +934,14 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// `image prune`
+/// `image prune`: `container prune`'s flags and `--all`.
 #[derive(Debug, Args)]
 pub struct ImagePruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Provide filter values (e.g. "until=<timestamp>")
-    #[arg(long, value_name = "filter")]
-    pub filter: Vec<String>,
-    /// Do not prompt for confirmation
-    #[arg(short = 'f', long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
 }
 
 /// `system prune`
@@ -1028,39 +1108,8 @@ pub struct TopArgs {
 /// `update`
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight", value_name = "uint16")]
-    pub blkio_weight: Option<u16>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int")]
-    pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<f64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Restart policy to apply when a container exits
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,

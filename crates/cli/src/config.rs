@@ -19,6 +19,10 @@ pub struct Config {
     /// Proxy settings injected into new containers' environment.
     #[serde(default)]
     pub proxies: std::collections::BTreeMap<String, Proxies>,
+    /// Credentials stored in the file itself (not in a helper); `run --use-api-socket`
+    /// forwards them.
+    #[serde(default)]
+    pub auths: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// One `proxies` entry.

@@ -433,39 +433,11 @@ pub(crate) fn commit(ctx: &Ctx, a: &CommitArgs) -> anyhow::Result<i32> {
 
 /// `update`
 pub(crate) fn update(ctx: &Ctx, a: &UpdateArgs) -> anyhow::Result<i32> {
-    let mem = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
-        match s.as_deref() {
-            None => Ok(None),
-            Some("-1") => Ok(Some(-1)),
-            Some(v) => crate::format::units::ram_in_bytes(v)
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!(e)),
-        }
-    };
-    let mut body = serde_json::Map::new();
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(k.to_string(), v);
-        }
-    };
-    set("BlkioWeight", a.blkio_weight.map(Value::from));
-    set("CpuPeriod", a.cpu_period.map(Value::from));
-    set("CpuQuota", a.cpu_quota.map(Value::from));
-    set("CpuShares", a.cpu_shares.map(Value::from));
-    set("NanoCpus", a.cpus.map(|c| json!((c * 1e9) as i64)));
-    set("CpusetCpus", a.cpuset_cpus.clone().map(Value::from));
-    set("CpusetMems", a.cpuset_mems.clone().map(Value::from));
-    set("Memory", mem(&a.memory)?.map(Value::from));
-    set(
-        "MemoryReservation",
-        mem(&a.memory_reservation)?.map(Value::from),
-    );
-    set("MemorySwap", mem(&a.memory_swap)?.map(Value::from));
-    set("PidsLimit", a.pids_limit.map(Value::from));
+    let mut body = super::create::resources_body(&a.resources).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(r) = &a.restart {
-        set(
-            "RestartPolicy",
-            Some(super::create::parse_restart(r).map_err(|e| anyhow::anyhow!(e))?),
+        body.insert(
+            "RestartPolicy".into(),
+            super::create::parse_restart(r).map_err(|e| anyhow::anyhow!(e))?,
         );
     }
     if body.is_empty() {
@@ -700,7 +672,7 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
 }
 
 /// Packs a local file or directory with the host's `tar` (the CLI stays free of archive code).
-fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn create_tar(src: &str, follow: bool) -> anyhow::Result<Vec<u8>> {
     let p = std::path::Path::new(src);
     let parent = p
         .parent()

@@ -316,10 +316,10 @@ pub(crate) fn prune(ctx: &Ctx, a: &ImagePruneArgs) -> anyhow::Result<i32> {
     } else {
         "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
     };
-    if !a.force && !super::system::confirm(warning)? {
+    if !a.prune.force && !super::system::confirm(warning)? {
         return Ok(0);
     }
-    let mut filters = a.filter.clone();
+    let mut filters = a.prune.filter.clone();
     if !a.all {
         filters.push("dangling=true".into());
     }

@@ -43,8 +43,16 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         .get("default")
         .map(|p| p.env())
         .unwrap_or_default();
-    let req = create::build(a, detach, &extra_env)
+    if let Some(msg) = create::windows_only_flags(a) {
+        return Err(StatusError::exit(1, msg));
+    }
+    let mut req = create::build(a, detach, &extra_env)
         .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
+    let forward_creds = a.use_api_socket && !ctx.config.auths.is_empty();
+    if a.use_api_socket {
+        create::add_api_socket(&mut req.body, ctx.client.host(), forward_creds)
+            .map_err(|e| StatusError::exit(125, format!("wharf: {e}")))?;
+    }
     let q = Query::new()
         .opt("name", req.name.clone())
         .opt("platform", req.platform.clone());
@@ -80,6 +88,14 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    if forward_creds {
+        copy_credentials(ctx, &id).map_err(|e| {
+            StatusError::exit(
+                125,
+                format!("wharf: injecting docker config.json into container failed: {e}"),
+            )
+        })?;
+    }
     if let Some(f) = &a.cidfile {
         std::fs::write(f, &id).map_err(|e| {
             StatusError::exit(
@@ -89,6 +105,35 @@ fn create_container(ctx: &Ctx, a: &CreateArgs, detach: bool) -> anyhow::Result<S
         })?;
     }
     Ok(id)
+}
+
+/// Copies a config.json holding only our stored credentials into the new container (mode
+/// 0600), where `--use-api-socket` points `DOCKER_CONFIG`, as docker 28 does.
+fn copy_credentials(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let staging = std::env::temp_dir().join(format!("wharf-api-socket-{}", std::process::id()));
+    let packed = (|| {
+        let dir = staging.join(create::API_SOCKET_CONFIG_DIR.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("config.json");
+        let config = serde_json::json!({"auths": ctx.config.auths});
+        std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let top = create::API_SOCKET_CONFIG_DIR.trim_start_matches('/').split('/').next().unwrap_or("run");
+        super::container::create_tar(&staging.join(top).to_string_lossy(), false)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    let tar = packed?;
+    let q = Query::new().set("path", "/").set("noOverwriteDirNonDir", "true");
+    ctx.client.request(
+        "PUT",
+        &format!("/containers/{}/archive", enc(id)),
+        &q,
+        wharf_client::RequestBody::Stream {
+            content_type: "application/x-tar",
+            reader: &mut tar.as_slice(),
+        },
+    )?;
+    Ok(())
 }
 
 fn normalise_ref(r: &str) -> String {

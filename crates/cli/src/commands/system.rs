@@ -39,7 +39,7 @@ Server:{{if .Server.Platform.Name}} {{.Server.Platform.Name}}{{end}}
 /// `version`: client details always; server details when the daemon answers.
 pub(crate) fn version(
     ctx: &Ctx,
-    a: &VersionArgs,
+    a: &FormatOnly,
     server_err: Option<&wharf_client::ClientError>,
 ) -> anyhow::Result<i32> {
     let client = json!({

@@ -38,6 +38,23 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     spec::validate(hc).map_err(|e| ApiError::from_err(&e))
 }
 
+/// Endpoint settings Docker allows only on user-defined networks, which are not available yet
+/// (so every accepted network mode refuses them, with Docker's messages).
+fn validate_endpoints(networking: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    let endpoints = networking.and_then(|n| n.get("EndpointsConfig")).and_then(serde_json::Value::as_object);
+    for ep in endpoints.into_iter().flat_map(|e| e.values()) {
+        let set = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_str).is_some_and(|s| !s.is_empty());
+        let ipam = ep.get("IPAMConfig");
+        if set(ipam.and_then(|i| i.get("IPv4Address"))) || set(ipam.and_then(|i| i.get("IPv6Address"))) {
+            return Err(ApiError::invalid("user specified IP address is supported on user defined networks only"));
+        }
+        if ep.get("Aliases").and_then(serde_json::Value::as_array).is_some_and(|a| !a.is_empty()) {
+            return Err(ApiError::invalid("network-scoped alias is supported only for containers in user defined networks"));
+        }
+    }
+    Ok(())
+}
+
 /// Merges the user's config over the image's (Docker's rules: an entrypoint given by the user
 /// drops the image's cmd; env and labels merge by key).
 pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
@@ -118,6 +135,17 @@ impl ContainerService {
             hc.network_mode = "none".to_string();
         }
         validate_host_config(&hc)?;
+        validate_endpoints(req.networking_config.as_ref())?;
+        if hc.resources.memory_swappiness == Some(-1) {
+            // The CLI's "unset"; dockerd stores it as null.
+            hc.resources.memory_swappiness = None;
+        }
+        let mut warnings = Vec::new();
+        if hc.resources.cpu_percent > 0 {
+            // dockerd on Linux discards it with this warning (CpuCount it ignores silently).
+            warnings.push("linux does not support CPU percent. Percent discarded.".to_string());
+            hc.resources.cpu_percent = 0;
+        }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => normalize_name(n).map_err(|e| ApiError::from_err(&e))?,
             None => loop {
@@ -181,7 +209,7 @@ impl ContainerService {
         };
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use wharf_api_types::container::{HostConfig, Mount, Resources, Ulimit};
+use wharf_api_types::container::{HostConfig, Mount, Resources, ThrottleDevice, Ulimit};
 use wharf_errdefs::{Classify, ErrorKind};
 
 use crate::state::Container;
@@ -112,6 +112,16 @@ pub struct SpecInputs {
 
 /// Checks everything in a HostConfig that [`build`] would reject, without host inputs.
 pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
+    if !matches!(hc.isolation.as_str(), "" | "default") {
+        return Err(SpecError::Invalid(format!("invalid isolation '{}' on linux", hc.isolation)));
+    }
+    if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+        // Docker's overlay2 answer without xfs project quotas, which we never have.
+        return Err(SpecError::Invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option".into()));
+    }
+    if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
+        return Err(SpecError::NotSupported("legacy container links (--link)".into()));
+    }
     SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or(&[]))?;
     capabilities(hc)?;
     resources(&hc.resources, hc.privileged)?;
@@ -392,6 +402,90 @@ fn device_rules(privileged: bool) -> Vec<Value> {
     ]
 }
 
+/// `--device-cgroup-rule "c 1:3 rwm"` as an OCI allow entry (`*` is a wildcard, like Docker's
+/// `^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$`).
+fn cgroup_rule(rule: &str) -> Result<Value, SpecError> {
+    let bad = || SpecError::Invalid(format!("invalid device cgroup rule format: '{rule}'"));
+    let num = |s: &str| -> Result<Option<i64>, SpecError> {
+        match s {
+            "*" => Ok(None),
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().map(Some).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    };
+    let [ty, nums, access] = rule.split(' ').collect::<Vec<_>>()[..] else { return Err(bad()) };
+    let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
+    if !matches!(ty, "a" | "b" | "c") || !(1..=3).contains(&access.len()) || !access.chars().all(|c| "rwm".contains(c)) {
+        return Err(bad());
+    }
+    Ok(json!({"allow": true, "type": ty, "major": num(major)?, "minor": num(minor)?, "access": access}))
+}
+
+/// A device's major and minor numbers from stat(2), as Docker resolves blkio device paths.
+fn device_numbers(path: &str) -> Result<(u64, u64), SpecError> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok((libc::major(m.rdev()) as u64, libc::minor(m.rdev()) as u64)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SpecError::Invalid(format!("stat {path}: no such file or directory"))),
+        Err(e) => Err(SpecError::Invalid(format!("stat {path}: {e}"))),
+    }
+}
+
+/// OCI `linux.resources.blockIO` from Docker's weight and per-device settings; `None` if unset.
+fn block_io(r: &Resources) -> Result<Option<Value>, SpecError> {
+    let mut b = serde_json::Map::new();
+    if r.blkio_weight > 0 {
+        b.insert("weight".into(), json!(r.blkio_weight));
+    }
+    let mut weights = Vec::new();
+    for d in r.blkio_weight_device.iter().flatten() {
+        if d.weight != 0 && !(10..=1000).contains(&d.weight) {
+            return Err(SpecError::Invalid("Range of blkio weight is from 10 to 1000".into()));
+        }
+        let (major, minor) = device_numbers(&d.path)?;
+        weights.push(json!({"major": major, "minor": minor, "weight": d.weight}));
+    }
+    if !weights.is_empty() {
+        b.insert("weightDevice".into(), json!(weights));
+    }
+    let throttle = |list: &Option<Vec<ThrottleDevice>>| -> Result<Vec<Value>, SpecError> {
+        list.iter()
+            .flatten()
+            .map(|d| device_numbers(&d.path).map(|(major, minor)| json!({"major": major, "minor": minor, "rate": d.rate})))
+            .collect()
+    };
+    for (key, list) in [
+        ("throttleReadBpsDevice", &r.blkio_device_read_bps),
+        ("throttleWriteBpsDevice", &r.blkio_device_write_bps),
+        ("throttleReadIOPSDevice", &r.blkio_device_read_iops),
+        ("throttleWriteIOPSDevice", &r.blkio_device_write_iops),
+    ] {
+        let v = throttle(list)?;
+        if !v.is_empty() {
+            b.insert(key.into(), json!(v));
+        }
+    }
+    Ok((!b.is_empty()).then_some(Value::Object(b)))
+}
+
+/// Docker's Linux refusal of a device request (`--gpus`): no device driver is registered.
+fn refuse_device_requests(r: &Resources) -> Result<(), SpecError> {
+    let Some(req) = r.device_requests.as_ref().and_then(|d| d.first()) else { return Ok(()) };
+    let driver = req.get("Driver").and_then(Value::as_str).unwrap_or_default();
+    // Go's %v of [][]string: [[gpu compute]].
+    let caps: Vec<String> = req
+        .get("Capabilities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|set| {
+            let words: Vec<&str> = set.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            format!("[{}]", words.join(" "))
+        })
+        .collect();
+    Err(SpecError::Invalid(format!("could not select device driver \"{driver}\" with capabilities: [{}]", caps.join(" "))))
+}
+
 /// OCI `linux.resources` from Docker's resource settings (also used by `update`).
 pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     let inval = |m: &str| Err(SpecError::Invalid(m.to_string()));
@@ -410,7 +504,18 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     if r.blkio_weight != 0 && !(10..=1000).contains(&r.blkio_weight) {
         return inval("Range of blkio weight is from 10 to 1000");
     }
-    let mut out = json!({"devices": device_rules(privileged)});
+    if r.io_maximum_bandwidth != 0 || r.io_maximum_iops != 0 {
+        return inval("Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps");
+    }
+    if r.cpu_realtime_period != 0 && r.cpu_realtime_runtime != 0 && r.cpu_realtime_runtime > r.cpu_realtime_period {
+        return inval("cpu-rt-runtime cannot be higher than cpu-rt-period");
+    }
+    refuse_device_requests(r)?;
+    let mut devices = device_rules(privileged);
+    for rule in r.device_cgroup_rules.iter().flatten() {
+        devices.push(cgroup_rule(rule)?);
+    }
+    let mut out = json!({"devices": devices});
     let mut mem = serde_json::Map::new();
     if r.memory > 0 {
         mem.insert("limit".into(), json!(r.memory));
@@ -423,9 +528,10 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     if r.memory_reservation > 0 {
         mem.insert("reservation".into(), json!(r.memory_reservation));
     }
-    if let Some(s) = r.memory_swappiness.filter(|s| *s >= 0) {
-        if s > 100 {
-            return inval("Invalid value: memory swappiness must be in 0..100");
+    // -1 is Docker's "unset".
+    if let Some(s) = r.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(SpecError::Invalid(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
         }
         mem.insert("swappiness".into(), json!(s));
     }
@@ -456,14 +562,20 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     if !r.cpuset_mems.is_empty() {
         cpu.insert("mems".into(), json!(r.cpuset_mems));
     }
+    if r.cpu_realtime_period > 0 {
+        cpu.insert("realtimePeriod".into(), json!(r.cpu_realtime_period));
+    }
+    if r.cpu_realtime_runtime != 0 {
+        cpu.insert("realtimeRuntime".into(), json!(r.cpu_realtime_runtime));
+    }
     if !cpu.is_empty() {
         out["cpu"] = Value::Object(cpu);
     }
     if let Some(p) = r.pids_limit.filter(|p| *p != 0) {
         out["pids"] = json!({"limit": if p < 0 { -1 } else { p }});
     }
-    if r.blkio_weight > 0 {
-        out["blockIO"] = json!({"weight": r.blkio_weight});
+    if let Some(b) = block_io(r)? {
+        out["blockIO"] = b;
     }
     Ok(out)
 }
@@ -720,5 +832,151 @@ mod tests {
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         let hc = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         assert!(build(&container(hc), &i).expect("spec")["linux"].get("seccomp").is_none());
+    }
+
+    #[test]
+    fn blkio_devices_resolve_through_stat() {
+        use wharf_api_types::container::WeightDevice;
+        let dev = |rate| {
+            Some(vec![ThrottleDevice {
+                path: "/dev/null".into(),
+                rate,
+            }])
+        };
+        let r = Resources {
+            blkio_weight: 500,
+            blkio_weight_device: Some(vec![WeightDevice {
+                path: "/dev/zero".into(),
+                weight: 300,
+            }]),
+            blkio_device_read_bps: dev(1 << 20),
+            blkio_device_write_iops: dev(7),
+            ..Default::default()
+        };
+        let b = &resources(&r, false).expect("resources")["blockIO"];
+        assert_eq!(b["weight"], 500);
+        assert_eq!(
+            b["weightDevice"],
+            json!([{"major": 1, "minor": 5, "weight": 300}])
+        );
+        assert_eq!(
+            b["throttleReadBpsDevice"],
+            json!([{"major": 1, "minor": 3, "rate": 1 << 20}])
+        );
+        assert_eq!(
+            b["throttleWriteIOPSDevice"],
+            json!([{"major": 1, "minor": 3, "rate": 7}])
+        );
+        assert!(b.get("throttleWriteBpsDevice").is_none());
+        let missing = Resources {
+            blkio_device_read_bps: Some(vec![ThrottleDevice {
+                path: "/dev/wharf-none".into(),
+                rate: 1,
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(
+            resources(&missing, false),
+            Err(SpecError::Invalid(
+                "stat /dev/wharf-none: no such file or directory".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn cgroup_rules_realtime_and_swappiness() {
+        let r = Resources {
+            device_cgroup_rules: Some(vec!["c 1:3 rwm".into(), "b *:* r".into()]),
+            cpu_realtime_period: 1_000_000,
+            cpu_realtime_runtime: 950_000,
+            memory_swappiness: Some(10),
+            ..Default::default()
+        };
+        let out = resources(&r, false).expect("resources");
+        let devices = out["devices"].as_array().expect("devices");
+        assert_eq!(
+            devices[devices.len() - 2],
+            json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})
+        );
+        assert_eq!(
+            devices[devices.len() - 1],
+            json!({"allow": true, "type": "b", "major": null, "minor": null, "access": "r"})
+        );
+        assert_eq!(out["cpu"]["realtimePeriod"], 1_000_000);
+        assert_eq!(out["cpu"]["realtimeRuntime"], 950_000);
+        assert_eq!(out["memory"]["swappiness"], 10);
+        let unset = resources(
+            &Resources {
+                memory_swappiness: Some(-1),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("unset");
+        assert!(unset.get("memory").is_none());
+        let bad = |r: Resources| resources(&r, false).err().map(|e| e.to_string());
+        assert_eq!(
+            bad(Resources {
+                device_cgroup_rules: Some(vec!["c 1:3 rwx".into()]),
+                ..Default::default()
+            })
+            .as_deref(),
+            Some("invalid device cgroup rule format: 'c 1:3 rwx'")
+        );
+        assert_eq!(
+            bad(Resources {
+                memory_swappiness: Some(101),
+                ..Default::default()
+            })
+            .as_deref(),
+            Some("Invalid value: 101, valid memory swappiness range is 0-100")
+        );
+        assert_eq!(
+            bad(Resources {
+                cpu_realtime_period: 10,
+                cpu_realtime_runtime: 20,
+                ..Default::default()
+            })
+            .as_deref(),
+            Some("cpu-rt-runtime cannot be higher than cpu-rt-period")
+        );
+    }
+
+    #[test]
+    fn windows_only_and_unavailable_settings_are_refused_like_docker() {
+        let bad = |hc: HostConfig| validate(&hc).err().map(|e| e.to_string());
+        let res = |r: Resources| HostConfig {
+            resources: r,
+            ..Default::default()
+        };
+        assert_eq!(bad(res(Resources { io_maximum_iops: 5, ..Default::default() })).as_deref(), Some("Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps"));
+        let gpus = json!({"Driver": "", "Count": -1, "Capabilities": [["gpu"]]});
+        assert_eq!(
+            bad(res(Resources {
+                device_requests: Some(vec![gpus]),
+                ..Default::default()
+            }))
+            .as_deref(),
+            Some("could not select device driver \"\" with capabilities: [[gpu]]")
+        );
+        assert_eq!(
+            bad(HostConfig {
+                isolation: "hyperv".into(),
+                ..Default::default()
+            })
+            .as_deref(),
+            Some("invalid isolation 'hyperv' on linux")
+        );
+        assert!(validate(&HostConfig {
+            isolation: "default".into(),
+            ..Default::default()
+        })
+        .is_ok());
+        assert!(validate(&res(Resources {
+            cpu_count: 2,
+            cpu_percent: 50,
+            ..Default::default()
+        }))
+        .is_ok());
     }
 }
