@@ -26,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 
 rss_kb() { awk '/VmRSS/ {r = $2} END {print r + 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# RSS of a process plus its shims/containerd-shims (processes whose name matches $2).
+# RSS of a process plus its shims (processes whose command line matches $2: only this
+# run's, so shims of other daemons on the machine do not count).
 tree_rss_kb() { local t; t=$(rss_kb "$1"); for p in $(pgrep -f "$2" || true); do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
 
 busybox_tar() {
@@ -66,7 +67,7 @@ mkdir -p "$WORK/wharf"
   --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "wharf-bench-$$" 2>"$WORK/wharf/log" &
 PIDS+=($!); WPID=$!
 for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
-read -r _ w_med w_par w_idle w_per < <(bench wharf "$WORK/wharf/s.sock" "$WPID" wharf-shim)
+read -r _ w_med w_par w_idle w_per < <(bench wharf "$WORK/wharf/s.sock" "$WPID" "wharf-shim $WORK/e/")
 printf 'wharfd:  run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$w_med" "$w_par" "$w_idle" "$w_per"
 
 if [ "$INSTALL_DOCKER" = 1 ]; then
@@ -77,7 +78,7 @@ if [ "$INSTALL_DOCKER" = 1 ]; then
     2>"$WORK/docker/log" &
   PIDS+=($!); DPID=$!
   for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-  read -r _ d_med d_par d_idle d_per < <(bench docker "$WORK/docker/s.sock" "$DPID" containerd-shim)
+  read -r _ d_med d_par d_idle d_per < <(bench docker "$WORK/docker/s.sock" "$DPID" "containerd-shim.*$WORK/docker/")
   d_idle=$((d_idle + $(tree_rss_kb 0 "containerd --config" 2>/dev/null || echo 0)))
   printf 'dockerd: run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$d_med" "$d_par" "$d_idle" "$d_per"
   awk -v a="$d_med" -v b="$w_med" -v c="$d_par" -v d="$w_par" -v e="$d_idle" -v f="$w_idle" -v g="$d_per" -v h="$w_per" 'BEGIN {
