@@ -90,7 +90,7 @@ fn now() -> String {
 }
 
 /// Reads a file of the container's image, refusing symlinks (they would resolve on the host).
-fn read_rootfs_file(rootfs: &Path, rel: &str) -> String {
+pub(super) fn read_rootfs_file(rootfs: &Path, rel: &str) -> String {
     let p = rootfs.join(rel);
     match std::fs::symlink_metadata(&p) {
         Ok(m) if m.is_file() => std::fs::read_to_string(&p).unwrap_or_default(),
