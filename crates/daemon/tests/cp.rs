@@ -31,6 +31,19 @@ fn tar(args: &[&str], input: &[u8]) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// `cat` inside the running `run1`.
+fn exec_cat(d: &Daemon, p: &str) -> String {
+    d.ok(&["exec", "run1", "cat", p])
+}
+
+/// A container file's content, read through `docker cp ctr:path -`.
+fn cp_cat(d: &Daemon, ctr: &str, p: &str) -> String {
+    let o = d.docker(&["cp", &format!("{ctr}:{p}"), "-"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let name = Path::new(p).file_name().and_then(|n| n.to_str()).expect("name");
+    tar(&["-xOf", "-", name], &o.stdout).trim().to_string()
+}
+
 /// A host directory with `hello.txt` and `tree/{a.txt,sub/b.txt}`.
 fn host_fixture() -> tempfile::TempDir {
     let h = tempfile::tempdir().expect("tempdir");
@@ -71,15 +84,15 @@ fn round_trip(d: &Daemon, ctr: &str, h: &Path, out: &Path, check_in: &dyn Fn(&st
 
 fn scenarios(driver: &str) {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&["-s", driver]);
+    let mut d = Daemon::start(&["-s", driver]);
+    assert_eq!(d.ok(&["info", "--format", "{{.Driver}}"]), driver);
     d.import_busybox();
     let h = host_fixture();
     let out = tempfile::tempdir().expect("tempdir");
 
     // A running container.
     d.ok(&["run", "-d", "--name", "run1", "busybox", "sleep", "1000"]);
-    let exec_cat = |p: &str| d.ok(&["exec", "run1", "cat", p]);
-    round_trip(&d, "run1", h.path(), out.path(), &exec_cat);
+    round_trip(&d, "run1", h.path(), out.path(), &|p| exec_cat(&d, p));
 
     // `docker cp ctr:/etc/hostname -` is the container's generated hostname file.
     let o = d.docker(&["cp", "run1:/etc/hostname", "-"]);
@@ -96,11 +109,11 @@ fn scenarios(driver: &str) {
     d.ok(&["cp", s(&h.path().join(&marker)), "run1:/tmp/relescape/again.txt"]);
     assert!(!Path::new("/etc").join(&marker).exists(), "cp through a container symlink wrote to the host");
     assert!(!Path::new("/etc/again.txt").exists(), "cp through a relative symlink wrote to the host");
-    assert_eq!(exec_cat(&format!("/etc/{marker}")), "contained");
-    assert_eq!(exec_cat("/etc/again.txt"), "contained");
+    assert_eq!(exec_cat(&d, &format!("/etc/{marker}")), "contained");
+    assert_eq!(exec_cat(&d, "/etc/again.txt"), "contained");
     d.ok(&["exec", "run1", "ln", "-s", "/etc/passwd", "/pw"]);
     d.ok(&["cp", "-L", "run1:/pw", s(&out.path().join("pw"))]);
-    assert_eq!(std::fs::read_to_string(out.path().join("pw")).expect("pw").trim(), exec_cat("/etc/passwd"));
+    assert_eq!(std::fs::read_to_string(out.path().join("pw")).expect("pw").trim(), exec_cat(&d, "/etc/passwd"));
 
     // Missing paths: docker's exit code 1 and message.
     let o = d.docker(&["cp", "run1:/nope", s(out.path())]);
@@ -120,15 +133,9 @@ fn scenarios(driver: &str) {
 
     // Stopped containers: one that ran and exited, one never started.
     d.ok(&["run", "--name", "exited1", "busybox", "true"]);
-    let cp_cat = |ctr: &str, p: &str| {
-        let o = d.docker(&["cp", &format!("{ctr}:{p}"), "-"]);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let name = Path::new(p).file_name().and_then(|n| n.to_str()).expect("name");
-        tar(&["-xOf", "-", name], &o.stdout).trim().to_string()
-    };
-    round_trip(&d, "exited1", h.path(), out.path(), &|p| cp_cat("exited1", p));
+    round_trip(&d, "exited1", h.path(), out.path(), &|p| cp_cat(&d, "exited1", p));
     d.ok(&["create", "--name", "created1", "busybox", "cat", "/tmp/hello.txt"]);
-    round_trip(&d, "created1", h.path(), out.path(), &|p| cp_cat("created1", p));
+    round_trip(&d, "created1", h.path(), out.path(), &|p| cp_cat(&d, "created1", p));
     assert_eq!(d.ok(&["start", "-a", "created1"]), "hello");
 
     // A read-only rootfs refuses uploads, except into a writable bind mount (served from its
@@ -140,7 +147,17 @@ fn scenarios(driver: &str) {
     assert!(stderr(&o).contains("container rootfs is marked read-only"), "{}", stderr(&o));
     d.ok(&["cp", s(&h.path().join("hello.txt")), "ro1:/data/"]);
     assert_eq!(std::fs::read_to_string(vol.path().join("hello.txt")).expect("in bind source"), "hello\n");
-    assert_eq!(cp_cat("ro1", "/data/hello.txt"), "hello");
+    assert_eq!(cp_cat(&d, "ro1", "/data/hello.txt"), "hello");
+
+    // After a daemon crash the adopted container's root is still usable, copy after copy.
+    d.crash();
+    d.start_again();
+    for name in ["after1.txt", "after2.txt"] {
+        d.ok(&["cp", s(&h.path().join("hello.txt")), &format!("run1:/tmp/{name}")]);
+        assert_eq!(exec_cat(&d, &format!("/tmp/{name}")), "hello");
+    }
+    d.ok(&["exec", "run1", "sh", "-c", "echo fresh > /tmp/fresh.txt"]);
+    assert_eq!(cp_cat(&d, "run1", "/tmp/fresh.txt"), "fresh");
 
     // Our own CLI against the same endpoints.
     let wharf = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
@@ -152,14 +169,18 @@ fn scenarios(driver: &str) {
             o.stdout
         };
         run(&["cp", s(&h.path().join("tree")), "run1:/root/"]);
-        assert_eq!(exec_cat("/root/tree/a.txt"), "a");
+        assert_eq!(exec_cat(&d, "/root/tree/a.txt"), "a");
         run(&["cp", s(&h.path().join("hello.txt")), "run1:/root/wharf.txt"]);
-        assert_eq!(exec_cat("/root/wharf.txt"), "hello");
+        assert_eq!(exec_cat(&d, "/root/wharf.txt"), "hello");
         assert_eq!(tar(&["-xOf", "-", "hostname"], &run(&["cp", "run1:/etc/hostname", "-"])).trim(), d.ok(&["exec", "run1", "hostname"]));
         let dest = out.path().join("wharf-out");
         std::fs::create_dir(&dest).expect("mkdir");
         run(&["cp", "run1:/root/tree", s(&dest)]);
         assert!(dest.join("tree/a.txt").is_file());
+        run(&["cp", "run1:/root/tree", s(&dest.join("renamed"))]);
+        assert!(dest.join("renamed/sub/b.txt").is_file());
+        run(&["cp", "run1:/root/wharf.txt", s(&dest.join("w.txt"))]);
+        assert_eq!(std::fs::read_to_string(dest.join("w.txt")).expect("w.txt"), "hello\n");
     }
 }
 

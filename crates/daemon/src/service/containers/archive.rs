@@ -71,7 +71,11 @@ struct Mounted {
 impl Mounted {
     fn new(images: Arc<ImageService>, id: &str) -> Result<Mounted, ApiError> {
         let path = images.mount_rw_layer(id).map_err(|e| ApiError::from_err(&e))?;
-        Ok(Mounted { images, id: id.to_string(), path })
+        Ok(Mounted {
+            images,
+            id: id.to_string(),
+            path,
+        })
     }
 }
 
@@ -85,7 +89,8 @@ impl Drop for Mounted {
 
 /// The request's `path`, which Docker requires.
 pub fn required_path(path: Option<&str>) -> Result<&str, ApiError> {
-    path.filter(|p| !p.is_empty()).ok_or_else(|| ApiError::invalid("bad parameter: path cannot be empty"))
+    path.filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::invalid("bad parameter: path cannot be empty"))
 }
 
 impl ContainerService {
@@ -137,32 +142,48 @@ impl ContainerService {
         let c = self.snapshot(key)?;
         let (images, files, key) = (self.images.clone(), self.store.dir(&c.id), key.to_string());
         blocking(move || {
-            let fs = Mounted::new(images, &c.id)?;
-            // Docker follows a final symlink here: extracting "into" a link to a directory works.
-            let mut loc = locate(&fs.path, &mounts(&c, &files), &opts.path);
-            loc.follow = true;
-            let (st, dest) = stat(&loc).map_err(|e| not_found(e, &opts.path, &key))?;
-            if st.go_mode() & (1 << 31) == 0 {
-                return Err(ApiError::invalid("extraction point is not a directory"));
-            }
-            match loc.mount {
-                Some(true) => return Err(ApiError::new(ErrorKind::Forbidden, "mounted volume is marked read-only")),
-                None if c.host_config.readonly_rootfs => return Err(ApiError::new(ErrorKind::Forbidden, "container rootfs is marked read-only")),
-                _ => {}
-            }
-            let chown = match (opts.copy_uid_gid, c.config.user.as_str()) {
-                (true, user) if !user.is_empty() => {
-                    let (passwd, group) = (read_rootfs_file(&fs.path, "etc/passwd"), read_rootfs_file(&fs.path, "etc/group"));
-                    let (uid, gid, _) = resolve_user(user, &passwd, &group, &[]).map_err(|e| ApiError::from_err(&e))?;
-                    Some((uid, gid))
-                }
-                _ => None,
-            };
-            let apply = ApplyOptions { chown, allow_type_changes: !opts.no_overwrite_dir_non_dir, ..ApplyOptions::default() };
-            wharf_archive::extract_confined(&loc.root, &dest, &mut body, &apply).map_err(|e| ApiError::from_err(&e))
+            let res = put(&images, &c, &files, &key, &opts, &mut body);
+            // Like Go's server, read a little of what is left so a client still sending a small
+            // upload gets our answer instead of a broken pipe.
+            let _ = std::io::copy(&mut body.take(DRAIN_LIMIT), &mut std::io::sink());
+            res
         })
         .await
     }
+}
+
+/// How much of an unread upload is drained before answering.
+const DRAIN_LIMIT: u64 = 256 << 10;
+
+/// [`ContainerService::archive_put`] on the blocking pool.
+fn put(images: &Arc<ImageService>, c: &Container, files: &Path, key: &str, opts: &PutOptions, body: &mut dyn Read) -> Result<(), ApiError> {
+    let fs = Mounted::new(images.clone(), &c.id)?;
+    // Docker follows a final symlink here: extracting "into" a link to a directory works.
+    let mut loc = locate(&fs.path, &mounts(c, files), &opts.path);
+    loc.follow = true;
+    let (st, dest) = stat(&loc).map_err(|e| not_found(e, &opts.path, key))?;
+    if st.go_mode() & (1 << 31) == 0 {
+        return Err(ApiError::invalid("extraction point is not a directory"));
+    }
+    match loc.mount {
+        Some(true) => return Err(ApiError::new(ErrorKind::Forbidden, "mounted volume is marked read-only")),
+        None if c.host_config.readonly_rootfs => return Err(ApiError::new(ErrorKind::Forbidden, "container rootfs is marked read-only")),
+        _ => {}
+    }
+    let chown = match (opts.copy_uid_gid, c.config.user.as_str()) {
+        (true, user) if !user.is_empty() => {
+            let (passwd, group) = (read_rootfs_file(&fs.path, "etc/passwd"), read_rootfs_file(&fs.path, "etc/group"));
+            let (uid, gid, _) = resolve_user(user, &passwd, &group, &[]).map_err(|e| ApiError::from_err(&e))?;
+            Some((uid, gid))
+        }
+        _ => None,
+    };
+    let apply = ApplyOptions {
+        chown,
+        allow_type_changes: !opts.no_overwrite_dir_non_dir,
+        ..ApplyOptions::default()
+    };
+    wharf_archive::extract_confined(&loc.root, &dest, body, &apply).map_err(|e| ApiError::from_err(&e))
 }
 
 /// Docker's 404 for a path missing in the container.
@@ -181,7 +202,10 @@ fn stat(loc: &Located) -> Result<(PathStat, String), ArchiveError> {
     let mut resolved = loc.path.clone();
     if loc.follow && !st.link_target.is_empty() {
         resolved.clone_from(&st.link_target);
-        st = PathStat { link_target: st.link_target, ..wharf_archive::stat_path(&loc.root, &resolved)? };
+        st = PathStat {
+            link_target: st.link_target,
+            ..wharf_archive::stat_path(&loc.root, &resolved)?
+        };
     }
     st.name.clone_from(&loc.name);
     if st.link_target.starts_with('/') {
@@ -198,7 +222,11 @@ fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
         .map(|f| f.to_string_lossy().into_owned())
         .filter(|f| *f != loc.name && loc.name != "/")
         .map(|f| (f, loc.name.clone()));
-    TarOptions { include: Vec::new(), rebase, follow_root_symlink: resolved != loc.path }
+    TarOptions {
+        include: Vec::new(),
+        rebase,
+        follow_root_symlink: resolved != loc.path,
+    }
 }
 
 /// The bind mounts and generated files of `c` (tmpfs mounts live only in the container's mount
@@ -210,17 +238,29 @@ fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
         let parts: Vec<&str> = b.split(':').collect();
         if let [src, dst, rest @ ..] = parts.as_slice() {
             let read_only = rest.first().is_some_and(|o| o.split(',').any(|o| o == "ro"));
-            v.push(MountView { dest: clean_abs(dst), source: PathBuf::from(src), read_only });
+            v.push(MountView {
+                dest: clean_abs(dst),
+                source: PathBuf::from(src),
+                read_only,
+            });
         }
     }
     for m in hc.mounts.as_deref().unwrap_or(&[]).iter().filter(|m| m.kind == "bind") {
-        v.push(MountView { dest: clean_abs(&m.target), source: PathBuf::from(&m.source), read_only: m.read_only });
+        v.push(MountView {
+            dest: clean_abs(&m.target),
+            source: PathBuf::from(&m.source),
+            read_only: m.read_only,
+        });
     }
     for name in ["hostname", "hosts", "resolv.conf"] {
         let dest = Path::new("/etc").join(name);
         let source = files.join(name);
         if source.is_file() && !v.iter().any(|m| m.dest == dest) {
-            v.push(MountView { dest, source, read_only: hc.readonly_rootfs });
+            v.push(MountView {
+                dest,
+                source,
+                read_only: hc.readonly_rootfs,
+            });
         }
     }
     // Only host paths can be reached from the daemon (named volumes are not supported yet).
@@ -339,19 +379,40 @@ mod tests {
         std::fs::create_dir(&data).expect("mkdir");
         std::fs::write(&file, "h\n").expect("write");
         let mounts = vec![
-            MountView { dest: "/srv".into(), source: d.path().to_path_buf(), read_only: false },
-            MountView { dest: "/srv/data".into(), source: data.clone(), read_only: true },
-            MountView { dest: "/etc/hostname".into(), source: file, read_only: false },
+            MountView {
+                dest: "/srv".into(),
+                source: d.path().to_path_buf(),
+                read_only: false,
+            },
+            MountView {
+                dest: "/srv/data".into(),
+                source: data.clone(),
+                read_only: true,
+            },
+            MountView {
+                dest: "/etc/hostname".into(),
+                source: file,
+                read_only: false,
+            },
         ];
         let rootfs = Path::new("/rootfs");
         let l = locate(rootfs, &mounts, "/srv/data/a/b");
-        assert_eq!((l.root.as_path(), l.path.as_str(), l.name.as_str(), l.mount), (data.as_path(), "/a/b", "b", Some(true)));
+        assert_eq!(
+            (l.root.as_path(), l.path.as_str(), l.name.as_str(), l.mount),
+            (data.as_path(), "/a/b", "b", Some(true))
+        );
         let l = locate(rootfs, &mounts, "/srv/database");
         assert_eq!((l.root.as_path(), l.path.as_str()), (d.path(), "/database"));
         let l = locate(rootfs, &mounts, "etc/hostname");
-        assert_eq!((l.root.as_path(), l.path.as_str(), l.prefix.as_path(), l.follow), (d.path(), "/hostname", Path::new("/etc"), false));
+        assert_eq!(
+            (l.root.as_path(), l.path.as_str(), l.prefix.as_path(), l.follow),
+            (d.path(), "/hostname", Path::new("/etc"), false)
+        );
         let l = locate(rootfs, &mounts, "/etc/");
-        assert_eq!((l.root.as_path(), l.path.as_str(), l.name.as_str(), l.mount, l.follow), (rootfs, "/etc", "etc", None, true));
+        assert_eq!(
+            (l.root.as_path(), l.path.as_str(), l.name.as_str(), l.mount, l.follow),
+            (rootfs, "/etc", "etc", None, true)
+        );
         let l = locate(rootfs, &mounts, "/etc/.");
         assert_eq!((l.name.as_str(), l.follow), (".", true));
         assert_eq!(locate(rootfs, &mounts, "/").name, "/");
@@ -359,7 +420,14 @@ mod tests {
 
     #[test]
     fn tar_root_entries_take_the_requested_name() {
-        let loc = |path: &str, name: &str| Located { root: "/r".into(), path: path.into(), prefix: "/".into(), name: name.into(), follow: true, mount: None };
+        let loc = |path: &str, name: &str| Located {
+            root: "/r".into(),
+            path: path.into(),
+            prefix: "/".into(),
+            name: name.into(),
+            follow: true,
+            mount: None,
+        };
         assert_eq!(tar_options(&loc("/etc", "etc"), "/etc").rebase, None);
         let o = tar_options(&loc("/escape", "escape"), "/etc");
         assert_eq!((o.rebase, o.follow_root_symlink), (Some(("etc".into(), "escape".into())), true));
@@ -370,7 +438,13 @@ mod tests {
 
     #[test]
     fn stat_header_is_docker_shaped() {
-        let st = PathStat { name: "hostname".into(), size: 13, mode: 0o100644, mtime: (1_700_000_000, 0), link_target: String::new() };
+        let st = PathStat {
+            name: "hostname".into(),
+            size: 13,
+            mode: 0o100644,
+            mtime: (1_700_000_000, 0),
+            link_target: String::new(),
+        };
         let h = stat_header(&st);
         assert_eq!(h.len() % 4, 0);
         let expected = r#"{"linkTarget":"","mode":420,"mtime":"2023-11-14T22:13:20Z","name":"hostname","size":13}"#;

@@ -611,6 +611,12 @@ impl ContainerService {
             let shim = self.shim(&c.id);
             match shim.call(&Request::State).await {
                 Ok(Response::State(st)) if st.exit.is_none() => {
+                    // Take back the rootfs reference launch() held (the mount itself survived), so
+                    // cp, export or commit do not unmount it under the running container.
+                    let (images, cid) = (self.images.clone(), c.id.clone());
+                    if let Err(e) = blocking(move || images.mount_rw_layer(&cid)).await {
+                        tracing::warn!(id = c.id, "re-taking the rootfs mount: {e}");
+                    }
                     let status = if st.status == wharf_shim_proto::Status::Paused { Status::Paused } else { Status::Running };
                     let _ = self.update(&h, |x| {
                         x.state.status = status;
