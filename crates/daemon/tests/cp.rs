@@ -138,6 +138,17 @@ fn scenarios(driver: &str) {
     round_trip(&d, "created1", h.path(), out.path(), &|p| cp_cat(&d, "created1", p));
     assert_eq!(d.ok(&["start", "-a", "created1"]), "hello");
 
+    // `-a` gives the files to the container's user; without it the archive's owner stays.
+    d.ok(&["create", "--name", "user1", "-u", "nobody", "busybox", "true"]);
+    d.ok(&["cp", "-a", s(&h.path().join("hello.txt")), "user1:/tmp/"]);
+    d.ok(&["cp", s(&h.path().join("tree")), "user1:/tmp/"]);
+    let o = d.docker(&["cp", "user1:/tmp", "-"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let listing = tar(&["-tvf", "-", "--numeric-owner"], &o.stdout);
+    let owner = |name: &str| listing.lines().find(|l| l.ends_with(name)).and_then(|l| l.split_whitespace().nth(1)).map(String::from);
+    assert_eq!(owner("tmp/hello.txt").as_deref(), Some("65534/65534"), "{listing}");
+    assert_eq!(owner("tmp/tree/a.txt").as_deref(), Some("0/0"), "{listing}");
+
     // A read-only rootfs refuses uploads, except into a writable bind mount (served from its
     // source, as Docker does).
     let vol = tempfile::tempdir().expect("tempdir");
