@@ -6,6 +6,11 @@
 //! the generated files (`/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`), is served from the
 //! mount's source as Docker does. Every lookup goes through `wharf_archive`, which resolves
 //! symlinks inside the container's root (or the mount source), never on the host.
+//!
+//! Mounts are matched lexically on the requested path: a symlink in the root filesystem that
+//! leads into a mount resolves to the directory under the mount point, not the mount (the docker
+//! CLI follows a destination symlink itself, so its uploads still land in the mount). tmpfs
+//! mounts live only in the container's mount namespace and are not reachable.
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -229,8 +234,7 @@ fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
     }
 }
 
-/// The bind mounts and generated files of `c` (tmpfs mounts live only in the container's mount
-/// namespace and are not reachable from here). `files` is the container's state directory.
+/// The bind mounts and generated files of `c`; `files` is the container's state directory.
 fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
     let hc = &c.host_config;
     let mut v = Vec::new();
