@@ -131,6 +131,19 @@ fn scenarios(driver: &str) {
     assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("extraction point is not a directory"));
 
+    // noOverwriteDirNonDir (always sent by the docker CLI) refuses a file over a directory;
+    // without it the file wins, as with Docker.
+    let clash = tempfile::tempdir().expect("tempdir");
+    std::fs::write(clash.path().join("tree"), "now a file\n").expect("write");
+    let o = Command::new("tar").arg("-C").arg(clash.path()).args(["-cf", "-", "tree"]).output().expect("tar");
+    let put = |q: &str| d.raw_with("PUT", &format!("/v1.45/containers/run1/archive?path=/tmp{q}"), &[("Content-Type", "application/x-tar")], &o.stdout);
+    let (st, body) = put("&noOverwriteDirNonDir=true");
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(exec_cat(&d, "/tmp/tree/a.txt"), "a");
+    let (st, body) = put("");
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(exec_cat(&d, "/tmp/tree"), "now a file");
+
     // Stopped containers: one that ran and exited, one never started.
     d.ok(&["run", "--name", "exited1", "busybox", "true"]);
     round_trip(&d, "exited1", h.path(), out.path(), &|p| cp_cat(&d, "exited1", p));
@@ -152,7 +165,13 @@ fn scenarios(driver: &str) {
     // A read-only rootfs refuses uploads, except into a writable bind mount (served from its
     // source, as Docker does).
     let vol = tempfile::tempdir().expect("tempdir");
-    d.ok(&["run", "-d", "--read-only", "--name", "ro1", "-v", &format!("{}:/data", s(vol.path())), "busybox", "sleep", "1000"]);
+    let rovol = tempfile::tempdir().expect("tempdir");
+    let binds = [format!("{}:/data", s(vol.path())), format!("{}:/rodata:ro", s(rovol.path()))];
+    d.ok(&["run", "-d", "--read-only", "--name", "ro1", "-v", &binds[0], "-v", &binds[1], "busybox", "sleep", "1000"]);
+    let o = d.docker(&["cp", s(&h.path().join("hello.txt")), "ro1:/rodata/"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("mounted volume is marked read-only"), "{}", stderr(&o));
+    assert!(!rovol.path().join("hello.txt").exists());
     let o = d.docker(&["cp", s(&h.path().join("hello.txt")), "ro1:/tmp/"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("container rootfs is marked read-only"), "{}", stderr(&o));

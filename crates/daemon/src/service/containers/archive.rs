@@ -370,6 +370,14 @@ mod tests {
     }
 
     #[test]
+    fn path_is_required() {
+        assert_eq!(required_path(Some("/x")), Ok("/x"));
+        for missing in [None, Some("")] {
+            assert_eq!(required_path(missing).map_err(|e| e.kind), Err(ErrorKind::InvalidArgument));
+        }
+    }
+
+    #[test]
     fn paths_are_cleaned_like_go() {
         assert_eq!(clean_abs("etc/../../x/./y/"), PathBuf::from("/x/y"));
         assert_eq!(clean_abs("/"), PathBuf::from("/"));
