@@ -80,6 +80,9 @@ fn round_trip(d: &Daemon, ctr: &str, h: &Path, out: &Path, check_in: &dyn Fn(&st
     std::fs::create_dir(&flat).expect("mkdir flat");
     d.ok(&["cp", &format!("{ctr}:/tmp/tree/."), s(&flat)]);
     assert!(flat.join("sub/b.txt").is_file());
+    // ... and becomes a destination that does not exist yet.
+    d.ok(&["cp", &format!("{ctr}:/tmp/tree/."), s(&dest.join("fresh"))]);
+    assert!(dest.join("fresh/sub/b.txt").is_file());
 }
 
 fn scenarios(driver: &str) {
@@ -147,6 +150,12 @@ fn scenarios(driver: &str) {
     // Stopped containers: one that ran and exited, one never started.
     d.ok(&["run", "--name", "exited1", "busybox", "true"]);
     round_trip(&d, "exited1", h.path(), out.path(), &|p| cp_cat(&d, "exited1", p));
+    // The whole root, into a new directory named by the destination (not run1: the docker CLI
+    // refuses its planted escaping symlink).
+    for (src, dest) in [("exited1:/", "rootcopy"), ("exited1:/.", "rootcopy2")] {
+        d.ok(&["cp", src, s(&out.path().join(dest))]);
+        assert!(out.path().join(dest).join("tmp/hello.txt").is_file(), "{src}");
+    }
     d.ok(&["create", "--name", "created1", "busybox", "cat", "/tmp/hello.txt"]);
     round_trip(&d, "created1", h.path(), out.path(), &|p| cp_cat(&d, "created1", p));
     assert_eq!(d.ok(&["start", "-a", "created1"]), "hello");
@@ -211,6 +220,8 @@ fn scenarios(driver: &str) {
         assert!(dest.join("renamed/sub/b.txt").is_file());
         run(&["cp", "run1:/root/wharf.txt", s(&dest.join("w.txt"))]);
         assert_eq!(std::fs::read_to_string(dest.join("w.txt")).expect("w.txt"), "hello\n");
+        run(&["cp", "exited1:/", s(&dest.join("root"))]);
+        assert!(dest.join("root/tmp/hello.txt").is_file());
     }
 }
 

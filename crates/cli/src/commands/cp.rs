@@ -32,6 +32,10 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
                 std::io::copy(&mut { resp.body }, &mut std::io::stdout().lock())?;
             } else if dest.is_dir() {
                 extract_tar(resp.body, dest, None)?;
+            } else if root_name(&path) == "/" {
+                // The container's root has no name of its own to rename: the copy is its content.
+                std::fs::create_dir(dest)?;
+                extract_tar(resp.body, dest, None)?;
             } else {
                 let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 let to = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow::anyhow!("invalid destination path {}", a.dest))?;

@@ -220,13 +220,15 @@ fn stat(loc: &Located) -> Result<(PathStat, String), ArchiveError> {
 }
 
 /// Names the tar's root entry after the requested path (Docker rebases a followed symlink or a
-/// mount source to the name asked for). `resolved` is what [`stat`] returned.
+/// mount source to the name asked for; entries of the container's root get a `/` or `./`
+/// prefix, which the docker CLI relies on to name the copy). `resolved` is what [`stat`] returned.
 fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
-    let rebase = Path::new(resolved)
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .filter(|f| *f != loc.name && loc.name != "/")
-        .map(|f| (f, loc.name.clone()));
+    let base = Path::new(resolved).file_name().map(|f| f.to_string_lossy().into_owned());
+    let rebase = match base {
+        None => Some((String::new(), loc.name.clone())),
+        Some(f) if f != loc.name && loc.name != "/" => Some((f, loc.name.clone())),
+        _ => None,
+    };
     TarOptions {
         include: Vec::new(),
         rebase,
@@ -445,7 +447,8 @@ mod tests {
         assert_eq!((o.rebase, o.follow_root_symlink), (Some(("etc".into(), "escape".into())), true));
         let o = tar_options(&loc("/dir", "."), "/dir");
         assert_eq!((o.rebase, o.follow_root_symlink), (Some(("dir".into(), ".".into())), false));
-        assert_eq!(tar_options(&loc("/", "/"), "/").rebase, None);
+        assert_eq!(tar_options(&loc("/", "/"), "/").rebase, Some((String::new(), "/".into())));
+        assert_eq!(tar_options(&loc("/", "."), "/").rebase, Some((String::new(), ".".into())));
     }
 
     #[test]
