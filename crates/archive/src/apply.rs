@@ -31,6 +31,12 @@ pub struct ApplyOptions {
     pub allow_devices: bool,
     /// lchown entries to the archive's uid/gid (needs CAP_CHOWN).
     pub preserve_ownership: bool,
+    /// With `preserve_ownership`, own every entry by this uid/gid instead of the archive's
+    /// (`docker cp -a` into a container with a configured user).
+    pub chown: Option<(u32, u32)>,
+    /// [`extract_confined`] only: let an entry replace a directory by a non-directory or the
+    /// reverse (Docker's `noOverwriteDirNonDir=false`).
+    pub allow_type_changes: bool,
 }
 
 impl Default for ApplyOptions {
@@ -40,6 +46,8 @@ impl Default for ApplyOptions {
             max_entries: 1_000_000,
             allow_devices: false,
             preserve_ownership: true,
+            chown: None,
+            allow_type_changes: false,
         }
     }
 }
@@ -95,7 +103,8 @@ pub fn apply_layer(
 /// Extracts `tar` into the directory `dest_in_root` inside `root` (the `docker cp` upload). Names
 /// and link targets in the archive are relative to the destination; symlinks anywhere resolve
 /// inside `root`, as if the container's root were `/`. As with Docker, `.wh.` names are plain
-/// files here, and replacing a directory by a non-directory (or the reverse) is refused.
+/// files here, and replacing a directory by a non-directory (or the reverse) is refused unless
+/// `opts.allow_type_changes`.
 pub fn extract_confined(
     root: &Path,
     dest_in_root: &str,
@@ -109,7 +118,9 @@ pub fn extract_confined(
         _ => ArchiveError::io("open destination", dest_in_root, e),
     })?;
     drop(fd);
-    ex.keep_types();
+    if !opts.allow_type_changes {
+        ex.keep_types();
+    }
     unpack(&mut ex, &dest, tar, opts, false)?;
     ex.finish().map(drop)
 }

@@ -243,11 +243,12 @@ impl<'o> Extractor<'o> {
     ) -> Result<(), ArchiveError> {
         let is_link = matches!(node.kind, NodeKind::Symlink(_));
         if self.opts.preserve_ownership {
+            let (uid, gid) = self.opts.chown.unwrap_or((node.uid, node.gid));
             rustix::fs::chownat(
                 pfd,
                 name,
-                Some(Uid::from_raw(node.uid)),
-                Some(Gid::from_raw(node.gid)),
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
             .map_err(at_err("chown", rel))?;

@@ -255,6 +255,8 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), ArchiveError> {
         max_entries: u64::MAX,
         allow_devices: true,
         preserve_ownership: true,
+        chown: None,
+        allow_type_changes: false,
     };
     let mut source = Source::open(src, Xattrs::All)?;
     let mut ex = Extractor::new(dst, &opts)?;

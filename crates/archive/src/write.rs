@@ -5,6 +5,7 @@
 //! no atime/ctime, and whiteouts dated 0.
 
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::node::NodeKind;
@@ -18,7 +19,8 @@ pub struct TarOptions {
     /// whole directory, named after its base name (or unprefixed for the root).
     pub include: Vec<String>,
     /// Rename entries whose name is `from` or starts with `from/` to start with `to` instead
-    /// (`docker cp` uses this to name the copy after the destination).
+    /// (`docker cp` uses this to name the copy after the destination). An empty `from` prefixes
+    /// every name with `to`.
     pub rebase: Option<(String, String)>,
     /// Follow the requested path when it is itself a symlink (resolved inside the root) instead
     /// of archiving the link.
@@ -35,9 +37,11 @@ fn tar_err(name: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
 
 impl<'w> TarWriter<'w> {
     fn new(out: &'w mut dyn Write) -> Self {
-        TarWriter {
-            builder: tar::Builder::new(out),
-        }
+        let mut builder = tar::Builder::new(out);
+        // Names are cleaned relative paths unless a rebase asks for `/` (a `docker cp` of the
+        // container's root, whose entries the docker CLI expects as `/bin`, `/etc`, ...).
+        builder.preserve_absolute(true);
+        TarWriter { builder }
     }
 
     fn append(
@@ -53,14 +57,25 @@ impl<'w> TarWriter<'w> {
         h.set_gid(node.gid.into());
         h.set_mtime(u64::try_from(node.mtime.tv_sec).unwrap_or(0));
         h.set_size(0);
-        if !node.xattrs.is_empty() {
-            let pax = node.xattrs.iter().map(|(k, v)| {
+        let mut pax: Vec<(String, &[u8])> = node
+            .xattrs
+            .iter()
+            .map(|(k, v)| {
                 (
                     format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
                     v.as_slice(),
                 )
-            });
-            let pax: Vec<_> = pax.collect();
+            })
+            .collect();
+        // The tar crate drops a leading `./` from names, but the docker CLI renames the entries
+        // of a `dir/.` copy by that prefix: keep it in a PAX path record, which readers prefer.
+        let raw = name.as_os_str().as_bytes();
+        let dot_name = [raw, b"/"].concat();
+        if raw == b"." || raw.starts_with(b"./") {
+            let is_dir = matches!(node.kind, NodeKind::Dir) && !raw.ends_with(b"/");
+            pax.push(("path".into(), if is_dir { &dot_name } else { raw }));
+        }
+        if !pax.is_empty() {
             self.builder
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
                 .map_err(tar_err(name))?;

@@ -501,3 +501,21 @@ fn file_capabilities_survive_ownership_changes() {
         .collect();
     assert_eq!(exts, vec!["SCHILY.xattr.security.capability"]);
 }
+
+#[test]
+fn extract_confined_can_replace_types_and_force_ownership() {
+    wharf_testutil::require_root!();
+    let sb = Sandbox::new();
+    fs::create_dir(sb.root.join("d")).unwrap();
+    let tar = Tar::new().file("d", b"now a file").bytes();
+    let opts = ApplyOptions {
+        allow_type_changes: true,
+        chown: Some((1234, 5678)),
+        ..ApplyOptions::default()
+    };
+    extract_confined(&sb.root, "/", &mut Cursor::new(tar), &opts).unwrap();
+    let m = fs::symlink_metadata(sb.root.join("d")).unwrap();
+    assert!(m.is_file());
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    sb.assert_outside_untouched();
+}

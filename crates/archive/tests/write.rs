@@ -254,3 +254,28 @@ fn copy_tree_preserves_everything() {
         rustix::fs::makedev(1, 3)
     );
 }
+
+#[test]
+fn cp_download_keeps_dot_and_root_prefixes() {
+    wharf_testutil::require_root!();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    sample_tree(&root);
+    // `docker cp ctr:/etc/.`: the CLI renames entries by their `./` prefix.
+    let mut t = Vec::new();
+    let opts = TarOptions {
+        rebase: Some(("etc".into(), ".".into())),
+        ..TarOptions::default()
+    };
+    tar_path(&root, "/etc", &mut t, &opts).unwrap();
+    assert_eq!(names(&t), vec!["./", "./hosts", "./hosts.link"]);
+    // `docker cp ctr:/`: entries of the root carry a leading `/`.
+    let mut t = Vec::new();
+    let opts = TarOptions {
+        rebase: Some((String::new(), "/".into())),
+        ..TarOptions::default()
+    };
+    tar_path(&root, "/", &mut t, &opts).unwrap();
+    assert!(names(&t).iter().all(|n| n.starts_with('/')), "{:?}", names(&t));
+    assert!(names(&t).contains(&"/etc/hosts".to_string()));
+}

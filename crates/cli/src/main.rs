@@ -15,7 +15,7 @@ use clap::Parser;
 use wharf_client::{Client, Host, TlsOptions};
 
 use cli::{Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S};
-use commands::{container, image, run, system, Ctx, StatusError};
+use commands::{container, cp, image, run, system, Ctx, StatusError};
 
 fn main() {
     let code = match real_main() {
@@ -184,7 +184,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Commit(a) | Command::Container(C::Commit(a)) => container::commit(ctx, &a),
         Command::Update(a) | Command::Container(C::Update(a)) => container::update(ctx, &a),
         Command::Stats(a) | Command::Container(C::Stats(a)) => container::stats(ctx, &a),
-        Command::Cp(a) | Command::Container(C::Cp(a)) => container::cp(ctx, &a),
+        Command::Cp(a) | Command::Container(C::Cp(a)) => cp::cp(ctx, &a),
         Command::Container(C::Prune(a)) => container::prune(ctx, &a),
         Command::Images(a) | Command::Image(I::Ls(a)) => image::images(ctx, &a),
         Command::Pull(a) | Command::Image(I::Pull(a)) => image::pull(ctx, &a),

@@ -2,6 +2,7 @@
 //! [`Ctx`] and returns the process exit code.
 
 pub(crate) mod container;
+pub(crate) mod cp;
 pub(crate) mod create;
 pub(crate) mod image;
 pub(crate) mod run;

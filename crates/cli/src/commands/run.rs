@@ -119,7 +119,7 @@ fn copy_credentials(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let top = create::API_SOCKET_CONFIG_DIR.trim_start_matches('/').split('/').next().unwrap_or("run");
-        super::container::create_tar(&staging.join(top).to_string_lossy(), false)
+        super::cp::create_tar(&staging.join(top).to_string_lossy(), false, None)
     })();
     let _ = std::fs::remove_dir_all(&staging);
     let tar = packed?;

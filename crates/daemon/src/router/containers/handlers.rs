@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use wharf_api_types::container::{ChangeItem, CreateRequest, CreateResponse, PruneResponse, UpdateRequest, UpdateResponse};
 use wharf_api_types::exec::{ExecConfig, ExecStartConfig};
@@ -14,6 +15,7 @@ use super::routes::Endpoint;
 use crate::router::hijack::{hijack, stream_type};
 use crate::server::error::ApiError;
 use crate::server::http::{self as h, parse_json, read_body, ApiResult, Query, MAX_JSON_BODY};
+use crate::service::containers::archive::{required_path, stat_header, PutOptions, STAT_HEADER};
 use crate::service::containers::attach::{parse_detach_keys, AttachOptions};
 use crate::service::containers::inspect::ListOptions;
 use crate::service::containers::lifecycle::WaitCondition;
@@ -66,6 +68,54 @@ impl std::io::Write for ChannelWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A blocking reader over a request body (for `cp` uploads extracted on the blocking pool).
+pub struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl BodyReader {
+    /// Starts pumping `body`; the pump stops when the reader is dropped.
+    pub fn new(mut body: Incoming) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(frame) = body.frame().await {
+                let item = match frame.map(|f| f.into_data()) {
+                    Ok(Ok(data)) => Ok(data),
+                    Ok(Err(_trailers)) => continue,
+                    Err(e) => Err(std::io::Error::other(e)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        BodyReader { rx, cur: Bytes::new() }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.cur = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Adds Docker's path stat header to a `cp` response.
+fn with_stat(mut r: h::Resp, st: &wharf_archive::PathStat) -> ApiResult {
+    let v = http::HeaderValue::from_str(&stat_header(st)).map_err(|e| ApiError::internal(format!("stat header: {e}")))?;
+    r.headers_mut().insert(STAT_HEADER, v);
+    Ok(r)
 }
 
 /// Serves a containers/exec endpoint.
@@ -269,8 +319,24 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
             }
             h::ok_json(&PruneResponse { containers_deleted: Some(deleted), space_reclaimed: reclaimed })
         }
-        Endpoint::ArchiveStat(_) | Endpoint::ArchiveGet(_) | Endpoint::ArchivePut(_) => {
-            Err(ApiError::new(wharf_errdefs::ErrorKind::NotImplemented, "docker cp is not supported yet"))
+        Endpoint::ArchiveStat(id) => {
+            let st = cs.archive_stat(&id, required_path(q.get("path"))?).await?;
+            with_stat(Response::new(h::empty()), &st)
+        }
+        Endpoint::ArchiveGet(id) => {
+            let (tx, body) = h::channel_body(8);
+            let out = std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx));
+            let st = cs.archive_get(&id, required_path(q.get("path"))?, out).await?;
+            with_stat(h::with_type(Response::builder().status(StatusCode::OK), "application/x-tar", body), &st)
+        }
+        Endpoint::ArchivePut(id) => {
+            let opts = PutOptions {
+                path: required_path(q.get("path"))?.to_string(),
+                no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
+                copy_uid_gid: q.bool("copyUIDGID"),
+            };
+            cs.archive_put(&id, opts, BodyReader::new(req.into_body())).await?;
+            h::no_content(StatusCode::OK)
         }
     }
 }

@@ -90,13 +90,26 @@ pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Reads a file of the container's image, refusing symlinks (they would resolve on the host).
-fn read_rootfs_file(rootfs: &Path, rel: &str) -> String {
-    let p = rootfs.join(rel);
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if m.is_file() => std::fs::read_to_string(&p).unwrap_or_default(),
-        _ => String::new(),
-    }
+/// Reads a regular file of the container's image (empty when absent or not regular). Symlinks,
+/// also in parent directories, resolve inside `rootfs` as in the container, never on the host.
+pub(super) fn read_rootfs_file(rootfs: &Path, rel: &str) -> String {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    let read = || -> std::io::Result<String> {
+        let root = std::fs::File::open(rootfs)?;
+        // O_NONBLOCK: a fifo planted in the image must not hang the daemon.
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let f = std::fs::File::from(openat2(&root, rel, how)?);
+        if !f.metadata()?.is_file() {
+            return Ok(String::new());
+        }
+        let mut s = String::new();
+        f.take(16 << 20).read_to_string(&mut s)?;
+        Ok(s)
+    };
+    read().unwrap_or_default()
 }
 
 /// `/etc/resolv.conf` for a container: the host's minus loopback nameservers (unreachable from
@@ -628,6 +641,12 @@ impl ContainerService {
             let shim = self.shim(&c.id);
             match shim.call(&Request::State).await {
                 Ok(Response::State(st)) if st.exit.is_none() => {
+                    // Take back the rootfs reference launch() held (the mount itself survived), so
+                    // cp, export or commit do not unmount it under the running container.
+                    let (images, cid) = (self.images.clone(), c.id.clone());
+                    if let Err(e) = blocking(move || images.mount_rw_layer(&cid)).await {
+                        tracing::warn!(id = c.id, "re-taking the rootfs mount: {e}");
+                    }
                     let status = if st.status == wharf_shim_proto::Status::Paused { Status::Paused } else { Status::Running };
                     let _ = self.update(&h, |x| {
                         x.state.status = status;
@@ -708,6 +727,23 @@ impl ContainerService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootfs_files_resolve_inside_the_rootfs() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (root, host) = (d.path().join("root"), d.path().join("host"));
+        std::fs::create_dir_all(root.join("real")).expect("mkdir");
+        std::fs::create_dir_all(&host).expect("mkdir");
+        std::fs::write(root.join("real/passwd"), "inside\n").expect("write");
+        std::fs::write(host.join("passwd"), "host\n").expect("write");
+        // Absolute links, as an image would carry them: `/etc -> <host dir>` must stay inside.
+        std::os::unix::fs::symlink(&host, root.join("etc")).expect("symlink");
+        std::os::unix::fs::symlink("/real/passwd", root.join("pw")).expect("symlink");
+        assert_eq!(read_rootfs_file(&root, "etc/passwd"), "");
+        assert_eq!(read_rootfs_file(&root, "pw"), "inside\n");
+        assert_eq!(read_rootfs_file(&root, "real"), "");
+        assert_eq!(read_rootfs_file(&root, "nope"), "");
+    }
 
     #[test]
     fn signals() {

@@ -5,6 +5,7 @@
 //! an `.await`; verbs that change the lifecycle (start, stop, restart, rm) take the container's
 //! async op lock so they do not interleave.
 
+pub mod archive;
 pub mod attach;
 pub mod create;
 pub mod health;
