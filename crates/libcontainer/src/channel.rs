@@ -24,6 +24,11 @@ pub enum Message {
     /// Runtime → container process: it sits in its cgroup (whose directories it may bind
     /// into the container); set up and continue.
     Proceed(Vec<CgroupDir>),
+    /// Container process → runtime: the mounts are in place (before pivot_root); run the
+    /// prestart and createRuntime hooks.
+    RunHooks,
+    /// Runtime → container process: those hooks succeeded.
+    HooksDone,
     /// Container process → runtime: setup finished, about to wait for start or exec.
     Ready,
     /// Any child → runtime: setup failed with this message.
