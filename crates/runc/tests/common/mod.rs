@@ -88,7 +88,14 @@ impl Bundle {
 
     /// Runs a verb on this container and returns its output.
     pub fn verb(&self, verb: &str, extra: &[&str]) -> Output {
-        self.cmd().arg(verb).args(extra).arg(&self.id).output().expect("spawn verb")
+        self.verb_cmd(verb, extra).output().expect("spawn verb")
+    }
+
+    /// `VERB [extra] ID`, to add trailing arguments to and run.
+    pub fn verb_cmd(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.arg(verb).args(extra).arg(&self.id);
+        c
     }
 
     /// `create --bundle B [extra] ID`. The container inherits create's stdio, so stdout is
