@@ -129,6 +129,9 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
     let in_userns = plan.has(LinuxNamespaceType::User);
     rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
+    // The runtime moved us into the cgroup while we mounted (a cgroup migration waits for an
+    // RCU grace period, the longest step of create); nothing we fork or exec may run outside.
+    chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
     // Hooks run with the old root still reachable, so they can manipulate mounts (as runc).
     let spec_hooks = spec.hooks().as_ref();
     if hooks::has_runtime_hooks(spec_hooks) {

@@ -142,16 +142,17 @@ impl CreateOptions {
             let oci = OciState { pid: Some(pid.as_raw()), ..state.oci() };
             hooks::run_runtime_hooks(state.hooks.as_ref(), &oci)
         };
-        let pid = spawn(&bundle, &plan, cfg, runtime_hooks, |pid| {
+        let cg = cgroup::manager(&cgroup_path, &self.id)?;
+        cg.create()?;
+        let cg = &*cleanup.cgroup.insert(cg);
+        let dirs = cgroup::dirs_for(cg)?;
+        let pid = spawn(&bundle, &plan, cfg, dirs, runtime_hooks, |pid| {
             cleanup.pid = Some(pid);
-            let cg = cgroup::manager(&cgroup_path, &self.id)?;
-            cg.create()?;
-            let cg = &*cleanup.cgroup.insert(cg);
             cg.add_process(pid.as_raw())?;
             if let Some(r) = &resources {
                 cg.apply_resources(r)?;
             }
-            cgroup::dirs_for(cg)
+            Ok(())
         })?;
         let (_, start_time) = procfs::stat(Path::new(PROC), pid.as_raw())
             .ok_or_else(|| LibcontainerError::Init("init exited during setup".into()))?;
@@ -168,15 +169,17 @@ impl CreateOptions {
     }
 }
 
-/// Forks the intermediate and drives the setup conversation until init is ready; `on_pid`
-/// places init in its cgroup before init may continue, `run_hooks` runs the runtime's hooks
-/// when init asks (its mounts exist, pivot_root has not happened).
+/// Forks the intermediate and drives the setup conversation until init is ready. Init starts
+/// mounting (binding the cgroup `dirs`) while `join_cgroup` places it in its cgroup; it waits
+/// for that before anything runs. `run_hooks` runs the runtime's hooks when init asks (its
+/// mounts exist, pivot_root has not happened).
 fn spawn(
     bundle: &Bundle,
     plan: &NamespacePlan,
     cfg: InitConfig<'_>,
+    dirs: Vec<CgroupDir>,
     run_hooks: impl Fn(Pid) -> Result<()>,
-    on_pid: impl FnOnce(Pid) -> Result<Vec<CgroupDir>>,
+    join_cgroup: impl FnOnce(Pid) -> Result<()>,
 ) -> Result<Pid> {
     let (parent, child) = channel::pair()?;
     let mut keep = vec![child.raw(), cfg.fifo.as_raw_fd()];
@@ -199,8 +202,9 @@ fn spawn(
     })();
     let _ = nix::sys::wait::waitpid(intermediate_pid, None);
     let pid = result?;
-    let dirs = on_pid(pid)?;
     parent.send(&Message::Proceed(dirs))?;
+    join_cgroup(pid)?;
+    parent.send(&Message::CgroupJoined)?;
     loop {
         match parent.expect("init to finish setup")? {
             Message::Ready => return Ok(pid),
