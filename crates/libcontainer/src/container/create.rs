@@ -142,10 +142,8 @@ impl CreateOptions {
             let oci = OciState { pid: Some(pid.as_raw()), ..state.oci() };
             hooks::run_runtime_hooks(state.hooks.as_ref(), &oci)
         };
-        let cg = cgroup::manager(&cgroup_path, &self.id)?;
-        cg.create()?;
+        let (cg, dirs) = cgroup::create(&cgroup_path, &self.id)?;
         let cg = &*cleanup.cgroup.insert(cg);
-        let dirs = cgroup::dirs_for(cg)?;
         let pid = spawn(&bundle, &plan, cfg, dirs, runtime_hooks, |pid| {
             cleanup.pid = Some(pid);
             cg.add_process(pid.as_raw())?;
