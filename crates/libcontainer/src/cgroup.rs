@@ -88,12 +88,21 @@ pub fn mount_dirs(version: CgroupVersion, mount_points: &[&Path], paths: &[PathB
         .collect()
 }
 
-/// The directories init should bind for a container whose cgroup `m` manages.
-pub fn dirs_for(m: &Manager) -> Result<Vec<CgroupDir>> {
+/// Creates a new container's cgroup; returns its manager and the directories init should bind
+/// (one probe of the host's hierarchy for both).
+pub fn create(cgroups_path: &str, id: &str) -> Result<(Manager, Vec<CgroupDir>)> {
     let h = Hierarchy::probe()?;
+    let m = Manager::new(&h, cgroups_path, id)?;
+    m.create()?;
+    let dirs = dirs_for(&h, &m);
+    Ok((m, dirs))
+}
+
+/// The directories init should bind for a container whose cgroup `m` manages.
+fn dirs_for(h: &Hierarchy, m: &Manager) -> Vec<CgroupDir> {
     let mut mps: Vec<&Path> = h.v1_mounts().iter().map(|v| v.mount_point.as_path()).collect();
     mps.extend(h.unified().map(|u| u.mount_point.as_path()));
-    Ok(mount_dirs(m.version(), &mps, &m.paths()))
+    mount_dirs(m.version(), &mps, &m.paths())
 }
 
 #[cfg(test)]

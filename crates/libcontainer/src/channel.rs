@@ -21,9 +21,16 @@ pub enum Message {
     IdMapsWritten,
     /// Intermediate → runtime: host pid of the container process it forked.
     Pid(i32),
-    /// Runtime → container process: it sits in its cgroup (whose directories it may bind
-    /// into the container); set up and continue.
+    /// Runtime → container process: set up and continue; these are the directories of its
+    /// cgroup to bind into the container.
     Proceed(Vec<CgroupDir>),
+    /// Runtime → container init: it now sits in its cgroup, with the resources applied.
+    CgroupJoined,
+    /// Container process → runtime: the mounts are in place (before pivot_root); run the
+    /// prestart and createRuntime hooks.
+    RunHooks,
+    /// Runtime → container process: those hooks succeeded.
+    HooksDone,
     /// Container process → runtime: setup finished, about to wait for start or exec.
     Ready,
     /// Any child → runtime: setup failed with this message.

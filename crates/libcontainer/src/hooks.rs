@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Hooks};
 
 use crate::error::{LibcontainerError, Result};
 use crate::state::OciState;
@@ -19,6 +19,20 @@ pub fn run(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &OciState) -> R
         run_one(kind, hook, &input)?;
     }
     Ok(())
+}
+
+/// Whether the spec has prestart or createRuntime hooks, which init must stop for.
+pub fn has_runtime_hooks(hooks: Option<&Hooks>) -> bool {
+    #[allow(deprecated)]
+    hooks.is_some_and(|h| h.prestart().iter().chain(h.create_runtime()).any(|l| !l.is_empty()))
+}
+
+/// Runs prestart (deprecated, same point) then createRuntime: in the runtime's namespaces,
+/// once the container's mounts exist and before pivot_root.
+pub fn run_runtime_hooks(hooks: Option<&Hooks>, state: &OciState) -> Result<()> {
+    #[allow(deprecated)]
+    run("prestart", hooks.and_then(|h| h.prestart().as_ref()), state)?;
+    run("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), state)
 }
 
 fn run_one(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {

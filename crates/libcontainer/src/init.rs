@@ -8,6 +8,8 @@
 //! The intermediate is needed because a new pid or time namespace only applies to children.
 
 use std::convert::Infallible;
+use std::fs::File;
+use std::io::Write;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
@@ -22,7 +24,8 @@ use crate::fsroot::{fd_path, sys};
 use crate::namespaces::{join_all, NamespacePlan};
 use crate::process::ProcessPlan;
 use crate::spec::Bundle;
-use crate::{console, rootfs};
+use crate::state::{ContainerStatus, OciState};
+use crate::{console, hooks, rootfs};
 
 /// What the container init process needs.
 #[derive(Debug)]
@@ -38,6 +41,8 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     /// The process to run.
     pub process: ProcessPlan,
+    /// The container's OCI state for the hooks init runs (status and pid are set then).
+    pub state: OciState,
 }
 
 /// Forks `f` in a child that reports its error on `chan` and exits; returns the child pid.
@@ -124,6 +129,17 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
     let in_userns = plan.has(LinuxNamespaceType::User);
     rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
+    // The runtime moved us into the cgroup while we mounted (a cgroup migration waits for an
+    // RCU grace period, the longest step of create); nothing we fork or exec may run outside.
+    chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
+    // Hooks run with the old root still reachable, so they can manipulate mounts (as runc).
+    let spec_hooks = spec.hooks().as_ref();
+    if hooks::has_runtime_hooks(spec_hooks) {
+        chan.send(&Message::RunHooks)?;
+        chan.wait_for(&Message::HooksDone, "the prestart and createRuntime hooks")?;
+    }
+    let create_hooks = spec_hooks.and_then(|h| h.create_container().as_ref());
+    hooks::run("createContainer", create_hooks, &hook_state(&cfg.state, ContainerStatus::Creating))?;
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     // Before finish(): a read-only root would refuse the directory.
     cfg.process.ensure_cwd()?;
@@ -137,16 +153,38 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     drop(cfg.console);
     let exec = cfg.process.apply()?;
     chan.send(&Message::Ready)?;
-    wait_for_start(&fd_path(&cfg.fifo))?;
+    let mut start = wait_for_start(&fd_path(&cfg.fifo))?;
+    let start_hooks = spec_hooks.and_then(|h| h.start_container().as_ref());
+    let started = hooks::run("startContainer", start_hooks, &hook_state(&cfg.state, ContainerStatus::Created));
+    report_start(&mut start, started.as_ref().err())?;
+    started?;
     Err(exec.exec())
 }
 
-/// Blocks until `start` opens the fifo's read side, then tells it we are going.
-fn wait_for_start(fifo: &Path) -> Result<()> {
-    let fd = rustix::fs::open(fifo, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| sys("open exec fifo for start", e))?;
-    rustix::io::write(&fd, b"0").map_err(|e| sys("write exec fifo", e))?;
-    Ok(())
+/// The state hooks inside the container read: `pid` as the container sees itself (as runc).
+fn hook_state(state: &OciState, status: ContainerStatus) -> OciState {
+    OciState { status, pid: Some(nix::unistd::getpid().as_raw()), ..state.clone() }
 }
+
+/// Blocks until `start` opens the fifo's read side; returns the write side.
+fn wait_for_start(fifo: &Path) -> Result<File> {
+    let fd = rustix::fs::open(fifo, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| sys("open exec fifo for start", e))?;
+    Ok(File::from(fd))
+}
+
+/// Tells `start` the outcome of its part: [`START_OK`] when the process is about to exec,
+/// otherwise the error text, which `start` reports.
+fn report_start(fifo: &mut File, failed: Option<&LibcontainerError>) -> Result<()> {
+    let msg = failed.map_or_else(|| START_OK.to_vec(), |e| format!("{START_FAILED}{e}").into_bytes());
+    fifo.write_all(&msg).map_err(LibcontainerError::io("write exec fifo"))
+}
+
+/// First byte init writes to the exec fifo when the user process is about to be exec'd.
+pub const START_OK: &[u8; 1] = b"0";
+
+/// Prefix of what init writes to the exec fifo when the startContainer hooks failed.
+pub const START_FAILED: char = '!';
 
 #[allow(unsafe_code)]
 fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<()> {

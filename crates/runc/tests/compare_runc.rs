@@ -48,3 +48,9 @@ fn non_root_user_with_limits_matches_runc() {
         c["hostname"] = json!("cmp-host");
     });
 }
+
+#[test]
+fn container_hooks_match_runc() {
+    assert!(Path::new(RUNC).exists(), "runc is required for the comparison tests");
+    assert_eq!(hook_namespace_report(Path::new(WHARF)), hook_namespace_report(Path::new(RUNC)));
+}

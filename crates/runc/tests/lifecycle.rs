@@ -187,6 +187,49 @@ fn failing_prestart_hook_fails_create_and_cleans_up() {
     assert!(!cgroup_left(&b.id));
 }
 
+#[test]
+fn container_hooks_run_inside_the_container_namespaces() {
+    let report = hook_namespace_report(std::path::Path::new(WHARF));
+    assert_eq!(
+        report,
+        "createRuntime: ns=host hostname=false status=\"creating\" pid=host\n\
+         createContainer: ns=container hostname=false status=\"creating\" pid=1\n\
+         startContainer: ns=container hostname=true status=\"created\" pid=1\n"
+    );
+}
+
+#[test]
+fn failing_create_container_hook_fails_create_and_cleans_up() {
+    let mut b = Bundle::new("badcchook");
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}]});
+    b.script("true");
+    let out = b.create();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("createContainer") && err.contains("nope"), "{err}");
+    assert!(!b.state_dir().exists());
+    assert!(!cgroup_left(&b.id));
+    assert!(!mount_left(&b.rootfs().display().to_string()));
+}
+
+#[test]
+fn failing_start_container_hook_fails_start_and_stops_the_container() {
+    let mut b = Bundle::new("badschook");
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}]});
+    b.script("touch /tmp/ran; sleep 1000");
+    b.config["root"]["readonly"] = json!(false);
+    assert!(b.create().status.success());
+    let out = b.verb("start", &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("startContainer") && err.contains("nope"), "{err}");
+    assert_eq!(b.status(), "stopped");
+    assert!(!b.rootfs().join("tmp/ran").exists(), "the process must not run");
+    let out = b.verb("delete", &[]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert!(!cgroup_left(&b.id));
+}
+
 /// Each bad bundle fails with exactly one error line and leaves nothing behind.
 fn assert_clean_failure(b: &Bundle, clue: &str) {
     let out = b.create();

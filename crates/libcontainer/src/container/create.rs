@@ -16,7 +16,7 @@ use crate::init::{container_init, fork_with, intermediate, write_id_maps, InitCo
 use crate::namespaces::NamespacePlan;
 use crate::process::ProcessPlan;
 use crate::spec::{load_bundle, validate_id, Bundle};
-use crate::state::{atomic_write, ContainerStatus, State};
+use crate::state::{atomic_write, ContainerStatus, OciState, State};
 use crate::{cgroup, console, hooks, procfs, rlimit};
 use crate::cgroup::CgroupDir;
 use wharf_cgroups::Manager;
@@ -110,7 +110,21 @@ impl CreateOptions {
         };
         let linux = bundle.spec.linux().as_ref();
         let plan = NamespacePlan::from_spec(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
+        let mut state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: self.id.clone(),
+            status: ContainerStatus::Creating,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: Utc::now(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            cgroup_path: Some(cgroup::path_of(&bundle.spec)),
+            hooks: bundle.spec.hooks().clone(),
+        };
         let cfg = InitConfig {
+            state: state.oci(),
             bundle: &bundle,
             fifo: rustix::fs::open(&fifo, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
                 .map_err(|e| crate::fsroot::sys("open exec fifo", e))?,
@@ -122,41 +136,29 @@ impl CreateOptions {
                 preserve_fds: self.preserve_fds,
             },
         };
-        let cgroup_path = cgroup::path_of(&bundle.spec);
         let resources = cgroup::resources_of(&bundle.spec);
-        let pid = spawn(&bundle, &plan, cfg, |pid| {
+        let cgroup_path = state.cgroup_path.clone().unwrap_or_default();
+        let runtime_hooks = |pid: Pid| {
+            let oci = OciState { pid: Some(pid.as_raw()), ..state.oci() };
+            hooks::run_runtime_hooks(state.hooks.as_ref(), &oci)
+        };
+        let (cg, dirs) = cgroup::create(&cgroup_path, &self.id)?;
+        let cg = &*cleanup.cgroup.insert(cg);
+        let pid = spawn(&bundle, &plan, cfg, dirs, runtime_hooks, |pid| {
             cleanup.pid = Some(pid);
-            let cg = cgroup::manager(&cgroup_path, &self.id)?;
-            cg.create()?;
-            let cg = &*cleanup.cgroup.insert(cg);
             cg.add_process(pid.as_raw())?;
             if let Some(r) = &resources {
                 cg.apply_resources(r)?;
             }
-            cgroup::dirs_for(cg)
+            Ok(())
         })?;
         let (_, start_time) = procfs::stat(Path::new(PROC), pid.as_raw())
             .ok_or_else(|| LibcontainerError::Init("init exited during setup".into()))?;
-        let state = State {
-            oci_version: bundle.spec.version().clone(),
-            id: self.id.clone(),
-            status: ContainerStatus::Created,
-            pid: pid.as_raw(),
-            pid_start_time: start_time,
-            bundle: bundle.path.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: Utc::now(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-            cgroup_path: Some(cgroup_path),
-            hooks: bundle.spec.hooks().clone(),
-        };
+        state.status = ContainerStatus::Created;
+        state.pid = pid.as_raw();
+        state.pid_start_time = start_time;
         let container = Container { state, dir };
         container.save()?;
-        let spec_hooks = bundle.spec.hooks().as_ref();
-        let oci = container.oci_state();
-        #[allow(deprecated)]
-        hooks::run("prestart", spec_hooks.and_then(|h| h.prestart().as_ref()), &oci)?;
-        hooks::run("createRuntime", spec_hooks.and_then(|h| h.create_runtime().as_ref()), &oci)?;
         if let Some(pf) = &self.pid_file {
             atomic_write(pf, pid.as_raw().to_string().as_bytes())?;
         }
@@ -165,13 +167,17 @@ impl CreateOptions {
     }
 }
 
-/// Forks the intermediate and drives the setup conversation until init is ready; `on_pid`
-/// places init in its cgroup before init may continue.
+/// Forks the intermediate and drives the setup conversation until init is ready. Init starts
+/// mounting (binding the cgroup `dirs`) while `join_cgroup` places it in its cgroup; it waits
+/// for that before anything runs. `run_hooks` runs the runtime's hooks when init asks (its
+/// mounts exist, pivot_root has not happened).
 fn spawn(
     bundle: &Bundle,
     plan: &NamespacePlan,
     cfg: InitConfig<'_>,
-    on_pid: impl FnOnce(Pid) -> Result<Vec<CgroupDir>>,
+    dirs: Vec<CgroupDir>,
+    run_hooks: impl Fn(Pid) -> Result<()>,
+    join_cgroup: impl FnOnce(Pid) -> Result<()>,
 ) -> Result<Pid> {
     let (parent, child) = channel::pair()?;
     let mut keep = vec![child.raw(), cfg.fifo.as_raw_fd()];
@@ -194,8 +200,17 @@ fn spawn(
     })();
     let _ = nix::sys::wait::waitpid(intermediate_pid, None);
     let pid = result?;
-    let dirs = on_pid(pid)?;
     parent.send(&Message::Proceed(dirs))?;
-    parent.wait_for(&Message::Ready, "init to finish setup")?;
-    Ok(pid)
+    join_cgroup(pid)?;
+    parent.send(&Message::CgroupJoined)?;
+    loop {
+        match parent.expect("init to finish setup")? {
+            Message::Ready => return Ok(pid),
+            Message::RunHooks => {
+                run_hooks(pid)?;
+                parent.send(&Message::HooksDone)?;
+            }
+            m => return Err(LibcontainerError::Init(format!("unexpected {m:?} while init finished setup"))),
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     let root = &cli.root;
     if matches!(cli.command, Command::Create(_) | Command::Run { .. } | Command::Exec(_)) {
         // These put runtime code inside the container: run it from a sealed copy first.
-        wharf_libcontainer::reexec::ensure_sealed_exe()?;
+        wharf_libcontainer::reexec::ensure_sealed_exe(root)?;
     }
     match &cli.command {
         Command::Create(a) => create::run(root, a).map(|_| 0),

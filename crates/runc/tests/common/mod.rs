@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -88,7 +88,14 @@ impl Bundle {
 
     /// Runs a verb on this container and returns its output.
     pub fn verb(&self, verb: &str, extra: &[&str]) -> Output {
-        self.cmd().arg(verb).args(extra).arg(&self.id).output().expect("spawn verb")
+        self.verb_cmd(verb, extra).output().expect("spawn verb")
+    }
+
+    /// `VERB [extra] ID`, to add trailing arguments to and run.
+    pub fn verb_cmd(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.arg(verb).args(extra).arg(&self.id);
+        c
     }
 
     /// `create --bundle B [extra] ID`. The container inherits create's stdio, so stdout is
@@ -169,4 +176,57 @@ pub fn cgroup_left(id: &str) -> bool {
 /// Whether any mount in our namespace mentions `needle`.
 pub fn mount_left(needle: &str) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.contains(needle)).unwrap_or(false)
+}
+
+/// Runs `true` with createRuntime, createContainer and startContainer hooks that record their
+/// state, namespaces and hostname in a directory bind-mounted at /hookout, and returns one
+/// line per hook: where its mnt/uts/pid namespaces are ("container", "host" or "other"),
+/// whether it sees the spec's hostname, and the status and pid of the state it read.
+pub fn hook_namespace_report(runtime: &Path) -> String {
+    let mut b = Bundle::with_runtime("nshooks", runtime);
+    let out = b.dir.path().join("hookout");
+    std::fs::create_dir(&out).expect("mkdir hookout");
+    std::fs::create_dir(b.rootfs().join("hookout")).expect("mkdir mount point");
+    let ns = "for n in mnt uts pid; do readlink /proc/self/ns/$n; done";
+    // createRuntime and createContainer run before pivot_root: they reach the host path.
+    let hook = |name: &str, dir: &Path| {
+        let d = dir.display();
+        json!({"path": "/bin/sh", "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+               "args": ["sh", "-c", format!("cat > {d}/{name}.state; {ns} > {d}/{name}.ns; hostname > {d}/{name}.host")]})
+    };
+    b.config["hooks"] = json!({
+        "createRuntime": [hook("createRuntime", &out)],
+        "createContainer": [hook("createContainer", &out)],
+        "startContainer": [hook("startContainer", Path::new("/hookout"))],
+    });
+    b.config["hostname"] = json!("hook-host");
+    b.config["mounts"].as_array_mut().expect("mounts").push(
+        json!({"destination": "/hookout", "type": "bind", "source": out, "options": ["rbind", "rw"]}),
+    );
+    b.script(&format!("{ns} > /hookout/container.ns"));
+    let run = b.run();
+    assert!(run.status.success(), "{} run failed: {}", runtime.display(), stderr(&run));
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let host_ns: String = ["mnt", "uts", "pid"]
+        .iter()
+        .map(|n| format!("{}\n", std::fs::read_link(format!("/proc/self/ns/{n}")).expect("ns").display()))
+        .collect();
+    let container_ns = read("container.ns");
+    assert_ne!(container_ns, host_ns, "the container has its own namespaces");
+    ["createRuntime", "createContainer", "startContainer"]
+        .iter()
+        .map(|name| {
+            let ns = read(&format!("{name}.ns"));
+            let place = if ns == container_ns { "container" } else if ns == host_ns { "host" } else { "other" };
+            let st: Value = serde_json::from_str(&read(&format!("{name}.state"))).expect("state json");
+            assert_eq!(st["id"], json!(b.id), "{name}");
+            let pid = match st["pid"].as_i64() {
+                Some(1) => "1",
+                Some(_) => "host",
+                None => "none",
+            };
+            let named = read(&format!("{name}.host")).trim() == "hook-host";
+            format!("{name}: ns={place} hostname={named} status={} pid={pid}\n", st["status"])
+        })
+        .collect()
 }
