@@ -40,6 +40,9 @@ fn docker_cli_scenarios() {
     let lim = d.ok(&["run", "--rm", "--memory", "64m", "--pids-limit", "10", "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
         &format!("ulimit -n; cat {cg_files}")]);
     assert_eq!(lim.split_whitespace().collect::<Vec<_>>(), ["100", "10", "67108864"]);
+    // a private cgroup namespace is rooted at the container's own cgroup
+    let own = d.ok(&["run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup"]);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
     // the default network mode: loopback only
     let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
     assert_eq!(links, "lo");

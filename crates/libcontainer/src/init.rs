@@ -83,7 +83,9 @@ pub fn intermediate(
         chan.wait_for(&Message::IdMapsWritten, "id maps")?;
         become_root()?;
     }
-    let rest = plan.new - CloneFlags::CLONE_NEWUSER;
+    // A cgroup namespace is rooted where its creator sits: init makes it once it has joined
+    // the container's cgroup (as runc does).
+    let rest = plan.new - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWCGROUP;
     nix::sched::unshare(rest).map_err(LibcontainerError::sys(format!("unshare namespaces {rest:?}")))?;
     let pid = fork_with(chan, || init().map(|_| ()))?;
     chan.send(&Message::Pid(pid.as_raw()))
@@ -128,10 +130,18 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     }
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
     let in_userns = plan.has(LinuxNamespaceType::User);
+    let new_cgroupns = plan.new.contains(CloneFlags::CLONE_NEWCGROUP);
+    if new_cgroupns {
+        // The namespace and the cgroup mounts in it must be rooted at our own cgroup.
+        chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(LibcontainerError::sys("unshare cgroup namespace"))?;
+    }
     rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
-    // The runtime moved us into the cgroup while we mounted (a cgroup migration waits for an
-    // RCU grace period, the longest step of create); nothing we fork or exec may run outside.
-    chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
+    if !new_cgroupns {
+        // The runtime moved us into the cgroup while we mounted (a cgroup migration waits for
+        // an RCU grace period, the longest step of create); nothing we fork or exec may run outside.
+        chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
+    }
     // Hooks run with the old root still reachable, so they can manipulate mounts (as runc).
     let spec_hooks = spec.hooks().as_ref();
     if hooks::has_runtime_hooks(spec_hooks) {

@@ -136,6 +136,10 @@ impl ContainerService {
         }
         validate_host_config(&hc)?;
         validate_endpoints(req.networking_config.as_ref())?;
+        if hc.cgroupns_mode.is_empty() {
+            // Stored resolved, as dockerd does: inspect shows which one the container got.
+            hc.cgroupns_mode = spec::default_cgroupns_mode().to_string();
+        }
         if hc.resources.memory_swappiness == Some(-1) {
             // The CLI's "unset"; dockerd stores it as null.
             hc.resources.memory_swappiness = None;

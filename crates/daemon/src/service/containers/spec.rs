@@ -110,8 +110,20 @@ pub struct SpecInputs {
     pub default_ulimits: Vec<Ulimit>,
 }
 
+/// Docker's default `CgroupnsMode`: `private` on a cgroup v2 host, `host` on v1 or hybrid.
+pub fn default_cgroupns_mode() -> &'static str {
+    static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let v2 = *V2.get_or_init(|| {
+        wharf_cgroups::Hierarchy::probe().is_ok_and(|h| h.version() == wharf_cgroups::CgroupVersion::V2)
+    });
+    if v2 { "private" } else { "host" }
+}
+
 /// Checks everything in a HostConfig that [`build`] would reject, without host inputs.
 pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
+    if !matches!(hc.cgroupns_mode.as_str(), "" | "host" | "private") {
+        return Err(SpecError::Invalid(format!("invalid cgroup namespace mode: {}", hc.cgroupns_mode)));
+    }
     if !matches!(hc.isolation.as_str(), "" | "default") {
         return Err(SpecError::Invalid(format!("invalid isolation '{}' on linux", hc.isolation)));
     }
@@ -182,6 +194,13 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
             "host" => namespaces.retain(|n| n["type"] != what),
             other => return Err(SpecError::NotSupported(format!("{what} mode {other:?}"))),
         }
+    }
+    let private_cgroupns = match hc.cgroupns_mode.as_str() {
+        "" => default_cgroupns_mode() == "private",
+        mode => mode == "private",
+    };
+    if private_cgroupns {
+        namespaces.push(json!({"type": "cgroup"}));
     }
     if !matches!(hc.userns_mode.as_str(), "" | "host") {
         return Err(SpecError::NotSupported(format!("userns mode {:?}", hc.userns_mode)));
