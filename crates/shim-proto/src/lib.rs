@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod log;
+pub mod sockpath;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@ use std::process::Child;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use wharf_shim_proto::sockpath::SocketPath;
 use wharf_shim_proto::WindowSize;
 
 /// A listening console socket, removed again on drop.
@@ -17,23 +18,27 @@ use wharf_shim_proto::WindowSize;
 pub struct ConsoleSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// What the runtime connects to: `path`, or a short form of it when `path` is too long.
+    connect: SocketPath,
 }
 
 impl ConsoleSocket {
     /// Listens at `path` (a stale socket file there is replaced).
     pub fn bind(path: &Path) -> io::Result<ConsoleSocket> {
         let _ = fs::remove_file(path);
-        let listener = UnixListener::bind(path)?;
+        let connect = SocketPath::for_children(path)?;
+        let listener = UnixListener::bind(connect.path())?;
         listener.set_nonblocking(true)?;
         Ok(ConsoleSocket {
             listener,
             path: path.to_path_buf(),
+            connect,
         })
     }
 
     /// The socket path to hand to the runtime.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.connect.path()
     }
 
     /// Receives the pty master from the runtime process `child`; `None` when the runtime exited

@@ -61,7 +61,7 @@ pub struct Daemon {
     pub sock: PathBuf,
     pub bin: PathBuf,
     data: tempfile::TempDir,
-    // Unix socket paths are short (SUN_LEN), so the exec root lives directly under /tmp.
+    // Long on purpose: the shims' socket paths under it exceed the 108-byte unix socket limit.
     exec: tempfile::TempDir,
     pub docker_config: PathBuf,
     /// Our own cgroup parent, so containers never land beside other daemons' (and removal is ours).
@@ -78,7 +78,7 @@ impl Daemon {
             .tempdir()
             .expect("data tempdir");
         let exec = tempfile::Builder::new()
-            .prefix("wc")
+            .prefix("wharf-cli-e2e-exec-root-with-a-long-name-")
             .tempdir_in("/tmp")
             .expect("exec tempdir");
         let sock = data.path().join("wharfd.sock");

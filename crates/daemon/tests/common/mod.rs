@@ -23,9 +23,6 @@ pub fn test_runtime() -> String {
 /// A running daemon under test.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
-    /// A second, short temp root: shim socket paths (`<exec-root>/containers/<64 hex>/shim.sock`)
-    /// must stay under the 108-byte limit of unix socket addresses.
-    exec_dir: tempfile::TempDir,
     pub sock: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
@@ -50,8 +47,9 @@ impl Daemon {
         let dir = tempfile::Builder::new().prefix(&format!("wharfd-e2e-{tag}-")).tempdir().expect("tempdir");
         let sock = dir.path().join("wharf.sock");
         let data_root = dir.path().join("data");
-        let exec_dir = tempfile::Builder::new().prefix("wx").tempdir_in("/tmp").expect("exec tempdir");
-        let exec_root = exec_dir.path().to_path_buf();
+        // Deliberately long: socket paths under it (`<exec-root>/containers/<64 hex>/shim.sock`)
+        // exceed the 108-byte limit of unix socket addresses, which wharfd must cope with.
+        let exec_root = dir.path().join("exec-root-with-a-long-name");
         let cgroup_parent = format!("wharf-test-{tag}");
         let mut args: Vec<String> = vec![
             "-H".into(), format!("unix://{}", sock.display()),
@@ -67,7 +65,7 @@ impl Daemon {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
-        let mut d = Daemon { dir, exec_dir, sock, data_root, exec_root, cgroup_parent, child: None, args };
+        let mut d = Daemon { dir, sock, data_root, exec_root, cgroup_parent, child: None, args };
         d.spawn();
         d
     }
@@ -269,7 +267,6 @@ impl Drop for Daemon {
         }
         kill_cgroup_tasks(&self.cgroup_parent);
         unmount_under(self.dir.path());
-        unmount_under(self.exec_dir.path());
         remove_cgroups(&self.cgroup_parent);
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use wharf_errdefs::{Classify, ErrorKind};
+use wharf_shim_proto::sockpath::SocketPath;
 use wharf_shim_proto::{decode_line, encode_line, files, ErrorCode, ExitStatus, Request, Response, ShimConfig};
 
 /// Shim errors.
@@ -92,7 +93,9 @@ impl Shim {
     /// Connects and sends `req`, returning the answer and the connection (for streams).
     pub async fn open(&self, req: &Request) -> Result<(Response, UnixStream), ShimError> {
         let path = self.dir.join(files::SOCKET);
-        let mut s = UnixStream::connect(&path).await.map_err(|e| ShimError::Gone(e.to_string()))?;
+        let sock = SocketPath::for_self(&path).map_err(|e| ShimError::Gone(e.to_string()))?;
+        let mut s = UnixStream::connect(sock.path()).await.map_err(|e| ShimError::Gone(e.to_string()))?;
+        drop(sock);
         s.write_all(&encode_line(req)).await.map_err(|e| ShimError::Gone(e.to_string()))?;
         // Byte by byte: whatever follows the line belongs to the stream.
         let mut line = Vec::with_capacity(128);
