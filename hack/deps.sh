@@ -31,6 +31,11 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# docker-py, the Python SDK: one of the clients the e2e suite drives wharfd with.
+command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null; }
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages docker
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a current Rust toolchain (rustup, Rust >= 1.85) first" >&2
   exit 1
