@@ -19,6 +19,35 @@ impl ImageService {
         changes: &[String],
         message: Option<&str>,
     ) -> Result<Image, ImageError> {
+        self.import_from(src, "-", repo_tag, changes, message)
+    }
+
+    /// Downloads a root filesystem tar from an http(s) `url` (following redirects) and imports
+    /// it as [`import`](Self::import) does, streaming: the download is never held whole. Blocks;
+    /// call it from a blocking thread, not from async code.
+    pub fn import_url(
+        &self,
+        url: &str,
+        repo_tag: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
+    ) -> Result<Image, ImageError> {
+        // Bad input fails before the network is touched.
+        repo_tag.map(parse_new_tag).transpose()?;
+        apply_changes(&mut Default::default(), changes)?;
+        let mut download = wharf_fetch::get(url)?;
+        self.import_from(&mut download, url, repo_tag, changes, message)
+    }
+
+    /// `source` names the input in the default history comment (`-` for a stream).
+    fn import_from(
+        &self,
+        src: &mut dyn Read,
+        source: &str,
+        repo_tag: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
+    ) -> Result<Image, ImageError> {
         // Validate everything the user typed before the expensive part.
         let tag = repo_tag.map(parse_new_tag).transpose()?.flatten();
         let mut cc = Default::default();
@@ -40,8 +69,7 @@ impl ImageService {
             comment: Some(
                 message
                     .filter(|m| !m.is_empty())
-                    .unwrap_or("Imported from -")
-                    .to_string(),
+                    .map_or_else(|| format!("Imported from {source}"), str::to_string),
             ),
             ..Default::default()
         }];
