@@ -146,11 +146,8 @@ pub fn get(url: &str) -> Result<Download, FetchError> {
 }
 
 async fn get_following(mut uri: Uri) -> Result<(Uri, Response<Incoming>), FetchError> {
-    let resolver = hickory_resolver::TokioResolver::builder_tokio()
-        .map_err(|e| request_error(&uri, format!("reading the resolver config: {e}")))?
-        .build();
     for _ in 0..=MAX_REDIRECTS {
-        let resp = request(&resolver, &uri).await?;
+        let resp = request(&uri).await?;
         let status = resp.status();
         if is_redirect(status) {
             if let Some(loc) = resp.headers().get(header::LOCATION) {
@@ -195,23 +192,14 @@ trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// One GET on a fresh connection (an import makes one request per hop; pooling buys nothing).
-async fn request(
-    resolver: &hickory_resolver::TokioResolver,
-    uri: &Uri,
-) -> Result<Response<Incoming>, FetchError> {
+async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
     let fail = |reason: String| request_error(uri, reason);
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let ip: IpAddr = match host.parse() {
         Ok(ip) => ip,
-        Err(_) => resolver
-            .lookup_ip(host)
-            .await
-            .map_err(|e| fail(format!("lookup {host}: {e}")))?
-            .iter()
-            .next()
-            .ok_or_else(|| fail(format!("lookup {host}: no addresses")))?,
+        Err(_) => resolve(host).await.map_err(|e| fail(format!("lookup {host}: {e}")))?,
     };
     let connect = async {
         let tcp = TcpStream::connect((ip, port))
@@ -246,6 +234,16 @@ async fn request(
         .body(Empty::<Bytes>::new())
         .map_err(|e| fail(e.to_string()))?;
     sender.send_request(req).await.map_err(|e| fail(e.to_string()))
+}
+
+/// A host name's first address: `/etc/hosts`, then DNS. Built per lookup so that IP-literal
+/// URLs work on hosts without a resolv.conf.
+async fn resolve(host: &str) -> Result<IpAddr, String> {
+    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+        .map_err(|e| format!("reading the resolver config: {e}"))?
+        .build();
+    let found = resolver.lookup_ip(host).await.map_err(|e| e.to_string())?;
+    found.iter().next().ok_or_else(|| "no addresses".to_string())
 }
 
 /// The client config for https: the system's roots, ring, HTTP/1.1 only.

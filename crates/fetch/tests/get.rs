@@ -44,6 +44,13 @@ fn follows_redirects() {
 }
 
 #[test]
+fn host_names_resolve_through_etc_hosts() {
+    let s = server();
+    let url = format!("http://localhost:{}/data", s.addr().port());
+    assert_eq!(read_all(&url).len(), 300_000);
+}
+
+#[test]
 fn redirect_loops_stop() {
     let s = server();
     let e = get(&s.url("/loop")).err().expect("loop must fail");
