@@ -167,7 +167,9 @@ async fn get_following(mut uri: Uri) -> Result<(Uri, Response<Incoming>), FetchE
         }
         return Ok((uri, resp));
     }
-    Err(FetchError::TooManyRedirects { url: uri.to_string() })
+    Err(FetchError::TooManyRedirects {
+        url: uri.to_string(),
+    })
 }
 
 fn is_redirect(s: StatusCode) -> bool {
@@ -195,11 +197,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
     let fail = |reason: String| request_error(uri, reason);
     let https = uri.scheme_str() == Some("https");
-    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let ip: IpAddr = match host.parse() {
         Ok(ip) => ip,
-        Err(_) => resolve(host).await.map_err(|e| fail(format!("lookup {host}: {e}")))?,
+        Err(_) => resolve(host)
+            .await
+            .map_err(|e| fail(format!("lookup {host}: {e}")))?,
     };
     let connect = async {
         let tcp = TcpStream::connect((ip, port))
@@ -229,11 +237,17 @@ async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
     let req = Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header(header::HOST, authority)
-        .header(header::USER_AGENT, concat!("wharf/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("wharf/", env!("CARGO_PKG_VERSION")),
+        )
         .header(header::ACCEPT, "*/*")
         .body(Empty::<Bytes>::new())
         .map_err(|e| fail(e.to_string()))?;
-    sender.send_request(req).await.map_err(|e| fail(e.to_string()))
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// A host name's first address: `/etc/hosts`, then DNS. Built per lookup so that IP-literal
@@ -243,7 +257,10 @@ async fn resolve(host: &str) -> Result<IpAddr, String> {
         .map_err(|e| format!("reading the resolver config: {e}"))?
         .build();
     let found = resolver.lookup_ip(host).await.map_err(|e| e.to_string())?;
-    found.iter().next().ok_or_else(|| "no addresses".to_string())
+    found
+        .iter()
+        .next()
+        .ok_or_else(|| "no addresses".to_string())
 }
 
 /// The client config for https: the system's roots, ring, HTTP/1.1 only.
@@ -265,14 +282,26 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 fn request_error(url: impl ToString, reason: impl Into<String>) -> FetchError {
-    FetchError::Request { url: url.to_string(), reason: reason.into() }
+    FetchError::Request {
+        url: url.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses an http(s) URL; no scheme means http.
 fn parse_url(url: &str) -> Result<Uri, FetchError> {
-    let invalid = |reason: &str| FetchError::InvalidUrl { url: url.to_string(), reason: reason.into() };
-    let full = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
-    let uri: Uri = full.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+    let invalid = |reason: &str| FetchError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.into(),
+    };
+    let full = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let uri: Uri = full
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         _ => return Err(invalid("only http and https are supported")),
@@ -334,7 +363,9 @@ mod tests {
     use super::*;
 
     fn resolve(base: &str, loc: &str) -> String {
-        resolve_location(&base.parse().unwrap(), loc).unwrap().to_string()
+        resolve_location(&base.parse().unwrap(), loc)
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -352,7 +383,10 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert_eq!(parse_url("example.com/x.tar").unwrap().to_string(), "http://example.com/x.tar");
+        assert_eq!(
+            parse_url("example.com/x.tar").unwrap().to_string(),
+            "http://example.com/x.tar"
+        );
         for bad in ["ftp://h/x", "http://", "http://u:p@h/x", "http://h h/x"] {
             let e = parse_url(bad).unwrap_err();
             assert!(matches!(e, FetchError::InvalidUrl { .. }), "{bad}: {e}");

@@ -11,7 +11,10 @@ fn server() -> HttpServer {
     HttpServer::start(vec![
         ("/data".into(), Route::Body(body)),
         ("/moved".into(), Route::Redirect(302, "/data".into())),
-        ("/relative/hop".into(), Route::Redirect(301, "../moved".into())),
+        (
+            "/relative/hop".into(),
+            Route::Redirect(301, "../moved".into()),
+        ),
         ("/loop".into(), Route::Redirect(307, "/loop".into())),
     ])
     .expect("start server")
@@ -73,7 +76,11 @@ fn not_found_names_the_url() {
 #[test]
 fn unreachable_host_names_the_url() {
     // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/rootfs.tar");
     let e = get(&url).err().expect("connect must fail");
     assert!(matches!(e, FetchError::Request { .. }), "{e}");

@@ -15,7 +15,9 @@ use wharf_storage::UnpackedLayer;
 
 use crate::content::copy_large;
 use crate::error::ImageError;
-use crate::model::{chain_ids, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry};
+use crate::model::{
+    chain_ids, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry,
+};
 use crate::service::ImageService;
 use crate::store::LayerRecord;
 
@@ -178,7 +180,9 @@ impl ImageService {
                     Spec::Layer(d) => {
                         let next = match chain.take() {
                             None => d.clone(),
-                            Some(c) => chain_ids(&[c, d.clone()]).pop().unwrap_or_else(|| d.clone()),
+                            Some(c) => chain_ids(&[c, d.clone()])
+                                .pop()
+                                .unwrap_or_else(|| d.clone()),
                         };
                         // Layers already stored (a re-load) need no unpacking.
                         let unpack = self.layer(&next).is_none().then(|| {

@@ -22,7 +22,10 @@ impl Drop for Fixture {
 
 fn fixture() -> Fixture {
     wharf_testutil::require_root!();
-    let dir = tempfile::Builder::new().prefix("wharf-import-url-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("wharf-import-url-")
+        .tempdir()
+        .unwrap();
     let tar_path = dir.path().join("rootfs.tar");
     wharf_testutil::busybox_rootfs_tar(&tar_path).unwrap();
     let tar = std::fs::read(&tar_path).unwrap();
@@ -31,25 +34,38 @@ fn fixture() -> Fixture {
     let server = HttpServer::start(vec![
         ("/rootfs.tar".into(), Route::Body(tar)),
         ("/rootfs.tar.gz".into(), Route::Body(gz.finish().unwrap())),
-        ("/latest".into(), Route::Redirect(302, "/rootfs.tar.gz".into())),
+        (
+            "/latest".into(),
+            Route::Redirect(302, "/rootfs.tar.gz".into()),
+        ),
     ])
     .unwrap();
     let driver = Driver::new(DriverKind::Vfs, &dir.path().join("vfs"), &[]).unwrap();
     let svc = ImageService::open(&dir.path().join("image"), driver).unwrap();
-    Fixture { svc, server, _dir: dir }
+    Fixture {
+        svc,
+        server,
+        _dir: dir,
+    }
 }
 
 #[test]
 fn imports_plain_and_gzip_through_a_redirect() {
     let f = fixture();
     let url = f.server.url("/rootfs.tar");
-    let plain = f.svc.import_url(&url, Some("url:1"), &["CMD [\"sh\"]".into()], None).unwrap();
+    let plain = f
+        .svc
+        .import_url(&url, Some("url:1"), &["CMD [\"sh\"]".into()], None)
+        .unwrap();
     assert_eq!(plain.repo_tags, vec!["url:1".to_string()]);
     assert_eq!(plain.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
     let hist = f.svc.history("url:1").unwrap();
     assert_eq!(hist[0].comment, format!("Imported from {url}"));
 
-    let gz = f.svc.import_url(&f.server.url("/latest"), Some("url:gz"), &[], Some("msg")).unwrap();
+    let gz = f
+        .svc
+        .import_url(&f.server.url("/latest"), Some("url:gz"), &[], Some("msg"))
+        .unwrap();
     // Same uncompressed tar, so the same layer.
     assert_eq!(gz.root_fs.layers, plain.root_fs.layers);
     assert_eq!(f.svc.history("url:gz").unwrap()[0].comment, "msg");
@@ -59,7 +75,10 @@ fn imports_plain_and_gzip_through_a_redirect() {
 fn not_found_names_the_url_and_stores_nothing() {
     let f = fixture();
     let url = f.server.url("/nope.tar");
-    let e = f.svc.import_url(&url, Some("url:404"), &[], None).unwrap_err();
+    let e = f
+        .svc
+        .import_url(&url, Some("url:404"), &[], None)
+        .unwrap_err();
     assert!(matches!(e, ImageError::Fetch(_)), "{e}");
     assert!(e.to_string().contains(&url), "{e}");
     assert_eq!(e.kind(), ErrorKind::Internal);
@@ -69,8 +88,14 @@ fn not_found_names_the_url_and_stores_nothing() {
 #[test]
 fn bad_input_fails_before_fetching() {
     let f = fixture();
-    let e = f.svc.import_url("ftp://127.0.0.1/x.tar", None, &[], None).unwrap_err();
+    let e = f
+        .svc
+        .import_url("ftp://127.0.0.1/x.tar", None, &[], None)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    let e = f.svc.import_url(&f.server.url("/nope"), Some("Bad:Tag"), &[], None).unwrap_err();
+    let e = f
+        .svc
+        .import_url(&f.server.url("/nope"), Some("Bad:Tag"), &[], None)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }

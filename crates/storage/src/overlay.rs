@@ -169,7 +169,11 @@ impl Overlay {
             }
             None => 0,
         };
-        Ok(UnpackedLayer { id: id.to_string(), staging, size })
+        Ok(UnpackedLayer {
+            id: id.to_string(),
+            staging,
+            size,
+        })
     }
 
     /// Puts an unpacked layer in place on `parent`.

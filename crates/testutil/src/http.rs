@@ -43,7 +43,11 @@ impl HttpServer {
                 }
             }
         });
-        Ok(HttpServer { addr, stop, thread: Some(thread) })
+        Ok(HttpServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// `http://127.0.0.1:<port><path>`.
