@@ -31,6 +31,12 @@ fn docker_import_from_url() {
     // A redirect is followed; the message replaces the default comment.
     d.ok(&["import", "-m", "moved", &server.url("/old/rootfs.tar"), "url:2"]);
     assert_eq!(d.ok(&["history", "--format", "{{.Comment}}", "url:2"]), "moved");
+    // --platform sets the architecture; an OS other than Linux is refused.
+    d.ok(&["import", "--platform", "linux/arm64", &server.url("/rootfs.tar"), "url:arm"]);
+    assert_eq!(d.ok(&["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "url:arm"]), "linux/arm64");
+    let o = d.docker(&["import", "--platform", "windows/amd64", &server.url("/rootfs.tar"), "url:win"]);
+    assert_ne!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("operating system is not supported"));
 
     // 404: the CLI fails with an error that names the URL, and no image appears.
     let missing = server.url("/missing.tar");

@@ -55,7 +55,7 @@ fn imports_plain_and_gzip_through_a_redirect() {
     let url = f.server.url("/rootfs.tar");
     let plain = f
         .svc
-        .import_url(&url, Some("url:1"), &["CMD [\"sh\"]".into()], None)
+        .import_url(&url, Some("url:1"), &["CMD [\"sh\"]".into()], None, None)
         .unwrap();
     assert_eq!(plain.repo_tags, vec!["url:1".to_string()]);
     assert_eq!(plain.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
@@ -64,11 +64,21 @@ fn imports_plain_and_gzip_through_a_redirect() {
 
     let gz = f
         .svc
-        .import_url(&f.server.url("/latest"), Some("url:gz"), &[], Some("msg"))
+        .import_url(
+            &f.server.url("/latest"),
+            Some("url:gz"),
+            &[],
+            Some("msg"),
+            Some("linux/arm64"),
+        )
         .unwrap();
     // Same uncompressed tar, so the same layer.
     assert_eq!(gz.root_fs.layers, plain.root_fs.layers);
     assert_eq!(f.svc.history("url:gz").unwrap()[0].comment, "msg");
+    assert_eq!(
+        (gz.os.as_str(), gz.architecture.as_str()),
+        ("linux", "arm64")
+    );
 }
 
 #[test]
@@ -77,7 +87,7 @@ fn not_found_names_the_url_and_stores_nothing() {
     let url = f.server.url("/nope.tar");
     let e = f
         .svc
-        .import_url(&url, Some("url:404"), &[], None)
+        .import_url(&url, Some("url:404"), &[], None, None)
         .unwrap_err();
     assert!(matches!(e, ImageError::Fetch(_)), "{e}");
     assert!(e.to_string().contains(&url), "{e}");
@@ -90,12 +100,17 @@ fn bad_input_fails_before_fetching() {
     let f = fixture();
     let e = f
         .svc
-        .import_url("ftp://127.0.0.1/x.tar", None, &[], None)
+        .import_url("ftp://127.0.0.1/x.tar", None, &[], None, None)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     let e = f
         .svc
-        .import_url(&f.server.url("/nope"), Some("Bad:Tag"), &[], None)
+        .import_url(&f.server.url("/nope"), None, &[], None, Some("windows"))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "operating system is not supported");
+    let e = f
+        .svc
+        .import_url(&f.server.url("/nope"), Some("Bad:Tag"), &[], None, None)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }

@@ -157,12 +157,13 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
             };
             let changes: Vec<String> = q.all("changes").to_vec();
             let message = q.get("message").filter(|m| !m.is_empty()).map(String::from);
+            let platform = q.get("platform").filter(|p| !p.is_empty()).map(String::from);
             let img = if src == "-" {
                 let mut file = spool(&d, req.into_body()).await?;
-                blocking(move || images.import(&mut file, repo_tag.as_deref(), &changes, message.as_deref())).await?
+                blocking(move || images.import(&mut file, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
             } else {
                 // Streams the download; errors (404, unreachable) name the URL.
-                blocking(move || images.import_url(&src, repo_tag.as_deref(), &changes, message.as_deref())).await?
+                blocking(move || images.import_url(&src, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
             };
             image_event(&d, "import", &img.id, img.repo_tags.first().map(String::as_str).unwrap_or(&img.id));
             let body = stream_line(json!({"status": img.id}));
