@@ -20,6 +20,7 @@ pub use apply::{
 };
 pub use changes::{changes_between, changes_overlay, Change, ChangeKind};
 pub use error::ArchiveError;
+pub use node::copy_buffered;
 pub use stat::{stat_path, PathStat};
 pub use walk::copy_tree;
 pub use write::{tar_path, write_changes, TarOptions};

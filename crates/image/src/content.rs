@@ -210,18 +210,7 @@ impl Drop for Ingest {
 
 /// `io::copy` with a 1 MiB buffer: fewer syscalls and hash calls for layer-sized streams.
 pub(crate) fn copy_large(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        w.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    wharf_archive::copy_buffered(&mut vec![0u8; 1 << 20], r, w)
 }
 
 #[cfg(test)]

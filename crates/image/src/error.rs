@@ -39,6 +39,9 @@ pub enum ImageError {
     /// Layer tar handling failed (hostile or corrupt tar is InvalidArgument there).
     #[error(transparent)]
     Archive(#[from] wharf_archive::ArchiveError),
+    /// Downloading an import from a URL failed.
+    #[error(transparent)]
+    Fetch(#[from] wharf_fetch::FetchError),
     /// JSON (manifest, config, metadata) could not be parsed.
     #[error("invalid JSON in {what}: {source}")]
     Json {
@@ -85,6 +88,7 @@ impl Classify for ImageError {
             ImageError::NotSupported(_) => ErrorKind::NotImplemented,
             ImageError::Storage(e) => e.kind(),
             ImageError::Archive(e) => e.kind(),
+            ImageError::Fetch(e) => e.kind(),
             ImageError::Io { source, .. } => match source.kind() {
                 // A short or corrupt input stream is the caller's archive, not our fault.
                 std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => {

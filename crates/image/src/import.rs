@@ -6,7 +6,7 @@ use wharf_imageref::{Digest, Reference};
 
 use crate::changes::apply_changes;
 use crate::error::ImageError;
-use crate::model::{now_rfc3339, HistoryItem, ImageConfig};
+use crate::model::{host_arch, now_rfc3339, HistoryItem, ImageConfig};
 use crate::service::{CommitOptions, Image, ImageService};
 
 impl ImageService {
@@ -18,11 +18,48 @@ impl ImageService {
         repo_tag: Option<&str>,
         changes: &[String],
         message: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<Image, ImageError> {
+        self.import_from(src, "-", repo_tag, changes, message, platform)
+    }
+
+    /// Downloads a root filesystem tar from an http(s) `url` (following redirects) and imports
+    /// it as [`import`](Self::import) does, streaming: the download is never held whole. Blocks;
+    /// call it from a blocking thread, not from async code.
+    pub fn import_url(
+        &self,
+        url: &str,
+        repo_tag: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<Image, ImageError> {
+        // Bad input fails before the network is touched.
+        repo_tag.map(parse_new_tag).transpose()?;
+        apply_changes(&mut Default::default(), changes)?;
+        platform.map(parse_platform).transpose()?;
+        let mut download = wharf_fetch::get(url)?;
+        self.import_from(&mut download, url, repo_tag, changes, message, platform)
+    }
+
+    /// `source` names the input in the default history comment (`-` for a stream).
+    fn import_from(
+        &self,
+        src: &mut dyn Read,
+        source: &str,
+        repo_tag: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
+        platform: Option<&str>,
     ) -> Result<Image, ImageError> {
         // Validate everything the user typed before the expensive part.
         let tag = repo_tag.map(parse_new_tag).transpose()?.flatten();
         let mut cc = Default::default();
         apply_changes(&mut cc, changes)?;
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(parse_platform)
+            .transpose()?;
 
         let _w = self.lock_writer();
         let layer = self.add_layer_from_stream(
@@ -33,6 +70,10 @@ impl ImageService {
         let created = now_rfc3339();
         let mut config = ImageConfig::new_for_host(vec![layer.diff_id.clone()], created.clone());
         config.config = Some(cc);
+        if let Some((arch, variant)) = platform {
+            config.architecture = arch;
+            config.variant = variant;
+        }
         config.comment = message.filter(|m| !m.is_empty()).map(str::to_string);
         config.history = vec![HistoryItem {
             created: Some(created),
@@ -40,8 +81,7 @@ impl ImageService {
             comment: Some(
                 message
                     .filter(|m| !m.is_empty())
-                    .unwrap_or("Imported from -")
-                    .to_string(),
+                    .map_or_else(|| format!("Imported from {source}"), str::to_string),
             ),
             ..Default::default()
         }];
@@ -156,9 +196,97 @@ fn parse_new_tag(s: &str) -> Result<Option<Reference>, ImageError> {
     Ok(Some(r.with_default_tag()))
 }
 
+/// The architecture and variant an import's `platform` asks for: `os[/arch[/variant]]`, or a
+/// lone OS or architecture, with containerd's aliases (`x86_64`, `aarch64`, ...). Linux is the
+/// only OS (Docker's message otherwise).
+fn parse_platform(s: &str) -> Result<(String, Option<String>), ImageError> {
+    let invalid = || {
+        ImageError::InvalidArgument(format!(
+            "\"{s}\": unknown operating system or architecture: invalid argument"
+        ))
+    };
+    let parts: Vec<String> = s.split('/').map(str::to_ascii_lowercase).collect();
+    if parts.len() > 3
+        || parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+    {
+        return Err(invalid());
+    }
+    let (os, arch, variant) = match parts.as_slice() {
+        [one] if one == "linux" => (one.as_str(), host_arch(), None),
+        [one] if KNOWN_OSES.contains(&one.as_str()) => (one.as_str(), "", None),
+        [one] => ("linux", one.as_str(), None),
+        [os, arch] => (os.as_str(), arch.as_str(), None),
+        [os, arch, variant] => (os.as_str(), arch.as_str(), Some(variant.clone())),
+        _ => return Err(invalid()),
+    };
+    if os != "linux" {
+        return Err(ImageError::InvalidArgument(
+            "operating system is not supported".into(),
+        ));
+    }
+    Ok(match (arch, variant.as_deref()) {
+        ("x86_64" | "x86-64" | "amd64", _) => ("amd64".into(), None),
+        ("aarch64" | "arm64", None | Some("8" | "v8")) => ("arm64".into(), None),
+        ("armhf", _) => ("arm".into(), Some("v7".into())),
+        ("armel", _) => ("arm".into(), Some("v6".into())),
+        ("i386", _) => ("386".into(), None),
+        (arch, _) => (arch.to_string(), variant),
+    })
+}
+
+/// OS names containerd knows, so that a lone `windows` is read as an OS, not an architecture.
+const KNOWN_OSES: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms() {
+        let p = |s: &str| parse_platform(s).map_err(|e| e.to_string());
+        assert_eq!(p("linux/arm64").unwrap(), ("arm64".into(), None));
+        assert_eq!(
+            p("linux/arm/v7").unwrap(),
+            ("arm".into(), Some("v7".into()))
+        );
+        assert_eq!(p("aarch64").unwrap(), ("arm64".into(), None));
+        assert_eq!(p("linux/x86_64").unwrap(), ("amd64".into(), None));
+        assert_eq!(p("linux").unwrap(), (host_arch().into(), None));
+        assert_eq!(
+            p("windows").unwrap_err(),
+            "operating system is not supported"
+        );
+        assert_eq!(
+            p("windows/amd64").unwrap_err(),
+            "operating system is not supported"
+        );
+        for bad in ["", "linux//", "a/b/c/d", "linux/am d64"] {
+            assert!(
+                matches!(parse_platform(bad), Err(ImageError::InvalidArgument(_))),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn new_tags() {

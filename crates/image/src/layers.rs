@@ -1,9 +1,10 @@
 //! Registering read-only layers: tar diff -> content store blob (by diff ID) + driver layer +
 //! layer record, deduplicated by chain ID.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use wharf_imageref::Digest;
+use wharf_storage::UnpackedLayer;
 
 use crate::content::Ingest;
 use crate::error::ImageError;
@@ -11,6 +12,9 @@ use crate::fsutil::random_hex;
 use crate::model::chain_ids;
 use crate::service::ImageService;
 use crate::store::LayerRecord;
+
+/// Read buffer for layer blobs: the tar reader otherwise asks for 512-byte headers one at a time.
+const BLOB_BUF: usize = 1 << 20;
 
 /// Copies everything read into the blob being ingested.
 struct TeeIngest<'a, R> {
@@ -28,7 +32,7 @@ impl<R: Read> Read for TeeIngest<'_, R> {
 
 impl ImageService {
     /// Chain ID a layer with `diff_id` gets on top of `parent`.
-    fn chain_of(parent: Option<&LayerRecord>, diff_id: &Digest) -> Digest {
+    pub(crate) fn chain_of(parent: Option<&LayerRecord>, diff_id: &Digest) -> Digest {
         match parent {
             None => diff_id.clone(),
             Some(p) => chain_ids(&[p.chain_id.clone(), diff_id.clone()])
@@ -94,7 +98,7 @@ impl ImageService {
         if let Some(existing) = self.layer(&Self::chain_of(parent, diff_id)) {
             return Ok(existing);
         }
-        let mut file = self.content.open_blob(diff_id)?;
+        let mut file = BufReader::with_capacity(BLOB_BUF, self.content.open_blob(diff_id)?);
         let cache_id = random_hex() + &random_hex();
         match self
             .driver
@@ -106,6 +110,40 @@ impl ImageService {
                 Err(e.into())
             }
         }
+    }
+
+    /// Unpacks the layer blob `diff_id` under a fresh cache id, parent still unknown; `None`
+    /// when the driver cannot (see [`wharf_storage::Driver::unpack_layer`]).
+    pub(crate) fn unpack_blob(
+        &self,
+        diff_id: &Digest,
+    ) -> Option<Result<UnpackedLayer, ImageError>> {
+        let mut file = match self.content.open_blob(diff_id) {
+            Ok(f) => BufReader::with_capacity(BLOB_BUF, f),
+            Err(e) => return Some(Err(e)),
+        };
+        let cache_id = random_hex() + &random_hex();
+        self.driver
+            .unpack_layer(&cache_id, &mut file)
+            .map(|r| r.map_err(ImageError::from))
+    }
+
+    /// Registers an unpacked layer blob `diff_id` on `parent` (an existing identical layer
+    /// wins and the unpacked files are dropped).
+    pub(crate) fn add_unpacked_layer(
+        &self,
+        parent: Option<&LayerRecord>,
+        diff_id: &Digest,
+        layer: UnpackedLayer,
+    ) -> Result<LayerRecord, ImageError> {
+        if let Some(existing) = self.layer(&Self::chain_of(parent, diff_id)) {
+            return Ok(existing);
+        }
+        let cache_id = layer.id().to_string();
+        let size = self
+            .driver
+            .commit_unpacked(layer, parent.map(|p| p.cache_id.as_str()))?;
+        self.record_layer(parent, diff_id.clone(), cache_id, size)
     }
 
     /// Persists the record of a layer whose data is complete; a duplicate (same chain ID

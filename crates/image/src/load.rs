@@ -11,10 +11,13 @@ use std::io::{BufReader, Read};
 use std::sync::mpsc;
 
 use wharf_imageref::{Digest, Reference};
+use wharf_storage::UnpackedLayer;
 
 use crate::content::copy_large;
 use crate::error::ImageError;
-use crate::model::{is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry};
+use crate::model::{
+    chain_ids, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry,
+};
 use crate::service::ImageService;
 use crate::store::LayerRecord;
 
@@ -80,6 +83,15 @@ enum Spec {
     /// An uncompressed tar: probably the next layer of the current image.
     Layer(Digest),
     /// Anything else (config, manifest): the next layer probably starts a new chain.
+    Reset,
+}
+
+/// A layer for the committer, in archive order, with its unpacking thread when one started.
+enum Step<'scope> {
+    Layer(
+        Digest,
+        Option<std::thread::ScopedJoinHandle<'scope, Option<Result<UnpackedLayer, ImageError>>>>,
+    ),
     Reset,
 }
 
@@ -149,19 +161,73 @@ impl ImageService {
     /// list an image's layers in order, so the guess is usually right and the registration
     /// pass then finds every layer already there (same chain ID); a wrong guess only costs
     /// work, and the unused layers are collected when the load ends.
+    ///
+    /// Where the driver allows (overlay2), several layers unpack at once, each into its own
+    /// staging dir; only putting them in place on their parents is sequential.
     fn speculate(&self, rx: mpsc::Receiver<Spec>) {
-        let mut parent: Option<LayerRecord> = None;
-        for msg in rx {
-            match msg {
-                Spec::Reset => parent = None,
-                Spec::Layer(d) => match self.add_layer_from_blob(parent.as_ref(), &d) {
-                    Ok(layer) => parent = Some(layer),
-                    Err(e) => {
-                        // The registration pass meets the same blob and reports the error.
-                        tracing::debug!(blob = %d, error = %e, "speculative layer failed");
-                        return;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+        std::thread::scope(|scope| {
+            // Bounds the unpacks in flight: the queue, the one being committed, the one being queued.
+            let (tx, steps) = mpsc::sync_channel::<Step<'_>>(workers - 2);
+            scope.spawn(|| self.commit_speculated(steps));
+            let mut chain: Option<Digest> = None;
+            for msg in rx {
+                let step = match msg {
+                    Spec::Reset => {
+                        chain = None;
+                        Step::Reset
                     }
-                },
+                    Spec::Layer(d) => {
+                        let next = match chain.take() {
+                            None => d.clone(),
+                            Some(c) => chain_ids(&[c, d.clone()])
+                                .pop()
+                                .unwrap_or_else(|| d.clone()),
+                        };
+                        // Layers already stored (a re-load) need no unpacking.
+                        let unpack = self.layer(&next).is_none().then(|| {
+                            let d = d.clone();
+                            scope.spawn(move || self.unpack_blob(&d))
+                        });
+                        chain = Some(next);
+                        Step::Layer(d, unpack)
+                    }
+                };
+                if tx.send(step).is_err() {
+                    break; // The committer gave up; the registration pass reports why.
+                }
+            }
+        });
+    }
+
+    /// Puts speculatively unpacked layers in place, in archive order, each on the previous one.
+    fn commit_speculated(&self, steps: mpsc::Receiver<Step<'_>>) {
+        let mut parent: Option<LayerRecord> = None;
+        for step in steps {
+            let (d, unpack) = match step {
+                Step::Reset => {
+                    parent = None;
+                    continue;
+                }
+                Step::Layer(d, unpack) => (d, unpack),
+            };
+            let unpacked = unpack.map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Some(Err(bad(format!("unpacking layer {d} panicked")))))
+            });
+            let layer = match unpacked.flatten() {
+                Some(Ok(u)) => self.add_unpacked_layer(parent.as_ref(), &d, u),
+                Some(Err(e)) => Err(e),
+                // Already stored, or the driver cannot unpack ahead (vfs).
+                None => self.add_layer_from_blob(parent.as_ref(), &d),
+            };
+            match layer {
+                Ok(layer) => parent = Some(layer),
+                Err(e) => {
+                    // The registration pass meets the same blob and reports the error.
+                    tracing::debug!(blob = %d, error = %e, "speculative layer failed");
+                    return;
+                }
             }
         }
     }

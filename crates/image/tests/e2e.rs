@@ -89,6 +89,7 @@ fn import_busybox(s: &Store, tag: Option<&str>) -> wharf_image::Image {
             tag,
             &["CMD [\"sh\"]".to_string()],
             Some("from test"),
+            None,
         )
         .unwrap()
 }
@@ -584,7 +585,7 @@ fn prune_removes_dangling_images() {
     tar2.extend_from_slice(&[0u8; 512]);
     let dangling = s
         .svc()
-        .import(&mut Cursor::new(tar2), None, &[], None)
+        .import(&mut Cursor::new(tar2), None, &[], None, None)
         .unwrap();
     assert!(dangling.repo_tags.is_empty());
     let (items, freed) = s.svc().prune(true, &never_used).unwrap();
@@ -811,7 +812,9 @@ fn crash_helper() {
     let tar = busybox_tar(&root);
     let data = if mode == "load" {
         let mut saved = Vec::new();
-        let img = svc.import(&mut Cursor::new(tar), None, &[], None).unwrap();
+        let img = svc
+            .import(&mut Cursor::new(tar), None, &[], None, None)
+            .unwrap();
         svc.save(std::slice::from_ref(&img.id), &mut saved).unwrap();
         svc.remove(&img.id, true, true, &never_used).unwrap();
         saved
@@ -827,7 +830,8 @@ fn crash_helper() {
     let res = if mode == "load" {
         svc.load(&mut src).map(|_| ())
     } else {
-        svc.import(&mut src, Some("crash:1"), &[], None).map(|_| ())
+        svc.import(&mut src, Some("crash:1"), &[], None, None)
+            .map(|_| ())
     };
     panic!("the reader hangs, so this is unreachable: {res:?}");
 }

@@ -44,6 +44,21 @@ impl FromStr for DriverKind {
     }
 }
 
+/// A read-only layer whose files are unpacked but which is not in place yet (see
+/// [`Driver::unpack_layer`]). Dropping it removes its files.
+pub struct UnpackedLayer {
+    id: String,
+    staging: fsutil::Staging,
+    size: u64,
+}
+
+impl UnpackedLayer {
+    /// The layer id it will be committed under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A storage driver rooted at its home directory (e.g. `<data-root>/overlay2`).
 pub struct Driver {
     inner: Inner,
@@ -118,6 +133,39 @@ impl Driver {
         diff: &mut dyn Read,
     ) -> Result<u64, StorageError> {
         dispatch!(self, d => d.create(id, parent, Some(diff)))
+    }
+
+    /// Starts read-only layer `id` by unpacking its diff before its parent is known, where the
+    /// driver keeps each layer's files apart from its parent's (overlay2): the layers of one
+    /// chain can then unpack concurrently. `None` where a layer is a full copy of its parent
+    /// (vfs); use [`create_layer`](Self::create_layer) there. Finish with
+    /// [`commit_unpacked`](Self::commit_unpacked); dropping the result removes the files.
+    pub fn unpack_layer(
+        &self,
+        id: &str,
+        diff: &mut dyn Read,
+    ) -> Option<Result<UnpackedLayer, StorageError>> {
+        match &self.inner {
+            Inner::Overlay2(o) => Some(o.unpack(id, Some(diff))),
+            Inner::Vfs(_) => None,
+        }
+    }
+
+    /// Puts a layer from [`unpack_layer`](Self::unpack_layer) in place on `parent`, as
+    /// [`create_layer`](Self::create_layer) would have; returns its content bytes.
+    pub fn commit_unpacked(
+        &self,
+        layer: UnpackedLayer,
+        parent: Option<&str>,
+    ) -> Result<u64, StorageError> {
+        match &self.inner {
+            Inner::Overlay2(o) => o.commit_unpacked(layer, parent),
+            // unpack_layer never yields one for vfs.
+            Inner::Vfs(_) => Err(StorageError::InvalidOption(format!(
+                "layer {} was unpacked for another driver",
+                layer.id
+            ))),
+        }
     }
 
     /// Creates an empty read-write (container) layer `id` on `parent`.

@@ -25,7 +25,7 @@ use wharf_archive::{ApplyOptions, Change, WhiteoutFormat};
 
 use crate::error::io_err;
 use crate::fsutil::{self, Staging};
-use crate::StorageError;
+use crate::{StorageError, UnpackedLayer};
 
 const LINK_DIR: &str = "l";
 /// Options that keep the upper dir a plain tree our diff code understands.
@@ -135,36 +135,27 @@ impl Overlay {
         parent: Option<&str>,
         diff: Option<&mut dyn Read>,
     ) -> Result<u64, StorageError> {
-        let dest = self.dir(id)?;
-        if dest.exists() {
+        // A missing parent fails before the expensive part.
+        let lower = self.lower_for(parent)?;
+        let unpacked = self.unpack(id, diff)?;
+        self.finish(unpacked, lower)
+    }
+
+    /// Builds layer `id`'s staging dir with its diff applied. An overlay layer's files do not
+    /// depend on its parent (only its `lower` file does), so this can run for several layers
+    /// of one chain at once.
+    pub(crate) fn unpack(
+        &self,
+        id: &str,
+        diff: Option<&mut dyn Read>,
+    ) -> Result<UnpackedLayer, StorageError> {
+        if self.dir(id)?.exists() {
             return Err(StorageError::AlreadyExists(id.to_string()));
         }
-        let lower = match parent {
-            Some(p) => {
-                let pdir = self.existing(p)?;
-                let plink = read_trimmed(&pdir.join("link"))?;
-                let mut lower = format!("{LINK_DIR}/{plink}");
-                match fs::read_to_string(pdir.join("lower")) {
-                    Ok(pl) => {
-                        lower.push(':');
-                        lower.push_str(pl.trim());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io("read", pdir.display(), e)),
-                }
-                Some(lower)
-            }
-            None => None,
-        };
         let staging = Staging::new(&self.home, id)?;
         let s = staging.path();
         for d in ["diff", "work", "merged"] {
             fs::create_dir(s.join(d)).map_err(io_err("create", s))?;
-        }
-        let link = short_link();
-        fs::write(s.join("link"), &link).map_err(io_err("write", s))?;
-        if let Some(lower) = &lower {
-            fs::write(s.join("lower"), lower).map_err(io_err("write", s))?;
         }
         let size = match diff {
             Some(diff) => {
@@ -178,11 +169,54 @@ impl Overlay {
             }
             None => 0,
         };
+        Ok(UnpackedLayer {
+            id: id.to_string(),
+            staging,
+            size,
+        })
+    }
+
+    /// Puts an unpacked layer in place on `parent`.
+    pub(crate) fn commit_unpacked(
+        &self,
+        layer: UnpackedLayer,
+        parent: Option<&str>,
+    ) -> Result<u64, StorageError> {
+        let lower = self.lower_for(parent)?;
+        self.finish(layer, lower)
+    }
+
+    /// The `lower` file of a layer on `parent`: the parent's link, then its own lowers.
+    fn lower_for(&self, parent: Option<&str>) -> Result<Option<String>, StorageError> {
+        let Some(p) = parent else { return Ok(None) };
+        let pdir = self.existing(p)?;
+        let plink = read_trimmed(&pdir.join("link"))?;
+        let mut lower = format!("{LINK_DIR}/{plink}");
+        match fs::read_to_string(pdir.join("lower")) {
+            Ok(pl) => {
+                lower.push(':');
+                lower.push_str(pl.trim());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("read", pdir.display(), e)),
+        }
+        Ok(Some(lower))
+    }
+
+    fn finish(&self, layer: UnpackedLayer, lower: Option<String>) -> Result<u64, StorageError> {
+        let UnpackedLayer { id, staging, size } = layer;
+        let dest = self.dir(&id)?;
+        let s = staging.path();
+        let link = short_link();
+        fs::write(s.join("link"), &link).map_err(io_err("write", s))?;
+        if let Some(lower) = &lower {
+            fs::write(s.join("lower"), lower).map_err(io_err("write", s))?;
+        }
         // The link dangles until the rename; reconcile removes it if we crash in between.
         let link_path = self.home.join(LINK_DIR).join(&link);
         std::os::unix::fs::symlink(format!("../{id}/diff"), &link_path)
             .map_err(io_err("link", &link_path))?;
-        if let Err(e) = staging.commit(&dest, id) {
+        if let Err(e) = staging.commit(&dest, &id) {
             let _ = fs::remove_file(&link_path);
             return Err(e);
         }

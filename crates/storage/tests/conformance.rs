@@ -517,6 +517,50 @@ fn interrupted_extraction_is_invisible_and_reconciled(kind: DriverKind) {
     assert!(d.exists("base"));
 }
 
+/// Layers unpacked before their parents exist (overlay2) commit into the same chain as
+/// `create_layer` builds; dropping an uncommitted one leaves nothing. vfs declines.
+fn layers_unpacked_ahead_of_parents(kind: DriverKind) {
+    let h = Home::new(kind);
+    let d = h.d();
+    let tar = |entries: &[(&str, &str)]| Cursor::new(layer(entries));
+    let top = d.unpack_layer(
+        "top",
+        &mut tar(&[("etc/hosts", "10.0.0.1\n"), ("bin/.wh.ash", "")]),
+    );
+    let Some(top) = top else {
+        assert_eq!(kind, DriverKind::Vfs, "only vfs may decline");
+        return;
+    };
+    let top = top.unwrap();
+    assert_eq!(top.id(), "top");
+    assert!(!d.exists("top"), "an unpacked layer is not a layer yet");
+    let dropped = d
+        .unpack_layer("gone", &mut tar(&[("x", "x")]))
+        .unwrap()
+        .unwrap();
+    drop(dropped);
+    base(d);
+    let base_unpacked = d.unpack_layer("base", &mut tar(&[("y", "y")])).unwrap();
+    assert_eq!(
+        base_unpacked.err().map(|e| e.kind()),
+        Some(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(d.commit_unpacked(top, Some("base")).unwrap(), 9);
+    let m = d.mount("top").unwrap();
+    assert_eq!(read(&m.join("etc/hosts")), "10.0.0.1\n");
+    assert_eq!(read(&m.join("etc/passwd")), "root:x:0:0::/root:/bin/sh\n");
+    assert!(
+        fs::symlink_metadata(m.join("bin/ash")).is_err(),
+        "whiteout must hide bin/ash"
+    );
+    d.unmount("top").unwrap();
+    // Only committed layers remain: nothing of "gone" is left to reconcile.
+    let leftovers = d
+        .reconcile(&["base".to_string(), "top".to_string()])
+        .unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 macro_rules! suite {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -564,6 +608,10 @@ macro_rules! suite {
             #[test]
             fn interrupted_extraction_is_invisible_and_reconciled() {
                 super::interrupted_extraction_is_invisible_and_reconciled($kind);
+            }
+            #[test]
+            fn layers_unpacked_ahead_of_parents() {
+                super::layers_unpacked_ahead_of_parents($kind);
             }
             #[test]
             fn preserves_ownership_and_modes() {

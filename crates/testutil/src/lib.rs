@@ -4,6 +4,8 @@
 //! run without privileges can never report a pass (house rule 8).
 #![forbid(unsafe_code)]
 
+pub mod http;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;

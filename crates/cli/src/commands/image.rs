@@ -222,8 +222,10 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
         Some((r, t)) => (Some(r.to_string()), Some(t.to_string())),
         None => (None, None),
     };
+    // Like docker's CLI: the daemon downloads http(s) sources itself.
+    let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
     let mut q = Query::new()
-        .set("fromSrc", "-")
+        .set("fromSrc", if is_url { a.source.as_str() } else { "-" })
         .opt("repo", repo)
         .opt("tag", tag)
         .opt("message", a.message.clone())
@@ -231,7 +233,9 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
     for c in &a.change {
         q = q.set("changes", c.clone());
     }
-    let resp = if a.source == "-" {
+    let resp = if is_url {
+        ctx.client.request("POST", "/images/create", &q, RequestBody::Empty)?
+    } else if a.source == "-" {
         let mut stdin = std::io::stdin().lock();
         ctx.client.request(
             "POST",

@@ -149,9 +149,7 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
                 let image = q.get("fromImage").unwrap_or("");
                 return Err(ApiError::new(ErrorKind::NotImplemented, format!("pulling images is not supported yet (requested {image:?}); use docker load or docker import")));
             };
-            if src != "-" {
-                return Err(ApiError::new(ErrorKind::NotImplemented, "importing from a URL is not supported; pipe the archive (fromSrc=-)"));
-            }
+            let src = src.to_string();
             let repo_tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
                 (Some(r), Some(t)) => Some(format!("{r}:{t}")),
                 (Some(r), None) => Some(r.to_string()),
@@ -159,8 +157,14 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
             };
             let changes: Vec<String> = q.all("changes").to_vec();
             let message = q.get("message").filter(|m| !m.is_empty()).map(String::from);
-            let mut file = spool(&d, req.into_body()).await?;
-            let img = blocking(move || images.import(&mut file, repo_tag.as_deref(), &changes, message.as_deref())).await?;
+            let platform = q.get("platform").filter(|p| !p.is_empty()).map(String::from);
+            let img = if src == "-" {
+                let mut file = spool(&d, req.into_body()).await?;
+                blocking(move || images.import(&mut file, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
+            } else {
+                // Streams the download; errors (404, unreachable) name the URL.
+                blocking(move || images.import_url(&src, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
+            };
             image_event(&d, "import", &img.id, img.repo_tags.first().map(String::as_str).unwrap_or(&img.id));
             let body = stream_line(json!({"status": img.id}));
             Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", h::full(body)))
