@@ -189,7 +189,10 @@ pub enum ContainerCommand {
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Display detailed information on one or more containers
-    #[command(override_usage = "wharf inspect [OPTIONS] CONTAINER [CONTAINER...]")]
+    #[command(
+        override_usage = "wharf inspect [OPTIONS] CONTAINER [CONTAINER...]",
+        mut_arg("size", |a| a.help("Display total file sizes"))
+    )]
     Inspect(InspectArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
