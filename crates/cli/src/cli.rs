@@ -190,7 +190,7 @@ pub enum ContainerCommand {
     Export(ExportArgs),
     /// Display detailed information on one or more containers
     #[command(
-        override_usage = "wharf inspect [OPTIONS] CONTAINER [CONTAINER...]",
+        override_usage = "wharf container inspect [OPTIONS] CONTAINER [CONTAINER...]",
         mut_arg("size", |a| a.help("Display total file sizes"))
     )]
     Inspect(InspectArgs),
@@ -240,7 +240,7 @@ pub enum ImageCommand {
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Display detailed information on one or more images
-    #[command(override_usage = "wharf inspect [OPTIONS] IMAGE [IMAGE...]")]
+    #[command(override_usage = "wharf image inspect [OPTIONS] IMAGE [IMAGE...]")]
     Inspect(InspectArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),

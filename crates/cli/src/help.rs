@@ -3,7 +3,11 @@
 //! reads like `docker <cmd> --help`. Clap's own help is never shown; clap only reports which
 //! command the help was asked for (see [`mark_paths`]).
 
-use clap::{Arg, ArgAction, Command};
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, Command, CommandFactory};
+
+use crate::cli::Cli;
 
 /// Docker's "category-top" commands, in docker's order: the root help lists them first.
 const COMMON: &[&str] = &[
@@ -35,6 +39,22 @@ pub(crate) fn requested_path(err: &clap::Error) -> Vec<String> {
         .skip(1)
         .map(str::to_string)
         .collect()
+}
+
+/// The CLI definition as help shows it: docker prints where the config and TLS files default to.
+pub(crate) fn definition() -> Command {
+    let Some(dir) = crate::config::config_dir(None) else {
+        return Cli::command();
+    };
+    let certs = std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| dir.clone(), PathBuf::from);
+    let file = |name: &str| certs.join(name).display().to_string();
+    Cli::command()
+        .mut_arg("config", |a| a.default_value(dir.display().to_string()))
+        .mut_arg("tlscacert", |a| a.default_value(file("ca.pem")))
+        .mut_arg("tlscert", |a| a.default_value(file("cert.pem")))
+        .mut_arg("tlskey", |a| a.default_value(file("key.pem")))
 }
 
 /// Width docker wraps flag descriptions to: the terminal on stdin, else 80 columns.
@@ -128,7 +148,8 @@ fn command_list(title: &str, cmds: &[&Command], parent: &Command) -> String {
 }
 
 /// The usage line after "Usage:  ": docker's `Use` strings, derived from the positionals unless
-/// the command overrides them (written as "wharf NAME ...", which is also what clap's errors show).
+/// the command overrides them. Overrides are whole commands ("wharf container inspect ..."), as
+/// clap's errors print them; the words up to the command's name give way to the path asked for.
 fn usage(root: &Command, cmd: &Command, full: &str) -> String {
     let options = if flags(cmd).is_empty() {
         ""
@@ -140,8 +161,11 @@ fn usage(root: &Command, cmd: &Command, full: &str) -> String {
     }
     if let Some(u) = cmd.get_overridden_usage() {
         let u = u.to_string();
-        let own = format!("{} {} ", root.get_name(), cmd.get_name());
-        return format!("{full} {}", u.strip_prefix(&own).unwrap_or(&u));
+        let own = format!(" {} ", cmd.get_name());
+        let rest = u
+            .strip_prefix(root.get_name())
+            .and_then(|r| r.find(&own).map(|i| &r[i + own.len()..]));
+        return format!("{full} {}", rest.unwrap_or(&u));
     }
     let mut line = format!("{full}{options}");
     for p in cmd.get_positionals().filter(|p| !p.is_hide_set()) {
@@ -508,5 +532,49 @@ mod tests {
             .try_get_matches_from(["wharf", "help", "run"])
             .expect_err("help");
         assert_eq!(requested_path(&err), ["run"]);
+    }
+
+    #[test]
+    fn real_definition_renders_every_command() {
+        let cli = definition();
+        let first = |p: &[&str]| {
+            let help = render(&cli, p, 80).expect("command");
+            help.lines().next().unwrap_or_default().to_string()
+        };
+        assert_eq!(
+            first(&["container", "inspect"]),
+            "Usage:  wharf container inspect [OPTIONS] CONTAINER [CONTAINER...]"
+        );
+        assert_eq!(
+            first(&["container", "cp"]),
+            "Usage:  wharf container cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-"
+        );
+        assert_eq!(first(&["top"]), "Usage:  wharf top CONTAINER [ps OPTIONS]");
+        assert_eq!(
+            first(&["exec"]),
+            "Usage:  wharf exec [OPTIONS] CONTAINER COMMAND [ARG...]"
+        );
+        // Every flag that takes a value names docker's type for it, never clap's placeholder.
+        fn walk(cmd: &Command, path: &str) {
+            for a in cmd.get_arguments().filter(|a| !a.is_positional()) {
+                let word = a.get_value_names().and_then(|v| v.first());
+                let takes = a.get_action().takes_values();
+                assert!(
+                    !takes
+                        || word.is_some_and(|w| w
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit())),
+                    "{path} --{:?}: {word:?}",
+                    a.get_long()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&cli, "wharf");
+        for sub in subcommands(&cli) {
+            assert!(render(&cli, &[sub.get_name()], 80).is_some());
+        }
     }
 }

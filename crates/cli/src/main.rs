@@ -162,7 +162,7 @@ fn parse_error(e: &clap::Error) -> anyhow::Result<i32> {
 }
 
 fn print_help(path: &[&str]) -> anyhow::Result<i32> {
-    match help::render(&help_command(), path, help::width()) {
+    match help::render(&help::definition(), path, help::width()) {
         Some(text) => {
             commands::out(&text);
             Ok(0)
@@ -172,22 +172,6 @@ fn print_help(path: &[&str]) -> anyhow::Result<i32> {
             format!("unknown help topic: {}", path.join(" ")),
         )),
     }
-}
-
-/// The definition as help shows it: docker prints where the config and TLS files default to.
-fn help_command() -> clap::Command {
-    let Some(dir) = config::config_dir(None) else {
-        return Cli::command();
-    };
-    let certs = std::env::var_os("DOCKER_CERT_PATH")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| dir.clone(), PathBuf::from);
-    let file = |name: &str| certs.join(name).display().to_string();
-    Cli::command()
-        .mut_arg("config", |a| a.default_value(dir.display().to_string()))
-        .mut_arg("tlscacert", |a| a.default_value(file("ca.pem")))
-        .mut_arg("tlscert", |a| a.default_value(file("cert.pem")))
-        .mut_arg("tlskey", |a| a.default_value(file("key.pem")))
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
