@@ -1,5 +1,9 @@
 //! The command-line definition (clap derive), kept apart from behaviour. Command and flag names
 //! follow the docker CLI so `alias docker=wharf` keeps scripts working.
+//!
+//! Help text is docker's, word for word (help.rs lays it out as docker does): each value flag's
+//! `value_name` is docker's type word, and a default docker prints but clap does not hold (Go's
+//! "[]", "map[]", "0s", ...) is written into the description.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -11,6 +15,12 @@ const FORMAT_TABLE_HELP: &str = "Format output using a custom template:
 'TEMPLATE':         Print output using the given Go template.
 Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
 
+/// docker's `--format` help for commands without a table view.
+const FORMAT_JSON_HELP: &str = "Format output using a custom template:
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+
 /// `cp`'s description; the variant's doc comment would reset a long_about set on `CpArgs`.
 const CP_LONG_ABOUT: &str = "Copy files/folders between a container and the local filesystem
 
@@ -18,12 +28,6 @@ Use '-' as the source to read a tar archive from stdin
 and extract it to a directory destination in a container.
 Use '-' as the destination to stream a tar archive of a
 container source to stdout.";
-
-/// docker's `--format` help for commands without a table view.
-const FORMAT_JSON_HELP: &str = "Format output using a custom template:
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template.
-Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
 
 /// A self-sufficient runtime for containers
 #[derive(Debug, Parser)]
