@@ -35,6 +35,7 @@ container source to stdout.";
     name = "wharf",
     version,
     disable_version_flag = true,
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -172,6 +173,10 @@ pub enum Command {
     Wait(Containers),
     /// Generate shell completion scripts (bash, zsh, fish) or man pages
     Completion(CompletionArgs),
+    /// Help about the command
+    // Ours rather than clap's: docker has it at the root only and names an unknown topic.
+    #[command(hide = true)]
+    Help(HelpArgs),
 }
 
 /// `wharf container ...`
@@ -1166,6 +1171,14 @@ pub struct UpdateArgs {
     /// The containers
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
+}
+
+/// `help`
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// The command path to describe
+    #[arg(value_name = "command")]
+    pub command: Vec<String>,
 }
 
 /// `completion`

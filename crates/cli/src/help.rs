@@ -62,12 +62,18 @@ pub(crate) fn width() -> usize {
     crate::tty::size(0).map_or(80, |(_, cols)| usize::from(cols))
 }
 
-/// Docker's help for the command at `path` below `root`, wrapped for a `width`-column terminal;
-/// None when no such command exists.
-pub(crate) fn render(root: &Command, path: &[&str], width: usize) -> Option<String> {
+/// A help request for a command that does not exist; holds the words not found.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("unknown help topic: {0}")]
+pub(crate) struct UnknownTopic(String);
+
+/// Docker's help for the command at `path` below `root`, wrapped for a `width`-column terminal.
+pub(crate) fn render(root: &Command, path: &[&str], width: usize) -> Result<String, UnknownTopic> {
     let mut cmd = root;
-    for name in path {
-        cmd = cmd.find_subcommand(name)?;
+    for (i, name) in path.iter().enumerate() {
+        cmd = cmd
+            .find_subcommand(name)
+            .ok_or_else(|| UnknownTopic(path[i..].join(" ")))?;
     }
     let full = std::iter::once(root.get_name())
         .chain(path.iter().copied())
@@ -114,7 +120,7 @@ pub(crate) fn render(root: &Command, path: &[&str], width: usize) -> Option<Stri
         out += &format!("\n\nRun '{full} COMMAND --help' for more information on a command.");
     }
     out.push('\n');
-    Some(out)
+    Ok(out)
 }
 
 fn is_common(cmd: &Command) -> bool {
@@ -496,7 +502,10 @@ mod tests {
         );
         let rm = render(&root, &["rm"], 80).expect("rm");
         assert_eq!(rm, "Usage:  wharf rm BOX [BOX...]\n\nRemove boxes\n");
-        assert!(render(&root, &["nope"], 80).is_none());
+        assert_eq!(
+            render(&root, &["box", "nope", "x"], 80),
+            Err(UnknownTopic("nope x".into()))
+        );
     }
 
     #[test]
@@ -522,16 +531,31 @@ mod tests {
 
     #[test]
     fn help_requests_name_their_command() {
-        let mut cmd = mark_paths(demo());
-        let err = cmd
-            .try_get_matches_from_mut(["wharf", "box", "ls", "--help"])
-            .expect_err("help");
-        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
-        assert_eq!(requested_path(&err), ["box", "ls"]);
-        let err = mark_paths(demo())
-            .try_get_matches_from(["wharf", "help", "run"])
-            .expect_err("help");
-        assert_eq!(requested_path(&err), ["run"]);
+        let path = |args: &[&str]| {
+            let err = mark_paths(Cli::command())
+                .try_get_matches_from(args)
+                .expect_err("help");
+            (err.kind(), requested_path(&err))
+        };
+        use clap::error::ErrorKind;
+        assert_eq!(
+            path(&["wharf", "container", "ls", "--help"]),
+            (
+                ErrorKind::DisplayHelp,
+                vec!["container".into(), "ls".into()]
+            )
+        );
+        assert_eq!(
+            path(&["wharf", "run", "--help"]),
+            (ErrorKind::DisplayHelp, vec!["run".into()])
+        );
+        assert_eq!(
+            path(&["wharf", "image"]),
+            (
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+                vec!["image".into()]
+            )
+        );
     }
 
     #[test]
@@ -574,7 +598,7 @@ mod tests {
         }
         walk(&cli, "wharf");
         for sub in subcommands(&cli) {
-            assert!(render(&cli, &[sub.get_name()], 80).is_some());
+            assert!(render(&cli, &[sub.get_name()], 80).is_ok());
         }
     }
 }

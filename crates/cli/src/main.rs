@@ -108,6 +108,9 @@ fn real_main() -> anyhow::Result<i32> {
             format!("Unable to parse logging level: {}", cli.global.log_level),
         ));
     }
+    if let Command::Help(a) = &command {
+        return print_help(&a.command.iter().map(String::as_str).collect::<Vec<_>>());
+    }
     if let Command::Completion(a) = &command {
         return completion(&a.shell);
     }
@@ -162,16 +165,10 @@ fn parse_error(e: &clap::Error) -> anyhow::Result<i32> {
 }
 
 fn print_help(path: &[&str]) -> anyhow::Result<i32> {
-    match help::render(&help::definition(), path, help::width()) {
-        Some(text) => {
-            commands::out(&text);
-            Ok(0)
-        }
-        None => Err(StatusError::exit(
-            1,
-            format!("unknown help topic: {}", path.join(" ")),
-        )),
-    }
+    let text = help::render(&help::definition(), path, help::width())
+        .map_err(|e| StatusError::exit(1, e.to_string()))?;
+    commands::out(&text);
+    Ok(0)
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
@@ -223,7 +220,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::System(S::Df(a)) => system::df(ctx, &a),
         Command::System(S::Prune(a)) => system::prune(ctx, &a),
         Command::Events(a) | Command::System(S::Events(a)) => system::events(ctx, &a),
-        Command::Version(_) | Command::Completion(_) => Ok(0),
+        Command::Version(_) | Command::Completion(_) | Command::Help(_) => Ok(0),
     }
 }
 

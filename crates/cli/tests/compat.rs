@@ -556,6 +556,17 @@ fn help_text_matches_docker() {
         String::from_utf8_lossy(&d.wharf(&[]).stdout),
         help(&wharf, &[])
     );
+    for topic in [&["no-such-topic"][..], &["container", "no-such-topic"]] {
+        let mut args = vec!["help"];
+        args.extend_from_slice(topic);
+        let (w, k) = (d.wharf(&args), d.docker(&args));
+        assert_eq!(w.status.code(), k.status.code(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&w.stderr),
+            String::from_utf8_lossy(&k.stderr),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
