@@ -1,7 +1,33 @@
 //! The command-line definition (clap derive), kept apart from behaviour. Command and flag names
 //! follow the docker CLI so `alias docker=wharf` keeps scripts working.
+//!
+//! Help text is docker's, word for word (help.rs lays it out as docker does): each value flag's
+//! `value_name` is docker's type word, and a default docker prints but clap does not hold (Go's
+//! "[]", "map[]", "0s", ...) is written into the description.
 
 use clap::{Args, Parser, Subcommand};
+
+/// docker's `--format` help for commands with a table view (multi-line, as docker prints it).
+const FORMAT_TABLE_HELP: &str = "Format output using a custom template:
+'table':            Print output in table format with column headers (default)
+'table TEMPLATE':   Print output in table format using the given Go template
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+
+/// docker's `--format` help for commands without a table view.
+const FORMAT_JSON_HELP: &str = "Format output using a custom template:
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+
+/// `cp`'s description; the variant's doc comment would reset a long_about set on `CpArgs`.
+const CP_LONG_ABOUT: &str = "Copy files/folders between a container and the local filesystem
+
+Use '-' as the source to read a tar archive from stdin
+and extract it to a directory destination in a container.
+Use '-' as the destination to stream a tar archive of a
+container source to stdout.";
 
 /// A self-sufficient runtime for containers
 #[derive(Debug, Parser)]
@@ -9,6 +35,7 @@ use clap::{Args, Parser, Subcommand};
     name = "wharf",
     version,
     disable_version_flag = true,
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -92,6 +119,7 @@ pub enum Command {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
+    #[command(long_about = CP_LONG_ABOUT)]
     Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
@@ -145,6 +173,10 @@ pub enum Command {
     Wait(Containers),
     /// Generate shell completion scripts (bash, zsh, fish) or man pages
     Completion(CompletionArgs),
+    /// Help about the command
+    // Ours rather than clap's: docker has it at the root only and names an unknown topic.
+    #[command(hide = true)]
+    Help(HelpArgs),
 }
 
 /// `wharf container ...`
@@ -155,6 +187,7 @@ pub enum ContainerCommand {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
+    #[command(long_about = CP_LONG_ABOUT)]
     Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
@@ -165,6 +198,10 @@ pub enum ContainerCommand {
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Display detailed information on one or more containers
+    #[command(
+        override_usage = "wharf container inspect [OPTIONS] CONTAINER [CONTAINER...]",
+        mut_arg("size", |a| a.help("Display total file sizes"))
+    )]
     Inspect(InspectArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
@@ -212,6 +249,7 @@ pub enum ImageCommand {
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Display detailed information on one or more images
+    #[command(override_usage = "wharf image inspect [OPTIONS] IMAGE [IMAGE...]")]
     Inspect(InspectArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
@@ -234,7 +272,7 @@ pub enum ImageCommand {
 /// `wharf system ...`
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
-    /// Show docker disk usage
+    /// Show wharf disk usage
     Df(DfArgs),
     /// Get real time events from the server
     Events(EventsArgs),
@@ -244,9 +282,15 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
 }
 
-/// Flags only `run` has (it attaches; `create` does not).
+/// Flags only `run` has (it attaches; `create` does not). `--pull` is worded for `run` (and
+/// `create`'s wording keeps docker's "|missing" typo).
 #[derive(Debug, Args, Clone, Default)]
-#[command(disable_help_flag = true, trailing_var_arg = true, next_display_order = None)]
+#[command(
+    disable_help_flag = true,
+    trailing_var_arg = true,
+    next_display_order = None,
+    mut_arg("pull", |a| a.help(r#"Pull image before running ("always", "missing", "never")"#))
+)]
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
@@ -271,7 +315,7 @@ pub struct CreateArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
-    /// Add an annotation to the container (passed through to the OCI runtime)
+    /// Add an annotation to the container (passed through to the OCI runtime) (default map[])
     #[arg(long, value_name = "map")]
     pub annotation: Vec<String>,
     /// Attach to STDIN, STDOUT or STDERR
@@ -279,7 +323,7 @@ pub struct CreateArgs {
     pub attach: Vec<String>,
     #[command(flatten)]
     pub resources: ResourceArgs,
-    /// Block IO weight (relative device weight)
+    /// Block IO weight (relative device weight) (default [])
     #[arg(long = "blkio-weight-device", value_name = "list")]
     pub blkio_weight_device: Vec<String>,
     /// Add Linux capabilities
@@ -291,8 +335,15 @@ pub struct CreateArgs {
     /// Optional parent cgroup for the container
     #[arg(long = "cgroup-parent", value_name = "string")]
     pub cgroup_parent: Option<String>,
-    /// Cgroup namespace to use (host|private)
-    #[arg(long, value_name = "string")]
+    #[arg(
+        long,
+        value_name = "string",
+        help = "Cgroup namespace to use (host|private)
+'host':    Run the container in the Docker host's cgroup namespace
+'private': Run the container in its own private cgroup namespace
+'':        Use the cgroup namespace as configured by the
+           default-cgroupns-mode option on the daemon (default)"
+    )]
     pub cgroupns: Option<String>,
     /// Write the container ID to the file
     #[arg(long, value_name = "string")]
@@ -309,19 +360,20 @@ pub struct CreateArgs {
     /// Add a rule to the cgroup allowed devices list
     #[arg(long = "device-cgroup-rule", value_name = "list")]
     pub device_cgroup_rule: Vec<String>,
-    /// Limit read rate (bytes per second) from a device
+    /// Limit read rate (bytes per second) from a device (default [])
     #[arg(long = "device-read-bps", value_name = "list")]
     pub device_read_bps: Vec<String>,
-    /// Limit read rate (IO per second) from a device
+    /// Limit read rate (IO per second) from a device (default [])
     #[arg(long = "device-read-iops", value_name = "list")]
     pub device_read_iops: Vec<String>,
-    /// Limit write rate (bytes per second) to a device
+    /// Limit write rate (bytes per second) to a device (default [])
     #[arg(long = "device-write-bps", value_name = "list")]
     pub device_write_bps: Vec<String>,
-    /// Limit write rate (IO per second) to a device
+    /// Limit write rate (IO per second) to a device (default [])
     #[arg(long = "device-write-iops", value_name = "list")]
     pub device_write_iops: Vec<String>,
-    /// Skip image verification (content trust is never enforced, as docker without DOCKER_CONTENT_TRUST)
+    /// Skip image verification
+    // Content trust is never enforced, as by docker without DOCKER_CONTENT_TRUST.
     #[arg(long = "disable-content-trust", value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub disable_content_trust: bool,
     /// Set custom DNS servers
@@ -357,19 +409,19 @@ pub struct CreateArgs {
     /// Command to run to check health
     #[arg(long = "health-cmd", value_name = "string")]
     pub health_cmd: Option<String>,
-    /// Time between running the check (ms|s|m|h)
+    /// Time between running the check (ms|s|m|h) (default 0s)
     #[arg(long = "health-interval", value_name = "duration")]
     pub health_interval: Option<String>,
     /// Consecutive failures needed to report unhealthy
     #[arg(long = "health-retries", value_name = "int")]
     pub health_retries: Option<i64>,
-    /// Time between running the check during the start period (ms|s|m|h)
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
     #[arg(long = "health-start-interval", value_name = "duration")]
     pub health_start_interval: Option<String>,
-    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
     #[arg(long = "health-start-period", value_name = "duration")]
     pub health_start_period: Option<String>,
-    /// Maximum time to allow one check to run (ms|s|m|h)
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
     #[arg(long = "health-timeout", value_name = "duration")]
     pub health_timeout: Option<String>,
     /// Container host name
@@ -399,7 +451,8 @@ pub struct CreateArgs {
     /// Container isolation technology
     #[arg(long, value_name = "string")]
     pub isolation: Option<String>,
-    /// Kernel memory limit (ignored, as by docker's API since 1.42)
+    /// Kernel memory limit
+    // Ignored, as by docker's API since 1.42.
     #[arg(long = "kernel-memory", value_name = "bytes")]
     pub kernel_memory: Option<String>,
     /// Set meta data on a container
@@ -462,7 +515,7 @@ pub struct CreateArgs {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
-    /// Pull image before running ("always", "missing", "never")
+    /// Pull image before creating ("always", "|missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pub pull: String,
     /// Suppress the pull output
@@ -495,7 +548,7 @@ pub struct CreateArgs {
     /// Storage driver options for the container
     #[arg(long = "storage-opt", value_name = "list")]
     pub storage_opt: Vec<String>,
-    /// Sysctl options
+    /// Sysctl options (default map[])
     #[arg(long, value_name = "map")]
     pub sysctl: Vec<String>,
     /// Mount a tmpfs directory
@@ -504,7 +557,7 @@ pub struct CreateArgs {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Ulimit options
+    /// Ulimit options (default [])
     #[arg(long, value_name = "ulimit")]
     pub ulimit: Vec<String>,
     /// Bind mount Docker API socket and required auth
@@ -543,7 +596,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_display_order = None)]
 pub struct ResourceArgs {
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
     #[arg(long = "blkio-weight", value_name = "uint16")]
     pub blkio_weight: Option<u16>,
     /// Limit CPU CFS (Completely Fair Scheduler) period
@@ -632,8 +685,7 @@ pub struct PsArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long, value_name = "filter")]
     pub filter: Vec<String>,
-    /// Format output using a custom template ('table', 'json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_TABLE_HELP)]
     pub format: Option<String>,
     /// Show n last created containers (includes all states)
     #[arg(short = 'n', long, value_name = "int", default_value_t = -1, allow_hyphen_values = true)]
@@ -664,8 +716,7 @@ pub struct ImagesArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long, value_name = "filter")]
     pub filter: Vec<String>,
-    /// Format output using a custom template ('table', 'json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_TABLE_HELP)]
     pub format: Option<String>,
     /// Don't truncate output
     #[arg(long = "no-trunc")]
@@ -698,8 +749,7 @@ pub struct PullArgs {
 /// Commands whose only flag is `--format` (`version`, `info`).
 #[derive(Debug, Args)]
 pub struct FormatOnly {
-    /// Format output using a custom template ('json' or a Go template)
-    #[arg(short = 'f', long, value_name = "string")]
+    #[arg(short = 'f', long, value_name = "string", help = FORMAT_JSON_HELP)]
     pub format: Option<String>,
 }
 
@@ -745,6 +795,8 @@ pub struct CommitArgs {
 
 /// `cp`
 #[derive(Debug, Args)]
+#[command(override_usage = "wharf cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-
+\twharf cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")]
 pub struct CpArgs {
     /// Archive mode (copy all uid/gid information)
     #[arg(short = 'a', long)]
@@ -752,7 +804,7 @@ pub struct CpArgs {
     /// Always follow symbol link in SRC_PATH
     #[arg(short = 'L', long = "follow-link")]
     pub follow_link: bool,
-    /// Suppress progress output during copy
+    /// Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// CONTAINER:SRC_PATH or local SRC_PATH (- for a tar on stdin)
@@ -785,8 +837,7 @@ pub struct EventsArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long, value_name = "filter")]
     pub filter: Vec<String>,
-    /// Format output using a custom template ('json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_JSON_HELP)]
     pub format: Option<String>,
     /// Show all events created since timestamp
     #[arg(long, value_name = "string")]
@@ -810,8 +861,7 @@ pub struct ExportArgs {
 /// `history`
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Format output using a custom template ('table', 'json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_TABLE_HELP)]
     pub format: Option<String>,
     /// Print sizes and dates in human readable format
     #[arg(short = 'H', long, value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -850,8 +900,7 @@ pub struct ImportArgs {
 /// `inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Format output using a custom template ('json' or a Go template)
-    #[arg(short = 'f', long, value_name = "string")]
+    #[arg(short = 'f', long, value_name = "string", help = FORMAT_JSON_HELP)]
     pub format: Option<String>,
     /// Display total file sizes if the type is container
     #[arg(short = 's', long)]
@@ -964,8 +1013,7 @@ pub struct SystemPruneArgs {
 /// `system df`
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Format output using a custom template ('table', 'json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_TABLE_HELP)]
     pub format: Option<String>,
     /// Show detailed information on space usage
     #[arg(short = 'v', long)]
@@ -1068,8 +1116,7 @@ pub struct StatsArgs {
     /// Show all containers (default shows just running)
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Format output using a custom template ('table', 'json' or a Go template)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", help = FORMAT_TABLE_HELP)]
     pub format: Option<String>,
     /// Disable streaming stats and only pull the first result
     #[arg(long = "no-stream")]
@@ -1095,7 +1142,10 @@ pub struct TagArgs {
 
 /// `top`
 #[derive(Debug, Args)]
-#[command(trailing_var_arg = true)]
+#[command(
+    trailing_var_arg = true,
+    override_usage = "wharf top CONTAINER [ps OPTIONS]"
+)]
 pub struct TopArgs {
     /// The container
     #[arg(value_name = "CONTAINER")]
@@ -1105,8 +1155,13 @@ pub struct TopArgs {
     pub ps_args: Vec<String>,
 }
 
-/// `update`
+/// `update`: `run`'s resource flags, worded as docker's `update` words them.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("cpu_rt_period", |a| a.help("Limit the CPU real-time period in microseconds")),
+    mut_arg("cpu_rt_runtime", |a| a.help("Limit the CPU real-time runtime in microseconds")),
+    mut_arg("memory_swap", |a| a.help("Swap limit equal to memory plus swap: -1 to enable unlimited swap"))
+)]
 pub struct UpdateArgs {
     #[command(flatten)]
     pub resources: ResourceArgs,
@@ -1116,6 +1171,14 @@ pub struct UpdateArgs {
     /// The containers
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
+}
+
+/// `help`
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// The command path to describe
+    #[arg(value_name = "command")]
+    pub command: Vec<String>,
 }
 
 /// `completion`

@@ -5,13 +5,13 @@ mod cli;
 mod commands;
 mod config;
 mod format;
+mod help;
 mod template;
 mod tty;
 
 use std::path::PathBuf;
 
-use clap::CommandFactory;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use wharf_client::{Client, Host, TlsOptions};
 
 use cli::{Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S};
@@ -86,31 +86,18 @@ fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
 }
 
 fn real_main() -> anyhow::Result<i32> {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            e.print()?;
-            return Ok(0);
-        }
-        Err(e) => {
-            // Docker exits 125 when its own flags are wrong, 1 when arguments are missing.
-            let _ = e.print();
-            let missing = matches!(
-                e.kind(),
-                clap::error::ErrorKind::MissingRequiredArgument
-                    | clap::error::ErrorKind::MissingSubcommand
-                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            );
-            return Ok(if missing { 1 } else { 125 });
-        }
+    let mut parser = help::mark_paths(Cli::command());
+    let matches = match parser.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(m) => m,
+        Err(e) => return parse_error(&e),
     };
+    let cli = Cli::from_arg_matches(&matches)?;
     if cli.global.version {
         commands::out(&format!("Wharf version {}\n", env!("CARGO_PKG_VERSION")));
         return Ok(0);
     }
     let Some(command) = cli.command else {
-        Cli::command().print_help()?;
-        return Ok(0);
+        return print_help(&[]);
     };
     if !matches!(
         cli.global.log_level.as_str(),
@@ -120,6 +107,9 @@ fn real_main() -> anyhow::Result<i32> {
             1,
             format!("Unable to parse logging level: {}", cli.global.log_level),
         ));
+    }
+    if let Command::Help(a) = &command {
+        return print_help(&a.command.iter().map(String::as_str).collect::<Vec<_>>());
     }
     if let Command::Completion(a) = &command {
         return completion(&a.shell);
@@ -148,6 +138,37 @@ fn real_main() -> anyhow::Result<i32> {
         return Err(anyhow::Error::new(e));
     }
     dispatch(&ctx, command)
+}
+
+/// Help requests print docker's layout; other parse errors exit as docker's do.
+fn parse_error(e: &clap::Error) -> anyhow::Result<i32> {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        // A management command alone (`wharf container`) prints its help, as docker does.
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let path = help::requested_path(e);
+            return print_help(&path.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        _ if !e.use_stderr() => {
+            e.print()?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    // Docker exits 125 when its own flags are wrong, 1 when arguments are missing.
+    let _ = e.print();
+    let missing = matches!(
+        e.kind(),
+        ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand
+    );
+    Ok(if missing { 1 } else { 125 })
+}
+
+fn print_help(path: &[&str]) -> anyhow::Result<i32> {
+    let text = help::render(&help::definition(), path, help::width())
+        .map_err(|e| StatusError::exit(1, e.to_string()))?;
+    commands::out(&text);
+    Ok(0)
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
@@ -199,7 +220,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::System(S::Df(a)) => system::df(ctx, &a),
         Command::System(S::Prune(a)) => system::prune(ctx, &a),
         Command::Events(a) | Command::System(S::Events(a)) => system::events(ctx, &a),
-        Command::Version(_) | Command::Completion(_) => Ok(0),
+        Command::Version(_) | Command::Completion(_) | Command::Help(_) => Ok(0),
     }
 }
 

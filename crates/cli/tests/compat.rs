@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{normalise, unique, Daemon};
 
@@ -361,6 +361,211 @@ fn help_listings_match_docker() {
         let ours = flag_names(&String::from_utf8_lossy(&d.wharf(&args).stdout));
         let theirs = flag_names(&String::from_utf8_lossy(&d.docker(&args).stdout));
         assert_eq!(ours, theirs, "flags of {cmd:?} differ");
+    }
+}
+
+/// docker's help as wharf prints it: our name for docker's (its docs links stay docker's).
+fn as_wharf(help: &str) -> String {
+    help.replace("docs.docker.com", "\0")
+        .replace("docker", "wharf")
+        .replace('\0', "docs.docker.com")
+}
+
+/// Flag rows of a help text keyed by long flag, each with its wrapped description joined up.
+/// A row starts at "  -x, --" or "      --"; continuation lines are indented further.
+fn option_rows(help: &str) -> BTreeMap<String, String> {
+    let mut rows = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    let mut in_options = false;
+    for line in help.lines() {
+        if !line.starts_with(' ') {
+            in_options = line.ends_with("Options:");
+            rows.extend(current.take());
+            continue;
+        }
+        if !in_options {
+            continue;
+        }
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if t.starts_with('-') && (indent == 2 || indent == 6) {
+            rows.extend(current.take());
+            let long = t
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap_or_default()
+                .to_string();
+            current = Some((long, t.split_whitespace().collect::<Vec<_>>().join(" ")));
+        } else if let Some((_, row)) = current.as_mut() {
+            row.push(' ');
+            row.push_str(&t.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    rows.extend(current);
+    rows
+}
+
+/// Lines listing subcommands ("  ls          List containers").
+fn command_rows(help: &str) -> BTreeSet<String> {
+    let mut rows = BTreeSet::new();
+    let mut in_cmds = false;
+    for line in help.lines() {
+        if !line.starts_with(' ') {
+            in_cmds = line.ends_with("Commands:");
+        } else if in_cmds {
+            rows.insert(line.to_string());
+        }
+    }
+    rows
+}
+
+#[test]
+fn option_rows_join_wrapped_descriptions() {
+    let help = "Usage:  x\n\nOptions:\n  -a, --all    Show all\n               of them\n      --swap bytes   Swap:\n                     -1 for all\n\nCommands:\n  ls   List\n";
+    let rows = option_rows(help);
+    assert_eq!(rows["--all"], "-a, --all Show all of them");
+    assert_eq!(rows["--swap"], "--swap bytes Swap: -1 for all");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(command_rows(help).len(), 1);
+}
+
+#[test]
+fn help_text_matches_docker() {
+    let d = Daemon::start();
+    let help = |cli: &dyn Fn(&[&str]) -> std::process::Output, cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let o = cli(&args);
+        assert!(o.status.success(), "{args:?} --help failed");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let wharf = |args: &[&str]| d.wharf(args);
+    let docker = |args: &[&str]| d.docker(args);
+    // Commands where we have every flag docker shows against our API version: the whole text.
+    let exact: &[&[&str]] = &[
+        &["run"],
+        &["create"],
+        &["ps"],
+        &["images"],
+        &["exec"],
+        &["logs"],
+        &["rm"],
+        &["stop"],
+        &["restart"],
+        &["kill"],
+        &["start"],
+        &["inspect"],
+        &["cp"],
+        &["top"],
+        &["update"],
+        &["stats"],
+        &["history"],
+        &["commit"],
+        &["import"],
+        &["events"],
+        &["info"],
+        &["version"],
+        &["wait"],
+        &["port"],
+        &["tag"],
+        &["rmi"],
+        &["save"],
+        &["load"],
+        &["attach"],
+        &["container"],
+        &["container", "ls"],
+        &["container", "run"],
+        &["container", "cp"],
+        &["container", "prune"],
+        &["image", "ls"],
+        &["image", "rm"],
+        &["image", "prune"],
+        &["system"],
+        &["system", "df"],
+        &["system", "prune"],
+    ];
+    for cmd in exact {
+        let (ours, theirs) = (help(&wharf, cmd), help(&docker, cmd));
+        assert_eq!(ours, as_wharf(&theirs), "help of {cmd:?} differs");
+    }
+    // Commands missing a docker flag or subcommand: the same usage line, and the same row for
+    // every flag and subcommand we have.
+    let partial: &[&[&str]] = &[
+        &["pull"],
+        &["image", "pull"],
+        &["image", "inspect"],
+        &["container", "inspect"],
+        &["image"],
+    ];
+    for cmd in partial {
+        let (ours, theirs) = (help(&wharf, cmd), as_wharf(&help(&docker, cmd)));
+        assert_eq!(
+            ours.lines().next(),
+            theirs.lines().next(),
+            "usage of {cmd:?}"
+        );
+        let docker_rows = option_rows(&theirs);
+        for (flag, row) in option_rows(&ours) {
+            if let Some(theirs) = docker_rows.get(&flag) {
+                assert_eq!(&row, theirs, "{flag} of {cmd:?}");
+            }
+        }
+        let missing: Vec<_> = command_rows(&ours)
+            .difference(&command_rows(&theirs))
+            .cloned()
+            .collect();
+        assert!(missing.is_empty(), "{cmd:?} lists {missing:?}");
+    }
+    // The root: docker's layout and usage, our commands listed as docker lists them.
+    let (ours, theirs) = (help(&wharf, &[]), as_wharf(&help(&docker, &[])));
+    assert_eq!(ours.lines().next(), theirs.lines().next());
+    for section in [
+        "Common Commands:",
+        "Management Commands:",
+        "Commands:",
+        "Global Options:",
+    ] {
+        assert!(
+            ours.contains(&format!("\n\n{section}\n")),
+            "{section} missing:\n{ours}"
+        );
+    }
+    let extra: Vec<_> = command_rows(&ours)
+        .difference(&command_rows(&theirs))
+        .filter(|r| !r.trim_start().starts_with("completion "))
+        .cloned()
+        .collect();
+    assert!(extra.is_empty(), "root lists {extra:?}");
+    // `-h`, `help <cmd>` and a bare management command print the same help.
+    assert_eq!(
+        String::from_utf8_lossy(&d.wharf(&["ps", "-h"]).stdout),
+        help(&wharf, &["ps"])
+    );
+    let via_help = d.wharf(&["help", "container", "ls"]);
+    assert_eq!(
+        String::from_utf8_lossy(&via_help.stdout),
+        help(&wharf, &["container", "ls"])
+    );
+    let bare = d.wharf(&["image"]);
+    assert_eq!(bare.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&bare.stdout),
+        help(&wharf, &["image"])
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&d.wharf(&[]).stdout),
+        help(&wharf, &[])
+    );
+    for topic in [&["no-such-topic"][..], &["container", "no-such-topic"]] {
+        let mut args = vec!["help"];
+        args.extend_from_slice(topic);
+        let (w, k) = (d.wharf(&args), d.docker(&args));
+        assert_eq!(w.status.code(), k.status.code(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&w.stderr),
+            String::from_utf8_lossy(&k.stderr),
+            "{args:?}"
+        );
     }
 }
 
