@@ -49,6 +49,9 @@ bench() { # name sock daemon_pid shim_pattern
     times+=($(( (e - s) / 1000000 )))
   done
   local median; median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 10p)
+  # Shims of the removed --rm containers may still be on their way out: wait, so that only
+  # the running containers' shims are counted below.
+  for _ in $(seq 300); do pgrep -f "$shim" >/dev/null || break; sleep 0.1; done
   local idle; idle=$(rss_kb "$dpid")
   local s e; s=$(date +%s%N)
   for i in $(seq 20); do "$DOCKER" run -d --network none --name "b$i" busybox sleep 600 >/dev/null & done; wait

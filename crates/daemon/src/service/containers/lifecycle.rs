@@ -358,6 +358,9 @@ impl ContainerService {
         let images = self.images.clone();
         let cid = id.to_string();
         let _ = blocking(move || images.unmount_rw_layer(&cid)).await;
+        // The shim would linger to hand the exit to a restarted daemon; we have it, so let it
+        // go as soon as its attached clients are served.
+        let _ = self.shim(id).call_ok(&Request::Shutdown).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(id)).await;
     }
 
