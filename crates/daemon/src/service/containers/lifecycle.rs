@@ -366,14 +366,20 @@ impl ContainerService {
         self.stop_health(id);
         self.cleanup_after_exit(id).await;
         let code = i64::from(exit.exit_code);
-        let Ok(c) = self.update(&h, |c| {
+        let exited = |c: &mut Container| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
             c.state.exit_code = code;
             c.state.finished_at = exit.exited_at.clone();
             c.state.oom_killed = exit.oom_killed;
             c.clone()
-        }) else {
+        };
+        // A `--rm` container is marked Removing (persisted) right below; a crash before that
+        // leaves it Running on disk, which restore() settles the same way (exit.json, then
+        // removal), so the Exited state need not be written first.
+        let auto_remove = Store::lock(&h).host_config.auto_remove;
+        let updated = if auto_remove { Ok(exited(&mut Store::lock(&h))) } else { self.update(&h, exited) };
+        let Ok(c) = updated else {
             return;
         };
         if exit.oom_killed {
