@@ -222,6 +222,24 @@ impl Overlay {
         Ok(dir.join("merged"))
     }
 
+    pub(crate) fn rw_view(&self, id: &str) -> Result<crate::RwView, StorageError> {
+        let dir = self.existing(id)?;
+        Ok(crate::RwView::new(dir.join("diff"), self.lower_dirs(&dir)?))
+    }
+
+    /// The diff dirs under the layer in `dir`, top-most first.
+    fn lower_dirs(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+        Ok(match read_optional(&dir.join("lower"))? {
+            Some(l) => l
+                .trim()
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(|s| self.home.join(s))
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
     pub(crate) fn unmount(&self, id: &str) -> Result<(), StorageError> {
         let dir = self.existing(id)?;
         let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -279,15 +297,7 @@ impl Overlay {
 
     pub(crate) fn changes(&self, id: &str) -> Result<Vec<Change>, StorageError> {
         let dir = self.existing(id)?;
-        let lowers: Vec<PathBuf> = match read_optional(&dir.join("lower"))? {
-            Some(l) => l
-                .trim()
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(|s| self.home.join(s))
-                .collect(),
-            None => Vec::new(),
-        };
+        let lowers = self.lower_dirs(&dir)?;
         wharf_archive::changes_overlay(&dir.join("diff"), &lowers)
             .map_err(StorageError::archive(id))
     }
