@@ -232,6 +232,15 @@ fn lower_lookup(lowers: &[Tree], rel: &Path) -> Result<Option<Meta>, ArchiveErro
     Ok(None)
 }
 
+/// What `rel` is (lstat) in the overlay view of `layers` (top-most first), without mounting it.
+pub fn overlay_lstat(layers: &[PathBuf], rel: &Path) -> Result<Option<rustix::fs::Stat>, ArchiveError> {
+    let trees = layers
+        .iter()
+        .map(|l| Tree::open(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    lower_lookup(&trees, rel)
+}
+
 /// Scans an overlay upper directory against its lower directories (top-most first): 0:0 char
 /// devices are Deleted, entries absent from the lowers Added, the rest Modified. An opaque
 /// directory reports every lower child it hides as Deleted.

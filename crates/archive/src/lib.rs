@@ -18,7 +18,7 @@ mod write;
 pub use apply::{
     apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, MAX_ENTRY_SIZE,
 };
-pub use changes::{changes_between, changes_overlay, Change, ChangeKind};
+pub use changes::{changes_between, changes_overlay, overlay_lstat, Change, ChangeKind};
 pub use error::ArchiveError;
 pub use node::copy_buffered;
 pub use stat::{stat_path, PathStat};

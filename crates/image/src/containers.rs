@@ -53,10 +53,7 @@ impl ImageService {
     }
 
     fn fill_init_layer(&self, init_id: &str) -> Result<(), ImageError> {
-        let root = self.driver.mount(init_id)?;
-        let filled = crate::init_layer::populate(&root).map_err(ImageError::io("create the init layer"));
-        self.driver.unmount(init_id)?;
-        filled
+        crate::init_layer::populate(&self.driver.rw_view(init_id)?)
     }
 
     /// Removes the container's layers from the driver, the read-write one first.

@@ -1,5 +1,9 @@
-//! Crash-safe file replacement (temp file, fsync, rename, fsync dir): a restarted daemon must
-//! never read a half-written exit status.
+//! Atomic file replacement (temp file, rename): a restarted daemon must never read a
+//! half-written exit status.
+//!
+//! No fsync: these files live in the exec root and describe processes, so they only matter
+//! while the machine stays up, and a process crash cannot tear a rename. After a power loss
+//! every shim is gone anyway and the daemon reads an unreadable exit status as "died" (255).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -13,12 +17,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    File::create(&tmp)?.write_all(data)?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -180,6 +180,11 @@ impl Driver {
     }
 
     /// Releases one [`mount`](Self::mount) of `id`.
+    /// The read-write layer `id` as [`RwView`]: filled through it, a new layer needs no mount.
+    pub fn rw_view(&self, id: &str) -> Result<RwView, StorageError> {
+        dispatch!(self, d => d.rw_view(id))
+    }
+
     pub fn unmount(&self, id: &str) -> Result<(), StorageError> {
         dispatch!(self, d => d.unmount(id))
     }
@@ -239,6 +244,64 @@ impl Driver {
 }
 
 /// Docker's name for the filesystem under `path` (shown as "Backing Filesystem").
+/// A layer's merged view read straight from its directories, and the directory its writes go
+/// to. Writing there directly behaves like writing through a mount as long as what is written
+/// is new (no copy-up of files is emulated), which is all an init layer needs.
+#[derive(Debug, Clone)]
+pub struct RwView {
+    upper: PathBuf,
+    layers: Vec<PathBuf>,
+}
+
+impl RwView {
+    /// `upper` (writable) over `lower` (top-most first).
+    pub fn new(upper: PathBuf, lower: Vec<PathBuf>) -> RwView {
+        let mut layers = vec![upper.clone()];
+        layers.extend(lower);
+        RwView { upper, layers }
+    }
+
+    /// Where writes go.
+    pub fn upper(&self) -> &Path {
+        &self.upper
+    }
+
+    /// `rel` (lstat) in the merged view: whiteouts and opaque directories honoured, no symlink
+    /// followed on the way.
+    pub fn lstat(&self, rel: &Path) -> Result<Option<ViewEntry>, StorageError> {
+        let layer = self.upper.display().to_string();
+        let st = wharf_archive::overlay_lstat(&self.layers, rel).map_err(StorageError::archive(&layer))?;
+        Ok(st.map(|st| ViewEntry {
+            kind: match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+                rustix::fs::FileType::Directory => ViewKind::Dir,
+                rustix::fs::FileType::Symlink => ViewKind::Symlink,
+                _ => ViewKind::Other,
+            },
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        }))
+    }
+}
+
+/// An entry of an [`RwView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewEntry {
+    pub kind: ViewKind,
+    /// Permission bits, setuid/setgid/sticky included.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The kinds of entry [`RwView`] users tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    Dir,
+    Symlink,
+    Other,
+}
+
 fn backing_fs_name(path: &Path) -> Result<String, StorageError> {
     let st = rustix::fs::statfs(path).map_err(|e| StorageError::io("statfs", path.display(), e))?;
     // Magic numbers from linux/magic.h.

@@ -20,6 +20,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
 use wharf_archive::{ApplyOptions, Change, WhiteoutFormat};
 
@@ -40,6 +41,8 @@ pub(crate) struct Overlay {
     /// Mount refcounts. Lost on restart, which is fine: a layer's mounted state is read back
     /// from the kernel (merged on a different device than its layer dir).
     mounts: Mutex<HashMap<String, u32>>,
+    /// Teardowns of unmounted layers still running in the background (see [`detach`]).
+    teardowns: Mutex<HashMap<String, Teardown>>,
 }
 
 impl Overlay {
@@ -67,6 +70,7 @@ impl Overlay {
             extra_opts: PREFERRED_OPTS,
             backing_fs,
             mounts: Mutex::new(HashMap::new()),
+            teardowns: Mutex::new(HashMap::new()),
         };
         // Older kernels reject some of our preferred options; fall back to the defaults.
         if let Err(first) = driver.probe() {
@@ -232,6 +236,9 @@ impl Overlay {
         let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
         let count = mounts.entry(id.to_string()).or_insert(0);
         if *count == 0 && !is_mounted(&dir)? {
+            // The kernel warns when an upper dir is mounted again while its previous overlay is
+            // still being torn down.
+            self.finish_teardown(id);
             let data = self.options(lower.trim(), &format!("{id}/diff"), &format!("{id}/work"));
             if data.len() > MAX_MOUNT_DATA {
                 mounts.remove(id);
@@ -249,6 +256,24 @@ impl Overlay {
         Ok(dir.join("merged"))
     }
 
+    pub(crate) fn rw_view(&self, id: &str) -> Result<crate::RwView, StorageError> {
+        let dir = self.existing(id)?;
+        Ok(crate::RwView::new(dir.join("diff"), self.lower_dirs(&dir)?))
+    }
+
+    /// The diff dirs under the layer in `dir`, top-most first.
+    fn lower_dirs(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+        Ok(match read_optional(&dir.join("lower"))? {
+            Some(l) => l
+                .trim()
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(|s| self.home.join(s))
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
     pub(crate) fn unmount(&self, id: &str) -> Result<(), StorageError> {
         let dir = self.existing(id)?;
         let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -259,7 +284,28 @@ impl Overlay {
             }
         }
         mounts.remove(id);
-        detach(&dir)
+        self.detach_layer(id, &dir)
+    }
+
+    /// [`detach`], remembering the teardown so a new mount of `id` can wait for it.
+    fn detach_layer(&self, id: &str, dir: &Path) -> Result<(), StorageError> {
+        if let Some(t) = detach(dir)? {
+            let mut teardowns = self.teardowns.lock().unwrap_or_else(|e| e.into_inner());
+            teardowns.retain(|_, t| !t.is_finished());
+            teardowns.insert(id.to_string(), t);
+        }
+        Ok(())
+    }
+
+    fn finish_teardown(&self, id: &str) {
+        let pending = self
+            .teardowns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(t) = pending {
+            let _ = t.join();
+        }
     }
 
     pub(crate) fn remove(&self, id: &str) -> Result<(), StorageError> {
@@ -271,7 +317,8 @@ impl Overlay {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
-        detach(&dir)?;
+        // The layer is going away: its teardown need not be waited for.
+        self.detach_layer(id, &dir)?;
         if let Some(link) = read_optional(&dir.join("link"))? {
             match fs::remove_file(self.home.join(LINK_DIR).join(link.trim())) {
                 Ok(()) => {}
@@ -284,15 +331,7 @@ impl Overlay {
 
     pub(crate) fn changes(&self, id: &str) -> Result<Vec<Change>, StorageError> {
         let dir = self.existing(id)?;
-        let lowers: Vec<PathBuf> = match read_optional(&dir.join("lower"))? {
-            Some(l) => l
-                .trim()
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(|s| self.home.join(s))
-                .collect(),
-            None => Vec::new(),
-        };
+        let lowers = self.lower_dirs(&dir)?;
         wharf_archive::changes_overlay(&dir.join("diff"), &lowers)
             .map_err(StorageError::archive(id))
     }
@@ -312,7 +351,7 @@ impl Overlay {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         for id in self.layer_ids()? {
-            detach(&self.home.join(&id))?;
+            self.detach_layer(&id, &self.home.join(&id))?;
         }
         Ok(())
     }
@@ -393,14 +432,38 @@ fn is_mounted(dir: &Path) -> Result<bool, StorageError> {
     Ok(m.dev() != d.dev())
 }
 
+/// The background end of an overlay after [`detach`].
+type Teardown = std::thread::JoinHandle<()>;
+
 /// Lazily unmounts `<dir>/merged` if mounted (MNT_DETACH: a process still inside must not block
 /// layer removal).
-fn detach(dir: &Path) -> Result<(), StorageError> {
-    if is_mounted(dir)? {
-        rustix::mount::unmount(dir.join("merged"), UnmountFlags::DETACH)
-            .map_err(|e| StorageError::io("unmount", dir.display(), e))?;
+///
+/// When its last reference goes, an overlay syncs its whole upper filesystem (`ovl_sync_fs`),
+/// which takes tens of milliseconds on a busy disk and buys nothing here: nothing relies on it
+/// (container writes were never synced, and our own records are fsynced). The thread dropping
+/// that reference pays, so a pin (`O_PATH` fd) is held across the unmount and dropped on a
+/// background thread, returned for callers that must wait for it. The mount point is free again
+/// as soon as this returns.
+fn detach(dir: &Path) -> Result<Option<Teardown>, StorageError> {
+    if !is_mounted(dir)? {
+        return Ok(None);
     }
-    Ok(())
+    let merged = dir.join("merged");
+    let pin = rustix::fs::open(
+        &merged,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok();
+    rustix::mount::unmount(&merged, UnmountFlags::DETACH)
+        .map_err(|e| StorageError::io("unmount", dir.display(), e))?;
+    // Without a thread (spawn failed) the pin is dropped here, and this call pays the sync.
+    Ok(pin.and_then(|fd| {
+        std::thread::Builder::new()
+            .name("overlay-teardown".into())
+            .spawn(move || drop(fd))
+            .ok()
+    }))
 }
 
 /// mount(2) of overlay with `data` and `target` relative to `home`.

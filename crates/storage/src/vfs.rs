@@ -90,6 +90,10 @@ impl Vfs {
         self.existing(id)
     }
 
+    pub(crate) fn rw_view(&self, id: &str) -> Result<crate::RwView, StorageError> {
+        Ok(crate::RwView::new(self.existing(id)?, Vec::new()))
+    }
+
     pub(crate) fn unmount(&self, id: &str) -> Result<(), StorageError> {
         self.existing(id).map(drop)
     }

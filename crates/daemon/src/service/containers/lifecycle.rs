@@ -264,7 +264,7 @@ impl ContainerService {
         let id = c.id.clone();
         let images = self.images.clone();
         let cid = id.clone();
-        let rootfs = blocking(move || images.mount_rw_layer(&cid)).await?;
+        let mount = blocking(move || images.mount_rw_layer(&cid));
         let dir = self.store.dir(&id);
         let hc = &c.host_config;
         let hostname = spec::hostname(c);
@@ -273,17 +273,30 @@ impl ContainerService {
             ("hosts", if spec::is_host_network(hc) { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { hosts_file(&hostname, hc.extra_hosts.as_deref().unwrap_or(&[])) }),
             ("resolv.conf", resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), hc.dns.as_deref().unwrap_or(&[]), hc.dns_search.as_deref().unwrap_or(&[]), hc.dns_options.as_deref().unwrap_or(&[]))),
         ];
-        for (name, text) in &files {
-            tokio::fs::write(dir.join(name), text).await.map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
-        }
-        let netns = if spec::is_host_network(hc) {
-            None
-        } else {
+        let write_files = async {
+            for (name, text) in &files {
+                tokio::fs::write(dir.join(name), text).await.map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
+            }
+            Ok(())
+        };
+        let netns = async {
+            if spec::is_host_network(hc) {
+                return Ok(None);
+            }
             let nm = self.netns.clone();
             let cid = id.clone();
-            let _ = nm.remove(&cid);
-            Some(blocking(move || nm.create(&cid)).await?)
+            blocking(move || {
+                let _ = nm.remove(&cid);
+                nm.create(&cid)
+            })
+            .await
+            .map(Some)
         };
+        // Independent steps, run together; all are awaited so a failure leaves nothing in flight
+        // for the caller's cleanup to miss.
+        let (rootfs, written, netns): (_, Result<(), ApiError>, _) = tokio::join!(mount, write_files, netns);
+        let (rootfs, netns) = (rootfs?, netns?);
+        written?;
         let seccomp = match cfg.seccomp_profile.as_deref() {
             Some("unconfined") => Seccomp::Unconfined,
             Some(path) if !path.is_empty() && path != "builtin" => Seccomp::Profile(
@@ -369,14 +382,20 @@ impl ContainerService {
         self.stop_health(id);
         self.cleanup_after_exit(id).await;
         let code = i64::from(exit.exit_code);
-        let Ok(c) = self.update(&h, |c| {
+        let exited = |c: &mut Container| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
             c.state.exit_code = code;
             c.state.finished_at = exit.exited_at.clone();
             c.state.oom_killed = exit.oom_killed;
             c.clone()
-        }) else {
+        };
+        // A `--rm` container is marked Removing (persisted) right below; a crash before that
+        // leaves it Running on disk, which restore() settles the same way (exit.json, then
+        // removal), so the Exited state need not be written first.
+        let auto_remove = Store::lock(&h).host_config.auto_remove;
+        let updated = if auto_remove { Ok(exited(&mut Store::lock(&h))) } else { self.update(&h, exited) };
+        let Ok(c) = updated else {
             return;
         };
         if exit.oom_killed {
