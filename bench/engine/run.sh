@@ -18,9 +18,12 @@ cleanup() {
   sleep 2
   grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$WORK"
-  # The daemon leaves its (empty) cgroup parent behind, as dockerd does; it is ours to remove.
+  # The daemon leaves its (empty) cgroup parent behind, as dockerd does; it is ours to remove,
+  # with any container cgroups an interrupted run left inside it.
   for d in /sys/fs/cgroup/*/"wharf-bench-$$" /sys/fs/cgroup/"wharf-bench-$$"; do
-    [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    [ -d "$d" ] || continue
+    find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    rmdir "$d" 2>/dev/null || true
   done
 }
 trap cleanup EXIT
