@@ -525,7 +525,14 @@ mod tests {
     #[test]
     fn inspect_uses_docker_names() {
         let v = serde_json::to_value(ContainerInspect::default()).expect("ser");
-        for key in ["Id", "State", "HostConfig", "GraphDriver", "NetworkSettings", "ExecIDs"] {
+        for key in [
+            "Id",
+            "State",
+            "HostConfig",
+            "GraphDriver",
+            "NetworkSettings",
+            "ExecIDs",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(v["State"].get("OOMKilled").is_some());

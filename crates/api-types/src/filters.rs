@@ -54,7 +54,11 @@ impl Filters {
             .map(|(k, v)| {
                 let vals = match v {
                     Values::List(l) => l,
-                    Values::Map(m) => m.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect(),
+                    Values::Map(m) => m
+                        .into_iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(k, _)| k)
+                        .collect(),
                 };
                 (k, vals)
             })
@@ -88,10 +92,12 @@ impl Filters {
 
     /// The `label` filter: every `key` or `key=value` given must be present in `labels`.
     pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.get("label").iter().all(|want| match want.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-            None => labels.contains_key(want.as_str()),
-        })
+        self.get("label")
+            .iter()
+            .all(|want| match want.split_once('=') {
+                Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+                None => labels.contains_key(want.as_str()),
+            })
     }
 }
 
@@ -110,10 +116,19 @@ mod tests {
 
     #[test]
     fn malformed_and_unknown_are_errors() {
-        assert!(matches!(Filters::parse("{"), Err(FiltersError::Malformed(_))));
-        assert!(matches!(Filters::parse(r#"{"a":1}"#), Err(FiltersError::Malformed(_))));
+        assert!(matches!(
+            Filters::parse("{"),
+            Err(FiltersError::Malformed(_))
+        ));
+        assert!(matches!(
+            Filters::parse(r#"{"a":1}"#),
+            Err(FiltersError::Malformed(_))
+        ));
         let f = Filters::parse(r#"{"bogus":["x"]}"#).expect("ok");
-        assert_eq!(f.validate(&["status"]), Err(FiltersError::UnknownFilter("bogus".into())));
+        assert_eq!(
+            f.validate(&["status"]),
+            Err(FiltersError::UnknownFilter("bogus".into()))
+        );
     }
 
     #[test]

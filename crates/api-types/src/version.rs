@@ -4,9 +4,15 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The oldest API version served (docker 1.12).
-pub const MIN_API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 24 };
+pub const MIN_API_VERSION: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 24,
+};
 /// The newest API version served, also the default for unprefixed paths.
-pub const MAX_API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 45 };
+pub const MAX_API_VERSION: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 45,
+};
 
 /// A `major.minor` Engine API version; ordered numerically (1.9 < 1.24).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,11 +51,15 @@ impl FromStr for ApiVersion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ApiVersionError(s.to_string());
         let (a, b) = s.split_once('.').ok_or_else(err)?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|c| c.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|c| c.is_ascii_digit());
         if !digits(a) || !digits(b) {
             return Err(err());
         }
-        Ok(ApiVersion { major: a.parse().map_err(|_| err())?, minor: b.parse().map_err(|_| err())? })
+        Ok(ApiVersion {
+            major: a.parse().map_err(|_| err())?,
+            minor: b.parse().map_err(|_| err())?,
+        })
     }
 }
 
@@ -75,7 +85,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "1", "1.", ".4", "v1.4", "1.4.5", "1.-4", "99999999999.1"] {
+        for bad in [
+            "",
+            "1",
+            "1.",
+            ".4",
+            "v1.4",
+            "1.4.5",
+            "1.-4",
+            "99999999999.1",
+        ] {
             assert!(bad.parse::<ApiVersion>().is_err(), "{bad}");
         }
     }

@@ -233,7 +233,10 @@ fn lower_lookup(lowers: &[Tree], rel: &Path) -> Result<Option<Meta>, ArchiveErro
 }
 
 /// What `rel` is (lstat) in the overlay view of `layers` (top-most first), without mounting it.
-pub fn overlay_lstat(layers: &[PathBuf], rel: &Path) -> Result<Option<rustix::fs::Stat>, ArchiveError> {
+pub fn overlay_lstat(
+    layers: &[PathBuf],
+    rel: &Path,
+) -> Result<Option<rustix::fs::Stat>, ArchiveError> {
     let trees = layers
         .iter()
         .map(|l| Tree::open(l))

@@ -276,6 +276,10 @@ fn cp_download_keeps_dot_and_root_prefixes() {
         ..TarOptions::default()
     };
     tar_path(&root, "/", &mut t, &opts).unwrap();
-    assert!(names(&t).iter().all(|n| n.starts_with('/')), "{:?}", names(&t));
+    assert!(
+        names(&t).iter().all(|n| n.starts_with('/')),
+        "{:?}",
+        names(&t)
+    );
     assert!(names(&t).contains(&"/etc/hosts".to_string()));
 }

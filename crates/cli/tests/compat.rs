@@ -587,7 +587,18 @@ fn normalise_hides_times_only() {
 fn api_socket_forwards_the_socket_and_credentials_like_docker() {
     let d = Daemon::start();
     let socket_only = "test -S /var/run/docker.sock && echo socket; echo ${DOCKER_CONFIG:-unset}";
-    let out = same(&d, &["run", "--rm", "--use-api-socket", "busybox", "sh", "-c", socket_only]);
+    let out = same(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--use-api-socket",
+            "busybox",
+            "sh",
+            "-c",
+            socket_only,
+        ],
+    );
     assert_eq!(out, "socket\nunset\n");
 
     // With stored credentials both CLIs copy a config.json in after create (PUT archive).
@@ -597,7 +608,15 @@ fn api_socket_forwards_the_socket_and_credentials_like_docker() {
     )
     .expect("config.json");
     let script = "echo $DOCKER_CONFIG; stat -c %a $DOCKER_CONFIG/config.json; cat $DOCKER_CONFIG/config.json";
-    let args = ["run", "--rm", "--use-api-socket", "busybox", "sh", "-c", script];
+    let args = [
+        "run",
+        "--rm",
+        "--use-api-socket",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
     let (w, k) = (d.wharf(&args), d.docker(&args));
     let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(
@@ -615,6 +634,10 @@ fn api_socket_forwards_the_socket_and_credentials_like_docker() {
             (head.to_string(), v)
         };
         assert_eq!(split(&text(&w)), split(&text(&k)));
-        assert!(text(&w).starts_with("/run/secrets/docker\n600\n"), "{}", text(&w));
+        assert!(
+            text(&w).starts_with("/run/secrets/docker\n600\n"),
+            "{}",
+            text(&w)
+        );
     }
 }

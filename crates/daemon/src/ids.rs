@@ -17,7 +17,9 @@ mod tests {
     fn ids_are_64_hex_and_differ() {
         let (a, b) = (new_id(), new_id());
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 }

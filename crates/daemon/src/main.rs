@@ -7,10 +7,16 @@ use wharfd::config::{Config, Flags};
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let config = Config::load(&flags).context("loading configuration")?;
-    let level = if config.debug { "debug" } else { config.log_level.as_str() };
+    let level = if config.debug {
+        "debug"
+    } else {
+        config.log_level.as_str()
+    };
     let level = if level == "fatal" { "error" } else { level };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("wharfd={level}")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "wharfd={level}"
+        )))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -19,6 +25,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(wharfd::wiring::run(flags, config)).context("wharfd")?;
+    rt.block_on(wharfd::wiring::run(flags, config))
+        .context("wharfd")?;
     Ok(())
 }

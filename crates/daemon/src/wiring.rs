@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use crate::config::{Config, ConfigError};
 use crate::events::Events;
 use crate::server::listen;
-use crate::service::system::HostInfo;
 use crate::service::containers::{find_binary, ContainerService, Helpers};
+use crate::service::system::HostInfo;
 use crate::state::{Status, Store};
 
 /// Start-up failures.
@@ -62,7 +62,10 @@ pub struct Daemon {
 impl Daemon {
     /// A snapshot of the current configuration.
     pub fn config(&self) -> Config {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether experimental features are on.
@@ -88,7 +91,9 @@ impl Daemon {
         let new = Config::load(flags)?;
         let mut cur = self.config.write().unwrap_or_else(|p| p.into_inner());
         cur.reload_from(&new);
-        let attrs = [("live-restore".to_string(), cur.live_restore.to_string())].into_iter().collect();
+        let attrs = [("live-restore".to_string(), cur.live_restore.to_string())]
+            .into_iter()
+            .collect();
         drop(cur);
         self.events.publish("daemon", "reload", &self.id, attrs);
         Ok(())
@@ -96,7 +101,11 @@ impl Daemon {
 }
 
 fn mkdir(what: &'static str, p: &Path) -> Result<(), StartError> {
-    std::fs::create_dir_all(p).map_err(|source| StartError::Io { what, path: p.to_path_buf(), source })
+    std::fs::create_dir_all(p).map_err(|source| StartError::Io {
+        what,
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
 /// A stable engine id, created on first start under the data root.
@@ -108,20 +117,31 @@ fn engine_id(data_root: &Path) -> Result<String, StartError> {
         }
     }
     let id = crate::ids::new_id();
-    std::fs::write(&p, &id).map_err(|source| StartError::Io { what: "writing", path: p, source })?;
+    std::fs::write(&p, &id).map_err(|source| StartError::Io {
+        what: "writing",
+        path: p,
+        source,
+    })?;
     Ok(id)
 }
 
 /// Finds the helper binaries: `--helpers-dir`, then beside wharfd, then PATH.
 fn helpers(config: &Config) -> Result<Helpers, StartError> {
-    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
     let first = config.helpers_dir.clone().or(exe_dir);
-    let shim = find_binary("wharf-shim", first.as_deref()).ok_or(StartError::MissingHelper("wharf-shim"))?;
+    let shim = find_binary("wharf-shim", first.as_deref())
+        .ok_or(StartError::MissingHelper("wharf-shim"))?;
     let init = find_binary("wharf-init", first.as_deref());
     if init.is_none() {
         tracing::warn!("wharf-init not found: containers with --init will fail to start");
     }
-    Ok(Helpers { shim, init, search_dir: first })
+    Ok(Helpers {
+        shim,
+        init,
+        search_dir: first,
+    })
 }
 
 /// Builds the daemon from its configuration: the storage driver and image store chosen by
@@ -133,13 +153,24 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
         "vfs" => wharf_storage::DriverKind::Vfs,
         _ => wharf_storage::DriverKind::Overlay2,
     };
-    let driver = wharf_storage::Driver::new(kind, &config.data_root.join(&config.storage_driver), &config.storage_opts)?;
-    let images = Arc::new(wharf_image::ImageService::open(&config.data_root.join("image"), driver)?);
+    let driver = wharf_storage::Driver::new(
+        kind,
+        &config.data_root.join(&config.storage_driver),
+        &config.storage_opts,
+    )?;
+    let images = Arc::new(wharf_image::ImageService::open(
+        &config.data_root.join("image"),
+        driver,
+    )?);
     let (store, bad) = Store::open(&config.data_root.join("containers"))?;
     for b in bad {
         tracing::warn!(path = %b.display(), "ignoring unreadable container record");
     }
-    let known: Vec<String> = store.all().iter().map(|h| Store::lock(h).id.clone()).collect();
+    let known: Vec<String> = store
+        .all()
+        .iter()
+        .map(|h| Store::lock(h).id.clone())
+        .collect();
     if let Err(e) = images.reconcile_rw_layers(&known) {
         tracing::warn!("reconciling container layers: {e}");
     }
@@ -148,8 +179,21 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     let id = engine_id(&config.data_root)?;
     let exec_root = config.exec_root.clone();
     let config = Arc::new(RwLock::new(config));
-    let containers = Arc::new(ContainerService::new(store, images, events.clone(), config.clone(), &exec_root, helpers));
-    Ok(Daemon { id, events, host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")), containers, config })
+    let containers = Arc::new(ContainerService::new(
+        store,
+        images,
+        events.clone(),
+        config.clone(),
+        &exec_root,
+        helpers,
+    ));
+    Ok(Daemon {
+        id,
+        events,
+        host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")),
+        containers,
+        config,
+    })
 }
 
 /// Runs the daemon until SIGTERM/SIGINT: binds every `-H`, writes the pidfile, reloads on
@@ -157,21 +201,33 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
 pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), StartError> {
     let mut listeners = Vec::new();
     for host in &config.hosts {
-        listeners.push(listen::bind(host, &config.group, config.tls.as_ref(), config.insecure_tcp)?);
+        listeners.push(listen::bind(
+            host,
+            &config.group,
+            config.tls.as_ref(),
+            config.insecure_tcp,
+        )?);
     }
     let pidfile = config.pidfile.clone();
     if let Some(dir) = pidfile.parent() {
         mkdir("creating pidfile dir", dir)?;
     }
-    std::fs::write(&pidfile, std::process::id().to_string())
-        .map_err(|source| StartError::Io { what: "writing pidfile", path: pidfile.clone(), source })?;
+    std::fs::write(&pidfile, std::process::id().to_string()).map_err(|source| StartError::Io {
+        what: "writing pidfile",
+        path: pidfile.clone(),
+        source,
+    })?;
     let daemon = Arc::new(build(config)?);
     let live_restore = daemon.config().live_restore;
     daemon.containers.restore(live_restore).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for l in listeners {
-        tasks.push(tokio::spawn(listen::serve(l, daemon.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(listen::serve(
+            l,
+            daemon.clone(),
+            stop_rx.clone(),
+        )));
     }
     tracing::info!("wharfd ready");
     wait_for_shutdown(&daemon, &flags).await;
@@ -189,9 +245,11 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
 
 async fn wait_for_shutdown(daemon: &Daemon, flags: &crate::config::Flags) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

@@ -10,7 +10,10 @@ fn docker_py_drives_wharfd() {
     wharf_testutil::require_root!();
     let d = Daemon::start(&[]);
     d.import_busybox();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/dockerpy_smoke.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/dockerpy_smoke.py"
+    );
     let out = std::process::Command::new("timeout")
         .args(["-s", "KILL", "120", "python3", script])
         .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))

@@ -8,12 +8,20 @@ use common::Daemon;
 /// A block device of this host as ("MAJ:MIN", "/dev/NAME"), found through /sys/dev/block;
 /// real disks (with a `device` link) first, since loop devices may have no queue.
 fn block_device() -> Option<(String, String)> {
-    let mut entries: Vec<_> = std::fs::read_dir("/sys/dev/block").ok()?.flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir("/sys/dev/block")
+        .ok()?
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| (!e.path().join("device").exists(), e.file_name()));
     entries.into_iter().find_map(|e| {
         let uevent = std::fs::read_to_string(e.path().join("uevent")).ok()?;
-        let dev = format!("/dev/{}", uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?);
-        std::path::Path::new(&dev).exists().then(|| (e.file_name().to_string_lossy().into_owned(), dev))
+        let dev = format!(
+            "/dev/{}",
+            uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?
+        );
+        std::path::Path::new(&dev)
+            .exists()
+            .then(|| (e.file_name().to_string_lossy().into_owned(), dev))
     })
 }
 
@@ -46,46 +54,113 @@ fn resource_flags_reach_the_cgroup() {
         lines[3..5].sort_unstable(); // devices.list has its own order
     }
     let (read_bps, write_iops) = (format!("{numbers} 1048576"), format!("{numbers} 100"));
-    assert_eq!(lines, [read_bps.as_str(), &write_iops, "10", "b 7:* r", "c 42:7 rw", "socket"], "{out}");
+    assert_eq!(
+        lines,
+        [
+            read_bps.as_str(),
+            &write_iops,
+            "10",
+            "b 7:* r",
+            "c 42:7 rw",
+            "socket"
+        ],
+        "{out}"
+    );
 
     // --label-file: KEY=VAL lines, comments and bare keys skipped, -l after the file.
     let labels = d.dir.path().join("labels");
     std::fs::write(&labels, "a=1\n# note\nbare\nb=two words\n").expect("label file");
-    let id = d.ok(&["create", "--label-file", &labels.display().to_string(), "-l", "c=3", "busybox", "true"]);
-    assert_eq!(d.ok(&["inspect", "--format", "{{json .Config.Labels}}", &id]), r#"{"a":"1","b":"two words","c":"3"}"#);
+    let id = d.ok(&[
+        "create",
+        "--label-file",
+        &labels.display().to_string(),
+        "-l",
+        "c=3",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{json .Config.Labels}}", &id]),
+        r#"{"a":"1","b":"two words","c":"3"}"#
+    );
     // dockerd stores the CLI's default swappiness (-1) as null.
-    assert_eq!(d.ok(&["inspect", "--format", "{{json .HostConfig.MemorySwappiness}}", &id]), "null");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{json .HostConfig.MemorySwappiness}}",
+            &id
+        ]),
+        "null"
+    );
     d.ok(&["rm", &id]);
 
     // The daemon resolves device paths with stat(2), as dockerd does (the CLI turns any
     // "no such file or directory" into 127).
-    let o = d.docker(&["run", "--rm", "--device-read-bps", "/dev/wharf-no-such-disk:1mb", "busybox", "true"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--device-read-bps",
+        "/dev/wharf-no-such-disk:1mb",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(127));
-    assert!(stderr(&o).contains("stat /dev/wharf-no-such-disk: no such file or directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stat /dev/wharf-no-such-disk: no such file or directory"),
+        "{}",
+        stderr(&o)
+    );
 
     // No GPU driver exists: dockerd's refusal.
     let o = d.docker(&["run", "--rm", "--gpus", "all", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains(r#"could not select device driver "" with capabilities: [[gpu]]"#), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(r#"could not select device driver "" with capabilities: [[gpu]]"#),
+        "{}",
+        stderr(&o)
+    );
 
     // The docker CLI validates rules itself; the API must refuse bad ones too (400).
     let body = br#"{"Image":"busybox","HostConfig":{"DeviceCgroupRules":["c 1:3 rwx"]}}"#;
     let (status, resp) = d.raw("POST", "/v1.45/containers/create", body);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
-    assert!(String::from_utf8_lossy(&resp).contains("invalid device cgroup rule format: 'c 1:3 rwx'"));
+    assert!(
+        String::from_utf8_lossy(&resp).contains("invalid device cgroup rule format: 'c 1:3 rwx'")
+    );
 
     // Windows-only settings through the API: a warning (CpuPercent) or dockerd's error (IOMaximum*).
-    let (status, resp) = d.raw("POST", "/v1.45/containers/create", br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"CpuPercent":50,"CpuCount":2}}"#);
+    let (status, resp) = d.raw(
+        "POST",
+        "/v1.45/containers/create",
+        br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"CpuPercent":50,"CpuCount":2}}"#,
+    );
     let created: serde_json::Value = serde_json::from_slice(&resp).expect("create response");
     assert_eq!(status, 201, "{created}");
-    assert_eq!(created["Warnings"], serde_json::json!(["linux does not support CPU percent. Percent discarded."]));
+    assert_eq!(
+        created["Warnings"],
+        serde_json::json!(["linux does not support CPU percent. Percent discarded."])
+    );
     d.ok(&["rm", created["Id"].as_str().unwrap_or_default()]);
-    let (status, resp) = d.raw("POST", "/v1.45/containers/create", br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"IOMaximumIOps":5}}"#);
+    let (status, resp) = d.raw(
+        "POST",
+        "/v1.45/containers/create",
+        br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"IOMaximumIOps":5}}"#,
+    );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&resp));
 
     // Real-time runtime needs an rt budget in the parent cgroup; without one the kernel
     // refuses the write and the run fails, as with runc under dockerd.
-    let o = d.docker(&["run", "--rm", "--cpu-rt-runtime", "1000", "busybox", "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.rt_runtime_us"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cpu-rt-runtime",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.rt_runtime_us",
+    ]);
     if o.status.success() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1000");
     } else {

@@ -13,16 +13,30 @@ fn live_restore_survives_kill_9() {
     let mut ids = Vec::new();
     for i in 0..20 {
         let name = format!("lr{i}");
-        ids.push(d.ok(&["run", "-d", "--name", &name, "busybox", "sh", "-c", "while true; do echo tick; sleep 0.2; done"]));
+        ids.push(d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.2; done",
+        ]));
     }
     d.crash();
     d.start_again();
     let running = d.ok(&["ps", "--format", "{{.ID}}"]);
     assert_eq!(running.lines().count(), 20, "{running}");
     let before = d.ok(&["logs", "lr0"]).lines().count();
-    wait_for("logs to continue", || d.ok(&["logs", "lr0"]).lines().count() > before);
+    wait_for("logs to continue", || {
+        d.ok(&["logs", "lr0"]).lines().count() > before
+    });
     d.ok(&["stop", "-t", "1", "lr0"]);
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "lr0"]), "exited");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "lr0"]),
+        "exited"
+    );
     assert_eq!(ids.len(), 20);
 }
 
@@ -31,11 +45,26 @@ fn without_live_restore_policies_apply_after_restart() {
     wharf_testutil::require_root!();
     let mut d = Daemon::start(&[]);
     d.import_busybox();
-    d.ok(&["run", "-d", "--name", "always", "--restart", "always", "busybox", "sleep", "600"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     d.ok(&["run", "-d", "--name", "never", "busybox", "sleep", "600"]);
     d.restart();
-    wait_for("always to run again", || d.ok(&["inspect", "-f", "{{.State.Status}}", "always"]) == "running");
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "never"]), "exited");
+    wait_for("always to run again", || {
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "always"]) == "running"
+    });
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "never"]),
+        "exited"
+    );
 }
 
 #[test]
@@ -43,12 +72,37 @@ fn unless_stopped_comes_back_unless_the_user_stopped_it() {
     wharf_testutil::require_root!();
     let mut d = Daemon::start(&[]);
     d.import_busybox();
-    d.ok(&["run", "-d", "--name", "us-running", "--restart", "unless-stopped", "busybox", "sleep", "600"]);
-    d.ok(&["run", "-d", "--name", "us-stopped", "--restart", "unless-stopped", "busybox", "sleep", "600"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us-running",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us-stopped",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     d.ok(&["stop", "-t", "1", "us-stopped"]);
     d.restart();
-    wait_for("unless-stopped to run again", || d.ok(&["inspect", "-f", "{{.State.Status}}", "us-running"]) == "running");
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "us-stopped"]), "exited");
+    wait_for("unless-stopped to run again", || {
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "us-running"]) == "running"
+    });
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "us-stopped"]),
+        "exited"
+    );
 }
 
 /// Whether a process other than this one mentions `needle` in its command line.
@@ -68,22 +122,60 @@ fn containers_that_exit_while_the_daemon_is_down_are_seen_at_start() {
     wharf_testutil::require_root!();
     let mut d = Daemon::start(&["--live-restore"]);
     d.import_busybox();
-    let always = d.ok(&["run", "-d", "--name", "down-always", "--restart", "always", "busybox", "sleep", "600"]);
-    let never = d.ok(&["run", "-d", "--name", "down-never", "busybox", "sleep", "600"]);
-    let pid = |name: &str| d.ok(&["inspect", "-f", "{{.State.Pid}}", name]).parse::<i32>().expect("pid");
+    let always = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "down-always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let never = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "down-never",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let pid = |name: &str| {
+        d.ok(&["inspect", "-f", "{{.State.Pid}}", name])
+            .parse::<i32>()
+            .expect("pid")
+    };
     let pids = [pid("down-always"), pid("down-never")];
     d.crash();
     for p in pids {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL).expect("kill container");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill container");
     }
     // Let the shims record the exits and go away: the daemon must then read what they left.
     for id in [&always, &never] {
         let dir = d.exec_root.join("containers").join(id);
-        wait_for("the shim to exit", || !process_mentions(&dir.display().to_string()));
+        wait_for("the shim to exit", || {
+            !process_mentions(&dir.display().to_string())
+        });
     }
     d.start_again();
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "down-never"]), "exited 137");
-    wait_for("the always container to restart", || d.ok(&["inspect", "-f", "{{.State.Status}}", "down-always"]) == "running");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "down-never"
+        ]),
+        "exited 137"
+    );
+    wait_for("the always container to restart", || {
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "down-always"]) == "running"
+    });
 }
 
 #[test]
@@ -91,14 +183,40 @@ fn without_live_restore_a_crash_stops_containers_then_policies_apply() {
     wharf_testutil::require_root!();
     let mut d = Daemon::start(&[]);
     d.import_busybox();
-    d.ok(&["run", "-d", "--name", "crash-always", "--restart", "always", "busybox", "sleep", "600"]);
-    d.ok(&["run", "-d", "--name", "crash-never", "busybox", "sleep", "600"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash-always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash-never",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     let old_pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "crash-always"]);
     d.crash();
     d.start_again();
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "crash-never"]), "exited");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "crash-never"]),
+        "exited"
+    );
     wait_for("the always container to run in a new process", || {
-        let now = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "crash-always"]);
+        let now = d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Pid}}",
+            "crash-always",
+        ]);
         now.starts_with("running ") && !now.ends_with(&format!(" {old_pid}"))
     });
 }

@@ -67,7 +67,8 @@ impl ImageService {
 
     /// Driver id of the layer right under the read-write one: what diffs are taken against.
     pub(crate) fn rw_parent_id(&self, rec: &RwRecord) -> Option<String> {
-        rec.init_id().or_else(|| self.cache_id_of(rec.parent_chain.as_ref()))
+        rec.init_id()
+            .or_else(|| self.cache_id_of(rec.parent_chain.as_ref()))
     }
 
     pub(crate) fn rw_record(&self, container_id: &str) -> Result<RwRecord, ImageError> {

@@ -131,7 +131,8 @@ impl ImageService {
         };
 
         let mut ingest = self.content.ingest()?;
-        self.driver.diff(container_id, self.rw_parent_id(&rw).as_deref(), &mut ingest)?;
+        self.driver
+            .diff(container_id, self.rw_parent_id(&rw).as_deref(), &mut ingest)?;
         ingest.flush().map_err(ImageError::io("write layer diff"))?;
         let (diff_id, _) = ingest.commit(None)?;
         let layer = self.add_layer_from_blob(parent_layer.as_ref(), &diff_id)?;

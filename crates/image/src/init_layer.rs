@@ -47,7 +47,12 @@ pub(crate) fn populate(view: &RwView) -> Result<(), ImageError> {
         let path = view.upper().join(rel);
         match kind {
             Kind::Dir => fs::DirBuilder::new().mode(0o755).create(&path),
-            Kind::File => fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&path).map(drop),
+            Kind::File => fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o755)
+                .open(&path)
+                .map(drop),
             Kind::Symlink(target) => std::os::unix::fs::symlink(target, &path),
         }
         .map_err(io_err(rel))?;
@@ -75,7 +80,10 @@ fn make_parents(view: &RwView, rel: &Path) -> Result<bool, ImageError> {
             })()
             .map_err(io_err)?,
             Some(_) => return Err(io_err(io::Error::from(io::ErrorKind::NotADirectory))),
-            None => fs::DirBuilder::new().mode(0o755).create(&upper).map_err(io_err)?,
+            None => fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&upper)
+                .map_err(io_err)?,
         }
     }
     Ok(true)
@@ -93,11 +101,17 @@ mod tests {
         fs::write(t.path().join("etc/hosts"), "image's hosts").expect("hosts");
         let view = RwView::new(t.path().to_path_buf(), Vec::new());
         populate(&view).expect("populate");
-        assert_eq!(fs::read_to_string(t.path().join("etc/hosts")).expect("read"), "image's hosts");
+        assert_eq!(
+            fs::read_to_string(t.path().join("etc/hosts")).expect("read"),
+            "image's hosts"
+        );
         assert!(t.path().join("etc/hostname").is_file());
         assert!(t.path().join("dev/pts").is_dir());
         assert!(t.path().join(".dockerenv").is_file());
-        assert_eq!(fs::read_link(t.path().join("etc/mtab")).expect("mtab"), Path::new("/proc/mounts"));
+        assert_eq!(
+            fs::read_link(t.path().join("etc/mtab")).expect("mtab"),
+            Path::new("/proc/mounts")
+        );
         // A second run finds everything in place.
         populate(&view).expect("populate again");
     }
@@ -114,7 +128,11 @@ mod tests {
     #[test]
     fn writes_only_the_upper_dir_keeping_the_image_directories_attributes() {
         let t = tempfile::tempdir().expect("tempdir");
-        let (upper, top, base) = (t.path().join("upper"), t.path().join("top"), t.path().join("base"));
+        let (upper, top, base) = (
+            t.path().join("upper"),
+            t.path().join("top"),
+            t.path().join("base"),
+        );
         for d in [&upper, &top, &base.join("etc"), &base.join("dev")] {
             fs::create_dir_all(d).expect("mkdir");
         }
@@ -125,17 +143,30 @@ mod tests {
         fs::create_dir(top.join("etc")).expect("mkdir");
         fs::set_permissions(top.join("etc"), fs::Permissions::from_mode(0o2750)).expect("chmod");
         std::os::unix::fs::lchown(top.join("etc"), Some(7), Some(8)).expect("chown");
-        let mknod = std::process::Command::new("mknod").arg(top.join("etc/hostname")).args(["c", "0", "0"]).status();
+        let mknod = std::process::Command::new("mknod")
+            .arg(top.join("etc/hostname"))
+            .args(["c", "0", "0"])
+            .status();
         assert!(mknod.expect("mknod").success(), "whiteout");
         std::os::unix::fs::symlink("/elsewhere", top.join("dev")).expect("symlink");
         populate(&RwView::new(upper.clone(), vec![top.clone(), base.clone()])).expect("populate");
 
         let etc = fs::metadata(upper.join("etc")).expect("etc copied up");
         assert_eq!((etc.mode() & 0o7777, etc.uid(), etc.gid()), (0o2750, 7, 8));
-        assert!(upper.join("etc/hostname").is_file(), "whited-out entry recreated");
+        assert!(
+            upper.join("etc/hostname").is_file(),
+            "whited-out entry recreated"
+        );
         assert!(!upper.join("etc/hosts").exists(), "the image's own is kept");
-        assert!(!upper.join("dev").exists(), "nothing under the image's symlink");
+        assert!(
+            !upper.join("dev").exists(),
+            "nothing under the image's symlink"
+        );
         assert!(upper.join("proc").is_dir() && upper.join(".dockerenv").is_file());
-        assert_eq!(fs::read_dir(base.join("etc")).expect("base").count(), 2, "lower layers untouched");
+        assert_eq!(
+            fs::read_dir(base.join("etc")).expect("base").count(),
+            2,
+            "lower layers untouched"
+        );
     }
 }

@@ -249,7 +249,12 @@ impl ImageService {
             st.layers
                 .values()
                 .map(|l| l.cache_id.clone())
-                .chain(st.rw.values().flat_map(|r| [Some(r.container_id.clone()), r.init_id()]).flatten())
+                .chain(
+                    st.rw
+                        .values()
+                        .flat_map(|r| [Some(r.container_id.clone()), r.init_id()])
+                        .flatten(),
+                )
                 .collect()
         };
         let removed = svc.driver.reconcile(&known)?;

@@ -62,7 +62,9 @@ fn waited_signals() -> SigSet {
 fn run(args: &[CString]) -> i32 {
     let waited = waited_signals();
     let mut old = SigSet::empty();
-    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), Some(&mut old)) {
+    if let Err(e) =
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), Some(&mut old))
+    {
         fail(&format!("blocking signals: {e}"), 1);
     }
     if std::process::id() != 1 {
@@ -121,7 +123,9 @@ fn reap_all(child: Pid) -> Option<i32> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => result = Some(128 + sig as i32),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                result = Some(128 + sig as i32)
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return result,
             Ok(_) => {}
         }

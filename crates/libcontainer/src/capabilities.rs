@@ -121,13 +121,17 @@ pub struct CapSets {
 }
 
 fn mask(set: &Option<Capabilities>) -> u64 {
-    set.iter().flatten().fold(0, |m, c| m | (1u64 << cap_number(*c)))
+    set.iter()
+        .flatten()
+        .fold(0, |m, c| m | (1u64 << cap_number(*c)))
 }
 
 impl CapSets {
     /// Converts the spec's sets; a missing `capabilities` section means no capabilities at all.
     pub fn from_spec(caps: Option<&LinuxCapabilities>) -> CapSets {
-        let Some(c) = caps else { return CapSets::default() };
+        let Some(c) = caps else {
+            return CapSets::default();
+        };
         CapSets {
             bounding: mask(c.bounding()),
             effective: mask(c.effective()),
@@ -164,12 +168,19 @@ pub fn current_bounding() -> u64 {
     (0..=last_cap()).fold(0, |m, cap| {
         // SAFETY: PR_CAPBSET_READ takes an integer and touches no memory.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
-        if r == 1 { m | (1u64 << cap) } else { m }
+        if r == 1 {
+            m | (1u64 << cap)
+        } else {
+            m
+        }
     })
 }
 
 fn errno(op: &str) -> LibcontainerError {
-    LibcontainerError::Sys { op: op.into(), source: nix::Error::last() }
+    LibcontainerError::Sys {
+        op: op.into(),
+        source: nix::Error::last(),
+    }
 }
 
 /// Drops every capability outside `bounding` from the bounding set (needs CAP_SETPCAP).
@@ -178,7 +189,8 @@ pub fn drop_bounding(bounding: u64) -> Result<()> {
     for cap in 0..=last_cap() {
         if bounding & (1u64 << cap) == 0 {
             // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+            let r =
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
             if r != 0 && nix::Error::last() != nix::Error::EINVAL {
                 return Err(errno("drop bounding capability"));
             }
@@ -206,15 +218,32 @@ const CAP_V3: u32 = 0x2008_0522;
 /// Sets effective, permitted and inheritable, then raises the ambient capabilities the kernel allows.
 #[allow(unsafe_code)]
 pub fn apply(sets: &CapSets) -> Result<()> {
-    let mut header = CapHeader { version: CAP_V3, pid: 0 };
+    let mut header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let lo = |m: u64| (m & 0xffff_ffff) as u32;
     let hi = |m: u64| (m >> 32) as u32;
     let data = [
-        CapData { effective: lo(sets.effective), permitted: lo(sets.permitted), inheritable: lo(sets.inheritable) },
-        CapData { effective: hi(sets.effective), permitted: hi(sets.permitted), inheritable: hi(sets.inheritable) },
+        CapData {
+            effective: lo(sets.effective),
+            permitted: lo(sets.permitted),
+            inheritable: lo(sets.inheritable),
+        },
+        CapData {
+            effective: hi(sets.effective),
+            permitted: hi(sets.permitted),
+            inheritable: hi(sets.inheritable),
+        },
     ];
     // SAFETY: header and data are valid, correctly laid out v3 structures that outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     if r != 0 {
         return Err(errno("capset"));
     }
@@ -226,7 +255,13 @@ pub fn apply(sets: &CapSets) -> Result<()> {
         if raisable & (1u64 << cap) != 0 {
             // SAFETY: PR_CAP_AMBIENT_RAISE takes integers and touches no memory.
             let r = unsafe {
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, libc::c_ulong::from(cap), 0, 0)
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                )
             };
             if r != 0 {
                 return Err(errno("raise ambient capability"));
@@ -266,7 +301,11 @@ mod tests {
 
     #[test]
     fn unavailable_caps_are_dropped() {
-        let s = CapSets { bounding: 0b111, effective: 0b110, ..Default::default() };
+        let s = CapSets {
+            bounding: 0b111,
+            effective: 0b110,
+            ..Default::default()
+        };
         let l = s.limited_to(0b011);
         assert_eq!(l.bounding, 0b011);
         assert_eq!(l.effective, 0b010);

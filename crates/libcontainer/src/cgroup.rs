@@ -28,15 +28,15 @@ pub fn manager(cgroups_path: &str, id: &str) -> Result<Manager> {
 const ALWAYS_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
     (LinuxDeviceType::C, None, None, "m"),
     (LinuxDeviceType::B, None, None, "m"),
-    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),   // null
-    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),   // zero
-    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),   // full
-    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),   // random
-    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),   // urandom
-    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),   // tty
-    (LinuxDeviceType::C, Some(5), Some(1), "rwm"),   // console
-    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),   // ptmx
-    (LinuxDeviceType::C, Some(136), None, "rwm"),    // pts
+    (LinuxDeviceType::C, Some(1), Some(3), "rwm"), // null
+    (LinuxDeviceType::C, Some(1), Some(5), "rwm"), // zero
+    (LinuxDeviceType::C, Some(1), Some(7), "rwm"), // full
+    (LinuxDeviceType::C, Some(1), Some(8), "rwm"), // random
+    (LinuxDeviceType::C, Some(1), Some(9), "rwm"), // urandom
+    (LinuxDeviceType::C, Some(5), Some(0), "rwm"), // tty
+    (LinuxDeviceType::C, Some(5), Some(1), "rwm"), // console
+    (LinuxDeviceType::C, Some(5), Some(2), "rwm"), // ptmx
+    (LinuxDeviceType::C, Some(136), None, "rwm"),  // pts
     (LinuxDeviceType::C, Some(10), Some(200), "rwm"), // net/tun
 ];
 
@@ -48,7 +48,11 @@ pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
     let Some(rules) = resources.devices().clone() else {
         return Some(resources);
     };
-    let nodes = linux.devices().iter().flatten().map(LinuxDeviceCgroup::from);
+    let nodes = linux
+        .devices()
+        .iter()
+        .flatten()
+        .map(LinuxDeviceCgroup::from);
     let defaults = ALWAYS_ALLOWED.iter().map(|(typ, major, minor, access)| {
         let mut rule = LinuxDeviceCgroup::default();
         rule.set_allow(true);
@@ -58,7 +62,9 @@ pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
         rule.set_access(Some((*access).to_string()));
         rule
     });
-    resources.set_devices(Some(rules.into_iter().chain(nodes).chain(defaults).collect()));
+    resources.set_devices(Some(
+        rules.into_iter().chain(nodes).chain(defaults).collect(),
+    ));
     Some(resources)
 }
 
@@ -74,16 +80,26 @@ pub struct CgroupDir {
 }
 
 /// Names each of `paths` (the manager's directories) after the hierarchy mount holding it.
-pub fn mount_dirs(version: CgroupVersion, mount_points: &[&Path], paths: &[PathBuf]) -> Vec<CgroupDir> {
+pub fn mount_dirs(
+    version: CgroupVersion,
+    mount_points: &[&Path],
+    paths: &[PathBuf],
+) -> Vec<CgroupDir> {
     paths
         .iter()
         .filter_map(|dir| {
-            let mp = mount_points.iter().filter(|mp| dir.starts_with(mp)).max_by_key(|mp| mp.as_os_str().len())?;
+            let mp = mount_points
+                .iter()
+                .filter(|mp| dir.starts_with(mp))
+                .max_by_key(|mp| mp.as_os_str().len())?;
             let name = match version {
                 CgroupVersion::V2 => String::new(),
                 CgroupVersion::V1 => mp.file_name()?.to_string_lossy().into_owned(),
             };
-            Some(CgroupDir { name, dir: dir.clone() })
+            Some(CgroupDir {
+                name,
+                dir: dir.clone(),
+            })
         })
         .collect()
 }
@@ -100,7 +116,11 @@ pub fn create(cgroups_path: &str, id: &str) -> Result<(Manager, Vec<CgroupDir>)>
 
 /// The directories init should bind for a container whose cgroup `m` manages.
 fn dirs_for(h: &Hierarchy, m: &Manager) -> Vec<CgroupDir> {
-    let mut mps: Vec<&Path> = h.v1_mounts().iter().map(|v| v.mount_point.as_path()).collect();
+    let mut mps: Vec<&Path> = h
+        .v1_mounts()
+        .iter()
+        .map(|v| v.mount_point.as_path())
+        .collect();
     mps.extend(h.unified().map(|u| u.mount_point.as_path()));
     mount_dirs(m.version(), &mps, &m.paths())
 }
@@ -120,10 +140,14 @@ mod tests {
             }
         }))
         .expect("spec");
-        let rules = resources_of(&spec).and_then(|r| r.devices().clone()).expect("rules");
+        let rules = resources_of(&spec)
+            .and_then(|r| r.devices().clone())
+            .expect("rules");
         assert!(!rules[0].allow(), "the spec's own rules come first");
         let allows = |major, minor| {
-            rules.iter().any(|r| r.allow() && r.major() == Some(major) && r.minor() == Some(minor))
+            rules
+                .iter()
+                .any(|r| r.allow() && r.major() == Some(major) && r.minor() == Some(minor))
         };
         assert!(allows(10, 229), "the spec's device nodes are allowed");
         assert!(allows(1, 3) && allows(5, 2), "null and ptmx are allowed");
@@ -131,17 +155,36 @@ mod tests {
             "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {}}
         }))
         .expect("spec");
-        assert_eq!(resources_of(&no_rules).and_then(|r| r.devices().clone()), None);
+        assert_eq!(
+            resources_of(&no_rules).and_then(|r| r.devices().clone()),
+            None
+        );
     }
 
     #[test]
     fn names_follow_mount_points() {
-        let mps = [Path::new("/sys/fs/cgroup/memory"), Path::new("/sys/fs/cgroup/cpu,cpuacct")];
-        let paths = vec![PathBuf::from("/sys/fs/cgroup/memory/c1"), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/x/c1")];
+        let mps = [
+            Path::new("/sys/fs/cgroup/memory"),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct"),
+        ];
+        let paths = vec![
+            PathBuf::from("/sys/fs/cgroup/memory/c1"),
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/x/c1"),
+        ];
         let d = mount_dirs(CgroupVersion::V1, &mps, &paths);
-        assert_eq!(d[0], CgroupDir { name: "memory".into(), dir: paths[0].clone() });
+        assert_eq!(
+            d[0],
+            CgroupDir {
+                name: "memory".into(),
+                dir: paths[0].clone()
+            }
+        );
         assert_eq!(d[1].name, "cpu,cpuacct");
-        let v2 = mount_dirs(CgroupVersion::V2, &[Path::new("/sys/fs/cgroup")], &[PathBuf::from("/sys/fs/cgroup/c1")]);
+        let v2 = mount_dirs(
+            CgroupVersion::V2,
+            &[Path::new("/sys/fs/cgroup")],
+            &[PathBuf::from("/sys/fs/cgroup/c1")],
+        );
         assert_eq!(v2[0].name, "");
     }
 }

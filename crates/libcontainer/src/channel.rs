@@ -45,8 +45,13 @@ pub struct Channel {
 
 /// A connected pair: (runtime end, child end).
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(LibcontainerError::sys("socketpair"))?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(LibcontainerError::sys("socketpair"))?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -57,7 +62,8 @@ impl Channel {
             op: "encode message".into(),
             source: std::io::Error::other(e),
         })?;
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map_err(LibcontainerError::sys("send message"))?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
+            .map_err(LibcontainerError::sys("send message"))?;
         Ok(())
     }
 
@@ -73,16 +79,20 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| LibcontainerError::Io {
-            op: "decode message".into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| LibcontainerError::Io {
+                op: "decode message".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })
     }
 
     /// Receives the next message, treating end-of-stream and `Failed` as errors.
     pub fn expect(&self, what: &str) -> Result<Message> {
         match self.recv()? {
-            None => Err(LibcontainerError::Init(format!("child exited while the runtime waited for {what}"))),
+            None => Err(LibcontainerError::Init(format!(
+                "child exited while the runtime waited for {what}"
+            ))),
             Some(Message::Failed(msg)) => Err(LibcontainerError::Init(msg)),
             Some(m) => Ok(m),
         }
@@ -92,7 +102,9 @@ impl Channel {
     pub fn wait_for(&self, want: &Message, what: &str) -> Result<()> {
         match self.expect(what)? {
             m if &m == want => Ok(()),
-            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for {what}"))),
+            m => Err(LibcontainerError::Init(format!(
+                "unexpected {m:?} while waiting for {what}"
+            ))),
         }
     }
 
@@ -100,7 +112,9 @@ impl Channel {
     pub fn wait_for_proceed(&self) -> Result<Vec<CgroupDir>> {
         match self.expect("cgroup setup")? {
             Message::Proceed(dirs) => Ok(dirs),
-            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for cgroup setup"))),
+            m => Err(LibcontainerError::Init(format!(
+                "unexpected {m:?} while waiting for cgroup setup"
+            ))),
         }
     }
 
@@ -108,7 +122,9 @@ impl Channel {
     pub fn wait_for_pid(&self) -> Result<i32> {
         match self.expect("the container pid")? {
             Message::Pid(p) => Ok(p),
-            m => Err(LibcontainerError::Init(format!("unexpected {m:?} while waiting for the pid"))),
+            m => Err(LibcontainerError::Init(format!(
+                "unexpected {m:?} while waiting for the pid"
+            ))),
         }
     }
 

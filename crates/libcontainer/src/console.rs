@@ -12,7 +12,10 @@ use crate::error::{LibcontainerError, Result};
 
 /// Connects to the caller's console socket (in the runtime, before forking).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let s = UnixStream::connect(path).map_err(LibcontainerError::io(format!("connect console socket {}", path.display())))?;
+    let s = UnixStream::connect(path).map_err(LibcontainerError::io(format!(
+        "connect console socket {}",
+        path.display()
+    )))?;
     Ok(OwnedFd::from(s))
 }
 
@@ -21,7 +24,9 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 #[allow(unsafe_code)]
 pub fn setup(socket: &OwnedFd, uid: u32) -> Result<()> {
     let pty = nix::pty::openpty(None, None).map_err(LibcontainerError::sys("openpty"))?;
-    let name = nix::unistd::ttyname(&pty.slave).map(|p| p.display().to_string()).unwrap_or_default();
+    let name = nix::unistd::ttyname(&pty.slave)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let fds = [pty.master.as_raw_fd()];
     sendmsg::<UnixAddr>(
         socket.as_raw_fd(),
@@ -37,12 +42,18 @@ pub fn setup(socket: &OwnedFd, uid: u32) -> Result<()> {
     nix::unistd::setsid().map_err(LibcontainerError::sys("setsid"))?;
     // SAFETY: TIOCSCTTY takes an integer argument and the slave fd is open.
     if unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-        return Err(LibcontainerError::Sys { op: "set controlling terminal".into(), source: nix::Error::last() });
+        return Err(LibcontainerError::Sys {
+            op: "set controlling terminal".into(),
+            source: nix::Error::last(),
+        });
     }
     for target in 0..=2 {
         // SAFETY: dup2 onto stdio numbers; the source fd is open for the whole call.
         if unsafe { libc::dup2(pty.slave.as_raw_fd(), target) } < 0 {
-            return Err(LibcontainerError::Sys { op: "dup pty onto stdio".into(), source: nix::Error::last() });
+            return Err(LibcontainerError::Sys {
+                op: "dup pty onto stdio".into(),
+                source: nix::Error::last(),
+            });
         }
     }
     Ok(())

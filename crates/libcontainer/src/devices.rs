@@ -32,7 +32,15 @@ pub struct DeviceNode {
 }
 
 fn node(path: &str, major: u64, minor: u64) -> DeviceNode {
-    DeviceNode { path: path.into(), kind: SFlag::S_IFCHR, major, minor, mode: 0o666, uid: 0, gid: 0 }
+    DeviceNode {
+        path: path.into(),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    }
 }
 
 /// The devices every container gets (the OCI spec's default list).
@@ -54,11 +62,19 @@ pub fn from_spec(d: &LinuxDevice) -> Result<DeviceNode> {
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
         LinuxDeviceType::A => {
-            return Err(LibcontainerError::InvalidSpec(format!("device {} has type a", d.path().display())))
+            return Err(LibcontainerError::InvalidSpec(format!(
+                "device {} has type a",
+                d.path().display()
+            )))
         }
     };
     let num = |n: i64| {
-        u64::try_from(n).map_err(|_| LibcontainerError::InvalidSpec(format!("device {} has a negative number", d.path().display())))
+        u64::try_from(n).map_err(|_| {
+            LibcontainerError::InvalidSpec(format!(
+                "device {} has a negative number",
+                d.path().display()
+            ))
+        })
     };
     Ok(DeviceNode {
         path: d.path().clone(),
@@ -76,15 +92,33 @@ pub fn from_spec(d: &LinuxDevice) -> Result<DeviceNode> {
 pub fn create(root: &RootDir, dev: &DeviceNode, bind_from_host: bool) -> Result<()> {
     if bind_from_host {
         let target = root.touch(&dev.path)?;
-        return mount(Some(&dev.path), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(LibcontainerError::sys(format!("bind device {}", dev.path.display())));
+        return mount(
+            Some(&dev.path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys(format!(
+            "bind device {}",
+            dev.path.display()
+        )));
     }
     let (parent, name) = root.parent_of(&dev.path)?;
     // Replace whatever the image shipped at this path (a regular file would shadow the node).
     let _ = rustix::fs::unlinkat(parent.as_fd(), &name, AtFlags::empty());
     let perm = Mode::from_bits_truncate(dev.mode);
-    nix::sys::stat::mknodat(parent.as_fd(), &name, dev.kind, perm, makedev(dev.major, dev.minor))
-        .map_err(LibcontainerError::sys(format!("mknod {}", dev.path.display())))?;
+    nix::sys::stat::mknodat(
+        parent.as_fd(),
+        &name,
+        dev.kind,
+        perm,
+        makedev(dev.major, dev.minor),
+    )
+    .map_err(LibcontainerError::sys(format!(
+        "mknod {}",
+        dev.path.display()
+    )))?;
     rustix::fs::chownat(
         parent.as_fd(),
         &name,
@@ -130,14 +164,17 @@ mod tests {
         assert_eq!((n.major, n.minor, n.mode), (10, 229, 0o600));
         assert_eq!(n.kind, SFlag::S_IFCHR);
         let bad: LinuxDevice =
-            serde_json::from_value(serde_json::json!({"path": "/dev/x", "type": "c", "major": -1})).expect("dev");
+            serde_json::from_value(serde_json::json!({"path": "/dev/x", "type": "c", "major": -1}))
+                .expect("dev");
         assert!(from_spec(&bad).is_err());
     }
 
     #[test]
     fn defaults_include_null_and_tty() {
         let d = default_devices();
-        assert!(d.iter().any(|n| n.path == Path::new("/dev/null") && (n.major, n.minor) == (1, 3)));
+        assert!(d
+            .iter()
+            .any(|n| n.path == Path::new("/dev/null") && (n.major, n.minor) == (1, 3)));
         assert!(d.iter().any(|n| n.path == Path::new("/dev/tty")));
     }
 }

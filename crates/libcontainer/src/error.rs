@@ -6,7 +6,9 @@ use wharf_errdefs::{Classify, ErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub enum LibcontainerError {
     /// The container id is empty or has characters that are unsafe in a path.
-    #[error("invalid container id {0:?}: use letters, digits, '_', '-', '.' (not starting with '.')")]
+    #[error(
+        "invalid container id {0:?}: use letters, digits, '_', '-', '.' (not starting with '.')"
+    )]
     InvalidId(String),
     /// The bundle's config.json is missing, unreadable or does not describe a runnable container.
     #[error("invalid bundle: {0}")]
@@ -81,7 +83,10 @@ impl LibcontainerError {
 
 impl From<rustix::io::Errno> for LibcontainerError {
     fn from(e: rustix::io::Errno) -> Self {
-        LibcontainerError::Sys { op: "syscall".into(), source: nix::Error::from_raw(e.raw_os_error()) }
+        LibcontainerError::Sys {
+            op: "syscall".into(),
+            source: nix::Error::from_raw(e.raw_os_error()),
+        }
     }
 }
 
@@ -114,9 +119,16 @@ mod tests {
 
     #[test]
     fn kinds() {
-        let e = LibcontainerError::InvalidState { id: "a".into(), status: "running".into(), op: "delete" };
+        let e = LibcontainerError::InvalidState {
+            id: "a".into(),
+            status: "running".into(),
+            op: "delete",
+        };
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert_eq!(e.to_string(), "container a is running: cannot delete");
-        assert_eq!(LibcontainerError::NotFound("x".into()).kind(), ErrorKind::NotFound);
+        assert_eq!(
+            LibcontainerError::NotFound("x".into()).kind(),
+            ErrorKind::NotFound
+        );
     }
 }

@@ -20,7 +20,12 @@ fn resolve() -> ResolveFlags {
 /// to clamp).
 fn rel(path: &Path) -> PathBuf {
     path.components()
-        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir | Component::Prefix(_)))
+        .filter(|c| {
+            !matches!(
+                c,
+                Component::RootDir | Component::CurDir | Component::Prefix(_)
+            )
+        })
         .collect()
 }
 
@@ -38,29 +43,49 @@ pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
 impl RootDir {
     /// Opens `path` (a host path) as the root.
     pub fn open(path: &Path) -> Result<RootDir> {
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| sys(format!("open rootfs {}", path.display()), e))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| sys(format!("open rootfs {}", path.display()), e))?;
         Ok(RootDir { fd })
     }
 
     /// Opens `path` inside the root with `flags` (O_CLOEXEC is always added).
     pub fn open_in(&self, path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
         let p = rel(path);
-        let p = if p.as_os_str().is_empty() { PathBuf::from(".") } else { p };
-        rustix::fs::openat2(self.fd.as_fd(), &p, flags | OFlags::CLOEXEC, Mode::empty(), resolve())
+        let p = if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p
+        };
+        rustix::fs::openat2(
+            self.fd.as_fd(),
+            &p,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve(),
+        )
     }
 
     /// Creates `path` and its parents as directories inside the root; returns an O_PATH fd.
     pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd> {
         let p = rel(path);
         let mut prefix = PathBuf::new();
-        let mut dir = self.open_in(&prefix, OFlags::PATH | OFlags::DIRECTORY).map_err(|e| sys("open root", e))?;
+        let mut dir = self
+            .open_in(&prefix, OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| sys("open root", e))?;
         for comp in p.components() {
             prefix.push(comp);
             dir = match self.open_in(&prefix, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(dir.as_fd(), comp.as_os_str(), Mode::from_raw_mode(mode)) {
+                    match rustix::fs::mkdirat(
+                        dir.as_fd(),
+                        comp.as_os_str(),
+                        Mode::from_raw_mode(mode),
+                    ) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(sys(format!("mkdir {}", prefix.display()), e)),
                     }
@@ -82,26 +107,30 @@ impl RootDir {
             OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         ) {
-            Ok(_) | Err(Errno::ISDIR) | Err(Errno::LOOP) | Err(Errno::NXIO) | Err(Errno::TXTBSY) => {}
+            Ok(_) | Err(Errno::ISDIR) | Err(Errno::LOOP) | Err(Errno::NXIO)
+            | Err(Errno::TXTBSY) => {}
             Err(e) => return Err(sys(format!("create {}", path.display()), e)),
         }
-        self.open_in(path, OFlags::PATH).map_err(|e| sys(format!("open {}", path.display()), e))
+        self.open_in(path, OFlags::PATH)
+            .map_err(|e| sys(format!("open {}", path.display()), e))
     }
 
     /// The parent directory (created if missing) and final name of `path`.
     pub fn parent_of(&self, path: &Path) -> Result<(OwnedFd, PathBuf)> {
         let p = rel(path);
-        let name = p
-            .file_name()
-            .map(PathBuf::from)
-            .ok_or_else(|| LibcontainerError::InvalidSpec(format!("path {} has no file name", path.display())))?;
+        let name = p.file_name().map(PathBuf::from).ok_or_else(|| {
+            LibcontainerError::InvalidSpec(format!("path {} has no file name", path.display()))
+        })?;
         let parent = self.mkdir_all(p.parent().unwrap_or(Path::new("")), 0o755)?;
         Ok((parent, name))
     }
 }
 
 pub(crate) fn sys(op: impl Into<String>, e: Errno) -> LibcontainerError {
-    LibcontainerError::Sys { op: op.into(), source: nix::Error::from_raw(e.raw_os_error()) }
+    LibcontainerError::Sys {
+        op: op.into(),
+        source: nix::Error::from_raw(e.raw_os_error()),
+    }
 }
 
 #[cfg(test)]
@@ -121,12 +150,18 @@ mod tests {
         let r = RootDir::open(&root).expect("root");
         // The link's target does not exist inside the root: refuse rather than follow it out.
         assert!(r.mkdir_all(Path::new("/evil/sub"), 0o755).is_err());
-        assert!(!outside.join("sub").exists(), "escaped the root through a symlink");
+        assert!(
+            !outside.join("sub").exists(),
+            "escaped the root through a symlink"
+        );
         let inside = root.join(outside.strip_prefix("/").expect("abs"));
         std::fs::create_dir_all(&inside).expect("mkdir");
         r.mkdir_all(Path::new("/evil/sub"), 0o755).expect("mkdir");
         assert!(inside.join("sub").is_dir());
-        assert!(!outside.join("sub").exists(), "escaped the root through a symlink");
+        assert!(
+            !outside.join("sub").exists(),
+            "escaped the root through a symlink"
+        );
         r.mkdir_all(Path::new("up/x"), 0o755).expect("mkdir");
         assert!(root.join("x").is_dir());
         r.touch(Path::new("/a/b/file")).expect("touch");

@@ -24,7 +24,12 @@ pub fn run(kind: &'static str, hooks: Option<&Vec<Hook>>, state: &OciState) -> R
 /// Whether the spec has prestart or createRuntime hooks, which init must stop for.
 pub fn has_runtime_hooks(hooks: Option<&Hooks>) -> bool {
     #[allow(deprecated)]
-    hooks.is_some_and(|h| h.prestart().iter().chain(h.create_runtime()).any(|l| !l.is_empty()))
+    hooks.is_some_and(|h| {
+        h.prestart()
+            .iter()
+            .chain(h.create_runtime())
+            .any(|l| !l.is_empty())
+    })
 }
 
 /// Runs prestart (deprecated, same point) then createRuntime: in the runtime's namespaces,
@@ -32,12 +37,20 @@ pub fn has_runtime_hooks(hooks: Option<&Hooks>) -> bool {
 pub fn run_runtime_hooks(hooks: Option<&Hooks>, state: &OciState) -> Result<()> {
     #[allow(deprecated)]
     run("prestart", hooks.and_then(|h| h.prestart().as_ref()), state)?;
-    run("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), state)
+    run(
+        "createRuntime",
+        hooks.and_then(|h| h.create_runtime().as_ref()),
+        state,
+    )
 }
 
 fn run_one(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
     let path = hook.path().display().to_string();
-    let fail = |reason: String| LibcontainerError::Hook { kind, path: path.clone(), reason };
+    let fail = |reason: String| LibcontainerError::Hook {
+        kind,
+        path: path.clone(),
+        reason,
+    };
     let mut cmd = Command::new(hook.path());
     let args = hook.args().as_deref().unwrap_or_default();
     if let Some(argv0) = args.first() {
@@ -50,13 +63,18 @@ fn run_one(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that ignores its stdin may exit before reading it; that is not a failure.
         let _ = stdin.write_all(input);
     }
-    let deadline = hook.timeout().filter(|t| *t > 0).map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| fail(e.to_string()))? {
             break st;
@@ -64,7 +82,10 @@ fn run_one(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!("timed out after {}s", hook.timeout().unwrap_or_default())));
+            return Err(fail(format!(
+                "timed out after {}s",
+                hook.timeout().unwrap_or_default()
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -104,18 +125,24 @@ mod tests {
     fn hook_reads_state_and_failure_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
-        let ok = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}));
+        let ok = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}),
+        );
         run("prestart", Some(&vec![ok]), &state()).expect("hook ran");
-        let seen: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).expect("out")).expect("json");
+        let seen: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).expect("out")).expect("json");
         assert_eq!(seen["id"], "h1");
-        let bad = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}));
+        let bad = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}),
+        );
         let e = run("poststart", Some(&vec![bad]), &state()).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
     }
 
     #[test]
     fn hook_timeout_kills() {
-        let slow = hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
+        let slow =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
         let e = run("prestart", Some(&vec![slow]), &state()).unwrap_err();
         assert!(e.to_string().contains("timed out"), "{e}");
     }

@@ -78,7 +78,8 @@ pub fn intermediate(
     join_all(&fds)?;
     drop(fds);
     if plan.new_user() {
-        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(LibcontainerError::sys("unshare user namespace"))?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(LibcontainerError::sys("unshare user namespace"))?;
         chan.send(&Message::NeedIdMaps)?;
         chan.wait_for(&Message::IdMapsWritten, "id maps")?;
         become_root()?;
@@ -86,7 +87,9 @@ pub fn intermediate(
     // A cgroup namespace is rooted where its creator sits: init makes it once it has joined
     // the container's cgroup (as runc does).
     let rest = plan.new - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWCGROUP;
-    nix::sched::unshare(rest).map_err(LibcontainerError::sys(format!("unshare namespaces {rest:?}")))?;
+    nix::sched::unshare(rest).map_err(LibcontainerError::sys(format!(
+        "unshare namespaces {rest:?}"
+    )))?;
     let pid = fork_with(chan, || init().map(|_| ()))?;
     chan.send(&Message::Pid(pid.as_raw()))
 }
@@ -110,10 +113,17 @@ pub fn write_id_maps(proc: &Path, pid: Pid, bundle: &Bundle) -> Result<()> {
     };
     let dir = proc.join(pid.as_raw().to_string());
     for (file, data) in [
-        ("uid_map", fmt(linux.and_then(|l| l.uid_mappings().as_ref()))),
-        ("gid_map", fmt(linux.and_then(|l| l.gid_mappings().as_ref()))),
+        (
+            "uid_map",
+            fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
+        ),
+        (
+            "gid_map",
+            fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
+        ),
     ] {
-        std::fs::write(dir.join(file), data).map_err(LibcontainerError::io(format!("write {file}")))?;
+        std::fs::write(dir.join(file), data)
+            .map_err(LibcontainerError::io(format!("write {file}")))?;
     }
     Ok(())
 }
@@ -124,9 +134,16 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     // Mode bits of created nodes and directories must be exactly the spec's.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let spec = &cfg.bundle.spec;
-    let plan = NamespacePlan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
+    let plan = NamespacePlan::from_spec(
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default(),
+    );
     if !plan.has(LinuxNamespaceType::Mount) {
-        return Err(LibcontainerError::NotSupported("containers without a mount namespace".into()));
+        return Err(LibcontainerError::NotSupported(
+            "containers without a mount namespace".into(),
+        ));
     }
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
     let in_userns = plan.has(LinuxNamespaceType::User);
@@ -134,9 +151,16 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     if new_cgroupns {
         // The namespace and the cgroup mounts in it must be rooted at our own cgroup.
         chan.wait_for(&Message::CgroupJoined, "the cgroup")?;
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(LibcontainerError::sys("unshare cgroup namespace"))?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(LibcontainerError::sys("unshare cgroup namespace"))?;
     }
-    rootfs::prepare(spec, &cfg.bundle.rootfs, &cfg.bundle.path, in_userns, &cgroups)?;
+    rootfs::prepare(
+        spec,
+        &cfg.bundle.rootfs,
+        &cfg.bundle.path,
+        in_userns,
+        &cgroups,
+    )?;
     if !new_cgroupns {
         // The runtime moved us into the cgroup while we mounted (a cgroup migration waits for
         // an RCU grace period, the longest step of create); nothing we fork or exec may run outside.
@@ -149,7 +173,11 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
         chan.wait_for(&Message::HooksDone, "the prestart and createRuntime hooks")?;
     }
     let create_hooks = spec_hooks.and_then(|h| h.create_container().as_ref());
-    hooks::run("createContainer", create_hooks, &hook_state(&cfg.state, ContainerStatus::Creating))?;
+    hooks::run(
+        "createContainer",
+        create_hooks,
+        &hook_state(&cfg.state, ContainerStatus::Creating),
+    )?;
     rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
     // Before finish(): a read-only root would refuse the directory.
     cfg.process.ensure_cwd()?;
@@ -165,7 +193,11 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
     chan.send(&Message::Ready)?;
     let mut start = wait_for_start(&fd_path(&cfg.fifo))?;
     let start_hooks = spec_hooks.and_then(|h| h.start_container().as_ref());
-    let started = hooks::run("startContainer", start_hooks, &hook_state(&cfg.state, ContainerStatus::Created));
+    let started = hooks::run(
+        "startContainer",
+        start_hooks,
+        &hook_state(&cfg.state, ContainerStatus::Created),
+    );
     report_start(&mut start, started.as_ref().err())?;
     started?;
     Err(exec.exec())
@@ -173,7 +205,11 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
 
 /// The state hooks inside the container read: `pid` as the container sees itself (as runc).
 fn hook_state(state: &OciState, status: ContainerStatus) -> OciState {
-    OciState { status, pid: Some(nix::unistd::getpid().as_raw()), ..state.clone() }
+    OciState {
+        status,
+        pid: Some(nix::unistd::getpid().as_raw()),
+        ..state.clone()
+    }
 }
 
 /// Blocks until `start` opens the fifo's read side; returns the write side.
@@ -186,8 +222,12 @@ fn wait_for_start(fifo: &Path) -> Result<File> {
 /// Tells `start` the outcome of its part: [`START_OK`] when the process is about to exec,
 /// otherwise the error text, which `start` reports.
 fn report_start(fifo: &mut File, failed: Option<&LibcontainerError>) -> Result<()> {
-    let msg = failed.map_or_else(|| START_OK.to_vec(), |e| format!("{START_FAILED}{e}").into_bytes());
-    fifo.write_all(&msg).map_err(LibcontainerError::io("write exec fifo"))
+    let msg = failed.map_or_else(
+        || START_OK.to_vec(),
+        |e| format!("{START_FAILED}{e}").into_bytes(),
+    );
+    fifo.write_all(&msg)
+        .map_err(LibcontainerError::io("write exec fifo"))
 }
 
 /// First byte init writes to the exec fifo when the user process is about to be exec'd.
@@ -204,7 +244,10 @@ fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<()> {
     if let Some(d) = domainname.filter(|d| !d.is_empty()) {
         // SAFETY: the pointer and length describe the live `d` buffer.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(LibcontainerError::Sys { op: "setdomainname".into(), source: nix::Error::last() });
+            return Err(LibcontainerError::Sys {
+                op: "setdomainname".into(),
+                source: nix::Error::last(),
+            });
         }
     }
     Ok(())

@@ -43,6 +43,8 @@ pub mod rootfs;
 pub mod spec;
 pub mod state;
 
-pub use container::{parse_signal, set_child_subreaper, wait_exit, Container, CreateOptions, ExecOptions};
+pub use container::{
+    parse_signal, set_child_subreaper, wait_exit, Container, CreateOptions, ExecOptions,
+};
 pub use error::{LibcontainerError, Result};
 pub use state::{ContainerStatus, OciState, State};

@@ -30,7 +30,11 @@ impl MountOptions {
 
 /// Parses runc-style mount options; unknown options become filesystem data.
 pub fn parse_options(opts: &[String]) -> MountOptions {
-    let mut out = MountOptions { flags: MsFlags::empty(), propagation: Vec::new(), data: String::new() };
+    let mut out = MountOptions {
+        flags: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: String::new(),
+    };
     let mut data = Vec::new();
     for o in opts {
         let (clear, flag) = match o.as_str() {
@@ -60,7 +64,8 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
             | "runbindable" => {
-                out.propagation.push(propagation(o).unwrap_or(MsFlags::MS_PRIVATE));
+                out.propagation
+                    .push(propagation(o).unwrap_or(MsFlags::MS_PRIVATE));
                 continue;
             }
             // Docker passes tmpcopyup for tmpfs; the image content is not ours to copy.
@@ -103,43 +108,97 @@ const BIND_REMOUNT_KEEP: MsFlags = MsFlags::MS_RDONLY
 
 /// Performs one spec mount inside `root`. Relative bind sources are relative to `bundle`;
 /// `cgroup` mounts expose `cgroups`.
-pub fn mount_in_root(root: &RootDir, m: &Mount, bundle: &Path, cgroups: &[CgroupDir]) -> Result<()> {
+pub fn mount_in_root(
+    root: &RootDir,
+    m: &Mount,
+    bundle: &Path,
+    cgroups: &[CgroupDir],
+) -> Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
-    let typ = m.typ().as_deref().unwrap_or(if opts.is_bind() { "bind" } else { "none" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if opts.is_bind() { "bind" } else { "none" });
     let dest = m.destination();
     if typ == "cgroup" || typ == "cgroup2" {
         return crate::cgroupfs_mount::mount_cgroups(root, dest, &opts, cgroups);
     }
     let source: Option<PathBuf> = m.source().as_ref().map(|s| {
-        if opts.is_bind() && s.is_relative() { bundle.join(s) } else { s.clone() }
+        if opts.is_bind() && s.is_relative() {
+            bundle.join(s)
+        } else {
+            s.clone()
+        }
     });
     let target = if opts.is_bind() && source.as_deref().is_some_and(|s| !s.is_dir()) {
         root.touch(dest)?
     } else {
         root.mkdir_all(dest, 0o755)?
     };
-    let first_flags = if opts.is_bind() { opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC) } else { opts.flags };
+    let first_flags = if opts.is_bind() {
+        opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC)
+    } else {
+        opts.flags
+    };
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let fstype = (!opts.is_bind()).then_some(typ);
-    mount(source.as_deref(), &fd_path(&target), fstype, first_flags, data)
-        .map_err(LibcontainerError::sys(format!("mount {typ} on {}", dest.display())))?;
+    mount(
+        source.as_deref(),
+        &fd_path(&target),
+        fstype,
+        first_flags,
+        data,
+    )
+    .map_err(LibcontainerError::sys(format!(
+        "mount {typ} on {}",
+        dest.display()
+    )))?;
     // The descriptor still names the covered directory; reopen to reach the new mount.
-    let mounted = root.open_in(dest, OFlags::PATH).map_err(|e| sys(format!("reopen {}", dest.display()), e))?;
-    if opts.is_bind() && opts.flags.intersects(BIND_REMOUNT_KEEP | MsFlags::MS_NOATIME) {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC));
-        mount(None::<&str>, &fd_path(&mounted), None::<&str>, flags, None::<&str>)
-            .map_err(LibcontainerError::sys(format!("remount {}", dest.display())))?;
+    let mounted = root
+        .open_in(dest, OFlags::PATH)
+        .map_err(|e| sys(format!("reopen {}", dest.display()), e))?;
+    if opts.is_bind()
+        && opts
+            .flags
+            .intersects(BIND_REMOUNT_KEEP | MsFlags::MS_NOATIME)
+    {
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | (opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC));
+        mount(
+            None::<&str>,
+            &fd_path(&mounted),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys(format!(
+            "remount {}",
+            dest.display()
+        )))?;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &fd_path(&mounted), None::<&str>, *p, None::<&str>)
-            .map_err(LibcontainerError::sys(format!("set propagation on {}", dest.display())))?;
+        mount(
+            None::<&str>,
+            &fd_path(&mounted),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys(format!(
+            "set propagation on {}",
+            dest.display()
+        )))?;
     }
     Ok(())
 }
 
 /// Bind-remounts `path` read-only, keeping the flags it already has (they may be locked).
 pub fn remount_readonly(path: &Path, recursive: bool) -> Result<()> {
-    let cur = nix::sys::statvfs::statvfs(path).map_err(LibcontainerError::sys(format!("statvfs {}", path.display())))?;
+    let cur = nix::sys::statvfs::statvfs(path).map_err(LibcontainerError::sys(format!(
+        "statvfs {}",
+        path.display()
+    )))?;
     let mut keep = MsFlags::empty();
     let f = cur.flags();
     use nix::sys::statvfs::FsFlags;
@@ -155,9 +214,22 @@ pub fn remount_readonly(path: &Path, recursive: bool) -> Result<()> {
             keep |= m;
         }
     }
-    let rec = if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
-    mount(None::<&str>, path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep | rec, None::<&str>)
-        .map_err(LibcontainerError::sys(format!("remount {} read-only", path.display())))
+    let rec = if recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep | rec,
+        None::<&str>,
+    )
+    .map_err(LibcontainerError::sys(format!(
+        "remount {} read-only",
+        path.display()
+    )))
 }
 
 #[cfg(test)]
@@ -189,7 +261,10 @@ mod tests {
         assert!(o.flags.contains(MsFlags::MS_REC | MsFlags::MS_RDONLY));
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert!(o.data.is_empty());
-        assert_eq!(propagation("rslave"), Some(MsFlags::MS_SLAVE | MsFlags::MS_REC));
+        assert_eq!(
+            propagation("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
         assert_eq!(propagation("bogus"), None);
     }
 }

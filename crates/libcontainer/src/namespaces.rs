@@ -48,14 +48,18 @@ pub struct NamespacePlan {
 impl NamespacePlan {
     /// Splits the spec's list.
     pub fn from_spec(list: &[LinuxNamespace]) -> NamespacePlan {
-        let mut plan = NamespacePlan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut plan = NamespacePlan {
+            new: CloneFlags::empty(),
+            join: Vec::new(),
+        };
         for ns in list {
             match ns.path() {
                 Some(p) => plan.join.push((ns.typ(), p.clone())),
                 None => plan.new |= clone_flag(ns.typ()),
             }
         }
-        plan.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+        plan.join
+            .sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
         plan
     }
 
@@ -76,7 +80,10 @@ impl NamespacePlan {
             .iter()
             .map(|(t, p)| {
                 let f = std::fs::File::open(p).map_err(|e| {
-                    LibcontainerError::InvalidSpec(format!("namespace {t} path {}: {e}", p.display()))
+                    LibcontainerError::InvalidSpec(format!(
+                        "namespace {t} path {}: {e}",
+                        p.display()
+                    ))
                 })?;
                 Ok((*t, OwnedFd::from(f)))
             })
@@ -87,7 +94,8 @@ impl NamespacePlan {
 /// Enters each opened namespace.
 pub fn join_all(fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
     for (t, fd) in fds {
-        nix::sched::setns(fd, clone_flag(*t)).map_err(LibcontainerError::sys(format!("setns {t}")))?;
+        nix::sched::setns(fd, clone_flag(*t))
+            .map_err(LibcontainerError::sys(format!("setns {t}")))?;
     }
     Ok(())
 }

@@ -34,15 +34,23 @@ pub struct Exec {
 }
 
 fn cstr(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| LibcontainerError::InvalidSpec(format!("{s:?} contains a NUL byte")))
+    CString::new(s)
+        .map_err(|_| LibcontainerError::InvalidSpec(format!("{s:?} contains a NUL byte")))
 }
 
 fn errno(op: &str) -> LibcontainerError {
-    LibcontainerError::Sys { op: op.into(), source: nix::Error::last() }
+    LibcontainerError::Sys {
+        op: op.into(),
+        source: nix::Error::last(),
+    }
 }
 
 /// Finds `prog` like execvp, but in the container's PATH (from its env, not ours).
-pub fn find_executable(prog: &str, env: &[String], is_exec: impl Fn(&Path) -> bool) -> Result<PathBuf> {
+pub fn find_executable(
+    prog: &str,
+    env: &[String],
+    is_exec: impl Fn(&Path) -> bool,
+) -> Result<PathBuf> {
     if prog.contains('/') {
         let p = PathBuf::from(prog);
         return if is_exec(&p) {
@@ -50,8 +58,14 @@ pub fn find_executable(prog: &str, env: &[String], is_exec: impl Fn(&Path) -> bo
         } else {
             // runc's wording: the docker CLI maps "no such file or directory" to exit 127 and
             // "permission denied" to 126.
-            let why = if p.exists() { "permission denied".to_string() } else { format!("stat {prog}: no such file or directory") };
-            Err(LibcontainerError::InvalidSpec(format!("exec: {prog:?}: {why}")))
+            let why = if p.exists() {
+                "permission denied".to_string()
+            } else {
+                format!("stat {prog}: no such file or directory")
+            };
+            Err(LibcontainerError::InvalidSpec(format!(
+                "exec: {prog:?}: {why}"
+            )))
         };
     }
     let path = env
@@ -62,7 +76,11 @@ pub fn find_executable(prog: &str, env: &[String], is_exec: impl Fn(&Path) -> bo
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(prog))
         .find(|p| is_exec(p))
-        .ok_or_else(|| LibcontainerError::InvalidSpec(format!("exec: {prog:?}: executable file not found in $PATH")))
+        .ok_or_else(|| {
+            LibcontainerError::InvalidSpec(format!(
+                "exec: {prog:?}: executable file not found in $PATH"
+            ))
+        })
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -101,24 +119,35 @@ impl ProcessPlan {
         if let (Some(filter), false) = (&self.seccomp, nnp) {
             filter.install()?;
         }
-        let caps = CapSets::from_spec(p.capabilities().as_ref()).limited_to(capabilities::current_bounding());
+        let caps = CapSets::from_spec(p.capabilities().as_ref())
+            .limited_to(capabilities::current_bounding());
         capabilities::drop_bounding(caps.bounding)?;
         // SAFETY: PR_SET_KEEPCAPS takes an integer; keeps permitted caps across the uid change.
         if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
             return Err(errno("PR_SET_KEEPCAPS"));
         }
         let user = p.user();
-        let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+        let gids: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
         // setgroups is refused in a user namespace whose setgroups file says deny; only fail
         // when the spec actually asks for supplementary groups.
         if let Err(e) = nix::unistd::setgroups(&gids) {
             if !gids.is_empty() {
-                return Err(LibcontainerError::Sys { op: "setgroups".into(), source: e });
+                return Err(LibcontainerError::Sys {
+                    op: "setgroups".into(),
+                    source: e,
+                });
             }
         }
         let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-        nix::unistd::setresgid(gid, gid, gid).map_err(LibcontainerError::sys(format!("setgid {gid}")))?;
-        nix::unistd::setresuid(uid, uid, uid).map_err(LibcontainerError::sys(format!("setuid {uid}")))?;
+        nix::unistd::setresgid(gid, gid, gid)
+            .map_err(LibcontainerError::sys(format!("setgid {gid}")))?;
+        nix::unistd::setresuid(uid, uid, uid)
+            .map_err(LibcontainerError::sys(format!("setuid {uid}")))?;
         // SAFETY: as above.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
         capabilities::apply(&caps)?;
@@ -140,10 +169,16 @@ impl ProcessPlan {
     /// (`/proc/self/fd/N`, CVE-2024-21626) would leave getcwd unable to name it.
     fn enter_cwd(&self) -> Result<()> {
         let cwd = self.process.cwd();
-        nix::unistd::chdir(cwd).map_err(LibcontainerError::sys(format!("chdir to cwd {}", cwd.display())))?;
+        nix::unistd::chdir(cwd).map_err(LibcontainerError::sys(format!(
+            "chdir to cwd {}",
+            cwd.display()
+        )))?;
         match nix::unistd::getcwd() {
             Ok(real) if real.is_absolute() && real.starts_with("/") => Ok(()),
-            _ => Err(LibcontainerError::InvalidSpec(format!("cwd {} is outside the container", cwd.display()))),
+            _ => Err(LibcontainerError::InvalidSpec(format!(
+                "cwd {} is outside the container",
+                cwd.display()
+            ))),
         }
     }
 
@@ -152,7 +187,10 @@ impl ProcessPlan {
     pub fn ensure_cwd(&self) -> Result<()> {
         let cwd = self.process.cwd();
         if !cwd.exists() {
-            std::fs::create_dir_all(cwd).map_err(LibcontainerError::io(format!("create cwd {}", cwd.display())))?;
+            std::fs::create_dir_all(cwd).map_err(LibcontainerError::io(format!(
+                "create cwd {}",
+                cwd.display()
+            )))?;
         }
         Ok(())
     }
@@ -160,10 +198,14 @@ impl ProcessPlan {
     fn resolve(&self, uid: u32) -> Result<Exec> {
         let p = &self.process;
         let args = p.args().as_deref().unwrap_or_default();
-        let prog = args.first().ok_or_else(|| LibcontainerError::InvalidSpec("process.args is empty".into()))?;
+        let prog = args
+            .first()
+            .ok_or_else(|| LibcontainerError::InvalidSpec("process.args is empty".into()))?;
         let mut env: Vec<String> = p.env().clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("HOME=")) {
-            let home = std::fs::read_to_string("/etc/passwd").ok().and_then(|s| home_of(&s, uid));
+            let home = std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|s| home_of(&s, uid));
             env.push(format!("HOME={}", home.unwrap_or_else(|| "/".into())));
         }
         let path = find_executable(prog, &env, is_executable)?;
@@ -182,7 +224,14 @@ impl ProcessPlan {
 pub fn close_inherited_fds(preserve: i32) -> Result<()> {
     let first = 3 + preserve.max(0) as u32;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         return Err(errno("close_range"));
     }
@@ -194,7 +243,10 @@ pub fn close_inherited_fds(preserve: i32) -> Result<()> {
 /// container that outlives the command.
 #[allow(unsafe_code)]
 pub fn close_fds_except(preserve: i32, keep: &[std::os::fd::RawFd]) -> Result<()> {
-    let mut keep: Vec<u32> = keep.iter().filter_map(|fd| u32::try_from(*fd).ok()).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .collect();
     keep.sort_unstable();
     let mut first = 3 + preserve.max(0) as u32;
     for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
@@ -215,11 +267,21 @@ impl Exec {
         // execve keeps the signal mask: the caller's (a shim blocks SIGCHLD for its signalfd)
         // must not leak into the container's processes.
         let empty = nix::sys::signal::SigSet::empty();
-        if let Err(e) = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None) {
-            return LibcontainerError::Sys { op: "reset the signal mask".into(), source: e };
+        if let Err(e) = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&empty),
+            None,
+        ) {
+            return LibcontainerError::Sys {
+                op: "reset the signal mask".into(),
+                source: e,
+            };
         }
         match nix::unistd::execve(&self.path, &self.args, &self.env) {
-            Err(e) => LibcontainerError::Sys { op: format!("exec {:?}", self.path), source: e },
+            Err(e) => LibcontainerError::Sys {
+                op: format!("exec {:?}", self.path),
+                source: e,
+            },
             Ok(never) => match never {},
         }
     }
@@ -237,9 +299,16 @@ mod tests {
         let e = find_executable("nope", &env, |_| false).unwrap_err();
         assert!(e.to_string().contains("not found in $PATH"));
         assert!(find_executable("/bin/x", &env, |_| true).is_ok());
-        let missing = find_executable("/no/such/x", &env, |_| false).unwrap_err().to_string();
-        assert!(missing.contains("stat /no/such/x: no such file or directory"), "{missing}");
-        let not_exec = find_executable("/", &env, |_| false).unwrap_err().to_string();
+        let missing = find_executable("/no/such/x", &env, |_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("stat /no/such/x: no such file or directory"),
+            "{missing}"
+        );
+        let not_exec = find_executable("/", &env, |_| false)
+            .unwrap_err()
+            .to_string();
         assert!(not_exec.contains("permission denied"), "{not_exec}");
         assert!(find_executable("./x", &env, |_| false).is_err());
     }
@@ -250,7 +319,10 @@ mod tests {
         // Runs in a child: closing descriptors of the test harness itself would be unsafe.
         let keep = std::fs::File::open("/dev/null").expect("open");
         let gone = std::fs::File::open("/dev/null").expect("open");
-        let (k, g) = (std::os::fd::AsRawFd::as_raw_fd(&keep), std::os::fd::AsRawFd::as_raw_fd(&gone));
+        let (k, g) = (
+            std::os::fd::AsRawFd::as_raw_fd(&keep),
+            std::os::fd::AsRawFd::as_raw_fd(&gone),
+        );
         // SAFETY: the child only makes raw syscalls and leaves with _exit.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {

@@ -18,7 +18,10 @@ use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use crate::error::{LibcontainerError, Result};
 use crate::fsroot::sys;
 
-const SEALS: SealFlags = SealFlags::SEAL.union(SealFlags::SHRINK).union(SealFlags::GROW).union(SealFlags::WRITE);
+const SEALS: SealFlags = SealFlags::SEAL
+    .union(SealFlags::SHRINK)
+    .union(SealFlags::GROW)
+    .union(SealFlags::WRITE);
 
 /// Whether `fd` is a memfd carrying all our seals.
 fn is_sealed(fd: impl AsFd) -> bool {
@@ -46,8 +49,12 @@ pub fn ensure_sealed_exe(scratch: &Path) -> Result<()> {
         Ok(fd) => (fd, true),
         Err(_) => (sealed_copy(&exe)?, false),
     };
-    let to_c = |v: Vec<u8>| CString::new(v).map_err(|_| LibcontainerError::InvalidSpec("argument contains NUL".into()));
-    let args: Vec<CString> = std::env::args_os().map(|a| to_c(a.into_vec())).collect::<Result<_>>()?;
+    let to_c = |v: Vec<u8>| {
+        CString::new(v).map_err(|_| LibcontainerError::InvalidSpec("argument contains NUL".into()))
+    };
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| to_c(a.into_vec()))
+        .collect::<Result<_>>()?;
     let marker = bound.then(|| (CLONED_ENV.into(), "1".into()));
     let env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != CLONED_ENV)
@@ -60,7 +67,10 @@ pub fn ensure_sealed_exe(scratch: &Path) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     match nix::unistd::fexecve(fd.as_fd(), &args, &env) {
-        Err(e) => Err(LibcontainerError::Sys { op: "re-exec from a protected copy".into(), source: e }),
+        Err(e) => Err(LibcontainerError::Sys {
+            op: "re-exec from a protected copy".into(),
+            source: e,
+        }),
         Ok(never) => match never {},
     }
 }
@@ -72,16 +82,40 @@ pub fn readonly_bind(scratch: &Path) -> Result<OwnedFd> {
         .recursive(true)
         .mode(0o700)
         .create(scratch)
-        .map_err(LibcontainerError::io(format!("create {}", scratch.display())))?;
+        .map_err(LibcontainerError::io(format!(
+            "create {}",
+            scratch.display()
+        )))?;
     let target = scratch.join(format!(".exe-{}", std::process::id()));
-    File::create(&target).map_err(LibcontainerError::io(format!("create {}", target.display())))?;
+    File::create(&target).map_err(LibcontainerError::io(format!(
+        "create {}",
+        target.display()
+    )))?;
     let opened = (|| {
-        mount(Some("/proc/self/exe"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(LibcontainerError::sys("bind the runtime binary"))?;
-        let ro = mount(None::<&str>, &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-            .map_err(LibcontainerError::sys("remount the runtime binary read-only"))
-            .and_then(|()| rustix::fs::open(&target, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| sys("open the bound binary", e)));
-        let detached = umount2(&target, MntFlags::MNT_DETACH).map_err(LibcontainerError::sys("detach the bound binary"));
+        mount(
+            Some("/proc/self/exe"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys("bind the runtime binary"))?;
+        let ro = mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys(
+            "remount the runtime binary read-only",
+        ))
+        .and_then(|()| {
+            rustix::fs::open(&target, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| sys("open the bound binary", e))
+        });
+        let detached = umount2(&target, MntFlags::MNT_DETACH)
+            .map_err(LibcontainerError::sys("detach the bound binary"));
         let fd = ro?;
         detached.map(|()| fd)
     })();
@@ -91,8 +125,11 @@ pub fn readonly_bind(scratch: &Path) -> Result<OwnedFd> {
 
 /// Copies `src` into a new close-on-exec memfd and seals it against any change.
 pub fn sealed_copy(src: &File) -> Result<OwnedFd> {
-    let fd = rustix::fs::memfd_create("wharf-runtime", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .map_err(|e| sys("memfd_create", e))?;
+    let fd = rustix::fs::memfd_create(
+        "wharf-runtime",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| sys("memfd_create", e))?;
     let mut dst = File::from(fd);
     let mut src = src;
     std::io::copy(&mut src, &mut dst).map_err(LibcontainerError::io("copy runtime binary"))?;
@@ -111,10 +148,20 @@ mod tests {
         let fd = readonly_bind(dir.path()).expect("bind");
         assert!(on_readonly_mount(&fd));
         let path = crate::fsroot::fd_path(&fd);
-        assert!(std::fs::OpenOptions::new().write(true).open(&path).is_err(), "writable through the bind");
-        assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 0, "scratch file left");
+        assert!(
+            std::fs::OpenOptions::new().write(true).open(&path).is_err(),
+            "writable through the bind"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("read dir").count(),
+            0,
+            "scratch file left"
+        );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        assert!(!mounts.contains(&dir.path().display().to_string()), "bind left mounted");
+        assert!(
+            !mounts.contains(&dir.path().display().to_string()),
+            "bind left mounted"
+        );
     }
 
     #[test]
@@ -124,7 +171,10 @@ mod tests {
         let fd = sealed_copy(&exe).expect("memfd");
         assert!(is_sealed(&fd));
         let copy = File::from(fd);
-        assert_eq!(copy.metadata().expect("meta").len(), exe.metadata().expect("meta").len());
+        assert_eq!(
+            copy.metadata().expect("meta").len(),
+            exe.metadata().expect("meta").len()
+        );
         // Sealed: writing through a reopened handle, or truncating it, must fail.
         let path = crate::fsroot::fd_path(&copy);
         let wrote = std::fs::OpenOptions::new()
@@ -132,6 +182,10 @@ mod tests {
             .open(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
         assert!(wrote.is_err());
-        assert!(std::fs::OpenOptions::new().write(true).truncate(true).open(&path).is_err());
+        assert!(std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .is_err());
     }
 }

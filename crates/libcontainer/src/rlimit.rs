@@ -48,13 +48,19 @@ pub fn check(limits: &[PosixRlimit]) -> Result<()> {
 pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
     for l in limits {
         let res = resource(l.typ());
-        let new = libc::rlimit { rlim_cur: l.soft(), rlim_max: l.hard() };
+        let new = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
         // SAFETY: `new` is a valid rlimit that outlives the call.
         if unsafe { libc::setrlimit(res, &new) } == 0 {
             continue;
         }
         let err = nix::Error::last();
-        let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: `cur` is a valid out-parameter.
         unsafe { libc::getrlimit(res, &mut cur) };
         let why = if err == nix::Error::EPERM && l.hard() > cur.rlim_max {
@@ -66,7 +72,10 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
         } else {
             err.to_string()
         };
-        return Err(LibcontainerError::NotSupported(format!("cannot set rlimit {}: {why}", l.typ())));
+        return Err(LibcontainerError::NotSupported(format!(
+            "cannot set rlimit {}: {why}",
+            l.typ()
+        )));
     }
     Ok(())
 }
@@ -85,10 +94,12 @@ mod tests {
     #[test]
     fn soft_above_hard_rejected() {
         let l: PosixRlimit =
-            serde_json::from_value(serde_json::json!({"type":"RLIMIT_NOFILE","soft":10,"hard":5})).expect("rl");
+            serde_json::from_value(serde_json::json!({"type":"RLIMIT_NOFILE","soft":10,"hard":5}))
+                .expect("rl");
         assert!(check(&[l]).is_err());
         let ok: PosixRlimit =
-            serde_json::from_value(serde_json::json!({"type":"RLIMIT_CORE","soft":0,"hard":5})).expect("rl");
+            serde_json::from_value(serde_json::json!({"type":"RLIMIT_CORE","soft":0,"hard":5}))
+                .expect("rl");
         assert!(check(&[ok]).is_ok());
     }
 }

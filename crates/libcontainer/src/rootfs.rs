@@ -18,23 +18,47 @@ use crate::mount::{mount_in_root, propagation, remount_readonly};
 /// Propagation of `/` while mounts are being made: explicit in the spec, otherwise rslave so
 /// container mounts never leak to the host while host unmounts still reach the container.
 pub fn initial_propagation(spec: &Spec) -> Result<MsFlags> {
-    match spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
         None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
-        Some(p) => propagation(p)
-            .ok_or_else(|| LibcontainerError::InvalidSpec(format!("unknown rootfsPropagation {p:?}"))),
+        Some(p) => propagation(p).ok_or_else(|| {
+            LibcontainerError::InvalidSpec(format!("unknown rootfsPropagation {p:?}"))
+        }),
     }
 }
 
 /// Mounts everything the spec lists into `rootfs` and populates /dev.
-pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool, cgroups: &[CgroupDir]) -> Result<()> {
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    in_userns: bool,
+    cgroups: &[CgroupDir],
+) -> Result<()> {
     let prop = initial_propagation(spec)?;
     // Shared propagation on `/` would leak our mounts to the host; make it slave first.
-    let first = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
+    let first = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop
+    };
     mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .map_err(LibcontainerError::sys("set propagation of /"))?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(LibcontainerError::sys(format!("bind rootfs {}", rootfs.display())))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(LibcontainerError::sys(format!(
+        "bind rootfs {}",
+        rootfs.display()
+    )))?;
     let root = RootDir::open(rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         mount_in_root(&root, m, bundle, cgroups)?;
@@ -43,7 +67,11 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool, cgrou
     for d in devices::default_devices() {
         devices::create(&root, &d, in_userns)?;
     }
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         devices::create(&root, &devices::from_spec(d)?, in_userns)?;
     }
     devices::create_symlinks(&root)
@@ -51,16 +79,31 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, in_userns: bool, cgrou
 
 /// Makes `rootfs` the root: pivot_root, or a chroot (MS_MOVE) when `no_pivot` is asked for.
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    nix::unistd::chdir(rootfs).map_err(LibcontainerError::sys(format!("chdir {}", rootfs.display())))?;
+    nix::unistd::chdir(rootfs).map_err(LibcontainerError::sys(format!(
+        "chdir {}",
+        rootfs.display()
+    )))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(LibcontainerError::sys("move rootfs to /"))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys("move rootfs to /"))?;
         nix::unistd::chroot(".").map_err(LibcontainerError::sys("chroot"))?;
     } else {
         // Stack the old root under the new one, then detach it: no directory is needed for it.
         nix::unistd::pivot_root(".", ".").map_err(LibcontainerError::sys("pivot_root"))?;
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(LibcontainerError::sys("make old root slave"))?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(LibcontainerError::sys("make old root slave"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(LibcontainerError::sys("detach old root"))?;
     }
     nix::unistd::chdir("/").map_err(LibcontainerError::sys("chdir /"))
@@ -74,17 +117,34 @@ pub fn finish(spec: &Spec) -> Result<()> {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(LibcontainerError::sys("set rootfs propagation"))?;
     }
-    for (key, value) in linux.and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
+    for (key, value) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let path = sysctl_path(key)?;
         std::fs::write(&path, value).map_err(LibcontainerError::io(format!("sysctl {key}")))?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         mask(Path::new(p))?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         readonly(Path::new(p))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_readonly(Path::new("/"), false)?;
     }
     Ok(())
@@ -93,7 +153,9 @@ pub fn finish(spec: &Spec) -> Result<()> {
 /// The /proc/sys file of a sysctl key; rejects keys that would walk out of /proc/sys.
 pub fn sysctl_path(key: &str) -> Result<PathBuf> {
     if key.is_empty() || key.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
-        return Err(LibcontainerError::InvalidSpec(format!("invalid sysctl {key:?}")));
+        return Err(LibcontainerError::InvalidSpec(format!(
+            "invalid sysctl {key:?}"
+        )));
     }
     Ok(Path::new("/proc/sys").join(key.replace('.', "/")))
 }
@@ -102,21 +164,47 @@ fn mask(p: &Path) -> Result<()> {
     let meta = match std::fs::metadata(p) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(LibcontainerError::Io { op: format!("stat {}", p.display()), source: e }),
+        Err(e) => {
+            return Err(LibcontainerError::Io {
+                op: format!("stat {}", p.display()),
+                source: e,
+            })
+        }
     };
     let r = if meta.is_dir() {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0"),
+        )
     } else {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     };
     r.map_err(LibcontainerError::sys(format!("mask {}", p.display())))
 }
 
 fn readonly(p: &Path) -> Result<()> {
-    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => remount_readonly(p, true),
         Err(nix::Error::ENOENT) => Ok(()),
-        Err(e) => Err(LibcontainerError::Sys { op: format!("bind {} read-only", p.display()), source: e }),
+        Err(e) => Err(LibcontainerError::Sys {
+            op: format!("bind {} read-only", p.display()),
+            source: e,
+        }),
     }
 }
 
@@ -126,7 +214,10 @@ mod tests {
 
     #[test]
     fn sysctl_paths() {
-        assert_eq!(sysctl_path("net.ipv4.ip_forward").expect("ok"), PathBuf::from("/proc/sys/net/ipv4/ip_forward"));
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").expect("ok"),
+            PathBuf::from("/proc/sys/net/ipv4/ip_forward")
+        );
         assert!(sysctl_path("../../etc/passwd").is_err());
         assert!(sysctl_path("kernel..x").is_err());
         assert!(sysctl_path("").is_err());
@@ -135,7 +226,10 @@ mod tests {
     #[test]
     fn propagation_default_and_explicit() {
         let mut spec = Spec::default();
-        assert_eq!(initial_propagation(&spec).expect("p"), MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!(
+            initial_propagation(&spec).expect("p"),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        );
         let mut linux = spec.linux().clone().expect("linux");
         linux.set_rootfs_propagation(Some("private".into()));
         spec.set_linux(Some(linux.clone()));

@@ -28,34 +28,49 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         .map_err(|e| invalid(format!("bundle {}: {e}", bundle.display())))?;
     let config = path.join("config.json");
     let data = std::fs::read(&config).map_err(|e| invalid(format!("{}: {e}", config.display())))?;
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| invalid(format!("{}: {e}", config.display())))?;
+    let spec: Spec =
+        serde_json::from_slice(&data).map_err(|e| invalid(format!("{}: {e}", config.display())))?;
     validate(&spec)?;
-    let root = spec.root().as_ref().ok_or_else(|| invalid("config.json has no root"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("config.json has no root"))?;
     let rootfs = path.join(root.path());
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| invalid(format!("rootfs {}: {e}", rootfs.display())))?;
     if !rootfs.is_dir() {
-        return Err(invalid(format!("rootfs {} is not a directory", rootfs.display())));
+        return Err(invalid(format!(
+            "rootfs {} is not a directory",
+            rootfs.display()
+        )));
     }
     Ok(Bundle { path, rootfs, spec })
 }
 
 /// Checks what the runtime needs from a spec before it forks anything.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let process = spec.process().as_ref().ok_or_else(|| invalid("config.json has no process"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("config.json has no process"))?;
     let args = process.args().as_deref().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return Err(invalid("process.args must not be empty"));
     }
     if !process.cwd().is_absolute() {
-        return Err(invalid(format!("process.cwd {:?} must be absolute", process.cwd())));
+        return Err(invalid(format!(
+            "process.cwd {:?} must be absolute",
+            process.cwd()
+        )));
     }
     if spec.root().is_none() {
         return Err(invalid("config.json has no root"));
     }
-    let linux = spec.linux().as_ref().ok_or_else(|| invalid("config.json has no linux section"))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("config.json has no linux section"))?;
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     let mut seen = HashSet::new();
     for ns in namespaces {
@@ -67,18 +82,25 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(invalid("hostname needs a new uts namespace"));
     }
-    let user_new = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let user_new = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if user_new && !has_maps {
-        return Err(invalid("a new user namespace needs uidMappings and gidMappings"));
+        return Err(invalid(
+            "a new user namespace needs uidMappings and gidMappings",
+        ));
     }
     if !user_new && linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) {
         return Err(invalid("uidMappings given without a new user namespace"));
     }
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if !m.destination().is_absolute() {
-            return Err(invalid(format!("mount destination {:?} must be absolute", m.destination())));
+            return Err(invalid(format!(
+                "mount destination {:?} must be absolute",
+                m.destination()
+            )));
         }
     }
     Ok(())
@@ -89,7 +111,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
     if ok {
         Ok(())
     } else {
@@ -156,9 +180,15 @@ mod tests {
     #[test]
     fn user_namespace_needs_mappings() {
         let s = spec_json(|v| {
-            v["linux"]["namespaces"].as_array_mut().expect("array").push(serde_json::json!({"type":"user"}));
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("array")
+                .push(serde_json::json!({"type":"user"}));
         });
-        assert!(validate(&s).unwrap_err().to_string().contains("uidMappings"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("uidMappings"));
     }
 
     #[test]
@@ -175,7 +205,9 @@ mod tests {
     #[test]
     fn missing_rootfs_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        default_spec(false).save(dir.path().join("config.json")).expect("save");
+        default_spec(false)
+            .save(dir.path().join("config.json"))
+            .expect("save");
         let e = load_bundle(dir.path()).unwrap_err();
         assert!(e.to_string().contains("rootfs"), "{e}");
     }

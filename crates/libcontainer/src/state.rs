@@ -39,11 +39,17 @@ impl ContainerStatus {
     }
     /// Signals go to any container with a live init.
     pub fn can_kill(self) -> bool {
-        matches!(self, ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused)
+        matches!(
+            self,
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        )
     }
     /// Without `--force`, a container can be deleted once stopped, or before it ever ran (as runc).
     pub fn can_delete(self) -> bool {
-        matches!(self, ContainerStatus::Stopped | ContainerStatus::Created | ContainerStatus::Creating)
+        matches!(
+            self,
+            ContainerStatus::Stopped | ContainerStatus::Created | ContainerStatus::Creating
+        )
     }
     /// New processes can join a created or running container.
     pub fn can_exec(self) -> bool {
@@ -145,7 +151,8 @@ impl State {
     /// Reads `<dir>/state.json`.
     pub fn load(dir: &Path) -> Result<State> {
         let path = dir.join(STATE_FILE);
-        let data = fs::read(&path).map_err(LibcontainerError::io(format!("read {}", path.display())))?;
+        let data =
+            fs::read(&path).map_err(LibcontainerError::io(format!("read {}", path.display())))?;
         serde_json::from_slice(&data).map_err(|e| LibcontainerError::Io {
             op: format!("parse {}", path.display()),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
@@ -167,7 +174,10 @@ impl State {
 /// root two fsyncs per write were the slowest part of create and start.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let op = || format!("write {}", path.display());
     let write = || -> std::io::Result<()> {
@@ -177,7 +187,10 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        LibcontainerError::Io { op: op(), source: e }
+        LibcontainerError::Io {
+            op: op(),
+            source: e,
+        }
     })
 }
 
@@ -221,7 +234,10 @@ mod tests {
         assert_eq!(back.cgroup_path.as_deref(), Some("/wharf/c1"));
         let json = serde_json::to_value(back.oci()).expect("json");
         assert_eq!(json["status"], "stopped");
-        assert!(json.get("pid").is_none(), "stopped containers report no pid");
+        assert!(
+            json.get("pid").is_none(),
+            "stopped containers report no pid"
+        );
         assert_eq!(json["ociVersion"], "1.0.2");
     }
 }

@@ -22,7 +22,11 @@ impl Logger {
     pub fn error(&self, msg: &str) {
         let Some(path) = &self.path else { return };
         let line = format_line(self.format, "error", msg, &chrono::Utc::now().to_rfc3339());
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = f.write_all(line.as_bytes());
         }
     }
@@ -31,7 +35,10 @@ impl Logger {
 /// One log line in the chosen format, newline-terminated.
 pub fn format_line(format: LogFormat, level: &str, msg: &str, time: &str) -> String {
     match format {
-        LogFormat::Json => format!("{}\n", serde_json::json!({"level": level, "msg": msg, "time": time})),
+        LogFormat::Json => format!(
+            "{}\n",
+            serde_json::json!({"level": level, "msg": msg, "time": time})
+        ),
         LogFormat::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
     }
 }
@@ -42,7 +49,12 @@ mod tests {
 
     #[test]
     fn json_shape_matches_runc() {
-        let l = format_line(LogFormat::Json, "error", "boom \"x\"", "2024-01-01T00:00:00Z");
+        let l = format_line(
+            LogFormat::Json,
+            "error",
+            "boom \"x\"",
+            "2024-01-01T00:00:00Z",
+        );
         let v: serde_json::Value = serde_json::from_str(l.trim()).expect("json");
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "boom \"x\"");

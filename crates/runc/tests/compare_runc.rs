@@ -21,12 +21,20 @@ fn probe(runtime: &Path, patch: impl Fn(&mut serde_json::Value)) -> String {
     patch(&mut b.config);
     b.script(PROBE);
     let out = b.run();
-    assert!(out.status.success(), "{} failed: {}", runtime.display(), stderr(&out));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        runtime.display(),
+        stderr(&out)
+    );
     stdout(&out)
 }
 
 fn compare(patch: impl Fn(&mut serde_json::Value)) {
-    assert!(Path::new(RUNC).exists(), "runc is required for the comparison tests");
+    assert!(
+        Path::new(RUNC).exists(),
+        "runc is required for the comparison tests"
+    );
     let runc = probe(Path::new(RUNC), &patch);
     let wharf = probe(Path::new(WHARF), &patch);
     assert_eq!(wharf, runc, "wharf-runtime and runc disagree");
@@ -51,6 +59,12 @@ fn non_root_user_with_limits_matches_runc() {
 
 #[test]
 fn container_hooks_match_runc() {
-    assert!(Path::new(RUNC).exists(), "runc is required for the comparison tests");
-    assert_eq!(hook_namespace_report(Path::new(WHARF)), hook_namespace_report(Path::new(RUNC)));
+    assert!(
+        Path::new(RUNC).exists(),
+        "runc is required for the comparison tests"
+    );
+    assert_eq!(
+        hook_namespace_report(Path::new(WHARF)),
+        hook_namespace_report(Path::new(RUNC))
+    );
 }

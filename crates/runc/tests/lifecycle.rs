@@ -13,7 +13,10 @@ fn run_prints_and_exits_with_process_status() {
     let out = b.run();
     assert_eq!(stdout(&out), "ok\n");
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
-    assert!(!b.state_dir().exists(), "run deletes the container afterwards");
+    assert!(
+        !b.state_dir().exists(),
+        "run deletes the container afterwards"
+    );
     assert!(!cgroup_left(&b.id));
 }
 
@@ -36,7 +39,11 @@ fn lifecycle_create_start_kill_delete() {
     assert!(out.status.success(), "create: {}", stderr(&out));
     assert_eq!(b.status(), "created");
     let st: serde_json::Value = serde_json::from_slice(&b.verb("state", &[]).stdout).expect("json");
-    let pid: i64 = std::fs::read_to_string(&pidfile).expect("pid file").trim().parse().expect("pid");
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
     assert_eq!(st["pid"], json!(pid));
     assert_eq!(st["id"], json!(b.id));
     assert_eq!(st["bundle"], json!(b.bundle()));
@@ -46,23 +53,42 @@ fn lifecycle_create_start_kill_delete() {
     let out = b.verb("start", &[]);
     assert!(out.status.success(), "start: {}", stderr(&out));
     assert_eq!(b.status(), "running");
-    assert!(!b.verb("start", &[]).status.success(), "start twice must fail");
-    assert!(!b.verb("delete", &[]).status.success(), "delete of a running container needs --force");
+    assert!(
+        !b.verb("start", &[]).status.success(),
+        "start twice must fail"
+    );
+    assert!(
+        !b.verb("delete", &[]).status.success(),
+        "delete of a running container needs --force"
+    );
 
-    let list = b.cmd().args(["list", "--format", "json"]).output().expect("list");
+    let list = b
+        .cmd()
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("list");
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list json");
     assert_eq!(v[0]["id"], json!(b.id));
     let quiet = b.cmd().args(["list", "-q"]).output().expect("list");
     assert_eq!(stdout(&quiet).trim(), b.id);
 
-    let out = b.cmd().arg("kill").arg(&b.id).arg("KILL").output().expect("kill");
+    let out = b
+        .cmd()
+        .arg("kill")
+        .arg(&b.id)
+        .arg("KILL")
+        .output()
+        .expect("kill");
     assert!(out.status.success(), "kill: {}", stderr(&out));
     b.wait_status("stopped");
     let out = b.verb("delete", &[]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
     assert!(!b.state_dir().exists());
     assert!(!cgroup_left(&b.id));
-    assert!(!b.verb("state", &[]).status.success(), "state of a deleted container fails");
+    assert!(
+        !b.verb("state", &[]).status.success(),
+        "state of a deleted container fails"
+    );
 }
 
 #[test]
@@ -76,13 +102,28 @@ fn kill_accepts_numbers_and_names() {
     let ready = b.rootfs().join("tmp/ready");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ready.exists() {
-        assert!(std::time::Instant::now() < deadline, "container never got ready");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never got ready"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = b.cmd().arg("kill").arg(&b.id).arg("15").output().expect("kill");
+    let out = b
+        .cmd()
+        .arg("kill")
+        .arg(&b.id)
+        .arg("15")
+        .output()
+        .expect("kill");
     assert!(out.status.success(), "kill: {}", stderr(&out));
     b.wait_status("stopped");
-    let bad = b.cmd().arg("kill").arg(&b.id).arg("SIGNOPE").output().expect("kill");
+    let bad = b
+        .cmd()
+        .arg("kill")
+        .arg(&b.id)
+        .arg("SIGNOPE")
+        .output()
+        .expect("kill");
     assert!(!bad.status.success());
 }
 
@@ -109,18 +150,39 @@ fn exec_joins_the_running_container() {
     assert!(b.verb("start", &[]).status.success());
     let out = b
         .cmd()
-        .args(["exec", &b.id, "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 7"])
+        .args([
+            "exec",
+            &b.id,
+            "sh",
+            "-c",
+            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 7",
+        ])
         .output()
         .expect("exec");
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     let s = stdout(&out);
     assert!(s.contains("exec-host"), "{s}");
-    assert!(s.contains("sleep 1000"), "exec sees the container's pid 1: {s}");
-    let out = b.cmd().args(["exec", "--user", "65534:65534", &b.id, "id", "-u"]).output().expect("exec");
+    assert!(
+        s.contains("sleep 1000"),
+        "exec sees the container's pid 1: {s}"
+    );
+    let out = b
+        .cmd()
+        .args(["exec", "--user", "65534:65534", &b.id, "id", "-u"])
+        .output()
+        .expect("exec");
     assert_eq!(stdout(&out).trim(), "65534");
-    let missing = b.cmd().args(["exec", &b.id, "no-such-binary"]).output().expect("exec");
+    let missing = b
+        .cmd()
+        .args(["exec", &b.id, "no-such-binary"])
+        .output()
+        .expect("exec");
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("no-such-binary"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no-such-binary"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -134,17 +196,36 @@ fn pause_and_resume_freeze_the_processes() {
     assert!(b.verb("pause", &[]).status.success());
     assert_eq!(b.status(), "paused");
     let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{}/freezer.state", b.id))
-        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/unified/{}/cgroup.freeze", b.id)))
+        .or_else(|_| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/unified/{}/cgroup.freeze", b.id))
+        })
         .expect("freezer state");
-    assert!(freezer.trim() == "FROZEN" || freezer.trim() == "1", "{freezer}");
+    assert!(
+        freezer.trim() == "FROZEN" || freezer.trim() == "1",
+        "{freezer}"
+    );
     let proc_state = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let state = status_field(&proc_state, "State").expect("State");
-    assert!(!state.starts_with('R'), "a frozen task does not run: {state}");
-    assert!(!b.verb("pause", &[]).status.success(), "pausing twice is refused");
+    assert!(
+        !state.starts_with('R'),
+        "a frozen task does not run: {state}"
+    );
+    assert!(
+        !b.verb("pause", &[]).status.success(),
+        "pausing twice is refused"
+    );
     assert!(b.verb("resume", &[]).status.success());
     assert_eq!(b.status(), "running");
-    let out = b.cmd().args(["exec", &b.id, "true"]).output().expect("exec");
-    assert!(out.status.success(), "resumed container accepts exec: {}", stderr(&out));
+    let out = b
+        .cmd()
+        .args(["exec", &b.id, "true"])
+        .output()
+        .expect("exec");
+    assert!(
+        out.status.success(),
+        "resumed container accepts exec: {}",
+        stderr(&out)
+    );
     // Paused containers can be force-deleted.
     assert!(b.verb("pause", &[]).status.success());
     assert!(b.verb("delete", &["--force"]).status.success());
@@ -156,9 +237,7 @@ fn hooks_run_with_state_on_stdin() {
     let mut b = Bundle::new("hooks");
     let out = b.dir.path().join("hooks");
     std::fs::create_dir(&out).expect("mkdir");
-    let hook = |name: &str| {
-        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}", out.display())]})
-    };
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}", out.display())]});
     b.config["hooks"] = json!({
         "prestart": [hook("prestart")],
         "createRuntime": [hook("createRuntime")],
@@ -169,7 +248,8 @@ fn hooks_run_with_state_on_stdin() {
     let run = b.run();
     assert!(run.status.success(), "{}", stderr(&run));
     for name in ["prestart", "createRuntime", "poststart", "poststop"] {
-        let data = std::fs::read(out.join(name)).unwrap_or_else(|_| panic!("{name} hook did not run"));
+        let data =
+            std::fs::read(out.join(name)).unwrap_or_else(|_| panic!("{name} hook did not run"));
         let st: serde_json::Value = serde_json::from_slice(&data).expect("state json");
         assert_eq!(st["id"], json!(b.id), "{name}");
     }
@@ -206,7 +286,10 @@ fn failing_create_container_hook_fails_create_and_cleans_up() {
     let out = b.create();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("createContainer") && err.contains("nope"), "{err}");
+    assert!(
+        err.contains("createContainer") && err.contains("nope"),
+        "{err}"
+    );
     assert!(!b.state_dir().exists());
     assert!(!cgroup_left(&b.id));
     assert!(!mount_left(&b.rootfs().display().to_string()));
@@ -222,9 +305,15 @@ fn failing_start_container_hook_fails_start_and_stops_the_container() {
     let out = b.verb("start", &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("startContainer") && err.contains("nope"), "{err}");
+    assert!(
+        err.contains("startContainer") && err.contains("nope"),
+        "{err}"
+    );
     assert_eq!(b.status(), "stopped");
-    assert!(!b.rootfs().join("tmp/ran").exists(), "the process must not run");
+    assert!(
+        !b.rootfs().join("tmp/ran").exists(),
+        "the process must not run"
+    );
     let out = b.verb("delete", &[]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
     assert!(!cgroup_left(&b.id));
@@ -239,7 +328,10 @@ fn assert_clean_failure(b: &Bundle, clue: &str) {
     assert!(err.contains(clue), "error mentions {clue}: {err}");
     assert!(!b.state_dir().exists(), "state dir left behind");
     assert!(!cgroup_left(&b.id), "cgroup left behind");
-    assert!(!mount_left(&b.rootfs().display().to_string()), "mount left behind");
+    assert!(
+        !mount_left(&b.rootfs().display().to_string()),
+        "mount left behind"
+    );
 }
 
 #[test]
@@ -261,7 +353,14 @@ fn bad_bundles_fail_cleanly() {
     std::fs::write(b.bundle().join("config.json"), "{ not json").expect("write");
     // create_with would rewrite config.json; this create fails before forking, so no
     // container can hold the pipes open.
-    let out = b.cmd().arg("create").arg("--bundle").arg(b.bundle()).arg(&b.id).output().expect("create");
+    let out = b
+        .cmd()
+        .arg("create")
+        .arg("--bundle")
+        .arg(b.bundle())
+        .arg(&b.id)
+        .output()
+        .expect("create");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
@@ -286,15 +385,23 @@ fn json_log_format_writes_runc_style_errors() {
         .expect("state");
     assert_eq!(out.status.code(), Some(1));
     let line = std::fs::read_to_string(&log).expect("log");
-    let v: serde_json::Value = serde_json::from_str(line.lines().next().expect("line")).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_str(line.lines().next().expect("line")).expect("json");
     assert_eq!(v["level"], json!("error"));
-    assert!(v["msg"].as_str().expect("msg").contains("no-such-container"));
+    assert!(v["msg"]
+        .as_str()
+        .expect("msg")
+        .contains("no-such-container"));
 }
 
 #[test]
 fn systemd_cgroup_is_refused_clearly() {
     let b = Bundle::new("systemd");
-    let out = b.cmd().args(["--systemd-cgroup", "list"]).output().expect("list");
+    let out = b
+        .cmd()
+        .args(["--systemd-cgroup", "list"])
+        .output()
+        .expect("list");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not supported"), "{}", stderr(&out));
 }

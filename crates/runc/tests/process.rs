@@ -8,7 +8,12 @@ use serde_json::json;
 
 fn run_ok(b: &Bundle) -> String {
     let out = b.run();
-    assert!(out.status.success(), "run failed ({:?}): {}", out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "run failed ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
     stdout(&out)
 }
 
@@ -28,18 +33,31 @@ fn pid_hostname_caps_and_nnp() {
     let s = run_ok(&b);
     assert!(s.contains("pid=1\n"), "{s}");
     assert!(s.contains("\nbox1\n"), "{s}");
-    assert_eq!(status_field(&s, "CapBnd").as_deref(), Some("0000000000000021"));
-    assert_eq!(status_field(&s, "CapPrm").as_deref(), Some("0000000000000021"));
+    assert_eq!(
+        status_field(&s, "CapBnd").as_deref(),
+        Some("0000000000000021")
+    );
+    assert_eq!(
+        status_field(&s, "CapPrm").as_deref(),
+        Some("0000000000000021")
+    );
     // Root exec()s with effective = permitted (no SECBIT_NOROOT), as under runc.
-    assert_eq!(status_field(&s, "CapEff").as_deref(), Some("0000000000000021"));
-    assert_eq!(status_field(&s, "CapInh").as_deref(), Some("0000000000000000"));
+    assert_eq!(
+        status_field(&s, "CapEff").as_deref(),
+        Some("0000000000000021")
+    );
+    assert_eq!(
+        status_field(&s, "CapInh").as_deref(),
+        Some("0000000000000000")
+    );
     assert_eq!(status_field(&s, "NoNewPrivs").as_deref(), Some("1"));
 }
 
 #[test]
 fn user_groups_umask_and_cwd() {
     let mut b = Bundle::new("user");
-    b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [5, 7], "umask": 63});
+    b.config["process"]["user"] =
+        json!({"uid": 65534, "gid": 65534, "additionalGids": [5, 7], "umask": 63});
     b.config["process"]["cwd"] = json!("/work/dir");
     b.script("id -u; id -g; id -G; umask; pwd");
     let s = run_ok(&b);
@@ -61,9 +79,13 @@ fn rlimits_are_applied_and_raising_above_hard_is_explained() {
 
     // Above the caller's hard limit only works with CAP_SYS_RESOURCE.
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    let bnd = u64::from_str_radix(&status_field(&status, "CapBnd").expect("CapBnd"), 16).expect("hex");
+    let bnd =
+        u64::from_str_radix(&status_field(&status, "CapBnd").expect("CapBnd"), 16).expect("hex");
     let has_sys_resource = bnd & (1 << 24) != 0;
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `cur` is a valid out-parameter.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
     let mut b = Bundle::new("rlimit-high");
@@ -75,7 +97,11 @@ fn rlimits_are_applied_and_raising_above_hard_is_explained() {
         assert!(out.status.success(), "{}", stderr(&out));
     } else {
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("CAP_SYS_RESOURCE"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("CAP_SYS_RESOURCE"),
+            "{}",
+            stderr(&out)
+        );
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
 }
@@ -107,8 +133,9 @@ fn docker_default_seccomp_profile_loads_and_filters() {
         .iter()
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
-    let profile = wharf_seccomp::docker_profile_to_oci(wharf_seccomp::default_docker_profile(), &caps)
-        .expect("docker profile");
+    let profile =
+        wharf_seccomp::docker_profile_to_oci(wharf_seccomp::default_docker_profile(), &caps)
+            .expect("docker profile");
     b.config["linux"]["seccomp"] = serde_json::to_value(profile).expect("json");
     b.script("grep Seccomp: /proc/self/status; unshare -U true 2>/dev/null && echo unshare=ok || echo unshare=denied");
     let s = run_ok(&b);
@@ -137,7 +164,11 @@ fn pids_limit_refuses_forks() {
     b.config["linux"]["resources"] = json!({"pids": {"limit": 4}});
     b.script("n=0; for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; echo done");
     let out = b.run();
-    assert!(stderr(&out).contains("fork"), "forks beyond the limit fail: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fork"),
+        "forks beyond the limit fail: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -155,11 +186,23 @@ fn update_changes_limits_of_a_running_container() {
     b.script("sleep 1000");
     assert!(b.create().status.success());
     assert!(b.verb("start", &[]).status.success());
-    let out = b.cmd().args(["update", "--pids-limit", "17", &b.id]).output().expect("update");
+    let out = b
+        .cmd()
+        .args(["update", "--pids-limit", "17", &b.id])
+        .output()
+        .expect("update");
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = b.cmd().args(["exec", &b.id, "cat", "/sys/fs/cgroup/pids/pids.max"]).output().expect("exec");
+    let out = b
+        .cmd()
+        .args(["exec", &b.id, "cat", "/sys/fs/cgroup/pids/pids.max"])
+        .output()
+        .expect("exec");
     assert_eq!(stdout(&out).trim(), "17", "{}", stderr(&out));
-    let ev = b.cmd().args(["events", "--stats", &b.id]).output().expect("events");
+    let ev = b
+        .cmd()
+        .args(["events", "--stats", &b.id])
+        .output()
+        .expect("events");
     let v: serde_json::Value = serde_json::from_slice(&ev.stdout).expect("stats json");
     assert_eq!(v["type"], json!("stats"));
 }
@@ -168,14 +211,29 @@ fn update_changes_limits_of_a_running_container() {
 fn user_namespace_maps_ids() {
     let mut b = Bundle::new("userns");
     // The mapped root must be able to reach the bundle inside our private tempdir.
-    std::fs::set_permissions(b.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let st = std::process::Command::new("chown").arg("-R").arg("100000:100000").arg(b.rootfs()).status().expect("chown");
+    std::fs::set_permissions(
+        b.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(b.rootfs())
+        .status()
+        .expect("chown");
     assert!(st.success());
-    b.config["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "user"}));
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("ns")
+        .push(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.script("cat /proc/self/uid_map /proc/self/gid_map; id -u");
     let s = run_ok(&b);
-    let norm: Vec<String> = s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let norm: Vec<String> = s
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(norm, vec!["0 100000 65536", "0 100000 65536", "0"], "{s}");
 }

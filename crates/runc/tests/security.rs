@@ -32,7 +32,11 @@ fn close_fd(fd: RawFd) {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -45,7 +49,10 @@ fn caller_descriptors_do_not_leak_into_the_container() {
     let out = b.run();
     close_fd(fd);
     assert!(out.status.success(), "{}", stderr(&out));
-    let fds: Vec<String> = stdout(&out).split_whitespace().map(str::to_string).collect();
+    let fds: Vec<String> = stdout(&out)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     assert!(!fds.contains(&fd.to_string()), "fd {fd} leaked: {fds:?}");
     // 0-2 plus the directory ls itself opened.
     assert!(fds.len() <= 4, "unexpected descriptors: {fds:?}");
@@ -62,7 +69,11 @@ fn cwd_through_a_leaked_fd_is_refused() {
     b.script("ls; cat secret");
     let out = b.run();
     close_fd(fd);
-    assert!(!out.status.success(), "the container started in a host directory: {}", stdout(&out));
+    assert!(
+        !out.status.success(),
+        "the container started in a host directory: {}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains("secret"), "{}", stdout(&out));
 }
 
@@ -74,21 +85,34 @@ fn mount_targets_cannot_escape_through_symlinks() {
     // Absolute and relative links that point out of the rootfs on the host.
     std::os::unix::fs::symlink(&outside, b.rootfs().join("evil")).expect("symlink");
     std::os::unix::fs::symlink("../../../outside", b.rootfs().join("up")).expect("symlink");
-    let inside = b.rootfs().join(outside.strip_prefix("/").expect("absolute"));
+    let inside = b
+        .rootfs()
+        .join(outside.strip_prefix("/").expect("absolute"));
     std::fs::create_dir_all(&inside).expect("mkdir");
     // `..` is clamped at the rootfs, so "up" names <rootfs>/outside.
     std::fs::create_dir_all(b.rootfs().join("outside")).expect("mkdir");
     let mounts = b.config["mounts"].as_array_mut().expect("mounts");
-    mounts.push(json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    mounts.push(
+        json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+    );
     mounts.push(json!({"destination": "/up/sub", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
     b.config["root"]["readonly"] = json!(false);
     b.script("touch /evil/marker /up/sub/marker && echo ok");
     let out = b.run();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!outside.join("marker").exists(), "mount landed on the host through /evil");
-    assert!(!outside.join("sub").exists(), "mount landed on the host through /up");
+    assert!(
+        !outside.join("marker").exists(),
+        "mount landed on the host through /evil"
+    );
+    assert!(
+        !outside.join("sub").exists(),
+        "mount landed on the host through /up"
+    );
     assert!(!mount_left(&outside.display().to_string()));
-    assert!(b.rootfs().join("outside/sub").is_dir(), "the relative link resolved inside the rootfs");
+    assert!(
+        b.rootfs().join("outside/sub").is_dir(),
+        "the relative link resolved inside the rootfs"
+    );
 }
 
 #[test]
@@ -105,7 +129,8 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
     assert!(out.status.success(), "{}", stderr(&out));
     // While init (runtime code) is pid 1, grab its executable; after start, when no runtime
     // process runs any more, try to write through that handle.
-    let attack = "exec 3</proc/1/exe; touch /tmp/opened; while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+    let attack =
+        "exec 3</proc/1/exe; touch /tmp/opened; while [ ! -e /tmp/go ]; do sleep 0.05; done; \
                   if (echo pwned > /proc/self/fd/3) 2>/dev/null; then echo wrote > /tmp/result; \
                   else echo denied > /tmp/result; fi";
     let st = b
@@ -123,7 +148,10 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
     wait_for(&tmp.join("result"));
     let result = std::fs::read_to_string(tmp.join("result")).expect("result");
     assert_eq!(result.trim(), "denied");
-    assert!(std::fs::read(&victim).expect("read") == original, "runtime binary was modified");
+    assert!(
+        std::fs::read(&victim).expect("read") == original,
+        "runtime binary was modified"
+    );
 }
 
 #[test]
@@ -138,7 +166,11 @@ fn container_does_not_hold_the_callers_pipes() {
     close_fd(fds[1]);
     assert!(out.status.success(), "{}", stderr(&out));
     // EOF on the read end proves no process (init included) kept the write end.
-    let mut pfd = libc::pollfd { fd: fds[0], events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd; bounded wait so a regression fails instead of hanging.
     let n = unsafe { libc::poll(&mut pfd, 1, 20_000) };
     close_fd(fds[0]);

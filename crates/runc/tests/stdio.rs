@@ -29,13 +29,17 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
 }
 
 fn spawn_piped(mut cmd: Command, what: &str) -> Child {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"))
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"))
 }
 
 /// Runs `cmd` with piped stdout and stderr, reading both to end-of-file, and checks it worked.
 fn run_piped(cmd: Command, what: &str) -> Output {
     let child = spawn_piped(cmd, what);
-    let out = bounded(what, move || child.wait_with_output()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let out =
+        bounded(what, move || child.wait_with_output()).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(out.status.success(), "{what}: {}", stderr(&out));
     out
 }
@@ -60,7 +64,9 @@ fn holders(ino: u64) -> Vec<i32> {
         .filter_map(|p| {
             let pid = p.file_name().to_str()?.parse().ok()?;
             let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
-            let holds = fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()));
+            let holds = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str())
+            });
             holds.then_some(pid)
         })
         .collect();
@@ -69,7 +75,10 @@ fn holders(ino: u64) -> Vec<i32> {
 }
 
 fn inode(f: &impl std::os::fd::AsFd) -> u64 {
-    File::from(f.as_fd().try_clone_to_owned().expect("dup")).metadata().expect("fstat pipe").ino()
+    File::from(f.as_fd().try_clone_to_owned().expect("dup"))
+        .metadata()
+        .expect("fstat pipe")
+        .ino()
 }
 
 /// A started container whose process wrote to create's stdout and stderr and then let go of
@@ -79,17 +88,46 @@ fn create_and_start(b: &mut Bundle) -> i32 {
     b.write();
     let pid_file = b.dir.path().join("pid");
     let mut create = b.cmd();
-    create.arg("create").arg("--bundle").arg(b.bundle()).arg("--pid-file").arg(&pid_file).arg(&b.id);
+    create
+        .arg("create")
+        .arg("--bundle")
+        .arg(b.bundle())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&b.id);
     let mut child = spawn_piped(create, "create");
-    let (out, err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let (out, err) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
     let status = bounded("create", move || child.wait()).expect("wait create");
-    assert!(status.success(), "create failed: {}", drain("create stderr", err));
-    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid");
-    assert_eq!(holders(inode(&out)), vec![pid], "only init may hold create's stdout");
-    assert_eq!(holders(inode(&err)), vec![pid], "only init may hold create's stderr");
+    assert!(
+        status.success(),
+        "create failed: {}",
+        drain("create stderr", err)
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(
+        holders(inode(&out)),
+        vec![pid],
+        "only init may hold create's stdout"
+    );
+    assert_eq!(
+        holders(inode(&err)),
+        vec![pid],
+        "only init may hold create's stderr"
+    );
     let start = run_piped(b.verb_cmd("start", &[]), "start");
     assert_eq!(stdout(&start), "");
-    assert_eq!(drain("create stdout", out), "out\n", "the container writes to create's stdout");
+    assert_eq!(
+        drain("create stdout", out),
+        "out\n",
+        "the container writes to create's stdout"
+    );
     assert_eq!(drain("create stderr", err), "err\n");
     pid
 }
@@ -99,7 +137,10 @@ fn drive(runtime: &Path) {
     let pid = create_and_start(&mut b);
     let state = run_piped(b.verb_cmd("state", &[]), "state");
     let st: serde_json::Value = serde_json::from_slice(&state.stdout).expect("state json");
-    assert_eq!((st["status"].as_str(), st["pid"].as_i64()), (Some("running"), Some(i64::from(pid))));
+    assert_eq!(
+        (st["status"].as_str(), st["pid"].as_i64()),
+        (Some("running"), Some(i64::from(pid)))
+    );
     let mut kill = b.verb_cmd("kill", &[]);
     kill.arg("KILL");
     run_piped(kill, "kill");

@@ -18,8 +18,13 @@ fn recv_master(conn: &UnixStream) -> OwnedFd {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .expect("recvmsg on the console socket");
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg on the console socket");
     let fd = msg
         .cmsgs()
         .expect("cmsgs")
@@ -37,9 +42,18 @@ fn recv_master(conn: &UnixStream) -> OwnedFd {
 
 #[allow(unsafe_code)]
 fn set_window_size(master: &OwnedFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize that lives for the whole call.
-    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0, "TIOCSWINSZ");
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0,
+        "TIOCSWINSZ"
+    );
 }
 
 /// Creates a terminal container under `runtime`, types a line into it, and returns what the
@@ -67,7 +81,11 @@ fn terminal_session(runtime: &Path) -> (String, i32) {
         .expect("spawn create");
     let (conn, _) = listener.accept().expect("accept the runtime's connection");
     let master = recv_master(&conn);
-    assert!(create.wait().expect("wait create").success(), "{} create failed", runtime.display());
+    assert!(
+        create.wait().expect("wait create").success(),
+        "{} create failed",
+        runtime.display()
+    );
     set_window_size(&master, 24, 80);
     let mut reader = std::fs::File::from(master.try_clone().expect("dup master"));
     // Reads until the slave side is gone (EIO), i.e. every process holding it has exited.
@@ -82,12 +100,20 @@ fn terminal_session(runtime: &Path) -> (String, i32) {
         }
         String::from_utf8_lossy(&out).replace('\r', "")
     });
-    let st: serde_json::Value = serde_json::from_slice(&b.verb("state", &[]).stdout).expect("state json");
-    let pid = st["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).expect("pid");
+    let st: serde_json::Value =
+        serde_json::from_slice(&b.verb("state", &[]).stdout).expect("state json");
+    let pid = st["pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+        .expect("pid");
     let out = b.verb("start", &[]);
     assert!(out.status.success(), "start: {}", stderr(&out));
-    std::fs::File::from(master).write_all(b"hello\n").expect("type into the terminal");
-    let code = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).expect("waitpid init") {
+    std::fs::File::from(master)
+        .write_all(b"hello\n")
+        .expect("type into the terminal");
+    let code = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .expect("waitpid init")
+    {
         nix::sys::wait::WaitStatus::Exited(_, code) => code,
         other => panic!("init ended with {other:?}"),
     };
@@ -97,13 +123,21 @@ fn terminal_session(runtime: &Path) -> (String, i32) {
 #[allow(unsafe_code)]
 fn adopt_orphans() {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
-    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0, "subreaper");
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0,
+        "subreaper"
+    );
 }
 
 fn assert_session(runtime: &Path) -> String {
     let (out, code) = terminal_session(runtime);
     assert_eq!(code, 3, "{}: {out}", runtime.display());
-    assert!(out.contains("got:hello\n/dev/pts/0\n24 80\n"), "{}: {out:?}", runtime.display());
+    assert!(
+        out.contains("got:hello\n/dev/pts/0\n24 80\n"),
+        "{}: {out:?}",
+        runtime.display()
+    );
     out
 }
 

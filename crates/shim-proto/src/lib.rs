@@ -300,7 +300,9 @@ pub fn encode_line<T: Serialize>(msg: &T) -> Vec<u8> {
 
 /// Parses one line produced by [`encode_line`] (the trailing newline is optional).
 pub fn decode_line<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, ProtoError> {
-    Ok(serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(line))?)
+    Ok(serde_json::from_slice(
+        line.strip_suffix(b"\n").unwrap_or(line),
+    )?)
 }
 
 /// # Attach streams
@@ -336,14 +338,20 @@ mod tests {
 
     #[test]
     fn request_lines_round_trip() {
-        let req = Request::Kill { signal: 15, all: true };
+        let req = Request::Kill {
+            signal: 15,
+            all: true,
+        };
         let line = encode_line(&req);
         assert_eq!(line.last(), Some(&b'\n'));
         assert_eq!(decode_line::<Request>(&line).expect("decode"), req);
         let raw = br#"{"type":"exec_state","exec_id":"e1"}"#;
         assert_eq!(
             decode_line::<Request>(raw).expect("decode"),
-            Request::ExecState { exec_id: "e1".into(), wait: false }
+            Request::ExecState {
+                exec_id: "e1".into(),
+                wait: false
+            }
         );
     }
 
@@ -354,7 +362,10 @@ mod tests {
             exited_at: "2026-11-23T12:00:00.000000001Z".into(),
             oom_killed: true,
         });
-        assert_eq!(decode_line::<Response>(&encode_line(&resp)).expect("decode"), resp);
+        assert_eq!(
+            decode_line::<Response>(&encode_line(&resp)).expect("decode"),
+            resp
+        );
         assert!(decode_line::<Response>(b"{\"type\":\"nonsense\"}").is_err());
     }
 

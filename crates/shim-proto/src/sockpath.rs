@@ -33,18 +33,37 @@ impl SocketPath {
 
     fn new(path: &Path, proc_pid: &str) -> io::Result<SocketPath> {
         if path.as_os_str().len() <= MAX_LEN {
-            return Ok(SocketPath { path: path.to_path_buf(), _dir: None });
+            return Ok(SocketPath {
+                path: path.to_path_buf(),
+                _dir: None,
+            });
         }
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket path {} has no directory", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("socket path {} has no directory", path.display()),
+            ));
         };
         // A handle to walk through, never to read.
-        let dir = File::options().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(parent)?;
-        let short = Path::new("/proc").join(proc_pid).join("fd").join(dir.as_raw_fd().to_string()).join(name);
+        let dir = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(parent)?;
+        let short = Path::new("/proc")
+            .join(proc_pid)
+            .join("fd")
+            .join(dir.as_raw_fd().to_string())
+            .join(name);
         if short.as_os_str().len() > MAX_LEN {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket name {name:?} is too long")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("socket name {name:?} is too long"),
+            ));
         }
-        Ok(SocketPath { path: short, _dir: Some(dir) })
+        Ok(SocketPath {
+            path: short,
+            _dir: Some(dir),
+        })
     }
 
     /// The path to hand to bind(2) or connect(2).

@@ -270,7 +270,8 @@ impl RwView {
     /// followed on the way.
     pub fn lstat(&self, rel: &Path) -> Result<Option<ViewEntry>, StorageError> {
         let layer = self.upper.display().to_string();
-        let st = wharf_archive::overlay_lstat(&self.layers, rel).map_err(StorageError::archive(&layer))?;
+        let st = wharf_archive::overlay_lstat(&self.layers, rel)
+            .map_err(StorageError::archive(&layer))?;
         Ok(st.map(|st| ViewEntry {
             kind: match rustix::fs::FileType::from_raw_mode(st.st_mode) {
                 rustix::fs::FileType::Directory => ViewKind::Dir,

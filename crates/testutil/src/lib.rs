@@ -55,7 +55,9 @@ pub fn make_busybox_rootfs(root: &Path) -> io::Result<()> {
     let bin = root.join("bin");
     fs::create_dir_all(&bin)?;
     fs::copy(busybox(), bin.join("busybox"))?;
-    for dir in ["dev", "proc", "sys", "tmp", "etc", "root", "home", "var", "usr/bin", "sbin"] {
+    for dir in [
+        "dev", "proc", "sys", "tmp", "etc", "root", "home", "var", "usr/bin", "sbin",
+    ] {
         fs::create_dir_all(root.join(dir))?;
     }
     let list = Command::new(BUSYBOX).arg("--list").output()?;

@@ -19,10 +19,33 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-archive", &["wharf-errdefs"]),
     ("wharf-storage", &["wharf-errdefs", "wharf-archive"]),
     ("wharf-fetch", &["wharf-errdefs"]),
-    ("wharf-image", &["wharf-errdefs", "wharf-imageref", "wharf-archive", "wharf-storage", "wharf-fetch"]),
-    ("wharf-libcontainer", &["wharf-errdefs", "wharf-cgroups", "wharf-seccomp"]),
-    ("wharf-runtime", &["wharf-errdefs", "wharf-libcontainer", "wharf-cgroups", "wharf-seccomp"]),
-    ("wharf-shim", &["wharf-errdefs", "wharf-shim-proto", "wharf-cgroups"]),
+    (
+        "wharf-image",
+        &[
+            "wharf-errdefs",
+            "wharf-imageref",
+            "wharf-archive",
+            "wharf-storage",
+            "wharf-fetch",
+        ],
+    ),
+    (
+        "wharf-libcontainer",
+        &["wharf-errdefs", "wharf-cgroups", "wharf-seccomp"],
+    ),
+    (
+        "wharf-runtime",
+        &[
+            "wharf-errdefs",
+            "wharf-libcontainer",
+            "wharf-cgroups",
+            "wharf-seccomp",
+        ],
+    ),
+    (
+        "wharf-shim",
+        &["wharf-errdefs", "wharf-shim-proto", "wharf-cgroups"],
+    ),
     (
         "wharfd",
         &[
@@ -38,12 +61,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),
-    ("wharf", &["wharf-errdefs", "wharf-api-types", "wharf-client"]),
+    (
+        "wharf",
+        &["wharf-errdefs", "wharf-api-types", "wharf-client"],
+    ),
 ];
 
 /// Crates no other crate may depend on, even for tests (binaries are reached through
 /// `CARGO_BIN_EXE_*` or the target dir, never linked).
-const LEAVES: &[&str] = &["wharfd", "wharf", "wharf-shim", "wharf-runtime", "wharf-init"];
+const LEAVES: &[&str] = &[
+    "wharfd",
+    "wharf",
+    "wharf-shim",
+    "wharf-runtime",
+    "wharf-init",
+];
 
 /// (package name, section name) -> internal dependency names, read from every crate manifest.
 fn manifests() -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
@@ -51,7 +83,9 @@ fn manifests() -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
     let mut out = BTreeMap::new();
     for entry in fs::read_dir(&crates).expect("read crates/") {
         let manifest = entry.expect("dir entry").path().join("Cargo.toml");
-        let Ok(text) = fs::read_to_string(&manifest) else { continue };
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
         let (mut name, mut section) = (String::new(), String::new());
         let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines().map(str::trim) {
@@ -60,8 +94,13 @@ fn manifests() -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
             } else if section == "package" && line.starts_with("name") {
                 name = line.split('"').nth(1).unwrap_or_default().to_string();
             } else if section.ends_with("dependencies") && line.starts_with("wharf") {
-                let dep = line.split(|c: char| c == '.' || c == '=' || c.is_whitespace()).next();
-                sections.entry(section.clone()).or_default().push(dep.unwrap_or_default().into());
+                let dep = line
+                    .split(|c: char| c == '.' || c == '=' || c.is_whitespace())
+                    .next();
+                sections
+                    .entry(section.clone())
+                    .or_default()
+                    .push(dep.unwrap_or_default().into());
             }
         }
         out.insert(name, sections);
@@ -75,7 +114,9 @@ fn dependencies_point_one_way() {
     let mut problems = Vec::new();
     for (krate, sections) in manifests() {
         let Some(ok) = allowed.get(krate.as_str()) else {
-            problems.push(format!("{krate}: not in the layering table; add it with its allowed deps"));
+            problems.push(format!(
+                "{krate}: not in the layering table; add it with its allowed deps"
+            ));
             continue;
         };
         for dep in sections.get("dependencies").into_iter().flatten() {
@@ -89,12 +130,19 @@ fn dependencies_point_one_way() {
             }
         }
     }
-    assert!(problems.is_empty(), "layering violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layering violations:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn every_crate_is_checked() {
     let names = manifests();
-    assert!(names.len() >= 17, "expected every crate under crates/, found {names:?}");
+    assert!(
+        names.len() >= 17,
+        "expected every crate under crates/, found {names:?}"
+    );
     assert!(names.contains_key("wharfd") && names.contains_key("wharf-libcontainer"));
 }

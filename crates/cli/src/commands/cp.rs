@@ -21,12 +21,18 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
         if s.starts_with('/') || s.starts_with('.') || s == "-" {
             return None;
         }
-        s.split_once(':').map(|(c, p)| (c.to_string(), p.to_string()))
+        s.split_once(':')
+            .map(|(c, p)| (c.to_string(), p.to_string()))
     };
     match (split(&a.src), split(&a.dest)) {
         (Some((c, path)), None) => {
             let url = format!("/containers/{}/archive", enc(&c));
-            let resp = ctx.client.request("GET", &url, &Query::new().set("path", path.as_str()), RequestBody::Empty)?;
+            let resp = ctx.client.request(
+                "GET",
+                &url,
+                &Query::new().set("path", path.as_str()),
+                RequestBody::Empty,
+            )?;
             let dest = Path::new(&a.dest);
             if a.dest == "-" {
                 std::io::copy(&mut { resp.body }, &mut std::io::stdout().lock())?;
@@ -37,18 +43,38 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
                 std::fs::create_dir(dest)?;
                 extract_tar(resp.body, dest, None)?;
             } else {
-                let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                let to = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow::anyhow!("invalid destination path {}", a.dest))?;
+                let parent = dest
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let to = dest
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| anyhow::anyhow!("invalid destination path {}", a.dest))?;
                 extract_tar(resp.body, parent, Some((&root_name(&path), to)))?;
             }
             Ok(0)
         }
         (None, Some((c, path))) => {
             let url = format!("/containers/{}/archive", enc(&c));
-            let (dir, name) = if a.src == "-" { (path, None) } else { upload_target(ctx, &url, &path)? };
+            let (dir, name) = if a.src == "-" {
+                (path, None)
+            } else {
+                upload_target(ctx, &url, &path)?
+            };
             let q = Query::new().set("path", dir).flag("copyUIDGID", a.archive);
             let upload = |reader: &mut dyn Read| {
-                ctx.client.request("PUT", &url, &q, RequestBody::Stream { content_type: "application/x-tar", reader }).map(drop)
+                ctx.client
+                    .request(
+                        "PUT",
+                        &url,
+                        &q,
+                        RequestBody::Stream {
+                            content_type: "application/x-tar",
+                            reader,
+                        },
+                    )
+                    .map(drop)
             };
             if a.src == "-" {
                 upload(&mut std::io::stdin().lock())?;
@@ -58,8 +84,14 @@ pub(crate) fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        (Some(_), Some(_)) => Err(StatusError::exit(1, "copying between containers is not supported")),
-        (None, None) => Err(StatusError::exit(1, "must specify at least one container source")),
+        (Some(_), Some(_)) => Err(StatusError::exit(
+            1,
+            "copying between containers is not supported",
+        )),
+        (None, None) => Err(StatusError::exit(
+            1,
+            "must specify at least one container source",
+        )),
     }
 }
 
@@ -68,7 +100,10 @@ fn root_name(path: &str) -> String {
     if path == "." || path.ends_with("/.") {
         return ".".to_string();
     }
-    Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".to_string())
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 /// Where an upload to `path` goes, as docker decides: into `path` when it is a directory
@@ -78,7 +113,11 @@ fn upload_target(ctx: &Ctx, url: &str, path: &str) -> anyhow::Result<(String, Op
     let mut st = stat(ctx, url, &target)?;
     if let Some((mode, link)) = &st {
         if mode & MODE_SYMLINK != 0 && !link.is_empty() {
-            target = if link.starts_with('/') { link.clone() } else { format!("{}/{link}", parent(path)) };
+            target = if link.starts_with('/') {
+                link.clone()
+            } else {
+                format!("{}/{link}", parent(path))
+            };
             st = stat(ctx, url, &target)?;
         }
     }
@@ -89,7 +128,10 @@ fn upload_target(ctx: &Ctx, url: &str, path: &str) -> anyhow::Result<(String, Op
 }
 
 fn parent(path: &str) -> String {
-    match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    match Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         Some(p) => p.display().to_string(),
         None => "/".to_string(),
     }
@@ -97,7 +139,12 @@ fn parent(path: &str) -> String {
 
 /// `HEAD .../archive`: (Go file mode, link target) of `path`, `None` when it does not exist.
 fn stat(ctx: &Ctx, url: &str, path: &str) -> anyhow::Result<Option<(u64, String)>> {
-    let resp = match ctx.client.request("HEAD", url, &Query::new().set("path", path), RequestBody::Empty) {
+    let resp = match ctx.client.request(
+        "HEAD",
+        url,
+        &Query::new().set("path", path),
+        RequestBody::Empty,
+    ) {
         Ok(r) => r,
         Err(ClientError::Api { status: 404, .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -108,7 +155,10 @@ fn stat(ctx: &Ctx, url: &str, path: &str) -> anyhow::Result<Option<(u64, String)
         .and_then(base64_decode)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| anyhow::anyhow!("the daemon sent no usable path stat for {path}"))?;
-    Ok(Some((v["mode"].as_u64().unwrap_or(0), v["linkTarget"].as_str().unwrap_or_default().to_string())))
+    Ok(Some((
+        v["mode"].as_u64().unwrap_or(0),
+        v["linkTarget"].as_str().unwrap_or_default().to_string(),
+    )))
 }
 
 /// Standard base64 (the daemon's path stat header); `None` on a bad character.
@@ -147,14 +197,24 @@ fn rename_root(from: &str, to: &str) -> String {
             o
         })
     };
-    format!("--transform=s|^{}\\(/\\|$\\)|{}\\1|S", esc(from, "\\.[]*^$|"), esc(to, "\\&|"))
+    format!(
+        "--transform=s|^{}\\(/\\|$\\)|{}\\1|S",
+        esc(from, "\\.[]*^$|"),
+        esc(to, "\\&|")
+    )
 }
 
 /// Packs a local file or directory, its root entry named `name` when given.
 pub(crate) fn create_tar(src: &str, follow: bool, name: Option<&str>) -> anyhow::Result<Vec<u8>> {
     let p = Path::new(src);
-    let parent = p.parent().filter(|x| !x.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let base = p.file_name().and_then(|b| b.to_str()).ok_or_else(|| anyhow::anyhow!("invalid source path {src}"))?;
+    let parent = p
+        .parent()
+        .filter(|x| !x.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = p
+        .file_name()
+        .and_then(|b| b.to_str())
+        .ok_or_else(|| anyhow::anyhow!("invalid source path {src}"))?;
     let mut cmd = Command::new("tar");
     cmd.arg("-C").arg(parent).arg("-cf").arg("-");
     if follow {
@@ -165,7 +225,10 @@ pub(crate) fn create_tar(src: &str, follow: bool, name: Option<&str>) -> anyhow:
     }
     let o = cmd.arg(base).output()?;
     if !o.status.success() {
-        return Err(StatusError::exit(1, String::from_utf8_lossy(&o.stderr).trim().to_string()));
+        return Err(StatusError::exit(
+            1,
+            String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        ));
     }
     Ok(o.stdout)
 }
@@ -173,7 +236,11 @@ pub(crate) fn create_tar(src: &str, follow: bool, name: Option<&str>) -> anyhow:
 /// Unpacks `body` into the directory `dest`, renaming its root entry when asked.
 fn extract_tar(body: impl Read, dest: &Path, rename: Option<(&str, &str)>) -> anyhow::Result<()> {
     let mut cmd = Command::new("tar");
-    cmd.arg("-C").arg(dest).arg("-xf").arg("-").stdin(Stdio::piped());
+    cmd.arg("-C")
+        .arg(dest)
+        .arg("-xf")
+        .arg("-")
+        .stdin(Stdio::piped());
     if let Some((from, to)) = rename.filter(|(from, to)| from != to) {
         cmd.arg(rename_root(from, to));
     }
@@ -182,7 +249,10 @@ fn extract_tar(body: impl Read, dest: &Path, rename: Option<(&str, &str)>) -> an
         std::io::copy(&mut { body }, &mut stdin)?;
     }
     if !child.wait()?.success() {
-        return Err(StatusError::exit(1, format!("extracting into {} failed", dest.display())));
+        return Err(StatusError::exit(
+            1,
+            format!("extracting into {} failed", dest.display()),
+        ));
     }
     Ok(())
 }
@@ -206,7 +276,10 @@ mod tests {
         assert_eq!(root_name("/"), "/");
         assert_eq!(parent("/root/x.txt"), "/root");
         assert_eq!(parent("x.txt"), "/");
-        assert_eq!(rename_root("a.b", "c&d"), r"--transform=s|^a\.b\(/\|$\)|c\&d\1|S");
+        assert_eq!(
+            rename_root("a.b", "c&d"),
+            r"--transform=s|^a\.b\(/\|$\)|c\&d\1|S"
+        );
     }
 
     #[test]
@@ -214,10 +287,18 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(d.path().join("src.d/sub")).expect("mkdir");
         std::fs::write(d.path().join("src.d/sub/f"), "x").expect("write");
-        let tar = create_tar(d.path().join("src.d").to_str().expect("utf8"), false, Some("new")).expect("tar");
+        let tar = create_tar(
+            d.path().join("src.d").to_str().expect("utf8"),
+            false,
+            Some("new"),
+        )
+        .expect("tar");
         let out = d.path().join("out");
         std::fs::create_dir(&out).expect("mkdir");
         extract_tar(&tar[..], &out, Some(("new", "final"))).expect("extract");
-        assert_eq!(std::fs::read_to_string(out.join("final/sub/f")).expect("renamed"), "x");
+        assert_eq!(
+            std::fs::read_to_string(out.join("final/sub/f")).expect("renamed"),
+            "x"
+        );
     }
 }

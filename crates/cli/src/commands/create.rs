@@ -393,7 +393,11 @@ fn parse_gpus(v: &str) -> Result<Value, String> {
             )));
         }
         // A bare value is the count, so a later `count=` repeats it.
-        seen.push(if val.is_none() { "count".into() } else { key.clone() });
+        seen.push(if val.is_none() {
+            "count".into()
+        } else {
+            key.clone()
+        });
         match (key.as_str(), val) {
             (k, None) => n = Some(count(k)?),
             ("driver", Some(d)) => driver = d,
@@ -463,7 +467,11 @@ pub(crate) const API_SOCKET_CONFIG_DIR: &str = "/run/secrets/docker";
 
 /// `--use-api-socket`: bind the daemon's own socket at docker's fixed path, as docker 28 does,
 /// and point `DOCKER_CONFIG` at the credentials copied in after create when there are any.
-pub(crate) fn add_api_socket(body: &mut Value, host: &Host, with_creds: bool) -> anyhow::Result<()> {
+pub(crate) fn add_api_socket(
+    body: &mut Value,
+    host: &Host,
+    with_creds: bool,
+) -> anyhow::Result<()> {
     if with_creds {
         match body.get_mut("Env").and_then(Value::as_array_mut) {
             Some(env) => env.push(json!(format!("DOCKER_CONFIG={API_SOCKET_CONFIG_DIR}"))),

@@ -234,7 +234,8 @@ pub(crate) fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<i32> {
         q = q.set("changes", c.clone());
     }
     let resp = if is_url {
-        ctx.client.request("POST", "/images/create", &q, RequestBody::Empty)?
+        ctx.client
+            .request("POST", "/images/create", &q, RequestBody::Empty)?
     } else if a.source == "-" {
         let mut stdin = std::io::stdin().lock();
         ctx.client.request(

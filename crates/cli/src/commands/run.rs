@@ -118,12 +118,18 @@ fn copy_credentials(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         let config = serde_json::json!({"auths": ctx.config.auths});
         std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let top = create::API_SOCKET_CONFIG_DIR.trim_start_matches('/').split('/').next().unwrap_or("run");
+        let top = create::API_SOCKET_CONFIG_DIR
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("run");
         super::cp::create_tar(&staging.join(top).to_string_lossy(), false, None)
     })();
     let _ = std::fs::remove_dir_all(&staging);
     let tar = packed?;
-    let q = Query::new().set("path", "/").set("noOverwriteDirNonDir", "true");
+    let q = Query::new()
+        .set("path", "/")
+        .set("noOverwriteDirNonDir", "true");
     ctx.client.request(
         "PUT",
         &format!("/containers/{}/archive", enc(id)),

@@ -29,22 +29,40 @@ fn section(s: &mut String, title: &str, lines: &[String]) {
 pub(crate) fn prune_report(answers: &[&Value]) -> String {
     let mut s = String::new();
     let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
-    section(&mut s, "Deleted Containers:\n", &own(strings(answers, "ContainersDeleted")));
-    section(&mut s, "Deleted Volumes:\n", &own(strings(answers, "VolumesDeleted")));
+    section(
+        &mut s,
+        "Deleted Containers:\n",
+        &own(strings(answers, "ContainersDeleted")),
+    );
+    section(
+        &mut s,
+        "Deleted Volumes:\n",
+        &own(strings(answers, "VolumesDeleted")),
+    );
     let images: Vec<String> = answers
         .iter()
         .filter_map(|v| v.get("ImagesDeleted").and_then(Value::as_array))
         .flatten()
         .flat_map(|d| {
-            let untagged = d.get("Untagged").and_then(Value::as_str).map(|u| format!("untagged: {u}"));
-            let deleted = d.get("Deleted").and_then(Value::as_str).map(|x| format!("deleted: {x}"));
+            let untagged = d
+                .get("Untagged")
+                .and_then(Value::as_str)
+                .map(|u| format!("untagged: {u}"));
+            let deleted = d
+                .get("Deleted")
+                .and_then(Value::as_str)
+                .map(|x| format!("deleted: {x}"));
             untagged.into_iter().chain(deleted)
         })
         .collect();
     section(&mut s, "Deleted Images:\n", &images);
     let total: f64 = answers
         .iter()
-        .map(|v| v.get("SpaceReclaimed").and_then(Value::as_f64).unwrap_or(0.0))
+        .map(|v| {
+            v.get("SpaceReclaimed")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+        })
         .sum();
     s.push_str(&format!("Total reclaimed space: {}\n", human_size(total)));
     s

@@ -42,7 +42,9 @@ pub enum ConfigError {
     #[error("the following directives don't match any configuration option: {0}")]
     UnknownKeys(String),
     /// Settings given both as flags and in the file (Docker's wording).
-    #[error("the following directives are specified both as a flag and in the configuration file: {0}")]
+    #[error(
+        "the following directives are specified both as a flag and in the configuration file: {0}"
+    )]
     Conflict(String),
     /// A value that cannot be used.
     #[error("invalid value for {name}: {message}")]
@@ -65,7 +67,11 @@ impl Classify for ConfigError {
 
 /// The command line (dockerd's flag names).
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "wharfd", version, about = "Wharf container engine daemon (Docker Engine API)")]
+#[command(
+    name = "wharfd",
+    version,
+    about = "Wharf container engine daemon (Docker Engine API)"
+)]
 pub struct Flags {
     /// Daemon socket(s) to connect to (unix:///path, tcp://host:port).
     #[arg(short = 'H', long = "host")]
@@ -189,10 +195,30 @@ pub struct FileConfig {
 }
 
 const FILE_KEYS: &[&str] = &[
-    "hosts", "data-root", "exec-root", "pidfile", "live-restore", "debug", "log-level", "group",
-    "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "default-runtime", "runtimes",
-    "storage-driver", "storage-opts", "seccomp-profile", "cgroup-parent", "labels", "log-driver",
-    "log-opts", "default-ulimits", "experimental",
+    "hosts",
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "live-restore",
+    "debug",
+    "log-level",
+    "group",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "default-runtime",
+    "runtimes",
+    "storage-driver",
+    "storage-opts",
+    "seccomp-profile",
+    "cgroup-parent",
+    "labels",
+    "log-driver",
+    "log-opts",
+    "default-ulimits",
+    "experimental",
 ];
 
 /// TLS settings of the TCP listeners.
@@ -258,14 +284,20 @@ impl Config {
 
 /// Parses daemon.json text, rejecting unknown keys.
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    let perr = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
+    let perr = |message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
     let raw: serde_json::Map<String, serde_json::Value> = if text.trim().is_empty() {
         serde_json::Map::new()
     } else {
         serde_json::from_str(text).map_err(|e| perr(e.to_string()))?
     };
-    let unknown: Vec<&str> =
-        raw.keys().map(String::as_str).filter(|k| !FILE_KEYS.contains(k)).collect();
+    let unknown: Vec<&str> = raw
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FILE_KEYS.contains(k))
+        .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown.join(", ")));
     }
@@ -275,15 +307,23 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
 fn key_value(name: &'static str, s: &str) -> Result<(String, String), ConfigError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(ConfigError::Invalid { name, message: format!("{s:?} is not key=value") }),
+        _ => Err(ConfigError::Invalid {
+            name,
+            message: format!("{s:?} is not key=value"),
+        }),
     }
 }
 
 /// Parses `--default-ulimit` / `--ulimit` syntax: `name=soft[:hard]`.
 pub fn parse_ulimit(s: &str) -> Result<Ulimit, ConfigError> {
-    let inval = || ConfigError::Invalid { name: "ulimit", message: format!("invalid ulimit {s:?}") };
+    let inval = || ConfigError::Invalid {
+        name: "ulimit",
+        message: format!("invalid ulimit {s:?}"),
+    };
     let (name, vals) = key_value("ulimit", s).map_err(|_| inval())?;
-    let (soft, hard) = vals.split_once(':').unwrap_or((vals.as_str(), vals.as_str()));
+    let (soft, hard) = vals
+        .split_once(':')
+        .unwrap_or((vals.as_str(), vals.as_str()));
     let soft: i64 = soft.parse().map_err(|_| inval())?;
     let hard: i64 = hard.parse().map_err(|_| inval())?;
     if soft > hard && hard >= 0 {
@@ -317,36 +357,109 @@ pub fn merge(
     }
     let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let c = &mut conflicts;
-    let hosts = pick(c, "hosts", nonempty(&flags.hosts).as_ref(), f.hosts.as_ref());
-    let data_root = pick(c, "data-root", flags.data_root.as_ref(), f.data_root.as_ref());
-    let exec_root = pick(c, "exec-root", flags.exec_root.as_ref(), f.exec_root.as_ref());
+    let hosts = pick(
+        c,
+        "hosts",
+        nonempty(&flags.hosts).as_ref(),
+        f.hosts.as_ref(),
+    );
+    let data_root = pick(
+        c,
+        "data-root",
+        flags.data_root.as_ref(),
+        f.data_root.as_ref(),
+    );
+    let exec_root = pick(
+        c,
+        "exec-root",
+        flags.exec_root.as_ref(),
+        f.exec_root.as_ref(),
+    );
     let pidfile = pick(c, "pidfile", flags.pidfile.as_ref(), f.pidfile.as_ref());
-    let live_restore = pick(c, "live-restore", flags.live_restore.as_ref(), f.live_restore.as_ref());
+    let live_restore = pick(
+        c,
+        "live-restore",
+        flags.live_restore.as_ref(),
+        f.live_restore.as_ref(),
+    );
     let debug = pick(c, "debug", flags.debug.as_ref(), f.debug.as_ref());
-    let log_level = pick(c, "log-level", flags.log_level.as_ref(), f.log_level.as_ref());
+    let log_level = pick(
+        c,
+        "log-level",
+        flags.log_level.as_ref(),
+        f.log_level.as_ref(),
+    );
     let group = pick(c, "group", flags.group.as_ref(), f.group.as_ref());
     let tls = pick(c, "tls", flags.tls.as_ref(), f.tls.as_ref());
-    let tlsverify = pick(c, "tlsverify", flags.tlsverify.as_ref(), f.tlsverify.as_ref());
-    let tlscacert = pick(c, "tlscacert", flags.tlscacert.as_ref(), f.tlscacert.as_ref());
+    let tlsverify = pick(
+        c,
+        "tlsverify",
+        flags.tlsverify.as_ref(),
+        f.tlsverify.as_ref(),
+    );
+    let tlscacert = pick(
+        c,
+        "tlscacert",
+        flags.tlscacert.as_ref(),
+        f.tlscacert.as_ref(),
+    );
     let tlscert = pick(c, "tlscert", flags.tlscert.as_ref(), f.tlscert.as_ref());
     let tlskey = pick(c, "tlskey", flags.tlskey.as_ref(), f.tlskey.as_ref());
-    let default_runtime =
-        pick(c, "default-runtime", flags.default_runtime.as_ref(), f.default_runtime.as_ref());
-    let storage_driver =
-        pick(c, "storage-driver", flags.storage_driver.as_ref(), f.storage_driver.as_ref());
-    let storage_opts =
-        pick(c, "storage-opts", nonempty(&flags.storage_opts).as_ref(), f.storage_opts.as_ref());
-    let seccomp_profile =
-        pick(c, "seccomp-profile", flags.seccomp_profile.as_ref(), f.seccomp_profile.as_ref());
-    let cgroup_parent =
-        pick(c, "cgroup-parent", flags.cgroup_parent.as_ref(), f.cgroup_parent.as_ref());
-    let labels = pick(c, "labels", nonempty(&flags.labels).as_ref(), f.labels.as_ref());
-    let log_driver = pick(c, "log-driver", flags.log_driver.as_ref(), f.log_driver.as_ref());
-    let experimental = pick(c, "experimental", flags.experimental.as_ref(), f.experimental.as_ref());
+    let default_runtime = pick(
+        c,
+        "default-runtime",
+        flags.default_runtime.as_ref(),
+        f.default_runtime.as_ref(),
+    );
+    let storage_driver = pick(
+        c,
+        "storage-driver",
+        flags.storage_driver.as_ref(),
+        f.storage_driver.as_ref(),
+    );
+    let storage_opts = pick(
+        c,
+        "storage-opts",
+        nonempty(&flags.storage_opts).as_ref(),
+        f.storage_opts.as_ref(),
+    );
+    let seccomp_profile = pick(
+        c,
+        "seccomp-profile",
+        flags.seccomp_profile.as_ref(),
+        f.seccomp_profile.as_ref(),
+    );
+    let cgroup_parent = pick(
+        c,
+        "cgroup-parent",
+        flags.cgroup_parent.as_ref(),
+        f.cgroup_parent.as_ref(),
+    );
+    let labels = pick(
+        c,
+        "labels",
+        nonempty(&flags.labels).as_ref(),
+        f.labels.as_ref(),
+    );
+    let log_driver = pick(
+        c,
+        "log-driver",
+        flags.log_driver.as_ref(),
+        f.log_driver.as_ref(),
+    );
+    let experimental = pick(
+        c,
+        "experimental",
+        flags.experimental.as_ref(),
+        f.experimental.as_ref(),
+    );
 
     let mut log_opts = f.log_opts.clone().unwrap_or_default();
     if !flags.log_opts.is_empty() && f.log_opts.is_some() {
-        c.push(format!("log-opts: (from flag: {:?}, from file: {:?})", flags.log_opts, log_opts));
+        c.push(format!(
+            "log-opts: (from flag: {:?}, from file: {:?})",
+            flags.log_opts, log_opts
+        ));
     }
     for o in &flags.log_opts {
         let (k, v) = key_value("log-opt", o)?;
@@ -358,19 +471,37 @@ pub fn merge(
         if runtimes.contains_key(&k) {
             c.push(format!("runtimes: (from flag: {k}, from file: {k})"));
         }
-        runtimes.insert(k, RuntimeEntry { path: v, runtime_args: Vec::new() });
+        runtimes.insert(
+            k,
+            RuntimeEntry {
+                path: v,
+                runtime_args: Vec::new(),
+            },
+        );
     }
     for builtin in [DEFAULT_RUNTIME, "runc", "crun"] {
-        if runtimes.contains_key(builtin) && f.runtimes.as_ref().is_some_and(|m| m.contains_key(builtin)) {
+        if runtimes.contains_key(builtin)
+            && f.runtimes.as_ref().is_some_and(|m| m.contains_key(builtin))
+        {
             return Err(ConfigError::Invalid {
                 name: "runtimes",
                 message: format!("runtime name '{builtin}' is reserved"),
             });
         }
-        runtimes.insert(builtin.to_string(), RuntimeEntry { path: builtin.to_string(), runtime_args: Vec::new() });
+        runtimes.insert(
+            builtin.to_string(),
+            RuntimeEntry {
+                path: builtin.to_string(),
+                runtime_args: Vec::new(),
+            },
+        );
     }
-    let mut default_ulimits: Vec<Ulimit> =
-        f.default_ulimits.clone().unwrap_or_default().into_values().collect();
+    let mut default_ulimits: Vec<Ulimit> = f
+        .default_ulimits
+        .clone()
+        .unwrap_or_default()
+        .into_values()
+        .collect();
     if !flags.default_ulimits.is_empty() && f.default_ulimits.is_some() {
         c.push("default-ulimits: (from flag and from file)".to_string());
     }
@@ -390,7 +521,10 @@ pub fn merge(
     }
     let log_level = log_level.unwrap_or_else(|| "info".to_string());
     if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
-        return Err(ConfigError::Invalid { name: "log-level", message: log_level });
+        return Err(ConfigError::Invalid {
+            name: "log-level",
+            message: log_level,
+        });
     }
     let storage_driver = storage_driver.unwrap_or_else(|| "overlay2".to_string());
     if !["overlay2", "vfs"].contains(&storage_driver.as_str()) {
@@ -408,7 +542,10 @@ pub fn merge(
     }
     let verify = tlsverify.unwrap_or(false);
     let tls_cfg = if verify || tls == Some(true) {
-        let missing = |n: &'static str| ConfigError::Invalid { name: n, message: "required with TLS".into() };
+        let missing = |n: &'static str| ConfigError::Invalid {
+            name: n,
+            message: "required with TLS".into(),
+        };
         Some(TlsConfig {
             verify,
             ca: tlscacert.clone(),
@@ -419,12 +556,18 @@ pub fn merge(
         None
     };
     if verify && tlscacert.is_none() {
-        return Err(ConfigError::Invalid { name: "tlscacert", message: "required with --tlsverify".into() });
+        return Err(ConfigError::Invalid {
+            name: "tlscacert",
+            message: "required with --tlsverify".into(),
+        });
     }
     let hosts = hosts.unwrap_or_else(|| vec![DEFAULT_HOST.to_string()]);
     for h in &hosts {
         if !(h.starts_with("unix://") || h.starts_with("tcp://") || h.starts_with("fd://")) {
-            return Err(ConfigError::Invalid { name: "hosts", message: format!("unsupported address {h:?}") });
+            return Err(ConfigError::Invalid {
+                name: "hosts",
+                message: format!("unsupported address {h:?}"),
+            });
         }
     }
     Ok(Config {
@@ -498,8 +641,12 @@ mod tests {
                "default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":20}},"log-opts":{"max-size":"1m"}}"#,
         )
         .expect("parse");
-        let c = merge(&flags(&["-H", "unix:///tmp/s.sock", "--default-runtime", "mine"]), Some(&file), None)
-            .expect("merge");
+        let c = merge(
+            &flags(&["-H", "unix:///tmp/s.sock", "--default-runtime", "mine"]),
+            Some(&file),
+            None,
+        )
+        .expect("merge");
         assert_eq!(c.data_root, PathBuf::from("/d"));
         assert!(c.live_restore);
         assert_eq!(c.default_runtime, "mine");
@@ -510,11 +657,18 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_conflicts_are_errors() {
-        let e = parse_file(Path::new("d.json"), r#"{"data-root":"/d","bogus":1}"#).expect_err("unknown");
-        assert_eq!(e.to_string(), "the following directives don't match any configuration option: bogus");
+        let e = parse_file(Path::new("d.json"), r#"{"data-root":"/d","bogus":1}"#)
+            .expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "the following directives don't match any configuration option: bogus"
+        );
         let file = parse_file(Path::new("d.json"), r#"{"data-root":"/d"}"#).expect("parse");
         let e = merge(&flags(&["--data-root", "/x"]), Some(&file), None).expect_err("conflict");
-        assert!(matches!(e, ConfigError::Conflict(ref m) if m.contains("data-root")), "{e}");
+        assert!(
+            matches!(e, ConfigError::Conflict(ref m) if m.contains("data-root")),
+            "{e}"
+        );
         assert!(parse_file(Path::new("d.json"), r#"{"debug":"yes"}"#).is_err());
     }
 
@@ -524,13 +678,25 @@ mod tests {
         assert!(merge(&flags(&["--default-runtime", "nope"]), None, None).is_err());
         assert!(merge(&flags(&["--tlsverify"]), None, None).is_err());
         assert!(merge(&flags(&["-H", "http://x"]), None, None).is_err());
-        let c = merge(&flags(&["-H", "tcp://0.0.0.0:2375", "--tls=false"]), None, None).expect("ok");
+        let c = merge(
+            &flags(&["-H", "tcp://0.0.0.0:2375", "--tls=false"]),
+            None,
+            None,
+        )
+        .expect("ok");
         assert!(c.insecure_tcp && c.tls.is_none());
     }
 
     #[test]
     fn ulimit_syntax() {
-        assert_eq!(parse_ulimit("nofile=10:20").expect("ok"), Ulimit { name: "nofile".into(), soft: 10, hard: 20 });
+        assert_eq!(
+            parse_ulimit("nofile=10:20").expect("ok"),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 10,
+                hard: 20
+            }
+        );
         assert_eq!(parse_ulimit("nproc=5").expect("ok").hard, 5);
         for bad in ["nofile", "=1", "nofile=a", "nofile=20:10"] {
             assert!(parse_ulimit(bad).is_err(), "{bad}");

@@ -12,8 +12,22 @@ use wharf_api_types::Filters;
 const BACKLOG: usize = 1024;
 
 /// Filter names `/events` accepts.
-pub const EVENT_FILTERS: &[&str] =
-    &["container", "event", "image", "label", "type", "daemon", "scope", "network", "volume", "plugin", "node", "service", "secret", "config"];
+pub const EVENT_FILTERS: &[&str] = &[
+    "container",
+    "event",
+    "image",
+    "label",
+    "type",
+    "daemon",
+    "scope",
+    "network",
+    "volume",
+    "plugin",
+    "node",
+    "service",
+    "secret",
+    "config",
+];
 
 /// Publishes and replays events.
 pub struct Events {
@@ -23,26 +37,40 @@ pub struct Events {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { tx: broadcast::channel(256).0, backlog: Mutex::new(VecDeque::with_capacity(BACKLOG)) }
+        Events {
+            tx: broadcast::channel(256).0,
+            backlog: Mutex::new(VecDeque::with_capacity(BACKLOG)),
+        }
     }
 }
 
 impl Events {
     /// Records and broadcasts one event of `kind` ("container", "image", ...).
-    pub fn publish(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+    pub fn publish(
+        &self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let now = chrono::Utc::now();
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
         let legacy = kind == "container" || kind == "image";
         let ev = EventMessage {
             kind: kind.to_string(),
             action: action.to_string(),
-            actor: EventActor { id: id.to_string(), attributes: attributes.clone() },
+            actor: EventActor {
+                id: id.to_string(),
+                attributes: attributes.clone(),
+            },
             scope: "local".to_string(),
             time: now.timestamp(),
             time_nano: nanos,
             status: legacy.then(|| action.to_string()),
             id: legacy.then(|| id.to_string()),
-            from: (kind == "container").then(|| attributes.get("image").cloned()).flatten(),
+            from: (kind == "container")
+                .then(|| attributes.get("image").cloned())
+                .flatten(),
         };
         let mut b = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
         if b.len() == BACKLOG {
@@ -54,7 +82,10 @@ impl Events {
     }
 
     /// The backlog from `since_nanos` on, and a receiver for what comes after.
-    pub fn subscribe(&self, since_nanos: Option<i64>) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
+    pub fn subscribe(
+        &self,
+        since_nanos: Option<i64>,
+    ) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
         let b = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
         let past = match since_nanos {
             Some(s) => b.iter().filter(|e| e.time_nano >= s).cloned().collect(),
@@ -73,7 +104,9 @@ impl Events {
 pub fn matches(f: &Filters, ev: &EventMessage) -> bool {
     let attr = |k: &str| ev.actor.attributes.get(k).map(String::as_str).unwrap_or("");
     f.matches_any("type", |v| v == ev.kind)
-        && f.matches_any("event", |v| v == ev.action || ev.action.split(':').next() == Some(v))
+        && f.matches_any("event", |v| {
+            v == ev.action || ev.action.split(':').next() == Some(v)
+        })
         && f.matches_any("container", |v| {
             ev.kind == "container" && (ev.actor.id.starts_with(v) || attr("name") == v)
         })
@@ -98,7 +131,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
     while frac.len() < 9 {
         frac.push('0');
     }
-    secs.checked_mul(1_000_000_000)?.checked_add(frac.parse::<i64>().ok()?)
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(frac.parse::<i64>().ok()?)
 }
 
 #[cfg(test)]

@@ -19,7 +19,10 @@ pub fn stream_type(tty: bool, v: wharf_api_types::ApiVersion) -> &'static str {
 }
 
 fn wants_upgrade(req: &http::request::Parts) -> bool {
-    req.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+    req.headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
 }
 
 /// Takes over the connection. Returns the response to send now and a future yielding the
@@ -27,10 +30,16 @@ fn wants_upgrade(req: &http::request::Parts) -> bool {
 pub fn hijack(
     req: &mut http::request::Parts,
     ctype: &'static str,
-) -> (Resp, std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<dyn Duplex>>> + Send>>) {
+) -> (
+    Resp,
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<dyn Duplex>>> + Send>>,
+) {
     if wants_upgrade(req) {
         let on = req.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let mut r = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS).body(h::empty()).unwrap_or_else(|_| Response::new(h::empty()));
+        let mut r = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .body(h::empty())
+            .unwrap_or_else(|_| Response::new(h::empty()));
         let hs = r.headers_mut();
         hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         hs.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
@@ -63,5 +72,8 @@ pub fn hijack(
         }
     });
     let r = h::with_type(Response::builder().status(StatusCode::OK), ctype, body);
-    (r, Box::pin(async move { Some(Box::new(ours) as Box<dyn Duplex>) }))
+    (
+        r,
+        Box::pin(async move { Some(Box::new(ours) as Box<dyn Duplex>) }),
+    )
 }

@@ -17,7 +17,12 @@ use crate::server::http::ApiResult;
 use crate::wiring::Daemon;
 
 /// Finds the endpoint for `path` (version prefix already removed) and serves it.
-pub async fn dispatch(d: Arc<Daemon>, v: ApiVersion, path: &str, req: Request<Incoming>) -> ApiResult {
+pub async fn dispatch(
+    d: Arc<Daemon>,
+    v: ApiVersion,
+    path: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     if let Some(ep) = system::routes::route(&method, &segs) {

@@ -17,7 +17,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into() }
+        ApiError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// A 400.
@@ -71,12 +74,18 @@ mod tests {
 
     #[test]
     fn kinds_map_to_docker_statuses() {
-        assert_eq!(status_for(ErrorKind::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_for(ErrorKind::InvalidArgument),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(status_for(ErrorKind::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(status_for(ErrorKind::Conflict), StatusCode::CONFLICT);
         assert_eq!(status_for(ErrorKind::AlreadyExists), StatusCode::CONFLICT);
         assert_eq!(status_for(ErrorKind::NotModified), StatusCode::NOT_MODIFIED);
-        assert_eq!(status_for(ErrorKind::Internal), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_for(ErrorKind::Internal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -35,8 +35,13 @@ pub fn empty() -> Body {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
-    let body = serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
-    Ok(with_type(Response::builder().status(status), "application/json", full(body)))
+    let body =
+        serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
+    Ok(with_type(
+        Response::builder().status(status),
+        "application/json",
+        full(body),
+    ))
 }
 
 /// 200 with JSON.
@@ -46,33 +51,49 @@ pub fn ok_json<T: Serialize>(v: &T) -> ApiResult {
 
 /// An empty response with `status` (204, 304, ...).
 pub fn no_content(status: StatusCode) -> ApiResult {
-    Ok(Response::builder().status(status).body(empty()).unwrap_or_else(|_| Response::new(empty())))
+    Ok(Response::builder()
+        .status(status)
+        .body(empty())
+        .unwrap_or_else(|_| Response::new(empty())))
 }
 
 /// A plain-text response.
 pub fn text(status: StatusCode, s: impl Into<Bytes>) -> Resp {
-    with_type(Response::builder().status(status), "text/plain; charset=utf-8", full(s.into()))
+    with_type(
+        Response::builder().status(status),
+        "text/plain; charset=utf-8",
+        full(s.into()),
+    )
 }
 
 /// Sets the content type and body.
 pub fn with_type(b: http::response::Builder, ctype: &'static str, body: Body) -> Resp {
     let mut r = b.body(body).unwrap_or_else(|_| Response::new(empty()));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
 /// Docker's error response.
 pub fn error_response(e: &ApiError) -> Resp {
-    let body = serde_json::to_vec(&wharf_api_types::ErrorResponse { message: e.message.clone() })
-        .unwrap_or_default();
-    with_type(Response::builder().status(status_for(e.kind)), "application/json", full(body))
+    let body = serde_json::to_vec(&wharf_api_types::ErrorResponse {
+        message: e.message.clone(),
+    })
+    .unwrap_or_default();
+    with_type(
+        Response::builder().status(status_for(e.kind)),
+        "application/json",
+        full(body),
+    )
 }
 
 /// A streamed body fed through the returned sender; dropping the sender ends the body.
 pub fn channel_body(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
     let (tx, rx) = mpsc::channel::<Bytes>(capacity);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
     });
     (tx, StreamBody::new(stream).boxed())
 }
@@ -81,17 +102,24 @@ pub fn channel_body(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::invalid(format!("request body too large (limit {limit} bytes)")))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::invalid(format!(
+            "request body too large (limit {limit} bytes)"
+        ))),
         Err(e) => Err(ApiError::invalid(format!("reading request body: {e}"))),
     }
 }
 
 /// Parses a JSON body; an empty body is `T::default()` when `allow_empty`.
-pub fn parse_json<T: DeserializeOwned + Default>(b: &[u8], allow_empty: bool) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned + Default>(
+    b: &[u8],
+    allow_empty: bool,
+) -> Result<T, ApiError> {
     if b.iter().all(u8::is_ascii_whitespace) {
-        return if allow_empty { Ok(T::default()) } else { Err(ApiError::invalid("request body is empty; expected JSON")) };
+        return if allow_empty {
+            Ok(T::default())
+        } else {
+            Err(ApiError::invalid("request body is empty; expected JSON"))
+        };
     }
     serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
 }
@@ -106,7 +134,9 @@ impl Query {
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for part in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            m.entry(percent_decode(k)).or_default().push(percent_decode(v));
+            m.entry(percent_decode(k))
+                .or_default()
+                .push(percent_decode(v));
         }
         Query(m)
     }
@@ -130,7 +160,10 @@ impl Query {
     pub fn bool_or(&self, k: &str, default: bool) -> bool {
         match self.get(k) {
             None => default,
-            Some(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"),
+            Some(v) => !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            ),
         }
     }
 
@@ -138,13 +171,17 @@ impl Query {
     pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.get(k).map(str::trim) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v:?}"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v:?}"))),
         }
     }
 
     /// The `filters` parameter.
     pub fn filters(&self) -> Result<wharf_api_types::Filters, ApiError> {
-        wharf_api_types::Filters::parse(self.get("filters").unwrap_or("")).map_err(|e| ApiError::from_err(&e))
+        wharf_api_types::Filters::parse(self.get("filters").unwrap_or(""))
+            .map_err(|e| ApiError::from_err(&e))
     }
 }
 
@@ -155,15 +192,13 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -181,7 +216,9 @@ mod tests {
 
     #[test]
     fn query_decoding_and_docker_bools() {
-        let q = Query::parse(Some("all=1&filters=%7B%22a%22%3A%5B%22b%22%5D%7D&x=True&n=a+b&f=false&e=&bad=%zz&t=%4"));
+        let q = Query::parse(Some(
+            "all=1&filters=%7B%22a%22%3A%5B%22b%22%5D%7D&x=True&n=a+b&f=false&e=&bad=%zz&t=%4",
+        ));
         assert!(q.bool("all") && q.bool("x"));
         assert!(!q.bool("f") && !q.bool("e") && !q.bool("missing"));
         assert!(q.bool_or("missing", true));
@@ -209,6 +246,11 @@ mod tests {
         assert_eq!(parse_json::<T>(b"", true).expect("empty").a, 0);
         assert!(parse_json::<T>(b" ", false).is_err());
         assert!(parse_json::<T>(b"{\"a\":\"x\"}", true).is_err());
-        assert_eq!(parse_json::<T>(b"{\"a\":1,\"zz\":2}", true).expect("extra").a, 1);
+        assert_eq!(
+            parse_json::<T>(b"{\"a\":1,\"zz\":2}", true)
+                .expect("extra")
+                .a,
+            1
+        );
     }
 }

@@ -58,10 +58,22 @@ pub enum Listener {
 }
 
 /// Binds one `-H` address.
-pub fn bind(addr: &str, group: &str, tls: Option<&TlsConfig>, insecure_tcp: bool) -> Result<Listener, ListenError> {
-    let io = |source| ListenError::Io { addr: addr.to_string(), source };
+pub fn bind(
+    addr: &str,
+    group: &str,
+    tls: Option<&TlsConfig>,
+    insecure_tcp: bool,
+) -> Result<Listener, ListenError> {
+    let io = |source| ListenError::Io {
+        addr: addr.to_string(),
+        source,
+    };
     if let Some(path) = addr.strip_prefix("unix://") {
-        let path = Path::new(if path.is_empty() { "/run/wharf.sock" } else { path });
+        let path = Path::new(if path.is_empty() {
+            "/run/wharf.sock"
+        } else {
+            path
+        });
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io)?;
         }
@@ -74,7 +86,8 @@ pub fn bind(addr: &str, group: &str, tls: Option<&TlsConfig>, insecure_tcp: bool
         let l = UnixListener::bind(path).map_err(io)?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o660)).map_err(io)?;
         match group_id(Path::new("/etc/group"), group) {
-            Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| io(e.into()))?,
+            Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| io(e.into()))?,
             None => tracing::warn!(group, "socket group not found; socket stays root-owned"),
         }
         return Ok(Listener::Unix(l, path.to_path_buf()));
@@ -83,12 +96,19 @@ pub fn bind(addr: &str, group: &str, tls: Option<&TlsConfig>, insecure_tcp: bool
         let acceptor = match tls {
             Some(t) => Some(tls_acceptor(t)?),
             None if insecure_tcp => {
-                tracing::warn!(addr, "listening on TCP WITHOUT TLS: anyone who can connect is root on this host");
+                tracing::warn!(
+                    addr,
+                    "listening on TCP WITHOUT TLS: anyone who can connect is root on this host"
+                );
                 None
             }
             None => return Err(ListenError::InsecureTcp(addr.to_string())),
         };
-        let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:2376") };
+        let hostport = if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:2376")
+        };
         let std_l = std::net::TcpListener::bind(&hostport).map_err(io)?;
         std_l.set_nonblocking(true).map_err(io)?;
         let l = TcpListener::from_std(std_l).map_err(io)?;
@@ -113,7 +133,11 @@ fn group_id(group_file: &Path, group: &str) -> Option<u32> {
 
 fn tls_acceptor(t: &TlsConfig) -> Result<TlsAcceptor, ListenError> {
     let terr = |m: String| ListenError::Tls(m);
-    let read = |p: &Path| fs::File::open(p).map(BufReader::new).map_err(|e| terr(format!("{}: {e}", p.display())));
+    let read = |p: &Path| {
+        fs::File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| terr(format!("{}: {e}", p.display())))
+    };
     let certs = rustls_pemfile::certs(&mut read(&t.cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| terr(format!("{}: {e}", t.cert.display())))?;
@@ -129,16 +153,23 @@ fn tls_acceptor(t: &TlsConfig) -> Result<TlsAcceptor, ListenError> {
             let mut roots = rustls::RootCertStore::empty();
             for c in rustls_pemfile::certs(&mut read(ca)?) {
                 let c = c.map_err(|e| terr(format!("{}: {e}", ca.display())))?;
-                roots.add(c).map_err(|e| terr(format!("{}: {e}", ca.display())))?;
+                roots
+                    .add(c)
+                    .map_err(|e| terr(format!("{}: {e}", ca.display())))?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| terr(e.to_string()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| terr(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
         _ => builder.with_no_client_auth(),
     };
-    let cfg = builder.with_single_cert(certs, key).map_err(|e| terr(e.to_string()))?;
+    let cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| terr(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
@@ -226,10 +257,27 @@ mod tests {
 
     #[tokio::test]
     async fn plain_tcp_is_refused_unless_forced() {
-        assert!(matches!(bind("tcp://127.0.0.1:0", "x", None, false), Err(ListenError::InsecureTcp(_))));
-        assert!(matches!(bind("tcp://127.0.0.1:0", "x", None, true), Ok(Listener::Tcp(_, None))));
-        assert!(matches!(bind("udp://x", "x", None, true), Err(ListenError::InvalidAddress(_))));
-        let bad = TlsConfig { verify: false, ca: None, cert: "/nonexistent".into(), key: "/nonexistent".into() };
-        assert!(matches!(bind("tcp://127.0.0.1:0", "x", Some(&bad), false), Err(ListenError::Tls(_))));
+        assert!(matches!(
+            bind("tcp://127.0.0.1:0", "x", None, false),
+            Err(ListenError::InsecureTcp(_))
+        ));
+        assert!(matches!(
+            bind("tcp://127.0.0.1:0", "x", None, true),
+            Ok(Listener::Tcp(_, None))
+        ));
+        assert!(matches!(
+            bind("udp://x", "x", None, true),
+            Err(ListenError::InvalidAddress(_))
+        ));
+        let bad = TlsConfig {
+            verify: false,
+            ca: None,
+            cert: "/nonexistent".into(),
+            key: "/nonexistent".into(),
+        };
+        assert!(matches!(
+            bind("tcp://127.0.0.1:0", "x", Some(&bad), false),
+            Err(ListenError::Tls(_))
+        ));
     }
 }

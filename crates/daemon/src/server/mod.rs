@@ -58,14 +58,23 @@ pub async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Result<Resp,
     let mut resp = match split_version(&path) {
         Ok(Some((v, rest))) => {
             let rest = rest.to_string();
-            crate::router::dispatch(daemon.clone(), v, &rest, req).await.unwrap_or_else(|e| error_response(&e))
+            crate::router::dispatch(daemon.clone(), v, &rest, req)
+                .await
+                .unwrap_or_else(|e| error_response(&e))
         }
         Ok(None) => error_response(&ApiError::not_found("page not found")),
         Err(e) => error_response(&e),
     };
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(api_version_str()));
-    h.insert("Docker-Experimental", HeaderValue::from_static(if daemon.experimental() { "true" } else { "false" }));
+    h.insert(
+        "Docker-Experimental",
+        HeaderValue::from_static(if daemon.experimental() {
+            "true"
+        } else {
+            "false"
+        }),
+    );
     h.insert("Ostype", HeaderValue::from_static("linux"));
     if let Ok(v) = HeaderValue::from_str(&server_header()) {
         h.insert(::http::header::SERVER, v);
@@ -84,15 +93,26 @@ mod tests {
 
     #[test]
     fn version_prefixes() {
-        let (v, p) = split_version("/v1.41/containers/json").expect("ok").expect("some");
+        let (v, p) = split_version("/v1.41/containers/json")
+            .expect("ok")
+            .expect("some");
         assert_eq!((v, p), (ApiVersion::new(1, 41), "/containers/json"));
         let (v, p) = split_version("/version").expect("ok").expect("some");
         assert_eq!((v, p), (MAX_API_VERSION, "/version"));
-        assert_eq!(split_version("/volumes").expect("ok").map(|x| x.1), Some("/volumes"));
+        assert_eq!(
+            split_version("/volumes").expect("ok").map(|x| x.1),
+            Some("/volumes")
+        );
         assert_eq!(split_version("/v1.x/info").expect("ok"), None);
         let e = split_version("/v1.99/info").expect_err("too new");
-        assert_eq!(e.message, "client version 1.99 is too new. Maximum supported API version is 1.45");
-        assert!(split_version("/v1.12/info").expect_err("too old").message.contains("too old"));
+        assert_eq!(
+            e.message,
+            "client version 1.99 is too new. Maximum supported API version is 1.45"
+        );
+        assert!(split_version("/v1.12/info")
+            .expect_err("too old")
+            .message
+            .contains("too old"));
         assert_eq!(api_version_str(), MAX_API_VERSION.to_string());
     }
 }

@@ -29,17 +29,24 @@ impl HostInfo {
     pub fn probe(proc_root: &Path, etc_root: &Path) -> HostInfo {
         let uts = nix::sys::utsname::uname().ok();
         let s = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-            uts.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+            uts.as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
         };
         let os_release = fs::read_to_string(etc_root.join("os-release")).unwrap_or_default();
         HostInfo {
             kernel_version: s(|u| u.release()),
             architecture: s(|u| u.machine()),
             hostname: s(|u| u.nodename()),
-            operating_system: os_release_field(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".into()),
+            operating_system: os_release_field(&os_release, "PRETTY_NAME")
+                .unwrap_or_else(|| "Linux".into()),
             os_version: os_release_field(&os_release, "VERSION_ID").unwrap_or_default(),
-            ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
-            mem_total: meminfo_total(&fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default()),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+            mem_total: meminfo_total(
+                &fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default(),
+            ),
             cgroup_version: match wharf_cgroups::Hierarchy::probe().map(|h| h.version()) {
                 Ok(wharf_cgroups::CgroupVersion::V2) => "2".into(),
                 _ => "1".into(),
@@ -78,8 +85,16 @@ mod tests {
     #[test]
     fn parses_fixture_files() {
         let d = tempfile::tempdir().expect("tempdir");
-        fs::write(d.path().join("meminfo"), "MemTotal:       2048 kB\nMemFree: 1 kB\n").expect("w");
-        fs::write(d.path().join("os-release"), "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n").expect("w");
+        fs::write(
+            d.path().join("meminfo"),
+            "MemTotal:       2048 kB\nMemFree: 1 kB\n",
+        )
+        .expect("w");
+        fs::write(
+            d.path().join("os-release"),
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
+        )
+        .expect("w");
         let h = HostInfo::probe(d.path(), d.path());
         assert_eq!(h.mem_total, 2 * 1024 * 1024);
         assert_eq!(h.operating_system, "Debian GNU/Linux 12 (bookworm)");

@@ -156,6 +156,9 @@ mod tests {
         assert!(!Status::Running.can_start() && !Status::Paused.can_start());
         assert!(Status::Paused.is_alive() && !Status::Exited.is_alive());
         assert!(!Status::Running.can_remove() && Status::Dead.can_remove());
-        assert_eq!(serde_json::to_string(&Status::Restarting).expect("ser"), "\"restarting\"");
+        assert_eq!(
+            serde_json::to_string(&Status::Restarting).expect("ser"),
+            "\"restarting\""
+        );
     }
 }

@@ -66,7 +66,9 @@ pub fn normalize_name(name: &str) -> Result<String, StateError> {
     let b = bare.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_alphanumeric()
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     if ok {
         Ok(format!("/{bare}"))
     } else {
@@ -95,14 +97,20 @@ impl Store {
     /// Opens the store at `root` (`<data-root>/containers`), loading every record. Unreadable
     /// records are skipped with a warning (and returned) so one bad file cannot stop the daemon.
     pub fn open(root: &Path) -> Result<(Store, Vec<PathBuf>), StateError> {
-        let io = |source| StateError::Io { path: root.to_path_buf(), source };
+        let io = |source| StateError::Io {
+            path: root.to_path_buf(),
+            source,
+        };
         fs::create_dir_all(root).map_err(io)?;
         let mut inner = Inner::default();
         let mut bad = Vec::new();
         for entry in fs::read_dir(root).map_err(io)? {
             let dir = entry.map_err(io)?.path();
             let rec = dir.join(RECORD);
-            match fs::read(&rec).ok().and_then(|b| serde_json::from_slice::<Container>(&b).ok()) {
+            match fs::read(&rec)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Container>(&b).ok())
+            {
                 Some(c) => {
                     inner.names.insert(c.name.clone(), c.id.clone());
                     inner.by_id.insert(c.id.clone(), Arc::new(Mutex::new(c)));
@@ -110,7 +118,13 @@ impl Store {
                 None => bad.push(dir),
             }
         }
-        Ok((Store { root: root.to_path_buf(), inner: RwLock::new(inner) }, bad))
+        Ok((
+            Store {
+                root: root.to_path_buf(),
+                inner: RwLock::new(inner),
+            },
+            bad,
+        ))
     }
 
     /// The container's private directory.
@@ -132,7 +146,11 @@ impl Store {
         if let Some(h) = inner.by_id.get(key) {
             return Ok(h.clone());
         }
-        let name = if key.starts_with('/') { key.to_string() } else { format!("/{key}") };
+        let name = if key.starts_with('/') {
+            key.to_string()
+        } else {
+            format!("/{key}")
+        };
         if let Some(h) = inner.names.get(&name).and_then(|id| inner.by_id.get(id)) {
             return Ok(h.clone());
         }
@@ -157,7 +175,10 @@ impl Store {
     pub fn insert(&self, c: Container) -> Result<Handle, StateError> {
         let mut inner = self.write();
         if let Some(id) = inner.names.get(&c.name) {
-            return Err(StateError::NameInUse { name: c.name.clone(), id: id.clone() });
+            return Err(StateError::NameInUse {
+                name: c.name.clone(),
+                id: id.clone(),
+            });
         }
         self.persist(&c)?;
         inner.names.insert(c.name.clone(), c.id.clone());
@@ -171,9 +192,16 @@ impl Store {
         let new_name = normalize_name(new_name)?;
         let mut inner = self.write();
         if let Some(other) = inner.names.get(&new_name) {
-            return Err(StateError::NameInUse { name: new_name, id: other.clone() });
+            return Err(StateError::NameInUse {
+                name: new_name,
+                id: other.clone(),
+            });
         }
-        let h = inner.by_id.get(id).cloned().ok_or_else(|| StateError::NotFound(id.to_string()))?;
+        let h = inner
+            .by_id
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StateError::NotFound(id.to_string()))?;
         let mut c = lock(&h);
         let old = std::mem::replace(&mut c.name, new_name.clone());
         if let Err(e) = self.persist(&c) {
@@ -209,7 +237,10 @@ impl Store {
     pub fn persist(&self, c: &Container) -> Result<(), StateError> {
         let dir = self.dir(&c.id);
         let path = dir.join(RECORD);
-        let io = |source| StateError::Io { path: path.clone(), source };
+        let io = |source| StateError::Io {
+            path: path.clone(),
+            source,
+        };
         fs::create_dir_all(&dir).map_err(io)?;
         let bytes = serde_json::to_vec(c).map_err(|e| io(std::io::Error::other(e)))?;
         let tmp = dir.join(format!(".{RECORD}.tmp"));
@@ -267,7 +298,9 @@ mod tests {
         s.insert(rec("abd456", "/two")).expect("insert");
         let e = s.insert(rec("fff", "/one")).err().expect("conflict");
         assert_eq!(e.kind(), ErrorKind::Conflict);
-        assert!(e.to_string().contains("\"/one\" is already in use by container \"abc123\""));
+        assert!(e
+            .to_string()
+            .contains("\"/one\" is already in use by container \"abc123\""));
         assert_eq!(Store::lock(&s.get("one").expect("name")).id, "abc123");
         assert_eq!(Store::lock(&s.get("abd").expect("prefix")).id, "abd456");
         assert!(matches!(s.get("ab"), Err(StateError::Ambiguous(_))));
@@ -278,7 +311,10 @@ mod tests {
         fs::create_dir_all(dir.path().join("garbage")).expect("garbage");
         let (s2, bad) = Store::open(dir.path()).expect("reopen");
         assert_eq!(bad.len(), 1);
-        assert_eq!(Store::lock(&s2.get("three").expect("reloaded")).id, "abc123");
+        assert_eq!(
+            Store::lock(&s2.get("three").expect("reloaded")).id,
+            "abc123"
+        );
         s2.remove("abc123").expect("remove");
         assert!(s2.get("three").is_err());
         assert!(!dir.path().join("abc123").exists());

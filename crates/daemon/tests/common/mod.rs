@@ -38,13 +38,23 @@ fn wharfd_bin() -> PathBuf {
 impl Daemon {
     /// Starts wharfd with the test runtime, `vfs` storage and `extra` flags.
     pub fn start(extra: &[&str]) -> Daemon {
-        let bin_dir = wharfd_bin().parent().map(Path::to_path_buf).expect("bin dir");
+        let bin_dir = wharfd_bin()
+            .parent()
+            .map(Path::to_path_buf)
+            .expect("bin dir");
         for helper in ["wharf-shim", "wharf-init"] {
-            assert!(bin_dir.join(helper).exists(), "{helper} missing in {}: run `cargo build --workspace --bins` first", bin_dir.display());
+            assert!(
+                bin_dir.join(helper).exists(),
+                "{helper} missing in {}: run `cargo build --workspace --bins` first",
+                bin_dir.display()
+            );
         }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
-        let dir = tempfile::Builder::new().prefix(&format!("wharfd-e2e-{tag}-")).tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("wharfd-e2e-{tag}-"))
+            .tempdir()
+            .expect("tempdir");
         let sock = dir.path().join("wharf.sock");
         let data_root = dir.path().join("data");
         // Deliberately long: socket paths under it (`<exec-root>/containers/<64 hex>/shim.sock`)
@@ -52,27 +62,51 @@ impl Daemon {
         let exec_root = dir.path().join("exec-root-with-a-long-name");
         let cgroup_parent = format!("wharf-test-{tag}");
         let mut args: Vec<String> = vec![
-            "-H".into(), format!("unix://{}", sock.display()),
-            "--data-root".into(), data_root.display().to_string(),
-            "--exec-root".into(), exec_root.display().to_string(),
-            "--pidfile".into(), dir.path().join("wharfd.pid").display().to_string(),
-            "--config-file".into(), dir.path().join("daemon.json").display().to_string(),
-            "--cgroup-parent".into(), cgroup_parent.clone(),
-            "--default-runtime".into(), test_runtime(),
+            "-H".into(),
+            format!("unix://{}", sock.display()),
+            "--data-root".into(),
+            data_root.display().to_string(),
+            "--exec-root".into(),
+            exec_root.display().to_string(),
+            "--pidfile".into(),
+            dir.path().join("wharfd.pid").display().to_string(),
+            "--config-file".into(),
+            dir.path().join("daemon.json").display().to_string(),
+            "--cgroup-parent".into(),
+            cgroup_parent.clone(),
+            "--default-runtime".into(),
+            test_runtime(),
         ];
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
-        let mut d = Daemon { dir, sock, data_root, exec_root, cgroup_parent, child: None, args };
+        let mut d = Daemon {
+            dir,
+            sock,
+            data_root,
+            exec_root,
+            cgroup_parent,
+            child: None,
+            args,
+        };
         d.spawn();
         d
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("wharfd.log")).expect("log");
-        let child = Command::new(wharfd_bin()).args(&self.args).stdout(Stdio::null()).stderr(log).spawn().expect("spawn wharfd");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("wharfd.log"))
+            .expect("log");
+        let child = Command::new(wharfd_bin())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn wharfd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -105,7 +139,9 @@ impl Daemon {
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -157,7 +193,14 @@ impl Daemon {
 
     /// Runs the docker CLI with `stdin` piped in.
     pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = self.docker_spawn(args, if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = self.docker_spawn(
+            args,
+            if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            },
+        );
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(data);
         }
@@ -167,7 +210,13 @@ impl Daemon {
     /// Runs docker and asserts success; returns trimmed stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
-        assert!(o.status.success(), "docker {args:?} failed ({}): {}\n--- daemon log ---\n{}", o.status, String::from_utf8_lossy(&o.stderr), self.log());
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}): {}\n--- daemon log ---\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
@@ -176,7 +225,11 @@ impl Daemon {
         let tar = self.dir.path().join("busybox.tar");
         wharf_testutil::busybox_rootfs_tar(&tar).expect("busybox tar");
         let body = std::fs::read(&tar).expect("read tar");
-        let (status, resp) = self.raw("POST", "/v1.45/images/create?fromSrc=-&repo=busybox&tag=latest", &body);
+        let (status, resp) = self.raw(
+            "POST",
+            "/v1.45/images/create?fromSrc=-&repo=busybox&tag=latest",
+            &body,
+        );
         assert_eq!(status, 200, "import: {}", String::from_utf8_lossy(&resp));
     }
 
@@ -186,15 +239,26 @@ impl Daemon {
     }
 
     /// Like [`Daemon::raw`] with explicit headers.
-    pub fn raw_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
-        let Ok(mut s) = UnixStream::connect(&self.sock) else { return (0, Vec::new()) };
+    pub fn raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let Ok(mut s) = UnixStream::connect(&self.sock) else {
+            return (0, Vec::new());
+        };
         let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: wharf\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        if s.write_all(req.as_bytes()).and_then(|_| s.write_all(body)).is_err() {
+        if s.write_all(req.as_bytes())
+            .and_then(|_| s.write_all(body))
+            .is_err()
+        {
             // The daemon may refuse a huge body early; read what it answered.
         }
         let mut resp = Vec::new();
@@ -231,15 +295,25 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Parses status and (de-chunked) body of an HTTP/1.1 response.
 pub fn parse_response(resp: &[u8]) -> (u16, Vec<u8>) {
-    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, Vec::new()) };
+    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, Vec::new());
+    };
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut body = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = Vec::new();
         let mut rest = &body[..];
         while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
-            let len = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
+            let len =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
             if len == 0 || rest.len() < nl + 2 + len {
                 break;
             }
@@ -273,8 +347,13 @@ impl Drop for Daemon {
 
 /// Every cgroup v1 controller directory of `parent`.
 fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return Vec::new() };
-    rd.flatten().map(|e| e.path().join(parent)).filter(|p| p.is_dir()).collect()
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .map(|e| e.path().join(parent))
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 fn kill_cgroup_tasks(parent: &str) {
@@ -315,9 +394,15 @@ fn remove_cgroups(parent: &str) {
 
 /// Lazily unmounts everything mounted below `root`, deepest first.
 fn unmount_under(root: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     let root = root.to_string_lossy().to_string();
-    let mut points: Vec<String> = info.lines().filter_map(|l| l.split_whitespace().nth(4).map(String::from)).filter(|p| p.starts_with(&root)).collect();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(String::from))
+        .filter(|p| p.starts_with(&root))
+        .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = Command::new("umount").args(["-l", &p]).status();

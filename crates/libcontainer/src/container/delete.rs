@@ -28,17 +28,30 @@ impl Container {
             let _ = self.kill(Signal::SIGKILL, false);
         }
         if !self.wait_gone(Duration::from_secs(10)) {
-            return Err(LibcontainerError::Init(format!("container {} did not die after SIGKILL", self.id())));
+            return Err(LibcontainerError::Init(format!(
+                "container {} did not die after SIGKILL",
+                self.id()
+            )));
         }
         let mut oci = self.oci_state();
         oci.status = ContainerStatus::Stopped;
         // Poststop failures must not leave a container that can never be deleted.
-        let poststop = hooks::run("poststop", self.state.hooks.as_ref().and_then(|h| h.poststop().as_ref()), &oci);
+        let poststop = hooks::run(
+            "poststop",
+            self.state
+                .hooks
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref()),
+            &oci,
+        );
         if let Some(cg) = &cgroup {
             wait_empty(cg);
             cg.destroy()?;
         }
-        std::fs::remove_dir_all(&self.dir).map_err(LibcontainerError::io(format!("remove {}", self.dir.display())))?;
+        std::fs::remove_dir_all(&self.dir).map_err(LibcontainerError::io(format!(
+            "remove {}",
+            self.dir.display()
+        )))?;
         poststop
     }
 }

@@ -47,9 +47,12 @@ fn open_namespaces(proc: &Path, pid: i32) -> Result<Vec<(LinuxNamespaceType, Own
     for t in JOIN_ORDER {
         let theirs = proc.join(pid.to_string()).join("ns").join(proc_name(t));
         let ours = proc.join("self/ns").join(proc_name(t));
-        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else { continue };
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue;
+        };
         if std::os::unix::fs::MetadataExt::ino(&a) != std::os::unix::fs::MetadataExt::ino(&b) {
-            let f = std::fs::File::open(&theirs).map_err(LibcontainerError::io(format!("open {}", theirs.display())))?;
+            let f = std::fs::File::open(&theirs)
+                .map_err(LibcontainerError::io(format!("open {}", theirs.display())))?;
             out.push((t, OwnedFd::from(f)));
         }
     }
@@ -74,19 +77,33 @@ impl Container {
         }
         let args = opts.process.args().as_deref().unwrap_or_default();
         if args.is_empty() {
-            return Err(LibcontainerError::InvalidSpec("exec needs a command".into()));
+            return Err(LibcontainerError::InvalidSpec(
+                "exec needs a command".into(),
+            ));
         }
         let terminal = opts.process.terminal().unwrap_or(false);
         let console = match (&opts.console_socket, terminal) {
             (Some(p), true) => Some(console::connect(p)?),
             (None, true) => {
-                return Err(LibcontainerError::InvalidSpec("--tty needs --console-socket".into()))
+                return Err(LibcontainerError::InvalidSpec(
+                    "--tty needs --console-socket".into(),
+                ))
             }
             _ => None,
         };
         let bundle = spec::load_bundle(&self.state.bundle)?;
-        let seccomp = bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?;
-        let plan = ProcessPlan { process: opts.process.clone(), seccomp, preserve_fds: opts.preserve_fds };
+        let seccomp = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(wharf_seccomp::compile)
+            .transpose()?;
+        let plan = ProcessPlan {
+            process: opts.process.clone(),
+            seccomp,
+            preserve_fds: opts.preserve_fds,
+        };
         let ns = open_namespaces(Path::new(PROC), self.pid())?;
         let (parent, child) = channel::pair()?;
         let mut keep: Vec<i32> = ns.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
@@ -114,7 +131,8 @@ impl Container {
         let pid = pid?;
         if let Some(cg) = self.cgroup()? {
             if let Err(e) = cg.add_process(pid) {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                 return Err(e.into());
             }
         }
@@ -125,7 +143,9 @@ impl Container {
                 // End of stream: the close-on-exec channel vanished in a successful execve.
                 None => Ok(()),
                 Some(Message::Failed(m)) => Err(LibcontainerError::Init(m)),
-                Some(m) => Err(LibcontainerError::Init(format!("unexpected {m:?} after ready"))),
+                Some(m) => Err(LibcontainerError::Init(format!(
+                    "unexpected {m:?} after ready"
+                ))),
             });
         if let Err(e) = outcome {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);

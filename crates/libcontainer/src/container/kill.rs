@@ -13,7 +13,11 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| bad());
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<Signal>().map_err(|_| bad())
 }
 
@@ -28,7 +32,8 @@ impl Container {
                 return Ok(cg.kill_all(sig as i32)?);
             }
         }
-        kill(Pid::from_raw(self.pid()), sig).map_err(LibcontainerError::sys(format!("kill {}", self.pid())))
+        kill(Pid::from_raw(self.pid()), sig)
+            .map_err(LibcontainerError::sys(format!("kill {}", self.pid())))
     }
 
     /// Host pids of every process in the container's cgroup.

@@ -51,7 +51,12 @@ impl Container {
         let entries = match fs::read_dir(state_root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(LibcontainerError::Io { op: format!("read {}", state_root.display()), source: e }),
+            Err(e) => {
+                return Err(LibcontainerError::Io {
+                    op: format!("read {}", state_root.display()),
+                    source: e,
+                })
+            }
         };
         let mut out: Vec<Container> = entries
             .filter_map(|e| e.ok())
@@ -83,7 +88,11 @@ impl Container {
 
     /// The container's cgroup manager, if it has a cgroup.
     pub fn cgroup(&self) -> Result<Option<wharf_cgroups::Manager>> {
-        self.state.cgroup_path.as_deref().map(|p| crate::cgroup::manager(p, &self.state.id)).transpose()
+        self.state
+            .cgroup_path
+            .as_deref()
+            .map(|p| crate::cgroup::manager(p, &self.state.id))
+            .transpose()
     }
 
     /// Host pid of init.
@@ -104,8 +113,10 @@ impl Container {
         }
         if !procfs::alive(Path::new(PROC), st.pid, st.pid_start_time) {
             st.status = ContainerStatus::Stopped;
-        } else if matches!(st.status, ContainerStatus::Created | ContainerStatus::Creating)
-            && !self.dir.join(EXEC_FIFO).exists()
+        } else if matches!(
+            st.status,
+            ContainerStatus::Created | ContainerStatus::Creating
+        ) && !self.dir.join(EXEC_FIFO).exists()
         {
             st.status = ContainerStatus::Running;
         }
@@ -116,7 +127,11 @@ impl Container {
     }
 
     fn refuse(&self, op: &'static str) -> LibcontainerError {
-        LibcontainerError::InvalidState { id: self.state.id.clone(), status: self.state.status.to_string(), op }
+        LibcontainerError::InvalidState {
+            id: self.state.id.clone(),
+            status: self.state.status.to_string(),
+            op,
+        }
     }
 
     /// Waits up to `timeout` for init to be gone.
@@ -138,7 +153,10 @@ impl Container {
 pub fn set_child_subreaper() -> Result<()> {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(LibcontainerError::Sys { op: "PR_SET_CHILD_SUBREAPER".into(), source: nix::Error::last() });
+        return Err(LibcontainerError::Sys {
+            op: "PR_SET_CHILD_SUBREAPER".into(),
+            source: nix::Error::last(),
+        });
     }
     Ok(())
 }
@@ -151,7 +169,12 @@ pub fn wait_exit(pid: i32) -> Result<i32> {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
             Ok(_) | Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(LibcontainerError::Sys { op: format!("wait for {pid}"), source: e }),
+            Err(e) => {
+                return Err(LibcontainerError::Sys {
+                    op: format!("wait for {pid}"),
+                    source: e,
+                })
+            }
         }
     }
 }

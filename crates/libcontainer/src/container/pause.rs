@@ -9,8 +9,9 @@ use crate::state::ContainerStatus;
 
 impl Container {
     fn require_cgroup(&self, op: &str) -> Result<wharf_cgroups::Manager> {
-        self.cgroup()?
-            .ok_or_else(|| LibcontainerError::NotSupported(format!("{op}: container {} has no cgroup", self.id())))
+        self.cgroup()?.ok_or_else(|| {
+            LibcontainerError::NotSupported(format!("{op}: container {} has no cgroup", self.id()))
+        })
     }
 
     /// Freezes every process of a running container.

@@ -25,13 +25,22 @@ impl Container {
         }
         let fifo_path = self.dir.join(EXEC_FIFO);
         // Non-blocking so a dead init cannot hang us on open; poll until it writes.
-        let fifo = rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| sys("open exec fifo", e))?;
+        let fifo = rustix::fs::open(
+            &fifo_path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| sys("open exec fifo", e))?;
         loop {
             let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(100u16)) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(LibcontainerError::Sys { op: "poll exec fifo".into(), source: e }),
+                Err(e) => {
+                    return Err(LibcontainerError::Sys {
+                        op: "poll exec fifo".into(),
+                        source: e,
+                    })
+                }
             }
             let mut b = [0u8; 1];
             match rustix::io::read(&fifo, &mut b) {
@@ -41,14 +50,24 @@ impl Container {
                 Err(e) => return Err(sys("read exec fifo", e)),
             }
             if !self.init_alive() {
-                return Err(LibcontainerError::Init(format!("container {} init exited before start", self.id())));
+                return Err(LibcontainerError::Init(format!(
+                    "container {} init exited before start",
+                    self.id()
+                )));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         let _ = std::fs::remove_file(&fifo_path);
         self.state.status = ContainerStatus::Running;
         self.save()?;
-        hooks::run("poststart", self.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &self.oci_state())
+        hooks::run(
+            "poststart",
+            self.state
+                .hooks
+                .as_ref()
+                .and_then(|h| h.poststart().as_ref()),
+            &self.oci_state(),
+        )
     }
 
     /// Reads init's failure report (the rest of the fifo), makes sure nothing of the container
@@ -66,7 +85,10 @@ impl Container {
         self.wait_gone(Duration::from_secs(10));
         match read {
             Ok(_) => LibcontainerError::Init(report.trim().to_string()),
-            Err(e) => LibcontainerError::Io { op: "read init's start report".into(), source: e },
+            Err(e) => LibcontainerError::Io {
+                op: "read init's start report".into(),
+                source: e,
+            },
         }
     }
 }

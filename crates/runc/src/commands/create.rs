@@ -16,7 +16,8 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<Container> {
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
     };
-    opts.create().with_context(|| format!("create container {}", a.id))
+    opts.create()
+        .with_context(|| format!("create container {}", a.id))
 }
 
 pub fn run(root: &Path, a: &CreateArgs) -> Result<()> {

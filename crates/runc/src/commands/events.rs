@@ -10,6 +10,9 @@ pub fn run(root: &Path, id: &str, stats: bool) -> Result<()> {
     }
     let c = Container::load(root, id)?;
     let data = c.stats()?;
-    println!("{}", serde_json::json!({"type": "stats", "id": id, "data": data}));
+    println!(
+        "{}",
+        serde_json::json!({"type": "stats", "id": id, "data": data})
+    );
     Ok(())
 }

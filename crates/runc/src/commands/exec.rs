@@ -27,8 +27,14 @@ fn process(c: &Container, a: &ExecArgs) -> Result<Process> {
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
         let mut user = p.user().clone();
-        user.set_uid(uid.parse().with_context(|| format!("invalid --user {u:?}"))?);
-        user.set_gid(gid.parse().with_context(|| format!("invalid --user {u:?}"))?);
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("invalid --user {u:?}"))?,
+        );
+        user.set_gid(
+            gid.parse()
+                .with_context(|| format!("invalid --user {u:?}"))?,
+        );
         p.set_user(user);
     }
     if !a.additional_gids.is_empty() {
@@ -42,8 +48,8 @@ fn process(c: &Container, a: &ExecArgs) -> Result<Process> {
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap: Capability =
-                serde_json::from_value(serde_json::Value::String(name.clone())).with_context(|| format!("unknown capability {name}"))?;
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .with_context(|| format!("unknown capability {name}"))?;
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -69,7 +75,9 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !a.detach {
         set_child_subreaper()?;
     }
-    let pid = c.exec(&opts).with_context(|| format!("exec in container {}", a.id))?;
+    let pid = c
+        .exec(&opts)
+        .with_context(|| format!("exec in container {}", a.id))?;
     if a.detach {
         return Ok(0);
     }

@@ -28,11 +28,15 @@ pub fn run(root: &Path, format: Format, quiet: bool) -> Result<()> {
                         s.pid.unwrap_or(0).to_string(),
                         s.status.to_string(),
                         s.bundle.display().to_string(),
-                        s.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                        s.created
+                            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                     ]
                 })
                 .collect();
-            print!("{}", table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED"], &rows));
+            print!(
+                "{}",
+                table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED"], &rows)
+            );
         }
     }
     Ok(())
@@ -71,7 +75,13 @@ mod tests {
 
     #[test]
     fn table_aligns() {
-        let rows = [["c1".to_string(), "42".into(), "running".into(), "/b".into(), "t".into()]];
+        let rows = [[
+            "c1".to_string(),
+            "42".into(),
+            "running".into(),
+            "/b".into(),
+            "t".into(),
+        ]];
         let t = table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED"], &rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "ID   PID   STATUS    BUNDLE   CREATED");

@@ -23,7 +23,9 @@ pub fn run(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32>
     }
     let code = wait_forwarding(c.pid())?;
     if !keep {
-        Container::load(root, &a.id)?.delete(true).with_context(|| format!("delete container {}", a.id))?;
+        Container::load(root, &a.id)?
+            .delete(true)
+            .with_context(|| format!("delete container {}", a.id))?;
     }
     Ok(code)
 }

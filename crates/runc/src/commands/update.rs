@@ -16,23 +16,32 @@ fn resources(a: &UpdateArgs) -> Result<LinuxResources> {
             if p == Path::new("-") {
                 std::io::stdin().read_to_string(&mut data)?;
             } else {
-                data = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+                data =
+                    std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
             }
             serde_json::from_str(&data).context("parse resources JSON")?
         }
         None => json!({}),
     };
-    let obj = v.as_object_mut().context("resources must be a JSON object")?;
+    let obj = v
+        .as_object_mut()
+        .context("resources must be a JSON object")?;
     let mut set = |section: &str, key: &str, val: Option<Value>| {
         if let Some(val) = val {
-            let s = obj.entry(section).or_insert_with(|| Value::Object(Map::new()));
+            let s = obj
+                .entry(section)
+                .or_insert_with(|| Value::Object(Map::new()));
             if let Some(s) = s.as_object_mut() {
                 s.insert(key.to_string(), val);
             }
         }
     };
     set("memory", "limit", a.memory.map(Value::from));
-    set("memory", "reservation", a.memory_reservation.map(Value::from));
+    set(
+        "memory",
+        "reservation",
+        a.memory_reservation.map(Value::from),
+    );
     set("memory", "swap", a.memory_swap.map(Value::from));
     set("cpu", "shares", a.cpu_shares.map(Value::from));
     set("cpu", "quota", a.cpu_quota.map(Value::from));
@@ -45,5 +54,7 @@ fn resources(a: &UpdateArgs) -> Result<LinuxResources> {
 
 pub fn run(root: &Path, a: &UpdateArgs) -> Result<()> {
     let r = resources(a)?;
-    Container::load(root, &a.id)?.update(&r).with_context(|| format!("update container {}", a.id))
+    Container::load(root, &a.id)?
+        .update(&r)
+        .with_context(|| format!("update container {}", a.id))
 }

@@ -41,12 +41,27 @@ impl Bundle {
             .arg(dir.path().join("bundle"))
             .output()
             .expect("run spec");
-        assert!(out.status.success(), "spec failed: {}", String::from_utf8_lossy(&out.stderr));
-        let config: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("bundle/config.json")).expect("read config"))
-                .expect("parse config");
-        let id = format!("w{}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), name);
-        Bundle { dir, id, config, runtime: runtime.to_path_buf() }
+        assert!(
+            out.status.success(),
+            "spec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("bundle/config.json")).expect("read config"),
+        )
+        .expect("parse config");
+        let id = format!(
+            "w{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            name
+        );
+        Bundle {
+            dir,
+            id,
+            config,
+            runtime: runtime.to_path_buf(),
+        }
     }
 
     pub fn bundle(&self) -> PathBuf {
@@ -69,8 +84,11 @@ impl Bundle {
 
     /// Writes config.json.
     pub fn write(&self) {
-        std::fs::write(self.bundle().join("config.json"), serde_json::to_vec_pretty(&self.config).expect("json"))
-            .expect("write config");
+        std::fs::write(
+            self.bundle().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("json"),
+        )
+        .expect("write config");
     }
 
     /// The runtime with `--root` set; stdin is null.
@@ -83,7 +101,13 @@ impl Bundle {
     /// `run --bundle B ID`, capturing output.
     pub fn run(&self) -> Output {
         self.write();
-        self.cmd().arg("run").arg("--bundle").arg(self.bundle()).arg(&self.id).output().expect("spawn run")
+        self.cmd()
+            .arg("run")
+            .arg("--bundle")
+            .arg(self.bundle())
+            .arg(&self.id)
+            .output()
+            .expect("spawn run")
     }
 
     /// Runs a verb on this container and returns its output.
@@ -102,7 +126,10 @@ impl Bundle {
     /// discarded and stderr goes to a file: a pipe would stay open as long as the container.
     pub fn create_with(&self, extra: &[&str]) -> Output {
         self.write();
-        let err_path = self.dir.path().join(format!("create-{}.err", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let err_path = self.dir.path().join(format!(
+            "create-{}.err",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let err_file = std::fs::File::create(&err_path).expect("stderr file");
         let status = self
             .cmd()
@@ -115,7 +142,11 @@ impl Bundle {
             .stderr(err_file)
             .status()
             .expect("spawn create");
-        Output { status, stdout: Vec::new(), stderr: std::fs::read(&err_path).unwrap_or_default() }
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        }
     }
 
     /// `create` without extra flags.
@@ -126,7 +157,11 @@ impl Bundle {
     /// The `status` field of `state`.
     pub fn status(&self) -> String {
         let out = self.verb("state", &[]);
-        assert!(out.status.success(), "state: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).expect("state json");
         v["status"].as_str().unwrap_or_default().to_string()
     }
@@ -148,7 +183,11 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = self.cmd().args(["delete", "--force"]).arg(&self.id).output();
+        let _ = self
+            .cmd()
+            .args(["delete", "--force"])
+            .arg(&self.id)
+            .output();
     }
 }
 
@@ -164,18 +203,25 @@ pub fn stderr(o: &Output) -> String {
 
 /// The value of a `Key:\tvalue` line of /proc/self/status output.
 pub fn status_field(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(&format!("{key}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 /// Whether any cgroup hierarchy on the host still has a directory named after `id`.
 pub fn cgroup_left(id: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return false };
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return false;
+    };
     entries.flatten().any(|e| e.path().join(id).exists())
 }
 
 /// Whether any mount in our namespace mentions `needle`.
 pub fn mount_left(needle: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.contains(needle)).unwrap_or(false)
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| m.contains(needle))
+        .unwrap_or(false)
 }
 
 /// Runs `true` with createRuntime, createContainer and startContainer hooks that record their
@@ -205,20 +251,43 @@ pub fn hook_namespace_report(runtime: &Path) -> String {
     );
     b.script(&format!("{ns} > /hookout/container.ns"));
     let run = b.run();
-    assert!(run.status.success(), "{} run failed: {}", runtime.display(), stderr(&run));
-    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(
+        run.status.success(),
+        "{} run failed: {}",
+        runtime.display(),
+        stderr(&run)
+    );
+    let read =
+        |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let host_ns: String = ["mnt", "uts", "pid"]
         .iter()
-        .map(|n| format!("{}\n", std::fs::read_link(format!("/proc/self/ns/{n}")).expect("ns").display()))
+        .map(|n| {
+            format!(
+                "{}\n",
+                std::fs::read_link(format!("/proc/self/ns/{n}"))
+                    .expect("ns")
+                    .display()
+            )
+        })
         .collect();
     let container_ns = read("container.ns");
-    assert_ne!(container_ns, host_ns, "the container has its own namespaces");
+    assert_ne!(
+        container_ns, host_ns,
+        "the container has its own namespaces"
+    );
     ["createRuntime", "createContainer", "startContainer"]
         .iter()
         .map(|name| {
             let ns = read(&format!("{name}.ns"));
-            let place = if ns == container_ns { "container" } else if ns == host_ns { "host" } else { "other" };
-            let st: Value = serde_json::from_str(&read(&format!("{name}.state"))).expect("state json");
+            let place = if ns == container_ns {
+                "container"
+            } else if ns == host_ns {
+                "host"
+            } else {
+                "other"
+            };
+            let st: Value =
+                serde_json::from_str(&read(&format!("{name}.state"))).expect("state json");
             assert_eq!(st["id"], json!(b.id), "{name}");
             let pid = match st["pid"].as_i64() {
                 Some(1) => "1",
@@ -226,7 +295,10 @@ pub fn hook_namespace_report(runtime: &Path) -> String {
                 None => "none",
             };
             let named = read(&format!("{name}.host")).trim() == "hook-host";
-            format!("{name}: ns={place} hostname={named} status={} pid={pid}\n", st["status"])
+            format!(
+                "{name}: ns={place} hostname={named} status={} pid={pid}\n",
+                st["status"]
+            )
         })
         .collect()
 }

@@ -21,7 +21,8 @@ impl ControlSocket {
     /// Binds `path`, replacing a stale socket file from an earlier shim.
     pub(super) fn bind(path: &Path) -> io::Result<ControlSocket> {
         let _ = fs::remove_file(path);
-        let listener = UnixListener::bind(wharf_shim_proto::sockpath::SocketPath::for_self(path)?.path())?;
+        let listener =
+            UnixListener::bind(wharf_shim_proto::sockpath::SocketPath::for_self(path)?.path())?;
         listener.set_nonblocking(true)?;
         let meta = fs::symlink_metadata(path)?;
         Ok(ControlSocket {

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use wharf_api_types::container::{ChangeItem, CreateRequest, CreateResponse, PruneResponse, UpdateRequest, UpdateResponse};
+use wharf_api_types::container::{
+    ChangeItem, CreateRequest, CreateResponse, PruneResponse, UpdateRequest, UpdateResponse,
+};
 use wharf_api_types::exec::{ExecConfig, ExecStartConfig};
 use wharf_api_types::{ApiVersion, IdResponse};
 
@@ -27,7 +29,12 @@ use crate::wiring::Daemon;
 /// Parses the list query.
 pub fn parse_list(q: &Query) -> Result<ListOptions, ApiError> {
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    Ok(ListOptions { all: q.bool("all"), limit, size: q.bool("size"), filters: q.filters()? })
+    Ok(ListOptions {
+        all: q.bool("all"),
+        limit,
+        size: q.bool("size"),
+        filters: q.filters()?,
+    })
 }
 
 /// Parses `t`/`timeout` (seconds; -1 = wait forever) and `signal`.
@@ -48,7 +55,10 @@ pub fn parse_resize(q: &Query) -> Result<(u16, u16), ApiError> {
     Ok((dim("h")?, dim("w")?))
 }
 
-async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request<Incoming>, allow_empty: bool) -> Result<T, ApiError> {
+async fn json_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    allow_empty: bool,
+) -> Result<T, ApiError> {
     let b = read_body(req.into_body(), MAX_JSON_BODY).await?;
     parse_json(&b, allow_empty)
 }
@@ -62,7 +72,9 @@ pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<Bytes>);
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.blocking_send(Bytes::copy_from_slice(buf)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -93,7 +105,10 @@ impl BodyReader {
                 }
             }
         });
-        BodyReader { rx, cur: Bytes::new() }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
     }
 }
 
@@ -113,13 +128,19 @@ impl std::io::Read for BodyReader {
 
 /// Adds Docker's path stat header to a `cp` response.
 fn with_stat(mut r: h::Resp, st: &wharf_archive::PathStat) -> ApiResult {
-    let v = http::HeaderValue::from_str(&stat_header(st)).map_err(|e| ApiError::internal(format!("stat header: {e}")))?;
+    let v = http::HeaderValue::from_str(&stat_header(st))
+        .map_err(|e| ApiError::internal(format!("stat header: {e}")))?;
     r.headers_mut().insert(STAT_HEADER, v);
     Ok(r)
 }
 
 /// Serves a containers/exec endpoint.
-pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Incoming>) -> ApiResult {
+pub async fn serve(
+    d: Arc<Daemon>,
+    v: ApiVersion,
+    ep: Endpoint,
+    req: Request<Incoming>,
+) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let cs: &Arc<ContainerService> = &d.containers;
     match ep {
@@ -157,17 +178,25 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
             no_content()
         }
         Endpoint::Rename(id) => {
-            let name = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
+            let name = q
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
             cs.rename(&id, name)?;
             no_content()
         }
         Endpoint::Update(id) => {
             let body: UpdateRequest = json_body(req, false).await?;
-            h::ok_json(&UpdateResponse { warnings: cs.update_resources(&id, body).await? })
+            h::ok_json(&UpdateResponse {
+                warnings: cs.update_resources(&id, body).await?,
+            })
         }
         Endpoint::Remove(id) => {
             if q.bool("link") {
-                return Err(ApiError::new(wharf_errdefs::ErrorKind::NotImplemented, "links are not supported"));
+                return Err(ApiError::new(
+                    wharf_errdefs::ErrorKind::NotImplemented,
+                    "links are not supported",
+                ));
             }
             cs.remove(&id, q.bool("force")).await?;
             no_content()
@@ -181,18 +210,31 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
             tokio::spawn(async move {
                 let resp = match cs.wait(&id, cond).await {
                     Ok(r) => r,
-                    Err(e) => wharf_api_types::container::WaitResponse { status_code: -1, error: Some(wharf_api_types::container::WaitError { message: e.message }) },
+                    Err(e) => wharf_api_types::container::WaitResponse {
+                        status_code: -1,
+                        error: Some(wharf_api_types::container::WaitError { message: e.message }),
+                    },
                 };
-                let _ = tx.send(Bytes::from(serde_json::to_vec(&resp).unwrap_or_default())).await;
+                let _ = tx
+                    .send(Bytes::from(serde_json::to_vec(&resp).unwrap_or_default()))
+                    .await;
             });
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", body))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                "application/json",
+                body,
+            ))
         }
         Endpoint::Logs(id) => {
             let opts = LogOptions::parse(&q)?;
             let tty = cs.snapshot(&id)?.config.tty;
             let (tx, body) = h::channel_body(64);
             cs.logs(&id, opts, tx)?;
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), stream_type(tty, v), body))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                stream_type(tty, v),
+                body,
+            ))
         }
         Endpoint::Attach(id) => {
             let c = cs.snapshot(&id)?;
@@ -203,7 +245,9 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                 detach_keys: parse_detach_keys(q.get("detachKeys").unwrap_or(""))?,
             };
             if !q.bool("stream") && !q.bool("logs") {
-                return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+                return Err(ApiError::invalid(
+                    "Bad parameters: you must choose at least one stream",
+                ));
             }
             let (mut parts, _) = req.into_parts();
             let (resp, client) = hijack(&mut parts, stream_type(c.config.tty, v));
@@ -224,7 +268,12 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
         }
         Endpoint::ExecCreate(id) => {
             let body: ExecConfig = json_body(req, false).await?;
-            h::json(StatusCode::CREATED, &IdResponse { id: cs.exec_create(&id, body)? })
+            h::json(
+                StatusCode::CREATED,
+                &IdResponse {
+                    id: cs.exec_create(&id, body)?,
+                },
+            )
         }
         Endpoint::ExecStart(eid) => {
             let ins = cs.exec_inspect(&eid).await?;
@@ -268,8 +317,16 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                         pre = cs.sample(&c.id).await.ok();
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
-                    let Ok(now) = cs.sample(&c.id).await else { return };
-                    let v = stats_json(&c.id, &c.name, (&now.0, now.1, &now.2), pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())), mem_total);
+                    let Ok(now) = cs.sample(&c.id).await else {
+                        return;
+                    };
+                    let v = stats_json(
+                        &c.id,
+                        &c.name,
+                        (&now.0, now.1, &now.2),
+                        pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())),
+                        mem_total,
+                    );
                     let mut line = serde_json::to_vec(&v).unwrap_or_default();
                     line.push(b'\n');
                     if tx.send(Bytes::from(line)).await.is_err() || !stream {
@@ -279,13 +336,23 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             });
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", body))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                "application/json",
+                body,
+            ))
         }
         Endpoint::Changes(id) => {
             let c = cs.snapshot(&id)?;
             let images = cs.images().clone();
             let changes = blocking(move || images.changes(&c.id)).await?;
-            let items: Vec<ChangeItem> = changes.into_iter().map(|ch| ChangeItem { path: ch.path, kind: ch.kind as u8 }).collect();
+            let items: Vec<ChangeItem> = changes
+                .into_iter()
+                .map(|ch| ChangeItem {
+                    path: ch.path,
+                    kind: ch.kind as u8,
+                })
+                .collect();
             h::ok_json(&items)
         }
         Endpoint::Export(id) => {
@@ -298,14 +365,27 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                     tracing::warn!(id = c.id, "export failed: {e}");
                 }
             });
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/x-tar", body))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                "application/x-tar",
+                body,
+            ))
         }
         Endpoint::Prune => {
             let f = q.filters()?;
-            f.validate(&["until", "label", "label!"]).map_err(|e| ApiError::from_err(&e))?;
+            f.validate(&["until", "label", "label!"])
+                .map_err(|e| ApiError::from_err(&e))?;
             let mut deleted = Vec::new();
             let mut reclaimed = 0u64;
-            for c in cs.list(&ListOptions { all: true, size: true, filters: wharf_api_types::Filters::default(), limit: None }).await? {
+            for c in cs
+                .list(&ListOptions {
+                    all: true,
+                    size: true,
+                    filters: wharf_api_types::Filters::default(),
+                    limit: None,
+                })
+                .await?
+            {
                 if c.state != "exited" && c.state != "created" && c.state != "dead" {
                     continue;
                 }
@@ -317,7 +397,10 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                     deleted.push(c.id);
                 }
             }
-            h::ok_json(&PruneResponse { containers_deleted: Some(deleted), space_reclaimed: reclaimed })
+            h::ok_json(&PruneResponse {
+                containers_deleted: Some(deleted),
+                space_reclaimed: reclaimed,
+            })
         }
         Endpoint::ArchiveStat(id) => {
             let st = cs.archive_stat(&id, required_path(q.get("path"))?).await?;
@@ -326,8 +409,17 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
         Endpoint::ArchiveGet(id) => {
             let (tx, body) = h::channel_body(8);
             let out = std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx));
-            let st = cs.archive_get(&id, required_path(q.get("path"))?, out).await?;
-            with_stat(h::with_type(Response::builder().status(StatusCode::OK), "application/x-tar", body), &st)
+            let st = cs
+                .archive_get(&id, required_path(q.get("path"))?, out)
+                .await?;
+            with_stat(
+                h::with_type(
+                    Response::builder().status(StatusCode::OK),
+                    "application/x-tar",
+                    body,
+                ),
+                &st,
+            )
         }
         Endpoint::ArchivePut(id) => {
             let opts = PutOptions {
@@ -335,7 +427,8 @@ pub async fn serve(d: Arc<Daemon>, v: ApiVersion, ep: Endpoint, req: Request<Inc
                 no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
                 copy_uid_gid: q.bool("copyUIDGID"),
             };
-            cs.archive_put(&id, opts, BodyReader::new(req.into_body())).await?;
+            cs.archive_put(&id, opts, BodyReader::new(req.into_body()))
+                .await?;
             h::no_content(StatusCode::OK)
         }
     }
@@ -347,14 +440,28 @@ mod tests {
 
     #[test]
     fn query_parsers() {
-        let l = parse_list(&Query::parse(Some("all=1&limit=2&size=true&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D"))).expect("list");
+        let l = parse_list(&Query::parse(Some(
+            "all=1&limit=2&size=true&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D",
+        )))
+        .expect("list");
         assert!(l.all && l.size);
         assert_eq!(l.limit, Some(2));
         assert_eq!(l.filters.get("status"), ["exited"]);
         assert!(parse_list(&Query::parse(Some("limit=x"))).is_err());
-        assert_eq!(parse_stop(&Query::parse(Some("t=5&signal=SIGINT"))).expect("stop"), (Some("SIGINT".into()), Some(5)));
-        assert_eq!(parse_stop(&Query::parse(Some("timeout=3"))).expect("stop").1, Some(3));
-        assert_eq!(parse_resize(&Query::parse(Some("h=24&w=80"))).expect("resize"), (24, 80));
+        assert_eq!(
+            parse_stop(&Query::parse(Some("t=5&signal=SIGINT"))).expect("stop"),
+            (Some("SIGINT".into()), Some(5))
+        );
+        assert_eq!(
+            parse_stop(&Query::parse(Some("timeout=3")))
+                .expect("stop")
+                .1,
+            Some(3)
+        );
+        assert_eq!(
+            parse_resize(&Query::parse(Some("h=24&w=80"))).expect("resize"),
+            (24, 80)
+        );
         assert!(parse_resize(&Query::parse(Some("h=-1&w=80"))).is_err());
         assert!(parse_resize(&Query::parse(Some("h=99999&w=80"))).is_err());
     }

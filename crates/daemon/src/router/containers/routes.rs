@@ -82,10 +82,22 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(route(&Method::POST, &["containers", "create"]), Some(Endpoint::Create));
-        assert_eq!(route(&Method::DELETE, &["containers", "abc"]), Some(Endpoint::Remove("abc".into())));
-        assert_eq!(route(&Method::HEAD, &["containers", "abc", "archive"]), Some(Endpoint::ArchiveStat("abc".into())));
-        assert_eq!(route(&Method::POST, &["exec", "e", "start"]), Some(Endpoint::ExecStart("e".into())));
+        assert_eq!(
+            route(&Method::POST, &["containers", "create"]),
+            Some(Endpoint::Create)
+        );
+        assert_eq!(
+            route(&Method::DELETE, &["containers", "abc"]),
+            Some(Endpoint::Remove("abc".into()))
+        );
+        assert_eq!(
+            route(&Method::HEAD, &["containers", "abc", "archive"]),
+            Some(Endpoint::ArchiveStat("abc".into()))
+        );
+        assert_eq!(
+            route(&Method::POST, &["exec", "e", "start"]),
+            Some(Endpoint::ExecStart("e".into()))
+        );
         assert_eq!(route(&Method::GET, &["containers", "abc", "start"]), None);
         assert_eq!(route(&Method::GET, &["containers"]), None);
     }

@@ -26,8 +26,14 @@ fn delete_items(items: Vec<wharf_image::DeleteItem>) -> Vec<DeleteItem> {
     items
         .into_iter()
         .map(|i| match i {
-            wharf_image::DeleteItem::Untagged(s) => DeleteItem { untagged: Some(s), deleted: None },
-            wharf_image::DeleteItem::Deleted(s) => DeleteItem { untagged: None, deleted: Some(s) },
+            wharf_image::DeleteItem::Untagged(s) => DeleteItem {
+                untagged: Some(s),
+                deleted: None,
+            },
+            wharf_image::DeleteItem::Deleted(s) => DeleteItem {
+                untagged: None,
+                deleted: Some(s),
+            },
         })
         .collect()
 }
@@ -60,13 +66,17 @@ fn summary(i: &Image, containers: i64) -> ImageSummary {
 /// large; the image service reads them synchronously).
 async fn spool(d: &Daemon, body: Incoming) -> Result<std::fs::File, ApiError> {
     let dir = d.config().data_root.join("tmp");
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
-    let mut f = tempfile::tempfile_in(&dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+    let mut f =
+        tempfile::tempfile_in(&dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::invalid(format!("reading request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            f.write_all(&data).map_err(|e| ApiError::internal(format!("spooling body: {e}")))?;
+            f.write_all(&data)
+                .map_err(|e| ApiError::internal(format!("spooling body: {e}")))?;
         }
     }
     use std::io::Seek;
@@ -87,20 +97,36 @@ fn image_event(d: &Daemon, action: &str, id: &str, name: &str) {
 }
 
 /// Serves an images endpoint.
-pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<Incoming>) -> ApiResult {
+pub async fn serve(
+    d: Arc<Daemon>,
+    _v: ApiVersion,
+    ep: Endpoint,
+    req: Request<Incoming>,
+) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let images = d.containers.images().clone();
     match ep {
         Endpoint::List => {
             let f = q.filters()?;
-            f.validate(&["dangling", "label", "before", "since", "reference", "until"]).map_err(|e| ApiError::from_err(&e))?;
+            f.validate(&["dangling", "label", "before", "since", "reference", "until"])
+                .map_err(|e| ApiError::from_err(&e))?;
             let used = used_images(&d);
             let list = blocking(move || Ok::<_, wharf_image::ImageError>(images.list())).await?;
             let out: Vec<ImageSummary> = list
                 .iter()
-                .filter(|i| f.matches_any("dangling", |v| (v == "true" || v == "1") == i.repo_tags.is_empty()))
+                .filter(|i| {
+                    f.matches_any("dangling", |v| {
+                        (v == "true" || v == "1") == i.repo_tags.is_empty()
+                    })
+                })
                 .filter(|i| f.matches_labels(&i.config.labels.clone().unwrap_or_default()))
-                .filter(|i| f.matches_any("reference", |r| i.repo_tags.iter().any(|t| t == r || t.split(':').next() == Some(r))))
+                .filter(|i| {
+                    f.matches_any("reference", |r| {
+                        i.repo_tags
+                            .iter()
+                            .any(|t| t == r || t.split(':').next() == Some(r))
+                    })
+                })
                 .map(|i| summary(i, used.get(&i.id).copied().unwrap_or(0)))
                 .collect();
             h::ok_json(&out)
@@ -110,24 +136,47 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
             let hist = blocking(move || images.history(&name)).await?;
             let out: Vec<HistoryItem> = hist
                 .into_iter()
-                .map(|e| HistoryItem { id: e.id, created: e.created, created_by: e.created_by, tags: e.tags.unwrap_or_default(), size: e.size as i64, comment: e.comment })
+                .map(|e| HistoryItem {
+                    id: e.id,
+                    created: e.created,
+                    created_by: e.created_by,
+                    tags: e.tags.unwrap_or_default(),
+                    size: e.size as i64,
+                    comment: e.comment,
+                })
                 .collect();
             h::ok_json(&out)
         }
         Endpoint::Tag(name) => {
-            let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("repository name must have at least one component"))?.to_string();
+            let repo = q
+                .get("repo")
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| {
+                    ApiError::invalid("repository name must have at least one component")
+                })?
+                .to_string();
             let tag = q.get("tag").filter(|t| !t.is_empty()).map(String::from);
             let (r2, t2, n2) = (repo.clone(), tag.clone(), name.clone());
             let i2 = images.clone();
             blocking(move || i2.tag(&n2, &r2, t2.as_deref())).await?;
-            let id = blocking(move || images.resolve(&name)).await.map(|i| i.id).unwrap_or_default();
-            image_event(&d, "tag", &id, &format!("{repo}:{}", tag.unwrap_or_else(|| "latest".into())));
+            let id = blocking(move || images.resolve(&name))
+                .await
+                .map(|i| i.id)
+                .unwrap_or_default();
+            image_event(
+                &d,
+                "tag",
+                &id,
+                &format!("{repo}:{}", tag.unwrap_or_else(|| "latest".into())),
+            );
             h::no_content(StatusCode::CREATED)
         }
         Endpoint::Remove(name) => {
             let used: HashSet<String> = used_images(&d).into_keys().collect();
             let (force, prune) = (q.bool("force"), !q.bool("noprune"));
-            let items = blocking(move || images.remove(&name, force, prune, &|id: &str| used.contains(id))).await?;
+            let items =
+                blocking(move || images.remove(&name, force, prune, &|id: &str| used.contains(id)))
+                    .await?;
             for i in &items {
                 match i {
                     wharf_image::DeleteItem::Untagged(n) => image_event(&d, "untag", n, n),
@@ -138,11 +187,20 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
         }
         Endpoint::Prune => {
             let f = q.filters()?;
-            f.validate(&["dangling", "until", "label", "label!"]).map_err(|e| ApiError::from_err(&e))?;
-            let dangling_only = f.get("dangling").first().is_none_or(|v| v == "true" || v == "1");
+            f.validate(&["dangling", "until", "label", "label!"])
+                .map_err(|e| ApiError::from_err(&e))?;
+            let dangling_only = f
+                .get("dangling")
+                .first()
+                .is_none_or(|v| v == "true" || v == "1");
             let used: HashSet<String> = used_images(&d).into_keys().collect();
-            let (items, reclaimed) = blocking(move || images.prune(dangling_only, &|id: &str| used.contains(id))).await?;
-            h::ok_json(&ImagePruneResponse { images_deleted: Some(delete_items(items)), space_reclaimed: reclaimed })
+            let (items, reclaimed) =
+                blocking(move || images.prune(dangling_only, &|id: &str| used.contains(id)))
+                    .await?;
+            h::ok_json(&ImagePruneResponse {
+                images_deleted: Some(delete_items(items)),
+                space_reclaimed: reclaimed,
+            })
         }
         Endpoint::Create => {
             let Some(src) = q.get("fromSrc") else {
@@ -150,24 +208,57 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
                 return Err(ApiError::new(ErrorKind::NotImplemented, format!("pulling images is not supported yet (requested {image:?}); use docker load or docker import")));
             };
             let src = src.to_string();
-            let repo_tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+            let repo_tag = match (
+                q.get("repo").filter(|r| !r.is_empty()),
+                q.get("tag").filter(|t| !t.is_empty()),
+            ) {
                 (Some(r), Some(t)) => Some(format!("{r}:{t}")),
                 (Some(r), None) => Some(r.to_string()),
                 _ => None,
             };
             let changes: Vec<String> = q.all("changes").to_vec();
             let message = q.get("message").filter(|m| !m.is_empty()).map(String::from);
-            let platform = q.get("platform").filter(|p| !p.is_empty()).map(String::from);
+            let platform = q
+                .get("platform")
+                .filter(|p| !p.is_empty())
+                .map(String::from);
             let img = if src == "-" {
                 let mut file = spool(&d, req.into_body()).await?;
-                blocking(move || images.import(&mut file, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
+                blocking(move || {
+                    images.import(
+                        &mut file,
+                        repo_tag.as_deref(),
+                        &changes,
+                        message.as_deref(),
+                        platform.as_deref(),
+                    )
+                })
+                .await?
             } else {
                 // Streams the download; errors (404, unreachable) name the URL.
-                blocking(move || images.import_url(&src, repo_tag.as_deref(), &changes, message.as_deref(), platform.as_deref())).await?
+                blocking(move || {
+                    images.import_url(
+                        &src,
+                        repo_tag.as_deref(),
+                        &changes,
+                        message.as_deref(),
+                        platform.as_deref(),
+                    )
+                })
+                .await?
             };
-            image_event(&d, "import", &img.id, img.repo_tags.first().map(String::as_str).unwrap_or(&img.id));
+            image_event(
+                &d,
+                "import",
+                &img.id,
+                img.repo_tags.first().map(String::as_str).unwrap_or(&img.id),
+            );
             let body = stream_line(json!({"status": img.id}));
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", h::full(body)))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                "application/json",
+                h::full(body),
+            ))
         }
         Endpoint::Load => {
             let mut file = spool(&d, req.into_body()).await?;
@@ -177,22 +268,42 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
                 image_event(&d, "load", l, l);
                 out.extend_from_slice(&stream_line(json!({"stream": format!("{l}\n")})));
             }
-            Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", h::full(out)))
+            Ok(h::with_type(
+                Response::builder().status(StatusCode::OK),
+                "application/json",
+                h::full(out),
+            ))
         }
         Endpoint::Save(name) => save(&d, vec![name]).await,
         Endpoint::SaveMany => save(&d, q.all("names").to_vec()).await,
-        Endpoint::Push(name) => Err(ApiError::new(ErrorKind::NotImplemented, format!("pushing {name} is not supported yet"))),
+        Endpoint::Push(name) => Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!("pushing {name} is not supported yet"),
+        )),
         Endpoint::Commit => {
-            let container = q.get("container").ok_or_else(|| ApiError::invalid("container is required"))?;
+            let container = q
+                .get("container")
+                .ok_or_else(|| ApiError::invalid("container is required"))?;
             let c = d.containers.snapshot(container)?;
             let b = read_body(req.into_body(), MAX_JSON_BODY).await?;
-            let config: Option<wharf_image::ContainerConfig> = if b.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                let v: serde_json::Value = parse_json(&b, true)?;
-                if v.is_null() { None } else { Some(serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?) }
-            };
-            let repo_tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+            let config: Option<wharf_image::ContainerConfig> =
+                if b.iter().all(u8::is_ascii_whitespace) {
+                    None
+                } else {
+                    let v: serde_json::Value = parse_json(&b, true)?;
+                    if v.is_null() {
+                        None
+                    } else {
+                        Some(
+                            serde_json::from_value(v)
+                                .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?,
+                        )
+                    }
+                };
+            let repo_tag = match (
+                q.get("repo").filter(|r| !r.is_empty()),
+                q.get("tag").filter(|t| !t.is_empty()),
+            ) {
                 (Some(r), Some(t)) => Some(format!("{r}:{t}")),
                 (Some(r), None) => Some(r.to_string()),
                 _ => None,
@@ -227,12 +338,26 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
                 .iter()
                 .map(|i| {
                     let mut s = summary(i, used.get(&i.id).copied().unwrap_or(0));
-                    s.shared_size = du.images.iter().find(|u| u.id == i.id).map(|u| u.shared_size as i64).unwrap_or(0);
+                    s.shared_size = du
+                        .images
+                        .iter()
+                        .find(|u| u.id == i.id)
+                        .map(|u| u.shared_size as i64)
+                        .unwrap_or(0);
                     s
                 })
                 .collect();
-            let containers = d.containers.list(&crate::service::containers::inspect::ListOptions { all: true, size: true, ..Default::default() }).await?;
-            h::ok_json(&json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": [], "BuildCache": []}))
+            let containers = d
+                .containers
+                .list(&crate::service::containers::inspect::ListOptions {
+                    all: true,
+                    size: true,
+                    ..Default::default()
+                })
+                .await?;
+            h::ok_json(
+                &json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": [], "BuildCache": []}),
+            )
         }
     }
 }
@@ -255,5 +380,9 @@ async fn save(d: &Daemon, names: Vec<String>) -> ApiResult {
             tracing::warn!("save failed: {e}");
         }
     });
-    Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/x-tar", body))
+    Ok(h::with_type(
+        Response::builder().status(StatusCode::OK),
+        "application/x-tar",
+        body,
+    ))
 }

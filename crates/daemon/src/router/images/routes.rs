@@ -33,7 +33,9 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Endpoint> {
         ["images", "get"] if get => E::SaveMany,
         ["commit"] if post => E::Commit,
         ["system", "df"] if get => E::DiskUsage,
-        ["images", name @ ..] if *m == Method::DELETE && !name.is_empty() => E::Remove(name.join("/")),
+        ["images", name @ ..] if *m == Method::DELETE && !name.is_empty() => {
+            E::Remove(name.join("/"))
+        }
         ["images", name @ .., verb] if name.len() >= 1 => {
             let n = name.join("/");
             match (m.clone(), *verb) {
@@ -55,10 +57,25 @@ mod tests {
 
     #[test]
     fn names_with_slashes() {
-        assert_eq!(route(&Method::GET, &["images", "docker.io", "library", "busybox:1", "json"]), Some(Endpoint::Inspect("docker.io/library/busybox:1".into())));
-        assert_eq!(route(&Method::DELETE, &["images", "a", "b"]), Some(Endpoint::Remove("a/b".into())));
-        assert_eq!(route(&Method::POST, &["images", "busybox", "tag"]), Some(Endpoint::Tag("busybox".into())));
-        assert_eq!(route(&Method::GET, &["images", "json"]), Some(Endpoint::List));
+        assert_eq!(
+            route(
+                &Method::GET,
+                &["images", "docker.io", "library", "busybox:1", "json"]
+            ),
+            Some(Endpoint::Inspect("docker.io/library/busybox:1".into()))
+        );
+        assert_eq!(
+            route(&Method::DELETE, &["images", "a", "b"]),
+            Some(Endpoint::Remove("a/b".into()))
+        );
+        assert_eq!(
+            route(&Method::POST, &["images", "busybox", "tag"]),
+            Some(Endpoint::Tag("busybox".into()))
+        );
+        assert_eq!(
+            route(&Method::GET, &["images", "json"]),
+            Some(Endpoint::List)
+        );
         assert_eq!(route(&Method::GET, &["images", "x", "bogus"]), None);
     }
 }

@@ -17,7 +17,12 @@ use crate::server::http::{self as h, ApiResult, Query};
 use crate::wiring::Daemon;
 
 /// Serves a system endpoint.
-pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<Incoming>) -> ApiResult {
+pub async fn serve(
+    d: Arc<Daemon>,
+    _v: ApiVersion,
+    ep: Endpoint,
+    req: Request<Incoming>,
+) -> ApiResult {
     let q = Query::parse(req.uri().query());
     match ep {
         Endpoint::Ping { head } => Ok(ping(head)),
@@ -30,7 +35,10 @@ pub async fn serve(d: Arc<Daemon>, _v: ApiVersion, ep: Endpoint, req: Request<In
 fn ping(head: bool) -> h::Resp {
     let mut r = h::text(StatusCode::OK, if head { "" } else { "OK" });
     let hs = r.headers_mut();
-    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    hs.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     hs.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     hs.insert("Swarm", HeaderValue::from_static("inactive"));
     r
@@ -47,12 +55,20 @@ fn version(d: &Daemon) -> VersionResponse {
     details.insert("KernelVersion".to_string(), host.kernel_version.clone());
     details.insert("Experimental".to_string(), d.experimental().to_string());
     VersionResponse {
-        platform: Platform { name: "Wharf Engine".to_string() },
-        components: vec![ComponentVersion { name: "Engine".to_string(), version: ver.clone(), details }],
+        platform: Platform {
+            name: "Wharf Engine".to_string(),
+        },
+        components: vec![ComponentVersion {
+            name: "Engine".to_string(),
+            version: ver.clone(),
+            details,
+        }],
         version: ver,
         api_version: MAX_API_VERSION.to_string(),
         min_api_version: MIN_API_VERSION.to_string(),
-        git_commit: option_env!("WHARF_GIT_COMMIT").unwrap_or("unknown").to_string(),
+        git_commit: option_env!("WHARF_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string(),
         go_version: "n/a (Rust)".to_string(),
         os: "linux".to_string(),
         arch: host.goarch().to_string(),
@@ -86,7 +102,9 @@ impl Daemon {
             pids_limit: true,
             ipv4_forwarding: false,
             debug: cfg.debug,
-            nfd: std::fs::read_dir("/proc/self/fd").map(|r| r.count() as i64).unwrap_or(0),
+            nfd: std::fs::read_dir("/proc/self/fd")
+                .map(|r| r.count() as i64)
+                .unwrap_or(0),
             n_goroutines: 0,
             system_time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
             logging_driver: cfg.log_driver.clone(),
@@ -108,7 +126,15 @@ impl Daemon {
             runtimes: cfg
                 .runtimes
                 .iter()
-                .map(|(k, v)| (k.clone(), RuntimeInfo { path: v.path.clone(), runtime_args: v.runtime_args.clone() }))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        RuntimeInfo {
+                            path: v.path.clone(),
+                            runtime_args: v.runtime_args.clone(),
+                        },
+                    )
+                })
                 .collect(),
             default_runtime: cfg.default_runtime.clone(),
             live_restore_enabled: cfg.live_restore,
@@ -143,18 +169,28 @@ pub fn parse_events(q: &Query) -> Result<EventsQuery, ApiError> {
     let t = |k: &str| -> Result<Option<i64>, ApiError> {
         match q.get(k).filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => events::parse_time(s).map(Some).ok_or_else(|| ApiError::invalid(format!("invalid value for {k}: {s:?}"))),
+            Some(s) => events::parse_time(s)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid(format!("invalid value for {k}: {s:?}"))),
         }
     };
     let filters = q.filters()?;
-    filters.validate(EVENT_FILTERS).map_err(|e| ApiError::from_err(&e))?;
+    filters
+        .validate(EVENT_FILTERS)
+        .map_err(|e| ApiError::from_err(&e))?;
     let (since, until) = (t("since")?, t("until")?);
     if let (Some(s), Some(u)) = (since, until) {
         if s > u {
-            return Err(ApiError::invalid("`since` time must be before `until` time"));
+            return Err(ApiError::invalid(
+                "`since` time must be before `until` time",
+            ));
         }
     }
-    Ok(EventsQuery { since, until, filters })
+    Ok(EventsQuery {
+        since,
+        until,
+        filters,
+    })
 }
 
 fn events_stream(d: &Daemon, q: EventsQuery) -> ApiResult {
@@ -167,7 +203,10 @@ fn events_stream(d: &Daemon, q: EventsQuery) -> ApiResult {
             v.push(b'\n');
             Bytes::from(v)
         };
-        for e in past.iter().filter(|e| until.is_none_or(|u| e.time_nano <= u)) {
+        for e in past
+            .iter()
+            .filter(|e| until.is_none_or(|u| e.time_nano <= u))
+        {
             if events::matches(&q.filters, e) && tx.send(enc(e)).await.is_err() {
                 return;
             }
@@ -188,7 +227,11 @@ fn events_stream(d: &Daemon, q: EventsQuery) -> ApiResult {
             }
         }
     });
-    Ok(h::with_type(Response::builder().status(StatusCode::OK), "application/json", body))
+    Ok(h::with_type(
+        Response::builder().status(StatusCode::OK),
+        "application/json",
+        body,
+    ))
 }
 
 #[cfg(test)]
@@ -197,12 +240,20 @@ mod tests {
 
     #[test]
     fn events_query() {
-        let q = Query::parse(Some("since=10&until=20&filters=%7B%22type%22%3A%5B%22container%22%5D%7D"));
+        let q = Query::parse(Some(
+            "since=10&until=20&filters=%7B%22type%22%3A%5B%22container%22%5D%7D",
+        ));
         let e = parse_events(&q).expect("ok");
-        assert_eq!((e.since, e.until), (Some(10_000_000_000), Some(20_000_000_000)));
+        assert_eq!(
+            (e.since, e.until),
+            (Some(10_000_000_000), Some(20_000_000_000))
+        );
         assert!(parse_events(&Query::parse(Some("since=20&until=10"))).is_err());
         assert!(parse_events(&Query::parse(Some("since=abc"))).is_err());
-        assert!(parse_events(&Query::parse(Some("filters=%7B%22nope%22%3A%5B%22x%22%5D%7D"))).is_err());
+        assert!(parse_events(&Query::parse(Some(
+            "filters=%7B%22nope%22%3A%5B%22x%22%5D%7D"
+        )))
+        .is_err());
     }
 
     #[test]

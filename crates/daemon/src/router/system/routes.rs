@@ -19,7 +19,9 @@ pub enum Endpoint {
 pub fn route(m: &Method, segs: &[&str]) -> Option<Endpoint> {
     let get = *m == Method::GET;
     Some(match segs {
-        ["_ping"] if get || *m == Method::HEAD => Endpoint::Ping { head: *m == Method::HEAD },
+        ["_ping"] if get || *m == Method::HEAD => Endpoint::Ping {
+            head: *m == Method::HEAD,
+        },
         ["version"] if get => Endpoint::Version,
         ["info"] if get => Endpoint::Info,
         ["events"] if get => Endpoint::Events,
@@ -33,7 +35,10 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(route(&Method::HEAD, &["_ping"]), Some(Endpoint::Ping { head: true }));
+        assert_eq!(
+            route(&Method::HEAD, &["_ping"]),
+            Some(Endpoint::Ping { head: true })
+        );
         assert_eq!(route(&Method::GET, &["events"]), Some(Endpoint::Events));
         assert_eq!(route(&Method::POST, &["info"]), None);
     }

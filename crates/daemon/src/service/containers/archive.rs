@@ -75,7 +75,9 @@ struct Mounted {
 
 impl Mounted {
     fn new(images: Arc<ImageService>, id: &str) -> Result<Mounted, ApiError> {
-        let path = images.mount_rw_layer(id).map_err(|e| ApiError::from_err(&e))?;
+        let path = images
+            .mount_rw_layer(id)
+            .map_err(|e| ApiError::from_err(&e))?;
         Ok(Mounted {
             images,
             id: id.to_string(),
@@ -102,20 +104,37 @@ impl ContainerService {
     /// Stats `path` in the container (`HEAD .../archive`).
     pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat, ApiError> {
         let c = self.snapshot(key)?;
-        let (images, files, key, path) = (self.images.clone(), self.store.dir(&c.id), key.to_string(), path.to_string());
+        let (images, files, key, path) = (
+            self.images.clone(),
+            self.store.dir(&c.id),
+            key.to_string(),
+            path.to_string(),
+        );
         blocking(move || {
             let fs = Mounted::new(images, &c.id)?;
             let loc = locate(&fs.path, &mounts(&c, &files), &path);
-            stat(&loc).map(|(st, _)| st).map_err(|e| not_found(e, &path, &key))
+            stat(&loc)
+                .map(|(st, _)| st)
+                .map_err(|e| not_found(e, &path, &key))
         })
         .await
     }
 
     /// Stats `path` and then streams its tar into `out` (`GET .../archive`); errors before the
     /// stream starts are returned, later ones only end the stream early.
-    pub async fn archive_get<W: Write + Send + 'static>(&self, key: &str, path: &str, mut out: W) -> Result<PathStat, ApiError> {
+    pub async fn archive_get<W: Write + Send + 'static>(
+        &self,
+        key: &str,
+        path: &str,
+        mut out: W,
+    ) -> Result<PathStat, ApiError> {
         let c = self.snapshot(key)?;
-        let (images, files, key, path) = (self.images.clone(), self.store.dir(&c.id), key.to_string(), path.to_string());
+        let (images, files, key, path) = (
+            self.images.clone(),
+            self.store.dir(&c.id),
+            key.to_string(),
+            path.to_string(),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let prepared = Mounted::new(images, &c.id).and_then(|fs| {
@@ -138,12 +157,18 @@ impl ContainerService {
             }
             drop(fs);
         });
-        rx.await.map_err(|_| ApiError::internal("cp from container: background task failed"))?
+        rx.await
+            .map_err(|_| ApiError::internal("cp from container: background task failed"))?
     }
 
     /// Extracts the (maybe compressed) tar `body` into a directory of the container
     /// (`PUT .../archive`).
-    pub async fn archive_put<R: Read + Send + 'static>(&self, key: &str, opts: PutOptions, mut body: R) -> Result<(), ApiError> {
+    pub async fn archive_put<R: Read + Send + 'static>(
+        &self,
+        key: &str,
+        opts: PutOptions,
+        mut body: R,
+    ) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
         let (images, files, key) = (self.images.clone(), self.store.dir(&c.id), key.to_string());
         blocking(move || {
@@ -161,7 +186,14 @@ impl ContainerService {
 const DRAIN_LIMIT: u64 = 256 << 10;
 
 /// [`ContainerService::archive_put`] on the blocking pool.
-fn put(images: &Arc<ImageService>, c: &Container, files: &Path, key: &str, opts: &PutOptions, body: &mut dyn Read) -> Result<(), ApiError> {
+fn put(
+    images: &Arc<ImageService>,
+    c: &Container,
+    files: &Path,
+    key: &str,
+    opts: &PutOptions,
+    body: &mut dyn Read,
+) -> Result<(), ApiError> {
     let fs = Mounted::new(images.clone(), &c.id)?;
     // Docker follows a final symlink here: extracting "into" a link to a directory works.
     let mut loc = locate(&fs.path, &mounts(c, files), &opts.path);
@@ -171,14 +203,28 @@ fn put(images: &Arc<ImageService>, c: &Container, files: &Path, key: &str, opts:
         return Err(ApiError::invalid("extraction point is not a directory"));
     }
     match loc.mount {
-        Some(true) => return Err(ApiError::new(ErrorKind::Forbidden, "mounted volume is marked read-only")),
-        None if c.host_config.readonly_rootfs => return Err(ApiError::new(ErrorKind::Forbidden, "container rootfs is marked read-only")),
+        Some(true) => {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "mounted volume is marked read-only",
+            ))
+        }
+        None if c.host_config.readonly_rootfs => {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "container rootfs is marked read-only",
+            ))
+        }
         _ => {}
     }
     let chown = match (opts.copy_uid_gid, c.config.user.as_str()) {
         (true, user) if !user.is_empty() => {
-            let (passwd, group) = (read_rootfs_file(&fs.path, "etc/passwd"), read_rootfs_file(&fs.path, "etc/group"));
-            let (uid, gid, _) = resolve_user(user, &passwd, &group, &[]).map_err(|e| ApiError::from_err(&e))?;
+            let (passwd, group) = (
+                read_rootfs_file(&fs.path, "etc/passwd"),
+                read_rootfs_file(&fs.path, "etc/group"),
+            );
+            let (uid, gid, _) =
+                resolve_user(user, &passwd, &group, &[]).map_err(|e| ApiError::from_err(&e))?;
             Some((uid, gid))
         }
         _ => None,
@@ -188,13 +234,16 @@ fn put(images: &Arc<ImageService>, c: &Container, files: &Path, key: &str, opts:
         allow_type_changes: !opts.no_overwrite_dir_non_dir,
         ..ApplyOptions::default()
     };
-    wharf_archive::extract_confined(&loc.root, &dest, body, &apply).map_err(|e| ApiError::from_err(&e))
+    wharf_archive::extract_confined(&loc.root, &dest, body, &apply)
+        .map_err(|e| ApiError::from_err(&e))
 }
 
 /// Docker's 404 for a path missing in the container.
 fn not_found(e: ArchiveError, path: &str, container: &str) -> ApiError {
     match e {
-        ArchiveError::NotFound(_) => ApiError::not_found(format!("Could not find the file {path} in container {container}")),
+        ArchiveError::NotFound(_) => ApiError::not_found(format!(
+            "Could not find the file {path} in container {container}"
+        )),
         e => ApiError::from_err(&e),
     }
 }
@@ -214,7 +263,11 @@ fn stat(loc: &Located) -> Result<(PathStat, String), ArchiveError> {
     }
     st.name.clone_from(&loc.name);
     if st.link_target.starts_with('/') {
-        st.link_target = loc.prefix.join(st.link_target.trim_start_matches('/')).display().to_string();
+        st.link_target = loc
+            .prefix
+            .join(st.link_target.trim_start_matches('/'))
+            .display()
+            .to_string();
     }
     Ok((st, resolved))
 }
@@ -223,7 +276,9 @@ fn stat(loc: &Located) -> Result<(PathStat, String), ArchiveError> {
 /// mount source to the name asked for; entries of the container's root get a `/` or `./`
 /// prefix, which the docker CLI relies on to name the copy). `resolved` is what [`stat`] returned.
 fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
-    let base = Path::new(resolved).file_name().map(|f| f.to_string_lossy().into_owned());
+    let base = Path::new(resolved)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned());
     let rebase = match base {
         None => Some((String::new(), loc.name.clone())),
         Some(f) if f != loc.name && loc.name != "/" => Some((f, loc.name.clone())),
@@ -243,7 +298,9 @@ fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
     for b in hc.binds.as_deref().unwrap_or(&[]) {
         let parts: Vec<&str> = b.split(':').collect();
         if let [src, dst, rest @ ..] = parts.as_slice() {
-            let read_only = rest.first().is_some_and(|o| o.split(',').any(|o| o == "ro"));
+            let read_only = rest
+                .first()
+                .is_some_and(|o| o.split(',').any(|o| o == "ro"));
             v.push(MountView {
                 dest: clean_abs(dst),
                 source: PathBuf::from(src),
@@ -251,7 +308,13 @@ fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
             });
         }
     }
-    for m in hc.mounts.as_deref().unwrap_or(&[]).iter().filter(|m| m.kind == "bind") {
+    for m in hc
+        .mounts
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|m| m.kind == "bind")
+    {
         v.push(MountView {
             dest: clean_abs(&m.target),
             source: PathBuf::from(&m.source),
@@ -308,20 +371,39 @@ fn locate(rootfs: &Path, mounts: &[MountView], path: &str) -> Located {
         follow,
         mount,
     };
-    let best = mounts.iter().filter(|m| abs.starts_with(&m.dest)).max_by_key(|m| m.dest.components().count());
+    let best = mounts
+        .iter()
+        .filter(|m| abs.starts_with(&m.dest))
+        .max_by_key(|m| m.dest.components().count());
     let Some(m) = best else {
         return here(rootfs.to_path_buf(), abs.clone(), PathBuf::from("/"), None);
     };
     let rest = abs.strip_prefix(&m.dest).unwrap_or(Path::new(""));
     // `join("")` would add a trailing slash, and in-root paths are compared as strings later.
-    let under = |base: PathBuf| if rest.as_os_str().is_empty() { base } else { base.join(rest) };
+    let under = |base: PathBuf| {
+        if rest.as_os_str().is_empty() {
+            base
+        } else {
+            base.join(rest)
+        }
+    };
     match (m.source.is_dir(), m.source.parent(), m.source.file_name()) {
         // A file mount: confine to its directory and look up only the file itself.
         (false, Some(dir), Some(file)) => {
             let prefix = m.dest.parent().unwrap_or(Path::new("/")).to_path_buf();
-            here(dir.to_path_buf(), under(Path::new("/").join(file)), prefix, Some(m.read_only))
+            here(
+                dir.to_path_buf(),
+                under(Path::new("/").join(file)),
+                prefix,
+                Some(m.read_only),
+            )
         }
-        _ => here(m.source.clone(), under(PathBuf::from("/")), m.dest.clone(), Some(m.read_only)),
+        _ => here(
+            m.source.clone(),
+            under(PathBuf::from("/")),
+            m.dest.clone(),
+            Some(m.read_only),
+        ),
     }
 }
 
@@ -344,7 +426,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -375,7 +461,10 @@ mod tests {
     fn path_is_required() {
         assert_eq!(required_path(Some("/x")), Ok("/x"));
         for missing in [None, Some("")] {
-            assert_eq!(required_path(missing).map_err(|e| e.kind), Err(ErrorKind::InvalidArgument));
+            assert_eq!(
+                required_path(missing).map_err(|e| e.kind),
+                Err(ErrorKind::InvalidArgument)
+            );
         }
     }
 
@@ -419,12 +508,23 @@ mod tests {
         assert_eq!((l.root.as_path(), l.path.as_str()), (d.path(), "/database"));
         let l = locate(rootfs, &mounts, "etc/hostname");
         assert_eq!(
-            (l.root.as_path(), l.path.as_str(), l.prefix.as_path(), l.follow),
+            (
+                l.root.as_path(),
+                l.path.as_str(),
+                l.prefix.as_path(),
+                l.follow
+            ),
             (d.path(), "/hostname", Path::new("/etc"), false)
         );
         let l = locate(rootfs, &mounts, "/etc/");
         assert_eq!(
-            (l.root.as_path(), l.path.as_str(), l.name.as_str(), l.mount, l.follow),
+            (
+                l.root.as_path(),
+                l.path.as_str(),
+                l.name.as_str(),
+                l.mount,
+                l.follow
+            ),
             (rootfs, "/etc", "etc", None, true)
         );
         let l = locate(rootfs, &mounts, "/etc/.");
@@ -444,11 +544,23 @@ mod tests {
         };
         assert_eq!(tar_options(&loc("/etc", "etc"), "/etc").rebase, None);
         let o = tar_options(&loc("/escape", "escape"), "/etc");
-        assert_eq!((o.rebase, o.follow_root_symlink), (Some(("etc".into(), "escape".into())), true));
+        assert_eq!(
+            (o.rebase, o.follow_root_symlink),
+            (Some(("etc".into(), "escape".into())), true)
+        );
         let o = tar_options(&loc("/dir", "."), "/dir");
-        assert_eq!((o.rebase, o.follow_root_symlink), (Some(("dir".into(), ".".into())), false));
-        assert_eq!(tar_options(&loc("/", "/"), "/").rebase, Some((String::new(), "/".into())));
-        assert_eq!(tar_options(&loc("/", "."), "/").rebase, Some((String::new(), ".".into())));
+        assert_eq!(
+            (o.rebase, o.follow_root_symlink),
+            (Some(("dir".into(), ".".into())), false)
+        );
+        assert_eq!(
+            tar_options(&loc("/", "/"), "/").rebase,
+            Some((String::new(), "/".into()))
+        );
+        assert_eq!(
+            tar_options(&loc("/", "."), "/").rebase,
+            Some((String::new(), ".".into()))
+        );
     }
 
     #[test]

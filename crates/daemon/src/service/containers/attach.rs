@@ -70,12 +70,16 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
                     [b']'] => Ok(29),
                     [b'^'] => Ok(30),
                     [b'_'] => Ok(31),
-                    _ => Err(ApiError::invalid(format!("Invalid detach keys ({s}) provided"))),
+                    _ => Err(ApiError::invalid(format!(
+                        "Invalid detach keys ({s}) provided"
+                    ))),
                 }
             } else if k.len() == 1 {
                 Ok(k.as_bytes()[0])
             } else {
-                Err(ApiError::invalid(format!("Invalid detach keys ({s}) provided")))
+                Err(ApiError::invalid(format!(
+                    "Invalid detach keys ({s}) provided"
+                )))
             }
         })
         .collect()
@@ -83,7 +87,11 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Copies client input to the shim until EOF or the detach sequence; true when detached.
 /// Bytes that might start the sequence are held back until it completes or breaks.
-async fn pump_stdin(mut from: impl AsyncRead + Unpin, to: &mut (impl AsyncWrite + Unpin), keys: &[u8]) -> bool {
+async fn pump_stdin(
+    mut from: impl AsyncRead + Unpin,
+    to: &mut (impl AsyncWrite + Unpin),
+    keys: &[u8],
+) -> bool {
     let mut buf = vec![0u8; 8192];
     let mut held: Vec<u8> = Vec::new();
     loop {
@@ -147,17 +155,35 @@ pub async fn splice(client: Box<dyn Duplex>, shim: UnixStream, opts: &AttachOpti
 
 impl ContainerService {
     /// Attaches a hijacked client to a container: now if it runs, else at its next start.
-    pub async fn attach(self: &Arc<Self>, key: &str, client: Box<dyn Duplex>, opts: AttachOptions) -> Result<(), ApiError> {
+    pub async fn attach(
+        self: &Arc<Self>,
+        key: &str,
+        client: Box<dyn Duplex>,
+        opts: AttachOptions,
+    ) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
         if c.state.status == Status::Paused {
-            return Err(ApiError::conflict(format!("You cannot attach to a paused container, unpause it first")));
+            return Err(ApiError::conflict(format!(
+                "You cannot attach to a paused container, unpause it first"
+            )));
         }
         if !c.state.status.is_alive() {
-            lock(&self.pending_attach).entry(c.id.clone()).or_default().push(PendingAttach { client, opts });
+            lock(&self.pending_attach)
+                .entry(c.id.clone())
+                .or_default()
+                .push(PendingAttach { client, opts });
             return Ok(());
         }
-        let req = Request::Attach { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
-        let (_, stream) = self.shim(&c.id).open(&req).await.map_err(|e| ApiError::from_err(&e))?;
+        let req = Request::Attach {
+            stdin: opts.stdin,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        };
+        let (_, stream) = self
+            .shim(&c.id)
+            .open(&req)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         self.emit(&c, "attach", &[]);
         tokio::spawn(async move { splice(client, stream, &opts).await });
         Ok(())
@@ -167,7 +193,11 @@ impl ContainerService {
     pub(super) async fn connect_pending_attaches(&self, id: &str) {
         let pending = lock(&self.pending_attach).remove(id).unwrap_or_default();
         for p in pending {
-            let req = Request::Attach { stdin: p.opts.stdin, stdout: p.opts.stdout, stderr: p.opts.stderr };
+            let req = Request::Attach {
+                stdin: p.opts.stdin,
+                stdout: p.opts.stdout,
+                stderr: p.opts.stderr,
+            };
             match self.shim(id).open(&req).await {
                 Ok((_, stream)) => {
                     let opts = p.opts;
@@ -182,7 +212,10 @@ impl ContainerService {
     pub fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String, ApiError> {
         let c = self.snapshot(key)?;
         if c.state.status == Status::Paused {
-            return Err(ApiError::conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+            return Err(ApiError::conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
         }
         if !c.state.status.is_alive() {
             return Err(not_running(&c.id));
@@ -195,25 +228,52 @@ impl ContainerService {
         }
         let id = crate::ids::new_id();
         let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
-        lock(&self.execs).insert(id.clone(), ExecRecord { id: id.clone(), container_id: c.id.clone(), config: cfg, started: false, pid: 0, exit_code: None });
-        self.emit(&c, &format!("exec_create: {cmd}"), &[("execID", id.clone())]);
+        lock(&self.execs).insert(
+            id.clone(),
+            ExecRecord {
+                id: id.clone(),
+                container_id: c.id.clone(),
+                config: cfg,
+                started: false,
+                pid: 0,
+                exit_code: None,
+            },
+        );
+        self.emit(
+            &c,
+            &format!("exec_create: {cmd}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
     fn exec_record(&self, id: &str) -> Result<ExecRecord, ApiError> {
-        lock(&self.execs).get(id).cloned().ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+        lock(&self.execs)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
     }
 
     /// The OCI process of an exec: the container's process with the exec's overrides.
     pub(super) async fn exec_process(&self, e: &ExecRecord) -> Result<serde_json::Value, ApiError> {
         let spec_path = self.shim_dir(&e.container_id).join("config.json");
-        let bytes = tokio::fs::read(&spec_path).await.map_err(|_| not_running(&e.container_id))?;
-        let spec: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| ApiError::internal(format!("{}: {err}", spec_path.display())))?;
+        let bytes = tokio::fs::read(&spec_path)
+            .await
+            .map_err(|_| not_running(&e.container_id))?;
+        let spec: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::internal(format!("{}: {err}", spec_path.display())))?;
         let mut p = spec["process"].clone();
         let cfg = &e.config;
         p["args"] = json!(cfg.cmd.clone().unwrap_or_default());
         p["terminal"] = json!(cfg.tty);
-        let mut env: Vec<String> = p["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let mut env: Vec<String> = p["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         for kv in cfg.env.clone().unwrap_or_default() {
             let k = kv.split('=').next().unwrap_or("").to_string();
             env.retain(|x| x.split('=').next() != Some(k.as_str()));
@@ -224,7 +284,8 @@ impl ContainerService {
             p["cwd"] = json!(cfg.working_dir);
         }
         if !cfg.user.is_empty() {
-            let rootfs = std::path::PathBuf::from(spec["root"]["path"].as_str().unwrap_or("/nonexistent"));
+            let rootfs =
+                std::path::PathBuf::from(spec["root"]["path"].as_str().unwrap_or("/nonexistent"));
             let read = |f: &str| {
                 let path = rootfs.join(f);
                 match std::fs::symlink_metadata(&path) {
@@ -232,7 +293,9 @@ impl ContainerService {
                     _ => String::new(),
                 }
             };
-            let (uid, gid, extra) = resolve_user(&cfg.user, &read("etc/passwd"), &read("etc/group"), &[]).map_err(|err| ApiError::from_err(&err))?;
+            let (uid, gid, extra) =
+                resolve_user(&cfg.user, &read("etc/passwd"), &read("etc/group"), &[])
+                    .map_err(|err| ApiError::from_err(&err))?;
             p["user"] = json!({"uid": uid, "gid": gid, "additionalGids": extra});
         }
         if cfg.privileged {
@@ -246,10 +309,17 @@ impl ContainerService {
     }
 
     /// `POST /exec/{id}/start`: detached, or spliced with the hijacked client.
-    pub async fn exec_start(self: &Arc<Self>, exec_id: &str, detach: bool, client: Option<Box<dyn Duplex>>) -> Result<(), ApiError> {
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        exec_id: &str,
+        detach: bool,
+        client: Option<Box<dyn Duplex>>,
+    ) -> Result<(), ApiError> {
         let e = self.exec_record(exec_id)?;
         if e.started {
-            return Err(ApiError::conflict(format!("Error: Exec command {exec_id} has already run")));
+            return Err(ApiError::conflict(format!(
+                "Error: Exec command {exec_id} has already run"
+            )));
         }
         let c = self.snapshot(&e.container_id)?;
         if !c.state.status.is_alive() {
@@ -265,7 +335,11 @@ impl ContainerService {
             stderr: cfg.attach_stderr,
             detach: detach || client.is_none(),
         };
-        let (resp, stream) = self.shim(&c.id).open(&req).await.map_err(|err| ApiError::from_err(&err))?;
+        let (resp, stream) = self
+            .shim(&c.id)
+            .open(&req)
+            .await
+            .map_err(|err| ApiError::from_err(&err))?;
         let pid = match resp {
             Response::Started { pid } => i64::from(pid),
             _ => 0,
@@ -275,7 +349,11 @@ impl ContainerService {
             r.pid = pid;
         }
         let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
-        self.emit(&c, &format!("exec_start: {cmd}"), &[("execID", exec_id.to_string())]);
+        self.emit(
+            &c,
+            &format!("exec_start: {cmd}"),
+            &[("execID", exec_id.to_string())],
+        );
         if let (Some(client), false) = (client, detach) {
             let opts = AttachOptions {
                 stdin: cfg.attach_stdin,
@@ -301,8 +379,19 @@ impl ContainerService {
         let mut e = self.exec_record(exec_id)?;
         let mut running = false;
         if e.started && e.exit_code.is_none() {
-            match self.shim(&e.container_id).call(&Request::ExecState { exec_id: exec_id.to_string(), wait: false }).await {
-                Ok(Response::ExecState { pid, running: r, exit_code }) => {
+            match self
+                .shim(&e.container_id)
+                .call(&Request::ExecState {
+                    exec_id: exec_id.to_string(),
+                    wait: false,
+                })
+                .await
+            {
+                Ok(Response::ExecState {
+                    pid,
+                    running: r,
+                    exit_code,
+                }) => {
                     running = r;
                     e.pid = i64::from(pid);
                     e.exit_code = exit_code.map(i64::from);
@@ -338,7 +427,13 @@ impl ContainerService {
     }
 
     /// Resizes a container's or an exec's terminal.
-    pub async fn resize(&self, container: Option<&str>, exec_id: Option<&str>, h: u16, w: u16) -> Result<(), ApiError> {
+    pub async fn resize(
+        &self,
+        container: Option<&str>,
+        exec_id: Option<&str>,
+        h: u16,
+        w: u16,
+    ) -> Result<(), ApiError> {
         let cid = match (container, exec_id) {
             (Some(k), _) => self.snapshot(k)?.id,
             (None, Some(e)) => self.exec_record(e)?.container_id,
@@ -348,8 +443,17 @@ impl ContainerService {
         if !c.state.status.is_alive() {
             return Err(not_running(&cid));
         }
-        let req = Request::Resize { exec_id: exec_id.map(String::from), size: WindowSize { height: h, width: w } };
-        self.shim(&cid).call_ok(&req).await.map_err(|e| ApiError::from_err(&e))
+        let req = Request::Resize {
+            exec_id: exec_id.map(String::from),
+            size: WindowSize {
+                height: h,
+                width: w,
+            },
+        };
+        self.shim(&cid)
+            .call_ok(&req)
+            .await
+            .map_err(|e| ApiError::from_err(&e))
     }
 
     /// Closes attaches waiting for a start that failed.
@@ -365,7 +469,11 @@ impl ContainerService {
 
     /// Exec ids of a container (for inspect).
     pub fn exec_ids(&self, container_id: &str) -> Vec<String> {
-        lock(&self.execs).values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect()
+        lock(&self.execs)
+            .values()
+            .filter(|e| e.container_id == container_id)
+            .map(|e| e.id.clone())
+            .collect()
     }
 }
 

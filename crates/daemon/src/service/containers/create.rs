@@ -21,19 +21,34 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
         return Err(ApiError::invalid(format!("invalid restart policy: unknown policy '{}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", rp.name)));
     }
     if rp.maximum_retry_count < 0 {
-        return Err(ApiError::invalid("invalid restart policy: maximum retry count can't be negative"));
+        return Err(ApiError::invalid(
+            "invalid restart policy: maximum retry count can't be negative",
+        ));
     }
     if rp.maximum_retry_count > 0 && rp.name != "on-failure" {
-        return Err(ApiError::invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")));
+        return Err(ApiError::invalid(format!(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )));
     }
     if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
-        return Err(ApiError::invalid("conflicting options: cannot specify both --restart and --rm"));
+        return Err(ApiError::invalid(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
     }
     if !NETWORK_MODES.contains(&hc.network_mode.as_str()) {
-        return Err(ApiError::new(ErrorKind::NotImplemented, format!("network mode {:?} is not supported yet (none, host, default)", hc.network_mode)));
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!(
+                "network mode {:?} is not supported yet (none, host, default)",
+                hc.network_mode
+            ),
+        ));
     }
     if !hc.runtime.is_empty() && hc.runtime.contains('/') {
-        return Err(ApiError::invalid(format!("unknown or invalid runtime name: {}", hc.runtime)));
+        return Err(ApiError::invalid(format!(
+            "unknown or invalid runtime name: {}",
+            hc.runtime
+        )));
     }
     spec::validate(hc).map_err(|e| ApiError::from_err(&e))
 }
@@ -41,15 +56,30 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
 /// Endpoint settings Docker allows only on user-defined networks, which are not available yet
 /// (so every accepted network mode refuses them, with Docker's messages).
 fn validate_endpoints(networking: Option<&serde_json::Value>) -> Result<(), ApiError> {
-    let endpoints = networking.and_then(|n| n.get("EndpointsConfig")).and_then(serde_json::Value::as_object);
+    let endpoints = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(serde_json::Value::as_object);
     for ep in endpoints.into_iter().flat_map(|e| e.values()) {
-        let set = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_str).is_some_and(|s| !s.is_empty());
+        let set = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
         let ipam = ep.get("IPAMConfig");
-        if set(ipam.and_then(|i| i.get("IPv4Address"))) || set(ipam.and_then(|i| i.get("IPv6Address"))) {
-            return Err(ApiError::invalid("user specified IP address is supported on user defined networks only"));
+        if set(ipam.and_then(|i| i.get("IPv4Address")))
+            || set(ipam.and_then(|i| i.get("IPv6Address")))
+        {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
         }
-        if ep.get("Aliases").and_then(serde_json::Value::as_array).is_some_and(|a| !a.is_empty()) {
-            return Err(ApiError::invalid("network-scoped alias is supported only for containers in user defined networks"));
+        if ep
+            .get("Aliases")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(ApiError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
         }
     }
     Ok(())
@@ -103,7 +133,11 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Containe
 
 /// The command as (path, args).
 pub fn command(c: &ContainerConfig) -> Result<(String, Vec<String>), ApiError> {
-    let mut argv: Vec<String> = c.entrypoint.as_ref().map(|e| e.0.clone()).unwrap_or_default();
+    let mut argv: Vec<String> = c
+        .entrypoint
+        .as_ref()
+        .map(|e| e.0.clone())
+        .unwrap_or_default();
     argv.extend(c.cmd.as_ref().map(|c| c.0.clone()).unwrap_or_default());
     let mut it = argv.into_iter();
     match it.next() {
@@ -112,23 +146,63 @@ pub fn command(c: &ContainerConfig) -> Result<(String, Vec<String>), ApiError> {
     }
 }
 
-const ADJECTIVES: &[&str] = &["admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant", "happy", "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "serene", "trusting", "upbeat", "vibrant", "wizardly", "youthful", "zealous"];
-const NAMES: &[&str] = &["babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lamport", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak"];
+const ADJECTIVES: &[&str] = &[
+    "admiring",
+    "brave",
+    "clever",
+    "dazzling",
+    "eager",
+    "focused",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "trusting",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
+];
+const NAMES: &[&str] = &[
+    "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lamport",
+    "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing",
+    "wozniak",
+];
 
 fn random_name() -> String {
     use rand::Rng;
     let mut r = rand::rng();
-    format!("/{}_{}", ADJECTIVES[r.random_range(0..ADJECTIVES.len())], NAMES[r.random_range(0..NAMES.len())])
+    format!(
+        "/{}_{}",
+        ADJECTIVES[r.random_range(0..ADJECTIVES.len())],
+        NAMES[r.random_range(0..NAMES.len())]
+    )
 }
 
 /// Converts between the image crate's config and the API's (same JSON field names).
 pub fn from_image_config(c: &wharf_image::ContainerConfig) -> ContainerConfig {
-    serde_json::to_value(c).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
 }
 
 impl ContainerService {
     /// Creates a container; returns its id and warnings.
-    pub async fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>), ApiError> {
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>), ApiError> {
         let mut hc = req.host_config.unwrap_or_default();
         if matches!(hc.network_mode.as_str(), "" | "default" | "bridge") {
             // No bridge yet: the default is a private namespace with loopback only.
@@ -160,7 +234,10 @@ impl ContainerService {
             },
         };
         if let Some(id) = self.store.name_taken(&name) {
-            return Err(ApiError::from_err(&crate::state::StateError::NameInUse { name, id }));
+            return Err(ApiError::from_err(&crate::state::StateError::NameInUse {
+                name,
+                id,
+            }));
         }
         if req.config.image.is_empty() {
             return Err(ApiError::invalid("config.Image is required"));
@@ -172,9 +249,15 @@ impl ContainerService {
         let config = merge_config(&req.config, &from_image_config(&image.config));
         let (path, args) = command(&config)?;
         let cfg = self.config();
-        let runtime = if hc.runtime.is_empty() { cfg.default_runtime.clone() } else { hc.runtime.clone() };
+        let runtime = if hc.runtime.is_empty() {
+            cfg.default_runtime.clone()
+        } else {
+            hc.runtime.clone()
+        };
         if !cfg.runtimes.contains_key(&runtime) {
-            return Err(ApiError::invalid(format!("unknown or invalid runtime name: {runtime}")));
+            return Err(ApiError::invalid(format!(
+                "unknown or invalid runtime name: {runtime}"
+            )));
         }
         if hc.log_config.kind.is_empty() {
             hc.log_config.kind = cfg.log_driver.clone();
@@ -237,7 +320,10 @@ mod tests {
     fn merge_follows_docker_rules() {
         let image = cfg(Some(&["/init"]), Some(&["serve"]), &["PATH=/bin", "A=1"]);
         let m = merge_config(&cfg(None, None, &["A=2", "B=3"]), &image);
-        assert_eq!(command(&m).expect("cmd"), ("/init".to_string(), vec!["serve".to_string()]));
+        assert_eq!(
+            command(&m).expect("cmd"),
+            ("/init".to_string(), vec!["serve".to_string()])
+        );
         assert_eq!(m.env.expect("env"), ["PATH=/bin", "A=2", "B=3"]);
         let m = merge_config(&cfg(Some(&["sh"]), None, &[]), &image);
         assert_eq!(command(&m).expect("cmd"), ("sh".to_string(), vec![]));
@@ -251,11 +337,36 @@ mod tests {
         let ok = HostConfig::default();
         assert!(validate_host_config(&ok).is_ok());
         let bad = |hc: HostConfig| validate_host_config(&hc).is_err();
-        assert!(bad(HostConfig { restart_policy: RestartPolicy { name: "sometimes".into(), maximum_retry_count: 0 }, ..Default::default() }));
-        assert!(bad(HostConfig { restart_policy: RestartPolicy { name: "always".into(), maximum_retry_count: 3 }, ..Default::default() }));
-        assert!(bad(HostConfig { auto_remove: true, restart_policy: RestartPolicy { name: "always".into(), maximum_retry_count: 0 }, ..Default::default() }));
-        assert!(bad(HostConfig { network_mode: "container:x".into(), ..Default::default() }));
-        assert!(bad(HostConfig { cap_add: Some(vec!["NOPE".into()]), ..Default::default() }));
+        assert!(bad(HostConfig {
+            restart_policy: RestartPolicy {
+                name: "sometimes".into(),
+                maximum_retry_count: 0
+            },
+            ..Default::default()
+        }));
+        assert!(bad(HostConfig {
+            restart_policy: RestartPolicy {
+                name: "always".into(),
+                maximum_retry_count: 3
+            },
+            ..Default::default()
+        }));
+        assert!(bad(HostConfig {
+            auto_remove: true,
+            restart_policy: RestartPolicy {
+                name: "always".into(),
+                maximum_retry_count: 0
+            },
+            ..Default::default()
+        }));
+        assert!(bad(HostConfig {
+            network_mode: "container:x".into(),
+            ..Default::default()
+        }));
+        assert!(bad(HostConfig {
+            cap_add: Some(vec!["NOPE".into()]),
+            ..Default::default()
+        }));
     }
 
     #[test]

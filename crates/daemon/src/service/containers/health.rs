@@ -61,7 +61,11 @@ pub struct Probe {
 
 /// Nanoseconds as Docker stores them, zero or less meaning "the default".
 fn or_default(ns: i64, default: Duration) -> Duration {
-    u64::try_from(ns).ok().filter(|n| *n > 0).map(Duration::from_nanos).unwrap_or(default)
+    u64::try_from(ns)
+        .ok()
+        .filter(|n| *n > 0)
+        .map(Duration::from_nanos)
+        .unwrap_or(default)
 }
 
 impl Probe {
@@ -73,7 +77,11 @@ impl Probe {
         let argv = match kind.as_str() {
             "CMD" => rest.to_vec(),
             "CMD-SHELL" => {
-                let shell = cfg.shell.as_ref().map(|s| s.0.clone()).filter(|s| !s.is_empty());
+                let shell = cfg
+                    .shell
+                    .as_ref()
+                    .map(|s| s.0.clone())
+                    .filter(|s| !s.is_empty());
                 let mut argv = shell.unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
                 argv.extend(rest.iter().cloned());
                 argv
@@ -87,7 +95,11 @@ impl Probe {
             argv,
             interval: or_default(h.interval, DEFAULT_INTERVAL),
             timeout: or_default(h.timeout, DEFAULT_TIMEOUT),
-            retries: if h.retries > 0 { h.retries } else { DEFAULT_RETRIES },
+            retries: if h.retries > 0 {
+                h.retries
+            } else {
+                DEFAULT_RETRIES
+            },
             start_period: or_default(h.start_period, Duration::ZERO),
             start_interval: or_default(h.start_interval, DEFAULT_START_INTERVAL),
         })
@@ -105,7 +117,12 @@ impl Probe {
     /// Folds one result into `h`; returns the new status when it changed. `since_start` is
     /// when the probe began, relative to the container's start: while still starting, failures
     /// inside the start period do not count (a success ends the start period).
-    pub fn record(&self, h: &mut Health, entry: HealthLogEntry, since_start: Duration) -> Option<String> {
+    pub fn record(
+        &self,
+        h: &mut Health,
+        entry: HealthLogEntry,
+        since_start: Duration,
+    ) -> Option<String> {
         let old = h.status.clone();
         let success = entry.exit_code == 0;
         if h.log.len() >= MAX_LOG {
@@ -129,13 +146,22 @@ impl Probe {
 pub fn validate(h: Option<&HealthConfig>) -> Result<(), ApiError> {
     let Some(h) = h else { return Ok(()) };
     const MIN_NS: i64 = 1_000_000;
-    for (field, ns) in [("Interval", h.interval), ("Timeout", h.timeout), ("StartPeriod", h.start_period), ("StartInterval", h.start_interval)] {
+    for (field, ns) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+    ] {
         if ns != 0 && ns < MIN_NS {
-            return Err(ApiError::invalid(format!("{field} in Healthcheck cannot be less than 1ms")));
+            return Err(ApiError::invalid(format!(
+                "{field} in Healthcheck cannot be less than 1ms"
+            )));
         }
     }
     if h.retries < 0 {
-        return Err(ApiError::invalid("Retries in Healthcheck cannot be negative"));
+        return Err(ApiError::invalid(
+            "Retries in Healthcheck cannot be negative",
+        ));
     }
     Ok(())
 }
@@ -143,10 +169,16 @@ pub fn validate(h: Option<&HealthConfig>) -> Result<(), ApiError> {
 /// The user's healthcheck over the image's: each unset field (empty test, zero value) comes
 /// from the image, as in Docker.
 pub fn merge(user: Option<&HealthConfig>, image: Option<&HealthConfig>) -> Option<HealthConfig> {
-    let (Some(u), Some(i)) = (user, image) else { return user.or(image).cloned() };
+    let (Some(u), Some(i)) = (user, image) else {
+        return user.or(image).cloned();
+    };
     let pick = |u: i64, i: i64| if u == 0 { i } else { u };
     Some(HealthConfig {
-        test: u.test.clone().filter(|t| !t.is_empty()).or_else(|| i.test.clone()),
+        test: u
+            .test
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| i.test.clone()),
         interval: pick(u.interval, i.interval),
         timeout: pick(u.timeout, i.timeout),
         retries: pick(u.retries, i.retries),
@@ -219,7 +251,10 @@ pub fn go_duration(d: Duration) -> String {
             return whole.to_string();
         }
         let digits = unit.ilog10() as usize;
-        format!("{whole}.{}", format!("{rest:0digits$}").trim_end_matches('0'))
+        format!(
+            "{whole}.{}",
+            format!("{rest:0digits$}").trim_end_matches('0')
+        )
     };
     match ns {
         0 => "0s".into(),
@@ -241,15 +276,25 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 fn parse_time(rfc: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(rfc).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(rfc)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Kills a probe that is still running and waits (bounded) for the shim to reap it, so dying
 /// probes do not pile up. The shim is asked first because it reaps the probe: while it says
 /// the exec runs, its pid cannot have been reused.
 async fn kill_probe(shim: &Shim, exec_id: &str, pid: i32) {
-    let state = |wait| Request::ExecState { exec_id: exec_id.to_string(), wait };
-    if pid > 0 && matches!(shim.call(&state(false)).await, Ok(Response::ExecState { running: true, .. })) {
+    let state = |wait| Request::ExecState {
+        exec_id: exec_id.to_string(),
+        wait,
+    };
+    if pid > 0
+        && matches!(
+            shim.call(&state(false)).await,
+            Ok(Response::ExecState { running: true, .. })
+        )
+    {
         let sig = nix::sys::signal::Signal::SIGKILL;
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
@@ -260,7 +305,9 @@ impl ContainerService {
     /// Starts (or replaces) the monitor of a running container that has a healthcheck.
     pub(super) fn start_health(self: &Arc<Self>, id: &str) {
         let Ok(c) = self.snapshot(id) else { return };
-        let Some(probe) = Probe::of(&c.config).filter(|_| c.state.status == Status::Running) else { return };
+        let Some(probe) = Probe::of(&c.config).filter(|_| c.state.status == Status::Running) else {
+            return;
+        };
         let (tx, rx) = watch::channel(());
         lock(&self.health).insert(id.to_string(), tx);
         let me = self.clone();
@@ -277,24 +324,42 @@ impl ContainerService {
         loop {
             let Ok(c) = self.snapshot(id) else { return };
             let started = parse_time(&c.state.started_at).unwrap_or_else(Utc::now);
-            let status = c.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
-            let delay = probe.next_delay(&status, (Utc::now() - started).to_std().unwrap_or_default());
+            let status = c
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.clone())
+                .unwrap_or_default();
+            let delay =
+                probe.next_delay(&status, (Utc::now() - started).to_std().unwrap_or_default());
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 // Only an error: the sender never sends, it is dropped.
                 _ = stop.changed() => return,
             }
             let begun = Utc::now();
-            let Some(entry) = self.run_probe(&c, probe, &mut stop).await else { return };
+            let Some(entry) = self.run_probe(&c, probe, &mut stop).await else {
+                return;
+            };
             let since_start = (begun - started).to_std().unwrap_or_default();
             let Ok(h) = self.get(id) else { return };
             // Checked under the record's lock: a stop that came first wins over this result.
             let changed = self.update(&h, |c| match stop.has_changed() {
                 Err(_) => None,
-                Ok(_) => Some(probe.record(c.state.health.get_or_insert_with(Health::default), entry, since_start).map(|s| (s, c.clone()))),
+                Ok(_) => Some(
+                    probe
+                        .record(
+                            c.state.health.get_or_insert_with(Health::default),
+                            entry,
+                            since_start,
+                        )
+                        .map(|s| (s, c.clone())),
+                ),
             });
             match changed {
-                Ok(Some(Some((status, c)))) => self.emit(&c, &format!("health_status: {status}"), &[]),
+                Ok(Some(Some((status, c)))) => {
+                    self.emit(&c, &format!("health_status: {status}"), &[])
+                }
                 Ok(Some(None)) => {}
                 Ok(None) | Err(_) => return,
             }
@@ -303,33 +368,75 @@ impl ContainerService {
 
     /// One probe; `None` when the monitor was stopped meanwhile. Errors starting the exec are
     /// failed results, as in Docker.
-    async fn run_probe(&self, c: &Container, probe: &Probe, stop: &mut watch::Receiver<()>) -> Option<HealthLogEntry> {
+    async fn run_probe(
+        &self,
+        c: &Container,
+        probe: &Probe,
+        stop: &mut watch::Receiver<()>,
+    ) -> Option<HealthLogEntry> {
         let start = now();
         let (exit_code, output) = match self.probe_exec(c, probe, stop).await {
             Ok(Some(r)) => r,
             Ok(None) => return None,
             Err(e) => (-1, e.message),
         };
-        Some(HealthLogEntry { start, end: now(), exit_code, output })
+        Some(HealthLogEntry {
+            start,
+            end: now(),
+            exit_code,
+            output,
+        })
     }
 
     /// Runs the probe as an exec with Docker's events; (exit code, output), or `None` if stopped.
-    async fn probe_exec(&self, c: &Container, probe: &Probe, stop: &mut watch::Receiver<()>) -> Result<Option<(i64, String)>, ApiError> {
+    async fn probe_exec(
+        &self,
+        c: &Container,
+        probe: &Probe,
+        stop: &mut watch::Receiver<()>,
+    ) -> Result<Option<(i64, String)>, ApiError> {
         let exec_id = crate::ids::new_id();
-        let config = ExecConfig { attach_stdout: true, attach_stderr: true, cmd: Some(probe.argv.clone()), ..ExecConfig::default() };
-        let rec = ExecRecord { id: exec_id.clone(), container_id: c.id.clone(), config, started: false, pid: 0, exit_code: None };
+        let config = ExecConfig {
+            attach_stdout: true,
+            attach_stderr: true,
+            cmd: Some(probe.argv.clone()),
+            ..ExecConfig::default()
+        };
+        let rec = ExecRecord {
+            id: exec_id.clone(),
+            container_id: c.id.clone(),
+            config,
+            started: false,
+            pid: 0,
+            exit_code: None,
+        };
         let cmd = probe.argv.join(" ");
         let exec_attr = ("execID", exec_id.clone());
-        self.emit(c, &format!("exec_create: {cmd}"), std::slice::from_ref(&exec_attr));
+        self.emit(
+            c,
+            &format!("exec_create: {cmd}"),
+            std::slice::from_ref(&exec_attr),
+        );
         let process = self.exec_process(&rec).await?;
         let shim = self.shim(&c.id);
-        let req = Request::Exec { exec_id: exec_id.clone(), process, stdin: false, stdout: true, stderr: true, detach: false };
+        let req = Request::Exec {
+            exec_id: exec_id.clone(),
+            process,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            detach: false,
+        };
         let (resp, stream) = shim.open(&req).await.map_err(|e| ApiError::from_err(&e))?;
         let pid = match resp {
             Response::Started { pid } => pid,
             _ => 0,
         };
-        self.emit(c, &format!("exec_start: {cmd}"), std::slice::from_ref(&exec_attr));
+        self.emit(
+            c,
+            &format!("exec_start: {cmd}"),
+            std::slice::from_ref(&exec_attr),
+        );
         let mut out = Output::default();
         let finished = tokio::select! {
             r = tokio::time::timeout(probe.timeout, read_frames(stream, &mut out)) => r.is_ok(),
@@ -339,15 +446,33 @@ impl ContainerService {
             }
         };
         let (code, output) = if finished {
-            match shim.call(&Request::ExecState { exec_id: exec_id.clone(), wait: true }).await {
-                Ok(Response::ExecState { exit_code: Some(code), .. }) => (i64::from(code), out.text()),
-                _ => return Err(ApiError::internal(format!("healthcheck for container {} has no exit code", c.id))),
+            match shim
+                .call(&Request::ExecState {
+                    exec_id: exec_id.clone(),
+                    wait: true,
+                })
+                .await
+            {
+                Ok(Response::ExecState {
+                    exit_code: Some(code),
+                    ..
+                }) => (i64::from(code), out.text()),
+                _ => {
+                    return Err(ApiError::internal(format!(
+                        "healthcheck for container {} has no exit code",
+                        c.id
+                    )))
+                }
             }
         } else {
             kill_probe(&shim, &exec_id, pid).await;
             let limit = go_duration(probe.timeout);
             let text = out.text();
-            let msg = if text.is_empty() { format!("Health check exceeded timeout ({limit})") } else { format!("Health check exceeded timeout ({limit}): {text}") };
+            let msg = if text.is_empty() {
+                format!("Health check exceeded timeout ({limit})")
+            } else {
+                format!("Health check exceeded timeout ({limit}): {text}")
+            };
             (-1, msg)
         };
         self.emit(c, "exec_die", &[exec_attr, ("exitCode", code.to_string())]);
@@ -361,17 +486,30 @@ mod tests {
     use wharf_api_types::strslice::StrSlice;
 
     fn cfg(test: &[&str], f: impl FnOnce(&mut HealthConfig)) -> ContainerConfig {
-        let mut h = HealthConfig { test: Some(test.iter().map(|s| s.to_string()).collect()), ..HealthConfig::default() };
+        let mut h = HealthConfig {
+            test: Some(test.iter().map(|s| s.to_string()).collect()),
+            ..HealthConfig::default()
+        };
         f(&mut h);
-        ContainerConfig { healthcheck: Some(h), ..ContainerConfig::default() }
+        ContainerConfig {
+            healthcheck: Some(h),
+            ..ContainerConfig::default()
+        }
     }
 
     fn entry(exit_code: i64) -> HealthLogEntry {
-        HealthLogEntry { exit_code, output: format!("exit {exit_code}"), ..HealthLogEntry::default() }
+        HealthLogEntry {
+            exit_code,
+            output: format!("exit {exit_code}"),
+            ..HealthLogEntry::default()
+        }
     }
 
     fn starting() -> Health {
-        Health { status: STARTING.into(), ..Health::default() }
+        Health {
+            status: STARTING.into(),
+            ..Health::default()
+        }
     }
 
     #[test]
@@ -383,8 +521,14 @@ mod tests {
         assert_eq!(Probe::of(&cfg(&["CMD"], |_| {})), None);
         let p = Probe::of(&cfg(&["CMD", "curl", "-f", "x"], |_| {})).expect("cmd");
         assert_eq!(p.argv, ["curl", "-f", "x"]);
-        assert_eq!((p.interval, p.timeout, p.retries), (DEFAULT_INTERVAL, DEFAULT_TIMEOUT, 3));
-        assert_eq!((p.start_period, p.start_interval), (Duration::ZERO, DEFAULT_START_INTERVAL));
+        assert_eq!(
+            (p.interval, p.timeout, p.retries),
+            (DEFAULT_INTERVAL, DEFAULT_TIMEOUT, 3)
+        );
+        assert_eq!(
+            (p.start_period, p.start_interval),
+            (Duration::ZERO, DEFAULT_START_INTERVAL)
+        );
         let p = Probe::of(&cfg(&["CMD-SHELL", "true"], |h| {
             h.interval = 1_000_000_000;
             h.retries = 2;
@@ -392,10 +536,16 @@ mod tests {
         }))
         .expect("shell");
         assert_eq!(p.argv, ["/bin/sh", "-c", "true"]);
-        assert_eq!((p.interval, p.retries, p.start_period), (Duration::from_secs(1), 2, Duration::from_secs(5)));
+        assert_eq!(
+            (p.interval, p.retries, p.start_period),
+            (Duration::from_secs(1), 2, Duration::from_secs(5))
+        );
         let mut c = cfg(&["CMD-SHELL", "exit 0"], |_| {});
         c.shell = Some(StrSlice(vec!["/bin/bash".into(), "-ec".into()]));
-        assert_eq!(Probe::of(&c).expect("custom shell").argv, ["/bin/bash", "-ec", "exit 0"]);
+        assert_eq!(
+            Probe::of(&c).expect("custom shell").argv,
+            ["/bin/bash", "-ec", "exit 0"]
+        );
     }
 
     #[test]
@@ -404,10 +554,16 @@ mod tests {
         let mut h = starting();
         assert_eq!(p.record(&mut h, entry(1), Duration::ZERO), None);
         assert_eq!((h.status.as_str(), h.failing_streak), (STARTING, 1));
-        assert_eq!(p.record(&mut h, entry(1), Duration::ZERO).as_deref(), Some(UNHEALTHY));
+        assert_eq!(
+            p.record(&mut h, entry(1), Duration::ZERO).as_deref(),
+            Some(UNHEALTHY)
+        );
         assert_eq!(p.record(&mut h, entry(2), Duration::ZERO), None);
         assert_eq!(h.failing_streak, 3);
-        assert_eq!(p.record(&mut h, entry(0), Duration::ZERO).as_deref(), Some(HEALTHY));
+        assert_eq!(
+            p.record(&mut h, entry(0), Duration::ZERO).as_deref(),
+            Some(HEALTHY)
+        );
         assert_eq!(h.failing_streak, 0);
         assert_eq!(p.record(&mut h, entry(1), Duration::ZERO), None);
         assert_eq!((h.status.as_str(), h.failing_streak), (HEALTHY, 1));
@@ -423,11 +579,23 @@ mod tests {
         let mut h = starting();
         assert_eq!(p.record(&mut h, entry(1), Duration::from_secs(3)), None);
         assert_eq!(h.failing_streak, 0);
-        assert_eq!(p.record(&mut h, entry(0), Duration::from_secs(4)).as_deref(), Some(HEALTHY));
+        assert_eq!(
+            p.record(&mut h, entry(0), Duration::from_secs(4))
+                .as_deref(),
+            Some(HEALTHY)
+        );
         // The success ended the start period.
-        assert_eq!(p.record(&mut h, entry(1), Duration::from_secs(5)).as_deref(), Some(UNHEALTHY));
+        assert_eq!(
+            p.record(&mut h, entry(1), Duration::from_secs(5))
+                .as_deref(),
+            Some(UNHEALTHY)
+        );
         let mut h = starting();
-        assert_eq!(p.record(&mut h, entry(1), Duration::from_secs(11)).as_deref(), Some(UNHEALTHY));
+        assert_eq!(
+            p.record(&mut h, entry(1), Duration::from_secs(11))
+                .as_deref(),
+            Some(UNHEALTHY)
+        );
     }
 
     #[test]
@@ -444,11 +612,23 @@ mod tests {
     #[test]
     fn start_interval_applies_while_starting_in_the_start_period() {
         let p = Probe::of(&cfg(&["CMD", "x"], |h| h.start_period = 60_000_000_000)).expect("probe");
-        assert_eq!(p.next_delay(STARTING, Duration::from_secs(1)), DEFAULT_START_INTERVAL);
-        assert_eq!(p.next_delay(HEALTHY, Duration::from_secs(1)), DEFAULT_INTERVAL);
-        assert_eq!(p.next_delay(STARTING, Duration::from_secs(61)), DEFAULT_INTERVAL);
+        assert_eq!(
+            p.next_delay(STARTING, Duration::from_secs(1)),
+            DEFAULT_START_INTERVAL
+        );
+        assert_eq!(
+            p.next_delay(HEALTHY, Duration::from_secs(1)),
+            DEFAULT_INTERVAL
+        );
+        assert_eq!(
+            p.next_delay(STARTING, Duration::from_secs(61)),
+            DEFAULT_INTERVAL
+        );
         let no_period = Probe::of(&cfg(&["CMD", "x"], |_| {})).expect("probe");
-        assert_eq!(no_period.next_delay(STARTING, Duration::ZERO), DEFAULT_INTERVAL);
+        assert_eq!(
+            no_period.next_delay(STARTING, Duration::ZERO),
+            DEFAULT_INTERVAL
+        );
     }
 
     #[test]
@@ -464,12 +644,26 @@ mod tests {
         assert_eq!(e.message, "Timeout in Healthcheck cannot be less than 1ms");
         assert!(validate(Some(&hc(|h| h.retries = -1))).is_err());
         assert!(validate(Some(&hc(|h| h.start_interval = -5))).is_err());
-        let image = HealthConfig { test: Some(vec!["CMD".into(), "probe".into()]), interval: 5, retries: 4, ..HealthConfig::default() };
-        let user = HealthConfig { interval: 7, ..HealthConfig::default() };
+        let image = HealthConfig {
+            test: Some(vec!["CMD".into(), "probe".into()]),
+            interval: 5,
+            retries: 4,
+            ..HealthConfig::default()
+        };
+        let user = HealthConfig {
+            interval: 7,
+            ..HealthConfig::default()
+        };
         let m = merge(Some(&user), Some(&image)).expect("merged");
         assert_eq!((m.test, m.interval, m.retries), (image.test.clone(), 7, 4));
-        let none = HealthConfig { test: Some(vec!["NONE".into()]), ..HealthConfig::default() };
-        assert_eq!(merge(Some(&none), Some(&image)).and_then(|h| h.test), none.test);
+        let none = HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..HealthConfig::default()
+        };
+        assert_eq!(
+            merge(Some(&none), Some(&image)).and_then(|h| h.test),
+            none.test
+        );
         assert_eq!(merge(None, Some(&image)), Some(image.clone()));
         assert_eq!(merge(None, None), None);
     }
@@ -477,9 +671,16 @@ mod tests {
     #[test]
     fn restart_resets_status_and_streak_but_keeps_the_log() {
         let c = cfg(&["CMD", "x"], |_| {});
-        let prev = Health { status: UNHEALTHY.into(), failing_streak: 4, log: vec![entry(1)] };
+        let prev = Health {
+            status: UNHEALTHY.into(),
+            failing_streak: 4,
+            log: vec![entry(1)],
+        };
         let h = at_start(&c, Some(prev)).expect("health");
-        assert_eq!((h.status.as_str(), h.failing_streak, h.log.len()), (STARTING, 0, 1));
+        assert_eq!(
+            (h.status.as_str(), h.failing_streak, h.log.len()),
+            (STARTING, 0, 1)
+        );
         assert_eq!(at_start(&cfg(&["NONE"], |_| {}), None), None);
     }
 
@@ -500,7 +701,12 @@ mod tests {
         let writer = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             for (stream, data) in [(1u8, &b"out "[..]), (2, b"err")] {
-                b.write_all(&wharf_shim_proto::stream::frame_header(stream, data.len() as u32)).await.expect("header");
+                b.write_all(&wharf_shim_proto::stream::frame_header(
+                    stream,
+                    data.len() as u32,
+                ))
+                .await
+                .expect("header");
                 b.write_all(data).await.expect("data");
             }
         });

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use wharf_api_types::container::{
-    ContainerInspect, ContainerState, ContainerSummary, EndpointSettings, GraphDriver, MountPoint, NetworkSettings,
-    SummaryHostConfig, SummaryNetworkSettings,
+    ContainerInspect, ContainerState, ContainerSummary, EndpointSettings, GraphDriver, MountPoint,
+    NetworkSettings, SummaryHostConfig, SummaryNetworkSettings,
 };
 use wharf_api_types::Filters;
 
@@ -13,7 +13,23 @@ use crate::server::error::ApiError;
 use crate::state::{Container, Status, Store};
 
 /// Filters `GET /containers/json` accepts.
-pub const LIST_FILTERS: &[&str] = &["ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network", "publish", "since", "status", "volume"];
+pub const LIST_FILTERS: &[&str] = &[
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
 
 /// Options of `GET /containers/json`.
 #[derive(Debug, Clone, Default)]
@@ -47,17 +63,47 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 fn since(rfc: &str, now: i64) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc).map(|t| now - t.timestamp()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(rfc)
+        .map(|t| now - t.timestamp())
+        .unwrap_or(0)
 }
 
 /// The STATUS column (`Up 5 minutes`, `Exited (0) 3 seconds ago`, ...).
 pub fn status_text(c: &Container, now: i64) -> String {
-    let health = c.state.health.as_ref().map(|h| format!(" ({})", if h.status == "starting" { "health: starting" } else { h.status.as_str() })).unwrap_or_default();
+    let health = c
+        .state
+        .health
+        .as_ref()
+        .map(|h| {
+            format!(
+                " ({})",
+                if h.status == "starting" {
+                    "health: starting"
+                } else {
+                    h.status.as_str()
+                }
+            )
+        })
+        .unwrap_or_default();
     match c.state.status {
-        Status::Running => format!("Up {}{health}", human_duration(since(&c.state.started_at, now))),
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&c.state.started_at, now))),
-        Status::Restarting => format!("Restarting ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at, now))),
-        Status::Exited if c.has_been_started => format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at, now))),
+        Status::Running => format!(
+            "Up {}{health}",
+            human_duration(since(&c.state.started_at, now))
+        ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(since(&c.state.started_at, now))
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at, now))
+        ),
+        Status::Exited if c.has_been_started => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at, now))
+        ),
         Status::Exited | Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -66,7 +112,11 @@ pub fn status_text(c: &Container, now: i64) -> String {
 
 fn network_view(c: &Container) -> BTreeMap<String, EndpointSettings> {
     let mut m = BTreeMap::new();
-    let name = if c.host_config.network_mode == "host" { "host" } else { "none" };
+    let name = if c.host_config.network_mode == "host" {
+        "host"
+    } else {
+        "none"
+    };
     m.insert(name.to_string(), EndpointSettings::default());
     m
 }
@@ -81,11 +131,29 @@ fn mounts_view(c: &Container) -> Vec<MountPoint> {
         .filter_map(|b| {
             let p: Vec<&str> = b.split(':').collect();
             let mode = p.get(2).copied().unwrap_or("");
-            Some(MountPoint { kind: "bind".into(), source: p.first()?.to_string(), destination: p.get(1)?.to_string(), mode: mode.to_string(), rw: !mode.split(',').any(|o| o == "ro"), propagation: "rprivate".into() })
+            Some(MountPoint {
+                kind: "bind".into(),
+                source: p.first()?.to_string(),
+                destination: p.get(1)?.to_string(),
+                mode: mode.to_string(),
+                rw: !mode.split(',').any(|o| o == "ro"),
+                propagation: "rprivate".into(),
+            })
         })
         .collect();
     for m in c.host_config.mounts.as_deref().unwrap_or(&[]) {
-        v.push(MountPoint { kind: m.kind.clone(), source: m.source.clone(), destination: m.target.clone(), mode: String::new(), rw: !m.read_only, propagation: if m.kind == "bind" { "rprivate".into() } else { String::new() } });
+        v.push(MountPoint {
+            kind: m.kind.clone(),
+            source: m.source.clone(),
+            destination: m.target.clone(),
+            mode: String::new(),
+            rw: !m.read_only,
+            propagation: if m.kind == "bind" {
+                "rprivate".into()
+            } else {
+                String::new()
+            },
+        });
     }
     v
 }
@@ -95,11 +163,24 @@ impl ContainerService {
     pub async fn inspect(&self, key: &str, size: bool) -> Result<ContainerInspect, ApiError> {
         let c = self.snapshot(key)?;
         let dir = self.store.dir(&c.id);
-        let (size_rw, size_root) = if size { self.sizes(&c.id).await.map(|(a, b)| (Some(a), Some(b))).unwrap_or((None, None)) } else { (None, None) };
+        let (size_rw, size_root) = if size {
+            self.sizes(&c.id)
+                .await
+                .map(|(a, b)| (Some(a), Some(b)))
+                .unwrap_or((None, None))
+        } else {
+            (None, None)
+        };
         let alive = c.state.status.is_alive();
         let netns = self.netns.path(&c.id);
         let mut data = BTreeMap::new();
-        if let Some(mp) = self.images.driver().status().into_iter().find(|(k, _)| k == "Backing Filesystem") {
+        if let Some(mp) = self
+            .images
+            .driver()
+            .status()
+            .into_iter()
+            .find(|(k, _)| k == "Backing Filesystem")
+        {
             data.insert("BackingFilesystem".to_string(), mp.1);
         }
         Ok(ContainerInspect {
@@ -125,21 +206,32 @@ impl ContainerService {
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
             hostname_path: dir.join("hostname").display().to_string(),
             hosts_path: dir.join("hosts").display().to_string(),
-            log_path: if c.host_config.log_config.kind == "json-file" { self.log_path(&c.id).display().to_string() } else { String::new() },
+            log_path: if c.host_config.log_config.kind == "json-file" {
+                self.log_path(&c.id).display().to_string()
+            } else {
+                String::new()
+            },
             name: c.name.clone(),
             restart_count: c.restart_count,
             driver: c.driver.clone(),
             platform: "linux".into(),
             exec_ids: Some(self.exec_ids(&c.id)).filter(|v| !v.is_empty()),
             host_config: c.host_config.clone(),
-            graph_driver: GraphDriver { name: c.driver.clone(), data },
+            graph_driver: GraphDriver {
+                name: c.driver.clone(),
+                data,
+            },
             size_rw,
             size_root_fs: size_root,
             mounts: mounts_view(&c),
             config: c.config.clone(),
             network_settings: NetworkSettings {
                 sandbox_id: if alive { c.id.clone() } else { String::new() },
-                sandbox_key: if alive && c.host_config.network_mode != "host" { netns.display().to_string() } else { String::new() },
+                sandbox_key: if alive && c.host_config.network_mode != "host" {
+                    netns.display().to_string()
+                } else {
+                    String::new()
+                },
                 networks: network_view(&c),
                 ..Default::default()
             },
@@ -157,8 +249,14 @@ impl ContainerService {
     /// `GET /containers/json`.
     pub async fn list(&self, opts: &ListOptions) -> Result<Vec<ContainerSummary>, ApiError> {
         let f = &opts.filters;
-        f.validate(LIST_FILTERS).map_err(|e| ApiError::from_err(&e))?;
-        let mut all: Vec<Container> = self.store.all().iter().map(|h| Store::lock(h).clone()).collect();
+        f.validate(LIST_FILTERS)
+            .map_err(|e| ApiError::from_err(&e))?;
+        let mut all: Vec<Container> = self
+            .store
+            .all()
+            .iter()
+            .map(|h| Store::lock(h).clone())
+            .collect();
         all.sort_by(|a, b| b.created.cmp(&a.created));
         let bound = |k: &str| -> Result<Option<String>, ApiError> {
             match f.get(k).first() {
@@ -176,12 +274,34 @@ impl ContainerService {
             }
         }
         for s in f.get("status") {
-            if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s.as_str()) {
+            if ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&s.as_str())
+            {
                 return Err(ApiError::invalid(format!("invalid filter 'status={s}'")));
             }
         }
-        let exited: Vec<i64> = f.get("exited").iter().map(|v| v.parse().map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))).collect::<Result<_, _>>()?;
-        let all_wanted = opts.all || opts.limit.is_some() || f.contains("status") || f.contains("exited") || before.is_some() || after.is_some();
+        let exited: Vec<i64> = f
+            .get("exited")
+            .iter()
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))
+            })
+            .collect::<Result<_, _>>()?;
+        let all_wanted = opts.all
+            || opts.limit.is_some()
+            || f.contains("status")
+            || f.contains("exited")
+            || before.is_some()
+            || after.is_some();
         let now = chrono::Utc::now().timestamp();
         let mut out = Vec::new();
         for c in all {
@@ -191,32 +311,57 @@ impl ContainerService {
             }
             let ok = f.matches_any("status", |v| v == st.as_str())
                 && f.matches_any("id", |v| c.id.starts_with(v))
-                && f.matches_any("name", |v| c.short_name().contains(v.trim_start_matches('/')))
+                && f.matches_any("name", |v| {
+                    c.short_name().contains(v.trim_start_matches('/'))
+                })
                 && f.matches_labels(&c.config.labels.clone().unwrap_or_default())
-                && (exited.is_empty() || (st == Status::Exited && exited.contains(&c.state.exit_code)))
-                && (!f.contains("ancestor") || ancestors.contains(&c.image) || f.get("ancestor").contains(&c.config.image))
-                && f.matches_any("health", |v| c.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("none") == v)
+                && (exited.is_empty()
+                    || (st == Status::Exited && exited.contains(&c.state.exit_code)))
+                && (!f.contains("ancestor")
+                    || ancestors.contains(&c.image)
+                    || f.get("ancestor").contains(&c.config.image))
+                && f.matches_any("health", |v| {
+                    c.state
+                        .health
+                        .as_ref()
+                        .map(|h| h.status.as_str())
+                        .unwrap_or("none")
+                        == v
+                })
                 && before.as_ref().is_none_or(|b| c.created < *b)
                 && after.as_ref().is_none_or(|a| c.created > *a);
             if !ok {
                 continue;
             }
-            let (size_rw, size_root_fs) = if opts.size { self.sizes(&c.id).await.map(|(a, b)| (Some(a), Some(b))).unwrap_or((None, None)) } else { (None, None) };
+            let (size_rw, size_root_fs) = if opts.size {
+                self.sizes(&c.id)
+                    .await
+                    .map(|(a, b)| (Some(a), Some(b)))
+                    .unwrap_or((None, None))
+            } else {
+                (None, None)
+            };
             out.push(ContainerSummary {
                 id: c.id.clone(),
                 names: vec![c.name.clone()],
                 image: c.config.image.clone(),
                 image_id: c.image.clone(),
                 command: c.command_line(),
-                created: chrono::DateTime::parse_from_rfc3339(&c.created).map(|t| t.timestamp()).unwrap_or(0),
+                created: chrono::DateTime::parse_from_rfc3339(&c.created)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0),
                 ports: Vec::new(),
                 size_rw,
                 size_root_fs,
                 labels: c.config.labels.clone().unwrap_or_default(),
                 state: st.as_str().to_string(),
                 status: status_text(&c, now),
-                host_config: SummaryHostConfig { network_mode: c.host_config.network_mode.clone() },
-                network_settings: SummaryNetworkSettings { networks: network_view(&c) },
+                host_config: SummaryHostConfig {
+                    network_mode: c.host_config.network_mode.clone(),
+                },
+                network_settings: SummaryNetworkSettings {
+                    networks: network_view(&c),
+                },
                 mounts: mounts_view(&c),
             });
             if opts.limit.is_some_and(|l| out.len() >= l) {

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use wharf_api_types::container::{UpdateRequest, WaitResponse};
 use wharf_errdefs::ErrorKind;
-use wharf_shim_proto::{ExitStatus, LogConfig, LogDriver, Request, Response, RuntimeConfig, ShimConfig, StdioConfig, WindowSize, PROTOCOL_VERSION};
+use wharf_shim_proto::{
+    ExitStatus, LogConfig, LogDriver, Request, Response, RuntimeConfig, ShimConfig, StdioConfig,
+    WindowSize, PROTOCOL_VERSION,
+};
 
 use super::health;
 use super::spec::{self, Seccomp, SpecInputs};
@@ -47,7 +50,11 @@ pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
         }
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")))
@@ -67,7 +74,9 @@ pub fn should_restart(c: &Container, code: i64) -> bool {
     let rp = &c.host_config.restart_policy;
     match rp.name.as_str() {
         "always" | "unless-stopped" => true,
-        "on-failure" => code != 0 && (rp.maximum_retry_count == 0 || c.restart_count < rp.maximum_retry_count),
+        "on-failure" => {
+            code != 0 && (rp.maximum_retry_count == 0 || c.restart_count < rp.maximum_retry_count)
+        }
         _ => false,
     }
 }
@@ -81,7 +90,11 @@ pub fn restarts_at_boot(c: &Container) -> bool {
     match rp.name.as_str() {
         "always" => true,
         "unless-stopped" => !c.manually_stopped,
-        "on-failure" => !c.manually_stopped && c.state.exit_code != 0 && (rp.maximum_retry_count == 0 || c.restart_count < rp.maximum_retry_count),
+        "on-failure" => {
+            !c.manually_stopped
+                && c.state.exit_code != 0
+                && (rp.maximum_retry_count == 0 || c.restart_count < rp.maximum_retry_count)
+        }
         _ => false,
     }
 }
@@ -128,7 +141,10 @@ pub fn resolv_conf(host: &str, dns: &[String], search: &[String], opts: &[String
     if ns.is_empty() {
         ns = vec!["8.8.8.8".into(), "8.8.4.4".into()];
     }
-    let host_search: Vec<&str> = host.lines().filter(|l| l.starts_with("search ") || l.starts_with("options ")).collect();
+    let host_search: Vec<&str> = host
+        .lines()
+        .filter(|l| l.starts_with("search ") || l.starts_with("options "))
+        .collect();
     if search.is_empty() {
         for l in host_search.iter().filter(|l| l.starts_with("search ")) {
             out.push_str(l);
@@ -169,17 +185,33 @@ fn log_config(c: &Container, path: &Path) -> Result<LogConfig, ApiError> {
         "" | "json-file" => LogDriver::JsonFile,
         "local" => LogDriver::Local,
         "none" => LogDriver::None,
-        other => return Err(ApiError::new(ErrorKind::NotImplemented, format!("log driver {other:?} is not supported"))),
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("log driver {other:?} is not supported"),
+            ))
+        }
     };
     let max_size = match lc.config.get("max-size") {
-        Some(s) => Some(parse_size(s).ok_or_else(|| ApiError::invalid(format!("invalid max-size {s:?}")))?),
+        Some(s) => Some(
+            parse_size(s).ok_or_else(|| ApiError::invalid(format!("invalid max-size {s:?}")))?,
+        ),
         None => None,
     };
     let max_file = match lc.config.get("max-file") {
-        Some(s) => s.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| ApiError::invalid(format!("invalid max-file {s:?}")))?,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::invalid(format!("invalid max-file {s:?}")))?,
         None => 1,
     };
-    Ok(LogConfig { driver, path: path.to_path_buf(), max_size, max_file })
+    Ok(LogConfig {
+        driver,
+        path: path.to_path_buf(),
+        max_size,
+        max_file,
+    })
 }
 
 /// `10m`, `1g`, `512k`, `100` (bytes).
@@ -208,9 +240,22 @@ impl ContainerService {
         let h = self.get(id)?;
         let c = Store::lock(&h).clone();
         match c.state.status {
-            Status::Running => return Err(ApiError::new(ErrorKind::NotModified, "container already started")),
-            Status::Paused => return Err(ApiError::conflict("cannot start a paused container, try unpause instead")),
-            Status::Removing | Status::Dead => return Err(ApiError::conflict(format!("container {id} is marked for removal and cannot be started"))),
+            Status::Running => {
+                return Err(ApiError::new(
+                    ErrorKind::NotModified,
+                    "container already started",
+                ))
+            }
+            Status::Paused => {
+                return Err(ApiError::conflict(
+                    "cannot start a paused container, try unpause instead",
+                ))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::conflict(format!(
+                    "container {id} is marked for removal and cannot be started"
+                )))
+            }
             _ => {}
         }
         match self.launch(&c).await {
@@ -237,7 +282,15 @@ impl ContainerService {
                 let msg = e.message.clone();
                 let _ = self.update(&h, |c| {
                     c.state.error = msg;
-                    c.state.exit_code = if e.message.contains("executable file not found") || e.message.contains("no such file") { 127 } else if e.message.contains("permission denied") { 126 } else { 128 };
+                    c.state.exit_code = if e.message.contains("executable file not found")
+                        || e.message.contains("no such file")
+                    {
+                        127
+                    } else if e.message.contains("permission denied") {
+                        126
+                    } else {
+                        128
+                    };
                     if c.state.status == Status::Restarting {
                         c.state.status = Status::Exited;
                     }
@@ -270,12 +323,29 @@ impl ContainerService {
         let hostname = spec::hostname(c);
         let files = [
             ("hostname", format!("{hostname}\n")),
-            ("hosts", if spec::is_host_network(hc) { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { hosts_file(&hostname, hc.extra_hosts.as_deref().unwrap_or(&[])) }),
-            ("resolv.conf", resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), hc.dns.as_deref().unwrap_or(&[]), hc.dns_search.as_deref().unwrap_or(&[]), hc.dns_options.as_deref().unwrap_or(&[]))),
+            (
+                "hosts",
+                if spec::is_host_network(hc) {
+                    std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+                } else {
+                    hosts_file(&hostname, hc.extra_hosts.as_deref().unwrap_or(&[]))
+                },
+            ),
+            (
+                "resolv.conf",
+                resolv_conf(
+                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                    hc.dns.as_deref().unwrap_or(&[]),
+                    hc.dns_search.as_deref().unwrap_or(&[]),
+                    hc.dns_options.as_deref().unwrap_or(&[]),
+                ),
+            ),
         ];
         let write_files = async {
             for (name, text) in &files {
-                tokio::fs::write(dir.join(name), text).await.map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
+                tokio::fs::write(dir.join(name), text)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
             }
             Ok(())
         };
@@ -294,14 +364,17 @@ impl ContainerService {
         };
         // Independent steps, run together; all are awaited so a failure leaves nothing in flight
         // for the caller's cleanup to miss.
-        let (rootfs, written, netns): (_, Result<(), ApiError>, _) = tokio::join!(mount, write_files, netns);
+        let (rootfs, written, netns): (_, Result<(), ApiError>, _) =
+            tokio::join!(mount, write_files, netns);
         let (rootfs, netns) = (rootfs?, netns?);
         written?;
         let seccomp = match cfg.seccomp_profile.as_deref() {
             Some("unconfined") => Seccomp::Unconfined,
-            Some(path) if !path.is_empty() && path != "builtin" => Seccomp::Profile(
-                tokio::fs::read(path).await.map_err(|e| ApiError::internal(format!("reading seccomp profile {path}: {e}")))?,
-            ),
+            Some(path) if !path.is_empty() && path != "builtin" => {
+                Seccomp::Profile(tokio::fs::read(path).await.map_err(|e| {
+                    ApiError::internal(format!("reading seccomp profile {path}: {e}"))
+                })?)
+            }
             _ => Seccomp::Profile(wharf_seccomp::default_docker_profile().to_vec()),
         };
         let inputs = SpecInputs {
@@ -320,29 +393,48 @@ impl ContainerService {
         let spec = spec::build(c, &inputs).map_err(|e| ApiError::from_err(&e))?;
         let shim_dir = self.shim_dir(&id);
         let _ = tokio::fs::remove_dir_all(&shim_dir).await;
-        tokio::fs::create_dir_all(&shim_dir).await.map_err(|e| ApiError::internal(format!("creating {}: {e}", shim_dir.display())))?;
-        let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
-        tokio::fs::write(shim_dir.join("config.json"), spec_bytes).await.map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+        tokio::fs::create_dir_all(&shim_dir)
+            .await
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", shim_dir.display())))?;
+        let spec_bytes =
+            serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        tokio::fs::write(shim_dir.join("config.json"), spec_bytes)
+            .await
+            .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
         let (runtime_path, runtime_args) = self.runtime(&c.runtime)?;
         let shim_cfg = ShimConfig {
             version: PROTOCOL_VERSION,
             id: id.clone(),
             bundle: shim_dir.clone(),
-            runtime: RuntimeConfig { path: runtime_path, root: self.exec_root.join("runtime").join(&c.runtime), args: runtime_args },
+            runtime: RuntimeConfig {
+                path: runtime_path,
+                root: self.exec_root.join("runtime").join(&c.runtime),
+                args: runtime_args,
+            },
             stdio: StdioConfig {
                 tty: c.config.tty,
                 stdin: c.config.open_stdin,
                 stdin_once: c.config.stdin_once,
-                initial_size: hc.console_size.filter(|s| s[0] > 0 && s[1] > 0).map(|[h, w]| WindowSize { height: h.min(u16::MAX as u32) as u16, width: w.min(u16::MAX as u32) as u16 }),
+                initial_size: hc
+                    .console_size
+                    .filter(|s| s[0] > 0 && s[1] > 0)
+                    .map(|[h, w]| WindowSize {
+                        height: h.min(u16::MAX as u32) as u16,
+                        width: w.min(u16::MAX as u32) as u16,
+                    }),
             },
             log: log_config(c, &self.log_path(&id))?,
         };
         let shim = self.shim(&id);
-        shim.launch(&self.helpers.shim, &shim_cfg).await.map_err(|e| ApiError::from_err(&e))?;
+        shim.launch(&self.helpers.shim, &shim_cfg)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         self.connect_pending_attaches(&id).await;
         match shim.call(&Request::Start).await {
             Ok(Response::Started { pid }) => Ok(pid),
-            Ok(other) => Err(ApiError::internal(format!("unexpected shim answer {other:?}"))),
+            Ok(other) => Err(ApiError::internal(format!(
+                "unexpected shim answer {other:?}"
+            ))),
             Err(e) => {
                 let _ = shim.call_ok(&Request::Shutdown).await;
                 Err(ApiError::from_err(&e))
@@ -358,7 +450,11 @@ impl ContainerService {
             let exit = match shim.wait().await {
                 Ok(e) => e,
                 // The shim died without answering: exit.json may still tell what happened.
-                Err(_) => shim.exit_file().unwrap_or(ExitStatus { exit_code: 255, exited_at: now(), oom_killed: false }),
+                Err(_) => shim.exit_file().unwrap_or(ExitStatus {
+                    exit_code: 255,
+                    exited_at: now(),
+                    oom_killed: false,
+                }),
             };
             me.on_exit(&id, exit).await;
         });
@@ -394,7 +490,11 @@ impl ContainerService {
         // leaves it Running on disk, which restore() settles the same way (exit.json, then
         // removal), so the Exited state need not be written first.
         let auto_remove = Store::lock(&h).host_config.auto_remove;
-        let updated = if auto_remove { Ok(exited(&mut Store::lock(&h))) } else { self.update(&h, exited) };
+        let updated = if auto_remove {
+            Ok(exited(&mut Store::lock(&h)))
+        } else {
+            self.update(&h, exited)
+        };
         let Ok(c) = updated else {
             return;
         };
@@ -421,7 +521,10 @@ impl ContainerService {
                 let op = me.op_lock(&id);
                 let _g = op.lock().await;
                 let Ok(h) = me.get(&id) else { return };
-                let still = { let c = Store::lock(&h); c.state.status == Status::Restarting && !c.manually_stopped };
+                let still = {
+                    let c = Store::lock(&h);
+                    c.state.status == Status::Restarting && !c.manually_stopped
+                };
                 if !still {
                     return;
                 }
@@ -448,20 +551,36 @@ impl ContainerService {
             let h = self.get(&c.id)?;
             self.update(&h, |c| c.manually_stopped = true)?;
         }
-        self.shim(&c.id).call_ok(&Request::Kill { signal: sig, all: false }).await.map_err(|e| ApiError::from_err(&e))?;
+        self.shim(&c.id)
+            .call_ok(&Request::Kill {
+                signal: sig,
+                all: false,
+            })
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
         Ok(())
     }
 
     /// Stops with the stop signal, then SIGKILL after `timeout` seconds (Docker's default 10).
-    pub async fn stop(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ApiError> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), ApiError> {
         let id = self.snapshot(key)?.id;
         let op = self.op_lock(&id);
         let _g = op.lock().await;
         self.stop_locked(&id, signal, timeout).await
     }
 
-    async fn stop_locked(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ApiError> {
+    async fn stop_locked(
+        &self,
+        id: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), ApiError> {
         let h = self.get(id)?;
         let c = self.update(&h, |c| {
             c.manually_stopped = true;
@@ -471,9 +590,15 @@ impl ContainerService {
             c.clone()
         })?;
         if !c.state.status.is_alive() {
-            return Err(ApiError::new(ErrorKind::NotModified, "container already stopped"));
+            return Err(ApiError::new(
+                ErrorKind::NotModified,
+                "container already stopped",
+            ));
         }
-        let sig = match signal.filter(|s| !s.is_empty()).or(c.config.stop_signal.as_deref()) {
+        let sig = match signal
+            .filter(|s| !s.is_empty())
+            .or(c.config.stop_signal.as_deref())
+        {
             Some(s) => parse_signal(s)?,
             None => 15,
         };
@@ -484,7 +609,12 @@ impl ContainerService {
         if c.state.status == Status::Paused {
             let _ = shim.call_ok(&Request::Resume).await;
         }
-        let _ = shim.call_ok(&Request::Kill { signal: sig, all: false }).await;
+        let _ = shim
+            .call_ok(&Request::Kill {
+                signal: sig,
+                all: false,
+            })
+            .await;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
         let exited = |rx: &mut tokio::sync::watch::Receiver<super::Lifecycle>| {
             let mut rx = rx.clone();
@@ -493,12 +623,25 @@ impl ContainerService {
                 ok
             }
         };
-        let graceful = secs < 0 || tokio::time::timeout(Duration::from_secs(secs as u64), exited(&mut rx)).await.is_ok();
+        let graceful = secs < 0
+            || tokio::time::timeout(Duration::from_secs(secs as u64), exited(&mut rx))
+                .await
+                .is_ok();
         if !graceful {
-            let _ = shim.call_ok(&Request::Kill { signal: 9, all: true }).await;
+            let _ = shim
+                .call_ok(&Request::Kill {
+                    signal: 9,
+                    all: true,
+                })
+                .await;
             self.emit(&c, "kill", &[("signal", "9".into())]);
-            if tokio::time::timeout(Duration::from_secs(30), exited(&mut rx)).await.is_err() {
-                return Err(ApiError::internal(format!("container {id} did not exit after SIGKILL")));
+            if tokio::time::timeout(Duration::from_secs(30), exited(&mut rx))
+                .await
+                .is_err()
+            {
+                return Err(ApiError::internal(format!(
+                    "container {id} did not exit after SIGKILL"
+                )));
             }
         }
         self.emit(&c, "stop", &[]);
@@ -506,7 +649,12 @@ impl ContainerService {
     }
 
     /// Stops (if running) and starts again.
-    pub async fn restart(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ApiError> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), ApiError> {
         let id = self.snapshot(key)?.id;
         let op = self.op_lock(&id);
         let _g = op.lock().await;
@@ -525,20 +673,44 @@ impl ContainerService {
     pub async fn pause(self: &Arc<Self>, key: &str, pause: bool) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
         match (pause, c.state.status) {
-            (true, Status::Paused) => return Err(ApiError::conflict(format!("Container {} is already paused", c.id))),
-            (false, Status::Running) => return Err(ApiError::conflict(format!("Container {} is not paused", c.id))),
+            (true, Status::Paused) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is already paused",
+                    c.id
+                )))
+            }
+            (false, Status::Running) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not paused",
+                    c.id
+                )))
+            }
             (_, s) if !s.is_alive() => return Err(not_running(&c.id)),
             _ => {}
         }
-        let req = if pause { Request::Pause } else { Request::Resume };
+        let req = if pause {
+            Request::Pause
+        } else {
+            Request::Resume
+        };
         // Docker skips probes while paused; stopped first so a probe in flight is not frozen.
         if pause {
             self.stop_health(&c.id);
         }
-        let res = self.shim(&c.id).call_ok(&req).await.map_err(|e| ApiError::from_err(&e));
+        let res = self
+            .shim(&c.id)
+            .call_ok(&req)
+            .await
+            .map_err(|e| ApiError::from_err(&e));
         let h = self.get(&c.id)?;
         if res.is_ok() {
-            self.update(&h, |c| c.state.status = if pause { Status::Paused } else { Status::Running })?;
+            self.update(&h, |c| {
+                c.state.status = if pause {
+                    Status::Paused
+                } else {
+                    Status::Running
+                }
+            })?;
         }
         // A no-op while paused: this resumes probes after an unpause or a failed pause.
         self.start_health(&c.id);
@@ -554,7 +726,10 @@ impl ContainerService {
         let seen = rx.borrow().exits;
         let alive = c.state.status.is_alive() || c.state.status == Status::Restarting;
         if cond == WaitCondition::NotRunning && !alive {
-            return Ok(WaitResponse { status_code: c.state.exit_code, error: None });
+            return Ok(WaitResponse {
+                status_code: c.state.exit_code,
+                error: None,
+            });
         }
         let l = rx
             .wait_for(|l| match cond {
@@ -564,7 +739,10 @@ impl ContainerService {
             .await
             .map(|l| *l)
             .map_err(|_| ApiError::internal("daemon shutting down"))?;
-        Ok(WaitResponse { status_code: l.exit_code, error: None })
+        Ok(WaitResponse {
+            status_code: l.exit_code,
+            error: None,
+        })
     }
 
     /// Removes a container (killing it first with `force`).
@@ -576,7 +754,11 @@ impl ContainerService {
         let c = Store::lock(&h).clone();
         if c.state.status.is_alive() || c.state.status == Status::Restarting {
             if !force {
-                let what = if c.state.status == Status::Paused { "paused" } else { "running" };
+                let what = if c.state.status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
                 return Err(ApiError::conflict(format!("cannot remove container \"{}\": container is {what}: stop the container before removing or force remove", c.name)));
             }
             let _ = self.update(&h, |c| c.manually_stopped = true);
@@ -585,8 +767,15 @@ impl ContainerService {
                 let seen = rx.borrow().exits;
                 let shim = self.shim(&id);
                 let _ = shim.call_ok(&Request::Resume).await;
-                let _ = shim.call_ok(&Request::Kill { signal: 9, all: true }).await;
-                let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| l.exits > seen)).await;
+                let _ = shim
+                    .call_ok(&Request::Kill {
+                        signal: 9,
+                        all: true,
+                    })
+                    .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| l.exits > seen))
+                        .await;
             }
         }
         let _ = self.update(&h, |c| c.state.status = Status::Removing);
@@ -611,14 +800,20 @@ impl ContainerService {
     /// Renames.
     pub fn rename(&self, key: &str, new_name: &str) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
-        self.store.rename(&c.id, new_name).map_err(|e| ApiError::from_err(&e))?;
+        self.store
+            .rename(&c.id, new_name)
+            .map_err(|e| ApiError::from_err(&e))?;
         let new = self.snapshot(&c.id)?;
         self.emit(&new, "rename", &[("oldName", c.name.clone())]);
         Ok(())
     }
 
     /// `docker update`: new resources and restart policy; applied live when running.
-    pub async fn update_resources(&self, key: &str, req: UpdateRequest) -> Result<Vec<String>, ApiError> {
+    pub async fn update_resources(
+        &self,
+        key: &str,
+        req: UpdateRequest,
+    ) -> Result<Vec<String>, ApiError> {
         let c = self.snapshot(key)?;
         let mut hc = c.host_config.clone();
         let r = &req.resources;
@@ -626,7 +821,20 @@ impl ContainerService {
         let unset = wharf_api_types::container::Resources::default();
         // Docker's update only changes the fields the client set (non-zero).
         macro_rules! set_nonzero { ($($f:ident),*) => { $( if r.$f != unset.$f { nr.$f = r.$f.clone(); } )* } }
-        set_nonzero!(cpu_shares, memory, nano_cpus, blkio_weight, cpu_period, cpu_quota, cpu_realtime_period, cpu_realtime_runtime, cpuset_cpus, cpuset_mems, memory_reservation, memory_swap);
+        set_nonzero!(
+            cpu_shares,
+            memory,
+            nano_cpus,
+            blkio_weight,
+            cpu_period,
+            cpu_quota,
+            cpu_realtime_period,
+            cpu_realtime_runtime,
+            cpuset_cpus,
+            cpuset_mems,
+            memory_reservation,
+            memory_swap
+        );
         if r.pids_limit.is_some() {
             nr.pids_limit = r.pids_limit;
         }
@@ -636,8 +844,12 @@ impl ContainerService {
         }
         super::create::validate_host_config(&hc)?;
         if c.state.status.is_alive() {
-            let res = spec::resources(&hc.resources, hc.privileged).map_err(|e| ApiError::from_err(&e))?;
-            self.shim(&c.id).call_ok(&Request::Update { resources: res }).await.map_err(|e| ApiError::from_err(&e))?;
+            let res = spec::resources(&hc.resources, hc.privileged)
+                .map_err(|e| ApiError::from_err(&e))?;
+            self.shim(&c.id)
+                .call_ok(&Request::Update { resources: res })
+                .await
+                .map_err(|e| ApiError::from_err(&e))?;
         }
         let h = self.get(&c.id)?;
         self.update(&h, |x| x.host_config = hc)?;
@@ -669,7 +881,11 @@ impl ContainerService {
                     if let Err(e) = blocking(move || images.mount_rw_layer(&cid)).await {
                         tracing::warn!(id = c.id, "re-taking the rootfs mount: {e}");
                     }
-                    let status = if st.status == wharf_shim_proto::Status::Paused { Status::Paused } else { Status::Running };
+                    let status = if st.status == wharf_shim_proto::Status::Paused {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
                     let _ = self.update(&h, |x| {
                         x.state.status = status;
                         x.state.pid = i64::from(st.pid);
@@ -680,7 +896,11 @@ impl ContainerService {
                     adopted.push(c.id.clone());
                 }
                 _ => {
-                    let exit = shim.exit_file().unwrap_or(ExitStatus { exit_code: 255, exited_at: now(), oom_killed: false });
+                    let exit = shim.exit_file().unwrap_or(ExitStatus {
+                        exit_code: 255,
+                        exited_at: now(),
+                        oom_killed: false,
+                    });
                     self.cleanup_after_exit(&c.id).await;
                     let _ = self.update(&h, |x| {
                         x.state.status = Status::Exited;
@@ -789,15 +1009,31 @@ mod tests {
         assert_eq!(parse_size("1k"), Some(1024));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("x"), None);
-        assert_eq!(WaitCondition::parse(Some("removed")).expect("ok"), WaitCondition::Removed);
+        assert_eq!(
+            WaitCondition::parse(Some("removed")).expect("ok"),
+            WaitCondition::Removed
+        );
         assert!(WaitCondition::parse(Some("bogus")).is_err());
     }
 
     #[test]
     fn resolv_and_hosts() {
-        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\noptions edns0\n", &[], &[], &[]);
-        assert_eq!(r, "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n");
-        let r = resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()], &["x".into()], &[]);
+        let r = resolv_conf(
+            "nameserver 127.0.0.53\nsearch lan\noptions edns0\n",
+            &[],
+            &[],
+            &[],
+        );
+        assert_eq!(
+            r,
+            "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
+        );
+        let r = resolv_conf(
+            "nameserver 10.0.0.1\n",
+            &["1.1.1.1".into()],
+            &["x".into()],
+            &[],
+        );
         assert_eq!(r, "search x\nnameserver 1.1.1.1\n");
         let h = hosts_file("abc", &["db:10.0.0.2".into()]);
         assert!(h.contains("127.0.1.1\tabc\n") && h.contains("10.0.0.2\tdb\n"));

@@ -41,22 +41,39 @@ impl LogOptions {
         let time = |k: &str| -> Result<Option<i64>, ApiError> {
             match q.get(k).filter(|s| !s.is_empty() && *s != "0") {
                 None => Ok(None),
-                Some(s) => parse_time(s).map(Some).ok_or_else(|| ApiError::invalid(format!("invalid value for {k}: {s:?}"))),
+                Some(s) => parse_time(s)
+                    .map(Some)
+                    .ok_or_else(|| ApiError::invalid(format!("invalid value for {k}: {s:?}"))),
             }
         };
         let tail = match q.get("tail").filter(|s| !s.is_empty() && *s != "all") {
             None => None,
-            Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::invalid(format!("invalid value for tail: {s:?}")))?.max(0) as usize),
+            Some(s) => Some(
+                s.parse::<i64>()
+                    .map_err(|_| ApiError::invalid(format!("invalid value for tail: {s:?}")))?
+                    .max(0) as usize,
+            ),
         };
-        let o = LogOptions { follow: q.bool("follow"), stdout: q.bool("stdout"), stderr: q.bool("stderr"), since: time("since")?, until: time("until")?, timestamps: q.bool("timestamps"), tail };
+        let o = LogOptions {
+            follow: q.bool("follow"),
+            stdout: q.bool("stdout"),
+            stderr: q.bool("stderr"),
+            since: time("since")?,
+            until: time("until")?,
+            timestamps: q.bool("timestamps"),
+            tail,
+        };
         if !o.stdout && !o.stderr {
-            return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+            return Err(ApiError::invalid(
+                "Bad parameters: you must choose at least one stream",
+            ));
         }
         Ok(o)
     }
 
     fn wants(&self, e: &LogEntry) -> bool {
-        let stream_ok = (e.stream == "stderr" && self.stderr) || (e.stream != "stderr" && self.stdout);
+        let stream_ok =
+            (e.stream == "stderr" && self.stderr) || (e.stream != "stderr" && self.stdout);
         if !stream_ok {
             return false;
         }
@@ -92,25 +109,43 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
         for e in rd.flatten() {
             let f = e.file_name();
             let Some(f) = f.to_str() else { continue };
-            if let Some(n) = f.strip_prefix(name).and_then(|r| r.strip_prefix('.')).and_then(|n| n.parse().ok()) {
+            if let Some(n) = f
+                .strip_prefix(name)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|n| n.parse().ok())
+            {
                 rotated.push((n, e.path()));
             }
         }
     }
     rotated.sort_by(|a, b| b.0.cmp(&a.0));
-    rotated.into_iter().map(|(_, p)| p).chain(std::iter::once(path.to_path_buf())).collect()
+    rotated
+        .into_iter()
+        .map(|(_, p)| p)
+        .chain(std::iter::once(path.to_path_buf()))
+        .collect()
 }
 
 fn parse_lines(text: &[u8]) -> impl Iterator<Item = LogEntry> + '_ {
-    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| LogEntry::from_line(l).ok())
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| LogEntry::from_line(l).ok())
 }
 
 impl ContainerService {
     /// Starts streaming the logs into `tx`; ends when done (or the client goes away).
-    pub fn logs(self: &Arc<Self>, key: &str, opts: LogOptions, tx: mpsc::Sender<Bytes>) -> Result<(), ApiError> {
+    pub fn logs(
+        self: &Arc<Self>,
+        key: &str,
+        opts: LogOptions,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Result<(), ApiError> {
         let c = self.snapshot(key)?;
         if matches!(c.host_config.log_config.kind.as_str(), "none") {
-            return Err(ApiError::new(ErrorKind::NotImplemented, "configured logging driver does not support reading"));
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                "configured logging driver does not support reading",
+            ));
         }
         let path = self.log_path(&c.id);
         let tty = c.config.tty;
@@ -124,7 +159,11 @@ impl ContainerService {
                 if let Ok(b) = tokio::fs::read(f).await {
                     if *f == path {
                         // Only whole lines: a half-written last line is read again when following.
-                        let end = b.iter().rposition(|c| *c == b'\n').map(|i| i + 1).unwrap_or(0);
+                        let end = b
+                            .iter()
+                            .rposition(|c| *c == b'\n')
+                            .map(|i| i + 1)
+                            .unwrap_or(0);
                         offset = end as u64;
                         entries.extend(parse_lines(&b[..end]).filter(|e| opts.wants(e)));
                     } else {
@@ -132,7 +171,10 @@ impl ContainerService {
                     }
                 }
             }
-            let skip = opts.tail.map(|t| entries.len().saturating_sub(t)).unwrap_or(0);
+            let skip = opts
+                .tail
+                .map(|t| entries.len().saturating_sub(t))
+                .unwrap_or(0);
             for e in entries.iter().skip(skip) {
                 if tx.send(encode(e, tty, opts.timestamps)).await.is_err() {
                     return;
@@ -143,13 +185,23 @@ impl ContainerService {
             }
             let mut rx = me.watch(&id);
             loop {
-                let running = me.snapshot(&id).map(|c| c.state.status.is_alive() || c.state.status == crate::state::Status::Restarting).unwrap_or(false);
+                let running = me
+                    .snapshot(&id)
+                    .map(|c| {
+                        c.state.status.is_alive()
+                            || c.state.status == crate::state::Status::Restarting
+                    })
+                    .unwrap_or(false);
                 if let Ok(b) = tokio::fs::read(&path).await {
                     if (b.len() as u64) < offset {
                         offset = 0; // rotated under us
                     }
                     let tail = &b[offset as usize..];
-                    let end = tail.iter().rposition(|c| *c == b'\n').map(|i| i + 1).unwrap_or(0);
+                    let end = tail
+                        .iter()
+                        .rposition(|c| *c == b'\n')
+                        .map(|i| i + 1)
+                        .unwrap_or(0);
                     for e in parse_lines(&tail[..end]).filter(|e| opts.wants(e)) {
                         if tx.send(encode(&e, tty, opts.timestamps)).await.is_err() {
                             return;
@@ -157,7 +209,11 @@ impl ContainerService {
                     }
                     offset += end as u64;
                 }
-                if !running || opts.until.is_some_and(|u| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) >= u) {
+                if !running
+                    || opts
+                        .until
+                        .is_some_and(|u| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) >= u)
+                {
                     return;
                 }
                 tokio::select! {
@@ -176,14 +232,24 @@ mod tests {
     use super::*;
 
     fn entry(log: &str, stream: &str, time: &str) -> LogEntry {
-        LogEntry { log: log.into(), stream: stream.into(), time: time.into() }
+        LogEntry {
+            log: log.into(),
+            stream: stream.into(),
+            time: time.into(),
+        }
     }
 
     #[test]
     fn framing() {
         let e = entry("hi\n", "stderr", "2026-01-01T00:00:00.000000001Z");
-        assert_eq!(&encode(&e, false, false)[..], b"\x02\x00\x00\x00\x00\x00\x00\x03hi\n");
-        assert_eq!(&encode(&e, true, true)[..], b"2026-01-01T00:00:00.000000001Z hi\n");
+        assert_eq!(
+            &encode(&e, false, false)[..],
+            b"\x02\x00\x00\x00\x00\x00\x00\x03hi\n"
+        );
+        assert_eq!(
+            &encode(&e, true, true)[..],
+            b"2026-01-01T00:00:00.000000001Z hi\n"
+        );
     }
 
     #[test]
@@ -195,7 +261,9 @@ mod tests {
         assert!(o.wants(&entry("x", "stdout", "2026-01-01T00:00:01Z")));
         assert!(!o.wants(&entry("x", "stdout", "2025-12-31T23:59:59Z")));
         assert!(LogOptions::parse(&crate::server::http::Query::parse(Some("follow=1"))).is_err());
-        assert!(LogOptions::parse(&crate::server::http::Query::parse(Some("stdout=1&tail=x"))).is_err());
+        assert!(
+            LogOptions::parse(&crate::server::http::Query::parse(Some("stdout=1&tail=x"))).is_err()
+        );
     }
 
     #[test]
@@ -205,7 +273,10 @@ mod tests {
         for f in ["c-json.log", "c-json.log.1", "c-json.log.2"] {
             std::fs::write(d.path().join(f), b"").expect("w");
         }
-        let names: Vec<String> = log_files(&p).iter().filter_map(|p| p.file_name()?.to_str().map(String::from)).collect();
+        let names: Vec<String> = log_files(&p)
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(String::from))
+            .collect();
         assert_eq!(names, ["c-json.log.2", "c-json.log.1", "c-json.log"]);
     }
 }

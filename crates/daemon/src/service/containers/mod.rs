@@ -114,7 +114,10 @@ impl ContainerService {
     }
 
     fn config(&self) -> Config {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The image service (shared with the images backend).
@@ -159,7 +162,10 @@ impl ContainerService {
     }
 
     fn lifecycle_tx(&self, id: &str) -> watch::Sender<Lifecycle> {
-        lock(&self.lifecycle).entry(id.to_string()).or_insert_with(|| watch::channel(Lifecycle::default()).0).clone()
+        lock(&self.lifecycle)
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(Lifecycle::default()).0)
+            .clone()
     }
 
     /// Subscribes to a container's exits and removal.
@@ -181,9 +187,17 @@ impl ContainerService {
     /// Resolves a runtime name to (binary, extra args).
     fn runtime(&self, name: &str) -> Result<(PathBuf, Vec<String>), ApiError> {
         let cfg = self.config();
-        let entry = cfg.runtimes.get(name).ok_or_else(|| ApiError::invalid(format!("unknown or invalid runtime name: {name}")))?;
+        let entry = cfg
+            .runtimes
+            .get(name)
+            .ok_or_else(|| ApiError::invalid(format!("unknown or invalid runtime name: {name}")))?;
         let p = Path::new(&entry.path);
-        let path = if p.is_absolute() { p.to_path_buf() } else { find_binary(&entry.path, self.helpers.search_dir.as_deref()).unwrap_or_else(|| p.to_path_buf()) };
+        let path = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            find_binary(&entry.path, self.helpers.search_dir.as_deref())
+                .unwrap_or_else(|| p.to_path_buf())
+        };
         Ok((path, entry.runtime_args.clone()))
     }
 }
@@ -201,7 +215,10 @@ pub fn find_binary(name: &str, first_dir: Option<&Path>) -> Option<PathBuf> {
 
 /// Docker's "is not running" conflict.
 pub fn not_running(id: &str) -> ApiError {
-    ApiError::new(ErrorKind::Conflict, format!("Container {id} is not running"))
+    ApiError::new(
+        ErrorKind::Conflict,
+        format!("Container {id} is not running"),
+    )
 }
 
 #[cfg(test)]
@@ -212,7 +229,10 @@ mod tests {
     fn binaries_are_found_in_dir_then_path() {
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::write(d.path().join("wharf-test-bin"), b"").expect("w");
-        assert_eq!(find_binary("wharf-test-bin", Some(d.path())), Some(d.path().join("wharf-test-bin")));
+        assert_eq!(
+            find_binary("wharf-test-bin", Some(d.path())),
+            Some(d.path().join("wharf-test-bin"))
+        );
         assert_eq!(find_binary("wharf-no-such-binary", Some(d.path())), None);
         assert!(find_binary("sh", None).is_some());
     }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::socket::{bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
+use nix::sys::socket::{
+    bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
+    SockType,
+};
 use wharf_errdefs::{Classify, ErrorKind};
 
 /// Netns errors.
@@ -50,7 +53,10 @@ pub struct NetnsManager {
 impl NetnsManager {
     /// Namespaces are pinned under `dir`; `proc_root` is normally `/proc`.
     pub fn new(dir: &Path, proc_root: &Path) -> NetnsManager {
-        NetnsManager { dir: dir.to_path_buf(), proc_root: proc_root.to_path_buf() }
+        NetnsManager {
+            dir: dir.to_path_buf(),
+            proc_root: proc_root.to_path_buf(),
+        }
     }
 
     /// Where `id`'s namespace is pinned.
@@ -63,14 +69,33 @@ impl NetnsManager {
     pub fn create(&self, id: &str) -> Result<PathBuf, NetnsError> {
         let path = self.path(id);
         let (p, proc_root) = (path.clone(), self.proc_root.clone());
-        let sys = |what, source| NetnsError::Sys { path: path.clone(), what, source };
-        fs::create_dir_all(&self.dir).map_err(|e| sys("creating dir", nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let sys = |what, source| NetnsError::Sys {
+            path: path.clone(),
+            what,
+            source,
+        };
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            sys(
+                "creating dir",
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
         let joined = std::thread::spawn(move || -> Result<(), NetnsError> {
-            let sys = |what, source| NetnsError::Sys { path: p.clone(), what, source };
-            fs::File::create(&p).map_err(|e| sys("creating pin file", nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+            let sys = |what, source| NetnsError::Sys {
+                path: p.clone(),
+                what,
+                source,
+            };
+            fs::File::create(&p).map_err(|e| {
+                sys(
+                    "creating pin file",
+                    nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?;
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| sys("unshare", e))?;
             let own = proc_root.join("thread-self/ns/net");
-            mount(Some(&own), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| sys("bind mount", e))?;
+            mount(Some(&own), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| sys("bind mount", e))?;
             loopback_up(&p)
         })
         .join();
@@ -89,19 +114,32 @@ impl NetnsManager {
         let path = self.path(id);
         match umount2(&path, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(e) => return Err(NetnsError::Sys { path, what: "unmount", source: e }),
+            Err(e) => {
+                return Err(NetnsError::Sys {
+                    path,
+                    what: "unmount",
+                    source: e,
+                })
+            }
         }
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(NetnsError::Sys { path, what: "remove", source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)) }),
+            Err(e) => Err(NetnsError::Sys {
+                path,
+                what: "remove",
+                source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+            }),
         }
     }
 
     /// Ids with a pinned namespace (for reconciliation at start).
     pub fn list(&self) -> Vec<String> {
         fs::read_dir(&self.dir)
-            .map(|r| r.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .map(|r| {
+                r.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -130,21 +168,48 @@ fn ack_errno(resp: &[u8]) -> Option<i32> {
     if ty != NLMSG_ERROR {
         return None;
     }
-    Some(i32::from_ne_bytes([*resp.get(16)?, *resp.get(17)?, *resp.get(18)?, *resp.get(19)?]))
+    Some(i32::from_ne_bytes([
+        *resp.get(16)?,
+        *resp.get(17)?,
+        *resp.get(18)?,
+        *resp.get(19)?,
+    ]))
 }
 
 fn loopback_up(path: &Path) -> Result<(), NetnsError> {
-    let sys = |what, source| NetnsError::Sys { path: path.to_path_buf(), what, source };
-    let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
-        .map_err(|e| sys("netlink socket", e))?;
+    let sys = |what, source| NetnsError::Sys {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .map_err(|e| sys("netlink socket", e))?;
     bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| sys("netlink bind", e))?;
-    sendto(fd.as_raw_fd(), &lo_up_message(), &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("netlink send", e))?;
+    sendto(
+        fd.as_raw_fd(),
+        &lo_up_message(),
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )
+    .map_err(|e| sys("netlink send", e))?;
     let mut buf = [0u8; 512];
-    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("netlink recv", e))?;
+    let n =
+        recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("netlink recv", e))?;
     match ack_errno(&buf[..n]) {
         Some(0) => Ok(()),
-        Some(errno) => Err(NetnsError::Netlink { path: path.to_path_buf(), errno }),
-        None => Err(NetnsError::Netlink { path: path.to_path_buf(), errno: 0 }),
+        Some(errno) => Err(NetnsError::Netlink {
+            path: path.to_path_buf(),
+            errno,
+        }),
+        None => Err(NetnsError::Netlink {
+            path: path.to_path_buf(),
+            errno: 0,
+        }),
     }
 }
 

@@ -7,7 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use wharf_errdefs::{Classify, ErrorKind};
 use wharf_shim_proto::sockpath::SocketPath;
-use wharf_shim_proto::{decode_line, encode_line, files, ErrorCode, ExitStatus, Request, Response, ShimConfig};
+use wharf_shim_proto::{
+    decode_line, encode_line, files, ErrorCode, ExitStatus, Request, Response, ShimConfig,
+};
 
 /// Shim errors.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +44,24 @@ pub enum ShimError {
 impl Classify for ShimError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ShimError::Refused { code: ErrorCode::InvalidArgument, .. } => ErrorKind::InvalidArgument,
-            ShimError::Refused { code: ErrorCode::NotFound, .. } => ErrorKind::NotFound,
-            ShimError::Refused { code: ErrorCode::Conflict, .. } | ShimError::Gone(_) => ErrorKind::Conflict,
-            ShimError::Launch(m) if m.contains("executable file not found") || m.contains("no such file") => ErrorKind::InvalidArgument,
+            ShimError::Refused {
+                code: ErrorCode::InvalidArgument,
+                ..
+            } => ErrorKind::InvalidArgument,
+            ShimError::Refused {
+                code: ErrorCode::NotFound,
+                ..
+            } => ErrorKind::NotFound,
+            ShimError::Refused {
+                code: ErrorCode::Conflict,
+                ..
+            }
+            | ShimError::Gone(_) => ErrorKind::Conflict,
+            ShimError::Launch(m)
+                if m.contains("executable file not found") || m.contains("no such file") =>
+            {
+                ErrorKind::InvalidArgument
+            }
             _ => ErrorKind::Internal,
         }
     }
@@ -60,7 +76,9 @@ pub struct Shim {
 impl Shim {
     /// The shim for `dir` (`<exec-root>/containers/<id>`).
     pub fn new(dir: &Path) -> Shim {
-        Shim { dir: dir.to_path_buf() }
+        Shim {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Its directory.
@@ -72,8 +90,11 @@ impl Shim {
     /// created and the socket listens (or fails with the runtime's error on stderr).
     pub async fn launch(&self, shim_bin: &Path, cfg: &ShimConfig) -> Result<(), ShimError> {
         let io = |what| move |source| ShimError::Io { what, source };
-        let bytes = serde_json::to_vec_pretty(cfg).map_err(|e| ShimError::Protocol(e.to_string()))?;
-        tokio::fs::write(self.dir.join(files::CONFIG), bytes).await.map_err(io("writing config"))?;
+        let bytes =
+            serde_json::to_vec_pretty(cfg).map_err(|e| ShimError::Protocol(e.to_string()))?;
+        tokio::fs::write(self.dir.join(files::CONFIG), bytes)
+            .await
+            .map_err(io("writing config"))?;
         let out = tokio::process::Command::new(shim_bin)
             .arg(&self.dir)
             .stdin(std::process::Stdio::null())
@@ -86,7 +107,11 @@ impl Shim {
             Ok(())
         } else {
             let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            Err(ShimError::Launch(if msg.is_empty() { format!("wharf-shim exited with {}", out.status) } else { msg }))
+            Err(ShimError::Launch(if msg.is_empty() {
+                format!("wharf-shim exited with {}", out.status)
+            } else {
+                msg
+            }))
         }
     }
 
@@ -94,13 +119,20 @@ impl Shim {
     pub async fn open(&self, req: &Request) -> Result<(Response, UnixStream), ShimError> {
         let path = self.dir.join(files::SOCKET);
         let sock = SocketPath::for_self(&path).map_err(|e| ShimError::Gone(e.to_string()))?;
-        let mut s = UnixStream::connect(sock.path()).await.map_err(|e| ShimError::Gone(e.to_string()))?;
+        let mut s = UnixStream::connect(sock.path())
+            .await
+            .map_err(|e| ShimError::Gone(e.to_string()))?;
         drop(sock);
-        s.write_all(&encode_line(req)).await.map_err(|e| ShimError::Gone(e.to_string()))?;
+        s.write_all(&encode_line(req))
+            .await
+            .map_err(|e| ShimError::Gone(e.to_string()))?;
         // Byte by byte: whatever follows the line belongs to the stream.
         let mut line = Vec::with_capacity(128);
         loop {
-            let b = s.read_u8().await.map_err(|e| ShimError::Gone(e.to_string()))?;
+            let b = s
+                .read_u8()
+                .await
+                .map_err(|e| ShimError::Gone(e.to_string()))?;
             if b == b'\n' {
                 break;
             }
@@ -153,7 +185,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = tokio::net::UnixListener::bind(dir.path().join(files::SOCKET)).expect("bind");
         tokio::spawn(async move {
-            for answer in [&b"{\"type\":\"ok\"}\nSTREAM"[..], b"{\"type\":\"error\",\"code\":\"conflict\",\"message\":\"not running\"}\n"] {
+            for answer in [
+                &b"{\"type\":\"ok\"}\nSTREAM"[..],
+                b"{\"type\":\"error\",\"code\":\"conflict\",\"message\":\"not running\"}\n",
+            ] {
                 let (s, _) = l.accept().await.expect("accept");
                 let mut r = tokio::io::BufReader::new(s);
                 let mut line = String::new();
@@ -162,7 +197,14 @@ mod tests {
             }
         });
         let shim = Shim::new(dir.path());
-        let (resp, mut s) = shim.open(&Request::Attach { stdin: false, stdout: true, stderr: true }).await.expect("open");
+        let (resp, mut s) = shim
+            .open(&Request::Attach {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            })
+            .await
+            .expect("open");
         assert_eq!(resp, Response::Ok);
         let mut rest = String::new();
         s.read_to_string(&mut rest).await.expect("rest");
@@ -170,6 +212,11 @@ mod tests {
         let e = shim.call(&Request::Pause).await.expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert_eq!(e.to_string(), "not running");
-        assert!(matches!(Shim::new(Path::new("/nonexistent")).call(&Request::State).await, Err(ShimError::Gone(_))));
+        assert!(matches!(
+            Shim::new(Path::new("/nonexistent"))
+                .call(&Request::State)
+                .await,
+            Err(ShimError::Gone(_))
+        ));
     }
 }

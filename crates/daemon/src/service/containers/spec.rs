@@ -14,34 +14,91 @@ use crate::state::Container;
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 /// Every capability Linux defines (through 6.x), for `--privileged` and `--cap-add ALL`.
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// Paths Docker hides from unprivileged containers.
 pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 /// Paths Docker makes read-only in unprivileged containers.
-pub const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Where `--init` puts our init inside the container (Docker's path).
 pub const INIT_PATH: &str = "/sbin/docker-init";
@@ -114,25 +171,41 @@ pub struct SpecInputs {
 pub fn default_cgroupns_mode() -> &'static str {
     static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let v2 = *V2.get_or_init(|| {
-        wharf_cgroups::Hierarchy::probe().is_ok_and(|h| h.version() == wharf_cgroups::CgroupVersion::V2)
+        wharf_cgroups::Hierarchy::probe()
+            .is_ok_and(|h| h.version() == wharf_cgroups::CgroupVersion::V2)
     });
-    if v2 { "private" } else { "host" }
+    if v2 {
+        "private"
+    } else {
+        "host"
+    }
 }
 
 /// Checks everything in a HostConfig that [`build`] would reject, without host inputs.
 pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
     if !matches!(hc.cgroupns_mode.as_str(), "" | "host" | "private") {
-        return Err(SpecError::Invalid(format!("invalid cgroup namespace mode: {}", hc.cgroupns_mode)));
+        return Err(SpecError::Invalid(format!(
+            "invalid cgroup namespace mode: {}",
+            hc.cgroupns_mode
+        )));
     }
     if !matches!(hc.isolation.as_str(), "" | "default") {
-        return Err(SpecError::Invalid(format!("invalid isolation '{}' on linux", hc.isolation)));
+        return Err(SpecError::Invalid(format!(
+            "invalid isolation '{}' on linux",
+            hc.isolation
+        )));
     }
     if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
         // Docker's overlay2 answer without xfs project quotas, which we never have.
-        return Err(SpecError::Invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option".into()));
+        return Err(SpecError::Invalid(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+                .into(),
+        ));
     }
     if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(SpecError::NotSupported("legacy container links (--link)".into()));
+        return Err(SpecError::NotSupported(
+            "legacy container links (--link)".into(),
+        ));
     }
     SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or(&[]))?;
     capabilities(hc)?;
@@ -152,9 +225,16 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
     let hc = &c.host_config;
     let sec = SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or(&[]))?;
     let caps = capabilities(hc)?;
-    let (uid, gid, extra_gids) = resolve_user(&c.config.user, &inp.passwd, &inp.group, hc.group_add.as_deref().unwrap_or(&[]))?;
+    let (uid, gid, extra_gids) = resolve_user(
+        &c.config.user,
+        &inp.passwd,
+        &inp.group,
+        hc.group_add.as_deref().unwrap_or(&[]),
+    )?;
 
-    let mut args: Vec<String> = std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect();
+    let mut args: Vec<String> = std::iter::once(c.path.clone())
+        .chain(c.args.iter().cloned())
+        .collect();
     let init = hc.init.unwrap_or(false);
     if init {
         args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
@@ -182,13 +262,22 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
         process["consoleSize"] = json!({"height": h, "width": w});
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     match &inp.netns {
         Some(p) => namespaces.push(json!({"type": "network", "path": p})),
         None if !is_host_network(hc) => namespaces.push(json!({"type": "network"})),
         None => {}
     }
-    for (mode, what) in [(&hc.pid_mode, "pid"), (&hc.ipc_mode, "ipc"), (&hc.uts_mode, "uts")] {
+    for (mode, what) in [
+        (&hc.pid_mode, "pid"),
+        (&hc.ipc_mode, "ipc"),
+        (&hc.uts_mode, "uts"),
+    ] {
         match mode.as_str() {
             "" | "private" | "shareable" => {}
             "host" => namespaces.retain(|n| n["type"] != what),
@@ -203,7 +292,10 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
         namespaces.push(json!({"type": "cgroup"}));
     }
     if !matches!(hc.userns_mode.as_str(), "" | "host") {
-        return Err(SpecError::NotSupported(format!("userns mode {:?}", hc.userns_mode)));
+        return Err(SpecError::NotSupported(format!(
+            "userns mode {:?}",
+            hc.userns_mode
+        )));
     }
 
     let mut linux = json!({
@@ -213,8 +305,14 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
         "sysctl": hc.sysctls.clone().unwrap_or_default(),
     });
     if !hc.privileged {
-        linux["maskedPaths"] = json!(hc.masked_paths.clone().unwrap_or_else(|| strs(MASKED_PATHS)));
-        linux["readonlyPaths"] = json!(hc.readonly_paths.clone().unwrap_or_else(|| strs(READONLY_PATHS)));
+        linux["maskedPaths"] = json!(hc
+            .masked_paths
+            .clone()
+            .unwrap_or_else(|| strs(MASKED_PATHS)));
+        linux["readonlyPaths"] = json!(hc
+            .readonly_paths
+            .clone()
+            .unwrap_or_else(|| strs(READONLY_PATHS)));
         let profile = match (&sec.seccomp, &inp.seccomp) {
             (Some(s), _) => s.clone(),
             (None, d) => d.clone(),
@@ -222,7 +320,8 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
         if let Seccomp::Profile(p) = profile {
             let oci = wharf_seccomp::docker_profile_to_oci(&p, &caps)
                 .map_err(|e| SpecError::Invalid(format!("seccomp profile: {e}")))?;
-            linux["seccomp"] = serde_json::to_value(oci).map_err(|e| SpecError::Invalid(e.to_string()))?;
+            linux["seccomp"] =
+                serde_json::to_value(oci).map_err(|e| SpecError::Invalid(e.to_string()))?;
         }
     }
     Ok(json!({
@@ -255,7 +354,11 @@ pub fn is_host_network(hc: &HostConfig) -> bool {
 
 /// `/wharf/<id>`, or `<parent>/<id>` with the container's or the daemon's cgroup parent.
 pub fn cgroups_path(c: &Container, daemon_parent: &str) -> String {
-    let parent = if c.host_config.resources.cgroup_parent.is_empty() { daemon_parent } else { &c.host_config.resources.cgroup_parent };
+    let parent = if c.host_config.resources.cgroup_parent.is_empty() {
+        daemon_parent
+    } else {
+        &c.host_config.resources.cgroup_parent
+    };
     let parent = if parent.is_empty() { "/wharf" } else { parent };
     format!("/{}/{}", parent.trim_matches('/'), c.id)
 }
@@ -277,7 +380,9 @@ impl SecurityOpts {
                 "seccomp" => {
                     // The docker CLI inlines the profile file's JSON into the option.
                     if !v.trim_start().starts_with('{') {
-                        return Err(SpecError::Invalid(format!("seccomp profile must be JSON, got {v:?}")));
+                        return Err(SpecError::Invalid(format!(
+                            "seccomp profile must be JSON, got {v:?}"
+                        )));
                     }
                     s.seccomp = Some(Seccomp::Profile(v.as_bytes().to_vec()));
                 }
@@ -292,7 +397,11 @@ impl SecurityOpts {
 
 fn normalize_cap(c: &str) -> Result<String, SpecError> {
     let up = c.to_ascii_uppercase();
-    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    let name = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
     if ALL_CAPS.contains(&name.as_str()) {
         Ok(name)
     } else {
@@ -308,12 +417,18 @@ pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     let add = hc.cap_add.as_deref().unwrap_or(&[]);
     let drop = hc.cap_drop.as_deref().unwrap_or(&[]);
     let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
-    let mut caps: Vec<String> =
-        if add.iter().any(is_all) { strs(ALL_CAPS) } else { strs(DEFAULT_CAPS) };
+    let mut caps: Vec<String> = if add.iter().any(is_all) {
+        strs(ALL_CAPS)
+    } else {
+        strs(DEFAULT_CAPS)
+    };
     if drop.iter().any(is_all) {
         caps.clear();
     } else {
-        let drop: Vec<String> = drop.iter().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+        let drop: Vec<String> = drop
+            .iter()
+            .map(|c| normalize_cap(c))
+            .collect::<Result<_, _>>()?;
         caps.retain(|c| !drop.contains(c));
     }
     for a in add.iter().filter(|c| !is_all(c)) {
@@ -326,21 +441,44 @@ pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
 }
 
 /// Resolves `user[:group]` (names or numbers) against the image's passwd/group text.
-pub fn resolve_user(user: &str, passwd: &str, group: &str, group_add: &[String]) -> Result<(u32, u32, Vec<u32>), SpecError> {
+pub fn resolve_user(
+    user: &str,
+    passwd: &str,
+    group: &str,
+    group_add: &[String],
+) -> Result<(u32, u32, Vec<u32>), SpecError> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let pw: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 4).collect();
-    let gr: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 3).collect();
+    let pw: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
+    let gr: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
     let (uid, name, mut gid) = if u.is_empty() {
         (0, "root".to_string(), 0)
     } else if let Ok(n) = u.parse::<u32>() {
         let e = pw.iter().find(|f| f[2] == u);
-        (n, e.map(|f| f[0].to_string()).unwrap_or_default(), e.and_then(|f| f[3].parse().ok()).unwrap_or(0))
+        (
+            n,
+            e.map(|f| f[0].to_string()).unwrap_or_default(),
+            e.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        )
     } else {
-        let e = pw.iter().find(|f| f[0] == u).ok_or_else(|| SpecError::NoSuchUser(u.to_string()))?;
-        let num = |s: &str| s.parse::<u32>().map_err(|_| SpecError::NoSuchUser(u.to_string()));
+        let e = pw
+            .iter()
+            .find(|f| f[0] == u)
+            .ok_or_else(|| SpecError::NoSuchUser(u.to_string()))?;
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| SpecError::NoSuchUser(u.to_string()))
+        };
         (num(e[2])?, u.to_string(), num(e[3])?)
     };
     let lookup_group = |g: &str| -> Result<u32, SpecError> {
@@ -381,7 +519,24 @@ fn rlimits(own: &[Ulimit], defaults: &[Ulimit]) -> Result<Vec<Value>, SpecError>
     for u in defaults.iter().chain(own) {
         by_name.insert(u.name.to_ascii_lowercase(), u);
     }
-    const KNOWN: &[&str] = &["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
+    const KNOWN: &[&str] = &[
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
     by_name
         .into_iter()
         .map(|(n, u)| {
@@ -428,16 +583,25 @@ fn cgroup_rule(rule: &str) -> Result<Value, SpecError> {
     let num = |s: &str| -> Result<Option<i64>, SpecError> {
         match s {
             "*" => Ok(None),
-            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().map(Some).map_err(|_| bad()),
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().map(Some).map_err(|_| bad())
+            }
             _ => Err(bad()),
         }
     };
-    let [ty, nums, access] = rule.split(' ').collect::<Vec<_>>()[..] else { return Err(bad()) };
+    let [ty, nums, access] = rule.split(' ').collect::<Vec<_>>()[..] else {
+        return Err(bad());
+    };
     let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
-    if !matches!(ty, "a" | "b" | "c") || !(1..=3).contains(&access.len()) || !access.chars().all(|c| "rwm".contains(c)) {
+    if !matches!(ty, "a" | "b" | "c")
+        || !(1..=3).contains(&access.len())
+        || !access.chars().all(|c| "rwm".contains(c))
+    {
         return Err(bad());
     }
-    Ok(json!({"allow": true, "type": ty, "major": num(major)?, "minor": num(minor)?, "access": access}))
+    Ok(
+        json!({"allow": true, "type": ty, "major": num(major)?, "minor": num(minor)?, "access": access}),
+    )
 }
 
 /// A device's major and minor numbers from stat(2), as Docker resolves blkio device paths.
@@ -445,7 +609,9 @@ fn device_numbers(path: &str) -> Result<(u64, u64), SpecError> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Ok(m) => Ok((libc::major(m.rdev()) as u64, libc::minor(m.rdev()) as u64)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SpecError::Invalid(format!("stat {path}: no such file or directory"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SpecError::Invalid(format!(
+            "stat {path}: no such file or directory"
+        ))),
         Err(e) => Err(SpecError::Invalid(format!("stat {path}: {e}"))),
     }
 }
@@ -459,7 +625,9 @@ fn block_io(r: &Resources) -> Result<Option<Value>, SpecError> {
     let mut weights = Vec::new();
     for d in r.blkio_weight_device.iter().flatten() {
         if d.weight != 0 && !(10..=1000).contains(&d.weight) {
-            return Err(SpecError::Invalid("Range of blkio weight is from 10 to 1000".into()));
+            return Err(SpecError::Invalid(
+                "Range of blkio weight is from 10 to 1000".into(),
+            ));
         }
         let (major, minor) = device_numbers(&d.path)?;
         weights.push(json!({"major": major, "minor": minor, "weight": d.weight}));
@@ -470,7 +638,10 @@ fn block_io(r: &Resources) -> Result<Option<Value>, SpecError> {
     let throttle = |list: &Option<Vec<ThrottleDevice>>| -> Result<Vec<Value>, SpecError> {
         list.iter()
             .flatten()
-            .map(|d| device_numbers(&d.path).map(|(major, minor)| json!({"major": major, "minor": minor, "rate": d.rate})))
+            .map(|d| {
+                device_numbers(&d.path)
+                    .map(|(major, minor)| json!({"major": major, "minor": minor, "rate": d.rate}))
+            })
             .collect()
     };
     for (key, list) in [
@@ -489,8 +660,13 @@ fn block_io(r: &Resources) -> Result<Option<Value>, SpecError> {
 
 /// Docker's Linux refusal of a device request (`--gpus`): no device driver is registered.
 fn refuse_device_requests(r: &Resources) -> Result<(), SpecError> {
-    let Some(req) = r.device_requests.as_ref().and_then(|d| d.first()) else { return Ok(()) };
-    let driver = req.get("Driver").and_then(Value::as_str).unwrap_or_default();
+    let Some(req) = r.device_requests.as_ref().and_then(|d| d.first()) else {
+        return Ok(());
+    };
+    let driver = req
+        .get("Driver")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     // Go's %v of [][]string: [[gpu compute]].
     let caps: Vec<String> = req
         .get("Capabilities")
@@ -498,17 +674,31 @@ fn refuse_device_requests(r: &Resources) -> Result<(), SpecError> {
         .into_iter()
         .flatten()
         .map(|set| {
-            let words: Vec<&str> = set.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let words: Vec<&str> = set
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             format!("[{}]", words.join(" "))
         })
         .collect();
-    Err(SpecError::Invalid(format!("could not select device driver \"{driver}\" with capabilities: [{}]", caps.join(" "))))
+    Err(SpecError::Invalid(format!(
+        "could not select device driver \"{driver}\" with capabilities: [{}]",
+        caps.join(" ")
+    )))
 }
 
 /// OCI `linux.resources` from Docker's resource settings (also used by `update`).
 pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     let inval = |m: &str| Err(SpecError::Invalid(m.to_string()));
-    if r.memory < 0 || r.memory_reservation < 0 || r.cpu_shares < 0 || r.cpu_quota < -1 || r.cpu_period < 0 || r.nano_cpus < 0 {
+    if r.memory < 0
+        || r.memory_reservation < 0
+        || r.cpu_shares < 0
+        || r.cpu_quota < -1
+        || r.cpu_period < 0
+        || r.nano_cpus < 0
+    {
         return inval("resource values must not be negative");
     }
     if r.memory > 0 && r.memory < 6 * 1024 * 1024 {
@@ -524,9 +714,14 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
         return inval("Range of blkio weight is from 10 to 1000");
     }
     if r.io_maximum_bandwidth != 0 || r.io_maximum_iops != 0 {
-        return inval("Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps");
+        return inval(
+            "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps",
+        );
     }
-    if r.cpu_realtime_period != 0 && r.cpu_realtime_runtime != 0 && r.cpu_realtime_runtime > r.cpu_realtime_period {
+    if r.cpu_realtime_period != 0
+        && r.cpu_realtime_runtime != 0
+        && r.cpu_realtime_runtime > r.cpu_realtime_period
+    {
         return inval("cpu-rt-runtime cannot be higher than cpu-rt-period");
     }
     refuse_device_requests(r)?;
@@ -539,7 +734,11 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     if r.memory > 0 {
         mem.insert("limit".into(), json!(r.memory));
         // Docker: swap unset with a memory limit means swap = memory (total = 2x).
-        let swap = if r.memory_swap == 0 { r.memory * 2 } else { r.memory_swap };
+        let swap = if r.memory_swap == 0 {
+            r.memory * 2
+        } else {
+            r.memory_swap
+        };
         mem.insert("swap".into(), json!(swap));
     } else if r.memory_swap != 0 {
         mem.insert("swap".into(), json!(r.memory_swap));
@@ -550,7 +749,9 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     // -1 is Docker's "unset".
     if let Some(s) = r.memory_swappiness.filter(|s| *s != -1) {
         if !(0..=100).contains(&s) {
-            return Err(SpecError::Invalid(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
+            return Err(SpecError::Invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
         }
         mem.insert("swappiness".into(), json!(s));
     }
@@ -605,17 +806,58 @@ fn mount(dest: &str, kind: &str, source: &str, opts: &[&str]) -> Value {
 
 fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
     let hc = &c.host_config;
-    let shm = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
+    let shm = if hc.shm_size > 0 {
+        hc.shm_size
+    } else {
+        64 << 20
+    };
     let sys_ro = if hc.privileged { "rw" } else { "ro" };
     let shm_size = format!("size={}k", shm / 1024);
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_ro]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", sys_ro]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm_size]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_ro],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_ro],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
+        ),
     ];
     let mut user_dests: Vec<String> = Vec::new();
     for b in hc.binds.as_deref().unwrap_or(&[]) {
@@ -629,7 +871,9 @@ fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
     }
     for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
         if !dest.starts_with('/') {
-            return Err(SpecError::Invalid(format!("invalid tmpfs mount point {dest:?}: must be absolute")));
+            return Err(SpecError::Invalid(format!(
+                "invalid tmpfs mount point {dest:?}: must be absolute"
+            )));
         }
         let mut o: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
         let user: Vec<&str> = opts.split(',').filter(|s| !s.is_empty()).collect();
@@ -641,13 +885,19 @@ fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
         v.push(mount(&dest, "tmpfs", "tmpfs", &o));
     }
     // Generated files, unless the user mounted something over them.
-    for (dest, src) in [("/etc/resolv.conf", &inp.resolv_conf_path), ("/etc/hostname", &inp.hostname_path), ("/etc/hosts", &inp.hosts_path)] {
+    for (dest, src) in [
+        ("/etc/resolv.conf", &inp.resolv_conf_path),
+        ("/etc/hostname", &inp.hostname_path),
+        ("/etc/hosts", &inp.hosts_path),
+    ] {
         if !user_dests.iter().any(|d| d == dest) {
             v.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
         }
     }
     if hc.init.unwrap_or(false) {
-        let init = inp.init_binary.as_ref().ok_or_else(|| SpecError::NotSupported("--init without the wharf-init binary".into()))?;
+        let init = inp.init_binary.as_ref().ok_or_else(|| {
+            SpecError::NotSupported("--init without the wharf-init binary".into())
+        })?;
         v.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["bind", "ro"]}));
     }
     Ok(v)
@@ -659,10 +909,16 @@ fn parse_bind(spec: &str) -> Result<(Value, String), SpecError> {
     let (src, dst, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => return Err(SpecError::Invalid(format!("invalid volume specification: '{spec}'"))),
+        _ => {
+            return Err(SpecError::Invalid(format!(
+                "invalid volume specification: '{spec}'"
+            )))
+        }
     };
     if !dst.starts_with('/') {
-        return Err(SpecError::Invalid(format!("invalid volume specification: '{spec}': mount path must be absolute")));
+        return Err(SpecError::Invalid(format!(
+            "invalid volume specification: '{spec}': mount path must be absolute"
+        )));
     }
     if !src.starts_with('/') {
         return Err(SpecError::NotSupported(format!("named volume {src:?}")));
@@ -678,12 +934,18 @@ fn parse_bind(spec: &str) -> Result<(Value, String), SpecError> {
         }
     }
     o.push(prop.to_string());
-    Ok((json!({"destination": dst, "type": "bind", "source": src, "options": o}), dst.to_string()))
+    Ok((
+        json!({"destination": dst, "type": "bind", "source": src, "options": o}),
+        dst.to_string(),
+    ))
 }
 
 fn api_mount(m: &Mount) -> Result<Value, SpecError> {
     if !m.target.starts_with('/') {
-        return Err(SpecError::Invalid(format!("invalid mount config: mount path must be absolute: {:?}", m.target)));
+        return Err(SpecError::Invalid(format!(
+            "invalid mount config: mount path must be absolute: {:?}",
+            m.target
+        )));
     }
     match m.kind.as_str() {
         "bind" => {
@@ -697,7 +959,11 @@ fn api_mount(m: &Mount) -> Result<Value, SpecError> {
             Ok(mount(&m.target, "bind", &m.source, &o))
         }
         "tmpfs" => {
-            let mut o = vec!["nosuid".to_string(), "nodev".to_string(), "noexec".to_string()];
+            let mut o = vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ];
             if let Some(t) = &m.tmpfs_options {
                 if t.size_bytes > 0 {
                     o.push(format!("size={}", t.size_bytes));
@@ -751,7 +1017,11 @@ mod tests {
             group: "root:x:0:\nusers:x:100:alice\nalice:x:1000:\nwheel:x:10:\n".into(),
             seccomp: Seccomp::Unconfined,
             cgroup_parent: String::new(),
-            default_ulimits: vec![Ulimit { name: "nproc".into(), soft: 100, hard: 200 }],
+            default_ulimits: vec![Ulimit {
+                name: "nproc".into(),
+                soft: 100,
+                hard: 200,
+            }],
         }
     }
 
@@ -759,18 +1029,49 @@ mod tests {
     fn defaults_match_docker() {
         let s = build(&container(HostConfig::default()), &inputs()).expect("spec");
         assert_eq!(s["process"]["args"], json!(["sh", "-c", "true"]));
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(DEFAULT_CAPS.len()));
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(DEFAULT_CAPS.len())
+        );
         assert_eq!(s["hostname"], "0123456789ab");
-        assert_eq!(s["linux"]["cgroupsPath"], format!("/wharf/{}", "0123456789abcdef".repeat(4)));
-        assert!(s["linux"]["maskedPaths"].as_array().is_some_and(|a| a.contains(&json!("/proc/kcore"))));
+        assert_eq!(
+            s["linux"]["cgroupsPath"],
+            format!("/wharf/{}", "0123456789abcdef".repeat(4))
+        );
+        assert!(s["linux"]["maskedPaths"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("/proc/kcore"))));
         let ns = s["linux"]["namespaces"].as_array().expect("ns");
         assert!(ns.contains(&json!({"type": "network", "path": "/run/wharf/netns/x"})));
-        let dests: Vec<&str> = s["mounts"].as_array().expect("m").iter().filter_map(|m| m["destination"].as_str()).collect();
-        for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
+        let dests: Vec<&str> = s["mounts"]
+            .as_array()
+            .expect("m")
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        for d in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+        ] {
             assert!(dests.contains(&d), "{d}");
         }
-        assert_eq!(s["process"]["rlimits"], json!([{"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}]));
-        assert!(s["process"]["env"].as_array().is_some_and(|e| e[0].as_str().is_some_and(|p| p.starts_with("PATH="))));
+        assert_eq!(
+            s["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}])
+        );
+        assert!(s["process"]["env"]
+            .as_array()
+            .is_some_and(|e| e[0].as_str().is_some_and(|p| p.starts_with("PATH="))));
         assert!(s["linux"].get("seccomp").is_none());
     }
 
@@ -780,7 +1081,12 @@ mod tests {
             init: Some(true),
             privileged: true,
             readonly_rootfs: true,
-            resources: Resources { memory: 64 << 20, pids_limit: Some(10), nano_cpus: 500_000_000, ..Default::default() },
+            resources: Resources {
+                memory: 64 << 20,
+                pids_limit: Some(10),
+                nano_cpus: 500_000_000,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let s = build(&container(hc), &inputs()).expect("spec");
@@ -788,56 +1094,132 @@ mod tests {
         assert_eq!(s["process"]["args"][1], "--");
         assert_eq!(s["root"]["readonly"], true);
         assert!(s["linux"].get("maskedPaths").is_none());
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(ALL_CAPS.len()));
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(ALL_CAPS.len())
+        );
         let r = &s["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["memory"]["swap"], 128 << 20);
         assert_eq!(r["pids"]["limit"], 10);
         assert_eq!(r["cpu"]["quota"], 50_000);
-        assert!(s["mounts"].as_array().is_some_and(|m| m.iter().any(|m| m["destination"] == INIT_PATH)));
+        assert!(s["mounts"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["destination"] == INIT_PATH)));
     }
 
     #[test]
     fn caps_add_drop() {
-        let hc = HostConfig { cap_drop: Some(vec!["net_raw".into(), "CAP_KILL".into()]), cap_add: Some(vec!["SYS_ADMIN".into()]), ..Default::default() };
+        let hc = HostConfig {
+            cap_drop: Some(vec!["net_raw".into(), "CAP_KILL".into()]),
+            cap_add: Some(vec!["SYS_ADMIN".into()]),
+            ..Default::default()
+        };
         let caps = capabilities(&hc).expect("caps");
-        assert!(!caps.contains(&"CAP_NET_RAW".to_string()) && !caps.contains(&"CAP_KILL".to_string()));
+        assert!(
+            !caps.contains(&"CAP_NET_RAW".to_string()) && !caps.contains(&"CAP_KILL".to_string())
+        );
         assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
-        let hc = HostConfig { cap_drop: Some(vec!["ALL".into()]), cap_add: Some(vec!["chown".into()]), ..Default::default() };
+        let hc = HostConfig {
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["chown".into()]),
+            ..Default::default()
+        };
         assert_eq!(capabilities(&hc).expect("caps"), ["CAP_CHOWN"]);
-        let hc = HostConfig { cap_add: Some(vec!["BOGUS".into()]), ..Default::default() };
+        let hc = HostConfig {
+            cap_add: Some(vec!["BOGUS".into()]),
+            ..Default::default()
+        };
         assert!(capabilities(&hc).is_err());
     }
 
     #[test]
     fn users_and_groups() {
         let i = inputs();
-        assert_eq!(resolve_user("", &i.passwd, &i.group, &[]).expect("root"), (0, 0, vec![]));
-        assert_eq!(resolve_user("alice", &i.passwd, &i.group, &[]).expect("alice"), (1000, 1000, vec![100]));
-        assert_eq!(resolve_user("1000:wheel", &i.passwd, &i.group, &["5".into()]).expect("num"), (1000, 10, vec![100, 5]));
-        assert_eq!(resolve_user("4242", &i.passwd, &i.group, &[]).expect("unknown uid"), (4242, 0, vec![]));
-        assert!(matches!(resolve_user("bob", &i.passwd, &i.group, &[]), Err(SpecError::NoSuchUser(_))));
-        assert!(matches!(resolve_user("0:nogroup", &i.passwd, &i.group, &[]), Err(SpecError::NoSuchGroup(_))));
+        assert_eq!(
+            resolve_user("", &i.passwd, &i.group, &[]).expect("root"),
+            (0, 0, vec![])
+        );
+        assert_eq!(
+            resolve_user("alice", &i.passwd, &i.group, &[]).expect("alice"),
+            (1000, 1000, vec![100])
+        );
+        assert_eq!(
+            resolve_user("1000:wheel", &i.passwd, &i.group, &["5".into()]).expect("num"),
+            (1000, 10, vec![100, 5])
+        );
+        assert_eq!(
+            resolve_user("4242", &i.passwd, &i.group, &[]).expect("unknown uid"),
+            (4242, 0, vec![])
+        );
+        assert!(matches!(
+            resolve_user("bob", &i.passwd, &i.group, &[]),
+            Err(SpecError::NoSuchUser(_))
+        ));
+        assert!(matches!(
+            resolve_user("0:nogroup", &i.passwd, &i.group, &[]),
+            Err(SpecError::NoSuchGroup(_))
+        ));
     }
 
     #[test]
     fn binds_tmpfs_and_bad_values() {
         let hc = HostConfig {
             binds: Some(vec!["/host:/data:ro".into()]),
-            tmpfs: Some([("/run".to_string(), "size=1m,exec".to_string())].into_iter().collect()),
+            tmpfs: Some(
+                [("/run".to_string(), "size=1m,exec".to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
             ..Default::default()
         };
         let s = build(&container(hc), &inputs()).expect("spec");
         let m = s["mounts"].as_array().expect("m");
-        assert!(m.iter().any(|m| m["destination"] == "/data" && m["options"] == json!(["rbind", "ro", "rprivate"])));
-        assert!(m.iter().any(|m| m["destination"] == "/run" && m["options"] == json!(["nosuid", "nodev", "size=1m"])));
+        assert!(m
+            .iter()
+            .any(|m| m["destination"] == "/data"
+                && m["options"] == json!(["rbind", "ro", "rprivate"])));
+        assert!(m
+            .iter()
+            .any(|m| m["destination"] == "/run"
+                && m["options"] == json!(["nosuid", "nodev", "size=1m"])));
         for hc in [
-            HostConfig { binds: Some(vec!["relative:/x".into()]), ..Default::default() },
-            HostConfig { binds: Some(vec!["/a:rel".into()]), ..Default::default() },
-            HostConfig { security_opt: Some(vec!["bogus=1".into()]), ..Default::default() },
-            HostConfig { resources: Resources { memory: 1024, ..Default::default() }, ..Default::default() },
-            HostConfig { resources: Resources { ulimits: Some(vec![Ulimit { name: "bogus".into(), soft: 1, hard: 1 }]), ..Default::default() }, ..Default::default() },
-            HostConfig { pid_mode: "container:x".into(), ..Default::default() },
+            HostConfig {
+                binds: Some(vec!["relative:/x".into()]),
+                ..Default::default()
+            },
+            HostConfig {
+                binds: Some(vec!["/a:rel".into()]),
+                ..Default::default()
+            },
+            HostConfig {
+                security_opt: Some(vec!["bogus=1".into()]),
+                ..Default::default()
+            },
+            HostConfig {
+                resources: Resources {
+                    memory: 1024,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            HostConfig {
+                resources: Resources {
+                    ulimits: Some(vec![Ulimit {
+                        name: "bogus".into(),
+                        soft: 1,
+                        hard: 1,
+                    }]),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            HostConfig {
+                pid_mode: "container:x".into(),
+                ..Default::default()
+            },
         ] {
             assert!(build(&container(hc), &inputs()).is_err());
         }
@@ -849,8 +1231,13 @@ mod tests {
         i.seccomp = Seccomp::Profile(wharf_seccomp::default_docker_profile().to_vec());
         let s = build(&container(HostConfig::default()), &i).expect("spec");
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
-        let hc = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
-        assert!(build(&container(hc), &i).expect("spec")["linux"].get("seccomp").is_none());
+        let hc = HostConfig {
+            security_opt: Some(vec!["seccomp=unconfined".into()]),
+            ..Default::default()
+        };
+        assert!(build(&container(hc), &i).expect("spec")["linux"]
+            .get("seccomp")
+            .is_none());
     }
 
     #[test]

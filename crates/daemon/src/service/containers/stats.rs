@@ -13,7 +13,13 @@ pub fn system_cpu_ns(proc_stat: &str) -> u64 {
         .lines()
         .next()
         .filter(|l| l.starts_with("cpu "))
-        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>() * 10_000_000)
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>()
+                * 10_000_000
+        })
         .unwrap_or(0)
 }
 
@@ -36,12 +42,21 @@ fn cpu_json(s: &Stats, system: u64) -> Value {
 }
 
 fn blkio_json(list: &[wharf_cgroups::BlkioEntry]) -> Value {
-    json!(list.iter().map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value})).collect::<Vec<_>>())
+    json!(list
+        .iter()
+        .map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value}))
+        .collect::<Vec<_>>())
 }
 
 /// Docker's stats JSON from two samples (`pre` may be empty for the first one). An unlimited
 /// cgroup reports a huge limit; like dockerd, show the host's memory (`mem_total`) instead.
-pub fn stats_json(id: &str, name: &str, now: (&Stats, u64, &str), pre: Option<(&Stats, u64, &str)>, mem_total: u64) -> Value {
+pub fn stats_json(
+    id: &str,
+    name: &str,
+    now: (&Stats, u64, &str),
+    pre: Option<(&Stats, u64, &str)>,
+    mem_total: u64,
+) -> Value {
     let (s, sys, read) = now;
     let empty = Stats::default();
     let (p, psys, pread) = pre.unwrap_or((&empty, 0, "0001-01-01T00:00:00Z"));
@@ -74,20 +89,34 @@ pub fn stats_json(id: &str, name: &str, now: (&Stats, u64, &str), pre: Option<(&
 /// Docker's `top` from `ps` output: the header, then the lines whose PID is in `pids`.
 pub fn filter_ps(output: &str, pids: &[i32]) -> Result<TopResponse, ApiError> {
     let mut lines = output.lines();
-    let header = lines.next().ok_or_else(|| ApiError::internal("ps printed nothing"))?;
+    let header = lines
+        .next()
+        .ok_or_else(|| ApiError::internal("ps printed nothing"))?;
     let titles: Vec<String> = header.split_whitespace().map(String::from).collect();
-    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
     let mut processes = Vec::new();
     for l in lines {
         let fields: Vec<&str> = l.split_whitespace().collect();
-        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
         // The last column (the command) may contain spaces.
         let n = titles.len();
         let mut row: Vec<String> = fields.iter().take(n - 1).map(|s| s.to_string()).collect();
-        row.push(fields.iter().skip(n - 1).copied().collect::<Vec<_>>().join(" "));
+        row.push(
+            fields
+                .iter()
+                .skip(n - 1)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         processes.push(row);
     }
     Ok(TopResponse { titles, processes })
@@ -98,19 +127,32 @@ impl ContainerService {
         let c = self.snapshot(id)?;
         let cfg = self.config();
         let h = Hierarchy::probe().map_err(|e| ApiError::from_err(&e))?;
-        Manager::new(&h, &spec::cgroups_path(&c, &cfg.cgroup_parent), &c.id).map_err(|e| ApiError::from_err(&e))
+        Manager::new(&h, &spec::cgroups_path(&c, &cfg.cgroup_parent), &c.id)
+            .map_err(|e| ApiError::from_err(&e))
     }
 
     /// One sample: cgroup stats, host CPU time, and the time read.
     pub async fn sample(&self, key: &str) -> Result<(Stats, u64, String), ApiError> {
         let c = self.snapshot(key)?;
         if !c.state.status.is_alive() {
-            return Ok((Stats::default(), 0, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)));
+            return Ok((
+                Stats::default(),
+                0,
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ));
         }
         let m = self.cgroup(&c.id)?;
         let stats = blocking(move || m.stats()).await?;
-        let sys = system_cpu_ns(&tokio::fs::read_to_string("/proc/stat").await.unwrap_or_default());
-        Ok((stats, sys, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
+        let sys = system_cpu_ns(
+            &tokio::fs::read_to_string("/proc/stat")
+                .await
+                .unwrap_or_default(),
+        );
+        Ok((
+            stats,
+            sys,
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        ))
     }
 
     /// `GET /containers/{id}/top`.
@@ -121,10 +163,21 @@ impl ContainerService {
         }
         let m = self.cgroup(&c.id)?;
         let pids = blocking(move || m.pids()).await?;
-        let args: Vec<&str> = if ps_args.is_empty() { vec!["-ef"] } else { ps_args.split_whitespace().collect() };
-        let out = tokio::process::Command::new("ps").args(&args).output().await.map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
+        let args: Vec<&str> = if ps_args.is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
         if !out.status.success() {
-            return Err(ApiError::invalid(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(ApiError::invalid(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
@@ -139,13 +192,28 @@ mod tests {
         let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:00 ? 00:00:00 sleep 100\n";
         let t = filter_ps(out, &[42]).expect("top");
         assert_eq!(t.titles.len(), 8);
-        assert_eq!(t.processes, vec![vec!["root", "42", "1", "0", "10:00", "?", "00:00:00", "sleep 100"]]);
+        assert_eq!(
+            t.processes,
+            vec![vec![
+                "root",
+                "42",
+                "1",
+                "0",
+                "10:00",
+                "?",
+                "00:00:00",
+                "sleep 100"
+            ]]
+        );
         assert!(filter_ps("USER CMD\n", &[1]).is_err());
     }
 
     #[test]
     fn proc_stat_total() {
-        assert_eq!(system_cpu_ns("cpu  1 2 3 4\ncpu0 1 1 1 1\n"), 10 * 10_000_000);
+        assert_eq!(
+            system_cpu_ns("cpu  1 2 3 4\ncpu0 1 1 1 1\n"),
+            10 * 10_000_000
+        );
         assert_eq!(system_cpu_ns(""), 0);
     }
 
@@ -153,7 +221,15 @@ mod tests {
     fn stats_shape() {
         let s = Stats::default();
         let v = stats_json("id", "/n", (&s, 5, "t"), None, 0);
-        for k in ["cpu_stats", "precpu_stats", "memory_stats", "pids_stats", "blkio_stats", "read", "preread"] {
+        for k in [
+            "cpu_stats",
+            "precpu_stats",
+            "memory_stats",
+            "pids_stats",
+            "blkio_stats",
+            "read",
+            "preread",
+        ] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert_eq!(v["cpu_stats"]["system_cpu_usage"], 5);
@@ -163,8 +239,14 @@ mod tests {
     fn unlimited_memory_shows_the_host_memory() {
         let mut s = Stats::default();
         s.memory.limit = u64::MAX;
-        assert_eq!(stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"], 2048);
+        assert_eq!(
+            stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"],
+            2048
+        );
         s.memory.limit = 1024;
-        assert_eq!(stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"], 1024);
+        assert_eq!(
+            stats_json("id", "/n", (&s, 0, "t"), None, 2048)["memory_stats"]["limit"],
+            1024
+        );
     }
 }
