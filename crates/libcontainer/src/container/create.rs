@@ -10,6 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{Container, EXEC_FIFO, PROC};
+use crate::cgroup::CgroupDir;
 use crate::channel::{self, Message};
 use crate::error::{LibcontainerError, Result};
 use crate::init::{container_init, fork_with, intermediate, write_id_maps, InitConfig};
@@ -18,7 +19,6 @@ use crate::process::ProcessPlan;
 use crate::spec::{load_bundle, validate_id, Bundle};
 use crate::state::{atomic_write, ContainerStatus, OciState, State};
 use crate::{cgroup, console, hooks, procfs, rlimit};
-use crate::cgroup::CgroupDir;
 use wharf_cgroups::Manager;
 
 /// Inputs of `create`.
@@ -76,7 +76,11 @@ impl CreateOptions {
     pub fn create(&self) -> Result<Container> {
         validate_id(&self.id)?;
         let bundle = load_bundle(&self.bundle)?;
-        let process = bundle.spec.process().clone().ok_or_else(|| LibcontainerError::InvalidSpec("no process".into()))?;
+        let process = bundle
+            .spec
+            .process()
+            .clone()
+            .ok_or_else(|| LibcontainerError::InvalidSpec("no process".into()))?;
         rlimit::check(process.rlimits().as_deref().unwrap_or_default())?;
         if process.terminal().unwrap_or(false) && self.console_socket.is_none() {
             return Err(LibcontainerError::InvalidSpec(
@@ -87,16 +91,29 @@ impl CreateOptions {
             .recursive(true)
             .mode(0o700)
             .create(&self.state_root)
-            .map_err(LibcontainerError::io(format!("create state root {}", self.state_root.display())))?;
+            .map_err(LibcontainerError::io(format!(
+                "create state root {}",
+                self.state_root.display()
+            )))?;
         let dir = self.state_root.join(&self.id);
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(LibcontainerError::AlreadyExists(self.id.clone()))
             }
-            Err(e) => return Err(LibcontainerError::Io { op: format!("create {}", dir.display()), source: e }),
+            Err(e) => {
+                return Err(LibcontainerError::Io {
+                    op: format!("create {}", dir.display()),
+                    source: e,
+                })
+            }
         }
-        let mut cleanup = Cleanup { dir: dir.clone(), pid: None, cgroup: None, armed: true };
+        let mut cleanup = Cleanup {
+            dir: dir.clone(),
+            pid: None,
+            cgroup: None,
+            armed: true,
+        };
         let fifo = dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(LibcontainerError::sys("mkfifo exec.fifo"))?;
@@ -109,7 +126,11 @@ impl CreateOptions {
             _ => None,
         };
         let linux = bundle.spec.linux().as_ref();
-        let plan = NamespacePlan::from_spec(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default());
+        let plan = NamespacePlan::from_spec(
+            linux
+                .and_then(|l| l.namespaces().as_deref())
+                .unwrap_or_default(),
+        );
         let mut state = State {
             oci_version: bundle.spec.version().clone(),
             id: self.id.clone(),
@@ -126,31 +147,42 @@ impl CreateOptions {
         let cfg = InitConfig {
             state: state.oci(),
             bundle: &bundle,
-            fifo: rustix::fs::open(&fifo, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map_err(|e| crate::fsroot::sys("open exec fifo", e))?,
+            fifo: rustix::fs::open(
+                &fifo,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| crate::fsroot::sys("open exec fifo", e))?,
             console,
             no_pivot: self.no_pivot,
             process: ProcessPlan {
                 process,
-                seccomp: linux.and_then(|l| l.seccomp().as_ref()).map(wharf_seccomp::compile).transpose()?,
+                seccomp: linux
+                    .and_then(|l| l.seccomp().as_ref())
+                    .map(wharf_seccomp::compile)
+                    .transpose()?,
                 preserve_fds: self.preserve_fds,
             },
         };
         let resources = cgroup::resources_of(&bundle.spec);
         let cgroup_path = state.cgroup_path.clone().unwrap_or_default();
         let runtime_hooks = |pid: Pid| {
-            let oci = OciState { pid: Some(pid.as_raw()), ..state.oci() };
+            let oci = OciState {
+                pid: Some(pid.as_raw()),
+                ..state.oci()
+            };
             hooks::run_runtime_hooks(state.hooks.as_ref(), &oci)
         };
         let (cg, dirs) = cgroup::create(&cgroup_path, &self.id)?;
         let cg = &*cleanup.cgroup.insert(cg);
+        // Limits go on the empty cgroup: init mounts and makes device nodes while it is moved
+        // in, so rules written after the move (a device list being rebuilt) would race it.
+        if let Some(r) = &resources {
+            cg.apply_resources(r)?;
+        }
         let pid = spawn(&bundle, &plan, cfg, dirs, runtime_hooks, |pid| {
             cleanup.pid = Some(pid);
-            cg.add_process(pid.as_raw())?;
-            if let Some(r) = &resources {
-                cg.apply_resources(r)?;
-            }
-            Ok(())
+            Ok(cg.add_process(pid.as_raw())?)
         })?;
         let (_, start_time) = procfs::stat(Path::new(PROC), pid.as_raw())
             .ok_or_else(|| LibcontainerError::Init("init exited during setup".into()))?;
@@ -183,7 +215,9 @@ fn spawn(
     let mut keep = vec![child.raw(), cfg.fifo.as_raw_fd()];
     keep.extend(cfg.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(3..3 + cfg.process.preserve_fds.max(0));
-    let intermediate_pid = fork_with(&child, || intermediate(plan, &child, &keep, || container_init(cfg, &child)))?;
+    let intermediate_pid = fork_with(&child, || {
+        intermediate(plan, &child, &keep, || container_init(cfg, &child))
+    })?;
     drop(child);
     let result = (|| {
         let pid = loop {
@@ -193,7 +227,11 @@ fn spawn(
                     parent.send(&Message::IdMapsWritten)?;
                 }
                 Message::Pid(p) => break Pid::from_raw(p),
-                m => return Err(LibcontainerError::Init(format!("unexpected {m:?} from the intermediate"))),
+                m => {
+                    return Err(LibcontainerError::Init(format!(
+                        "unexpected {m:?} from the intermediate"
+                    )))
+                }
             }
         };
         Ok(pid)
@@ -210,7 +248,11 @@ fn spawn(
                 run_hooks(pid)?;
                 parent.send(&Message::HooksDone)?;
             }
-            m => return Err(LibcontainerError::Init(format!("unexpected {m:?} while init finished setup"))),
+            m => {
+                return Err(LibcontainerError::Init(format!(
+                    "unexpected {m:?} while init finished setup"
+                )))
+            }
         }
     }
 }
