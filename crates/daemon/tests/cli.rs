@@ -321,3 +321,15 @@ fn chrono_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[test]
+fn overlay2_diff_shows_only_the_containers_own_changes() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&["-s", "overlay2"]);
+    d.import_busybox();
+    // The runtime must not copy up the init layer's mount points (/etc/hosts, ...) it mounts over.
+    d.ok(&["run", "-d", "--name", "ov", "busybox", "sleep", "1000"]);
+    d.ok(&["exec", "ov", "touch", "/newfile"]);
+    assert_eq!(d.ok(&["diff", "ov"]), "A /newfile");
+    d.ok(&["rm", "-f", "ov"]);
+}

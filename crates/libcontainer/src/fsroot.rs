@@ -100,15 +100,19 @@ impl RootDir {
 
     /// Makes sure `path` exists as a file (for file bind mounts and device nodes).
     pub fn touch(&self, path: &Path) -> Result<OwnedFd> {
+        // An existing target is only looked at: opening it for writing would copy it up into
+        // an overlay's upper dir (a spurious change in `docker diff`) or block on a fifo.
+        if let Ok(fd) = self.open_in(path, OFlags::PATH) {
+            return Ok(fd);
+        }
         let (parent, name) = self.parent_of(path)?;
         match rustix::fs::openat(
             parent.as_fd(),
             name.as_path(),
-            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         ) {
-            Ok(_) | Err(Errno::ISDIR) | Err(Errno::LOOP) | Err(Errno::NXIO)
-            | Err(Errno::TXTBSY) => {}
+            Ok(_) | Err(Errno::EXIST) | Err(Errno::ISDIR) | Err(Errno::LOOP) => {}
             Err(e) => return Err(sys(format!("create {}", path.display()), e)),
         }
         self.open_in(path, OFlags::PATH)
