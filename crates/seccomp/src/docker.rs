@@ -13,6 +13,25 @@ use serde::Deserialize;
 
 use crate::SeccompError;
 
+/// The capabilities Docker gives a container by default; its seccomp profile's
+/// capability conditions are written against this set.
+pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 static DEFAULT_PROFILE: &[u8] = include_bytes!("../profiles/default.json");
 
 /// Docker's default seccomp profile (moby's profiles/seccomp/default.json), as JSON.
@@ -228,23 +247,6 @@ mod tests {
     use crate::syscalls::{syscall_number, Arch, AUDIT_ARCH_I386, X32_SYSCALL_BIT};
     use crate::test_utils::{run, Data};
 
-    /// The capabilities Docker gives a container by default.
-    const DOCKER_DEFAULT_CAPS: [&str; 14] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
     const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
     const EPERM: u32 = libc::SECCOMP_RET_ERRNO | 1;
     const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | 38;
@@ -277,7 +279,7 @@ mod tests {
 
     #[test]
     fn default_profile_keeps_docker_header() {
-        let s = default_for(&DOCKER_DEFAULT_CAPS);
+        let s = default_for(DOCKER_DEFAULT_CAPS);
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(s.default_errno_ret(), Some(1));
         assert_eq!(
@@ -294,7 +296,7 @@ mod tests {
 
     #[test]
     fn capability_filters_follow_moby() {
-        let plain = default_for(&DOCKER_DEFAULT_CAPS);
+        let plain = default_for(DOCKER_DEFAULT_CAPS);
         // The CAP_SYS_ADMIN block (mount, unshare, setns, ...) is left out...
         assert!(rules_for(&plain, "mount").is_empty());
         assert!(rules_for(&plain, "unshare").is_empty());
@@ -326,12 +328,12 @@ mod tests {
 
     #[test]
     fn arch_and_kernel_filters_follow_moby() {
-        let s = default_for(&DOCKER_DEFAULT_CAPS);
+        let s = default_for(DOCKER_DEFAULT_CAPS);
         assert_eq!(rules_for(&s, "arch_prctl").len(), 1); // includes arches amd64
         assert!(rules_for(&s, "s390_runtime_instr").is_empty());
         // The s390 clone variant is excluded, only the amd64 one is left (checked above).
         assert_eq!(rules_for(&s, "ptrace").len(), 1); // minKernel 4.8 <= 6.18
-        let old = convert(default_docker_profile(), &DOCKER_DEFAULT_CAPS, &amd64(4, 4)).unwrap();
+        let old = convert(default_docker_profile(), DOCKER_DEFAULT_CAPS, &amd64(4, 4)).unwrap();
         assert!(rules_for(&old, "ptrace").is_empty());
     }
 
@@ -433,7 +435,7 @@ mod tests {
                 k,
             })
             .collect();
-        let ours = crate::compile(&default_for(&DOCKER_DEFAULT_CAPS)).unwrap();
+        let ours = crate::compile(&default_for(DOCKER_DEFAULT_CAPS)).unwrap();
         let values = [
             0,
             1,
@@ -484,7 +486,7 @@ mod tests {
 
     #[test]
     fn compiled_default_profile_behaves_like_docker() {
-        let filter = crate::compile(&default_for(&DOCKER_DEFAULT_CAPS)).unwrap();
+        let filter = crate::compile(&default_for(DOCKER_DEFAULT_CAPS)).unwrap();
         let prog = filter.instructions();
         assert!(prog.len() < crate::bpf::BPF_MAXINSNS);
         let nr = |n| syscall_number(n, Arch::X86_64).unwrap();

@@ -32,7 +32,7 @@ mod tables;
 mod test_utils;
 
 pub use compile::compile;
-pub use docker::{default_docker_profile, docker_profile_to_oci};
+pub use docker::{default_docker_profile, docker_profile_to_oci, DOCKER_DEFAULT_CAPS};
 pub use error::SeccompError;
 pub use filter::Filter;
 pub use syscalls::{syscall_number, Arch};

@@ -8,24 +8,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
 use oci_spec::runtime::LinuxSeccomp;
-use wharf_seccomp::{compile, default_docker_profile, docker_profile_to_oci, Filter};
+use wharf_seccomp::{
+    compile, default_docker_profile, docker_profile_to_oci, Filter, DOCKER_DEFAULT_CAPS,
+};
 
-const DOCKER_DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 /// Exit code of a child whose filter failed to install.
 const INSTALL_FAILED: i32 = 100;
 

@@ -13,22 +13,7 @@ use wharf_errdefs::{Classify, ErrorKind};
 use crate::state::Container;
 
 /// Docker's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DEFAULT_CAPS: &[&str] = wharf_seccomp::DOCKER_DEFAULT_CAPS;
 
 /// Every capability Linux defines (through 6.x), for `--privileged` and `--cap-add ALL`.
 pub const ALL_CAPS: &[&str] = &[
