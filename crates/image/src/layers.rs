@@ -9,7 +9,7 @@ use wharf_storage::UnpackedLayer;
 use crate::content::Ingest;
 use crate::error::ImageError;
 use crate::fsutil::random_hex;
-use crate::model::chain_ids;
+use crate::model::chain_id_on;
 use crate::service::ImageService;
 use crate::store::LayerRecord;
 
@@ -32,13 +32,8 @@ impl<R: Read> Read for TeeIngest<'_, R> {
 
 impl ImageService {
     /// Chain ID a layer with `diff_id` gets on top of `parent`.
-    pub(crate) fn chain_of(parent: Option<&LayerRecord>, diff_id: &Digest) -> Digest {
-        match parent {
-            None => diff_id.clone(),
-            Some(p) => chain_ids(&[p.chain_id.clone(), diff_id.clone()])
-                .pop()
-                .unwrap_or_else(|| diff_id.clone()),
-        }
+    fn chain_of(parent: Option<&LayerRecord>, diff_id: &Digest) -> Digest {
+        chain_id_on(parent.map(|p| &p.chain_id), diff_id)
     }
 
     /// The registered layer with this chain ID, if any.

@@ -16,7 +16,7 @@ use wharf_storage::UnpackedLayer;
 use crate::content::copy_large;
 use crate::error::ImageError;
 use crate::model::{
-    chain_ids, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry,
+    chain_id_on, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry,
 };
 use crate::service::ImageService;
 use crate::store::LayerRecord;
@@ -178,12 +178,7 @@ impl ImageService {
                         Step::Reset
                     }
                     Spec::Layer(d) => {
-                        let next = match chain.take() {
-                            None => d.clone(),
-                            Some(c) => chain_ids(&[c, d.clone()])
-                                .pop()
-                                .unwrap_or_else(|| d.clone()),
-                        };
+                        let next = chain_id_on(chain.as_ref(), &d);
                         // Layers already stored (a re-load) need no unpacking.
                         let unpack = self.layer(&next).is_none().then(|| {
                             let d = d.clone();

@@ -281,19 +281,24 @@ pub fn pick_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => {
-                let mut h = Sha256::new();
-                h.update(prev.as_str().as_bytes());
-                h.update(b" ");
-                h.update(d.as_str().as_bytes());
-                finish(h.finalize().as_slice())
-            }
-        };
+        let next = chain_id_on(out.last(), d);
         out.push(next);
     }
     out
+}
+
+/// The chain ID of a layer with `diff_id` on top of the chain `parent`.
+pub(crate) fn chain_id_on(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(prev) => {
+            let mut h = Sha256::new();
+            h.update(prev.as_str().as_bytes());
+            h.update(b" ");
+            h.update(diff_id.as_str().as_bytes());
+            finish(h.finalize().as_slice())
+        }
+    }
 }
 
 /// Current time as Docker writes it: RFC 3339 with nanoseconds, UTC.

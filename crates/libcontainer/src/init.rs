@@ -73,7 +73,7 @@ pub fn intermediate(
     keep: &[RawFd],
     init: impl FnOnce() -> Result<Infallible>,
 ) -> Result<()> {
-    crate::process::close_fds_except(0, keep)?;
+    crate::process::close_fds_except(keep)?;
     let fds = plan.open_joins()?;
     join_all(&fds)?;
     drop(fds);

@@ -220,41 +220,38 @@ impl ProcessPlan {
 
 /// Marks every descriptor above the preserved range close-on-exec, so nothing of the
 /// runtime (state dir, cgroup files, sockets) reaches the container.
-#[allow(unsafe_code)]
 pub fn close_inherited_fds(preserve: i32) -> Result<()> {
-    let first = 3 + preserve.max(0) as u32;
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r != 0 {
+    close_range(
+        3 + preserve.max(0) as u32,
+        u32::MAX,
+        libc::CLOSE_RANGE_CLOEXEC,
+    )
+}
+
+/// close_range(2) on `first..=last`.
+#[allow(unsafe_code)]
+fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<()> {
+    // SAFETY: close_range only closes descriptors or sets their flags; callers pass ranges
+    // holding nothing they use afterwards.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) } != 0 {
         return Err(errno("close_range"));
     }
     Ok(())
 }
 
-/// Closes every descriptor from 3 + `preserve` upwards except `keep`. Runs right after fork,
-/// so the caller's other descriptors (pipes of whoever ran `create`) are not held open by a
-/// container that outlives the command.
-#[allow(unsafe_code)]
-pub fn close_fds_except(preserve: i32, keep: &[std::os::fd::RawFd]) -> Result<()> {
+/// Closes every descriptor from 3 upwards except `keep`. Runs right after fork, so the
+/// caller's other descriptors (pipes of whoever ran `create`) are not held open by a container
+/// that outlives the command.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> Result<()> {
     let mut keep: Vec<u32> = keep
         .iter()
         .filter_map(|fd| u32::try_from(*fd).ok())
         .collect();
     keep.sort_unstable();
-    let mut first = 3 + preserve.max(0) as u32;
+    let mut first = 3;
     for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
         if k > first {
-            // SAFETY: close_range only closes descriptors; none in the range is used later.
-            if unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0) } != 0 {
-                return Err(errno("close_range"));
-            }
+            close_range(first, k - 1, 0)?;
         }
         first = first.max(k.saturating_add(1));
     }
@@ -326,7 +323,7 @@ mod tests {
         // SAFETY: the child only makes raw syscalls and leaves with _exit.
         match unsafe { nix::unistd::fork() }.expect("fork") {
             nix::unistd::ForkResult::Child => {
-                let ok = close_fds_except(0, &[k]).is_ok()
+                let ok = close_fds_except(&[k]).is_ok()
                     && nix::fcntl::fcntl(&keep, nix::fcntl::FcntlArg::F_GETFD).is_ok()
                     // SAFETY: probing a descriptor number with F_GETFD touches no memory.
                     && unsafe { libc::fcntl(g, libc::F_GETFD) } == -1;

@@ -196,13 +196,9 @@ impl Overlay {
         let pdir = self.existing(p)?;
         let plink = read_trimmed(&pdir.join("link"))?;
         let mut lower = format!("{LINK_DIR}/{plink}");
-        match fs::read_to_string(pdir.join("lower")) {
-            Ok(pl) => {
-                lower.push(':');
-                lower.push_str(pl.trim());
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("read", pdir.display(), e)),
+        if let Some(pl) = read_optional(&pdir.join("lower"))? {
+            lower.push(':');
+            lower.push_str(pl.trim());
         }
         Ok(Some(lower))
     }

@@ -47,10 +47,7 @@ impl HostInfo {
             mem_total: meminfo_total(
                 &fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default(),
             ),
-            cgroup_version: match wharf_cgroups::Hierarchy::probe().map(|h| h.version()) {
-                Ok(wharf_cgroups::CgroupVersion::V2) => "2".into(),
-                _ => "1".into(),
-            },
+            cgroup_version: if host_cgroup_v2() { "2" } else { "1" }.into(),
         }
     }
 
@@ -62,6 +59,16 @@ impl HostInfo {
             other => other,
         }
     }
+}
+
+/// Whether containers get cgroup v2 (a pure cgroup2 host; hybrid hosts count as v1, as in
+/// Docker). Probed once: `info` and every container create ask.
+pub fn host_cgroup_v2() -> bool {
+    static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V2.get_or_init(|| {
+        wharf_cgroups::Hierarchy::probe()
+            .is_ok_and(|h| h.version() == wharf_cgroups::CgroupVersion::V2)
+    })
 }
 
 fn os_release_field(text: &str, key: &str) -> Option<String> {

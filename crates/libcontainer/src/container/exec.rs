@@ -111,7 +111,7 @@ impl Container {
         keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
         keep.extend(3..3 + opts.preserve_fds.max(0));
         let tenant = || -> Result<()> {
-            crate::process::close_fds_except(0, &keep)?;
+            crate::process::close_fds_except(&keep)?;
             join_all(&ns)?;
             let pid = fork_with(&child, || {
                 child.wait_for_proceed()?;

@@ -20,6 +20,7 @@ use wharf_archive::{ApplyOptions, ArchiveError, PathStat, TarOptions};
 use wharf_errdefs::ErrorKind;
 use wharf_image::ImageService;
 
+use super::inspect::mounts_view;
 use super::lifecycle::read_rootfs_file;
 use super::spec::resolve_user;
 use super::{blocking, ContainerService};
@@ -294,33 +295,15 @@ fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
 /// The bind mounts and generated files of `c`; `files` is the container's state directory.
 fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
     let hc = &c.host_config;
-    let mut v = Vec::new();
-    for b in hc.binds.as_deref().unwrap_or(&[]) {
-        let parts: Vec<&str> = b.split(':').collect();
-        if let [src, dst, rest @ ..] = parts.as_slice() {
-            let read_only = rest
-                .first()
-                .is_some_and(|o| o.split(',').any(|o| o == "ro"));
-            v.push(MountView {
-                dest: clean_abs(dst),
-                source: PathBuf::from(src),
-                read_only,
-            });
-        }
-    }
-    for m in hc
-        .mounts
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
+    let mut v: Vec<MountView> = mounts_view(c)
+        .into_iter()
         .filter(|m| m.kind == "bind")
-    {
-        v.push(MountView {
-            dest: clean_abs(&m.target),
-            source: PathBuf::from(&m.source),
-            read_only: m.read_only,
-        });
-    }
+        .map(|m| MountView {
+            dest: clean_abs(&m.destination),
+            source: PathBuf::from(m.source),
+            read_only: !m.rw,
+        })
+        .collect();
     for name in ["hostname", "hosts", "resolv.conf"] {
         let dest = Path::new("/etc").join(name);
         let source = files.join(name);

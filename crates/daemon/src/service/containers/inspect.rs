@@ -121,7 +121,8 @@ fn network_view(c: &Container) -> BTreeMap<String, EndpointSettings> {
     m
 }
 
-fn mounts_view(c: &Container) -> Vec<MountPoint> {
+/// The container's binds and mounts as inspect reports them.
+pub(super) fn mounts_view(c: &Container) -> Vec<MountPoint> {
     let mut v: Vec<MountPoint> = c
         .host_config
         .binds

@@ -154,12 +154,7 @@ pub struct SpecInputs {
 
 /// Docker's default `CgroupnsMode`: `private` on a cgroup v2 host, `host` on v1 or hybrid.
 pub fn default_cgroupns_mode() -> &'static str {
-    static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let v2 = *V2.get_or_init(|| {
-        wharf_cgroups::Hierarchy::probe()
-            .is_ok_and(|h| h.version() == wharf_cgroups::CgroupVersion::V2)
-    });
-    if v2 {
+    if crate::service::system::host_cgroup_v2() {
         "private"
     } else {
         "host"
