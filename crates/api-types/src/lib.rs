@@ -5,6 +5,7 @@
 //! `Option` so an absent field and Docker's `null` mean the same.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod container;
 pub mod exec;
 pub mod filters;

@@ -151,38 +151,14 @@ fn stat(ctx: &Ctx, url: &str, path: &str) -> anyhow::Result<Option<(u64, String)
     };
     let v: Value = resp
         .head
-        .header("X-Docker-Container-Path-Stat")
-        .and_then(base64_decode)
+        .header(wharf_api_types::base64::PATH_STAT_HEADER)
+        .and_then(wharf_api_types::base64::decode)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| anyhow::anyhow!("the daemon sent no usable path stat for {path}"))?;
     Ok(Some((
         v["mode"].as_u64().unwrap_or(0),
         v["linkTarget"].as_str().unwrap_or_default().to_string(),
     )))
-}
-
-/// Standard base64 (the daemon's path stat header); `None` on a bad character.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// A GNU tar `--transform` renaming the archive's root entry `from` (and everything below it)
@@ -260,14 +236,6 @@ fn extract_tar(body: impl Read, dest: &Path, rename: Option<(&str, &str)>) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_base64() {
-        assert_eq!(base64_decode("Zm9vYmFy").as_deref(), Some(&b"foobar"[..]));
-        assert_eq!(base64_decode("Zm8=").as_deref(), Some(&b"fo"[..]));
-        assert_eq!(base64_decode("+/8=").as_deref(), Some(&[0xfb, 0xff][..]));
-        assert!(base64_decode("a?b").is_none());
-    }
 
     #[test]
     fn names_and_parents() {

@@ -17,7 +17,7 @@ use super::routes::Endpoint;
 use crate::router::hijack::{hijack, stream_type};
 use crate::server::error::ApiError;
 use crate::server::http::{self as h, parse_json, read_body, ApiResult, Query, MAX_JSON_BODY};
-use crate::service::containers::archive::{required_path, stat_header, PutOptions, STAT_HEADER};
+use crate::service::containers::archive::{required_path, stat_header, PutOptions};
 use crate::service::containers::attach::{parse_detach_keys, AttachOptions};
 use crate::service::containers::inspect::ListOptions;
 use crate::service::containers::lifecycle::WaitCondition;
@@ -130,7 +130,8 @@ impl std::io::Read for BodyReader {
 fn with_stat(mut r: h::Resp, st: &wharf_archive::PathStat) -> ApiResult {
     let v = http::HeaderValue::from_str(&stat_header(st))
         .map_err(|e| ApiError::internal(format!("stat header: {e}")))?;
-    r.headers_mut().insert(STAT_HEADER, v);
+    r.headers_mut()
+        .insert(wharf_api_types::base64::PATH_STAT_HEADER, v);
     Ok(r)
 }
 

@@ -27,9 +27,6 @@ use super::{blocking, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::Container;
 
-/// The response header carrying the stat of the requested path.
-pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
-
 /// What `PUT /containers/{id}/archive` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutOptions {
@@ -401,44 +398,12 @@ pub fn stat_header(st: &PathStat) -> String {
         "mtime": mtime.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         "linkTarget": st.link_target,
     });
-    base64(json.to_string().as_bytes())
-}
-
-/// Standard base64 with padding (Go's `base64.StdEncoding`, which the docker CLI decodes).
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    wharf_api_types::base64::encode(json.to_string().as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_encoding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
-    }
 
     #[test]
     fn path_is_required() {
@@ -558,6 +523,6 @@ mod tests {
         let h = stat_header(&st);
         assert_eq!(h.len() % 4, 0);
         let expected = r#"{"linkTarget":"","mode":420,"mtime":"2023-11-14T22:13:20Z","name":"hostname","size":13}"#;
-        assert_eq!(h, base64(expected.as_bytes()));
+        assert_eq!(h, wharf_api_types::base64::encode(expected.as_bytes()));
     }
 }
