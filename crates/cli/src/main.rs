@@ -86,10 +86,10 @@ fn client(g: &GlobalOpts) -> anyhow::Result<Client> {
 }
 
 fn real_main() -> anyhow::Result<i32> {
-    let mut parser = help::mark_paths(Cli::command());
-    let matches = match parser.try_get_matches_from_mut(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => return parse_error(&e),
+        Err(e) => return parse_error(&e, &args),
     };
     let cli = Cli::from_arg_matches(&matches)?;
     if cli.global.version {
@@ -141,12 +141,16 @@ fn real_main() -> anyhow::Result<i32> {
 }
 
 /// Help requests print docker's layout; other parse errors exit as docker's do.
-fn parse_error(e: &clap::Error) -> anyhow::Result<i32> {
+fn parse_error(e: &clap::Error, args: &[std::ffi::OsString]) -> anyhow::Result<i32> {
     use clap::error::ErrorKind;
     match e.kind() {
         // A management command alone (`wharf container`) prints its help, as docker does.
         ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let path = help::requested_path(e);
+            // Only a help request pays for marking every command with its path.
+            let marked = help::mark_paths(Cli::command())
+                .try_get_matches_from(args)
+                .err();
+            let path = marked.map(|m| help::requested_path(&m)).unwrap_or_default();
             return print_help(&path.iter().map(String::as_str).collect::<Vec<_>>());
         }
         _ if !e.use_stderr() => {
