@@ -1,8 +1,19 @@
 //! Value checks shared by both drivers and runc's v1 -> v2 conversions.
 
-use oci_spec::runtime::{LinuxMemory, LinuxRdma};
+use oci_spec::runtime::{LinuxMemory, LinuxRdma, LinuxResources};
 
 use crate::CgroupError;
+
+/// Settings both drivers accept and ignore, one warning each: kernel memory limits are
+/// deprecated by the kernel (v1 since 5.4, none in v2) and runc ignores them with a warning.
+pub fn ignored_settings(r: &LinuxResources) -> Vec<String> {
+    let kernel = r.memory().as_ref().and_then(|m| m.kernel());
+    kernel
+        .filter(|k| *k != 0)
+        .map(|k| format!("memory.kernel ({k}) is deprecated by the kernel and ignored"))
+        .into_iter()
+        .collect()
+}
 
 /// runc treats 0 as "not set" for memory and pids values; OCI has no other way to say so in
 /// an update.

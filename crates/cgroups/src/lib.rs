@@ -17,6 +17,7 @@ mod stats;
 mod v1;
 mod v2;
 
+pub use convert::ignored_settings;
 pub use error::CgroupError;
 pub use hierarchy::{CgroupVersion, Hierarchy, UnifiedMount, V1Mount};
 pub use manager::Manager;

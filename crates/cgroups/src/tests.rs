@@ -459,7 +459,7 @@ fn knobs_without_a_v2_equivalent_are_refused_there() {
     let m = fake.manager();
     for spec in [
         r#"{"memory":{"swappiness":10}}"#,
-        r#"{"memory":{"kernel":1048576}}"#,
+        r#"{"memory":{"kernelTCP":1048576}}"#,
         r#"{"memory":{"disableOOMKiller":true}}"#,
         r#"{"cpu":{"realtimeRuntime":1000}}"#,
         r#"{"blockIO":{"leafWeight":100}}"#,
@@ -471,6 +471,21 @@ fn knobs_without_a_v2_equivalent_are_refused_there() {
     let docker = r#"{"memory":{"disableOOMKiller":false},"cpu":{"realtimeRuntime":0,"realtimePeriod":0},"blockIO":{"weight":0}}"#;
     m.apply_resources(&resources(docker))
         .expect("docker defaults");
+}
+
+#[test]
+fn kernel_memory_is_ignored_with_a_warning_on_both_versions() {
+    let spec = resources(r#"{"memory":{"kernel":1048576,"limit":4194304}}"#);
+    for version in [CgroupVersion::V1, CgroupVersion::V2] {
+        let fake = Fake::new(version);
+        fake.manager()
+            .apply_resources(&spec)
+            .unwrap_or_else(|e| panic!("{version:?}: {e}"));
+    }
+    let warnings = crate::ignored_settings(&spec);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("memory.kernel"), "{warnings:?}");
+    assert!(crate::ignored_settings(&resources(r#"{"memory":{"kernel":0}}"#)).is_empty());
 }
 
 #[test]

@@ -164,7 +164,6 @@ impl V1Manager {
         let any = limit.is_some()
             || swap.is_some()
             || nonzero(m.reservation()).is_some()
-            || m.kernel().is_some()
             || m.kernel_tcp().is_some()
             || m.swappiness().is_some()
             || m.disable_oom_killer() == Some(true);
@@ -173,11 +172,7 @@ impl V1Manager {
             None if !any => return Ok(()),
             None => return Err(missing("memory", "memory")),
         };
-        if m.kernel().is_some_and(|k| k != 0) {
-            return Err(CgroupError::Unsupported(
-                "kernel memory limits (memory.kernel) are deprecated and not supported".into(),
-            ));
-        }
+        // memory.kernel is ignored (see `ignored_settings`): the kernel deprecated kmem limits.
         convert::check_before_update(m, || read_u64(dir, "memory.usage_in_bytes"))?;
         let has_memsw = cgfs::exists(dir, "memory.memsw.limit_in_bytes");
         // Lifting the memory limit lifts swap too unless the spec says otherwise (runc).

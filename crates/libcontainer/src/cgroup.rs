@@ -48,10 +48,12 @@ pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
     let Some(rules) = resources.devices().clone() else {
         return Some(resources);
     };
+    // Only char and block devices go through the devices cgroup; a FIFO node is just made.
     let nodes = linux
         .devices()
         .iter()
         .flatten()
+        .filter(|d| d.typ() != LinuxDeviceType::P)
         .map(LinuxDeviceCgroup::from);
     let defaults = ALWAYS_ALLOWED.iter().map(|(typ, major, minor, access)| {
         let mut rule = LinuxDeviceCgroup::default();
@@ -136,7 +138,8 @@ mod tests {
             "root": {"path": "rootfs"},
             "linux": {
                 "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                            {"path": "/dev/pipe", "type": "p"}]
             }
         }))
         .expect("spec");
@@ -150,6 +153,10 @@ mod tests {
                 .any(|r| r.allow() && r.major() == Some(major) && r.minor() == Some(minor))
         };
         assert!(allows(10, 229), "the spec's device nodes are allowed");
+        assert!(
+            rules.iter().all(|r| r.typ() != Some(LinuxDeviceType::P)),
+            "a FIFO node is no cgroup rule: {rules:?}"
+        );
         assert!(allows(1, 3) && allows(5, 2), "null and ptmx are allowed");
         let no_rules: Spec = serde_json::from_value(serde_json::json!({
             "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {}}

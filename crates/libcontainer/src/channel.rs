@@ -62,16 +62,48 @@ impl Channel {
             op: "encode message".into(),
             source: std::io::Error::other(e),
         })?;
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
-            .map_err(LibcontainerError::sys("send message"))?;
-        Ok(())
+        match send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
+            Ok(_) => Ok(()),
+            // The other side is gone; it usually said why before it went.
+            Err(e @ (nix::Error::EPIPE | nix::Error::ECONNRESET)) => Err(self.why_gone(e)),
+            Err(e) => Err(LibcontainerError::Sys {
+                op: "send message".into(),
+                source: e,
+            }),
+        }
+    }
+
+    /// The error to report when the peer closed its end: its `Failed` report if one is still
+    /// queued, else a plain note naming `cause`.
+    fn why_gone(&self, cause: nix::Error) -> LibcontainerError {
+        self.queued_failure().unwrap_or_else(|| {
+            LibcontainerError::Init(format!(
+                "the container process exited without a report ({cause})"
+            ))
+        })
+    }
+
+    /// A `Failed` report waiting in the channel, without blocking. A step of the runtime that
+    /// failed because the child died (EPIPE, ESRCH) uses it to report the child's own cause.
+    pub fn queued_failure(&self) -> Option<LibcontainerError> {
+        loop {
+            match self.recv_flags(MsgFlags::MSG_DONTWAIT) {
+                Ok(Some(Message::Failed(msg))) => return Some(LibcontainerError::Init(msg)),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
+        }
     }
 
     /// Receives one message; `None` when the other side closed (exited or exec'd).
     pub fn recv(&self) -> Result<Option<Message>> {
+        self.recv_flags(MsgFlags::empty())
+    }
+
+    fn recv_flags(&self, flags: MsgFlags) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Err(nix::Error::EINTR) => continue,
                 r => break r.map_err(LibcontainerError::sys("receive message"))?,
             }
@@ -154,5 +186,19 @@ mod tests {
         assert!(a.wait_for_proceed().is_err());
         drop(b);
         assert_eq!(a.recv().expect("recv"), None);
+    }
+
+    #[test]
+    fn sending_to_a_failed_child_reports_its_error() {
+        let (a, b) = pair().expect("pair");
+        b.send(&Message::Failed("mount /x: EINVAL".into()))
+            .expect("send");
+        drop(b);
+        let err = a.send(&Message::CgroupJoined).unwrap_err().to_string();
+        assert!(err.contains("mount /x: EINVAL"), "{err}");
+        let (a, b) = pair().expect("pair");
+        drop(b);
+        let err = a.send(&Message::CgroupJoined).unwrap_err().to_string();
+        assert!(err.contains("exited without a report"), "{err}");
     }
 }

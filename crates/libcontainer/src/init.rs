@@ -140,11 +140,8 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
             .and_then(|l| l.namespaces().as_deref())
             .unwrap_or_default(),
     );
-    if !plan.has(LinuxNamespaceType::Mount) {
-        return Err(LibcontainerError::NotSupported(
-            "containers without a mount namespace".into(),
-        ));
-    }
+    // Without one we mount in the caller's namespace and chroot (validated in `spec`).
+    let own_mounts = plan.has(LinuxNamespaceType::Mount);
     // Opened while the state dir is still reachable; reopened for writing via /proc/self/fd.
     let in_userns = plan.has(LinuxNamespaceType::User);
     let new_cgroupns = plan.new.contains(CloneFlags::CLONE_NEWCGROUP);
@@ -159,6 +156,7 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
         &cfg.bundle.rootfs,
         &cfg.bundle.path,
         in_userns,
+        own_mounts,
         &cgroups,
     )?;
     if !new_cgroupns {
@@ -178,10 +176,15 @@ pub fn container_init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Infallible>
         create_hooks,
         &hook_state(&cfg.state, ContainerStatus::Creating),
     )?;
-    rootfs::pivot(&cfg.bundle.rootfs, cfg.no_pivot)?;
+    let switch = match (own_mounts, cfg.no_pivot) {
+        (false, _) => rootfs::RootSwitch::Chroot,
+        (true, true) => rootfs::RootSwitch::MoveRoot,
+        (true, false) => rootfs::RootSwitch::PivotRoot,
+    };
+    rootfs::pivot(&cfg.bundle.rootfs, switch)?;
     // Before finish(): a read-only root would refuse the directory.
     cfg.process.ensure_cwd()?;
-    rootfs::finish(spec)?;
+    rootfs::finish(spec, own_mounts)?;
     if plan.new.contains(CloneFlags::CLONE_NEWUTS) {
         set_names(spec.hostname().as_deref(), spec.domainname().as_deref())?;
     }

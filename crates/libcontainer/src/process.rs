@@ -113,6 +113,10 @@ impl ProcessPlan {
         } else {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         }
+        // Before any filter is loaded: a profile need not allow close_range (runc passes
+        // bundles whose allow list omits it). CLOEXEC only marks them, so our own channel and
+        // fifo stay usable until the exec.
+        close_inherited_fds(self.preserve_fds)?;
         let nnp = p.no_new_privileges().unwrap_or(false);
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: load it while
         // we still have it (as runc does); the profile must then allow our remaining syscalls.
@@ -161,7 +165,6 @@ impl ProcessPlan {
                 filter.install()?;
             }
         }
-        close_inherited_fds(self.preserve_fds)?;
         Ok(exec)
     }
 

@@ -36,8 +36,33 @@ pub fn prepare(
     rootfs: &Path,
     bundle: &Path,
     in_userns: bool,
+    own_mounts: bool,
     cgroups: &[CgroupDir],
 ) -> Result<()> {
+    if own_mounts {
+        isolate_root(spec, rootfs)?;
+    }
+    let root = RootDir::open(rootfs)?;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        mount_in_root(&root, m, bundle, cgroups)?;
+    }
+    let linux = spec.linux().as_ref();
+    for d in devices::default_devices() {
+        devices::create(&root, &d, in_userns)?;
+    }
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        devices::create(&root, &devices::from_spec(d)?, in_userns)?;
+    }
+    devices::create_symlinks(&root)
+}
+
+/// In the container's own mount namespace: stops propagation to the host and makes the
+/// rootfs a mount point (pivot_root needs one).
+fn isolate_root(spec: &Spec, rootfs: &Path) -> Result<()> {
     let prop = initial_propagation(spec)?;
     // Shared propagation on `/` would leak our mounts to the host; make it slave first.
     let first = if prop.contains(MsFlags::MS_SHARED) {
@@ -58,32 +83,29 @@ pub fn prepare(
     .map_err(LibcontainerError::sys(format!(
         "bind rootfs {}",
         rootfs.display()
-    )))?;
-    let root = RootDir::open(rootfs)?;
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_in_root(&root, m, bundle, cgroups)?;
-    }
-    let linux = spec.linux().as_ref();
-    for d in devices::default_devices() {
-        devices::create(&root, &d, in_userns)?;
-    }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        devices::create(&root, &devices::from_spec(d)?, in_userns)?;
-    }
-    devices::create_symlinks(&root)
+    )))
 }
 
-/// Makes `rootfs` the root: pivot_root, or a chroot (MS_MOVE) when `no_pivot` is asked for.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// How the container's root replaces the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSwitch {
+    /// pivot_root, then detach the old root (the default).
+    PivotRoot,
+    /// Move the rootfs mount over `/` and chroot (`--no-pivot`).
+    MoveRoot,
+    /// chroot alone: without a mount namespace of its own the caller's mounts stay as they are.
+    Chroot,
+}
+
+/// Makes `rootfs` the root.
+pub fn pivot(rootfs: &Path, how: RootSwitch) -> Result<()> {
     nix::unistd::chdir(rootfs).map_err(LibcontainerError::sys(format!(
         "chdir {}",
         rootfs.display()
     )))?;
-    if no_pivot {
+    if how == RootSwitch::Chroot {
+        nix::unistd::chroot(".").map_err(LibcontainerError::sys("chroot"))?;
+    } else if how == RootSwitch::MoveRoot {
         mount(
             Some(rootfs),
             "/",
@@ -110,10 +132,11 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 }
 
 /// After pivot: final propagation, sysctls, masked and read-only paths, read-only root.
-pub fn finish(spec: &Spec) -> Result<()> {
+/// Without `own_mounts` only sysctls apply (`spec` refuses the rest there).
+pub fn finish(spec: &Spec, own_mounts: bool) -> Result<()> {
     let linux = spec.linux().as_ref();
     let prop = initial_propagation(spec)?;
-    if prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_PRIVATE) {
+    if own_mounts && (prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_PRIVATE)) {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(LibcontainerError::sys("set rootfs propagation"))?;
     }

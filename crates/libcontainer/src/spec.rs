@@ -82,6 +82,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(invalid("hostname needs a new uts namespace"));
     }
+    if !has(LinuxNamespaceType::Mount) {
+        check_shared_mount_namespace(spec)?;
+    }
     let user_new = namespaces
         .iter()
         .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
@@ -102,6 +105,31 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 m.destination()
             )));
         }
+    }
+    Ok(())
+}
+
+/// A container without a mount namespace mounts in its caller's namespace and is only
+/// chrooted (as runc): what would change the caller's own mounts is refused.
+fn check_shared_mount_namespace(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    if listed(linux.and_then(|l| l.masked_paths().as_ref()))
+        || listed(linux.and_then(|l| l.readonly_paths().as_ref()))
+    {
+        // runc's wording.
+        return Err(invalid(
+            "unable to restrict sys entries without a private MNT namespace",
+        ));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        return Err(invalid("a read-only root needs a private mount namespace"));
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(invalid("rootfsPropagation needs a private mount namespace"));
     }
     Ok(())
 }
@@ -175,6 +203,34 @@ mod tests {
     fn hostname_without_uts_rejected() {
         let s = spec_json(|v| v["linux"]["namespaces"] = serde_json::json!([{"type":"pid"}]));
         assert!(validate(&s).unwrap_err().to_string().contains("uts"));
+    }
+
+    #[test]
+    fn without_a_mount_namespace_only_what_spares_the_callers_mounts_passes() {
+        let shared = |v: &mut serde_json::Value| {
+            let ns = v["linux"]["namespaces"].as_array_mut().expect("array");
+            ns.retain(|n| n["type"] != "mount");
+        };
+        let plain = spec_json(|v| {
+            shared(v);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::Value::Null;
+            v["root"]["readonly"] = false.into();
+        });
+        validate(&plain).expect("no mount namespace is supported");
+        let masked = spec_json(shared);
+        let e = validate(&masked).unwrap_err().to_string();
+        assert!(e.contains("without a private MNT namespace"), "{e}");
+        let ro = spec_json(|v| {
+            shared(v);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+            v["root"]["readonly"] = true.into();
+        });
+        assert!(validate(&ro)
+            .unwrap_err()
+            .to_string()
+            .contains("read-only root"));
     }
 
     #[test]

@@ -138,10 +138,9 @@ impl V2Manager {
     fn apply_memory(&self, m: &LinuxMemory) -> Result<(), CgroupError> {
         let unsupported =
             |what: &str| CgroupError::Unsupported(format!("{what} has no cgroup v2 equivalent"));
-        if m.kernel().is_some_and(|k| k != 0) || m.kernel_tcp().is_some_and(|k| k != 0) {
-            return Err(unsupported(
-                "kernel memory limits (memory.kernel, memory.kernelTCP)",
-            ));
+        // memory.kernel is ignored (see `ignored_settings`), as runc does.
+        if m.kernel_tcp().is_some_and(|k| k != 0) {
+            return Err(unsupported("memory.kernelTCP"));
         }
         if m.swappiness().is_some() {
             return Err(unsupported("memory.swappiness"));

@@ -189,7 +189,14 @@ impl CreateOptions {
         state.status = ContainerStatus::Created;
         state.pid = pid.as_raw();
         state.pid_start_time = start_time;
-        let container = Container { state, dir };
+        let container = Container {
+            state,
+            dir,
+            warnings: resources
+                .as_ref()
+                .map(wharf_cgroups::ignored_settings)
+                .unwrap_or_default(),
+        };
         container.save()?;
         if let Some(pf) = &self.pid_file {
             atomic_write(pf, pid.as_raw().to_string().as_bytes())?;
@@ -238,21 +245,26 @@ fn spawn(
     })();
     let _ = nix::sys::wait::waitpid(intermediate_pid, None);
     let pid = result?;
-    parent.send(&Message::Proceed(dirs))?;
-    join_cgroup(pid)?;
-    parent.send(&Message::CgroupJoined)?;
-    loop {
-        match parent.expect("init to finish setup")? {
-            Message::Ready => return Ok(pid),
-            Message::RunHooks => {
-                run_hooks(pid)?;
-                parent.send(&Message::HooksDone)?;
-            }
-            m => {
-                return Err(LibcontainerError::Init(format!(
-                    "unexpected {m:?} while init finished setup"
-                )))
+    // Init runs on while we work: when a step of ours fails because init died (a cgroup
+    // write ESRCH, a send EPIPE), init's own report is the cause to give.
+    (|| {
+        parent.send(&Message::Proceed(dirs))?;
+        join_cgroup(pid)?;
+        parent.send(&Message::CgroupJoined)?;
+        loop {
+            match parent.expect("init to finish setup")? {
+                Message::Ready => return Ok(pid),
+                Message::RunHooks => {
+                    run_hooks(pid)?;
+                    parent.send(&Message::HooksDone)?;
+                }
+                m => {
+                    return Err(LibcontainerError::Init(format!(
+                        "unexpected {m:?} while init finished setup"
+                    )))
+                }
             }
         }
-    }
+    })()
+    .map_err(|e| parent.queued_failure().unwrap_or(e))
 }

@@ -30,6 +30,9 @@ pub(crate) const EXEC_FIFO: &str = "exec.fifo";
 pub struct Container {
     state: State,
     dir: PathBuf,
+    /// What `create` ignored of the spec (deprecated settings runc also ignores), for the
+    /// caller to show; not persisted.
+    warnings: Vec<String>,
 }
 
 impl Container {
@@ -41,7 +44,11 @@ impl Container {
             return Err(LibcontainerError::NotFound(id.to_string()));
         }
         let state = State::load(&dir)?;
-        let mut c = Container { state, dir };
+        let mut c = Container {
+            state,
+            dir,
+            warnings: Vec::new(),
+        };
         c.refresh();
         Ok(c)
     }
@@ -64,6 +71,11 @@ impl Container {
             .collect();
         out.sort_by(|a, b| a.state.id.cmp(&b.state.id));
         Ok(out)
+    }
+
+    /// Settings of the spec `create` ignored, one sentence each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The persisted state.

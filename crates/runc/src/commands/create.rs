@@ -16,8 +16,13 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<Container> {
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
     };
-    opts.create()
-        .with_context(|| format!("create container {}", a.id))
+    let c = opts
+        .create()
+        .with_context(|| format!("create container {}", a.id))?;
+    for w in c.warnings() {
+        eprintln!("wharf-runtime: warning: {w}");
+    }
+    Ok(c)
 }
 
 pub fn run(root: &Path, a: &CreateArgs) -> Result<()> {
