@@ -37,6 +37,10 @@ pub struct ApplyOptions {
     /// [`extract_confined`] only: let an entry replace a directory by a non-directory or the
     /// reverse (Docker's `noOverwriteDirNonDir=false`).
     pub allow_type_changes: bool,
+    /// Refuse a file whose apparent size (a sparse file's full length) exceeds this. Files
+    /// are written sparse, so disk use follows the archive's data, but reading out a huge
+    /// hole still costs time: [`DEFAULT_MAX_FILE_SIZE`] unless the caller says otherwise.
+    pub max_file_size: u64,
 }
 
 impl Default for ApplyOptions {
@@ -48,12 +52,14 @@ impl Default for ApplyOptions {
             preserve_ownership: true,
             chown: None,
             allow_type_changes: false,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
 }
 
-/// No single file in an image layer is this big; a header claiming so is corrupt or hostile.
-pub const MAX_ENTRY_SIZE: u64 = 1 << 40;
+/// Default bound on one file's apparent size (64 GiB): larger than any file real images ship,
+/// small enough that a hostile sparse entry cannot keep extraction busy for long.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 30;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
@@ -151,11 +157,12 @@ fn unpack(
         let raw_name = entry.path().map_err(ArchiveError::Malformed)?.into_owned();
         let rel = base.join(crate::path::clean(&raw_name)?);
         let name_str = || raw_name.display().to_string();
-        if entry.size() > MAX_ENTRY_SIZE {
+        // For a GNU sparse entry this is the apparent size, holes included.
+        if entry.size() > opts.max_file_size {
             return Err(ArchiveError::TooLarge {
                 path: name_str(),
                 size: entry.size(),
-                limit: MAX_ENTRY_SIZE,
+                limit: opts.max_file_size,
             });
         }
         let mut node = header_node(&mut entry, &raw_name)?;

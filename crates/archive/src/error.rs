@@ -16,8 +16,8 @@ pub enum ArchiveError {
     /// The tar-bomb guard tripped.
     #[error("archive has more than {limit} entries (tar bomb guard)")]
     TooManyEntries { limit: u64 },
-    /// An entry declares a size no image layer plausibly has.
-    #[error("entry {path:?} declares {size} bytes, above the {limit}-byte limit")]
+    /// A file whose apparent size (holes included) is above the extraction's bound.
+    #[error("entry {path:?} declares {size} bytes, above the {limit}-byte limit on one file")]
     TooLarge { path: String, size: u64, limit: u64 },
     /// A device node in an archive applied without `allow_devices`.
     #[error("device node {path:?} refused: device nodes are not allowed here")]

@@ -16,7 +16,7 @@ mod walk;
 mod write;
 
 pub use apply::{
-    apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, MAX_ENTRY_SIZE,
+    apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, DEFAULT_MAX_FILE_SIZE,
 };
 pub use changes::{changes_between, changes_overlay, overlay_lstat, Change, ChangeKind};
 pub use error::ArchiveError;

@@ -257,6 +257,8 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), ArchiveError> {
         preserve_ownership: true,
         chown: None,
         allow_type_changes: false,
+        // A local tree, not an archive: its files are already on this disk.
+        max_file_size: u64::MAX,
     };
     let mut source = Source::open(src, Xattrs::All)?;
     let mut ex = Extractor::new(dst, &opts)?;

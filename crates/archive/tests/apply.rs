@@ -69,6 +69,22 @@ impl Tar {
         self.0.append_data(&mut h, name, &[][..]).unwrap();
         self
     }
+    /// A GNU sparse file of `apparent` bytes holding 512 bytes of `A` at its start and of `Z`
+    /// at its end; everything between is a hole, so the archive stays a few KiB.
+    fn sparse(mut self, name: &str, apparent: u64) -> Self {
+        let mut h = Self::header(tar::EntryType::GNUSparse, 0o644, 1024);
+        h.set_path(name).unwrap();
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.set_real_size(apparent);
+        gnu.sparse[0].set_offset(0);
+        gnu.sparse[0].set_length(512);
+        gnu.sparse[1].set_offset(apparent - 512);
+        gnu.sparse[1].set_length(512);
+        h.set_cksum();
+        let data: Vec<u8> = [[b'A'; 512], [b'Z'; 512]].concat();
+        self.0.append(&h, &data[..]).unwrap();
+        self
+    }
     fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }
@@ -518,4 +534,47 @@ fn extract_confined_can_replace_types_and_force_ownership() {
     assert!(m.is_file());
     assert_eq!((m.uid(), m.gid()), (1234, 5678));
     sb.assert_outside_untouched();
+}
+
+#[test]
+fn sparse_files_are_written_with_holes() {
+    let sb = Sandbox::new();
+    let apparent: u64 = 64 << 20;
+    let tar = Tar::new().sparse("holey", apparent).bytes();
+    assert!(tar.len() < 16 << 10, "the archive is small: {}", tar.len());
+    sb.apply(tar, &ApplyOptions::default()).unwrap();
+    let path = sb.root.join("holey");
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(meta.len(), apparent);
+    // Disk written: the two data blocks (one fs block each), not the apparent size.
+    let on_disk = meta.blocks() * 512;
+    assert!(
+        on_disk <= 64 << 10,
+        "{on_disk} bytes allocated for a sparse file"
+    );
+    let data = fs::read(&path).unwrap();
+    assert!(data[..512].iter().all(|b| *b == b'A'));
+    assert!(data[data.len() - 512..].iter().all(|b| *b == b'Z'));
+    assert!(data[512..data.len() - 512] == vec![0u8; data.len() - 1024][..]);
+    sb.assert_outside_untouched();
+}
+
+#[test]
+fn huge_apparent_sizes_are_refused_at_a_configurable_bound() {
+    let sb = Sandbox::new();
+    // 100 GB of holes in a few KiB of tar: above the default bound, refused before writing.
+    let tar = Tar::new().sparse("bomb", 100_000_000_000).bytes();
+    let err = sb.apply(tar, &ApplyOptions::default()).unwrap_err();
+    assert_hostile(err, "bomb");
+    assert!(!sb.root.join("bomb").exists());
+    let small = ApplyOptions {
+        max_file_size: 1 << 20,
+        ..ApplyOptions::default()
+    };
+    let tar = Tar::new().sparse("big", 4 << 20).bytes();
+    let err = sb.apply(tar, &small).unwrap_err();
+    assert_hostile(err, "limit");
+    let tar = Tar::new().sparse("fits", 1 << 20).bytes();
+    sb.apply(tar, &small).unwrap();
+    assert_eq!(fs::metadata(sb.root.join("fits")).unwrap().len(), 1 << 20);
 }
