@@ -72,6 +72,16 @@ impl ContentStore {
         Ok(bytes)
     }
 
+    /// Like [`ContentStore::read`], but refuses a blob above `limit` bytes without reading
+    /// it: for members parsed into memory (manifests, configs, indexes).
+    pub fn read_bounded(&self, d: &Digest, limit: u64, what: &str) -> Result<Vec<u8>, ImageError> {
+        let size = fs::metadata(self.path(d))
+            .map_err(ImageError::io(format!("stat blob {d}")))?
+            .len();
+        check_json_size(what, size, limit)?;
+        self.read(d)
+    }
+
     /// Opens a blob for streaming.
     pub fn open_blob(&self, d: &Digest) -> Result<File, ImageError> {
         File::open(self.path(d)).map_err(ImageError::io(format!("open blob {d}")))
@@ -138,6 +148,16 @@ impl ContentStore {
 }
 
 /// The sha256 digest of `bytes`.
+/// Refuses a JSON member of `size` bytes above `limit`.
+pub(crate) fn check_json_size(what: &str, size: u64, limit: u64) -> Result<(), ImageError> {
+    if size > limit {
+        return Err(ImageError::InvalidArgument(format!(
+            "invalid archive: {what} is {size} bytes, above the {limit}-byte limit for JSON"
+        )));
+    }
+    Ok(())
+}
+
 pub fn digest_of(bytes: &[u8]) -> Digest {
     finish(Sha256::digest(bytes).as_slice())
 }

@@ -45,6 +45,7 @@ mod store;
 pub use changes::apply_changes;
 pub use content::{digest_of, ContentStore, Ingest};
 pub use error::ImageError;
+pub use load::MAX_JSON_MEMBER;
 pub use model::{
     chain_ids, host_arch, ContainerConfig, Descriptor, Healthcheck, HistoryItem, ImageConfig,
     Index, Manifest, Platform, RootFs, SaveManifestEntry, MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST,

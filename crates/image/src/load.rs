@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use wharf_imageref::{Digest, Reference};
 use wharf_storage::UnpackedLayer;
 
-use crate::content::copy_large;
+use crate::content::{check_json_size, copy_large};
 use crate::error::ImageError;
 use crate::model::{
     chain_id_on, is_index_type, pick_platform, ImageConfig, Index, Manifest, SaveManifestEntry,
@@ -27,6 +27,9 @@ const MAX_INDEX_DEPTH: usize = 4;
 const MAX_LINK_HOPS: usize = 16;
 /// Archive entries beyond this make the load fail (a tar bomb, not an image).
 const MAX_ARCHIVE_ENTRIES: usize = 100_000;
+/// Bound on every JSON member parsed into memory (manifest.json, index.json, manifests,
+/// configs): real ones are kilobytes; a 1 MB gzip can expand to a 1 GB "manifest".
+pub const MAX_JSON_MEMBER: u64 = 8 << 20;
 
 /// Files a load can need: top-level files (manifest.json, index.json, legacy `<id>.json`
 /// configs, go-containerregistry's `sha256:<hex>` configs and `<hex>.tar.gz` layers), blobs and
@@ -246,6 +249,10 @@ impl ImageService {
             let path =
                 normalise(&raw).ok_or_else(|| bad(format!("path {raw:?} escapes the archive")))?;
             let kind = entry.header().entry_type();
+            if kind.is_file() && !path.contains('/') && path.ends_with(".json") {
+                // Known to be JSON before it is read: refuse it before storing it.
+                check_json_size(&path, entry.size(), MAX_JSON_MEMBER)?;
+            }
             if kind.is_file() && wanted(&path) {
                 let expected = path
                     .strip_prefix("blobs/sha256/")
@@ -299,7 +306,7 @@ impl ImageService {
         d: &Digest,
         what: &str,
     ) -> Result<T, ImageError> {
-        let bytes = self.content.read(d)?;
+        let bytes = self.content.read_bounded(d, MAX_JSON_MEMBER, what)?;
         serde_json::from_slice(&bytes).map_err(ImageError::json(what))
     }
 
@@ -392,7 +399,9 @@ impl ImageService {
     }
 
     fn register_pending(&self, p: &Pending) -> Result<Digest, ImageError> {
-        let bytes = self.content.read(&p.config)?;
+        let bytes = self
+            .content
+            .read_bounded(&p.config, MAX_JSON_MEMBER, "image config")?;
         let config: ImageConfig =
             serde_json::from_slice(&bytes).map_err(ImageError::json("image config"))?;
         let diffs = &config.rootfs.diff_ids;
