@@ -221,11 +221,14 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     let live_restore = daemon.config().live_restore;
     daemon.containers.restore(live_restore).await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker =
+        crate::server::conns::Tracker::new(crate::server::conns::max_connections(nofile_limit()));
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(listen::serve(
             l,
             daemon.clone(),
+            tracker.clone(),
             stop_rx.clone(),
         )));
     }
@@ -241,6 +244,12 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     let _ = std::fs::remove_file(&pidfile);
     tracing::info!("wharfd stopped");
     Ok(())
+}
+
+/// The soft descriptor limit (children inherit it, so it is left as the caller set it).
+fn nofile_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft)
 }
 
 async fn wait_for_shutdown(daemon: &Daemon, flags: &crate::config::Flags) {

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Nothing changed because nothing needed to (HTTP 304).
     NotModified,
+    /// The request is larger than the daemon accepts (HTTP 413).
+    TooLarge,
     /// A real fault inside Wharf or the system (HTTP 500).
     Internal,
 }
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NotImplemented => 501,
             ErrorKind::Unavailable => 503,
             ErrorKind::NotModified => 304,
+            ErrorKind::TooLarge => 413,
             ErrorKind::Internal => 500,
         }
     }
@@ -53,6 +56,7 @@ impl ErrorKind {
             501 => ErrorKind::NotImplemented,
             503 => ErrorKind::Unavailable,
             304 => ErrorKind::NotModified,
+            413 => ErrorKind::TooLarge,
             _ => ErrorKind::Internal,
         }
     }

@@ -102,9 +102,10 @@ pub fn channel_body(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::invalid(format!(
-            "request body too large (limit {limit} bytes)"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            wharf_errdefs::ErrorKind::TooLarge,
+            format!("request body too large (limit {limit} bytes)"),
+        )),
         Err(e) => Err(ApiError::invalid(format!("reading request body: {e}"))),
     }
 }

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wharf_errdefs::{Classify, ErrorKind};
 
+use super::conns::{ConnHandle, Tracked, Tracker, HEADER_READ_TIMEOUT, MAX_HEADER_BYTES};
 use crate::config::TlsConfig;
 use crate::wiring::Daemon;
 
@@ -173,22 +174,39 @@ fn tls_acceptor(t: &TlsConfig) -> Result<TlsAcceptor, ListenError> {
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Accepts connections until `stop` turns true; each connection is served on its own task.
-pub async fn serve(l: Listener, daemon: Arc<Daemon>, mut stop: watch::Receiver<bool>) {
+/// Accepts connections until `stop` turns true; each connection is served on its own task,
+/// within the bounds of [`conns`] (shared by all listeners through `tracker`).
+pub async fn serve(
+    l: Listener,
+    daemon: Arc<Daemon>,
+    tracker: Arc<Tracker>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             conn = accept(&l) => match conn {
-                Ok(Conn::Unix(s)) => spawn_conn(s, daemon.clone()),
-                Ok(Conn::Tcp(s, None)) => spawn_conn(s, daemon.clone()),
-                Ok(Conn::Tcp(s, Some(acc))) => {
+                Ok(conn) => {
+                    let Some(handle) = tracker.admit() else {
+                        // Every connection is busy: refuse this one by closing it.
+                        tracing::warn!("API connection refused: {} busy connections", tracker.open());
+                        continue;
+                    };
                     let d = daemon.clone();
-                    tokio::spawn(async move {
-                        match acc.accept(s).await {
-                            Ok(tls) => serve_conn(tls, d).await,
-                            Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+                    match conn {
+                        Conn::Unix(s) => spawn_conn(s, d, handle),
+                        Conn::Tcp(s, None) => spawn_conn(s, d, handle),
+                        Conn::Tcp(s, Some(acc)) => {
+                            tokio::spawn(async move {
+                                // The handshake is part of the head's time budget.
+                                match tokio::time::timeout(HEADER_READ_TIMEOUT, acc.accept(s)).await {
+                                    Ok(Ok(tls)) => serve_conn(tls, d, handle).await,
+                                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                                }
+                            });
                         }
-                    });
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -215,17 +233,41 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
     }
 }
 
-fn spawn_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, daemon: Arc<Daemon>) {
-    tokio::spawn(serve_conn(s, daemon));
+fn spawn_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    s: S,
+    daemon: Arc<Daemon>,
+    handle: ConnHandle,
+) {
+    tokio::spawn(serve_conn(s, daemon, handle));
 }
 
-async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, daemon: Arc<Daemon>) {
-    let svc = service_fn(move |req| super::handle(daemon.clone(), req));
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    s: S,
+    daemon: Arc<Daemon>,
+    handle: ConnHandle,
+) {
+    let handle = Arc::new(handle);
+    let h = handle.clone();
+    let svc = service_fn(move |req| {
+        let busy = h.request();
+        let d = daemon.clone();
+        async move {
+            let resp = super::handle(d, req).await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, busy)))
+        }
+    });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
         .serve_connection(TokioIo::new(s), svc)
         .with_upgrades();
-    if let Err(e) = conn.await {
-        tracing::debug!("connection ended: {e}");
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!("connection ended: {e}");
+        },
+        // Dropping the connection closes it.
+        () = handle.evicted() => tracing::debug!("idle connection closed at the connection cap"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP server: listeners (unix sockets, TCP with rustls), the API-version prefix, common
 //! headers, and the error → response mapping. Routing lives in [`crate::router`].
 
+pub mod conns;
 pub mod error;
 pub mod http;
 pub mod listen;
@@ -55,15 +56,20 @@ pub fn split_version(path: &str) -> Result<Option<(ApiVersion, &str)>, ApiError>
 /// Serves one request: version check, routing, error mapping, common headers.
 pub async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let path = req.uri().path().to_string();
-    let mut resp = match split_version(&path) {
-        Ok(Some((v, rest))) => {
-            let rest = rest.to_string();
-            crate::router::dispatch(daemon.clone(), v, &rest, req)
-                .await
-                .unwrap_or_else(|e| error_response(&e))
+    let mut resp = if missing_host(&req) {
+        // HTTP/1.1 requires it (RFC 9112 §3.2); Go's server, and so dockerd, answers 400.
+        error_response(&ApiError::invalid("missing required Host header"))
+    } else {
+        match split_version(&path) {
+            Ok(Some((v, rest))) => {
+                let rest = rest.to_string();
+                crate::router::dispatch(daemon.clone(), v, &rest, req)
+                    .await
+                    .unwrap_or_else(|e| error_response(&e))
+            }
+            Ok(None) => error_response(&ApiError::not_found("page not found")),
+            Err(e) => error_response(&e),
         }
-        Ok(None) => error_response(&ApiError::not_found("page not found")),
-        Err(e) => error_response(&e),
     };
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(api_version_str()));
@@ -80,6 +86,11 @@ pub async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Result<Resp,
         h.insert(::http::header::SERVER, v);
     }
     Ok(resp)
+}
+
+/// An HTTP/1.1 request without a Host header (HTTP/1.0 may omit it).
+fn missing_host<B>(req: &Request<B>) -> bool {
+    req.version() == ::http::Version::HTTP_11 && !req.headers().contains_key(::http::header::HOST)
 }
 
 fn api_version_str() -> &'static str {
