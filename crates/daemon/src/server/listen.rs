@@ -233,6 +233,16 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
     }
 }
 
+/// The HTTP/1 settings of every API connection. The header-read timeout needs the timer:
+/// without one hyper silently ignores it.
+fn http1(header_timeout: std::time::Duration) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_header_size(MAX_HEADER_BYTES);
+    b
+}
+
 fn spawn_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     s: S,
     daemon: Arc<Daemon>,
@@ -256,10 +266,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, busy)))
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
+    let conn = http1(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(s), svc)
         .with_upgrades();
     tokio::select! {
@@ -285,6 +292,41 @@ mod tests {
         let mode = fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         assert!(matches!(l, Listener::Unix(..)));
+    }
+
+    #[tokio::test]
+    async fn silent_and_idle_connections_are_closed_at_the_header_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let timeout = std::time::Duration::from_millis(200);
+        let serve = |io| {
+            let svc = service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(String::from("ok")))
+            });
+            tokio::spawn(http1(timeout).serve_connection(TokioIo::new(io), svc))
+        };
+        // Never sends a byte.
+        let (_client, server) = tokio::io::duplex(4096);
+        let conn = serve(server);
+        tokio::time::timeout(timeout * 10, conn)
+            .await
+            .expect("a silent connection is closed")
+            .expect("join")
+            .expect_err("closed by the header-read timeout");
+        // Kept alive after one request, then idle.
+        let (mut client, server) = tokio::io::duplex(4096);
+        let conn = serve(server);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = vec![0u8; 1024];
+        let n = client.read(&mut buf).await.expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        tokio::time::timeout(timeout * 10, conn)
+            .await
+            .expect("an idle kept-alive connection is closed")
+            .expect("join")
+            .expect_err("closed by the header-read timeout");
     }
 
     #[test]
