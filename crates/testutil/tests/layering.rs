@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-archive", &["wharf-errdefs"]),
     ("wharf-storage", &["wharf-errdefs", "wharf-archive"]),
     ("wharf-fetch", &["wharf-errdefs"]),
+    ("wharf-volume", &["wharf-errdefs", "wharf-archive"]),
     (
         "wharf-image",
         &[
@@ -58,6 +59,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-archive",
             "wharf-storage",
             "wharf-image",
+            "wharf-volume",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),
