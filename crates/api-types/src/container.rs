@@ -113,6 +113,26 @@ pub struct Mount {
     pub bind_options: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs_options: Option<TmpfsOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+}
+
+/// `Mount.VolumeOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub driver_config: Option<VolumeDriverConfig>,
+    pub subpath: String,
+}
+
+/// `Mount.VolumeOptions.DriverConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeDriverConfig {
+    pub name: String,
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// `Mount.TmpfsOptions`.
@@ -314,8 +334,12 @@ pub struct ContainerState {
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub source: String,
     pub destination: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,

@@ -13,6 +13,7 @@ pub mod image;
 pub mod strslice;
 pub mod system;
 pub mod version;
+pub mod volume;
 
 pub use filters::{Filters, FiltersError};
 pub use version::{ApiVersion, ApiVersionError};

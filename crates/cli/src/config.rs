@@ -14,6 +14,8 @@ pub struct Config {
     pub ps_format: Option<String>,
     /// Default `images` format.
     pub images_format: Option<String>,
+    /// Default `volume ls` format.
+    pub volumes_format: Option<String>,
     /// Default `stats` format.
     pub stats_format: Option<String>,
     /// Proxy settings injected into new containers' environment.

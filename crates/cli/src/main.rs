@@ -14,8 +14,11 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches};
 use wharf_client::{Client, Host, TlsOptions};
 
-use cli::{Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S};
-use commands::{container, cp, image, run, system, Ctx, StatusError};
+use cli::{
+    Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S,
+    VolumeCommand as V,
+};
+use commands::{container, cp, image, run, system, volume, Ctx, StatusError};
 
 fn main() {
     let code = match real_main() {
@@ -220,6 +223,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Import(a) | Command::Image(I::Import(a)) => image::import(ctx, &a),
         Command::History(a) | Command::Image(I::History(a)) => image::history(ctx, &a),
         Command::Image(I::Prune(a)) => image::prune(ctx, &a),
+        Command::Volume(V::Create(a)) => volume::create(ctx, &a),
+        Command::Volume(V::Inspect(a)) => volume::inspect(ctx, &a),
+        Command::Volume(V::Ls(a)) => volume::ls(ctx, &a),
+        Command::Volume(V::Prune(a)) => volume::prune(ctx, &a),
+        Command::Volume(V::Rm(a)) => volume::rm(ctx, &a),
         Command::Info(a) | Command::System(S::Info(a)) => system::info(ctx, &a),
         Command::System(S::Df(a)) => system::df(ctx, &a),
         Command::System(S::Prune(a)) => system::prune(ctx, &a),

@@ -11,6 +11,7 @@ use crate::events::Events;
 use crate::server::listen;
 use crate::service::containers::{find_binary, ContainerService, Helpers};
 use crate::service::system::HostInfo;
+use crate::service::volumes::Volumes;
 use crate::state::{Status, Store};
 
 /// Start-up failures.
@@ -31,6 +32,9 @@ pub enum StartError {
     /// The image store.
     #[error(transparent)]
     Image(#[from] wharf_image::ImageError),
+    /// The volume store.
+    #[error(transparent)]
+    Volume(#[from] wharf_volume::VolumeError),
     /// A helper binary is missing.
     #[error("{0} not found beside wharfd or on PATH")]
     MissingHelper(&'static str),
@@ -176,12 +180,27 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     }
     let helpers = helpers(&config)?;
     let events = Arc::new(Events::default());
+    let volumes = Arc::new(Volumes::open(
+        &config.data_root.join("volumes"),
+        events.clone(),
+    )?);
+    volumes.restore_refs(
+        &store
+            .all()
+            .iter()
+            .map(|h| {
+                let c = Store::lock(h);
+                (c.id.clone(), c.mount_points.clone())
+            })
+            .collect(),
+    );
     let id = engine_id(&config.data_root)?;
     let exec_root = config.exec_root.clone();
     let config = Arc::new(RwLock::new(config));
     let containers = Arc::new(ContainerService::new(
         store,
         images,
+        volumes,
         events.clone(),
         config.clone(),
         &exec_root,

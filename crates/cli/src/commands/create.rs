@@ -163,15 +163,37 @@ pub(crate) fn parse_publish(p: &str) -> Result<Vec<(String, Value)>, String> {
     Ok(out)
 }
 
-/// Parses `--mount type=bind,source=/a,target=/b,readonly`.
+/// Parses `--mount type=bind,source=/a,target=/b,readonly` with the docker CLI's keys and
+/// messages (`opts/mount.go`).
 pub(crate) fn parse_mount(m: &str) -> Result<Value, String> {
+    let bad = |msg: String| format!("invalid argument \"{m}\" for \"--mount\" flag: {msg}");
     let mut obj = Map::new();
     let mut ty = "volume".to_string();
     let mut bind_opts = Map::new();
     let mut tmpfs_opts = Map::new();
+    let mut vol_opts = Map::new();
+    let mut driver = Map::new();
+    let mut driver_opts = Map::new();
+    let mut labels = Map::new();
+    let truth = |k: &str, v: &str| match v.to_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(bad(format!("invalid value for {k}: {v}"))),
+    };
     for field in m.split(',') {
-        let (k, v) = field.split_once('=').unwrap_or((field, "true"));
-        match k.to_lowercase().as_str() {
+        let (k, v) = match field.split_once('=') {
+            Some(kv) => kv,
+            None => match field.to_lowercase().as_str() {
+                "readonly" | "ro" | "volume-nocopy" | "bind-nonrecursive" => (field, "true"),
+                _ => {
+                    return Err(bad(format!(
+                        "invalid field '{field}' must be a key=value pair"
+                    )))
+                }
+            },
+        };
+        let key = k.to_lowercase();
+        match key.as_str() {
             "type" => ty = v.to_string(),
             "source" | "src" => {
                 obj.insert("Source".into(), json!(v));
@@ -180,33 +202,65 @@ pub(crate) fn parse_mount(m: &str) -> Result<Value, String> {
                 obj.insert("Target".into(), json!(v));
             }
             "readonly" | "ro" => {
-                obj.insert("ReadOnly".into(), json!(matches!(v, "true" | "1")));
+                obj.insert("ReadOnly".into(), json!(truth(&key, v)?));
+            }
+            "consistency" => {
+                obj.insert("Consistency".into(), json!(v));
             }
             "bind-propagation" => {
                 bind_opts.insert("Propagation".into(), json!(v));
+            }
+            "bind-nonrecursive" => {
+                bind_opts.insert("NonRecursive".into(), json!(truth(&key, v)?));
+            }
+            "volume-nocopy" => {
+                vol_opts.insert("NoCopy".into(), json!(truth(&key, v)?));
+            }
+            "volume-subpath" => {
+                vol_opts.insert("Subpath".into(), json!(v));
+            }
+            "volume-driver" => {
+                driver.insert("Name".into(), json!(v));
+            }
+            "volume-label" => {
+                let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
+                labels.insert(lk.into(), json!(lv));
+            }
+            "volume-opt" => {
+                let (ok, ov) = v.split_once('=').unwrap_or((v, ""));
+                driver_opts.insert(ok.into(), json!(ov));
             }
             "tmpfs-size" => {
                 tmpfs_opts.insert("SizeBytes".into(), json!(ram_in_bytes(v)?));
             }
             "tmpfs-mode" => {
-                let mode =
-                    u32::from_str_radix(v, 8).map_err(|_| format!("invalid tmpfs-mode: {v}"))?;
+                let mode = u32::from_str_radix(v, 8)
+                    .map_err(|_| bad(format!("invalid value for {key}: {v}")))?;
                 tmpfs_opts.insert("Mode".into(), json!(mode));
             }
-            "consistency" => {
-                obj.insert("Consistency".into(), json!(v));
-            }
-            other => return Err(format!("invalid field '{other}' must be a key=value pair")),
+            _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
     if !obj.contains_key("Target") {
-        return Err("target is required".into());
+        return Err(bad("target is required".into()));
+    }
+    if !driver_opts.is_empty() {
+        driver.insert("Options".into(), Value::Object(driver_opts));
+    }
+    if !driver.is_empty() {
+        vol_opts.insert("DriverConfig".into(), Value::Object(driver));
+    }
+    if !labels.is_empty() {
+        vol_opts.insert("Labels".into(), Value::Object(labels));
     }
     if !bind_opts.is_empty() {
         obj.insert("BindOptions".into(), Value::Object(bind_opts));
     }
     if !tmpfs_opts.is_empty() {
         obj.insert("TmpfsOptions".into(), Value::Object(tmpfs_opts));
+    }
+    if !vol_opts.is_empty() {
+        obj.insert("VolumeOptions".into(), Value::Object(vol_opts));
     }
     obj.insert("Type".into(), json!(ty));
     Ok(Value::Object(obj))
@@ -935,7 +989,16 @@ mod tests {
             m,
             json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true})
         );
-        assert!(parse_mount("type=bind,bogus=1,target=/b").is_err());
+        assert_eq!(
+            parse_mount("type=bind,bogus=1,target=/b").unwrap_err(),
+            "invalid argument \"type=bind,bogus=1,target=/b\" for \"--mount\" flag: unexpected key 'bogus' in 'bogus=1'"
+        );
+        let m = parse_mount("src=v,dst=/d,volume-nocopy,volume-opt=type=tmpfs,volume-subpath=s")
+            .unwrap();
+        assert_eq!(
+            m["VolumeOptions"],
+            json!({"NoCopy": true, "Subpath": "s", "DriverConfig": {"Options": {"type": "tmpfs"}}})
+        );
     }
 
     /// Bodies compared with what docker 28 sends for the same flags (captured on a fake socket).

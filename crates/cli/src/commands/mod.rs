@@ -8,6 +8,7 @@ pub(crate) mod image;
 pub(crate) mod run;
 pub(crate) mod session;
 pub(crate) mod system;
+pub(crate) mod volume;
 
 use std::io::Write;
 

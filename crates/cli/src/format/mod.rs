@@ -7,6 +7,7 @@ pub(crate) mod jsonfmt;
 pub(crate) mod prune;
 pub(crate) mod tabwriter;
 pub(crate) mod units;
+pub(crate) mod volume;
 
 use serde_json::{Map, Value};
 

@@ -5,6 +5,7 @@ pub mod containers;
 pub mod hijack;
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -33,6 +34,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = images::routes::route(&method, &segs) {
         return images::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = volumes::routes::route(&method, &segs) {
+        return volumes::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }

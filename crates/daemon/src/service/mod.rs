@@ -2,3 +2,4 @@
 
 pub mod containers;
 pub mod system;
+pub mod volumes;

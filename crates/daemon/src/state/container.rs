@@ -129,6 +129,9 @@ pub struct Container {
     /// Has run at least once.
     #[serde(default)]
     pub has_been_started: bool,
+    /// Resolved binds, volumes and tmpfs mounts (dockerd's `MountPoints`).
+    #[serde(default, rename = "MountPoints")]
+    pub mount_points: Vec<wharf_volume::MountPoint>,
 }
 
 impl Container {

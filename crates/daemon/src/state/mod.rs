@@ -277,6 +277,7 @@ mod tests {
             restart_count: 0,
             manually_stopped: false,
             has_been_started: false,
+            mount_points: Vec::new(),
         }
     }
 

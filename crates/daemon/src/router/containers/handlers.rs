@@ -199,7 +199,8 @@ pub async fn serve(
                     "links are not supported",
                 ));
             }
-            cs.remove(&id, q.bool("force")).await?;
+            cs.remove_with_volumes(&id, q.bool("force"), q.bool("v"))
+                .await?;
             no_content()
         }
         Endpoint::Wait(id) => {

@@ -355,8 +355,9 @@ pub async fn serve(
                     ..Default::default()
                 })
                 .await?;
+            let volumes = crate::router::volumes::handlers::disk_usage(&d).await?;
             h::ok_json(
-                &json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": [], "BuildCache": []}),
+                &json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
             )
         }
     }

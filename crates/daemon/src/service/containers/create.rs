@@ -264,10 +264,19 @@ impl ContainerService {
             hc.log_config.config = cfg.log_opts.clone();
         }
         hc.runtime = runtime.clone();
+        let mount_reqs = crate::service::volumes::requests(&hc, &config)?;
+        let from = self.volumes_from(&hc)?;
         let id = crate::ids::new_id();
+        let vols = self.volumes.clone();
+        let cid = id.clone();
+        let mount_points = blocking(move || vols.resolve(&cid, &mount_reqs, &from)).await?;
+        let release = |mps: &[wharf_volume::MountPoint]| self.volumes.release(&id, mps, true);
         let images = self.images.clone();
         let (cid, iid) = (id.clone(), image.id.clone());
-        blocking(move || images.create_rw_layer(&cid, &iid)).await?;
+        if let Err(e) = blocking(move || images.create_rw_layer(&cid, &iid)).await {
+            release(&mount_points);
+            return Err(e);
+        }
         let record = Container {
             id: id.clone(),
             name,
@@ -283,6 +292,7 @@ impl ContainerService {
             restart_count: 0,
             manually_stopped: false,
             has_been_started: false,
+            mount_points: mount_points.clone(),
         };
         let inserted = self.store.insert(record);
         let h = match inserted {
@@ -291,12 +301,29 @@ impl ContainerService {
                 let images = self.images.clone();
                 let cid = id.clone();
                 let _ = blocking(move || images.remove_rw_layer(&cid)).await;
+                release(&mount_points);
                 return Err(ApiError::from_err(&e));
             }
         };
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
         Ok((id, warnings))
+    }
+}
+
+impl ContainerService {
+    /// `--volumes-from c[:ro|rw]`: each parent's mount points with the override.
+    fn volumes_from(
+        &self,
+        hc: &HostConfig,
+    ) -> Result<Vec<(Vec<wharf_volume::MountPoint>, Option<bool>)>, ApiError> {
+        let mut out = Vec::new();
+        for spec in hc.volumes_from.as_deref().unwrap_or(&[]) {
+            let (name, ro) = wharf_volume::mounts::parse_volumes_from(spec)
+                .map_err(|e| ApiError::from_err(&e))?;
+            out.push((self.snapshot(&name)?.mount_points, ro));
+        }
+        Ok(out)
     }
 }
 

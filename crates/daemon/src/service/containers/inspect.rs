@@ -121,42 +121,21 @@ fn network_view(c: &Container) -> BTreeMap<String, EndpointSettings> {
     m
 }
 
-/// The container's binds and mounts as inspect reports them.
+/// The container's binds, volumes and `--mount` tmpfs as inspect reports them.
 pub(super) fn mounts_view(c: &Container) -> Vec<MountPoint> {
-    let mut v: Vec<MountPoint> = c
-        .host_config
-        .binds
-        .as_deref()
-        .unwrap_or(&[])
+    c.mount_points
         .iter()
-        .filter_map(|b| {
-            let p: Vec<&str> = b.split(':').collect();
-            let mode = p.get(2).copied().unwrap_or("");
-            Some(MountPoint {
-                kind: "bind".into(),
-                source: p.first()?.to_string(),
-                destination: p.get(1)?.to_string(),
-                mode: mode.to_string(),
-                rw: !mode.split(',').any(|o| o == "ro"),
-                propagation: "rprivate".into(),
-            })
-        })
-        .collect();
-    for m in c.host_config.mounts.as_deref().unwrap_or(&[]) {
-        v.push(MountPoint {
-            kind: m.kind.clone(),
+        .map(|m| MountPoint {
+            kind: m.kind.as_str().to_string(),
+            name: m.name.clone(),
             source: m.source.clone(),
-            destination: m.target.clone(),
-            mode: String::new(),
-            rw: !m.read_only,
-            propagation: if m.kind == "bind" {
-                "rprivate".into()
-            } else {
-                String::new()
-            },
-        });
-    }
-    v
+            destination: m.destination.clone(),
+            driver: m.driver.clone(),
+            mode: m.mode.clone(),
+            rw: m.rw,
+            propagation: m.propagation.clone(),
+        })
+        .collect()
 }
 
 impl ContainerService {

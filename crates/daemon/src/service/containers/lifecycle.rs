@@ -368,6 +368,7 @@ impl ContainerService {
             tokio::join!(mount, write_files, netns);
         let (rootfs, netns) = (rootfs?, netns?);
         written?;
+        let user_mounts = self.mount_volumes(c, &rootfs).await?;
         let seccomp = match cfg.seccomp_profile.as_deref() {
             Some("unconfined") => Seccomp::Unconfined,
             Some(path) if !path.is_empty() && path != "builtin" => {
@@ -389,6 +390,7 @@ impl ContainerService {
             seccomp,
             cgroup_parent: cfg.cgroup_parent.clone(),
             default_ulimits: cfg.default_ulimits.clone(),
+            user_mounts,
         };
         let spec = spec::build(c, &inputs).map_err(|e| ApiError::from_err(&e))?;
         let shim_dir = self.shim_dir(&id);
@@ -461,6 +463,14 @@ impl ContainerService {
     }
 
     async fn cleanup_after_exit(&self, id: &str) {
+        if let Ok(c) = self.snapshot(id) {
+            let vols = self.volumes.clone();
+            let _ = blocking(move || {
+                vols.unmount_all(&c.id, &c.mount_points);
+                Ok::<_, ApiError>(())
+            })
+            .await;
+        }
         let nm = self.netns.clone();
         let cid = id.to_string();
         let _ = blocking(move || nm.remove(&cid)).await;
@@ -745,8 +755,19 @@ impl ContainerService {
         })
     }
 
-    /// Removes a container (killing it first with `force`).
+    /// Removes a container (killing it first with `force`); an `--rm` one takes its anonymous
+    /// volumes along.
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<(), ApiError> {
+        self.remove_with_volumes(key, force, false).await
+    }
+
+    /// `rm [-f] [-v]`: `volumes` also removes the container's anonymous volumes.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
         let id = self.snapshot(key)?.id;
         let op = self.op_lock(&id);
         let _g = op.lock().await;
@@ -787,6 +808,14 @@ impl ContainerService {
             return Err(e);
         }
         self.store.remove(&id).map_err(|e| ApiError::from_err(&e))?;
+        let vols = self.volumes.clone();
+        let (cid, mps) = (id.clone(), c.mount_points.clone());
+        let anonymous = volumes || c.host_config.auto_remove;
+        let _ = blocking(move || {
+            vols.release(&cid, &mps, anonymous);
+            Ok::<_, ApiError>(())
+        })
+        .await;
         self.stop_health(&id);
         self.drop_execs(&id);
         self.emit(&c, "destroy", &[]);

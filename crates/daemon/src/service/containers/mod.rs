@@ -12,6 +12,7 @@ pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+mod mounts;
 pub mod netns;
 pub mod shim;
 pub mod spec;
@@ -28,6 +29,7 @@ use wharf_image::ImageService;
 use crate::config::Config;
 use crate::events::Events;
 use crate::server::error::ApiError;
+use crate::service::volumes::Volumes;
 use crate::state::{Container, Handle, Store};
 
 use self::netns::NetnsManager;
@@ -60,6 +62,7 @@ pub struct ContainerService {
     /// The records.
     pub store: Store,
     images: Arc<ImageService>,
+    volumes: Arc<Volumes>,
     events: Arc<Events>,
     config: Arc<RwLock<Config>>,
     netns: NetnsManager,
@@ -92,6 +95,7 @@ impl ContainerService {
     pub fn new(
         store: Store,
         images: Arc<ImageService>,
+        volumes: Arc<Volumes>,
         events: Arc<Events>,
         config: Arc<RwLock<Config>>,
         exec_root: &Path,
@@ -100,6 +104,7 @@ impl ContainerService {
         ContainerService {
             store,
             images,
+            volumes,
             events,
             config,
             netns: NetnsManager::new(&exec_root.join("netns"), Path::new("/proc")),
@@ -123,6 +128,11 @@ impl ContainerService {
     /// The image service (shared with the images backend).
     pub fn images(&self) -> &Arc<ImageService> {
         &self.images
+    }
+
+    /// The volume backend (shared with the volumes router).
+    pub fn volumes(&self) -> &Arc<Volumes> {
+        &self.volumes
     }
 
     /// Looks a container up by id, name or id prefix.

@@ -4,10 +4,10 @@
 //! profile) is passed in, so it is unit-tested on literal values.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use wharf_api_types::container::{HostConfig, Mount, Resources, ThrottleDevice, Ulimit};
+use wharf_api_types::container::{HostConfig, Resources, ThrottleDevice, Ulimit};
 use wharf_errdefs::{Classify, ErrorKind};
 
 use crate::state::Container;
@@ -150,6 +150,8 @@ pub struct SpecInputs {
     pub cgroup_parent: String,
     /// The daemon's `--default-ulimit`s (container's own ones win per name).
     pub default_ulimits: Vec<Ulimit>,
+    /// The container's binds, volumes and `--mount` tmpfs, resolved to host paths.
+    pub user_mounts: Vec<wharf_volume::mounts::OciMount>,
 }
 
 /// Docker's default `CgroupnsMode`: `private` on a cgroup v2 host, `host` on v1 or hybrid.
@@ -191,12 +193,7 @@ pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
     capabilities(hc)?;
     resources(&hc.resources, hc.privileged)?;
     rlimits(hc.resources.ulimits.as_deref().unwrap_or(&[]), &[])?;
-    for b in hc.binds.as_deref().unwrap_or(&[]) {
-        parse_bind(b)?;
-    }
-    for m in hc.mounts.as_deref().unwrap_or(&[]) {
-        api_mount(m)?;
-    }
+    // Binds and Mounts are checked where they are resolved (`service::volumes::requests`).
     Ok(())
 }
 
@@ -840,14 +837,9 @@ fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
         ),
     ];
     let mut user_dests: Vec<String> = Vec::new();
-    for b in hc.binds.as_deref().unwrap_or(&[]) {
-        let (m, dest) = parse_bind(b)?;
-        user_dests.push(dest);
-        v.push(m);
-    }
-    for m in hc.mounts.as_deref().unwrap_or(&[]) {
-        user_dests.push(m.target.clone());
-        v.push(api_mount(m)?);
+    for m in &inp.user_mounts {
+        user_dests.push(m.destination.clone());
+        v.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": m.options}));
     }
     for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
         if !dest.starts_with('/') {
@@ -883,84 +875,6 @@ fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
     Ok(v)
 }
 
-/// `src:dst[:opts]` (`-v`); only host paths (named volumes come with the volumes work).
-fn parse_bind(spec: &str) -> Result<(Value, String), SpecError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => {
-            return Err(SpecError::Invalid(format!(
-                "invalid volume specification: '{spec}'"
-            )))
-        }
-    };
-    if !dst.starts_with('/') {
-        return Err(SpecError::Invalid(format!(
-            "invalid volume specification: '{spec}': mount path must be absolute"
-        )));
-    }
-    if !src.starts_with('/') {
-        return Err(SpecError::NotSupported(format!("named volume {src:?}")));
-    }
-    let mut o = vec!["rbind".to_string()];
-    let mut prop = "rprivate";
-    for opt in opts.split(',').filter(|s| !s.is_empty()) {
-        match opt {
-            "ro" => o.push("ro".into()),
-            "rw" | "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" => {}
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => prop = opt,
-            _ => return Err(SpecError::Invalid(format!("invalid mode: {opt}"))),
-        }
-    }
-    o.push(prop.to_string());
-    Ok((
-        json!({"destination": dst, "type": "bind", "source": src, "options": o}),
-        dst.to_string(),
-    ))
-}
-
-fn api_mount(m: &Mount) -> Result<Value, SpecError> {
-    if !m.target.starts_with('/') {
-        return Err(SpecError::Invalid(format!(
-            "invalid mount config: mount path must be absolute: {:?}",
-            m.target
-        )));
-    }
-    match m.kind.as_str() {
-        "bind" => {
-            if !Path::new(&m.source).is_absolute() {
-                return Err(SpecError::Invalid(format!("invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute", m.source)));
-            }
-            let mut o = vec!["rbind", "rprivate"];
-            if m.read_only {
-                o.push("ro");
-            }
-            Ok(mount(&m.target, "bind", &m.source, &o))
-        }
-        "tmpfs" => {
-            let mut o = vec![
-                "nosuid".to_string(),
-                "nodev".to_string(),
-                "noexec".to_string(),
-            ];
-            if let Some(t) = &m.tmpfs_options {
-                if t.size_bytes > 0 {
-                    o.push(format!("size={}", t.size_bytes));
-                }
-                if t.mode > 0 {
-                    o.push(format!("mode={:o}", t.mode));
-                }
-            }
-            if m.read_only {
-                o.push("ro".into());
-            }
-            Ok(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": o}))
-        }
-        other => Err(SpecError::NotSupported(format!("mount type {other:?}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -982,6 +896,7 @@ mod tests {
             restart_count: 0,
             manually_stopped: false,
             has_been_started: false,
+            mount_points: Vec::new(),
         }
     }
 
@@ -1001,6 +916,12 @@ mod tests {
                 name: "nproc".into(),
                 soft: 100,
                 hard: 200,
+            }],
+            user_mounts: vec![wharf_volume::mounts::OciMount {
+                destination: "/data".into(),
+                kind: "bind".into(),
+                source: "/host".into(),
+                options: vec!["rbind".into(), "ro".into(), "rprivate".into()],
             }],
         }
     }
@@ -1147,7 +1068,6 @@ mod tests {
     #[test]
     fn binds_tmpfs_and_bad_values() {
         let hc = HostConfig {
-            binds: Some(vec!["/host:/data:ro".into()]),
             tmpfs: Some(
                 [("/run".to_string(), "size=1m,exec".to_string())]
                     .into_iter()
@@ -1166,14 +1086,6 @@ mod tests {
             .any(|m| m["destination"] == "/run"
                 && m["options"] == json!(["nosuid", "nodev", "size=1m"])));
         for hc in [
-            HostConfig {
-                binds: Some(vec!["relative:/x".into()]),
-                ..Default::default()
-            },
-            HostConfig {
-                binds: Some(vec!["/a:rel".into()]),
-                ..Default::default()
-            },
             HostConfig {
                 security_opt: Some(vec!["bogus=1".into()]),
                 ..Default::default()

@@ -1,0 +1,4 @@
+//! `/volumes/...`.
+
+pub mod handlers;
+pub mod routes;

@@ -1,0 +1,36 @@
+//! A container's volumes at start: mounted (and filled from the image the first time) before
+//! the spec is written.
+
+use std::path::Path;
+
+use wharf_volume::mounts::OciMount;
+
+use super::{blocking, ContainerService};
+use crate::server::error::ApiError;
+use crate::state::Container;
+
+impl ContainerService {
+    /// Mounts `c`'s volumes over its mounted `rootfs`; returns the OCI mounts. A copy-up is
+    /// recorded so that it happens only on first use, as dockerd does.
+    pub(super) async fn mount_volumes(
+        &self,
+        c: &Container,
+        rootfs: &Path,
+    ) -> Result<Vec<OciMount>, ApiError> {
+        if c.mount_points.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vols = self.volumes.clone();
+        let (id, mps, root) = (c.id.clone(), c.mount_points.clone(), rootfs.to_path_buf());
+        let (mounts, copied) = blocking(move || vols.mount_all(&id, &mps, &root)).await?;
+        if copied || c.mount_points.iter().any(|m| m.copy_data) {
+            let h = self.get(&c.id)?;
+            self.update(&h, |c| {
+                for m in &mut c.mount_points {
+                    m.copy_data = false;
+                }
+            })?;
+        }
+        Ok(mounts)
+    }
+}
