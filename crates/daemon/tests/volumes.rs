@@ -546,6 +546,7 @@ fn copy_up_volumes_from_backup_rm_v_and_prune() {
         "-v",
         "restored:/r",
         "busybox",
+        "true",
     ]);
     let keep_anon = d.ok(&[
         "inspect",
@@ -612,7 +613,15 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
         "echo keep > /p/f",
     ]);
     // In use, so `prune -a` below must leave it alone.
-    d.ok(&["create", "--name", "holder", "-v", "precious:/p", "busybox"]);
+    d.ok(&[
+        "create",
+        "--name",
+        "holder",
+        "-v",
+        "precious:/p",
+        "busybox",
+        "true",
+    ]);
     // Seeded delays, so a failure replays.
     let mut seed: u64 = 0x5eed_0001;
     let mut next = || {
@@ -636,6 +645,7 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
                     "-v",
                     &format!("n{round}:/n"),
                     "busybox",
+                    "true",
                 ],
                 std::process::Stdio::null(),
             ),

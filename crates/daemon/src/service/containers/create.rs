@@ -114,8 +114,12 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Containe
     if c.exposed_ports.is_none() {
         c.exposed_ports = image.exposed_ports.clone();
     }
-    if c.volumes.is_none() {
-        c.volumes = image.volumes.clone();
+    // dockerd adds the image's volumes to the user's (the CLI sends `{}` when there are none).
+    if let Some(iv) = &image.volumes {
+        let v = c.volumes.get_or_insert_with(Default::default);
+        for (k, e) in iv {
+            v.entry(k.clone()).or_insert_with(|| e.clone());
+        }
     }
     if c.stop_signal.is_none() {
         c.stop_signal = image.stop_signal.clone();
