@@ -717,3 +717,53 @@ fn docker_py_volumes() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py volumes: ok"));
 }
+
+#[test]
+fn cp_reaches_volumes_and_tmpfs_mounts() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let host = tempfile::tempdir().expect("host dir");
+    let f = host.path().join("in.txt");
+    std::fs::write(&f, "into\n").expect("write");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpc",
+        "-v",
+        "cpv:/vol",
+        "--tmpfs",
+        "/t",
+        "--mount",
+        "type=tmpfs,dst=/m",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    for dest in ["/vol/x", "/t/x", "/m/x"] {
+        d.ok(&["cp", s(&f), &format!("cpc:{dest}")]);
+        assert_eq!(d.ok(&["exec", "cpc", "cat", dest]), "into", "{dest}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.data_root.join("volumes/cpv/_data/x")).expect("in the volume"),
+        "into\n"
+    );
+    d.ok(&["exec", "cpc", "sh", "-c", "echo out > /t/o"]);
+    let o = d.docker(&["cp", "cpc:/t/o", s(host.path())]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("o")).expect("copied out"),
+        "out\n"
+    );
+    // A stopped container's volume is still reachable.
+    d.ok(&[
+        "create", "--name", "cps", "-v", "cpv:/vol", "busybox", "true",
+    ]);
+    let o = d.docker(&["cp", "cps:/vol/x", &format!("{}/back", s(host.path()))]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("back")).expect("back"),
+        "into\n"
+    );
+}

@@ -20,12 +20,12 @@ use wharf_archive::{ApplyOptions, ArchiveError, PathStat, TarOptions};
 use wharf_errdefs::ErrorKind;
 use wharf_image::ImageService;
 
-use super::inspect::mounts_view;
 use super::lifecycle::read_rootfs_file;
 use super::spec::resolve_user;
 use super::{blocking, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::Container;
+use wharf_volume::MountKind;
 
 /// What `PUT /containers/{id}/archive` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,18 +289,38 @@ fn tar_options(loc: &Located, resolved: &str) -> TarOptions {
     }
 }
 
-/// The bind mounts and generated files of `c`; `files` is the container's state directory.
+/// The binds, volumes, tmpfs mounts and generated files of `c`; `files` is the container's
+/// state directory. A tmpfs exists only in the container's mount namespace, so it is reached
+/// through its init's root while it runs.
 fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
     let hc = &c.host_config;
-    let mut v: Vec<MountView> = mounts_view(c)
-        .into_iter()
-        .filter(|m| m.kind == "bind")
-        .map(|m| MountView {
+    let init_root = (c.state.status.is_alive() && c.state.pid > 0)
+        .then(|| PathBuf::from(format!("/proc/{}/root", c.state.pid)));
+    let mut v: Vec<MountView> = Vec::new();
+    for m in &c.mount_points {
+        let source = match m.kind {
+            MountKind::Bind => PathBuf::from(&m.source),
+            MountKind::Volume => Path::new(&m.source).join(&m.subpath),
+            MountKind::Tmpfs => match &init_root {
+                Some(r) => r.join(m.destination.trim_start_matches('/')),
+                None => continue,
+            },
+        };
+        v.push(MountView {
             dest: clean_abs(&m.destination),
-            source: PathBuf::from(m.source),
+            source,
             read_only: !m.rw,
-        })
-        .collect();
+        });
+    }
+    for dest in hc.tmpfs.iter().flat_map(|t| t.keys()) {
+        if let Some(r) = &init_root {
+            v.push(MountView {
+                dest: clean_abs(dest),
+                source: r.join(dest.trim_start_matches('/')),
+                read_only: false,
+            });
+        }
+    }
     for name in ["hostname", "hosts", "resolv.conf"] {
         let dest = Path::new("/etc").join(name);
         let source = files.join(name);
@@ -312,7 +332,6 @@ fn mounts(c: &Container, files: &Path) -> Vec<MountView> {
             });
         }
     }
-    // Only host paths can be reached from the daemon (named volumes are not supported yet).
     v.retain(|m| m.source.is_absolute());
     v
 }
