@@ -343,6 +343,44 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
     let df = d.ok(&["system", "df", "-v"]);
     assert!(df.contains("data1"), "{df}");
 
+    // Filters and events.
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q", "--filter", "dangling=false"]),
+        "data1"
+    );
+    assert_eq!(
+        d.ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "name=t",
+            "--filter",
+            "driver=local"
+        ]),
+        "tv"
+    );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    for want in [
+        "create data1",
+        "mount data1",
+        "unmount data1",
+        "create tv",
+        "destroy bv",
+    ] {
+        assert!(ev.lines().any(|l| l == want), "{want} missing from\n{ev}");
+    }
+
     // wharf's own volume commands.
     let o = wharf(&d, &["volume", "ls"]);
     let ls = String::from_utf8_lossy(&o.stdout).to_string();
@@ -684,6 +722,9 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
         d.ok(&["run", "--rm", "-v", "precious:/p", "busybox", "cat", "/p/f"]),
         "keep"
     );
+    // References come back from the container records: still in use after the restarts.
+    let o = d.docker(&["volume", "rm", "precious"]);
+    assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
     // The crashes hit work in flight, not only an idle daemon.
     assert!(
         volumes(&d).len() > 1,

@@ -254,6 +254,9 @@ pub fn tmpfs_options(size: i64, mode: u32) -> String {
     o.join(",")
 }
 
+/// One `--volumes-from` parent: its mount points and the ro/rw override (`None`: keep each).
+pub type VolumesFrom = (Vec<MountPoint>, Option<bool>);
+
 /// `--volumes-from c[:ro|rw]`: the container and whether its mounts become read-only
 /// (`None`: keep each mount's own mode).
 pub fn parse_volumes_from(spec: &str) -> Result<(String, Option<bool>)> {

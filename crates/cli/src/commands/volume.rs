@@ -25,7 +25,7 @@ pub(crate) fn create(ctx: &Ctx, a: &VolumeCreateArgs) -> anyhow::Result<i32> {
         (Some(n), Some(v)) if n != v => {
             return Err(StatusError::exit(
                 1,
-                format!("conflicting options: cannot specify a volume-name through both --name and as a positional arg"),
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg",
             ))
         }
         (n, v) => n.clone().or_else(|| v.clone()).unwrap_or_default(),

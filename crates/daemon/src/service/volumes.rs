@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wharf_api_types::container::{ContainerConfig, HostConfig, Mount};
-use wharf_volume::mounts::{check_target, parse_bind_spec, tmpfs_options, OciMount};
+use wharf_volume::mounts::{check_target, parse_bind_spec, tmpfs_options, OciMount, VolumesFrom};
 use wharf_volume::{MountKind, MountPoint, MountRequest, VolumeError, VolumeStore, VolumeView};
 
 use crate::events::Events;
@@ -240,7 +240,7 @@ impl Volumes {
         &self,
         id: &str,
         reqs: &[MountRequest],
-        from: &[(Vec<MountPoint>, Option<bool>)],
+        from: &[VolumesFrom],
     ) -> Result<Vec<MountPoint>, ApiError> {
         let mut out: Vec<MountPoint> = Vec::new();
         let r = self.resolve_into(id, reqs, from, &mut out);
@@ -254,7 +254,7 @@ impl Volumes {
         &self,
         id: &str,
         reqs: &[MountRequest],
-        from: &[(Vec<MountPoint>, Option<bool>)],
+        from: &[VolumesFrom],
         out: &mut Vec<MountPoint>,
     ) -> Result<(), ApiError> {
         for (mps, ro) in from {

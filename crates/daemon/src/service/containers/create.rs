@@ -320,7 +320,7 @@ impl ContainerService {
     fn volumes_from(
         &self,
         hc: &HostConfig,
-    ) -> Result<Vec<(Vec<wharf_volume::MountPoint>, Option<bool>)>, ApiError> {
+    ) -> Result<Vec<wharf_volume::mounts::VolumesFrom>, ApiError> {
         let mut out = Vec::new();
         for spec in hc.volumes_from.as_deref().unwrap_or(&[]) {
             let (name, ro) = wharf_volume::mounts::parse_volumes_from(spec)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Volumes benchmark (not a test): through the real docker CLI, measures
+#   1. the overhead of a named volume on `docker run --rm`: median of 20
+#      `run --rm --network none -v vol:/data busybox true` minus the median without the volume,
+#   2. first use of a new volume over an image directory of 10,000 small files (copy-up):
+#      median of 5 `run --rm -v freshN:/data manyfiles true`, each with a new volume,
+# for wharfd and, with --install-docker, Debian's docker.io (own socket and data root), then
+# prints the ratios. Run as root after `cargo build --release --workspace --bins`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${WHARF_BIN:-target/x86_64-unknown-linux-gnu/release}
+DOCKER=${DOCKER:-/usr/local/bin/docker}
+INSTALL_DOCKER=0
+[ "${1:-}" = "--install-docker" ] && INSTALL_DOCKER=1
+WORK=$(mktemp -d /tmp/wvb.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 2
+  grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$WORK"
+  for d in /sys/fs/cgroup/*/"wharf-vbench-$$" /sys/fs/cgroup/"wharf-vbench-$$"; do
+    [ -d "$d" ] || continue
+    find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    rmdir "$d" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+# busybox.tar, and manyfiles.tar: busybox plus /data with 10,000 small files.
+make_tars() {
+  local r="$WORK/rootfs"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
+  tar -C "$r" -cf "$WORK/busybox.tar" .
+  mkdir -p "$r/data"
+  for d in $(seq 100); do
+    mkdir "$r/data/d$d"
+    for f in $(seq 100); do echo "file $d/$f" > "$r/data/d$d/f$f"; done
+  done
+  tar -C "$r" -cf "$WORK/manyfiles.tar" .
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+
+bench() { # name sock
+  local name=$1 sock=$2
+  export DOCKER_HOST="unix://$sock"
+  "$DOCKER" import "$WORK/busybox.tar" busybox:latest >/dev/null
+  "$DOCKER" import --change 'VOLUME /data' "$WORK/manyfiles.tar" manyfiles:latest >/dev/null
+  "$DOCKER" volume create vol >/dev/null
+  "$DOCKER" run --rm --network none -v vol:/data busybox true >/dev/null   # warm up
+  local plain vol
+  plain=$(for _ in $(seq 20); do ms "$DOCKER" run --rm --network none busybox true; done | median)
+  vol=$(for _ in $(seq 20); do ms "$DOCKER" run --rm --network none -v vol:/data busybox true; done | median)
+  local first
+  first=$(for i in $(seq 5); do ms "$DOCKER" run --rm --network none -v "fresh$i:/data" manyfiles true; done | median)
+  [ "$("$DOCKER" run --rm -v fresh1:/data busybox sh -c 'ls /data/d100 | wc -l')" = 100 ] || { echo "copy-up incomplete on $name" >&2; exit 1; }
+  echo "$name $plain $vol $first"
+  unset DOCKER_HOST
+}
+
+make_tars
+mkdir -p "$WORK/wharf"
+"$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
+  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "wharf-vbench-$$" 2>"$WORK/wharf/log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
+read -r _ w_plain w_vol w_first < <(bench wharf "$WORK/wharf/s.sock")
+printf 'wharfd:  run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
+  "$w_plain" "$w_vol" "$((w_vol - w_plain))" "$w_first"
+
+if [ "$INSTALL_DOCKER" = 1 ]; then
+  command -v dockerd >/dev/null || apt-get install -y docker.io >/dev/null
+  mkdir -p "$WORK/docker"
+  dockerd -H "unix://$WORK/docker/s.sock" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
+    --pidfile "$WORK/docker/pid" --bridge none --iptables=false --containerd-namespace "vbench$$" \
+    2>"$WORK/docker/log" &
+  PIDS+=($!)
+  for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+  read -r _ d_plain d_vol d_first < <(bench docker "$WORK/docker/s.sock")
+  printf 'dockerd: run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
+    "$d_plain" "$d_vol" "$((d_vol - d_plain))" "$d_first"
+  awk -v a="$d_first" -v b="$w_first" -v c="$d_vol" -v d="$w_vol" 'BEGIN {
+    printf "ratios (docker/wharf): run --rm -v %.1fx | first use over 10k files %.1fx\n", c/d, a/b }'
+fi
