@@ -189,19 +189,26 @@ pub(crate) fn df(ctx: &Ctx, a: &DfArgs) -> anyhow::Result<i32> {
         .filter(|c| c.get("State").and_then(Value::as_str) != Some("running"))
         .map(|c| num(c, "SizeRw"))
         .sum();
-    let v_size: f64 = volumes
+    let usage = |x: &Value, k: &str| {
+        x.pointer(&format!("/UsageData/{k}"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            .max(0.0)
+    };
+    let v_size: f64 = volumes.iter().map(|x| usage(x, "Size")).sum();
+    let v_active = volumes
         .iter()
-        .map(|x| {
-            x.pointer("/UsageData/Size")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-                .max(0.0)
-        })
+        .filter(|x| usage(x, "RefCount") > 0.0)
+        .count();
+    let v_reclaim: f64 = volumes
+        .iter()
+        .filter(|x| usage(x, "RefCount") <= 0.0)
+        .map(|x| usage(x, "Size"))
         .sum();
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(), "Size": human_size(img_size), "Reclaimable": format!("{}{}", human_size(img_reclaim), pct(img_reclaim, img_size))}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": c_active.to_string(), "Size": human_size(c_size), "Reclaimable": format!("{}{}", human_size(c_reclaim), pct(c_reclaim, c_size))}),
-        json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": "0", "Size": human_size(v_size), "Reclaimable": human_size(v_size)}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": v_active.to_string(), "Size": human_size(v_size), "Reclaimable": format!("{}{}", human_size(v_reclaim), pct(v_reclaim, v_size))}),
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     if a.verbose {

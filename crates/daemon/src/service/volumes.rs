@@ -417,3 +417,104 @@ impl Volumes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wharf_api_types::container::{TmpfsOptions, VolumeOptions};
+
+    fn mount(kind: &str, source: &str, target: &str) -> Mount {
+        Mount {
+            kind: kind.into(),
+            source: source.into(),
+            target: target.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn api_mounts_are_checked_like_dockerd() {
+        let err = |m: Mount| from_api_mount(&m).expect_err("bad").message;
+        assert_eq!(
+            err(mount("bind", "/no/such/dir/anywhere", "/x")),
+            "invalid mount config for type \"bind\": bind source path does not exist: /no/such/dir/anywhere"
+        );
+        assert_eq!(
+            err(mount("bind", "rel", "/x")),
+            "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute"
+        );
+        assert_eq!(
+            err(mount("bind", "", "/x")),
+            "invalid mount config for type \"bind\": field Source must not be empty"
+        );
+        assert_eq!(
+            err(mount("npipe", "", "/x")),
+            "invalid mount config for type \"npipe\": mount type unknown"
+        );
+        assert_eq!(
+            err(mount("tmpfs", "src", "/x")),
+            "invalid mount config for type \"tmpfs\": field Source must not be specified"
+        );
+        assert_eq!(
+            err(mount("volume", "v", "rel")),
+            "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"
+        );
+        let mut m = mount("bind", "/", "/x");
+        m.volume_options = Some(VolumeOptions::default());
+        assert_eq!(
+            err(m),
+            "invalid mount config for type \"bind\": field VolumeOptions must not be specified"
+        );
+        let mut m = mount("volume", "v", "/x");
+        m.volume_options = Some(VolumeOptions {
+            subpath: "../up".into(),
+            ..Default::default()
+        });
+        assert!(err(m).contains("subpath"));
+        let mut t = mount("tmpfs", "", "/t");
+        t.tmpfs_options = Some(TmpfsOptions {
+            size_bytes: 1 << 20,
+            mode: 0o700,
+        });
+        let r = from_api_mount(&t).expect("tmpfs");
+        assert_eq!(
+            tmpfs_options(r.tmpfs_size, r.tmpfs_mode),
+            "size=1048576,mode=700"
+        );
+    }
+
+    #[test]
+    fn requests_follow_dockerd_order_and_refuse_duplicates() {
+        let hc = HostConfig {
+            binds: Some(vec!["v1:/a".into(), "/h:/b:ro".into()]),
+            mounts: Some(vec![mount("tmpfs", "", "/c")]),
+            tmpfs: Some([("/t".to_string(), String::new())].into_iter().collect()),
+            ..Default::default()
+        };
+        let config = ContainerConfig {
+            volumes: Some(
+                ["/a", "/t", "/img"]
+                    .into_iter()
+                    .map(|d| (d.to_string(), Default::default()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let r = requests(&hc, &config).expect("requests");
+        let targets: Vec<&str> = r.iter().map(|r| r.target.as_str()).collect();
+        // The image's /a is covered by a bind and /t by --tmpfs: only /img is anonymous.
+        assert_eq!(targets, ["/a", "/b", "/c", "/img"]);
+        assert!(r[3].source.is_empty() && r[3].kind == MountKind::Volume);
+        let dup = HostConfig {
+            binds: Some(vec!["v1:/a".into()]),
+            mounts: Some(vec![mount("tmpfs", "", "/a/")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            requests(&dup, &ContainerConfig::default())
+                .expect_err("dup")
+                .message,
+            "Duplicate mount point: /a/"
+        );
+    }
+}
