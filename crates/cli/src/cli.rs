@@ -293,7 +293,7 @@ pub enum VolumeCommand {
 #[derive(Debug, Args)]
 pub struct VolumeCreateArgs {
     /// Specify volume driver name
-    #[arg(short = 'd', long, default_value = "local")]
+    #[arg(short = 'd', long, default_value = "local", value_name = "string")]
     pub driver: String,
     /// Set metadata for a volume
     #[arg(long, value_name = "list")]
