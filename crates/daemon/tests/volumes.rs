@@ -354,12 +354,14 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
             "ls",
             "-q",
             "--filter",
-            "name=t",
+            "name=tv",
             "--filter",
             "driver=local"
         ]),
         "tv"
     );
+    // `--until 0s` is whole seconds: let this one end.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let ev = d.ok(&[
         "events",
         "--since",
@@ -371,13 +373,9 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
         "--format",
         "{{.Action}} {{.Actor.ID}}",
     ]);
-    for want in [
-        "create data1",
-        "mount data1",
-        "unmount data1",
-        "create tv",
-        "destroy bv",
-    ] {
+    let n = |w: &str| ev.lines().filter(|l| *l == w).count();
+    assert_eq!((n("mount data1"), n("unmount data1")), (3, 3), "{ev}");
+    for want in ["create data1", "create tv", "mount bv", "destroy bv"] {
         assert!(ev.lines().any(|l| l == want), "{want} missing from\n{ev}");
     }
 
@@ -668,6 +666,7 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
             .wrapping_add(1442695040888963407);
         (seed >> 33) % 250
     };
+    let mut progressed = 0;
     for round in 0..6 {
         let name = format!("v{round}");
         let cname = format!("c{round}");
@@ -705,6 +704,9 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
             );
         }
         assert!(listed.contains(&"precious".to_string()));
+        if listed.len() > 1 || containers(&d) > 1 {
+            progressed += 1;
+        }
         // Every volume a container references exists.
         for c in d.ok(&["ps", "-aq"]).lines() {
             for n in d
@@ -726,11 +728,7 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
     let o = d.docker(&["volume", "rm", "precious"]);
     assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
     // The crashes hit work in flight, not only an idle daemon.
-    assert!(
-        volumes(&d).len() > 1,
-        "no volume work ever completed: {:?}",
-        volumes(&d)
-    );
+    assert!(progressed > 0, "no volume work ever reached the daemon");
 }
 
 #[test]

@@ -16,8 +16,8 @@ pub trait Volume: Send + Sync {
     fn path(&self) -> PathBuf;
     /// Makes it usable for reference `id` (a container); returns the host path.
     fn mount(&self, id: &str) -> Result<PathBuf>;
-    /// Drops reference `id`'s use; the last one out unmounts.
-    fn unmount(&self, id: &str) -> Result<()>;
+    /// Drops reference `id`'s use; the last one out unmounts. Returns whether `id` used it.
+    fn unmount(&self, id: &str) -> Result<bool>;
     /// RFC 3339 creation time.
     fn created_at(&self) -> String;
     /// The options it was created with.

@@ -303,8 +303,8 @@ impl VolumeStore {
         driver.get(name)?.mount(id)
     }
 
-    /// Ends `id`'s use of `name`'s mount.
-    pub fn unmount(&self, name: &str, id: &str) -> Result<()> {
+    /// Ends `id`'s use of `name`'s mount; returns whether `id` had it mounted.
+    pub fn unmount(&self, name: &str, id: &str) -> Result<bool> {
         let driver = self.driver_of(name)?;
         driver.get(name)?.unmount(id)
     }

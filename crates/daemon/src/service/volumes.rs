@@ -375,15 +375,16 @@ impl Volumes {
     /// Ends `id`'s use of its volume mounts.
     pub fn unmount_all(&self, id: &str, mps: &[MountPoint]) {
         for mp in mps.iter().filter(|m| m.kind == MountKind::Volume) {
-            if let Err(e) = self.store.unmount(&mp.name, id) {
-                tracing::warn!(volume = %mp.name, "unmounting: {e}");
+            match self.store.unmount(&mp.name, id) {
+                Ok(true) => self.emit(
+                    "unmount",
+                    &mp.name,
+                    &mp.driver,
+                    &[("container", id.to_string())],
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(volume = %mp.name, "unmounting: {e}"),
             }
-            self.emit(
-                "unmount",
-                &mp.name,
-                &mp.driver,
-                &[("container", id.to_string())],
-            );
         }
     }
 

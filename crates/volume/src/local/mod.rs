@@ -115,9 +115,9 @@ impl Volume for LocalVolume {
         Ok(self.data())
     }
 
-    fn unmount(&self, id: &str) -> Result<()> {
+    fn unmount(&self, id: &str) -> Result<bool> {
         let mut a = lock(&self.active);
-        a.ids.remove(id);
+        let was = a.ids.remove(id);
         if a.ids.is_empty() && a.mounted && self.needs_mount() {
             self.mounter
                 .unmount(&self.data())
@@ -128,7 +128,7 @@ impl Volume for LocalVolume {
                 })?;
             a.mounted = false;
         }
-        Ok(())
+        Ok(was)
     }
 
     fn created_at(&self) -> String {
