@@ -339,6 +339,23 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
         "removing a bind volume keeps the host data"
     );
 
+    // --mount creates a volume with driver options.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=2m",
+        "busybox",
+        "grep",
+        " /m ",
+        "/proc/mounts",
+    ]);
+    assert!(
+        out.starts_with("tmpfs /m tmpfs") && out.contains("size=2048k"),
+        "{out}"
+    );
+    d.ok(&["volume", "rm", "mv"]);
+
     // system df -v lists volumes with their links.
     let df = d.ok(&["system", "df", "-v"]);
     assert!(df.contains("data1"), "{df}");
@@ -613,9 +630,18 @@ fn copy_up_volumes_from_backup_rm_v_and_prune() {
         v.sort();
         v
     });
+    // Before API 1.42, prune took every unused volume, named ones included.
+    d.ok(&["volume", "create", "oldapi"]);
+    let (st, body) = d.raw("POST", "/v1.41/volumes/prune", b"");
+    assert_eq!(st, 200);
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        body["VolumesDeleted"],
+        serde_json::json!(["labelled", "oldapi"])
+    );
     // rm -v removes the container's anonymous volumes only.
     d.ok(&["rm", "-v", "keep"]);
-    assert_eq!(volumes(&d), ["labelled", "restored"]);
+    assert_eq!(volumes(&d), ["restored"]);
 }
 
 /// Directories under `<data-root>/volumes` that are volumes (what `volume ls` must show).
