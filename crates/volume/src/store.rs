@@ -390,7 +390,7 @@ mod tests {
             .expect("other");
         // Without `all`, prune takes anonymous volumes only.
         let (gone, _) = s.prune(|v| v.anonymous()).expect("prune");
-        assert_eq!(gone, [anon.name.clone()]);
+        assert_eq!(gone, std::slice::from_ref(&anon.name));
         s.add_ref("other", "c2").expect("ref");
         let (gone, _) = s.prune(|_| true).expect("prune all");
         assert_eq!(gone, ["named"]);
