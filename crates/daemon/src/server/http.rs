@@ -122,7 +122,23 @@ pub fn parse_json<T: DeserializeOwned + Default>(
             Err(ApiError::invalid("request body is empty; expected JSON"))
         };
     }
-    serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+    let invalid = |e: serde_json::Error| ApiError::invalid(format!("invalid JSON: {e}"));
+    let mut v: serde_json::Value = serde_json::from_slice(b).map_err(invalid)?;
+    drop_nulls(&mut v);
+    serde_json::from_value(v).map_err(invalid)
+}
+
+/// Removes null members of every object: to Go's decoder, which dockerd uses, null leaves a
+/// field unset, and clients (docker-py, compose) send nulls for options they leave out.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// A decoded query string.
@@ -241,8 +257,10 @@ mod tests {
     #[test]
     fn json_bodies() {
         #[derive(serde::Deserialize, Default, Debug)]
+        #[serde(default)]
         struct T {
             a: i32,
+            inner: Vec<T>,
         }
         assert_eq!(parse_json::<T>(b"", true).expect("empty").a, 0);
         assert!(parse_json::<T>(b" ", false).is_err());
@@ -253,5 +271,8 @@ mod tests {
                 .a,
             1
         );
+        // null is "unset", also inside nested objects.
+        let t: T = parse_json(br#"{"a":null,"inner":[{"a":null}]}"#, false).expect("nulls");
+        assert_eq!((t.a, t.inner.len(), t.inner[0].a), (0, 1, 0));
     }
 }

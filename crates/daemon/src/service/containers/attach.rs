@@ -28,6 +28,79 @@ pub struct AttachOptions {
     pub stderr: bool,
     /// The byte sequence that detaches (Docker's default ctrl-p,ctrl-q).
     pub detach_keys: Vec<u8>,
+    /// How the shim's output reaches the client.
+    pub output: Framing,
+}
+
+/// The client's framing against the shim's (multiplexed unless the process has a terminal).
+/// dockerd frames an exec's output by the start request's `Tty`, not the exec's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// As the shim sends it.
+    #[default]
+    AsIs,
+    /// Raw terminal output wrapped in stdout frames.
+    Frame,
+    /// Frames unwrapped into raw bytes.
+    Unframe,
+}
+
+impl Framing {
+    /// The conversion from a stream framed as `has_tty` says to one framed as `wants_tty`.
+    pub fn between(has_tty: bool, wants_tty: bool) -> Framing {
+        match (has_tty, wants_tty) {
+            (true, false) => Framing::Frame,
+            (false, true) => Framing::Unframe,
+            _ => Framing::AsIs,
+        }
+    }
+}
+
+/// Copies `from` to `to`, converting the framing; ends at EOF or a write error.
+async fn copy_output(
+    mut from: impl AsyncRead + Unpin,
+    to: &mut (impl AsyncWrite + Unpin),
+    framing: Framing,
+) {
+    use wharf_shim_proto::stream::{frame_header, parse_header, STDOUT};
+    if framing == Framing::AsIs {
+        let _ = tokio::io::copy(&mut from, to).await;
+        return;
+    }
+    let mut buf = vec![0u8; 32 * 1024];
+    // Unframe: bytes of a partly received header, and payload bytes still to pass through.
+    let (mut head, mut left) = (Vec::with_capacity(8), 0usize);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + 8);
+        if framing == Framing::Frame {
+            out.extend_from_slice(&frame_header(STDOUT, n as u32));
+            out.extend_from_slice(&buf[..n]);
+        } else {
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                if left > 0 {
+                    let k = left.min(rest.len());
+                    out.extend_from_slice(&rest[..k]);
+                    (left, rest) = (left - k, &rest[k..]);
+                    continue;
+                }
+                let k = (8 - head.len()).min(rest.len());
+                head.extend_from_slice(&rest[..k]);
+                rest = &rest[k..];
+                if let Ok(h) = <[u8; 8]>::try_from(head.as_slice()) {
+                    left = parse_header(&h).1 as usize;
+                    head.clear();
+                }
+            }
+        }
+        if to.write_all(&out).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// An attach waiting for the container to start (`docker run` attaches before starting).
@@ -132,7 +205,7 @@ pub async fn splice(client: Box<dyn Duplex>, shim: UnixStream, opts: &AttachOpti
     let (cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
     let out = async {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        copy_output(&mut sr, &mut cw, opts.output).await;
         let _ = cw.shutdown().await;
     };
     if !opts.stdin {
@@ -308,12 +381,14 @@ impl ContainerService {
         Ok(p)
     }
 
-    /// `POST /exec/{id}/start`: detached, or spliced with the hijacked client.
+    /// `POST /exec/{id}/start`: detached, or spliced with the hijacked client, which gets the
+    /// output framed as `tty` (the start request's) says.
     pub async fn exec_start(
         self: &Arc<Self>,
         exec_id: &str,
         detach: bool,
         client: Option<Box<dyn Duplex>>,
+        tty: bool,
     ) -> Result<(), ApiError> {
         let e = self.exec_record(exec_id)?;
         if e.started {
@@ -360,6 +435,7 @@ impl ContainerService {
                 stdout: cfg.attach_stdout,
                 stderr: cfg.attach_stderr,
                 detach_keys: parse_detach_keys(&cfg.detach_keys)?,
+                output: Framing::between(cfg.tty, tty),
             };
             let me = self.clone();
             let (eid, cid) = (exec_id.to_string(), c.id.clone());

@@ -8,7 +8,7 @@ use wharf_api_types::container::{
 };
 use wharf_api_types::Filters;
 
-use super::{blocking, ContainerService};
+use super::{blocking, spec, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::{Container, Status, Store};
 
@@ -138,7 +138,11 @@ pub(super) fn mounts_view(c: &Container) -> Vec<MountPoint> {
                 destination: p.get(1)?.to_string(),
                 mode: mode.to_string(),
                 rw: !mode.split(',').any(|o| o == "ro"),
-                propagation: "rprivate".into(),
+                propagation: mode
+                    .split(',')
+                    .find(|o| spec::PROPAGATIONS.contains(o))
+                    .unwrap_or("rprivate")
+                    .into(),
             })
         })
         .collect();
@@ -150,7 +154,7 @@ pub(super) fn mounts_view(c: &Container) -> Vec<MountPoint> {
             mode: String::new(),
             rw: !m.read_only,
             propagation: if m.kind == "bind" {
-                "rprivate".into()
+                spec::bind_propagation(m).into()
             } else {
                 String::new()
             },

@@ -883,6 +883,21 @@ fn mounts(c: &Container, inp: &SpecInputs) -> Result<Vec<Value>, SpecError> {
     Ok(v)
 }
 
+/// Bind propagation modes.
+pub const PROPAGATIONS: &[&str] = &[
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+
+/// A `--mount type=bind`'s propagation (`BindOptions.Propagation`), `rprivate` by default.
+pub fn bind_propagation(m: &Mount) -> &str {
+    m.bind_options
+        .as_ref()
+        .and_then(|o| o.get("Propagation"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("rprivate")
+}
+
 /// `src:dst[:opts]` (`-v`); only host paths (named volumes come with the volumes work).
 fn parse_bind(spec: &str) -> Result<(Value, String), SpecError> {
     let parts: Vec<&str> = spec.split(':').collect();
@@ -909,7 +924,7 @@ fn parse_bind(spec: &str) -> Result<(Value, String), SpecError> {
         match opt {
             "ro" => o.push("ro".into()),
             "rw" | "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" => {}
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => prop = opt,
+            _ if PROPAGATIONS.contains(&opt) => prop = opt,
             _ => return Err(SpecError::Invalid(format!("invalid mode: {opt}"))),
         }
     }
@@ -932,7 +947,13 @@ fn api_mount(m: &Mount) -> Result<Value, SpecError> {
             if !Path::new(&m.source).is_absolute() {
                 return Err(SpecError::Invalid(format!("invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute", m.source)));
             }
-            let mut o = vec!["rbind", "rprivate"];
+            let prop = bind_propagation(m);
+            if !PROPAGATIONS.contains(&prop) {
+                return Err(SpecError::Invalid(format!(
+                    "invalid mount config: invalid propagation mode: {prop}"
+                )));
+            }
+            let mut o = vec!["rbind", prop];
             if m.read_only {
                 o.push("ro");
             }
