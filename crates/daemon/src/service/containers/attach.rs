@@ -124,6 +124,8 @@ pub struct ExecRecord {
     pub pid: i64,
     /// Exit code once known.
     pub exit_code: Option<i64>,
+    /// The container's OOM kill count when the exec started, until its exit was checked.
+    pub oom_base: Option<u64>,
 }
 
 /// Parses Docker's `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`...).
@@ -310,6 +312,7 @@ impl ContainerService {
                 started: false,
                 pid: 0,
                 exit_code: None,
+                oom_base: None,
             },
         );
         self.emit(
@@ -401,6 +404,7 @@ impl ContainerService {
             return Err(not_running(&c.id));
         }
         let process = self.exec_process(&e).await?;
+        let oom_base = self.oom_kills(&c.id).await;
         let cfg = &e.config;
         let req = Request::Exec {
             exec_id: exec_id.to_string(),
@@ -422,6 +426,7 @@ impl ContainerService {
         if let Some(r) = lock(&self.execs).get_mut(exec_id) {
             r.started = true;
             r.pid = pid;
+            r.oom_base = oom_base;
         }
         let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
         self.emit(
@@ -475,9 +480,17 @@ impl ContainerService {
                 // The shim is gone: so is the process.
                 _ => e.exit_code = Some(e.exit_code.unwrap_or(137)),
             }
-            if let Some(r) = lock(&self.execs).get_mut(exec_id) {
+            let oom_base = lock(&self.execs).get_mut(exec_id).and_then(|r| {
                 r.pid = e.pid;
                 r.exit_code = e.exit_code;
+                if r.exit_code.is_some() {
+                    r.oom_base.take()
+                } else {
+                    None
+                }
+            });
+            if let Some(base) = oom_base {
+                self.emit_exec_oom(&e.container_id, base).await;
             }
         }
         let args = e.config.cmd.clone().unwrap_or_default();
@@ -500,6 +513,15 @@ impl ContainerService {
             detach_keys: e.config.detach_keys.clone(),
             pid: if running { e.pid } else { 0 },
         })
+    }
+
+    /// dockerd reports every OOM kill in a container's cgroup, also one that ends an exec while
+    /// the container runs on: an `oom` event when the count grew past `base` during the exec.
+    async fn emit_exec_oom(&self, container_id: &str, base: u64) {
+        let grew = self.oom_kills(container_id).await.is_some_and(|n| n > base);
+        if let (true, Ok(c)) = (grew, self.snapshot(container_id)) {
+            self.emit(&c, "oom", &[]);
+        }
     }
 
     /// Resizes a container's or an exec's terminal.
