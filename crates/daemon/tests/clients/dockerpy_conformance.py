@@ -23,6 +23,12 @@ def kill_waits_for_exit():
     ct.reload()
     st = ct.attrs["State"]
     assert (st["Running"], st["ExitCode"], ct.status) == (False, 137, "exited"), st
+    # Also when paused: the frozen process dies once thawed.
+    ct = c.containers.run("busybox", "sleep 100", detach=True)
+    ct.pause()
+    ct.kill()
+    ct.reload()
+    assert (ct.status, ct.attrs["State"]["ExitCode"]) == ("exited", 137), ct.attrs["State"]
 
 
 def commit_right_after_exit():

@@ -565,6 +565,10 @@ impl ContainerService {
             .await
             .map_err(|e| ApiError::from_err(&e))?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
+        if sig == 9 && c.state.status == Status::Paused {
+            // A frozen process dies only once thawed (dockerd resumes it too).
+            let _ = self.shim(&c.id).call_ok(&Request::Resume).await;
+        }
         if sig == 9 {
             // As dockerd: SIGKILL returns once the exit is recorded, so an inspect right after
             // sees it. Bounded, as a process stuck in the kernel (D state) may not die at once.
