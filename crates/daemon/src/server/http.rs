@@ -128,15 +128,38 @@ pub fn parse_json<T: DeserializeOwned + Default>(
     serde_json::from_value(v).map_err(invalid)
 }
 
+/// Maps whose keys count even with a null value (Go's decoder keeps the key with a zero value):
+/// a network to join, a port to publish, a port or volume to declare (an empty struct).
+const NULL_KEEPING_MAPS: &[(&str, Option<fn() -> serde_json::Value>)] = &[
+    ("EndpointsConfig", None),
+    ("PortBindings", None),
+    ("ExposedPorts", Some(|| serde_json::json!({}))),
+    ("Volumes", Some(|| serde_json::json!({}))),
+];
+
 /// Removes null members of every object: to Go's decoder, which dockerd uses, null leaves a
 /// field unset, and clients (docker-py, compose) send nulls for options they leave out.
 fn drop_nulls(v: &mut serde_json::Value) {
+    use serde_json::Value;
     match v {
-        serde_json::Value::Object(m) => {
+        Value::Object(m) => {
             m.retain(|_, x| !x.is_null());
-            m.values_mut().for_each(drop_nulls);
+            for (k, x) in m.iter_mut() {
+                let keep = NULL_KEEPING_MAPS.iter().find(|(name, _)| name == k);
+                match (keep, x) {
+                    (Some((_, zero)), Value::Object(entries)) => {
+                        for e in entries.values_mut() {
+                            match zero {
+                                Some(zero) if e.is_null() => *e = zero(),
+                                _ => drop_nulls(e),
+                            }
+                        }
+                    }
+                    (_, x) => drop_nulls(x),
+                }
+            }
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
         _ => {}
     }
 }
@@ -274,5 +297,15 @@ mod tests {
         // null is "unset", also inside nested objects.
         let t: T = parse_json(br#"{"a":null,"inner":[{"a":null}]}"#, false).expect("nulls");
         assert_eq!((t.a, t.inner.len(), t.inner[0].a), (0, 1, 0));
+        // ...but a map's key stays (a network to join, a port to expose).
+        let v: serde_json::Value = parse_json(
+            br#"{"EndpointsConfig":{"net":null,"n2":{"Aliases":null}},"ExposedPorts":{"80/tcp":null},"X":null}"#,
+            false,
+        )
+        .expect("maps");
+        assert_eq!(
+            v,
+            serde_json::json!({"EndpointsConfig":{"net":null,"n2":{}},"ExposedPorts":{"80/tcp":{}}})
+        );
     }
 }
