@@ -129,12 +129,13 @@ pub fn parse_json<T: DeserializeOwned + Default>(
 }
 
 /// Maps whose keys count even with a null value (Go's decoder keeps the key with a zero value):
-/// a network to join, a port to publish, a port or volume to declare (an empty struct).
-const NULL_KEEPING_MAPS: &[(&str, Option<fn() -> serde_json::Value>)] = &[
-    ("EndpointsConfig", None),
-    ("PortBindings", None),
-    ("ExposedPorts", Some(|| serde_json::json!({}))),
-    ("Volumes", Some(|| serde_json::json!({}))),
+/// a network to join, a port to publish, a port or volume to declare. `true`: the value is an
+/// empty struct, so null becomes `{}`.
+const NULL_KEEPING_MAPS: &[(&str, bool)] = &[
+    ("EndpointsConfig", false),
+    ("PortBindings", false),
+    ("ExposedPorts", true),
+    ("Volumes", true),
 ];
 
 /// Removes null members of every object: to Go's decoder, which dockerd uses, null leaves a
@@ -147,11 +148,12 @@ fn drop_nulls(v: &mut serde_json::Value) {
             for (k, x) in m.iter_mut() {
                 let keep = NULL_KEEPING_MAPS.iter().find(|(name, _)| name == k);
                 match (keep, x) {
-                    (Some((_, zero)), Value::Object(entries)) => {
+                    (Some((_, empty_struct)), Value::Object(entries)) => {
                         for e in entries.values_mut() {
-                            match zero {
-                                Some(zero) if e.is_null() => *e = zero(),
-                                _ => drop_nulls(e),
+                            if e.is_null() && *empty_struct {
+                                *e = Value::Object(serde_json::Map::new());
+                            } else {
+                                drop_nulls(e);
                             }
                         }
                     }
