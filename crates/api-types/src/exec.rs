@@ -9,6 +9,8 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// docker-py sends `detachKeys` (dockerd's Go decoder ignores the case of names).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: String,
     pub tty: bool,
     pub console_size: Option<[u32; 2]>,

@@ -41,7 +41,8 @@ const ALWAYS_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
 ];
 
 /// The resources to apply: the spec's, with device rules that end by allowing the spec's own
-/// device nodes and [`ALWAYS_ALLOWED`] (later rules win, as in the kernel's v1 list and runc).
+/// device nodes it has no rule for and [`ALWAYS_ALLOWED`] (later rules win, as in the kernel's
+/// v1 list and runc).
 pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut resources = linux.resources().clone()?;
@@ -49,12 +50,20 @@ pub fn resources_of(spec: &Spec) -> Option<LinuxResources> {
         return Some(resources);
     };
     // Only char and block devices go through the devices cgroup; a FIFO node is just made.
-    let nodes = linux
+    // A node the spec has a rule for gets that rule's access (`--device /dev/x:r`).
+    let ruled = |n: &LinuxDeviceCgroup| {
+        rules
+            .iter()
+            .any(|r| (r.typ(), r.major(), r.minor()) == (n.typ(), n.major(), n.minor()))
+    };
+    let nodes: Vec<LinuxDeviceCgroup> = linux
         .devices()
         .iter()
         .flatten()
         .filter(|d| d.typ() != LinuxDeviceType::P)
-        .map(LinuxDeviceCgroup::from);
+        .map(LinuxDeviceCgroup::from)
+        .filter(|n| !ruled(n))
+        .collect();
     let defaults = ALWAYS_ALLOWED.iter().map(|(typ, major, minor, access)| {
         let mut rule = LinuxDeviceCgroup::default();
         rule.set_allow(true);
@@ -157,6 +166,25 @@ mod tests {
             rules.iter().all(|r| r.typ() != Some(LinuxDeviceType::P)),
             "a FIFO node is no cgroup rule: {rules:?}"
         );
+        let read_only: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}]},
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+            }
+        }))
+        .expect("spec");
+        let ro_rules = resources_of(&read_only)
+            .and_then(|r| r.devices().clone())
+            .expect("rules");
+        let fuse: Vec<_> = ro_rules
+            .iter()
+            .filter(|r| r.major() == Some(10) && r.minor() == Some(229))
+            .map(|r| r.access().clone())
+            .collect();
+        assert_eq!(fuse, [Some("r".to_string())], "the spec's own rule decides");
         assert!(allows(1, 3) && allows(5, 2), "null and ptmx are allowed");
         let no_rules: Spec = serde_json::from_value(serde_json::json!({
             "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {}}

@@ -122,7 +122,48 @@ pub fn parse_json<T: DeserializeOwned + Default>(
             Err(ApiError::invalid("request body is empty; expected JSON"))
         };
     }
-    serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+    let invalid = |e: serde_json::Error| ApiError::invalid(format!("invalid JSON: {e}"));
+    let mut v: serde_json::Value = serde_json::from_slice(b).map_err(invalid)?;
+    drop_nulls(&mut v);
+    serde_json::from_value(v).map_err(invalid)
+}
+
+/// Maps whose keys count even with a null value (Go's decoder keeps the key with a zero value):
+/// a network to join, a port to publish, a port or volume to declare. `true`: the value is an
+/// empty struct, so null becomes `{}`.
+const NULL_KEEPING_MAPS: &[(&str, bool)] = &[
+    ("EndpointsConfig", false),
+    ("PortBindings", false),
+    ("ExposedPorts", true),
+    ("Volumes", true),
+];
+
+/// Removes null members of every object: to Go's decoder, which dockerd uses, null leaves a
+/// field unset, and clients (docker-py, compose) send nulls for options they leave out.
+fn drop_nulls(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            for (k, x) in m.iter_mut() {
+                let keep = NULL_KEEPING_MAPS.iter().find(|(name, _)| name == k);
+                match (keep, x) {
+                    (Some((_, empty_struct)), Value::Object(entries)) => {
+                        for e in entries.values_mut() {
+                            if e.is_null() && *empty_struct {
+                                *e = Value::Object(serde_json::Map::new());
+                            } else {
+                                drop_nulls(e);
+                            }
+                        }
+                    }
+                    (_, x) => drop_nulls(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// A decoded query string.
@@ -241,8 +282,10 @@ mod tests {
     #[test]
     fn json_bodies() {
         #[derive(serde::Deserialize, Default, Debug)]
+        #[serde(default)]
         struct T {
             a: i32,
+            inner: Vec<T>,
         }
         assert_eq!(parse_json::<T>(b"", true).expect("empty").a, 0);
         assert!(parse_json::<T>(b" ", false).is_err());
@@ -252,6 +295,19 @@ mod tests {
                 .expect("extra")
                 .a,
             1
+        );
+        // null is "unset", also inside nested objects.
+        let t: T = parse_json(br#"{"a":null,"inner":[{"a":null}]}"#, false).expect("nulls");
+        assert_eq!((t.a, t.inner.len(), t.inner[0].a), (0, 1, 0));
+        // ...but a map's key stays (a network to join, a port to expose).
+        let v: serde_json::Value = parse_json(
+            br#"{"EndpointsConfig":{"net":null,"n2":{"Aliases":null}},"ExposedPorts":{"80/tcp":null},"X":null}"#,
+            false,
+        )
+        .expect("maps");
+        assert_eq!(
+            v,
+            serde_json::json!({"EndpointsConfig":{"net":null,"n2":{}},"ExposedPorts":{"80/tcp":{}}})
         );
     }
 }

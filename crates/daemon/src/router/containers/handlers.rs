@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
 use wharf_api_types::container::{
     ChangeItem, CreateRequest, CreateResponse, PruneResponse, UpdateRequest, UpdateResponse,
 };
@@ -18,7 +19,7 @@ use crate::router::hijack::{hijack, stream_type};
 use crate::server::error::ApiError;
 use crate::server::http::{self as h, parse_json, read_body, ApiResult, Query, MAX_JSON_BODY};
 use crate::service::containers::archive::{required_path, stat_header, PutOptions};
-use crate::service::containers::attach::{parse_detach_keys, AttachOptions};
+use crate::service::containers::attach::{parse_detach_keys, AttachOptions, Duplex, Framing};
 use crate::service::containers::inspect::ListOptions;
 use crate::service::containers::lifecycle::WaitCondition;
 use crate::service::containers::logs::LogOptions;
@@ -135,6 +136,33 @@ fn with_stat(mut r: h::Resp, st: &wharf_archive::PathStat) -> ApiResult {
     Ok(r)
 }
 
+/// Writes the logs so far of the streams `opts` asks for to an attached client (`logs=1`).
+async fn replay_logs(
+    cs: &Arc<ContainerService>,
+    id: &str,
+    opts: &AttachOptions,
+    client: &mut Box<dyn Duplex>,
+) {
+    let lo = LogOptions {
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        ..LogOptions::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    if cs.logs(id, lo, tx).is_err() {
+        return; // a driver that cannot be read back: live output only, as dockerd
+    }
+    // docker-py reads the 101 answer through a buffered reader and then the raw socket, so
+    // bytes arriving together with the answer's headers are lost to it; dockerd's first
+    // bytes come later, after it set the attach up. Give the client that moment.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(chunk) = rx.recv().await {
+        if client.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Serves a containers/exec endpoint.
 pub async fn serve(
     d: Arc<Daemon>,
@@ -245,8 +273,10 @@ pub async fn serve(
                 stdout: q.bool("stdout"),
                 stderr: q.bool("stderr"),
                 detach_keys: parse_detach_keys(q.get("detachKeys").unwrap_or(""))?,
+                output: Framing::AsIs,
             };
-            if !q.bool("stream") && !q.bool("logs") {
+            let (logs, stream) = (q.bool("logs"), q.bool("stream"));
+            if !stream && !logs {
                 return Err(ApiError::invalid(
                     "Bad parameters: you must choose at least one stream",
                 ));
@@ -255,10 +285,19 @@ pub async fn serve(
             let (resp, client) = hijack(&mut parts, stream_type(c.config.tty, v));
             let cs = cs.clone();
             tokio::spawn(async move {
-                if let Some(client) = client.await {
-                    if let Err(e) = cs.attach(&c.id, client, opts).await {
-                        tracing::debug!("attach: {e}");
-                    }
+                let Some(mut client) = client.await else {
+                    return;
+                };
+                if logs {
+                    replay_logs(&cs, &c.id, &opts, &mut client).await;
+                }
+                if !stream {
+                    // Logs only: the answer ends with them, running or not.
+                    let _ = client.shutdown().await;
+                    return;
+                }
+                if let Err(e) = cs.attach(&c.id, client, opts).await {
+                    tracing::debug!("attach: {e}");
                 }
             });
             Ok(resp)
@@ -278,19 +317,20 @@ pub async fn serve(
             )
         }
         Endpoint::ExecStart(eid) => {
-            let ins = cs.exec_inspect(&eid).await?;
+            // An unknown exec is a 404 before the connection is taken over.
+            cs.exec_inspect(&eid).await?;
             let (mut parts, body) = req.into_parts();
             let b = read_body(body, MAX_JSON_BODY).await?;
             let start: ExecStartConfig = parse_json(&b, true)?;
             if start.detach {
-                cs.exec_start(&eid, true, None).await?;
+                cs.exec_start(&eid, true, None, start.tty).await?;
                 return h::no_content(StatusCode::OK);
             }
-            let (resp, client) = hijack(&mut parts, stream_type(ins.process_config.tty, v));
+            let (resp, client) = hijack(&mut parts, stream_type(start.tty, v));
             let cs = cs.clone();
             tokio::spawn(async move {
                 if let Some(client) = client.await {
-                    if let Err(e) = cs.exec_start(&eid, false, Some(client)).await {
+                    if let Err(e) = cs.exec_start(&eid, false, Some(client), start.tty).await {
                         tracing::debug!("exec start: {e}");
                     }
                 }

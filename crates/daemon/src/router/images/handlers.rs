@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -19,6 +20,7 @@ use crate::router::containers::handlers::ChannelWriter;
 use crate::server::error::ApiError;
 use crate::server::http::{self as h, parse_json, read_body, ApiResult, Query, MAX_JSON_BODY};
 use crate::service::containers::blocking;
+use crate::service::containers::lifecycle::WaitCondition;
 use crate::state::Store;
 use crate::wiring::Daemon;
 
@@ -262,11 +264,19 @@ pub async fn serve(
         }
         Endpoint::Load => {
             let mut file = spool(&d, req.into_body()).await?;
-            let lines = blocking(move || images.load(&mut file)).await?;
             let mut out = Vec::new();
-            for l in &lines {
-                image_event(&d, "load", l, l);
-                out.extend_from_slice(&stream_line(json!({"stream": format!("{l}\n")})));
+            // As dockerd: the answer is a 200 JSON stream, and a failed load is a line of it
+            // (docker-py raises ImageLoadError from it).
+            match blocking(move || images.load(&mut file)).await {
+                Ok(lines) => {
+                    for l in &lines {
+                        image_event(&d, "load", l, l);
+                        out.extend_from_slice(&stream_line(json!({"stream": format!("{l}\n")})));
+                    }
+                }
+                Err(e) => out.extend_from_slice(&stream_line(
+                    json!({"errorDetail": {"message": e.message}, "error": e.message}),
+                )),
             }
             Ok(h::with_type(
                 Response::builder().status(StatusCode::OK),
@@ -308,7 +318,23 @@ pub async fn serve(
                 (Some(r), None) => Some(r.to_string()),
                 _ => None,
             };
-            let pause = q.bool_or("pause", true) && c.state.status == crate::state::Status::Running;
+            let mut pause =
+                q.bool_or("pause", true) && c.state.status == crate::state::Status::Running;
+            if pause {
+                if let Err(e) = d.containers.pause(&c.id, true).await {
+                    // It is exiting (its shim may be gone already): once the exit is recorded,
+                    // commit the stored rw layer as it is, unpaused, as dockerd does.
+                    let exited = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        d.containers.wait(&c.id, WaitCondition::NotRunning),
+                    )
+                    .await;
+                    if !matches!(exited, Ok(Ok(_))) {
+                        return Err(e);
+                    }
+                    pause = false;
+                }
+            }
             let opts = CommitOptions {
                 repo_tag,
                 author: q.get("author").filter(|s| !s.is_empty()).map(String::from),
@@ -317,9 +343,6 @@ pub async fn serve(
                 changes: q.all("changes").to_vec(),
                 pause,
             };
-            if pause {
-                d.containers.pause(&c.id, true).await?;
-            }
             let cid = c.id.clone();
             let res = blocking(move || images.commit(&cid, opts)).await;
             if pause {

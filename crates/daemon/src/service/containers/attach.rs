@@ -28,6 +28,79 @@ pub struct AttachOptions {
     pub stderr: bool,
     /// The byte sequence that detaches (Docker's default ctrl-p,ctrl-q).
     pub detach_keys: Vec<u8>,
+    /// How the shim's output reaches the client.
+    pub output: Framing,
+}
+
+/// The client's framing against the shim's (multiplexed unless the process has a terminal).
+/// dockerd frames an exec's output by the start request's `Tty`, not the exec's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// As the shim sends it.
+    #[default]
+    AsIs,
+    /// Raw terminal output wrapped in stdout frames.
+    Frame,
+    /// Frames unwrapped into raw bytes.
+    Unframe,
+}
+
+impl Framing {
+    /// The conversion from a stream framed as `has_tty` says to one framed as `wants_tty`.
+    pub fn between(has_tty: bool, wants_tty: bool) -> Framing {
+        match (has_tty, wants_tty) {
+            (true, false) => Framing::Frame,
+            (false, true) => Framing::Unframe,
+            _ => Framing::AsIs,
+        }
+    }
+}
+
+/// Copies `from` to `to`, converting the framing; ends at EOF or a write error.
+async fn copy_output(
+    mut from: impl AsyncRead + Unpin,
+    to: &mut (impl AsyncWrite + Unpin),
+    framing: Framing,
+) {
+    use wharf_shim_proto::stream::{frame_header, parse_header, STDOUT};
+    if framing == Framing::AsIs {
+        let _ = tokio::io::copy(&mut from, to).await;
+        return;
+    }
+    let mut buf = vec![0u8; 32 * 1024];
+    // Unframe: bytes of a partly received header, and payload bytes still to pass through.
+    let (mut head, mut left) = (Vec::with_capacity(8), 0usize);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + 8);
+        if framing == Framing::Frame {
+            out.extend_from_slice(&frame_header(STDOUT, n as u32));
+            out.extend_from_slice(&buf[..n]);
+        } else {
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                if left > 0 {
+                    let k = left.min(rest.len());
+                    out.extend_from_slice(&rest[..k]);
+                    (left, rest) = (left - k, &rest[k..]);
+                    continue;
+                }
+                let k = (8 - head.len()).min(rest.len());
+                head.extend_from_slice(&rest[..k]);
+                rest = &rest[k..];
+                if let Ok(h) = <[u8; 8]>::try_from(head.as_slice()) {
+                    left = parse_header(&h).1 as usize;
+                    head.clear();
+                }
+            }
+        }
+        if to.write_all(&out).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// An attach waiting for the container to start (`docker run` attaches before starting).
@@ -51,6 +124,8 @@ pub struct ExecRecord {
     pub pid: i64,
     /// Exit code once known.
     pub exit_code: Option<i64>,
+    /// The container's OOM kill count when the exec started, until its exit was checked.
+    pub oom_base: Option<u64>,
 }
 
 /// Parses Docker's `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`...).
@@ -132,7 +207,7 @@ pub async fn splice(client: Box<dyn Duplex>, shim: UnixStream, opts: &AttachOpti
     let (cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
     let out = async {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        copy_output(&mut sr, &mut cw, opts.output).await;
         let _ = cw.shutdown().await;
     };
     if !opts.stdin {
@@ -237,6 +312,7 @@ impl ContainerService {
                 started: false,
                 pid: 0,
                 exit_code: None,
+                oom_base: None,
             },
         );
         self.emit(
@@ -308,12 +384,14 @@ impl ContainerService {
         Ok(p)
     }
 
-    /// `POST /exec/{id}/start`: detached, or spliced with the hijacked client.
+    /// `POST /exec/{id}/start`: detached, or spliced with the hijacked client, which gets the
+    /// output framed as `tty` (the start request's) says.
     pub async fn exec_start(
         self: &Arc<Self>,
         exec_id: &str,
         detach: bool,
         client: Option<Box<dyn Duplex>>,
+        tty: bool,
     ) -> Result<(), ApiError> {
         let e = self.exec_record(exec_id)?;
         if e.started {
@@ -326,6 +404,7 @@ impl ContainerService {
             return Err(not_running(&c.id));
         }
         let process = self.exec_process(&e).await?;
+        let oom_base = self.oom_kills(&c.id).await;
         let cfg = &e.config;
         let req = Request::Exec {
             exec_id: exec_id.to_string(),
@@ -347,6 +426,7 @@ impl ContainerService {
         if let Some(r) = lock(&self.execs).get_mut(exec_id) {
             r.started = true;
             r.pid = pid;
+            r.oom_base = oom_base;
         }
         let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
         self.emit(
@@ -360,6 +440,7 @@ impl ContainerService {
                 stdout: cfg.attach_stdout,
                 stderr: cfg.attach_stderr,
                 detach_keys: parse_detach_keys(&cfg.detach_keys)?,
+                output: Framing::between(cfg.tty, tty),
             };
             let me = self.clone();
             let (eid, cid) = (exec_id.to_string(), c.id.clone());
@@ -399,9 +480,17 @@ impl ContainerService {
                 // The shim is gone: so is the process.
                 _ => e.exit_code = Some(e.exit_code.unwrap_or(137)),
             }
-            if let Some(r) = lock(&self.execs).get_mut(exec_id) {
+            let oom_base = lock(&self.execs).get_mut(exec_id).and_then(|r| {
                 r.pid = e.pid;
                 r.exit_code = e.exit_code;
+                if r.exit_code.is_some() {
+                    r.oom_base.take()
+                } else {
+                    None
+                }
+            });
+            if let Some(base) = oom_base {
+                self.emit_exec_oom(&e.container_id, base).await;
             }
         }
         let args = e.config.cmd.clone().unwrap_or_default();
@@ -424,6 +513,15 @@ impl ContainerService {
             detach_keys: e.config.detach_keys.clone(),
             pid: if running { e.pid } else { 0 },
         })
+    }
+
+    /// dockerd reports every OOM kill in a container's cgroup, also one that ends an exec while
+    /// the container runs on: an `oom` event when the count grew past `base` during the exec.
+    async fn emit_exec_oom(&self, container_id: &str, base: u64) {
+        let grew = self.oom_kills(container_id).await.is_some_and(|n| n > base);
+        if let (true, Ok(c)) = (grew, self.snapshot(container_id)) {
+            self.emit(&c, "oom", &[]);
+        }
     }
 
     /// Resizes a container's or an exec's terminal.

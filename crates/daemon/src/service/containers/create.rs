@@ -53,6 +53,35 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     spec::validate(hc).map_err(|e| ApiError::from_err(&e))
 }
 
+/// Log drivers we have; [`DOCKER_ONLY_LOG_DRIVERS`] are dockerd's others.
+const LOG_DRIVERS: &[&str] = &["json-file", "local", "none"];
+const DOCKER_ONLY_LOG_DRIVERS: &[&str] = &[
+    "awslogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "logentries",
+    "splunk",
+    "syslog",
+];
+
+/// A driver dockerd does not know either gets dockerd's 400; one it knows that we lack, a 501.
+fn check_log_driver(name: &str) -> Result<(), ApiError> {
+    if LOG_DRIVERS.contains(&name) {
+        Ok(())
+    } else if DOCKER_ONLY_LOG_DRIVERS.contains(&name) {
+        Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!("log driver {name:?} is not supported"),
+        ))
+    } else {
+        Err(ApiError::invalid(format!(
+            "logger: no log driver named '{name}' is registered"
+        )))
+    }
+}
+
 /// Endpoint settings Docker allows only on user-defined networks, which are not available yet
 /// (so every accepted network mode refuses them, with Docker's messages).
 fn validate_endpoints(networking: Option<&serde_json::Value>) -> Result<(), ApiError> {
@@ -222,6 +251,10 @@ impl ContainerService {
             // The CLI's "unset"; dockerd stores it as null.
             hc.resources.memory_swappiness = None;
         }
+        if hc.resources.memory > 0 && hc.resources.memory_swap == 0 {
+            // dockerd stores the default it applies (swap = memory, so twice the limit in all).
+            hc.resources.memory_swap = hc.resources.memory * 2;
+        }
         let mut warnings = Vec::new();
         if hc.resources.cpu_percent > 0 {
             // dockerd on Linux discards it with this warning (CpuCount it ignores silently).
@@ -265,8 +298,17 @@ impl ContainerService {
         }
         if hc.log_config.kind.is_empty() {
             hc.log_config.kind = cfg.log_driver.clone();
-            hc.log_config.config = cfg.log_opts.clone();
         }
+        if hc.log_config.kind == cfg.log_driver {
+            // dockerd's merge: the daemon's log-opts fill in what the container did not set.
+            for (k, v) in &cfg.log_opts {
+                hc.log_config
+                    .config
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+        }
+        check_log_driver(&hc.log_config.kind)?;
         hc.runtime = runtime.clone();
         let mount_reqs = crate::service::volumes::requests(&hc, &config)?;
         let from = self.volumes_from(&hc)?;
@@ -398,6 +440,19 @@ mod tests {
             cap_add: Some(vec!["NOPE".into()]),
             ..Default::default()
         }));
+    }
+
+    #[test]
+    fn log_drivers_are_checked_like_dockerd() {
+        assert!(check_log_driver("json-file").is_ok());
+        let e = check_log_driver("syslog").expect_err("not ours");
+        assert_eq!(e.kind, ErrorKind::NotImplemented);
+        let e = check_log_driver("nope").expect_err("unknown");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message,
+            "logger: no log driver named 'nope' is registered"
+        );
     }
 
     #[test]

@@ -409,6 +409,7 @@ impl ContainerService {
             started: false,
             pid: 0,
             exit_code: None,
+            oom_base: None,
         };
         let cmd = probe.argv.join(" ");
         let exec_attr = ("execID", exec_id.clone());

@@ -18,6 +18,10 @@ use super::{blocking, not_running, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::{Container, Status, Store};
 
+/// How long `kill` with SIGKILL waits for the exit to be recorded (dockerd waits up to 10 s
+/// before it answers anyway).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 /// `wait` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -561,6 +565,8 @@ impl ContainerService {
             let h = self.get(&c.id)?;
             self.update(&h, |c| c.manually_stopped = true)?;
         }
+        let mut rx = self.watch(&c.id);
+        let seen = rx.borrow().exits;
         self.shim(&c.id)
             .call_ok(&Request::Kill {
                 signal: sig,
@@ -569,6 +575,16 @@ impl ContainerService {
             .await
             .map_err(|e| ApiError::from_err(&e))?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
+        if sig == 9 && c.state.status == Status::Paused {
+            // A frozen process dies only once thawed (dockerd resumes it too).
+            let _ = self.shim(&c.id).call_ok(&Request::Resume).await;
+        }
+        if sig == 9 {
+            // As dockerd: SIGKILL returns once the exit is recorded, so an inspect right after
+            // sees it. Bounded, as a process stuck in the kernel (D state) may not die at once.
+            let _ =
+                tokio::time::timeout(KILL_WAIT, rx.wait_for(|l| l.exits > seen || l.removed)).await;
+        }
         Ok(())
     }
 

@@ -4,10 +4,10 @@
 //! profile) is passed in, so it is unit-tested on literal values.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use wharf_api_types::container::{HostConfig, Resources, ThrottleDevice, Ulimit};
+use wharf_api_types::container::{DeviceMapping, HostConfig, Resources, ThrottleDevice, Ulimit};
 use wharf_errdefs::{Classify, ErrorKind};
 
 use crate::state::Container;
@@ -275,8 +275,13 @@ pub fn build(c: &Container, inp: &SpecInputs) -> Result<Value, SpecError> {
         )));
     }
 
+    let mut nodes = Vec::new();
+    for d in hc.resources.devices.iter().flatten() {
+        nodes.extend(host_devices(d)?.iter().map(HostDevice::node));
+    }
     let mut linux = json!({
         "namespaces": namespaces,
+        "devices": nodes,
         "resources": resources(&hc.resources, hc.privileged)?,
         "cgroupsPath": cgroups_path(c, &inp.cgroup_parent),
         "sysctl": hc.sysctls.clone().unwrap_or_default(),
@@ -581,6 +586,113 @@ fn cgroup_rule(rule: &str) -> Result<Value, SpecError> {
     )
 }
 
+/// One `--device` node: where it appears in the container, and how the host has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostDevice {
+    dest: String,
+    block: bool,
+    rdev: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl HostDevice {
+    fn kind(&self) -> &'static str {
+        if self.block {
+            "b"
+        } else {
+            "c"
+        }
+    }
+
+    /// The OCI `linux.devices` entry (the node is created with the host's mode and owner).
+    fn node(&self) -> Value {
+        json!({"path": self.dest, "type": self.kind(),
+            "major": libc::major(self.rdev), "minor": libc::minor(self.rdev),
+            "fileMode": self.mode & 0o7777, "uid": self.uid, "gid": self.gid})
+    }
+
+    /// The device cgroup rule granting `access` to the node.
+    fn rule(&self, access: &str) -> Value {
+        json!({"allow": true, "type": self.kind(), "major": libc::major(self.rdev),
+            "minor": libc::minor(self.rdev), "access": access})
+    }
+}
+
+/// Docker's `--device` permissions: a non-empty subset of `rwm` (the CLI's default is `rwm`).
+fn device_access(perms: &str) -> Result<&str, SpecError> {
+    match perms {
+        "" => Ok("rwm"),
+        p if p.len() <= 3 && p.chars().all(|c| "rwm".contains(c)) => Ok(p),
+        p => Err(SpecError::Invalid(format!("invalid device mode: {p}"))),
+    }
+}
+
+/// The host nodes of one `--device`, as dockerd's `devicesFromPath`: the node itself, or every
+/// node below a directory (mapped under the container path).
+fn host_devices(d: &DeviceMapping) -> Result<Vec<HostDevice>, SpecError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let host = d.path_on_host.as_str();
+    let dest = if d.path_in_container.is_empty() {
+        host
+    } else {
+        d.path_in_container.as_str()
+    };
+    let fail = |why: String| {
+        SpecError::Invalid(format!(
+            "error gathering device information while adding custom device {host:?}: {why}"
+        ))
+    };
+    let errno = |e: std::io::Error| {
+        // Go's wording of the errno (lower case, no "(os error N)").
+        let text = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
+        let mut c = text.chars();
+        c.next()
+            .map(|f| f.to_lowercase().chain(c).collect())
+            .unwrap_or_default()
+    };
+    let of = |path: &Path, dest: String| -> Result<Option<HostDevice>, SpecError> {
+        let m = std::fs::metadata(path).map_err(|e| fail(errno(e)))?;
+        let ft = m.file_type();
+        Ok(
+            (ft.is_char_device() || ft.is_block_device()).then(|| HostDevice {
+                dest,
+                block: ft.is_block_device(),
+                rdev: m.rdev(),
+                mode: m.mode(),
+                uid: m.uid(),
+                gid: m.gid(),
+            }),
+        )
+    };
+    if let Some(dev) = of(Path::new(host), dest.to_string())? {
+        return Ok(vec![dev]);
+    }
+    if !Path::new(host).is_dir() {
+        return Err(fail("not a device node".into()));
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::from(host)];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| fail(errno(e)))?
+            .flatten()
+        {
+            let path = e.path();
+            let rel = path.strip_prefix(host).unwrap_or(&path);
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            } else if let Ok(Some(dev)) = of(&path, Path::new(dest).join(rel).display().to_string())
+            {
+                out.push(dev);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.dest.cmp(&b.dest));
+    Ok(out)
+}
+
 /// A device's major and minor numbers from stat(2), as Docker resolves blkio device paths.
 fn device_numbers(path: &str) -> Result<(u64, u64), SpecError> {
     use std::os::unix::fs::MetadataExt;
@@ -703,6 +815,10 @@ pub fn resources(r: &Resources, privileged: bool) -> Result<Value, SpecError> {
     }
     refuse_device_requests(r)?;
     let mut devices = device_rules(privileged);
+    for d in r.devices.iter().flatten() {
+        let access = device_access(&d.cgroup_permissions)?;
+        devices.extend(host_devices(d)?.iter().map(|dev| dev.rule(access)));
+    }
     for rule in r.device_cgroup_rules.iter().flatten() {
         devices.push(cgroup_rule(rule)?);
     }
@@ -1237,6 +1353,38 @@ mod tests {
             })
             .as_deref(),
             Some("cpu-rt-runtime cannot be higher than cpu-rt-period")
+        );
+    }
+
+    #[test]
+    fn devices_become_nodes_and_rules() {
+        let dev = |host: &str, dest: &str, perms: &str| DeviceMapping {
+            path_on_host: host.into(),
+            path_in_container: dest.into(),
+            cgroup_permissions: perms.into(),
+        };
+        let mut hc = HostConfig::default();
+        hc.resources.devices = Some(vec![dev("/dev/null", "/dev/n2", "r")]);
+        let s = build(&container(hc.clone()), &inputs()).expect("spec");
+        let node = &s["linux"]["devices"][0];
+        assert_eq!(
+            (&node["path"], &node["type"], &node["major"], &node["minor"]),
+            (&json!("/dev/n2"), &json!("c"), &json!(1), &json!(3))
+        );
+        let rules = s["linux"]["resources"]["devices"]
+            .as_array()
+            .expect("rules");
+        assert!(rules
+            .contains(&json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"})));
+        hc.resources.devices = Some(vec![dev("/dev/null", "", "rx")]);
+        assert_eq!(
+            validate(&hc).map_err(|e| e.to_string()),
+            Err("invalid device mode: rx".into())
+        );
+        hc.resources.devices = Some(vec![dev("/dev/wharf-none", "", "rwm")]);
+        assert_eq!(
+            validate(&hc).map_err(|e| e.to_string()),
+            Err("error gathering device information while adding custom device \"/dev/wharf-none\": no such file or directory".into())
         );
     }
 

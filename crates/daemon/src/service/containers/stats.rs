@@ -131,6 +131,15 @@ impl ContainerService {
             .map_err(|e| ApiError::from_err(&e))
     }
 
+    /// The OOM kills so far in a running container's memory cgroup.
+    pub(super) async fn oom_kills(&self, id: &str) -> Option<u64> {
+        let m = self.cgroup(id).ok()?;
+        blocking(move || m.stats())
+            .await
+            .ok()
+            .map(|s| s.memory.oom_kill)
+    }
+
     /// One sample: cgroup stats, host CPU time, and the time read.
     pub async fn sample(&self, key: &str) -> Result<(Stats, u64, String), ApiError> {
         let c = self.snapshot(key)?;
