@@ -12,4 +12,16 @@
 //! through filesync instead of a tar.
 #![forbid(unsafe_code)]
 
+pub mod cache;
+pub mod context;
+mod dispatch;
 pub mod dockerfile;
+pub mod engine;
+mod error;
+pub mod worker;
+
+pub use cache::CacheStore;
+pub use context::Context;
+pub use engine::{BuildOptions, Engine, Event};
+pub use error::BuildError;
+pub use worker::{ImageInfo, RunSpec, Worker};

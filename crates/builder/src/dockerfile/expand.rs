@@ -10,19 +10,13 @@ pub trait Vars {
     fn get(&self, name: &str) -> Option<&str>;
 }
 
-impl Vars for [(String, String)] {
+impl Vars for Vec<(String, String)> {
     fn get(&self, name: &str) -> Option<&str> {
         // Later entries win, as a later ENV overrides an earlier one.
         self.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Vars for Vec<(String, String)> {
-    fn get(&self, name: &str) -> Option<&str> {
-        Vars::get(self.as_slice(), name)
     }
 }
 

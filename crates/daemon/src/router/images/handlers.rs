@@ -316,6 +316,7 @@ pub async fn serve(
                 config,
                 changes: q.all("changes").to_vec(),
                 pause,
+                created_by: None,
             };
             if pause {
                 d.containers.pause(&c.id, true).await?;
