@@ -2,6 +2,7 @@
 //! the Dockerfile read from it.
 
 use std::io::Read;
+
 use std::path::{Component, Path, PathBuf};
 
 use wharf_archive::ApplyOptions;
@@ -29,7 +30,12 @@ impl Context {
             allow_type_changes: true,
             ..ApplyOptions::default()
         };
-        wharf_archive::extract_confined(dir, "/", tar, &opts)?;
+        // The docker CLI ends some contexts (`-f` outside the context) right after the last
+        // entry's data, without padding or end-of-archive blocks, which Go's reader accepts:
+        // supply the zeros it left out.
+        let plain = wharf_archive::decompress(Box::new(tar))?;
+        let mut padded = plain.chain(std::io::repeat(0).take(1536));
+        wharf_archive::extract_confined(dir, "/", &mut padded, &opts)?;
         Ok(ctx)
     }
 
@@ -114,6 +120,22 @@ mod tests {
         let dir = ctx.root().to_path_buf();
         drop(ctx);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn accepts_a_tar_without_padding_or_end_blocks() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "Dockerfile", &b"abc"[..])
+            .expect("append");
+        let mut tar = b.into_inner().expect("tar");
+        tar.truncate(512 + 3);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ctx = Context::from_tar(&mut &tar[..], &tmp.path().join("c")).expect("unpack");
+        assert_eq!(ctx.dockerfile("Dockerfile").expect("df"), "abc");
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub trait Worker: Send + Sync {
         config: &ContainerConfig,
         created_by: &str,
     ) -> Result<String, BuildError>;
-    /// A new image without a new layer: `parent` with `config` and one history row.
+    /// A new image without a new layer: `parent` (none: an empty image) with `config` and one
+    /// history row `created_by`; an empty `created_by` adds no row (FROM scratch's base).
     fn commit_config(
         &self,
         parent: Option<&str>,

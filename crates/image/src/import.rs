@@ -173,7 +173,8 @@ impl ImageService {
     }
 
     /// A new image that is `parent` (none: an empty image) with `config` and one more history
-    /// row without a layer: what a metadata-only build step (ENV, CMD, LABEL…) makes.
+    /// row without a layer: what a metadata-only build step (ENV, CMD, LABEL…) makes. With an
+    /// empty `created_by` no row is added.
     pub fn commit_config(
         &self,
         parent: Option<&str>,
@@ -199,13 +200,16 @@ impl ImageService {
         base.created = Some(created.clone());
         base.container = None;
         base.container_config = None;
-        base.history.push(HistoryItem {
-            created: Some(created),
-            created_by: Some(created_by.to_string()),
-            author: None,
-            comment: None,
-            empty_layer: true,
-        });
+        // An empty `created_by` makes the bare base a FROM scratch build starts from.
+        if !created_by.is_empty() {
+            base.history.push(HistoryItem {
+                created: Some(created),
+                created_by: Some(created_by.to_string()),
+                author: None,
+                comment: None,
+                empty_layer: true,
+            });
+        }
         let bytes = serde_json::to_vec(&base).map_err(ImageError::json("image config"))?;
         let id = self.register_image(&bytes, parent_id)?;
         drop(_w);

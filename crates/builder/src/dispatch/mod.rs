@@ -230,12 +230,16 @@ impl<'s, 'a> StageRun<'s, 'a> {
 
     /// Creates a build container on the current image, does `op`, commits, cleans up.
     fn in_container(&mut self, op: FsOp<'_>, created_by: &str) -> Result<String, BuildError> {
-        let image = self.image.clone().ok_or_else(|| {
-            BuildError::NotSupported(
-                "Wharf's builder cannot change the filesystem of an empty FROM scratch stage yet"
-                    .into(),
-            )
-        })?;
+        let image = match self.image.clone() {
+            Some(i) => i,
+            // FROM scratch: an empty image without history to put the container on.
+            None => self.sh.worker.commit_config(None, &self.config, "")?,
+        };
+        if matches!(op, FsOp::Run(_)) && self.image.is_none() {
+            return Err(BuildError::InvalidArgument(
+                "RUN in a FROM scratch stage has no shell to run: copy one in first".into(),
+            ));
+        }
         let spec = match &op {
             FsOp::Run(p) => p.spec.clone(),
             _ => crate::worker::RunSpec {
