@@ -66,6 +66,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// After the Dockerfile was read: removes it and `.dockerignore` from the context when
+    /// `.dockerignore` excludes them (the client sends them anyway), so `COPY . .` does not
+    /// copy them, as the classic builder does.
+    pub fn drop_ignored_build_files(&self, dockerfile: &str) {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(".dockerignore")) else {
+            return;
+        };
+        let patterns = wharf_api_types::dockerignore::Patterns::parse(&text);
+        let name = if dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            dockerfile
+        };
+        for f in [name, ".dockerignore"] {
+            if let Some(rel) = confine(f).filter(|r| patterns.excluded(&r.to_string_lossy())) {
+                let _ = std::fs::remove_file(self.dir.join(rel));
+            }
+        }
+    }
+}
+
 impl Drop for Context {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

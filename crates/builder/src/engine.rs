@@ -245,6 +245,7 @@ impl<'w> Engine<'w> {
             validate_tag(t)?;
         }
         let df = dockerfile::parse(&ctx.dockerfile(&opts.dockerfile)?)?;
+        ctx.drop_ignored_build_files(&opts.dockerfile);
         let target = match &opts.target {
             Some(t) if !t.is_empty() => df.stage_index(t).ok_or_else(|| {
                 BuildError::InvalidArgument(format!("target stage \"{t}\" could not be found"))

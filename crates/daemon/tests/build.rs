@@ -417,3 +417,69 @@ fn kill_during_build_leaves_nothing_behind() {
     assert!(out.contains("done"), "{out}");
     no_containers_left(&d);
 }
+
+/// `wharf build` from a local directory: ignored files are not sent, heredocs work, the
+/// compact and plain progress views, `-q`, and Docker's exit code for a failing RUN.
+#[test]
+fn wharf_build_sends_a_filtered_directory() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let wharf = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
+    let run = |args: &[&str]| {
+        Command::new("timeout")
+            .args(["-s", "KILL", "120"])
+            .arg(&wharf)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .output()
+            .expect("run wharf")
+    };
+    let ctx = context(
+        &d,
+        "wharfctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nCOPY <<EOF /etc/motd\nwelcome $NAME\nEOF\nARG NAME=x\nRUN <<EOF\nset -e\necho \"heredoc ran\" > /ran\nEOF\nCMD ls -a /ctx && cat /etc/motd /ran\n",
+            ),
+            (".dockerignore", "big/\n*.secret\n!ok.secret\n"),
+            ("big/blob", "should not be sent"),
+            ("a.secret", "no"),
+            ("ok.secret", "yes"),
+            ("app.txt", "x"),
+        ],
+    );
+    let o = run(&["build", "--progress=plain", "-t", "wb", s(&ctx)]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    let plain = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        plain.contains("Step 1/6 : FROM busybox") && plain.contains(" ---> "),
+        "{plain}"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "wb"]),
+        ".\n..\n.dockerignore\nDockerfile\napp.txt\nok.secret\nwelcome \nheredoc ran"
+    );
+    // Compact view (forced with --progress=tty): one line per step, CACHED marks.
+    let o = run(&["build", "--progress=tty", "-t", "wb", s(&ctx)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let compact = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        compact.contains("[2/6] COPY . /ctx/\n      CACHED"),
+        "{compact}"
+    );
+    assert!(!compact.contains(" ---> "), "{compact}");
+    let o = run(&["build", "-q", s(&ctx)]);
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{}", text(&o));
+    let bad = context(
+        &d,
+        "wharfbad",
+        &[("Dockerfile", "FROM busybox\nRUN exit 7\n")],
+    );
+    let o = run(&["build", "--force-rm", s(&bad)]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(text(&o).contains("The command '/bin/sh -c exit 7' returned a non-zero code: 7"));
+    no_containers_left(&d);
+}

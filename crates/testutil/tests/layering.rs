@@ -22,7 +22,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-volume", &["wharf-errdefs", "wharf-archive"]),
     (
         "wharf-builder",
-        &["wharf-errdefs", "wharf-archive", "wharf-image"],
+        &[
+            "wharf-errdefs",
+            "wharf-api-types",
+            "wharf-archive",
+            "wharf-image",
+        ],
     ),
     (
         "wharf-image",

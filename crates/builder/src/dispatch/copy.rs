@@ -9,6 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use wharf_api_types::dockerignore::glob_match;
 use wharf_archive::ApplyOptions;
 
 use super::{FsOp, StageRun};
@@ -53,41 +54,6 @@ fn is_archive(path: &Path) -> bool {
     ok
 }
 
-/// Shell-style match of one path segment: `*`, `?`, `[...]`, `\` escapes.
-fn glob_match(pat: &[char], s: &[char]) -> bool {
-    match pat.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob_match(&pat[1..], &s[i..])),
-        Some('?') => !s.is_empty() && glob_match(&pat[1..], &s[1..]),
-        Some('[') => {
-            let Some(end) = pat.iter().position(|c| *c == ']') else {
-                return !s.is_empty() && s[0] == '[' && glob_match(&pat[1..], &s[1..]);
-            };
-            let Some(c) = s.first() else { return false };
-            let (neg, set) = match &pat[1..end] {
-                ['^' | '!', rest @ ..] => (true, rest),
-                set => (false, set),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == '-' {
-                    hit |= set[i] <= *c && *c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == *c;
-                    i += 1;
-                }
-            }
-            hit != neg && glob_match(&pat[end + 1..], &s[1..])
-        }
-        Some('\\') if pat.len() > 1 => {
-            !s.is_empty() && s[0] == pat[1] && glob_match(&pat[2..], &s[1..])
-        }
-        Some(p) => !s.is_empty() && s[0] == *p && glob_match(&pat[1..], &s[1..]),
-    }
-}
-
 /// Expands a (cleaned, relative) source path with wildcards under `root`.
 fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
     let mut found = vec![PathBuf::new()];
@@ -100,14 +66,13 @@ fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
                 next.push(base.join(&seg));
                 continue;
             }
-            let pat: Vec<char> = seg.chars().collect();
             let Ok(rd) = fs::read_dir(root.join(base)) else {
                 continue;
             };
             let mut names: Vec<String> = rd
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| glob_match(&pat, &n.chars().collect::<Vec<_>>()))
+                .filter(|n| glob_match(&seg, n))
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|n| base.join(n)));
@@ -581,22 +546,6 @@ impl StageRun<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(p: &str, s: &str) -> bool {
-        glob_match(
-            &p.chars().collect::<Vec<_>>(),
-            &s.chars().collect::<Vec<_>>(),
-        )
-    }
-
-    #[test]
-    fn globbing() {
-        assert!(m("*.txt", "a.txt"));
-        assert!(!m("*.txt", "a.tx"));
-        assert!(m("?b[a-c]", "xbb"));
-        assert!(!m("[!a]", "a"));
-        assert!(m("a\\*", "a*"));
-    }
 
     #[test]
     fn hash_ignores_mtime_not_content() {
