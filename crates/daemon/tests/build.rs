@@ -483,3 +483,28 @@ fn wharf_build_sends_a_filtered_directory() {
     assert!(text(&o).contains("The command '/bin/sh -c exit 7' returned a non-zero code: 7"));
     no_containers_left(&d);
 }
+
+/// docker-py's `images.build` and low-level `build` (tests/clients/dockerpy_build.py).
+#[test]
+fn docker_py_builds() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/dockerpy_build.py"
+    );
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "150", "python3", script])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("CTX", d.dir.path().join("pyctx"))
+        .output()
+        .expect("run python3 (hack/deps.sh installs it with docker-py)");
+    assert!(
+        out.status.success(),
+        "docker-py build script failed: {}\n--- daemon log ---\n{}",
+        text(&out),
+        d.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py build: ok"));
+}

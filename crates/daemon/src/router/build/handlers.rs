@@ -82,6 +82,14 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
             ));
         }
     }
+    if let Some(i) = q
+        .get("isolation")
+        .filter(|i| !i.is_empty() && *i != "default")
+    {
+        return Err(ApiError::invalid(format!(
+            "Isolation {i} is not supported on linux"
+        )));
+    }
     if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
         let host = format!("linux/{}", wharf_image::host_arch());
         if p != host && p != "linux" {
