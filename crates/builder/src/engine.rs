@@ -141,11 +141,14 @@ impl Shared<'_> {
     }
 }
 
+/// Values of the ARGs before the first FROM, and the build args they consumed.
+type MetaArgs = (Vec<(String, String)>, BTreeSet<String>);
+
 /// Evaluates the ARGs before the first FROM.
 fn meta_args(
     df: &Dockerfile,
     opts: &BuildOptions,
-) -> Result<(Vec<(String, String)>, BTreeSet<String>), BuildError> {
+) -> Result<MetaArgs, BuildError> {
     let mut vals = platform_args();
     let mut consumed = BTreeSet::new();
     for a in &df.meta_args {

@@ -392,7 +392,7 @@ impl StageRun<'_, '_> {
         let root: PathBuf = match &a.from {
             None => self.sh.ctx.root().to_path_buf(),
             Some(from) => {
-                let image = self.from_image(from)?;
+                let image = self.source_image(from)?;
                 let spec = crate::worker::RunSpec {
                     cmd: vec![
                         "/bin/sh".into(),
@@ -529,7 +529,7 @@ impl StageRun<'_, '_> {
     }
 
     /// The image behind `--from`: an earlier stage's result, else an image reference.
-    fn from_image(&self, from: &str) -> Result<String, BuildError> {
+    fn source_image(&self, from: &str) -> Result<String, BuildError> {
         if let Some(j) = self.sh.df.stage_index(from).filter(|j| *j < self.index) {
             let done = self.sh.done.lock().unwrap_or_else(|e| e.into_inner());
             return done.get(&j).and_then(|r| r.image.clone()).ok_or_else(|| {

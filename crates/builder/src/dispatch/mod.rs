@@ -278,7 +278,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         };
         if remove {
             worker.remove(&cid)?;
-            if matches!(&res, Ok(_)) && self.ran_in(&spec) {
+            if res.is_ok() && self.ran_in(&spec) {
                 self.sh.say(format!(
                     " ---> Removed intermediate container {}\n",
                     short(&cid)
