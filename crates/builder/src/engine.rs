@@ -145,10 +145,7 @@ impl Shared<'_> {
 type MetaArgs = (Vec<(String, String)>, BTreeSet<String>);
 
 /// Evaluates the ARGs before the first FROM.
-fn meta_args(
-    df: &Dockerfile,
-    opts: &BuildOptions,
-) -> Result<MetaArgs, BuildError> {
+fn meta_args(df: &Dockerfile, opts: &BuildOptions) -> Result<MetaArgs, BuildError> {
     let mut vals = platform_args();
     let mut consumed = BTreeSet::new();
     for a in &df.meta_args {

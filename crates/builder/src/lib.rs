@@ -24,4 +24,4 @@ pub use cache::CacheStore;
 pub use context::Context;
 pub use engine::{BuildOptions, Engine, Event};
 pub use error::BuildError;
-pub use worker::{ImageInfo, RunSpec, Worker};
+pub use worker::{CacheMount, ImageInfo, RunSpec, Worker};

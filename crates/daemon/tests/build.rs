@@ -473,6 +473,21 @@ fn wharf_build_sends_a_filtered_directory() {
     let o = run(&["build", "-q", s(&ctx)]);
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{}", text(&o));
+    // RUN --mount=type=cache: the directory outlives the step and the build, and stays out
+    // of the image.
+    let cm = context(
+        &d,
+        "cachemount",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/cache echo x >> /cache/n && wc -l < /cache/n > /count\nCMD cat /count && ls /cache\n",
+        )],
+    );
+    for n in ["1", "2"] {
+        let o = run(&["build", "--no-cache", "-t", "cm", s(&cm)]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(d.ok(&["run", "--rm", "cm"]), n);
+    }
     let bad = context(
         &d,
         "wharfbad",

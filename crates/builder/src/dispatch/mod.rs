@@ -248,7 +248,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 user: self.config.user.clone(),
                 workdir: self.config.working_dir.clone(),
                 network: "none".into(),
-                extra_hosts: Vec::new(),
+                ..Default::default()
             },
         };
         let worker = self.sh.worker;

@@ -4,7 +4,7 @@
 use super::{FsOp, StageRun};
 use crate::dockerfile::{Command, RunArgs};
 use crate::engine::{short, PROXY_ARGS};
-use crate::worker::RunSpec;
+use crate::worker::{CacheMount, RunSpec};
 use crate::BuildError;
 
 /// A RUN ready to execute.
@@ -16,10 +16,10 @@ pub(crate) struct Prepared {
 
 impl StageRun<'_, '_> {
     pub(super) fn run_step(&mut self, r: &RunArgs) -> Result<(), BuildError> {
-        if !r.mounts.is_empty() {
-            return Err(BuildError::NotSupported(
-                "RUN --mount is not supported by Wharf's builder yet".into(),
-            ));
+        let mut cache_mounts = Vec::new();
+        for m in &r.mounts {
+            let m = self.expand_word(m)?;
+            cache_mounts.push(CacheMount::parse(&m).map_err(BuildError::NotSupported)?);
         }
         if r.security.as_deref().is_some_and(|s| s != "sandbox") {
             return Err(BuildError::NotSupported(
@@ -92,14 +92,13 @@ impl StageRun<'_, '_> {
                 workdir: self.config.working_dir.clone(),
                 network: network.clone(),
                 extra_hosts: self.sh.opts.extra_hosts.clone(),
+                cache_mounts,
             },
             display,
         };
-        self.commit_step(
-            &created_by,
-            &format!("network={network}"),
-            Some(FsOp::Run(&prepared)),
-        )
+        // Which cache mounts a step has matters to it; their contents do not (BuildKit's rule).
+        let extra = format!("network={network} mounts={:?}", r.mounts);
+        self.commit_step(&created_by, &extra, Some(FsOp::Run(&prepared)))
     }
 
     /// Runs the prepared command in container `cid`, streaming its output.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use wharf_api_types::container::{CreateRequest, HostConfig};
 use wharf_api_types::strslice::StrSlice;
-use wharf_builder::{BuildError, CacheStore, ImageInfo, RunSpec, Worker};
+use wharf_builder::{BuildError, CacheMount, CacheStore, ImageInfo, RunSpec, Worker};
 use wharf_errdefs::{Classify, ErrorKind};
 use wharf_image::{CommitOptions, ImageService};
 
@@ -45,11 +45,30 @@ pub struct DaemonWorker {
     containers: Arc<ContainerService>,
     rt: tokio::runtime::Handle,
     build_id: String,
+    /// Where `RUN --mount=type=cache` directories live, one per cache id.
+    mounts: PathBuf,
 }
 
 impl DaemonWorker {
     fn images(&self) -> &Arc<ImageService> {
         self.containers.images()
+    }
+
+    /// `host:target[:ro]` for a cache mount, making its directory on first use.
+    fn cache_bind(&self, m: &CacheMount) -> Result<String, BuildError> {
+        let dir = self.mounts.join(hex::encode(m.id.as_bytes()));
+        if !dir.exists() {
+            let io = |source| BuildError::Io {
+                context: format!("create cache mount {}", dir.display()),
+                source,
+            };
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            std::os::unix::fs::chown(&dir, Some(m.uid), Some(m.gid)).map_err(io)?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(m.mode))
+                .map_err(io)?;
+        }
+        let ro = if m.readonly { ":ro" } else { "" };
+        Ok(format!("{}:{}{ro}", dir.display(), m.target))
     }
 }
 
@@ -98,7 +117,13 @@ impl Worker for DaemonWorker {
             test: Some(vec!["NONE".to_string()]),
             ..Default::default()
         });
+        let binds = spec
+            .cache_mounts
+            .iter()
+            .map(|m| self.cache_bind(m))
+            .collect::<Result<Vec<_>, _>>()?;
         req.host_config = Some(HostConfig {
+            binds: (!binds.is_empty()).then_some(binds),
             network_mode: spec.network.clone(),
             extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
             ..Default::default()
@@ -200,6 +225,7 @@ pub struct BuildService {
     containers: Arc<ContainerService>,
     cache: CacheStore,
     tmp: PathBuf,
+    mounts: PathBuf,
     /// Cancel flags of running builds, by build id.
     active: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -221,6 +247,7 @@ impl BuildService {
             containers,
             cache: CacheStore::open(&root.join("cache"))?,
             tmp,
+            mounts: root.join("mounts"),
             active: Mutex::new(HashMap::new()),
         })
     }
@@ -261,6 +288,7 @@ impl BuildService {
             containers: self.containers.clone(),
             rt: tokio::runtime::Handle::current(),
             build_id: build_id.to_string(),
+            mounts: self.mounts.clone(),
         }
     }
 
@@ -297,6 +325,10 @@ impl BuildService {
         for (k, _) in self.cache.entries() {
             self.cache.remove(&k)?;
             ids.push(k);
+        }
+        // Cache mounts are build cache too; none is in use while no build runs.
+        if self.lock().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.mounts);
         }
         Ok(ids)
     }
