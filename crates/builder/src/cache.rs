@@ -90,6 +90,11 @@ impl CacheStore {
             .collect()
     }
 
+    /// When `key` was recorded.
+    pub fn created(&self, key: &str) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.dir.join(key)).ok()?.modified().ok()
+    }
+
     /// Drops one record.
     pub fn remove(&self, key: &str) -> Result<(), BuildError> {
         match std::fs::remove_file(self.dir.join(key)) {

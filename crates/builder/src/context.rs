@@ -161,6 +161,16 @@ mod tests {
     }
 
     #[test]
+    fn dockerfile_size_is_bounded() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ctx = Context::from_tar(&mut &[][..], &tmp.path().join("c")).expect("empty context");
+        let f = std::fs::File::create(ctx.root().join("Dockerfile")).expect("create");
+        f.set_len(MAX_DOCKERFILE + 1).expect("grow");
+        let e = ctx.dockerfile("Dockerfile").expect_err("too big");
+        assert!(e.to_string().contains("larger than"), "{e}");
+    }
+
+    #[test]
     fn confine_cleans() {
         assert_eq!(confine("/a/../b/./c"), Some(PathBuf::from("b/c")));
         assert_eq!(confine("../x"), None);

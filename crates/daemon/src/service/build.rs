@@ -303,6 +303,10 @@ impl BuildService {
             .entries()
             .into_iter()
             .map(|(key, image)| {
+                let created = self
+                    .cache
+                    .created(&key)
+                    .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
                 serde_json::json!({
                     "ID": key,
                     "Parent": "",
@@ -311,7 +315,7 @@ impl BuildService {
                     "InUse": false,
                     "Shared": true,
                     "Size": 0,
-                    "CreatedAt": chrono::Utc::now().to_rfc3339(),
+                    "CreatedAt": created,
                     "LastUsedAt": null,
                     "UsageCount": 0,
                 })
