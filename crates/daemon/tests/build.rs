@@ -441,7 +441,7 @@ fn wharf_build_sends_a_filtered_directory() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox\nCOPY . /ctx/\nCOPY <<EOF /etc/motd\nwelcome $NAME\nEOF\nARG NAME=x\nRUN <<EOF\nset -e\necho \"heredoc ran\" > /ran\nEOF\nCMD ls -a /ctx && cat /etc/motd /ran\n",
+                "FROM busybox\nCOPY . /ctx/\nCOPY <<EOF /etc/motd\nwelcome \"$NAME\"\nEOF\nARG NAME=x\nRUN <<EOF\nset -e\necho \"heredoc ran\" > /ran\nEOF\nCMD ls -a /ctx && cat /etc/motd /ran\n",
             ),
             (".dockerignore", "big/\n*.secret\n!ok.secret\n"),
             ("big/blob", "should not be sent"),
@@ -459,7 +459,7 @@ fn wharf_build_sends_a_filtered_directory() {
     );
     assert_eq!(
         d.ok(&["run", "--rm", "wb"]),
-        ".\n..\n.dockerignore\nDockerfile\napp.txt\nok.secret\nwelcome \nheredoc ran"
+        ".\n..\n.dockerignore\nDockerfile\napp.txt\nok.secret\nwelcome \"\"\nheredoc ran"
     );
     // Compact view (forced with --progress=tty): one line per step, CACHED marks.
     let o = run(&["build", "--progress=tty", "-t", "wb", s(&ctx)]);

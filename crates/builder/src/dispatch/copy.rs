@@ -14,7 +14,7 @@ use wharf_archive::ApplyOptions;
 
 use super::{FsOp, StageRun};
 use crate::context::confine;
-use crate::dockerfile::CopyArgs;
+use crate::dockerfile::{expand, CopyArgs};
 use crate::BuildError;
 
 /// One source after resolution.
@@ -417,7 +417,8 @@ impl StageRun<'_, '_> {
             {
                 if let Some(h) = a.heredocs.iter().find(|h| h.name == name) {
                     let body = if h.expand {
-                        self.expand_word(&h.content)?
+                        expand::heredoc(&h.content, &self.vars(), self.sh.df.escape)
+                            .map_err(|e| self.err(e.to_string()))?
                     } else {
                         h.content.clone()
                     };

@@ -56,6 +56,15 @@ pub fn word(
     Ok((w, lx.used))
 }
 
+/// Expands a COPY/ADD heredoc body with an unquoted delimiter: `$` expansions and escapes
+/// apply (the escape is dropped), quotes are ordinary characters.
+pub fn heredoc(input: &str, vars: &dyn Vars, escape: char) -> Result<String, ExpandError> {
+    let mut lx = Lexer::new(input, vars, escape, false);
+    lx.quotes = false;
+    lx.run(None)?;
+    Ok(lx.words.concat())
+}
+
 /// Processes `input` into words split on unquoted whitespace (also inside unquoted
 /// expansions): `EXPOSE`, shell-form `COPY` sources.
 pub fn words(input: &str, vars: &dyn Vars, escape: char) -> Result<Expanded, ExpandError> {
@@ -76,6 +85,8 @@ struct Lexer<'a> {
     words: Vec<String>,
     in_word: bool,
     used: BTreeSet<String>,
+    /// Quotes group and protect (false in heredoc bodies).
+    quotes: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -89,6 +100,7 @@ impl<'a> Lexer<'a> {
             words: Vec::new(),
             in_word: false,
             used: BTreeSet::new(),
+            quotes: true,
         }
     }
 
@@ -140,6 +152,7 @@ impl<'a> Lexer<'a> {
                 return Ok(());
             }
             match c {
+                '\'' | '"' if !self.quotes => self.raw(c),
                 '\'' => {
                     self.touch();
                     loop {
@@ -351,6 +364,12 @@ mod tests {
             used.into_iter().collect::<Vec<_>>(),
             ["NOPE", "PWD", "SHELL"]
         );
+    }
+
+    #[test]
+    fn heredoc_bodies_keep_quotes() {
+        let got = heredoc("echo \"$PWD\" '$SHELL' \\$X a\\nb\n", &env(), '\\').expect("ok");
+        assert_eq!(got, "echo \"/home\" 'bash' $X anb\n");
     }
 
     #[test]
