@@ -80,7 +80,7 @@ fn no_containers_left(d: &Daemon) {
 #[test]
 fn classic_cli_builds_real_world_dockerfiles() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
 
     // Multi-stage with ARG before FROM, build args, COPY --from/--chown, USER/WORKDIR/ENV
@@ -271,7 +271,7 @@ fn using_cache(out: &str) -> usize {
 #[test]
 fn cache_is_reused_only_when_inputs_match() {
     wharf_testutil::require_root!();
-    let mut d = Daemon::start(&[]);
+    let mut d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let ctx = context(
         &d,
@@ -329,7 +329,7 @@ fn cache_is_reused_only_when_inputs_match() {
 #[test]
 fn bad_dockerfiles_fail_with_dockers_message() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let cases: &[(&str, &str)] = &[
         (
@@ -371,7 +371,7 @@ fn bad_dockerfiles_fail_with_dockers_message() {
 #[test]
 fn kill_during_build_leaves_nothing_behind() {
     wharf_testutil::require_root!();
-    let mut d = Daemon::start(&[]);
+    let mut d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let ctx = context(
         &d,
@@ -423,7 +423,7 @@ fn kill_during_build_leaves_nothing_behind() {
 #[test]
 fn wharf_build_sends_a_filtered_directory() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let wharf = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
     let run = |args: &[&str]| {
@@ -503,7 +503,7 @@ fn wharf_build_sends_a_filtered_directory() {
 #[test]
 fn docker_py_builds() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
