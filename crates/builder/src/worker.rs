@@ -89,32 +89,6 @@ impl CacheMount {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_mount_specs() {
-        let m = CacheMount::parse("type=cache,target=/root/.cache,uid=1,mode=0700").expect("ok");
-        assert_eq!(
-            (m.id.as_str(), m.uid, m.mode, m.readonly),
-            ("/root/.cache", 1, 0o700, false)
-        );
-        let m = CacheMount::parse("type=cache,id=x,dst=/c,ro").expect("ok");
-        assert_eq!(
-            (m.id.as_str(), m.target.as_str(), m.readonly),
-            ("x", "/c", true)
-        );
-        assert!(CacheMount::parse("type=secret,id=s").is_err());
-        assert!(
-            CacheMount::parse("target=/x").is_err(),
-            "bind is the default type"
-        );
-        assert!(CacheMount::parse("type=cache,target=rel").is_err());
-        assert!(CacheMount::parse("type=cache,target=/x,bogus=1").is_err());
-    }
-}
-
 /// Build containers and images. Methods block; the engine calls them from its own threads.
 ///
 /// Containers made by [`Worker::create`] must be recognisable after a crash so the daemon can
@@ -151,4 +125,30 @@ pub trait Worker: Send + Sync {
     fn remove(&self, container: &str) -> Result<(), BuildError>;
     /// Points `reference` (`name[:tag]`) at `image`.
     fn tag(&self, image: &str, reference: &str) -> Result<(), BuildError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_mount_specs() {
+        let m = CacheMount::parse("type=cache,target=/root/.cache,uid=1,mode=0700").expect("ok");
+        assert_eq!(
+            (m.id.as_str(), m.uid, m.mode, m.readonly),
+            ("/root/.cache", 1, 0o700, false)
+        );
+        let m = CacheMount::parse("type=cache,id=x,dst=/c,ro").expect("ok");
+        assert_eq!(
+            (m.id.as_str(), m.target.as_str(), m.readonly),
+            ("x", "/c", true)
+        );
+        assert!(CacheMount::parse("type=secret,id=s").is_err());
+        assert!(
+            CacheMount::parse("target=/x").is_err(),
+            "bind is the default type"
+        );
+        assert!(CacheMount::parse("type=cache,target=rel").is_err());
+        assert!(CacheMount::parse("type=cache,target=/x,bogus=1").is_err());
+    }
 }
