@@ -7,6 +7,7 @@
 
 pub mod base64;
 pub mod container;
+pub mod dockerignore;
 pub mod exec;
 pub mod filters;
 pub mod image;

@@ -119,6 +119,8 @@ pub enum Command {
     Volume(VolumeCommand),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -247,6 +249,8 @@ pub enum ContainerCommand {
 /// `wharf image ...`
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -1008,6 +1012,59 @@ pub struct KillArgs {
     /// The containers
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
+}
+
+/// `build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Add a custom host-to-IP mapping ("host:ip")
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_arg: Vec<String>,
+    /// Name of the Dockerfile (Default is "PATH/Dockerfile")
+    #[arg(short = 'f', long, value_name = "string")]
+    pub file: Option<String>,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<String>,
+    /// Set metadata for an image
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, value_name = "string", default_value = "default")]
+    pub network: String,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet")
+    #[arg(long, value_name = "string", default_value = "auto")]
+    pub progress: String,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long = "rm", value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub rm: bool,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long, value_name = "list")]
+    pub tag: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// The build context: a directory, or - for a Dockerfile on STDIN
+    #[arg(value_name = "PATH | -")]
+    pub path: String,
 }
 
 /// `load`

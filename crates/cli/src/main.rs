@@ -18,7 +18,7 @@ use cli::{
     Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S,
     VolumeCommand as V,
 };
-use commands::{container, cp, image, run, system, volume, Ctx, StatusError};
+use commands::{build, container, cp, image, run, system, volume, Ctx, StatusError};
 
 fn main() {
     let code = match real_main() {
@@ -221,6 +221,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Save(a) | Command::Image(I::Save(a)) => image::save(ctx, &a),
         Command::Load(a) | Command::Image(I::Load(a)) => image::load(ctx, &a),
         Command::Import(a) | Command::Image(I::Import(a)) => image::import(ctx, &a),
+        Command::Build(a) | Command::Image(I::Build(a)) => build::build(ctx, &a),
         Command::History(a) | Command::Image(I::History(a)) => image::history(ctx, &a),
         Command::Image(I::Prune(a)) => image::prune(ctx, &a),
         Command::Volume(V::Create(a)) => volume::create(ctx, &a),

@@ -35,6 +35,9 @@ pub enum StartError {
     /// The volume store.
     #[error(transparent)]
     Volume(#[from] wharf_volume::VolumeError),
+    /// The build cache.
+    #[error(transparent)]
+    Build(#[from] wharf_builder::BuildError),
     /// A helper binary is missing.
     #[error("{0} not found beside wharfd or on PATH")]
     MissingHelper(&'static str),
@@ -61,6 +64,8 @@ pub struct Daemon {
     pub host: HostInfo,
     /// Containers (and, through it, the image store).
     pub containers: Arc<ContainerService>,
+    /// Dockerfile builds and their cache.
+    pub builds: Arc<crate::service::build::BuildService>,
 }
 
 impl Daemon {
@@ -196,6 +201,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     );
     let id = engine_id(&config.data_root)?;
     let exec_root = config.exec_root.clone();
+    let data_root = config.data_root.clone();
     let config = Arc::new(RwLock::new(config));
     let containers = Arc::new(ContainerService::new(
         store,
@@ -206,11 +212,16 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
         &exec_root,
         helpers,
     ));
+    let builds = Arc::new(crate::service::build::BuildService::open(
+        &data_root.join("builder"),
+        containers.clone(),
+    )?);
     Ok(Daemon {
         id,
         events,
         host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")),
         containers,
+        builds,
         config,
     })
 }
@@ -239,6 +250,7 @@ pub async fn run(flags: crate::config::Flags, config: Config) -> Result<(), Star
     let daemon = Arc::new(build(config)?);
     let live_restore = daemon.config().live_restore;
     daemon.containers.restore(live_restore).await;
+    daemon.builds.reconcile().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker =
         crate::server::conns::Tracker::new(crate::server::conns::max_connections(nofile_limit()));

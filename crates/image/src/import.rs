@@ -153,7 +153,7 @@ impl ImageService {
         config.container_config = None;
         config.history.push(HistoryItem {
             created: Some(created),
-            created_by: None,
+            created_by: opts.created_by.clone(),
             author: config.author.clone(),
             comment: config.comment.clone(),
             empty_layer: false,
@@ -168,6 +168,50 @@ impl ImageService {
         if let Some(t) = tag {
             self.set_ref(&t, &id)?;
         }
+        drop(_w);
+        self.resolve(id.as_str())
+    }
+
+    /// A new image that is `parent` (none: an empty image) with `config` and one more history
+    /// row without a layer: what a metadata-only build step (ENV, CMD, LABEL…) makes. With an
+    /// empty `created_by` no row is added.
+    pub fn commit_config(
+        &self,
+        parent: Option<&str>,
+        config: crate::model::ContainerConfig,
+        created_by: &str,
+    ) -> Result<Image, ImageError> {
+        let _w = self.lock_writer();
+        let created = now_rfc3339();
+        let (mut base, parent_id) = match parent {
+            Some(p) => {
+                let id = self.lookup_id(p)?;
+                let cfg = self
+                    .read_state()
+                    .images
+                    .get(&id)
+                    .map(|e| e.config.clone())
+                    .ok_or_else(|| ImageError::NotFound(p.to_string()))?;
+                (cfg, Some(id))
+            }
+            None => (ImageConfig::new_for_host(Vec::new(), created.clone()), None),
+        };
+        base.config = Some(config);
+        base.created = Some(created.clone());
+        base.container = None;
+        base.container_config = None;
+        // An empty `created_by` makes the bare base a FROM scratch build starts from.
+        if !created_by.is_empty() {
+            base.history.push(HistoryItem {
+                created: Some(created),
+                created_by: Some(created_by.to_string()),
+                author: None,
+                comment: None,
+                empty_layer: true,
+            });
+        }
+        let bytes = serde_json::to_vec(&base).map_err(ImageError::json("image config"))?;
+        let id = self.register_image(&bytes, parent_id)?;
         drop(_w);
         self.resolve(id.as_str())
     }

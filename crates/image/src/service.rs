@@ -151,6 +151,8 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// Informational: pausing is the daemon's job (it owns the container's cgroup).
     pub pause: bool,
+    /// The history row's `created_by` (a build step); none for `docker commit`.
+    pub created_by: Option<String>,
 }
 
 pub(crate) fn parse_time(s: &str) -> i64 {

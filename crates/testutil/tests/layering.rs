@@ -21,6 +21,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-fetch", &["wharf-errdefs"]),
     ("wharf-volume", &["wharf-errdefs", "wharf-archive"]),
     (
+        "wharf-builder",
+        &[
+            "wharf-errdefs",
+            "wharf-api-types",
+            "wharf-archive",
+            "wharf-image",
+        ],
+    ),
+    (
         "wharf-image",
         &[
             "wharf-errdefs",
@@ -60,6 +69,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-storage",
             "wharf-image",
             "wharf-volume",
+            "wharf-builder",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),

@@ -1,6 +1,7 @@
 //! Command behaviour: one function per verb, grouped by area. Each takes the parsed flags and a
 //! [`Ctx`] and returns the process exit code.
 
+pub(crate) mod build;
 pub(crate) mod container;
 pub(crate) mod cp;
 pub(crate) mod create;

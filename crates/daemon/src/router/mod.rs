@@ -1,6 +1,7 @@
 //! Routing: each API area has `routes.rs` (the table, with version gates) and `handlers.rs`
 //! (pure parsing plus calls into the area's backend).
 
+pub mod build;
 pub mod containers;
 pub mod hijack;
 pub mod images;
@@ -31,6 +32,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = containers::routes::route(&method, &segs) {
         return containers::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = build::routes::route(&method, &segs) {
+        return build::handlers::serve(d, v, ep, req).await;
     }
     if let Some(ep) = images::routes::route(&method, &segs) {
         return images::handlers::serve(d, v, ep, req).await;

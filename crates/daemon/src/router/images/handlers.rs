@@ -66,7 +66,7 @@ fn summary(i: &Image, containers: i64) -> ImageSummary {
 
 /// Streams a request body into a temp file under the data root (imports and loads can be
 /// large; the image service reads them synchronously).
-async fn spool(d: &Daemon, body: Incoming) -> Result<std::fs::File, ApiError> {
+pub(crate) async fn spool(d: &Daemon, body: Incoming) -> Result<std::fs::File, ApiError> {
     let dir = d.config().data_root.join("tmp");
     tokio::fs::create_dir_all(&dir)
         .await
@@ -342,6 +342,7 @@ pub async fn serve(
                 config,
                 changes: q.all("changes").to_vec(),
                 pause,
+                created_by: None,
             };
             let cid = c.id.clone();
             let res = blocking(move || images.commit(&cid, opts)).await;
@@ -380,7 +381,7 @@ pub async fn serve(
                 .await?;
             let volumes = crate::router::volumes::handlers::disk_usage(&d).await?;
             h::ok_json(
-                &json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
+                &json!({"LayersSize": du.layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes, "BuildCache": d.builds.df_rows()}),
             )
         }
     }

@@ -1,0 +1,588 @@
+//! COPY and ADD: resolve sources (context, another stage, an image; wildcards; heredocs),
+//! hash their content the way the cache needs (tarsum-like: header fields without times,
+//! plus content), and write them into a build container's root through a confined tar
+//! extraction so symlinks in the image cannot redirect the writes.
+
+use std::fs;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use wharf_api_types::dockerignore::glob_match;
+use wharf_archive::ApplyOptions;
+
+use super::{FsOp, StageRun};
+use crate::context::confine;
+use crate::dockerfile::{expand, CopyArgs};
+use crate::BuildError;
+
+/// One source after resolution.
+enum Source {
+    /// A file, directory or symlink under a root.
+    Path { abs: PathBuf, name: String },
+    /// A heredoc body.
+    Bytes { name: String, data: Vec<u8> },
+    /// ADD of a local archive: extracted into the destination.
+    Archive { abs: PathBuf },
+}
+
+/// A COPY/ADD ready to apply.
+pub(crate) struct Prepared {
+    sources: Vec<Source>,
+    dest: String,
+    /// The destination is a directory (ends in `/`, or several sources).
+    dest_dir: bool,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    chown_spec: Option<String>,
+}
+
+fn is_archive(path: &Path) -> bool {
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    let Ok(r) = wharf_archive::decompress(Box::new(f)) else {
+        return false;
+    };
+    let mut a = tar::Archive::new(r);
+    let ok = a
+        .entries()
+        .ok()
+        .and_then(|mut e| e.next())
+        .is_some_and(|e| e.is_ok());
+    ok
+}
+
+/// Expands a (cleaned, relative) source path with wildcards under `root`.
+fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
+    let mut found = vec![PathBuf::new()];
+    for comp in rel.components() {
+        let seg = comp.as_os_str().to_string_lossy().to_string();
+        let wild = seg.contains(['*', '?', '[']);
+        let mut next = Vec::new();
+        for base in &found {
+            if !wild {
+                next.push(base.join(&seg));
+                continue;
+            }
+            let Ok(rd) = fs::read_dir(root.join(base)) else {
+                continue;
+            };
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| glob_match(&seg, n))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| base.join(n)));
+        }
+        found = next;
+    }
+    found
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(root.join(p)).is_ok())
+        .collect()
+}
+
+/// Every path under `abs` (itself first), sorted, as (relative name, path).
+fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = vec![(String::new(), abs.to_path_buf())];
+    let mut i = 0;
+    while i < out.len() {
+        let (rel, p) = out[i].clone();
+        i += 1;
+        let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            continue;
+        }
+        let Ok(rd) = fs::read_dir(&p) else { continue };
+        let mut kids: Vec<(String, PathBuf)> = rd
+            .flatten()
+            .map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                let r = if rel.is_empty() {
+                    n
+                } else {
+                    format!("{rel}/{n}")
+                };
+                (r, e.path())
+            })
+            .collect();
+        kids.sort();
+        out.extend(kids);
+    }
+    out
+}
+
+/// Hash of one path's tree: per entry its name, type, mode, ids, size, link target and
+/// content; never times.
+fn hash_tree(abs: &Path, hasher: &mut Sha256) -> Result<(), BuildError> {
+    for (rel, p) in walk(abs) {
+        let m =
+            fs::symlink_metadata(&p).map_err(BuildError::io(format!("stat {}", p.display())))?;
+        let kind = if m.is_dir() {
+            '5'
+        } else if m.file_type().is_symlink() {
+            '2'
+        } else {
+            '0'
+        };
+        let link = if kind == '2' {
+            fs::read_link(&p)
+                .map(|l| l.to_string_lossy().to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let size = if kind == '0' { m.len() } else { 0 };
+        hasher.update(format!(
+            "name{rel}\0type{kind}\0mode{:o}\0uid{}\0gid{}\0size{size}\0link{link}\0",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid()
+        ));
+        if kind == '0' {
+            let mut f =
+                fs::File::open(&p).map_err(BuildError::io(format!("open {}", p.display())))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = f.read(&mut buf).map_err(BuildError::io("read source"))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Owner for `--chown` from the container's /etc/passwd and /etc/group.
+fn resolve_owner(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, what: &str| -> Result<(u32, Option<u32>), BuildError> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok((n, None));
+        }
+        let text = fs::read_to_string(root.join(file)).unwrap_or_default();
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))
+            .and_then(|f| {
+                let id = f.get(2)?.parse().ok()?;
+                Some((id, f.get(3).and_then(|g| g.parse().ok())))
+            })
+            .ok_or_else(|| {
+                BuildError::InvalidArgument(format!(
+                    "unable to convert uid/gid chown string to host mapping: can't find {what} for {what} {name}: no such {what} in /{file}"
+                ))
+            })
+    };
+    let (uid, primary) = lookup("etc/passwd", user, "uid")?;
+    let gid = match group {
+        Some(g) => lookup("etc/group", g, "gid")?.0,
+        None if user.parse::<u32>().is_ok() => uid,
+        None => primary.unwrap_or(uid),
+    };
+    Ok((uid, gid))
+}
+
+/// `mkdir -p dir` inside `root`, confined (WORKDIR).
+pub(crate) fn mkdir_in(root: &Path, dir: &str) -> Result<(), BuildError> {
+    let tar = dir_tar(root, &[], dir)?;
+    extract(root, tar, None)
+}
+
+/// A tar of directory entries for the missing ancestors of `dest` (and `dest` itself).
+fn dir_tar(
+    root: &Path,
+    extra: &[PathBuf],
+    dest: &str,
+) -> Result<tempfile::SpooledTempFile, BuildError> {
+    let mut b = tar::Builder::new(tempfile::SpooledTempFile::new(1 << 20));
+    let rel = confine(dest).unwrap_or_default();
+    let mut acc = PathBuf::new();
+    for c in rel.components() {
+        acc.push(c);
+        if fs::symlink_metadata(root.join(&acc)).is_err() && !extra.contains(&acc) {
+            append_dir(&mut b, &acc, 0o755)?;
+        }
+    }
+    b.into_inner().map_err(BuildError::io("write tar"))
+}
+
+fn append_dir<W: Write>(b: &mut tar::Builder<W>, name: &Path, mode: u32) -> Result<(), BuildError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(mode);
+    h.set_size(0);
+    b.append_data(&mut h, name, std::io::empty())
+        .map_err(BuildError::io("write tar"))
+}
+
+fn extract(
+    root: &Path,
+    mut tar: tempfile::SpooledTempFile,
+    owner: Option<(u32, u32)>,
+) -> Result<(), BuildError> {
+    tar.rewind().map_err(BuildError::io("rewind tar"))?;
+    let opts = ApplyOptions {
+        preserve_ownership: true,
+        chown: Some(owner.unwrap_or((0, 0))),
+        allow_type_changes: true,
+        ..ApplyOptions::default()
+    };
+    wharf_archive::extract_confined(root, "/", &mut tar, &opts)?;
+    Ok(())
+}
+
+impl Prepared {
+    /// Writes the sources into the container root `root`.
+    pub(crate) fn apply(&self, root: &Path) -> Result<(), BuildError> {
+        let owner = match &self.chown_spec {
+            Some(s) => Some(resolve_owner(root, s)?),
+            None => self.owner,
+        };
+        let dest_rel = confine(&self.dest).unwrap_or_default();
+        let dest_is_dir =
+            self.dest_dir || fs::symlink_metadata(root.join(&dest_rel)).is_ok_and(|m| m.is_dir());
+        let dir_of_dest = if dest_is_dir {
+            self.dest.clone()
+        } else {
+            dest_rel
+                .parent()
+                .map(|p| format!("/{}", p.display()))
+                .unwrap_or_default()
+        };
+        extract(root, dir_tar(root, &[], &dir_of_dest)?, owner)?;
+        let mut b = tar::Builder::new(tempfile::SpooledTempFile::new(8 << 20));
+        b.follow_symlinks(false);
+        for s in &self.sources {
+            match s {
+                Source::Bytes { name, data } => {
+                    let target = if dest_is_dir {
+                        dest_rel.join(name)
+                    } else {
+                        dest_rel.clone()
+                    };
+                    let mut h = tar::Header::new_gnu();
+                    h.set_size(data.len() as u64);
+                    h.set_mode(self.chmod.unwrap_or(0o644));
+                    b.append_data(&mut h, &target, &data[..])
+                        .map_err(BuildError::io("write tar"))?;
+                }
+                Source::Path { abs, name } => {
+                    let top = fs::metadata(abs).map_err(BuildError::io(format!("stat {name}")))?;
+                    if top.is_dir() {
+                        for (rel, p) in walk(abs) {
+                            let target = if rel.is_empty() {
+                                dest_rel.clone()
+                            } else {
+                                dest_rel.join(&rel)
+                            };
+                            self.append_path(&mut b, &p, &target, rel.is_empty())?;
+                        }
+                    } else {
+                        let target = if dest_is_dir {
+                            dest_rel.join(name)
+                        } else {
+                            dest_rel.clone()
+                        };
+                        self.append_path(&mut b, abs, &target, true)?;
+                    }
+                }
+                Source::Archive { abs } => {
+                    let mut f = fs::File::open(abs).map_err(BuildError::io("open archive"))?;
+                    let opts = ApplyOptions {
+                        preserve_ownership: true,
+                        chown: owner,
+                        allow_type_changes: true,
+                        ..ApplyOptions::default()
+                    };
+                    let dir = if dest_is_dir {
+                        self.dest.clone()
+                    } else {
+                        format!("/{}", dest_rel.display())
+                    };
+                    extract(root, dir_tar(root, &[], &dir)?, owner)?;
+                    wharf_archive::extract_confined(root, &dir, &mut f, &opts)?;
+                }
+            }
+        }
+        let tar = b.into_inner().map_err(BuildError::io("write tar"))?;
+        extract(root, tar, owner)
+    }
+
+    /// Appends one path; `top` follows a symlink (the named source itself).
+    fn append_path<W: Write>(
+        &self,
+        b: &mut tar::Builder<W>,
+        p: &Path,
+        target: &Path,
+        top: bool,
+    ) -> Result<(), BuildError> {
+        let m = if top {
+            fs::metadata(p)
+        } else {
+            fs::symlink_metadata(p)
+        }
+        .map_err(BuildError::io(format!("stat {}", p.display())))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata(&m);
+        h.set_mtime(m.mtime().max(0) as u64);
+        if let Some(mode) = self.chmod {
+            h.set_mode(mode);
+        } else {
+            h.set_mode(m.permissions().mode() & 0o7777);
+        }
+        if m.file_type().is_symlink() {
+            let link = fs::read_link(p).map_err(BuildError::io("readlink"))?;
+            h.set_size(0);
+            b.append_link(&mut h, target, link)
+                .map_err(BuildError::io("write tar"))
+        } else if m.is_dir() {
+            h.set_size(0);
+            b.append_data(&mut h, target, std::io::empty())
+                .map_err(BuildError::io("write tar"))
+        } else if m.is_file() {
+            let f = fs::File::open(p).map_err(BuildError::io(format!("open {}", p.display())))?;
+            b.append_data(&mut h, target, f)
+                .map_err(BuildError::io("write tar"))
+        } else {
+            Ok(()) // sockets, fifos and devices are not copied
+        }
+    }
+}
+
+impl StageRun<'_, '_> {
+    pub(super) fn copy_step(&mut self, a: &CopyArgs, add: bool) -> Result<(), BuildError> {
+        let cmd = if add { "ADD" } else { "COPY" };
+        if a.parents || a.link || !a.exclude.is_empty() || a.keep_git_dir {
+            return Err(BuildError::NotSupported(format!(
+                "{cmd} --parents, --link, --exclude and --keep-git-dir are not supported by Wharf's builder yet"
+            )));
+        }
+        if a.checksum.is_some() {
+            return Err(BuildError::NotSupported(
+                "ADD --checksum applies to remote URLs, which Wharf's builder does not fetch yet"
+                    .into(),
+            ));
+        }
+        // A source container for --from (removed when the step is done).
+        let mut from_container: Option<String> = None;
+        let res = self.copy_inner(a, add, cmd, &mut from_container);
+        if let Some(cid) = from_container {
+            let _ = self.sh.worker.unmount(&cid);
+            self.sh.worker.remove(&cid)?;
+        }
+        res
+    }
+
+    fn copy_inner(
+        &mut self,
+        a: &CopyArgs,
+        add: bool,
+        cmd: &str,
+        from_container: &mut Option<String>,
+    ) -> Result<(), BuildError> {
+        let root: PathBuf = match &a.from {
+            None => self.sh.ctx.root().to_path_buf(),
+            Some(from) => {
+                let image = self.source_image(from)?;
+                let spec = crate::worker::RunSpec {
+                    cmd: vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        format!("#(nop) COPY --from={from}"),
+                    ],
+                    network: "none".into(),
+                    ..Default::default()
+                };
+                let cid = self.sh.worker.create(&image, &spec)?;
+                *from_container = Some(cid.clone());
+                self.sh.worker.mount(&cid)?
+            }
+        };
+        let mut sources = Vec::new();
+        let mut hasher = Sha256::new();
+        let mut kinds = Vec::new();
+        for src in &a.sources {
+            if let Some(name) = src
+                .strip_prefix("<<")
+                .map(|n| n.trim_start_matches('-').trim_matches(['"', '\'']))
+            {
+                if let Some(h) = a.heredocs.iter().find(|h| h.name == name) {
+                    let body = if h.expand {
+                        expand::heredoc(&h.content, &self.vars(), self.sh.df.escape)
+                            .map_err(|e| self.err(e.to_string()))?
+                    } else {
+                        h.content.clone()
+                    };
+                    hasher.update(format!("heredoc{name}\0{}\0", body.len()));
+                    hasher.update(body.as_bytes());
+                    kinds.push("file");
+                    sources.push(Source::Bytes {
+                        name: name.to_string(),
+                        data: body.into_bytes(),
+                    });
+                    continue;
+                }
+            }
+            let src = self.expand_word(src)?;
+            if add
+                && (src.starts_with("http://")
+                    || src.starts_with("https://")
+                    || src.starts_with("git@"))
+            {
+                return Err(BuildError::NotSupported(format!(
+                    "ADD of a remote URL ({src}) is not supported by Wharf's builder yet"
+                )));
+            }
+            let rel = confine(&src).ok_or_else(|| {
+                BuildError::InvalidArgument(format!(
+                    "{cmd} failed: forbidden path outside the build context: {src} ()"
+                ))
+            })?;
+            let matches = if src.contains(['*', '?', '[']) {
+                let m = glob(&root, &rel);
+                if m.is_empty() {
+                    return Err(BuildError::NotFound(format!(
+                        "{cmd} failed: no source files were specified"
+                    )));
+                }
+                m
+            } else {
+                if fs::metadata(root.join(&rel)).is_err() {
+                    return Err(BuildError::NotFound(format!(
+                        "{cmd} failed: file not found in build context or excluded by .dockerignore: stat {src}: file does not exist"
+                    )));
+                }
+                vec![rel]
+            };
+            for m in matches {
+                let abs = root.join(&m);
+                let is_dir = fs::metadata(&abs).is_ok_and(|x| x.is_dir());
+                kinds.push(if is_dir { "dir" } else { "file" });
+                hash_tree(&abs, &mut hasher)?;
+                let name = m
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                if add && !is_dir && a.from.is_none() && is_archive(&abs) {
+                    sources.push(Source::Archive { abs });
+                } else {
+                    sources.push(Source::Path { abs, name });
+                }
+            }
+        }
+        let dest_raw = self.expand_word(&a.dest)?;
+        let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        if sources.len() > 1 && !dest_dir {
+            return Err(BuildError::InvalidArgument(format!(
+                "When using {cmd} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+        let workdir = if self.config.working_dir.is_empty() {
+            "/"
+        } else {
+            &self.config.working_dir
+        };
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{}", workdir.trim_end_matches('/'), dest_raw)
+        };
+        let digest = hex::encode(hasher.finalize());
+        let hash = match kinds.as_slice() {
+            [k] => format!("{k}:{digest}"),
+            _ => format!("multi:{digest}"),
+        };
+        let chmod = a
+            .chmod
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|v| *v <= 0o7777)
+                    .ok_or_else(|| self.err(format!("invalid chmod parameter: {m}")))
+            })
+            .transpose()?;
+        let chown_spec = a
+            .chown
+            .as_deref()
+            .map(|c| self.expand_word(c))
+            .transpose()?;
+        let prepared = Prepared {
+            sources,
+            dest: dest.clone(),
+            dest_dir,
+            owner: None,
+            chmod,
+            chown_spec: chown_spec.clone(),
+        };
+        let created_by = self.nop(&format!("{cmd} {hash} in {dest_raw} "));
+        let extra = format!("chown={chown_spec:?} chmod={chmod:?} dest={dest}");
+        self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
+    }
+
+    /// The image behind `--from`: an earlier stage's result, else an image reference.
+    fn source_image(&self, from: &str) -> Result<String, BuildError> {
+        if let Some(j) = self.sh.df.stage_index(from).filter(|j| *j < self.index) {
+            let done = self.sh.done.lock().unwrap_or_else(|e| e.into_inner());
+            return done.get(&j).and_then(|r| r.image.clone()).ok_or_else(|| {
+                BuildError::NotSupported(format!("stage {from} has no filesystem to copy from"))
+            });
+        }
+        match self.sh.worker.image(from)? {
+            Some(i) => Ok(i.id),
+            None => Ok(self.sh.worker.pull(from)?.id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_mtime_not_content() {
+        let t = tempfile::tempdir().expect("tmp");
+        let f = t.path().join("f");
+        fs::write(&f, "one").expect("write");
+        let h = || {
+            let mut s = Sha256::new();
+            hash_tree(t.path(), &mut s).expect("hash");
+            hex::encode(s.finalize())
+        };
+        let a = h();
+        let file = fs::File::options().write(true).open(&f).expect("open");
+        file.set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .expect("touch");
+        assert_eq!(a, h());
+        fs::write(&f, "two").expect("write");
+        assert_ne!(a, h());
+    }
+
+    #[test]
+    fn owners_from_passwd() {
+        let t = tempfile::tempdir().expect("tmp");
+        fs::create_dir(t.path().join("etc")).expect("etc");
+        fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .expect("passwd");
+        fs::write(t.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").expect("group");
+        assert_eq!(resolve_owner(t.path(), "app").expect("app"), (1000, 1001));
+        assert_eq!(
+            resolve_owner(t.path(), "app:staff").expect("app"),
+            (1000, 50)
+        );
+        assert_eq!(resolve_owner(t.path(), "7").expect("7"), (7, 7));
+        assert!(resolve_owner(t.path(), "nobody").is_err());
+    }
+}

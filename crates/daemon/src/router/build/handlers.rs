@@ -1,0 +1,298 @@
+//! Build handlers: query parsing (pure), the context upload, and the JSON message stream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+use wharf_api_types::ApiVersion;
+use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event};
+use wharf_errdefs::ErrorKind;
+
+use super::routes::Endpoint;
+use crate::server::error::ApiError;
+use crate::server::http::{self as h, ApiResult, Query};
+use crate::wiring::Daemon;
+
+fn json_map(q: &Query, key: &str) -> Result<BTreeMap<String, Option<String>>, ApiError> {
+    match q.get(key).filter(|s| !s.is_empty() && *s != "null") {
+        None => Ok(BTreeMap::new()),
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| ApiError::invalid(format!("invalid {key} value: {e}"))),
+    }
+}
+
+/// Refuses a resource option we do not apply to build containers yet.
+fn refuse_nonzero(q: &Query, keys: &[&str]) -> Result<(), ApiError> {
+    for k in keys {
+        if let Some(v) = q.get(k).filter(|v| !v.is_empty() && *v != "0") {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("build option {k}={v} is not supported by Wharf's builder yet"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /build` query → options.
+pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
+    if q.get("version") == Some("2") {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "BuildKit (builder version 2) is not supported; use the classic builder (DOCKER_BUILDKIT=0)",
+        ));
+    }
+    if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!("building from a remote context ({r}) is not supported yet"),
+        ));
+    }
+    if q.bool("squash") {
+        return Err(ApiError::invalid(
+            "squash is only supported with experimental mode",
+        ));
+    }
+    if q.bool("pull") {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "--pull is not supported yet: Wharf cannot pull base images",
+        ));
+    }
+    refuse_nonzero(
+        q,
+        &[
+            "memory",
+            "memswap",
+            "cpushares",
+            "cpusetcpus",
+            "cpusetmems",
+            "cpuperiod",
+            "cpuquota",
+            "shmsize",
+        ],
+    )?;
+    for k in ["cachefrom", "ulimits"] {
+        if let Some(v) = q.get(k).filter(|v| !matches!(*v, "" | "null" | "[]")) {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("build option {k}={v} is not supported by Wharf's builder yet"),
+            ));
+        }
+    }
+    if let Some(i) = q
+        .get("isolation")
+        .filter(|i| !i.is_empty() && *i != "default")
+    {
+        return Err(ApiError::invalid(format!(
+            "Isolation {i} is not supported on linux"
+        )));
+    }
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        let host = format!("linux/{}", wharf_image::host_arch());
+        if p != host && p != "linux" {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("building for platform {p} is not supported (this host builds {host})"),
+            ));
+        }
+    }
+    let network = match q.get("networkmode").unwrap_or("") {
+        "" | "default" | "bridge" => "default",
+        "none" => "none",
+        "host" => "host",
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("network mode {other:?} is not supported for builds yet"),
+            ))
+        }
+    };
+    let labels = json_map(q, "labels")?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
+    Ok(BuildOptions {
+        dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
+        tags: q
+            .all("t")
+            .iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect(),
+        build_args: json_map(q, "buildargs")?,
+        target: q.get("target").filter(|t| !t.is_empty()).map(String::from),
+        no_cache: q.bool("nocache"),
+        labels,
+        network: network.to_string(),
+        remove: q.bool_or("rm", true),
+        force_remove: q.bool("forcerm"),
+        quiet: q.bool("q"),
+        extra_hosts: q
+            .all("extrahosts")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+fn line(v: serde_json::Value) -> bytes::Bytes {
+    let mut b = serde_json::to_vec(&v).unwrap_or_default();
+    b.push(b'\n');
+    b.into()
+}
+
+fn render(e: &Event) -> bytes::Bytes {
+    match e {
+        Event::Stream(s) => line(json!({ "stream": s })),
+        Event::Aux(id) => line(json!({ "aux": { "ID": id } })),
+    }
+}
+
+fn render_error(e: &BuildError) -> bytes::Bytes {
+    let msg = e.to_string();
+    match e {
+        BuildError::RunFailed { code, .. } => {
+            line(json!({"errorDetail": {"code": code, "message": msg}, "error": msg}))
+        }
+        _ => line(json!({"errorDetail": {"message": msg}, "error": msg})),
+    }
+}
+
+enum Msg {
+    Event(Event),
+    Done(Result<String, BuildError>),
+}
+
+async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let opts = parse_build(&q)?;
+    let mut file = crate::router::images::handlers::spool(&d, req.into_body()).await?;
+    let build_id = crate::ids::new_id();
+    let builds = d.builds.clone();
+    let cancel = builds.start(&build_id);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(256);
+    let bid = build_id.clone();
+    let flag = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        let dir = builds.scratch(&bid);
+        let res = Context::from_tar(&mut file, &dir).and_then(|ctx| {
+            let worker = builds.worker(&bid);
+            let send = |e: Event| {
+                let _ = tx.blocking_send(Msg::Event(e));
+            };
+            Engine::new(&worker, builds.cache().clone()).build(&ctx, &opts, &send, &flag)
+        });
+        builds.finish(&bid);
+        let _ = tx.blocking_send(Msg::Done(res));
+    });
+    let first = rx
+        .recv()
+        .await
+        .ok_or_else(|| ApiError::internal("build ended without a result"))?;
+    if let Msg::Done(Err(e)) = &first {
+        // Nothing was streamed yet: a plain error response, as dockerd answers.
+        return Err(ApiError::from_err(e));
+    }
+    let (out, body) = h::channel_body(64);
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        loop {
+            let m = match next.take() {
+                Some(m) => m,
+                None => match rx.recv().await {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            let bytes = match &m {
+                Msg::Event(e) => render(e),
+                Msg::Done(Ok(_)) => break,
+                Msg::Done(Err(e)) => render_error(e),
+            };
+            if out.send(bytes).await.is_err() {
+                // The client went away: stop the build at the next step.
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    Ok(h::with_type(
+        Response::builder().status(StatusCode::OK),
+        "application/json",
+        body,
+    ))
+}
+
+/// Serves one build endpoint.
+pub async fn serve(
+    d: Arc<Daemon>,
+    _v: ApiVersion,
+    ep: Endpoint,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    match ep {
+        Endpoint::Build => build(d, req).await,
+        Endpoint::Prune => {
+            let builds = d.builds.clone();
+            let ids = crate::service::containers::blocking(move || builds.prune()).await?;
+            h::ok_json(&json!({"CachesDeleted": ids, "SpaceReclaimed": 0}))
+        }
+        Endpoint::Cancel => {
+            let id = q
+                .get("id")
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| ApiError::invalid("build ID not provided"))?;
+            if d.builds.cancel(id) {
+                h::no_content(StatusCode::OK)
+            } else {
+                Err(ApiError::not_found(format!("build with id {id} not found")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_classic_cli_sends() {
+        let q = Query::parse(Some(
+            "t=a%3A1&t=b&buildargs=%7B%22X%22%3A%221%22%2C%22Y%22%3Anull%7D&labels=%7B%22l%22%3A%22v%22%7D&rm=1&forcerm=1&nocache=1&networkmode=none&target=t&dockerfile=sub%2FDf&shmsize=0&memory=0&cachefrom=%5B%5D&ulimits=null&version=1",
+        ));
+        let o = parse_build(&q).expect("parse");
+        assert_eq!(o.tags, ["a:1", "b"]);
+        assert_eq!(o.build_args.get("X"), Some(&Some("1".to_string())));
+        assert_eq!(o.build_args.get("Y"), Some(&None));
+        assert_eq!(o.labels.get("l").map(String::as_str), Some("v"));
+        assert!(o.no_cache && o.force_remove && o.remove);
+        assert_eq!(
+            (
+                o.network.as_str(),
+                o.target.as_deref(),
+                o.dockerfile.as_str()
+            ),
+            ("none", Some("t"), "sub/Df")
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_honour() {
+        for bad in [
+            "version=2",
+            "squash=1",
+            "memory=1000",
+            "remote=git%40x",
+            "networkmode=foo",
+            "platform=linux%2Fs390x",
+            "cachefrom=%5B%22x%22%5D",
+        ] {
+            assert!(parse_build(&Query::parse(Some(bad))).is_err(), "{bad}");
+        }
+    }
+}
