@@ -61,6 +61,8 @@ pub struct Daemon {
     pub host: HostInfo,
     /// Containers (and, through it, the image store).
     pub containers: Arc<ContainerService>,
+    /// The registry client (pull), with its token cache.
+    pub registry: Arc<wharf_distribution::Registry>,
 }
 
 impl Daemon {
@@ -178,6 +180,16 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     if let Err(e) = images.reconcile_rw_layers(&known) {
         tracing::warn!("reconciling container layers: {e}");
     }
+    let registry = Arc::new(
+        wharf_distribution::Registry::new(
+            config.registry.clone(),
+            config.data_root.join("image").join("downloads"),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "registry",
+            message: e.to_string(),
+        })?,
+    );
     let helpers = helpers(&config)?;
     let events = Arc::new(Events::default());
     let volumes = Arc::new(Volumes::open(
@@ -212,6 +224,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
         host: HostInfo::probe(Path::new("/proc"), Path::new("/etc")),
         containers,
         config,
+        registry,
     })
 }
 

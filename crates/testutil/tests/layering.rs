@@ -31,6 +31,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "wharf-distribution",
+        &[
+            "wharf-errdefs",
+            "wharf-imageref",
+            "wharf-fetch",
+            "wharf-image",
+            "wharf-api-types",
+        ],
+    ),
+    (
         "wharf-libcontainer",
         &["wharf-errdefs", "wharf-cgroups", "wharf-seccomp"],
     ),
@@ -60,6 +70,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-storage",
             "wharf-image",
             "wharf-volume",
+            "wharf-distribution",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),

@@ -204,8 +204,11 @@ pub async fn serve(
         }
         Endpoint::Create => {
             let Some(src) = q.get("fromSrc") else {
-                let image = q.get("fromImage").unwrap_or("");
-                return Err(ApiError::new(ErrorKind::NotImplemented, format!("pulling images is not supported yet (requested {image:?}); use docker load or docker import")));
+                let auth = req
+                    .headers()
+                    .get("X-Registry-Auth")
+                    .and_then(|v| v.to_str().ok());
+                return super::pull::serve(d.clone(), &q, auth).await;
             };
             let src = src.to_string();
             let repo_tag = match (

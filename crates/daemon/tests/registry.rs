@@ -1,0 +1,335 @@
+//! End-to-end: pulls from Debian's `docker-registry` (distribution 2.8) on a loopback port
+//! of the test's own, with images put there by skopeo, driven by the real docker CLI.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+/// A `docker-registry` serving plain HTTP on 127.0.0.1 with its own config and storage;
+/// killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(extra_config: &str) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let storage = dir.path().join("storage");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+                storage.display()
+            ),
+        )
+        .expect("write registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (hack/deps.sh)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            storage,
+            _dir: dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The file holding blob `digest` (`sha256:…`) in the registry's storage.
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `skopeo copy` with plain-HTTP destinations; panics with its output on failure.
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Saves `image` from the daemon as a docker-archive and pushes it with skopeo to `dest`
+/// (`host/repo:tag`), optionally as zstd.
+fn push_with_skopeo(d: &Daemon, image: &str, dest: &str, zstd: bool) {
+    let archive = d
+        .dir
+        .path()
+        .join(format!("save-{}.tar", dest.replace(['/', ':'], "_")));
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), image]);
+    let src = format!("docker-archive:{}", archive.display());
+    let dst = format!("docker://{dest}");
+    let mut args = vec!["copy", "--quiet", "--dest-tls-verify=false"];
+    if zstd {
+        args.extend(["--dest-compress-format", "zstd", "--format", "oci"]);
+    }
+    args.extend([src.as_str(), dst.as_str()]);
+    skopeo(&args);
+}
+
+fn inspect(d: &Daemon, image: &str, format: &str) -> String {
+    d.ok(&["image", "inspect", "--format", format, image])
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Builds a two-layer image on busybox so pulls have more than one layer to order.
+fn two_layer_image(d: &Daemon, tag: &str) {
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo layer2 > /hello",
+    ]);
+    d.ok(&["commit", "--change", "CMD [\"cat\", \"/hello\"]", "mk", tag]);
+    d.ok(&["rm", "mk"]);
+}
+
+#[test]
+fn push_by_skopeo_remove_and_pull_back() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    two_layer_image(&d, "local/app:1");
+    let id = inspect(&d, "local/app:1", "{{.Id}}");
+    let name = format!("{}/test/app:1", reg.host());
+    push_with_skopeo(&d, "local/app:1", &name, false);
+    d.ok(&["rmi", "local/app:1", "busybox"]);
+    assert!(d.ok(&["images", "-q"]).is_empty(), "store emptied");
+
+    // The docker CLI's pull: progress, digest, status line.
+    let out = d.docker(&["pull", &name]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), d.log());
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(text.contains("Digest: sha256:"), "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{text}"
+    );
+    assert_eq!(
+        inspect(&d, &name, "{{.Id}}"),
+        id,
+        "same image ID after the round trip"
+    );
+    let digests = inspect(&d, &name, "{{json .RepoDigests}}");
+    let repo = format!("{}/test/app@sha256:", reg.host());
+    assert!(digests.contains(&repo), "{digests}");
+    assert_eq!(d.ok(&["run", "--rm", &name]), "layer2");
+
+    // Pulling again changes nothing.
+    let again = d.ok(&["pull", &name]);
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {name}")),
+        "{again}"
+    );
+
+    // By digest, through the same layers.
+    let by_digest = digests.trim_matches(['[', ']', '"']).to_string();
+    let out = d.ok(&["pull", &by_digest]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(inspect(&d, &by_digest, "{{.Id}}"), id);
+
+    // Our own CLI draws the same and exits 0; -q prints only the name.
+    let wharf = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
+    let q = Command::new(&wharf)
+        .args([
+            "-H",
+            &format!("unix://{}", d.sock.display()),
+            "pull",
+            "-q",
+            &name,
+        ])
+        .output()
+        .expect("wharf");
+    assert!(q.status.success(), "{}", stderr(&q));
+    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), name);
+}
+
+#[test]
+fn missing_images_give_dockers_errors() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    // distribution 2.8 answers MANIFEST_UNKNOWN for a repository it never saw, and dockerd
+    // words it so.
+    let out = d.docker(&["pull", &format!("{}/nope/nothing:1", reg.host())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "Error response from daemon: manifest for {}/nope/nothing:1 not found: manifest unknown: manifest unknown",
+            reg.host()
+        )),
+        "{err}"
+    );
+    // An existing repository without the tag: manifest unknown.
+    d.import_busybox();
+    push_with_skopeo(&d, "busybox", &format!("{}/lib/bb:1", reg.host()), false);
+    let out = d.docker(&["pull", &format!("{}/lib/bb:2", reg.host())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "manifest for {}/lib/bb:2 not found: manifest unknown",
+            reg.host()
+        )),
+        "{err}"
+    );
+    // Raw API: 404 with Docker's JSON body, before any stream starts.
+    let (status, body) = d.raw(
+        "POST",
+        &format!("/v1.45/images/create?fromImage={}/lib/bb&tag=2", reg.host()),
+        b"",
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("\"message\""));
+    // A platform the index cannot satisfy and malformed input are refused.
+    let (status, _) = d.raw(
+        "POST",
+        &format!(
+            "/v1.45/images/create?fromImage={}/lib/bb&tag=1&platform=linux//",
+            reg.host()
+        ),
+        b"",
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn corrupted_blob_is_refused_and_nothing_registered() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let name = format!("{}/bad/bb:1", reg.host());
+    push_with_skopeo(&d, "busybox", &name, false);
+    d.ok(&["rmi", "busybox"]);
+    // Flip bytes of the (only) layer blob inside the registry's storage.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]);
+    let manifest: serde_json::Value = serde_json::from_str(&raw).expect("manifest json");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
+    let path = reg.blob_path(&layer);
+    let mut data = std::fs::read(&path).expect("blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&path, &data).expect("corrupt blob");
+
+    let out = d.docker(&["pull", &name]);
+    assert!(
+        !out.status.success(),
+        "a corrupted layer must fail the pull"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "filesystem layer verification failed for digest {layer}"
+        )),
+        "{err}"
+    );
+    assert!(d.ok(&["images", "-q"]).is_empty(), "nothing registered");
+    // The bad download is not kept for a resume.
+    let downloads = d.data_root.join("image/downloads");
+    let left: Vec<_> = std::fs::read_dir(&downloads)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn docker_hub_names_go_through_the_mirror() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let mirror = format!("http://{}", reg.host());
+    let d = Daemon::start(&["--registry-mirror", &mirror]);
+    d.import_busybox();
+    // As a mirror serves it: docker.io/library/… under library/ on the mirror; zstd layers.
+    push_with_skopeo(
+        &d,
+        "busybox",
+        &format!("{}/library/mirrored:1", reg.host()),
+        true,
+    );
+    d.ok(&["rmi", "busybox"]);
+    let out = d.ok(&["pull", "mirrored:1"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for mirrored:1"),
+        "{out}"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "mirrored:1", "echo", "via-mirror"]),
+        "via-mirror"
+    );
+    let digests = inspect(&d, "mirrored:1", "{{json .RepoDigests}}");
+    assert!(digests.contains("\"mirrored@sha256:"), "{digests}");
+    // `run` of a missing image pulls it first.
+    d.ok(&["rmi", "mirrored:1"]);
+    let run = d.docker(&["run", "--rm", "mirrored:1", "echo", "pulled-by-run"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "pulled-by-run");
+    assert!(
+        stderr(&run).contains("Unable to find image 'mirrored:1' locally"),
+        "{}",
+        stderr(&run)
+    );
+}
