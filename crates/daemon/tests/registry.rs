@@ -333,3 +333,82 @@ fn docker_hub_names_go_through_the_mirror() {
         stderr(&run)
     );
 }
+
+/// An htpasswd line for `user:password` (bcrypt through the C library's crypt, as
+/// `htpasswd -B` writes it).
+fn htpasswd_line(user: &str, password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+            password,
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hash = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .replacen("$2b$", "$2y$", 1);
+    format!("{user}:{hash}\n")
+}
+
+#[test]
+fn htpasswd_login_pull_and_logout() {
+    wharf_testutil::require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, htpasswd_line("alice", "s3cret")).expect("htpasswd");
+    let reg = Registry::start(&format!(
+        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let name = format!("{}/private/bb:1", reg.host());
+    let archive = d.dir.path().join("bb.tar");
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), "busybox"]);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:s3cret",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{name}"),
+    ]);
+    d.ok(&["rmi", "busybox"]);
+
+    // Anonymous: refused with Docker's wording.
+    let out = d.docker(&["pull", &name]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("pull access denied for"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A wrong password is refused and nothing is stored.
+    let bad = d.docker(&["login", "-u", "alice", "-p", "wrong", &reg.host()]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("401 Unauthorized"),
+        "{}",
+        stderr(&bad)
+    );
+    let config = d.dir.path().join("docker-config/config.json");
+    let stored = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(!stored.contains(&reg.host()), "{stored}");
+
+    let ok = d.ok(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    assert!(ok.contains("Login Succeeded"), "{ok}");
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "authed"]), "authed");
+
+    d.ok(&["logout", &reg.host()]);
+    d.ok(&["rmi", &name]);
+    let out = d.docker(&["pull", &name]);
+    assert!(!out.status.success(), "pull after logout must fail");
+}

@@ -52,8 +52,13 @@ impl Repo {
         format!("{}/v2/{}/{rest}", self.endpoint.base, self.path)
     }
 
+    /// The token scope; none for a bare `/v2/` check (login).
     fn scope(&self) -> String {
-        format!("repository:{}:{}", self.path, self.actions)
+        if self.actions.is_empty() {
+            String::new()
+        } else {
+            format!("repository:{}:{}", self.path, self.actions)
+        }
     }
 
     /// Sends `method url` with `headers`, authenticating as the registry asks; blob
@@ -183,10 +188,19 @@ impl Repo {
         realm: &str,
         service: &str,
     ) -> Result<TokenResponse, DistributionError> {
-        let mut url = format!("{realm}?scope={}", query_escape(&self.scope()));
-        if !service.is_empty() {
-            url.push_str(&format!("&service={}", query_escape(service)));
+        let mut params = Vec::new();
+        if !self.scope().is_empty() {
+            params.push(format!("scope={}", query_escape(&self.scope())));
         }
+        if !service.is_empty() {
+            params.push(format!("service={}", query_escape(service)));
+        }
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let url = if params.is_empty() {
+            realm.to_string()
+        } else {
+            format!("{realm}{sep}{}", params.join("&"))
+        };
         let mut req = Request::get(&url);
         if let Some(b) = self.creds.as_ref().and_then(Credentials::basic_header) {
             req = req.header(header::AUTHORIZATION, b);

@@ -2,6 +2,7 @@
 //! (pure parsing plus calls into the area's backend).
 
 pub mod containers;
+pub mod distribution;
 pub mod hijack;
 pub mod images;
 pub mod system;
@@ -37,6 +38,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = volumes::routes::route(&method, &segs) {
         return volumes::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = distribution::routes::route(&method, &segs) {
+        return distribution::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }
