@@ -412,3 +412,65 @@ fn htpasswd_login_pull_and_logout() {
     let out = d.docker(&["pull", &name]);
     assert!(!out.status.success(), "pull after logout must fail");
 }
+
+#[test]
+fn push_remove_pull_back_and_skopeo_reads_it() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    two_layer_image(&d, "local/pushed:1");
+    let name = format!("{}/wharf/pushed:1", reg.host());
+    d.ok(&["tag", "local/pushed:1", &name]);
+    let id = inspect(&d, &name, "{{.Id}}");
+
+    let out = d.ok(&["push", &name]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/wharf/pushed]",
+            reg.host()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Pushed"), "{out}");
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let digests = inspect(&d, &name, "{{json .RepoDigests}}");
+    assert!(
+        digests.contains(&format!("{}/wharf/pushed@sha256:", reg.host())),
+        "{digests}"
+    );
+
+    // A second push finds every blob there (deterministic compression).
+    let again = d.ok(&["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert!(!again.contains("Pushed"), "{again}");
+
+    // skopeo, the reference client, reads what we wrote and copies it out.
+    let info = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]);
+    let info: serde_json::Value = serde_json::from_str(&info).expect("skopeo json");
+    assert_eq!(info["Layers"].as_array().map(Vec::len), Some(2), "{info}");
+    let oci = d.dir.path().join("oci-out");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:x", oci.display()),
+    ]);
+    assert!(oci.join("index.json").exists());
+
+    // Removed and pulled back: the same image, runnable.
+    d.ok(&["rmi", &name, "local/pushed:1", "busybox"]);
+    assert!(d.ok(&["images", "-q"]).is_empty());
+    d.ok(&["pull", &name]);
+    assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
+    assert_eq!(d.ok(&["run", "--rm", &name]), "layer2");
+
+    // Pushing what is not here is Docker's error.
+    let out = d.docker(&["push", &format!("{}/wharf/absent:1", reg.host())]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("An image does not exist locally with the tag"),
+        "{}",
+        stderr(&out)
+    );
+}

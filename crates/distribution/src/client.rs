@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -73,7 +74,7 @@ impl Repo {
         let mut retried = false;
         loop {
             let resp = self
-                .send_once(&method, url, headers, auth.as_deref())
+                .send_once(&method, url, headers, auth.as_deref(), empty())
                 .await?;
             if resp.status() == StatusCode::UNAUTHORIZED && !retried {
                 let challenge = resp
@@ -95,12 +96,27 @@ impl Repo {
         }
     }
 
+    /// Sends a request with a body (a blob or manifest upload) using the token an earlier
+    /// [`Repo::send`] on this repository obtained; no retry, as the body is consumed.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>, DistributionError> {
+        let auth = self.authorization(true).await?;
+        self.send_once(&method, url, headers, auth.as_deref(), body)
+            .await
+    }
+
     async fn send_once(
         &self,
         method: &Method,
         url: &str,
         headers: &[(header::HeaderName, String)],
         auth: Option<&str>,
+        body: Body,
     ) -> Result<Response<Incoming>, DistributionError> {
         let mut req = Request::builder().method(method.clone()).uri(url);
         for (k, v) in headers {
@@ -110,7 +126,7 @@ impl Repo {
             req = req.header(header::AUTHORIZATION, a);
         }
         let req = req
-            .body(Full::new(Bytes::new()))
+            .body(body)
             .map_err(|e| DistributionError::InvalidArgument(format!("{url}: {e}")))?;
         Ok(wharf_fetch::send(req, &self.endpoint.tls).await?)
     }
@@ -138,7 +154,9 @@ impl Repo {
             } else {
                 loc.to_string()
             };
-            resp = self.send_once(method, &next, headers, None).await?;
+            resp = self
+                .send_once(method, &next, headers, None, empty())
+                .await?;
         }
         Err(DistributionError::InvalidManifest(format!(
             "stopped after {MAX_REDIRECTS} redirects"
@@ -223,6 +241,21 @@ impl Repo {
         }
         Ok(tok)
     }
+}
+
+/// A request body: empty, bytes, or a stream read from a file.
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+/// An empty request body.
+pub(crate) fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body of `bytes`.
+pub(crate) fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 /// Reads a small body whole.

@@ -24,6 +24,8 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Layers downloaded at once per pull.
     pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once per push.
+    pub max_concurrent_uploads: usize,
     /// Attempts per blob before giving up (interrupted downloads resume with `Range`).
     pub max_download_attempts: usize,
     /// Directories holding `<host[:port]>/ca.crt` etc. (`/etc/docker/certs.d`).
@@ -36,6 +38,7 @@ impl Default for RegistryConfig {
             mirrors: Vec::new(),
             insecure: Vec::new(),
             max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
             max_download_attempts: 5,
             certs_dirs: Vec::new(),
         }
@@ -68,9 +71,12 @@ impl RegistryConfig {
                 )));
             }
         }
-        if self.max_concurrent_downloads == 0 || self.max_download_attempts == 0 {
+        if self.max_concurrent_downloads == 0
+            || self.max_concurrent_uploads == 0
+            || self.max_download_attempts == 0
+        {
             return Err(DistributionError::InvalidArgument(
-                "max-concurrent-downloads and max-download-attempts must be positive".into(),
+                "max-concurrent-downloads, max-concurrent-uploads and max-download-attempts must be positive".into(),
             ));
         }
         Ok(())

@@ -30,6 +30,7 @@ mod manifest;
 mod platform;
 mod progress;
 mod pull;
+mod push;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub use login::login_host;
 pub use platform::Platform;
 pub use progress::{Progress, Reporter};
 pub use pull::{Pulled, Resolved};
+pub use push::Pushed;
 use wharf_image::{Digest, Reference};
 
 /// The registry client the daemon holds: settings, the shared token cache and the directory
@@ -56,6 +58,17 @@ impl Registry {
     /// A client with `config`, downloading into `downloads`.
     pub fn new(config: RegistryConfig, downloads: PathBuf) -> Result<Registry, DistributionError> {
         config.validate()?;
+        // Compressed layers of pushes a crash interrupted: never resumed, so dropped.
+        if let Ok(rd) = std::fs::read_dir(&downloads) {
+            for e in rd.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(push::PUSH_TEMP_PREFIX)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(Registry {
             config,
             cache: Arc::default(),
@@ -91,6 +104,10 @@ pub trait LayerStore: Send + Sync + 'static {
         config: &[u8],
         refs: &[Reference],
     ) -> Result<(Digest, bool), DistributionError>;
+    /// The config bytes and layer diff IDs of a local image, for a push.
+    fn image_for_push(&self, reference: &str) -> Result<(Vec<u8>, Vec<Digest>), DistributionError>;
+    /// The uncompressed tar of a local layer.
+    fn layer_tar(&self, diff_id: &Digest) -> Result<std::fs::File, DistributionError>;
 }
 
 impl LayerStore for wharf_image::ImageService {
@@ -127,5 +144,14 @@ impl LayerStore for wharf_image::ImageService {
         refs: &[Reference],
     ) -> Result<(Digest, bool), DistributionError> {
         Ok(self.register_pulled(config, refs)?)
+    }
+
+    fn image_for_push(&self, reference: &str) -> Result<(Vec<u8>, Vec<Digest>), DistributionError> {
+        let (_, config, diff_ids) = wharf_image::ImageService::image_for_push(self, reference)?;
+        Ok((config, diff_ids))
+    }
+
+    fn layer_tar(&self, diff_id: &Digest) -> Result<std::fs::File, DistributionError> {
+        Ok(self.open_layer_tar(diff_id)?)
     }
 }

@@ -4,7 +4,7 @@ use tokio::sync::mpsc;
 
 /// One progress message: a status line, per layer when `id` is set, with byte counts while
 /// data moves ("Downloading").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// The layer's short digest, or the tag for "Pulling from"; `None` for whole-pull lines.
     pub id: Option<String>,
@@ -12,6 +12,8 @@ pub struct Progress {
     pub status: String,
     /// (bytes done, bytes in all) while downloading.
     pub detail: Option<(u64, u64)>,
+    /// Structured data for the client (`aux`), with no status line.
+    pub aux: Option<serde_json::Value>,
 }
 
 /// Where a pull reports to; reporting never blocks the pull on a slow reader for byte
@@ -40,6 +42,21 @@ impl Reporter {
                     id: id.map(str::to_string),
                     status: status.into(),
                     detail: None,
+                    aux: None,
+                })
+                .await;
+        }
+    }
+
+    /// An `aux` message (a push's tag, digest and size).
+    pub async fn aux(&self, value: serde_json::Value) {
+        if let Some(tx) = &self.tx {
+            let _ = tx
+                .send(Progress {
+                    id: None,
+                    status: String::new(),
+                    detail: None,
+                    aux: Some(value),
                 })
                 .await;
         }
@@ -52,6 +69,7 @@ impl Reporter {
                 id: Some(id.to_string()),
                 status: status.to_string(),
                 detail: Some((current, total)),
+                aux: None,
             });
         }
     }

@@ -1,8 +1,10 @@
 //! Images that arrive layer by layer from elsewhere (a registry pull): the caller checks which
 //! layers exist, adds the missing ones bottom up, then registers the config and its names.
+//! A push reads the other way: the config and each layer's uncompressed tar.
 //! Layers added for an image that is never registered are garbage that the next collection
 //! (or [`ImageService::open`] after a crash) removes, so a failed pull leaves no image behind.
 
+use std::fs::File;
 use std::io::Read;
 
 use wharf_imageref::{Digest, Reference};
@@ -61,5 +63,26 @@ impl ImageService {
             }
         }
         Ok((id, changed))
+    }
+
+    /// The ID, config bytes and layer diff IDs (bottom first) of the image `reference` names.
+    pub fn image_for_push(
+        &self,
+        reference: &str,
+    ) -> Result<(Digest, Vec<u8>, Vec<Digest>), ImageError> {
+        let id = self.lookup_id(reference)?;
+        let config = self.content.read(&id)?;
+        let diff_ids = self
+            .read_state()
+            .images
+            .get(&id)
+            .map(|e| e.config.rootfs.diff_ids.clone())
+            .ok_or_else(|| ImageError::NotFound(reference.to_string()))?;
+        Ok((id, config, diff_ids))
+    }
+
+    /// Opens the uncompressed tar of the layer with `diff_id`.
+    pub fn open_layer_tar(&self, diff_id: &Digest) -> Result<File, ImageError> {
+        self.content.open_blob(diff_id)
     }
 }

@@ -14,6 +14,7 @@ pub const FILE_KEYS: &[&str] = &[
     "registry-mirrors",
     "insecure-registries",
     "max-concurrent-downloads",
+    "max-concurrent-uploads",
     "max-download-attempts",
 ];
 
@@ -33,6 +34,9 @@ pub struct RegistryFlags {
     /// Maximum concurrent downloads for each pull (default 3).
     #[arg(long = "max-concurrent-downloads")]
     pub max_concurrent_downloads: Option<usize>,
+    /// Maximum concurrent uploads for each push (default 5).
+    #[arg(long = "max-concurrent-uploads")]
+    pub max_concurrent_uploads: Option<usize>,
     /// Maximum download attempts for each layer (default 5).
     #[arg(long = "max-download-attempts")]
     pub max_download_attempts: Option<usize>,
@@ -49,6 +53,7 @@ pub struct RegistryFile {
     pub registry_mirrors: Option<Vec<String>>,
     pub insecure_registries: Option<Vec<String>>,
     pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_uploads: Option<usize>,
     pub max_download_attempts: Option<usize>,
 }
 
@@ -80,6 +85,11 @@ pub fn merge(
         f.max_concurrent_downloads.is_some(),
     );
     both(
+        "max-concurrent-uploads",
+        flags.max_concurrent_uploads.is_some(),
+        f.max_concurrent_uploads.is_some(),
+    );
+    both(
         "max-download-attempts",
         flags.max_download_attempts.is_some(),
         f.max_download_attempts.is_some(),
@@ -99,6 +109,10 @@ pub fn merge(
             .max_concurrent_downloads
             .or(f.max_concurrent_downloads)
             .unwrap_or(defaults.max_concurrent_downloads),
+        max_concurrent_uploads: flags
+            .max_concurrent_uploads
+            .or(f.max_concurrent_uploads)
+            .unwrap_or(defaults.max_concurrent_uploads),
         max_download_attempts: flags
             .max_download_attempts
             .or(f.max_download_attempts)

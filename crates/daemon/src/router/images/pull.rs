@@ -109,6 +109,69 @@ pub async fn serve(d: Arc<Daemon>, q: &Query, auth_header: Option<&str>) -> ApiR
     ))
 }
 
+/// Serves `POST /images/{name}/push?tag=…`: the image must exist locally; progress streams.
+pub async fn serve_push(
+    d: Arc<Daemon>,
+    name: &str,
+    q: &Query,
+    auth_header: Option<&str>,
+) -> ApiResult {
+    let invalid = |e: &dyn std::fmt::Display| ApiError::invalid(e.to_string());
+    let base = Reference::parse(name).map_err(|e| invalid(&e))?;
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => Reference::with_repo_tag(&base.name(), Some(t)).map_err(|e| invalid(&e))?,
+        None if base.tag().is_some() => base,
+        None => {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                "pushing all tags of a repository (--all-tags) is not supported",
+            ))
+        }
+    };
+    let images = d.containers.images().clone();
+    if images.resolve(&reference.full()).is_err() {
+        return Err(ApiError::not_found(format!(
+            "An image does not exist locally with the tag: {}",
+            reference.familiar_name()
+        )));
+    }
+    let creds = auth_header.and_then(Credentials::from_header);
+    let (tx, body) = h::channel_body(16);
+    let (ptx, mut prx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
+    let registry = d.registry.clone();
+    let name = reference.familiar();
+    let push = tokio::spawn(async move {
+        registry
+            .push(images, &reference, creds.as_ref(), &Reporter::new(ptx))
+            .await
+    });
+    tokio::spawn(async move {
+        while let Some(p) = prx.recv().await {
+            let _ = tx.send(line(&render(&p))).await;
+        }
+        let msg = match push.await {
+            Ok(Ok(_)) => {
+                let mut attrs = std::collections::BTreeMap::new();
+                attrs.insert("name".to_string(), name.clone());
+                d.events.publish("image", "push", &name, attrs);
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("push task failed: {e}"),
+        };
+        let _ = tx
+            .send(line(
+                &json!({"errorDetail": {"message": msg}, "error": msg}),
+            ))
+            .await;
+    });
+    Ok(h::with_type(
+        Response::builder().status(StatusCode::OK),
+        "application/json",
+        body,
+    ))
+}
+
 fn line(v: &serde_json::Value) -> Bytes {
     let mut b = serde_json::to_vec(v).unwrap_or_default();
     b.push(b'\n');
@@ -117,6 +180,9 @@ fn line(v: &serde_json::Value) -> Bytes {
 
 /// One progress event as dockerd's `jsonmessage`.
 pub fn render(p: &Progress) -> serde_json::Value {
+    if let Some(aux) = &p.aux {
+        return json!({"progressDetail": {}, "aux": aux});
+    }
     let mut v = json!({"status": p.status});
     if let Some(id) = &p.id {
         v["id"] = json!(id);
@@ -211,6 +277,7 @@ mod tests {
             id: Some("abc".into()),
             status: "Downloading".into(),
             detail: Some((1_500_000, 3_000_000)),
+            aux: None,
         };
         let v = render(&p);
         assert_eq!(
