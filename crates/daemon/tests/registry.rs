@@ -474,3 +474,164 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
         stderr(&out)
     );
 }
+
+/// A TCP proxy in front of a registry that sends blob bodies at about `rate` bytes a second
+/// and records each request's first line and `Range` header (fault injection for pulls).
+struct SlowProxy {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SlowProxy {
+    fn start(upstream: u16, rate: usize) -> SlowProxy {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        // A TLS ClientHello (the https attempt before http): hang up at
+                        // once, as a plain-HTTP server's error answer would end it.
+                        if head.is_empty() && byte[0] == 0x16 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let first = text.lines().next().unwrap_or_default().to_string();
+                    let range = text
+                        .lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("range:"))
+                        .map(|l| format!(" [{}]", l.trim()))
+                        .unwrap_or_default();
+                    log.lock().expect("log").push(format!("{first}{range}"));
+                    let slow = first.starts_with("GET ") && first.contains("/blobs/sha256:");
+                    let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    if up.write_all(&head).is_err() {
+                        return;
+                    }
+                    let _ = (client.set_nodelay(true), up.set_nodelay(true));
+                    let began = Instant::now();
+                    let mut sent = 0usize;
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = up.read(&mut buf).unwrap_or(0);
+                        if n == 0 || client.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        sent += n;
+                        if slow {
+                            // Ahead of `rate`: wait until the clock catches up.
+                            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                            if let Some(wait) = due.checked_sub(began.elapsed()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        SlowProxy { port, seen }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().expect("log").clone()
+    }
+}
+
+#[test]
+fn kill_9_mid_pull_registers_nothing_and_the_next_pull_resumes() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let mut d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 4000000 /dev/urandom > /big",
+    ]);
+    d.ok(&["commit", "mk", "local/big:1"]);
+    d.ok(&["rm", "mk"]);
+    let direct = format!("{}/fault/big:1", reg.host());
+    d.ok(&["tag", "local/big:1", &direct]);
+    d.ok(&["push", &direct]);
+    let id = inspect(&d, &direct, "{{.Id}}");
+    d.ok(&["rmi", &direct, "local/big:1", "busybox"]);
+    assert!(d.ok(&["images", "-q"]).is_empty());
+
+    // Through a proxy that sends blobs at ~1 MB/s: kill -9 once a part has arrived.
+    let proxy = SlowProxy::start(reg.port, 1_000_000);
+    let name = format!("127.0.0.1:{}/fault/big:1", proxy.port);
+    let mut pull = d.docker_spawn(&["pull", &name], Stdio::null());
+    let downloads = d.data_root.join("image/downloads");
+    let partial_size = || -> u64 {
+        std::fs::read_dir(&downloads)
+            .map(|r| {
+                r.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while partial_size() < 500_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the download never started: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.crash();
+    let _ = pull.kill();
+    let _ = pull.wait();
+    let kept = partial_size();
+    assert!(
+        kept > 0 && kept < 4_000_000,
+        "a partial download is kept ({kept} bytes)"
+    );
+
+    d.start_again();
+    assert!(
+        d.ok(&["images", "-q"]).is_empty(),
+        "no partial image after the crash"
+    );
+    let before = proxy.requests().len();
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    let resumed: Vec<String> = proxy.requests()[before..]
+        .iter()
+        .filter(|r| r.to_ascii_lowercase().contains("range: bytes="))
+        .cloned()
+        .collect();
+    assert!(
+        !resumed.is_empty(),
+        "the interrupted layer is resumed with Range: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "sh", "-c", "wc -c < /big"]),
+        "4000000"
+    );
+    // Nothing is left in the download dir once the image is in.
+    assert_eq!(partial_size(), 0);
+}
