@@ -635,3 +635,38 @@ fn kill_9_mid_pull_registers_nothing_and_the_next_pull_resumes() {
     // Nothing is left in the download dir once the image is in.
     assert_eq!(partial_size(), 0);
 }
+
+#[test]
+fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let mirror = format!("http://{}", reg.host());
+    let d = Daemon::start(&["--registry-mirror", &mirror]);
+    d.import_busybox();
+    push_with_skopeo(
+        &d,
+        "busybox",
+        &format!("{}/library/pybox:1", reg.host()),
+        false,
+    );
+    d.ok(&["rmi", "busybox"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/dockerpy_registry.py"
+    );
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "120", "python3", script])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("REGISTRY", reg.host())
+        .output()
+        .expect("python3 with docker-py (hack/deps.sh)");
+    assert!(
+        out.status.success(),
+        "docker-py failed:\n{}\n{}\n--- daemon log ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py registry: ok"));
+}

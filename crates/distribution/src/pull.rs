@@ -327,7 +327,7 @@ async fn resolve_on(
 }
 
 /// GETs and verifies the config blob.
-async fn fetch_config(repo: &Repo, m: &Manifest) -> Result<Bytes, DistributionError> {
+pub(crate) async fn fetch_config(repo: &Repo, m: &Manifest) -> Result<Bytes, DistributionError> {
     let url = repo.url(&format!("blobs/{}", m.config.digest));
     let resp = repo.send(Method::GET, &url, &[]).await?;
     if !resp.status().is_success() {
@@ -345,7 +345,7 @@ async fn fetch_config(repo: &Repo, m: &Manifest) -> Result<Bytes, DistributionEr
 }
 
 /// Rewords registry errors the way dockerd does for pulls.
-fn docker_words(e: DistributionError, r: &Reference) -> DistributionError {
+pub(crate) fn docker_words(e: DistributionError, r: &Reference) -> DistributionError {
     match e {
         DistributionError::Registry {
             status,

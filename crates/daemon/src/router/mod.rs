@@ -25,7 +25,12 @@ pub async fn dispatch(
     path: &str,
     req: Request<Incoming>,
 ) -> ApiResult {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let decoded: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(crate::server::http::decode_path_segment)
+        .collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     if let Some(ep) = system::routes::route(&method, &segs) {
         return system::handlers::serve(d, v, ep, req).await;

@@ -57,6 +57,21 @@ pub async fn serve(
                 },
             )
         }
+        Endpoint::Inspect(name) => {
+            let r = wharf_image::Reference::parse(&name)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            let creds = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok())
+                .and_then(Credentials::from_header);
+            let info = d
+                .registry
+                .inspect(&r, creds.as_ref())
+                .await
+                .map_err(|e| ApiError::from_err(&e))?;
+            h::ok_json(&info)
+        }
     }
 }
 

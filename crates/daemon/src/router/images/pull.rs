@@ -289,6 +289,7 @@ mod tests {
             id: None,
             status: "Digest: x".into(),
             detail: None,
+            aux: None,
         });
         assert_eq!(v, json!({"status": "Digest: x"}));
         assert_eq!(human(512), "512B");
