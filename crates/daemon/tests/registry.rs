@@ -670,3 +670,117 @@ fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py registry: ok"));
 }
+
+/// Writes `bytes` as a blob of the OCI layout at `dir`; returns (digest, size).
+fn oci_blob(dir: &std::path::Path, bytes: &[u8]) -> (String, usize) {
+    let tmp = dir.join("blob.tmp");
+    std::fs::write(&tmp, bytes).expect("write blob");
+    let out = Command::new("sha256sum")
+        .arg(&tmp)
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("hash")
+        .to_string();
+    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&hex)).expect("place blob");
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+#[test]
+fn two_platform_index_pulls_by_platform() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    // An OCI layout of busybox (amd64), then a second manifest whose config says arm64.
+    let archive = d.dir.path().join("bb.tar");
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), "busybox"]);
+    let layout = d.dir.path().join("layout");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("oci:{}:amd", layout.display()),
+    ]);
+    let read_json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
+    };
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index = read_json(layout.join("index.json"));
+    let amd = index["manifests"][0].clone();
+    let manifest = read_json(blob(amd["digest"].as_str().expect("digest")));
+    let mut config = read_json(blob(manifest["config"]["digest"].as_str().expect("config")));
+    config["architecture"] = "arm64".into();
+    config["variant"] = "v8".into();
+    let (cfg_digest, cfg_size) = oci_blob(&layout, &serde_json::to_vec(&config).expect("json"));
+    let mut arm_manifest = manifest.clone();
+    arm_manifest["config"]["digest"] = cfg_digest.into();
+    arm_manifest["config"]["size"] = cfg_size.into();
+    let (arm_digest, arm_size) =
+        oci_blob(&layout, &serde_json::to_vec(&arm_manifest).expect("json"));
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let nested = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": mt, "digest": amd["digest"], "size": amd["size"],
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": mt, "digest": arm_digest, "size": arm_size,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        ],
+    });
+    let (idx_digest, idx_size) = oci_blob(&layout, &serde_json::to_vec(&nested).expect("json"));
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": idx_digest, "size": idx_size,
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&top).expect("json"),
+    )
+    .expect("index");
+    let name = format!("{}/multi/bb:1", reg.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{name}"),
+    ]);
+    d.ok(&["rmi", "busybox"]);
+
+    d.ok(&["pull", &name]);
+    assert_eq!(inspect(&d, &name, "{{.Architecture}}"), "amd64");
+    let digests = inspect(&d, &name, "{{json .RepoDigests}}");
+    assert!(
+        digests.contains(&idx_digest),
+        "RepoDigests name the index: {digests}"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "echo", "amd64-ran"]),
+        "amd64-ran"
+    );
+
+    d.ok(&["pull", "--platform", "linux/arm64", &name]);
+    assert_eq!(inspect(&d, &name, "{{.Architecture}}"), "arm64");
+    assert_eq!(inspect(&d, &name, "{{.Variant}}"), "v8");
+
+    let out = d.docker(&["pull", "--platform", "linux/s390x", &name]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no matching manifest for linux/s390x"),
+        "{}",
+        stderr(&out)
+    );
+}
