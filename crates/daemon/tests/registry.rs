@@ -784,3 +784,103 @@ fn two_platform_index_pulls_by_platform() {
         stderr(&out)
     );
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
+fn make_certs(dir: &std::path::Path, ca_name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req", "-x509", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt", "-subj",
+    ];
+    let subj = format!("/CN={ca_name}");
+    ca.push(&subj);
+    ca.extend(ec);
+    run(&ca);
+    let mut csr = vec![
+        "req",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ];
+    csr.extend(ec);
+    run(&csr);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "srv.crt",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn self_signed_tls_is_trusted_through_certs_d() {
+    wharf_testutil::require_root!();
+    let pki = tempfile::tempdir().expect("tempdir");
+    make_certs(pki.path(), "wharf-test-ca");
+    let reg = Registry::start(&format!(
+        "  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\n",
+        pki.path().display()
+    ));
+    let name = format!("{}/tls/bb:1", reg.host());
+
+    // certs.d/<host:port>/ca.crt makes the registry's certificate verified.
+    let certs = tempfile::tempdir().expect("tempdir");
+    let host_dir = certs.path().join(reg.host());
+    std::fs::create_dir_all(&host_dir).expect("certs.d");
+    std::fs::copy(pki.path().join("ca.crt"), host_dir.join("ca.crt")).expect("ca");
+    let d = Daemon::start(&["--certs-dir", certs.path().to_str().expect("utf-8")]);
+    d.import_busybox();
+    push_with_skopeo(&d, "busybox", &name, false);
+    d.ok(&["rmi", "busybox"]);
+    d.ok(&["pull", &name]);
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "echo", "over-tls"]),
+        "over-tls"
+    );
+
+    // Another CA in certs.d: the certificate no longer verifies, and the pull fails.
+    let other = tempfile::tempdir().expect("tempdir");
+    make_certs(other.path(), "someone-else");
+    let wrong = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(wrong.path().join(reg.host())).expect("certs.d");
+    std::fs::copy(
+        other.path().join("ca.crt"),
+        wrong.path().join(reg.host()).join("ca.crt"),
+    )
+    .expect("ca");
+    let d2 = Daemon::start(&["--certs-dir", wrong.path().to_str().expect("utf-8")]);
+    let out = d2.docker(&["pull", &name]);
+    assert!(
+        !out.status.success(),
+        "an untrusted certificate must fail the pull"
+    );
+    assert!(stderr(&out).contains("TLS handshake"), "{}", stderr(&out));
+}

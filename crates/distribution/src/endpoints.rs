@@ -111,7 +111,9 @@ impl RegistryConfig {
             tls: tls.clone(),
             mirror: false,
         });
-        if self.is_insecure(domain) {
+        // A host with certs.d roots was set up for TLS: its failures are not papered over
+        // with plain HTTP.
+        if self.is_insecure(domain) && tls.extra_roots_pem.is_empty() {
             out.push(Endpoint {
                 base: format!("http://{domain}"),
                 host: domain.into(),
