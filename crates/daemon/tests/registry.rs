@@ -884,3 +884,32 @@ fn self_signed_tls_is_trusted_through_certs_d() {
     );
     assert!(stderr(&out).contains("TLS handshake"), "{}", stderr(&out));
 }
+
+#[test]
+fn concurrent_pulls_of_one_image_share_its_layers() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    two_layer_image(&d, "local/twice:1");
+    let direct = format!("{}/conc/twice:1", reg.host());
+    d.ok(&["tag", "local/twice:1", &direct]);
+    d.ok(&["push", &direct]);
+    let id = inspect(&d, &direct, "{{.Id}}");
+    d.ok(&["rmi", &direct, "local/twice:1", "busybox"]);
+    // Slow enough that both pulls are in flight at once.
+    let proxy = SlowProxy::start(reg.port, 2_000_000);
+    let name = format!("127.0.0.1:{}/conc/twice:1", proxy.port);
+    let pulls: Vec<_> = (0..2)
+        .map(|_| d.docker_spawn(&["pull", &name], Stdio::null()))
+        .collect();
+    for p in pulls {
+        let out = p.wait_with_output().expect("pull");
+        assert!(out.status.success(), "{}\n{}", stderr(&out), d.log());
+    }
+    assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
+    assert_eq!(d.ok(&["run", "--rm", &name]), "layer2");
+    let left = std::fs::read_dir(d.data_root.join("image/downloads"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "no download left behind");
+}

@@ -54,6 +54,8 @@ pub struct Registry {
     config: RegistryConfig,
     cache: Arc<auth::AuthCache>,
     downloads: PathBuf,
+    /// One lock per blob being downloaded, so concurrent pulls never share a file.
+    blob_locks: std::sync::Mutex<std::collections::HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Registry {
@@ -75,7 +77,15 @@ impl Registry {
             config,
             cache: Arc::default(),
             downloads,
+            blob_locks: Default::default(),
         })
+    }
+
+    /// The lock of blob `d`; locks nobody holds or waits for are dropped on the way.
+    fn blob_lock(&self, d: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.blob_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(d.clone()).or_default().clone()
     }
 
     /// The settings in force.

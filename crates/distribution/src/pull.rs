@@ -116,7 +116,7 @@ impl Registry {
             .await
             .map_err(DistributionError::io(format!("create {}", dir.display())))?;
         let sem = Arc::new(Semaphore::new(self.config.max_concurrent_downloads.max(1)));
-        let mut tasks: HashMap<Digest, JoinHandle<Result<PathBuf, DistributionError>>> =
+        let mut tasks: HashMap<Digest, JoinHandle<Result<Download, DistributionError>>> =
             HashMap::new();
         for (layer, chain) in r.manifest.layers.iter().zip(&chains) {
             let id = short(&layer.digest);
@@ -136,18 +136,29 @@ impl Registry {
                 report.clone(),
             );
             let attempts = self.config.max_download_attempts;
+            let (lock, store2, chain) =
+                (self.blob_lock(&layer.digest), store.clone(), chain.clone());
             tasks.insert(
                 layer.digest.clone(),
                 tokio::spawn(async move {
+                    // One writer per blob file: a concurrent pull of the same layer waits,
+                    // then finds it registered or the file complete. The lock covers the
+                    // download only, so pulls never wait on each other's extraction.
+                    let _guard = lock.lock_owned().await;
+                    if store2.has_layer(&chain) {
+                        return Ok(None);
+                    }
                     let _permit = sem.acquire_owned().await;
                     let path = blob::download(&repo, &desc, &dir, attempts, &report, &id).await?;
                     report.status(Some(&id), "Verifying Checksum").await;
                     report.status(Some(&id), "Download complete").await;
-                    Ok(path)
+                    Ok(Some(path))
                 }),
             );
         }
-        let applied = apply_layers(&store, &r, &chains, &mut tasks, report).await;
+        let applied = self
+            .apply_layers(&store, &r, &chains, &mut tasks, report)
+            .await;
         for t in tasks.values() {
             t.abort();
         }
@@ -157,10 +168,6 @@ impl Registry {
         let (id, changed) = tokio::task::spawn_blocking(move || store.register(&config, &refs))
             .await
             .map_err(|e| DistributionError::InvalidManifest(format!("registering: {e}")))??;
-        // The blobs are in the store now; what a failed pull leaves stays for its resume.
-        for l in &r.manifest.layers {
-            let _ = tokio::fs::remove_file(blob::download_path(&dir, &l.digest)).await;
-        }
         report.status(None, format!("Digest: {}", r.digest)).await;
         let name = r.reference.familiar();
         report
@@ -193,39 +200,60 @@ impl Registry {
     }
 }
 
-/// Applies layers bottom up as their downloads finish; present layers are skipped.
-async fn apply_layers(
-    store: &Arc<dyn LayerStore>,
-    r: &Resolved,
-    chains: &[Digest],
-    tasks: &mut HashMap<Digest, JoinHandle<Result<PathBuf, DistributionError>>>,
-    report: &Reporter,
-) -> Result<(), DistributionError> {
-    let mut done: HashMap<Digest, PathBuf> = HashMap::new();
-    let mut parent: Option<Digest> = None;
-    for ((layer, chain), diff_id) in r.manifest.layers.iter().zip(chains).zip(&r.diff_ids) {
-        if !store.has_layer(chain) {
+/// A finished download, `None` when another pull registered the layer meanwhile.
+type Download = Option<PathBuf>;
+
+impl Registry {
+    /// Applies layers bottom up as their downloads finish; present layers are skipped. On
+    /// success the downloaded files are removed; after a failure they stay for a resume.
+    async fn apply_layers(
+        &self,
+        store: &Arc<dyn LayerStore>,
+        r: &Resolved,
+        chains: &[Digest],
+        tasks: &mut HashMap<Digest, JoinHandle<Result<Download, DistributionError>>>,
+        report: &Reporter,
+    ) -> Result<(), DistributionError> {
+        let mut done: HashMap<Digest, Download> = HashMap::new();
+        let mut parent: Option<Digest> = None;
+        for ((layer, chain), diff_id) in r.manifest.layers.iter().zip(chains).zip(&r.diff_ids) {
+            if store.has_layer(chain) {
+                parent = Some(chain.clone());
+                continue;
+            }
             let id = short(&layer.digest);
-            let path = match done.get(&layer.digest) {
-                Some(p) => p.clone(),
-                None => {
-                    let task = tasks.get_mut(&layer.digest).ok_or_else(|| {
-                        DistributionError::InvalidManifest(format!(
-                            "layer {} vanished",
-                            layer.digest
-                        ))
-                    })?;
-                    let p = task.await.map_err(|e| {
-                        DistributionError::InvalidManifest(format!(
-                            "download of {}: {e}",
-                            layer.digest
-                        ))
-                    })??;
-                    tasks.remove(&layer.digest);
-                    done.insert(layer.digest.clone(), p.clone());
-                    p
-                }
-            };
+            if !done.contains_key(&layer.digest) {
+                let task = tasks.remove(&layer.digest).ok_or_else(|| {
+                    DistributionError::InvalidManifest(format!("layer {} vanished", layer.digest))
+                })?;
+                let got = task.await.map_err(|e| {
+                    DistributionError::InvalidManifest(format!("download of {}: {e}", layer.digest))
+                })??;
+                done.insert(layer.digest.clone(), got);
+            }
+            let mut path = done.get(&layer.digest).cloned().flatten();
+            // Registered meanwhile by a concurrent pull: nothing to do.
+            if store.has_layer(chain) {
+                parent = Some(chain.clone());
+                continue;
+            }
+            // A concurrent pull that used the same blob elsewhere removed the file: fetch it
+            // again (under the blob's lock).
+            if path.as_ref().is_none_or(|p| !p.exists()) {
+                let _guard = self.blob_lock(&layer.digest).lock_owned().await;
+                let p = blob::download(
+                    &r.repo,
+                    layer,
+                    &self.downloads,
+                    self.config.max_download_attempts,
+                    report,
+                    &id,
+                )
+                .await?;
+                done.insert(layer.digest.clone(), Some(p.clone()));
+                path = Some(p);
+            }
+            let Some(path) = path else { continue };
             report.status(Some(&id), "Extracting").await;
             let (s, parent2, diff) = (store.clone(), parent.clone(), diff_id.clone());
             let got =
@@ -241,10 +269,14 @@ async fn apply_layers(
                 )));
             }
             report.status(Some(&id), "Pull complete").await;
+            parent = Some(chain.clone());
         }
-        parent = Some(chain.clone());
+        // The layers are in the store: the downloads are done with.
+        for path in done.into_values().flatten() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The names a pull points at the image: the tag (if pulled by tag) and `name@digest`.
