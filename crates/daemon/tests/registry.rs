@@ -113,6 +113,18 @@ fn push_with_skopeo(d: &Daemon, image: &str, dest: &str, zstd: bool) {
     skopeo(&args);
 }
 
+/// Runs our own CLI against `d` (same config dir as the docker CLI there).
+fn wharf(d: &Daemon, args: &[&str]) -> std::process::Output {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
+    Command::new(bin)
+        .arg("-H")
+        .arg(format!("unix://{}", d.sock.display()))
+        .args(args)
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .output()
+        .expect("wharf (cargo build --workspace --bins)")
+}
+
 fn inspect(d: &Daemon, image: &str, format: &str) -> String {
     d.ok(&["image", "inspect", "--format", format, image])
 }
@@ -183,17 +195,7 @@ fn push_by_skopeo_remove_and_pull_back() {
     assert_eq!(inspect(&d, &by_digest, "{{.Id}}"), id);
 
     // Our own CLI draws the same and exits 0; -q prints only the name.
-    let wharf = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
-    let q = Command::new(&wharf)
-        .args([
-            "-H",
-            &format!("unix://{}", d.sock.display()),
-            "pull",
-            "-q",
-            &name,
-        ])
-        .output()
-        .expect("wharf");
+    let q = wharf(&d, &["pull", "-q", &name]);
     assert!(q.status.success(), "{}", stderr(&q));
     assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), name);
 }
@@ -406,6 +408,10 @@ fn htpasswd_login_pull_and_logout() {
     let out = d.ok(&["pull", &name]);
     assert!(out.contains("Downloaded newer image"), "{out}");
     assert_eq!(d.ok(&["run", "--rm", &name, "echo", "authed"]), "authed");
+    // Our CLI sends the credentials docker login stored.
+    d.ok(&["rmi", &name]);
+    let ours = wharf(&d, &["pull", &name]);
+    assert!(ours.status.success(), "{}", stderr(&ours));
 
     d.ok(&["logout", &reg.host()]);
     d.ok(&["rmi", &name]);
@@ -439,8 +445,10 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
         "{digests}"
     );
 
-    // A second push finds every blob there (deterministic compression).
-    let again = d.ok(&["push", &name]);
+    // A second push (by our own CLI) finds every blob there (deterministic compression).
+    let again = wharf(&d, &["push", &name]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = stderr(&again);
     assert!(again.contains("Layer already exists"), "{again}");
     assert!(!again.contains("Pushed"), "{again}");
 
