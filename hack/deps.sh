@@ -15,6 +15,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v docker >/dev/null 2>&1 || need+=(docker-cli)
+# The registry e2e tests start their own instances on loopback ports; the package's service must not run.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
@@ -23,12 +25,19 @@ if [ ${#need[@]} -gt 0 ]; then
   # docker-cli is not in every Debian release; fall back to docker.io's client without starting its daemon.
   if [[ " ${need[*]} " == *" docker-cli "* ]] && ! apt-cache show docker-cli >/dev/null 2>&1; then
     need=("${need[@]/docker-cli/docker.io}")
+  fi
+  # Neither docker.io's daemon nor docker-registry's service may start on install.
+  if [[ " ${need[*]} " == *" docker.io "* || " ${need[*]} " == *" docker-registry "* ]]; then
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
       trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
   fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Where systemd runs, keep the packaged registry service off (tests bring their own).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 # docker-py, the Python SDK: one of the clients the e2e suite drives wharfd with.

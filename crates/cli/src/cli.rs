@@ -101,6 +101,8 @@ pub enum Command {
     Images(ImagesArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Show the Docker version information
     Version(FormatOnly),
     /// Display system-wide information
@@ -267,6 +269,8 @@ pub enum ImageCommand {
     Prune(ImagePruneArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Remove one or more images
     #[command(visible_aliases = ["remove"])]
     Rm(RmiArgs),
@@ -833,6 +837,20 @@ pub struct PullArgs {
     pub quiet: bool,
     /// The image
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub image: String,
+}
+
+/// `push`
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The image
+    #[arg(value_name = "NAME[:TAG]")]
     pub image: String,
 }
 

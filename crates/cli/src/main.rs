@@ -216,6 +216,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Container(C::Prune(a)) => container::prune(ctx, &a),
         Command::Images(a) | Command::Image(I::Ls(a)) => image::images(ctx, &a),
         Command::Pull(a) | Command::Image(I::Pull(a)) => image::pull(ctx, &a),
+        Command::Push(a) | Command::Image(I::Push(a)) => image::push(ctx, &a),
         Command::Rmi(a) | Command::Image(I::Rm(a)) => image::rmi(ctx, &a),
         Command::Tag(a) | Command::Image(I::Tag(a)) => image::tag(ctx, &a),
         Command::Save(a) | Command::Image(I::Save(a)) => image::save(ctx, &a),

@@ -212,8 +212,20 @@ impl Client {
         query: &Query,
         body: RequestBody<'_>,
     ) -> Result<Response, ClientError> {
+        self.request_with(method, path, query, &[], body)
+    }
+
+    /// [`Client::request`] with extra headers (`X-Registry-Auth`).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        query: &Query,
+        headers: &[(&str, &str)],
+        body: RequestBody<'_>,
+    ) -> Result<Response, ClientError> {
         let target = self.target(path, query);
-        let (head, body) = self.round_trip(method, &target, &[], body)?;
+        let (head, body) = self.round_trip(method, &target, headers, body)?;
         check_status(head, body)
     }
 

@@ -66,6 +66,8 @@ pub struct Daemon {
     pub containers: Arc<ContainerService>,
     /// Dockerfile builds and their cache.
     pub builds: Arc<crate::service::build::BuildService>,
+    /// The registry client (pull), with its token cache.
+    pub registry: Arc<wharf_distribution::Registry>,
 }
 
 impl Daemon {
@@ -183,6 +185,16 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     if let Err(e) = images.reconcile_rw_layers(&known) {
         tracing::warn!("reconciling container layers: {e}");
     }
+    let registry = Arc::new(
+        wharf_distribution::Registry::new(
+            config.registry.clone(),
+            config.data_root.join("image").join("downloads"),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "registry",
+            message: e.to_string(),
+        })?,
+    );
     let helpers = helpers(&config)?;
     let events = Arc::new(Events::default());
     let volumes = Arc::new(Volumes::open(
@@ -215,6 +227,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     let builds = Arc::new(crate::service::build::BuildService::open(
         &data_root.join("builder"),
         containers.clone(),
+        registry.clone(),
     )?);
     Ok(Daemon {
         id,
@@ -223,6 +236,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
         containers,
         builds,
         config,
+        registry,
     })
 }
 

@@ -346,7 +346,8 @@ fn bad_dockerfiles_fail_with_dockers_message() {
         ),
         (
             "FROM nosuchimage:1\nRUN true\n",
-            "pull access denied for nosuchimage, repository does not exist or may require 'docker login'",
+            // FROM pulls through the registry client; the harness blocks Docker Hub.
+            "registry docker.io is blocked by the daemon's block-registries setting",
         ),
         (
             "FROM busybox\nRUN echo ok\nRUN exit 3\n",

@@ -7,7 +7,8 @@
 //! Certificates are checked against the system's trust store, as Docker does.
 //!
 //! Call it from a blocking thread (the daemon's blocking pool), never from async code: the
-//! private runtime cannot be started inside another one.
+//! private runtime cannot be started inside another one. [`send`] is the async building block
+//! beneath it, for clients that speak a protocol over HTTP (the registry client).
 #![forbid(unsafe_code)]
 
 use std::io::{self, Read};
@@ -20,6 +21,7 @@ use http::{header, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -195,7 +197,39 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// One GET on a fresh connection (an import makes one request per hop; pooling buys nothing).
 async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
-    let fail = |reason: String| request_error(uri, reason);
+    let req = Request::get(uri.clone())
+        .header(header::ACCEPT, "*/*")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| request_error(uri, e.to_string()))?;
+    send(req, &TlsOptions::default()).await
+}
+
+/// How https connections check the server.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// Accept any certificate (Docker's `insecure-registries` over https).
+    pub skip_verify: bool,
+    /// PEM CA certificates trusted on top of the system's (`certs.d/<host>/*.crt`).
+    pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+/// Sends one request, whose URI must be absolute (http or https), on a fresh connection and
+/// returns the response once its head has arrived; redirects are the caller's business.
+/// `Host` and `User-Agent` are added when absent. Call it from async code.
+pub async fn send<B>(req: Request<B>, tls: &TlsOptions) -> Result<Response<Incoming>, FetchError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let uri = req.uri().clone();
+    let fail = |reason: String| request_error(&uri, reason);
+    if uri.scheme_str().is_none() || uri.host().is_none() {
+        return Err(FetchError::InvalidUrl {
+            url: uri.to_string(),
+            reason: "not an absolute URL".into(),
+        });
+    }
     let https = uri.scheme_str() == Some("https");
     let host = uri
         .host()
@@ -213,10 +247,11 @@ async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
         let tcp = TcpStream::connect((ip, port))
             .await
             .map_err(|e| fail(format!("dial tcp {ip}:{port}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
         let conn: Box<dyn Conn> = if https {
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| fail(format!("TLS server name {host}: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(tls_config().map_err(&fail)?)
+            let tls = tokio_rustls::TlsConnector::from(tls_config(tls).map_err(&fail)?)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| fail(format!("TLS handshake: {e}")))?;
@@ -234,18 +269,29 @@ async fn request(uri: &Uri) -> Result<Response<Incoming>, FetchError> {
         .map_err(|e| fail(e.to_string()))?;
     // The connection task ends by itself when the body has been read or dropped.
     tokio::spawn(connection);
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-    let req = Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header(header::HOST, authority)
-        .header(
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| host.to_string());
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+    if !parts.headers.contains_key(header::HOST) {
+        let v = authority.parse().map_err(|_| fail("bad Host".into()))?;
+        parts.headers.insert(header::HOST, v);
+    }
+    if !parts.headers.contains_key(header::USER_AGENT) {
+        parts.headers.insert(
             header::USER_AGENT,
-            concat!("wharf/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(header::ACCEPT, "*/*")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fail(e.to_string()))?;
+            http::HeaderValue::from_static(concat!("wharf/", env!("CARGO_PKG_VERSION"))),
+        );
+    }
     sender
-        .send_request(req)
+        .send_request(Request::from_parts(parts, body))
         .await
         .map_err(|e| fail(e.to_string()))
 }
@@ -263,22 +309,84 @@ async fn resolve(host: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| "no addresses".to_string())
 }
 
-/// The client config for https: the system's roots, ring, HTTP/1.1 only.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        return Err("no CA certificates found in the system trust store".into());
-    }
+/// The client config for https: the system's roots (plus `extra_roots_pem`), ring, HTTP/1.1.
+fn tls_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let mut config = if opts.skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(found.certs);
+        for pem in &opts.extra_roots_pem {
+            let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("reading CA certificate: {e}"))?;
+            roots.add_parsable_certificates(certs);
+        }
+        if roots.is_empty() {
+            return Err("no CA certificates found in the system trust store".into());
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Accepts every server certificate while still checking handshake signatures: what Go's
+/// `InsecureSkipVerify` does for Docker's insecure registries.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn request_error(url: impl ToString, reason: impl Into<String>) -> FetchError {

@@ -37,6 +37,7 @@ mod init_layer;
 mod layers;
 mod load;
 mod model;
+mod pulled;
 mod remove;
 mod save;
 mod service;
@@ -47,9 +48,10 @@ pub use content::{digest_of, ContentStore, Ingest};
 pub use error::ImageError;
 pub use load::MAX_JSON_MEMBER;
 pub use model::{
-    chain_ids, host_arch, ContainerConfig, Descriptor, Healthcheck, HistoryItem, ImageConfig,
-    Index, Manifest, Platform, RootFs, SaveManifestEntry, MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST,
-    MT_DOCKER_MANIFEST_LIST, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_MANIFEST,
+    chain_ids, host_arch, is_index_type, ContainerConfig, Descriptor, Healthcheck, HistoryItem,
+    ImageConfig, Index, Manifest, Platform, RootFs, SaveManifestEntry, MT_DOCKER_CONFIG,
+    MT_DOCKER_MANIFEST, MT_DOCKER_MANIFEST_LIST, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER,
+    MT_OCI_MANIFEST,
 };
 pub use service::{
     CommitOptions, DeleteItem, DiskUsage, GraphDriver, HistoryEntry, Image, ImageMetadata,

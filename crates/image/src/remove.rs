@@ -54,7 +54,22 @@ impl ImageService {
             }
             self.remove_refs(std::slice::from_ref(&key))?;
             items.push(DeleteItem::Untagged(familiar(&key)));
-            if refs.len() > 1 {
+            // As moby: the last tag of a repository takes that repository's digest
+            // references (left by a pull or push) with it.
+            let repo = Reference::parse(&key).ok().map(|r| r.name());
+            let others: Vec<String> = refs.iter().filter(|r| **r != key).cloned().collect();
+            let same_repo: Vec<String> = others
+                .iter()
+                .filter(|r| Reference::parse(r).ok().map(|r| r.name()) == repo)
+                .cloned()
+                .collect();
+            let mut left = others.len();
+            if !key.contains('@') && same_repo.iter().all(|r| r.contains('@')) {
+                self.remove_refs(&same_repo)?;
+                items.extend(same_repo.iter().map(|r| DeleteItem::Untagged(familiar(r))));
+                left -= same_repo.len();
+            }
+            if left > 0 {
                 return Ok(items);
             }
             // Untagging the last tag deletes the image only if nothing else needs it.

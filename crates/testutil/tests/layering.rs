@@ -40,6 +40,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "wharf-distribution",
+        &[
+            "wharf-errdefs",
+            "wharf-imageref",
+            "wharf-fetch",
+            "wharf-image",
+            "wharf-api-types",
+        ],
+    ),
+    (
         "wharf-libcontainer",
         &["wharf-errdefs", "wharf-cgroups", "wharf-seccomp"],
     ),
@@ -70,6 +80,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-image",
             "wharf-volume",
             "wharf-builder",
+            "wharf-distribution",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),

@@ -61,10 +61,23 @@ pub(crate) fn pull_image(
         (r.to_string(), Some(t.to_string()))
     };
     let q = Query::new()
-        .set("fromImage", name)
+        .set("fromImage", name.clone())
         .opt("tag", tag)
         .opt("platform", platform.map(str::to_string));
-    let resp = ctx.client.post("/images/create", &q, None)?;
+    let auth = registry_auth(ctx, &name);
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("X-Registry-Auth", a)])
+        .unwrap_or_default();
+    let resp =
+        ctx.client
+            .request_with("POST", "/images/create", &q, &headers, RequestBody::Empty)?;
+    show_progress(resp, quiet)
+}
+
+/// Prints a pull or push progress stream as docker does without a terminal: the final state
+/// of each layer and the status lines; an `error` message ends it with exit status 1.
+fn show_progress(resp: wharf_client::Response, quiet: bool) -> anyhow::Result<()> {
     for msg in resp.json_stream() {
         let msg = msg?;
         if let Some(e) = msg.get("error").and_then(Value::as_str) {
@@ -88,10 +101,67 @@ pub(crate) fn pull_image(
                 eprintln!("{id}: {status}")
             }
             Some(_) => {}
+            None if status.is_empty() => {}
             None => eprintln!("{status}"),
         }
     }
     Ok(())
+}
+
+/// The `X-Registry-Auth` value for the registry of `image`, from the config file's `auths`
+/// (credential helpers are not consulted yet): URL-safe base64 of the AuthConfig JSON.
+fn registry_auth(ctx: &Ctx, image: &str) -> Option<String> {
+    let first = image.split('/').next().unwrap_or_default();
+    let host = if image.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
+        first.to_string()
+    } else {
+        "https://index.docker.io/v1/".to_string()
+    };
+    let entry = [
+        host.clone(),
+        format!("https://{host}"),
+        format!("http://{host}"),
+    ]
+    .iter()
+    .find_map(|k| ctx.config.auths.get(k))?;
+    let auth = entry.get("auth").and_then(Value::as_str)?;
+    let json = json!({"auth": auth, "serveraddress": host}).to_string();
+    Some(
+        wharf_api_types::base64::encode(json.as_bytes())
+            .replace('+', "-")
+            .replace('/', "_"),
+    )
+}
+
+/// `push`
+pub(crate) fn push(ctx: &Ctx, a: &PushArgs) -> anyhow::Result<i32> {
+    if a.all_tags {
+        return Err(StatusError::exit(
+            1,
+            "pushing all tags (--all-tags) is not supported yet",
+        ));
+    }
+    let (name, tag) = fi::split_tag(&a.image);
+    let q = Query::new().set("tag", tag.to_string());
+    let auth = registry_auth(ctx, name);
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("X-Registry-Auth", a)])
+        .unwrap_or_default();
+    let resp = ctx.client.request_with(
+        "POST",
+        &format!("/images/{}/push", enc(name)),
+        &q,
+        &headers,
+        RequestBody::Empty,
+    )?;
+    show_progress(resp, a.quiet)?;
+    if a.quiet {
+        out(&format!("{}\n", a.image));
+    }
+    Ok(0)
 }
 
 /// `pull`

@@ -97,6 +97,8 @@ impl Daemon {
             .arg(&bin)
             .arg("--cgroup-parent")
             .arg(&cgroup_parent)
+            // Never reach Docker Hub from a test.
+            .args(["--block-registry", "docker.io"])
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use wharf_api_types::container::Ulimit;
 use wharf_errdefs::{Classify, ErrorKind};
 
+pub mod registry;
+
 /// Where `daemon.json` is read from unless `--config-file` says otherwise.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/wharf/daemon.json";
 /// The default listening socket.
@@ -151,6 +153,8 @@ pub struct Flags {
     /// Directory holding wharf-shim and wharf-init (default: beside wharfd, then PATH).
     #[arg(long = "helpers-dir")]
     pub helpers_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: registry::RegistryFlags,
 }
 
 /// A runtime entry of daemon.json `runtimes`.
@@ -192,6 +196,8 @@ pub struct FileConfig {
     pub log_opts: Option<BTreeMap<String, String>>,
     pub default_ulimits: Option<BTreeMap<String, Ulimit>>,
     pub experimental: Option<bool>,
+    #[serde(flatten)]
+    pub registry: registry::RegistryFile,
 }
 
 const FILE_KEYS: &[&str] = &[
@@ -263,6 +269,8 @@ pub struct Config {
     pub default_ulimits: Vec<Ulimit>,
     pub experimental: bool,
     pub helpers_dir: Option<PathBuf>,
+    /// Mirrors, insecure registries, download limits, certificate dirs.
+    pub registry: wharf_distribution::RegistryConfig,
 }
 
 impl Config {
@@ -296,7 +304,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     let unknown: Vec<&str> = raw
         .keys()
         .map(String::as_str)
-        .filter(|k| !FILE_KEYS.contains(k))
+        .filter(|k| !FILE_KEYS.contains(k) && !registry::FILE_KEYS.contains(k))
         .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown.join(", ")));
@@ -508,6 +516,7 @@ pub fn merge(
     for u in &flags.default_ulimits {
         default_ulimits.push(parse_ulimit(u)?);
     }
+    let registry = registry::merge(&flags.registry, file.map(|f| &f.registry), &mut conflicts)?;
     if !conflicts.is_empty() {
         return Err(ConfigError::Conflict(conflicts.join(", ")));
     }
@@ -594,6 +603,7 @@ pub fn merge(
         default_ulimits,
         experimental: experimental.unwrap_or(false),
         helpers_dir: flags.helpers_dir.clone(),
+        registry,
     })
 }
 

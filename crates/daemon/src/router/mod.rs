@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod containers;
+pub mod distribution;
 pub mod hijack;
 pub mod images;
 pub mod system;
@@ -25,7 +26,12 @@ pub async fn dispatch(
     path: &str,
     req: Request<Incoming>,
 ) -> ApiResult {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let decoded: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(crate::server::http::decode_path_segment)
+        .collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     if let Some(ep) = system::routes::route(&method, &segs) {
         return system::handlers::serve(d, v, ep, req).await;
@@ -41,6 +47,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = volumes::routes::route(&method, &segs) {
         return volumes::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = distribution::routes::route(&method, &segs) {
+        return distribution::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }

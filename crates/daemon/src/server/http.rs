@@ -228,12 +228,22 @@ impl Query {
 }
 
 fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decodes `%XX` in one path segment (clients escape `@` and `:` in image names, as
+/// docker-py does for `name@sha256:…`); `+` stays itself in paths.
+pub fn decode_path_segment(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);

@@ -43,6 +43,7 @@ fn ierr(e: wharf_image::ImageError) -> BuildError {
 /// must run on a blocking thread.
 pub struct DaemonWorker {
     containers: Arc<ContainerService>,
+    registry: Arc<wharf_distribution::Registry>,
     rt: tokio::runtime::Handle,
     build_id: String,
     /// Where `RUN --mount=type=cache` directories live, one per cache id.
@@ -85,18 +86,20 @@ impl Worker for DaemonWorker {
     }
 
     fn pull(&self, reference: &str) -> Result<ImageInfo, BuildError> {
-        // The distribution seam: until pulling exists, an image that is not local is
-        // reported as dockerd reports a repository the registry does not know.
-        let repo = reference.split(['@']).next().unwrap_or(reference);
-        let repo = match repo.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => r,
-            _ => repo,
-        };
-        Err(BuildError::Worker {
+        let r = wharf_image::Reference::parse(reference).map_err(|e| BuildError::Worker {
+            kind: ErrorKind::InvalidArgument,
+            message: e.to_string(),
+        })?;
+        let store: Arc<dyn wharf_distribution::LayerStore> = self.images().clone();
+        self.rt
+            .block_on(self.registry.ensure_image(store, &r, None, None))
+            .map_err(|e| BuildError::Worker {
+                kind: e.kind(),
+                message: e.to_string(),
+            })?;
+        self.image(reference)?.ok_or_else(|| BuildError::Worker {
             kind: ErrorKind::NotFound,
-            message: format!(
-                "pull access denied for {repo}, repository does not exist or may require 'docker login'"
-            ),
+            message: format!("No such image: {reference}"),
         })
     }
 
@@ -223,6 +226,7 @@ impl Worker for DaemonWorker {
 /// Builds, their scratch space and the cache.
 pub struct BuildService {
     containers: Arc<ContainerService>,
+    registry: Arc<wharf_distribution::Registry>,
     cache: CacheStore,
     tmp: PathBuf,
     mounts: PathBuf,
@@ -236,6 +240,7 @@ impl BuildService {
     pub fn open(
         root: &Path,
         containers: Arc<ContainerService>,
+        registry: Arc<wharf_distribution::Registry>,
     ) -> Result<BuildService, BuildError> {
         let tmp = root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -245,6 +250,7 @@ impl BuildService {
         })?;
         Ok(BuildService {
             containers,
+            registry,
             cache: CacheStore::open(&root.join("cache"))?,
             tmp,
             mounts: root.join("mounts"),
@@ -286,6 +292,7 @@ impl BuildService {
     pub fn worker(&self, build_id: &str) -> DaemonWorker {
         DaemonWorker {
             containers: self.containers.clone(),
+            registry: self.registry.clone(),
             rt: tokio::runtime::Handle::current(),
             build_id: build_id.to_string(),
             mounts: self.mounts.clone(),

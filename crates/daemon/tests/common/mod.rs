@@ -76,6 +76,10 @@ impl Daemon {
             cgroup_parent.clone(),
             "--default-runtime".into(),
             test_runtime(),
+            // Tests never reach Docker Hub: a pull of a docker.io name uses a mirror the test
+            // started, or fails at once.
+            "--block-registry".into(),
+            "docker.io".into(),
         ];
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);

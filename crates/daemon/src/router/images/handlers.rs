@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use serde_json::json;
 use wharf_api_types::image::{DeleteItem, HistoryItem, ImagePruneResponse, ImageSummary};
 use wharf_api_types::{ApiVersion, IdResponse};
-use wharf_errdefs::ErrorKind;
 use wharf_image::{CommitOptions, Image};
 
 use super::routes::Endpoint;
@@ -206,8 +205,11 @@ pub async fn serve(
         }
         Endpoint::Create => {
             let Some(src) = q.get("fromSrc") else {
-                let image = q.get("fromImage").unwrap_or("");
-                return Err(ApiError::new(ErrorKind::NotImplemented, format!("pulling images is not supported yet (requested {image:?}); use docker load or docker import")));
+                let auth = req
+                    .headers()
+                    .get("X-Registry-Auth")
+                    .and_then(|v| v.to_str().ok());
+                return super::pull::serve(d.clone(), &q, auth).await;
             };
             let src = src.to_string();
             let repo_tag = match (
@@ -286,10 +288,13 @@ pub async fn serve(
         }
         Endpoint::Save(name) => save(&d, vec![name]).await,
         Endpoint::SaveMany => save(&d, q.all("names").to_vec()).await,
-        Endpoint::Push(name) => Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!("pushing {name} is not supported yet"),
-        )),
+        Endpoint::Push(name) => {
+            let auth = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok());
+            super::pull::serve_push(d.clone(), &name, &q, auth).await
+        }
         Endpoint::Commit => {
             let container = q
                 .get("container")

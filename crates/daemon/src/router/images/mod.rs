@@ -1,4 +1,5 @@
 //! `/images/...`, `/commit`, `/system/df`.
 
 pub mod handlers;
+pub mod pull;
 pub mod routes;
