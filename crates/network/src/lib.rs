@@ -1,0 +1,424 @@
+//! Wharf's networking, after Docker's Container Network Model: networks (the predefined
+//! `bridge`, `host` and `none`), sandboxes (a container's network namespace, pinned under the
+//! exec root) and endpoints (a veth into a Linux bridge with an address from IPAM), plus
+//! published ports.
+//!
+//! The daemon calls [`NetworkService`] at container start ([`NetworkService::connect_sandbox`])
+//! and exit ([`NetworkService::disconnect_sandbox`]) and once at start-up
+//! ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
+//! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
+//! no endpoint owns, namespace pins of containers that are not running, and their leases.
+//!
+//! Published ports are served by a userland proxy inside the daemon (host sockets bound for
+//! real, relayed to the container's address), which needs no firewall rules: Wharf adds no
+//! nftables or iptables rules, so it cannot disturb a host firewall. Outbound NAT for
+//! containers is therefore not set up (see the crate's README in the report).
+
+pub mod driver;
+pub mod error;
+pub mod ipam;
+pub mod model;
+pub mod ports;
+pub mod store;
+pub mod sys;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+pub use error::NetworkError;
+use ipam::Pool;
+use model::{mac_for, DriverKind, Endpoint, Network, Sandbox, Subnet};
+use ports::PortRequest;
+use store::{State, Store};
+use sys::Kernel;
+
+/// The daemon's network settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the state file lives (`<data-root>/network`).
+    pub state_dir: PathBuf,
+    /// Where namespaces are pinned (`<exec-root>/netns`).
+    pub netns_dir: PathBuf,
+    /// The default bridge's Linux name (`bridge`/`-b`; `none` disables it).
+    pub bridge: String,
+    /// The default bridge's address and subnet (`bip`).
+    pub bip: Option<Subnet>,
+    /// MTU for the default bridge and its veths (0: kernel default).
+    pub mtu: u32,
+    /// Where network subnets come from (`default-address-pools`).
+    pub pools: Vec<Pool>,
+    /// Default host address of published ports (`ip`).
+    pub default_ip: Ipv4Addr,
+}
+
+/// Docker's default bridge name is docker0; ours.
+pub const DEFAULT_BRIDGE: &str = "wharf0";
+
+/// The networks, sandboxes and proxies of one daemon.
+pub struct NetworkService {
+    cfg: Config,
+    kernel: Arc<dyn Kernel>,
+    store: Store,
+    state: Mutex<State>,
+    proxies: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+}
+
+fn random_id() -> String {
+    let b: [u8; 32] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn predefined(name: &str, driver: DriverKind) -> Network {
+    Network {
+        id: random_id(),
+        name: name.to_string(),
+        driver,
+        created: now(),
+        subnet: None,
+        gateway: None,
+        bridge: String::new(),
+        mtu: 0,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        last_ip: None,
+    }
+}
+
+impl NetworkService {
+    /// Loads the state, creates the predefined networks and the default bridge, and turns on
+    /// IPv4 forwarding.
+    pub fn open(cfg: Config, kernel: Arc<dyn Kernel>) -> Result<NetworkService, NetworkError> {
+        let store = Store::new(&cfg.state_dir);
+        let mut st = store.load()?;
+        for (name, kind) in [("host", DriverKind::Host), ("none", DriverKind::Null)] {
+            if st.find(name).is_none() {
+                let n = predefined(name, kind);
+                st.networks.insert(n.id.clone(), n);
+            }
+        }
+        let svc = NetworkService {
+            cfg,
+            kernel,
+            store,
+            state: Mutex::new(State::default()),
+            proxies: Mutex::new(HashMap::new()),
+        };
+        if svc.cfg.bridge != "none" {
+            svc.default_bridge(&mut st)?;
+        }
+        svc.store.save(&st)?;
+        *svc.lock() = st;
+        Ok(svc)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bridge_name(&self) -> &str {
+        if self.cfg.bridge.is_empty() {
+            DEFAULT_BRIDGE
+        } else {
+            &self.cfg.bridge
+        }
+    }
+
+    /// Sets up the `bridge` network: `bip`, or the subnet it had, or the first pool that
+    /// overlaps no host route (as dockerd does).
+    fn default_bridge(&self, st: &mut State) -> Result<(), NetworkError> {
+        let name = self.bridge_name().to_string();
+        let old = st.find("bridge").cloned();
+        let keep = old
+            .as_ref()
+            .filter(|o| o.bridge == name && (self.cfg.bip.is_none() || o.subnet == self.cfg.bip.map(|b| b.canonical())));
+        let (subnet, gateway) = match (keep, self.cfg.bip) {
+            (Some(o), _) => (o.subnet, o.gateway),
+            (None, Some(bip)) => {
+                let gw = if bip.addr == bip.network() {
+                    bip.nth(1)
+                } else {
+                    bip.addr
+                };
+                (Some(bip.canonical()), Some(gw))
+            }
+            (None, None) => {
+                let mut routes = Vec::new();
+                self.kernel.host(&mut |nl| {
+                    let own = nl.link(&name)?.map(|l| l.index);
+                    routes = nl
+                        .routes()?
+                        .into_iter()
+                        .filter(|(_, oif)| Some(*oif) != own)
+                        .map(|(s, _)| s)
+                        .collect();
+                    Ok(())
+                })?;
+                let s = ipam::choose_subnet(&self.cfg.pools, &routes)?;
+                (Some(s), Some(s.nth(1)))
+            }
+        };
+        let mut n = old.clone().unwrap_or_else(|| predefined("bridge", DriverKind::Bridge));
+        n.subnet = subnet;
+        n.gateway = gateway;
+        n.bridge = name;
+        n.mtu = self.cfg.mtu;
+        n.options = [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+            ("com.docker.network.bridge.name", n.bridge.as_str()),
+            ("com.docker.network.driver.mtu", &n.mtu.max(1500).to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        if let Some(o) = old.filter(|o| o.bridge != n.bridge && !o.bridge.is_empty()) {
+            let _ = driver::remove_bridge(self.kernel.as_ref(), &o.bridge);
+        }
+        st.networks.insert(n.id.clone(), n.clone());
+        driver::ensure_bridge(self.kernel.as_ref(), &n)?;
+        self.kernel.sysctl("net/ipv4/ip_forward", "1")?;
+        Ok(())
+    }
+
+    /// Where `container_id`'s namespace is pinned.
+    pub fn sandbox_key(&self, container_id: &str) -> PathBuf {
+        self.cfg.netns_dir.join(container_id)
+    }
+
+    /// A container's sandbox, if it has one.
+    pub fn sandbox(&self, container_id: &str) -> Option<Sandbox> {
+        self.lock().sandboxes.get(container_id).cloned()
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub fn network(&self, key: &str) -> Option<Network> {
+        self.lock().find(key).cloned()
+    }
+
+    /// Creates `container_id`'s namespace: loopback only when `network` is `None`, else an
+    /// endpoint on that (bridge) network with `ports` published. The lease is saved before
+    /// anything is created; any failure undoes all of it.
+    pub fn connect_sandbox(
+        &self,
+        container_id: &str,
+        name: &str,
+        network: Option<&str>,
+        ports: &[PortRequest],
+    ) -> Result<Sandbox, NetworkError> {
+        let pin = self.sandbox_key(container_id);
+        let _ = self.disconnect_sandbox(container_id);
+        let mut sb = Sandbox {
+            container_id: container_id.to_string(),
+            name: name.to_string(),
+            key: pin.display().to_string(),
+            endpoints: Vec::new(),
+        };
+        let net = match network {
+            Some(key) => Some(self.network(key).ok_or_else(|| NetworkError::NotFound(key.into()))?),
+            None => None,
+        };
+        let net = net.filter(|n| n.driver == DriverKind::Bridge);
+        {
+            let mut st = self.lock();
+            if let Some(n) = &net {
+                let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+                    return Err(NetworkError::NotFound(n.name.clone()));
+                };
+                let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+                let id = random_id();
+                sb.endpoints.push(Endpoint {
+                    host_ifname: format!("veth{}", &id[..7]),
+                    id,
+                    network_id: n.id.clone(),
+                    ip,
+                    mac: model::format_mac(mac_for(ip)),
+                    ifname: "eth0".into(),
+                    ports: Vec::new(),
+                });
+                if let Some(m) = st.networks.get_mut(&n.id) {
+                    m.last_ip = Some(ip);
+                }
+            }
+            st.sandboxes.insert(container_id.to_string(), sb.clone());
+            self.store.save(&st)?;
+        }
+        let r = self.plumb(&mut sb, net.as_ref(), ports);
+        if r.is_err() {
+            let _ = self.disconnect_sandbox(container_id);
+        }
+        r.map(|()| sb)
+    }
+
+    fn plumb(
+        &self,
+        sb: &mut Sandbox,
+        net: Option<&Network>,
+        ports: &[PortRequest],
+    ) -> Result<(), NetworkError> {
+        let pin = PathBuf::from(&sb.key);
+        let (Some(n), Some(ep)) = (net, sb.endpoints.first().cloned()) else {
+            return Ok(self.kernel.create_netns(&pin, &mut |_, _| Ok(()))?);
+        };
+        let mut bound = Vec::new();
+        for r in ports {
+            bound.push(ports::bind(r, self.cfg.default_ip, &sb.name, &ep.id)?);
+        }
+        let p = driver::Plumbing {
+            host_ifname: &ep.host_ifname,
+            ifname: &ep.ifname,
+            ip: ep.ip,
+            mac: mac_for(ep.ip),
+            subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
+            gateway: n.gateway,
+            bridge: &n.bridge,
+            mtu: n.mtu,
+        };
+        driver::create_sandbox(self.kernel.as_ref(), &pin, &[p])?;
+        let mappings: Vec<_> = bound.iter().map(|b| b.mapping.clone()).collect();
+        if let Some(e) = sb.endpoints.first_mut() {
+            e.ports = mappings;
+        }
+        {
+            let mut st = self.lock();
+            st.sandboxes.insert(sb.container_id.clone(), sb.clone());
+            self.store.save(&st)?;
+        }
+        let mut tasks = Vec::new();
+        for b in bound {
+            let addr = format!("{}:{}", b.mapping.host_ip, b.mapping.host_port);
+            tasks.push(ports::serve(b, ep.ip).map_err(|source| NetworkError::PortBind {
+                name: sb.name.clone(),
+                endpoint: ep.id.clone(),
+                addr,
+                source,
+            })?);
+        }
+        self.proxies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sb.container_id.clone(), tasks);
+        Ok(())
+    }
+
+    fn stop_proxies(&self, container_id: &str) {
+        let tasks = self
+            .proxies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container_id);
+        for t in tasks.into_iter().flatten() {
+            t.abort();
+        }
+    }
+
+    /// Removes `container_id`'s sandbox: proxies, veths, namespace pin, leases. Fine if it
+    /// has none.
+    pub fn disconnect_sandbox(&self, container_id: &str) -> Result<(), NetworkError> {
+        self.stop_proxies(container_id);
+        let pin = self.sandbox_key(container_id);
+        let sb = self.lock().sandboxes.get(container_id).cloned();
+        let names: Vec<String> = sb
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| e.host_ifname.clone())
+            .collect();
+        driver::remove_sandbox(self.kernel.as_ref(), &pin, names.iter().map(String::as_str))?;
+        if sb.is_some() {
+            let mut st = self.lock();
+            st.sandboxes.remove(container_id);
+            self.store.save(&st)?;
+        }
+        Ok(())
+    }
+
+    /// At daemon start: keeps the sandboxes of `live` containers (serving their ports again),
+    /// removes every other sandbox, stray namespace pins and veths on our bridges that no
+    /// endpoint owns.
+    pub fn reconcile(&self, live: &HashSet<String>) -> Vec<NetworkError> {
+        let mut errors = Vec::new();
+        let known: Vec<String> = self.lock().sandboxes.keys().cloned().collect();
+        for id in known.iter().filter(|id| !live.contains(*id)) {
+            if let Err(e) = self.disconnect_sandbox(id) {
+                errors.push(e);
+            }
+        }
+        for id in list_dir(&self.cfg.netns_dir) {
+            if !live.contains(&id) {
+                if let Err(e) = self.kernel.remove_netns(&self.sandbox_key(&id)) {
+                    errors.push(e.into());
+                }
+            }
+        }
+        let st = self.lock().clone();
+        let owned: HashSet<&str> = st
+            .sandboxes
+            .values()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| e.host_ifname.as_str())
+            .collect();
+        let bridges: HashSet<&str> = st.networks.values().map(|n| n.bridge.as_str()).collect();
+        let r = self.kernel.host(&mut |nl| {
+            let links = nl.links()?;
+            let ours: HashSet<u32> = links
+                .iter()
+                .filter(|l| bridges.contains(l.name.as_str()))
+                .map(|l| l.index)
+                .collect();
+            for l in &links {
+                let stray = l.master.is_some_and(|m| ours.contains(&m))
+                    && !owned.contains(l.name.as_str());
+                if stray {
+                    nl.delete_link(l.index)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            errors.push(e.into());
+        }
+        for sb in st.sandboxes.values() {
+            let Some(ep) = sb.endpoints.first() else {
+                continue;
+            };
+            let mut tasks = Vec::new();
+            for m in &ep.ports {
+                match ports::rebind(m).and_then(|b| ports::serve(b, ep.ip)) {
+                    Ok(t) => tasks.push(t),
+                    Err(source) => errors.push(NetworkError::PortBind {
+                        name: sb.name.clone(),
+                        endpoint: ep.id.clone(),
+                        addr: format!("{}:{}", m.host_ip, m.host_port),
+                        source,
+                    }),
+                }
+            }
+            self.proxies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(sb.container_id.clone(), tasks);
+        }
+        errors
+    }
+}
+
+fn list_dir(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;
