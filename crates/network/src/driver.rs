@@ -89,9 +89,15 @@ pub fn plumb_host(nl: &mut dyn Netlink, p: &Plumbing<'_>) -> Result<(), SysError
 }
 
 /// Creates `pin`'s namespace with `lo` and, for each plumbing, a veth to its bridge.
-pub fn create_sandbox(k: &dyn Kernel, pin: &Path, plumbing: &[Plumbing<'_>]) -> Result<(), SysError> {
+pub fn create_sandbox(
+    k: &dyn Kernel,
+    pin: &Path,
+    plumbing: &[Plumbing<'_>],
+) -> Result<(), SysError> {
     k.create_netns(pin, &mut |nl, host_ns| {
-        plumbing.iter().try_for_each(|p| plumb_inside(nl, host_ns, p))
+        plumbing
+            .iter()
+            .try_for_each(|p| plumb_inside(nl, host_ns, p))
     })?;
     let r = k.host(&mut |nl| plumbing.iter().try_for_each(|p| plumb_host(nl, p)));
     if r.is_err() {

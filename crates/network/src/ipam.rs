@@ -152,7 +152,10 @@ mod tests {
         );
         // A released address comes back only after the others (allocation goes round).
         used.remove(&Ipv4Addr::new(10, 9, 0, 3));
-        assert_eq!(allocate(net, gw, &used, last), Ok(Ipv4Addr::new(10, 9, 0, 3)));
+        assert_eq!(
+            allocate(net, gw, &used, last),
+            Ok(Ipv4Addr::new(10, 9, 0, 3))
+        );
     }
 
     #[test]
@@ -172,7 +175,10 @@ mod tests {
         let gw = Ipv4Addr::new(10, 1, 0, 1);
         let used: BTreeSet<_> = [Ipv4Addr::new(10, 1, 0, 5)].into();
         assert_eq!(reserve(net, gw, Ipv4Addr::new(10, 1, 0, 6), &used), Ok(()));
-        assert_eq!(reserve(net, gw, Ipv4Addr::new(10, 1, 0, 5), &used), Err(IpamError::InUse));
+        assert_eq!(
+            reserve(net, gw, Ipv4Addr::new(10, 1, 0, 5), &used),
+            Err(IpamError::InUse)
+        );
         assert_eq!(reserve(net, gw, gw, &used), Err(IpamError::InUse));
         assert!(matches!(
             reserve(net, gw, Ipv4Addr::new(10, 2, 0, 5), &used),

@@ -136,9 +136,10 @@ impl NetworkService {
     fn default_bridge(&self, st: &mut State) -> Result<(), NetworkError> {
         let name = self.bridge_name().to_string();
         let old = st.find("bridge").cloned();
-        let keep = old
-            .as_ref()
-            .filter(|o| o.bridge == name && (self.cfg.bip.is_none() || o.subnet == self.cfg.bip.map(|b| b.canonical())));
+        let keep = old.as_ref().filter(|o| {
+            o.bridge == name
+                && (self.cfg.bip.is_none() || o.subnet == self.cfg.bip.map(|b| b.canonical()))
+        });
         let (subnet, gateway) = match (keep, self.cfg.bip) {
             (Some(o), _) => (o.subnet, o.gateway),
             (None, Some(bip)) => {
@@ -165,7 +166,9 @@ impl NetworkService {
                 (Some(s), Some(s.nth(1)))
             }
         };
-        let mut n = old.clone().unwrap_or_else(|| predefined("bridge", DriverKind::Bridge));
+        let mut n = old
+            .clone()
+            .unwrap_or_else(|| predefined("bridge", DriverKind::Bridge));
         n.subnet = subnet;
         n.gateway = gateway;
         n.bridge = name;
@@ -176,7 +179,10 @@ impl NetworkService {
             ("com.docker.network.bridge.enable_ip_masquerade", "true"),
             ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
             ("com.docker.network.bridge.name", n.bridge.as_str()),
-            ("com.docker.network.driver.mtu", &n.mtu.max(1500).to_string()),
+            (
+                "com.docker.network.driver.mtu",
+                &n.mtu.max(1500).to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -224,7 +230,10 @@ impl NetworkService {
             endpoints: Vec::new(),
         };
         let net = match network {
-            Some(key) => Some(self.network(key).ok_or_else(|| NetworkError::NotFound(key.into()))?),
+            Some(key) => Some(
+                self.network(key)
+                    .ok_or_else(|| NetworkError::NotFound(key.into()))?,
+            ),
             None => None,
         };
         let net = net.filter(|n| n.driver == DriverKind::Bridge);
@@ -296,12 +305,14 @@ impl NetworkService {
         let mut tasks = Vec::new();
         for b in bound {
             let addr = format!("{}:{}", b.mapping.host_ip, b.mapping.host_port);
-            tasks.push(ports::serve(b, ep.ip).map_err(|source| NetworkError::PortBind {
-                name: sb.name.clone(),
-                endpoint: ep.id.clone(),
-                addr,
-                source,
-            })?);
+            tasks.push(
+                ports::serve(b, ep.ip).map_err(|source| NetworkError::PortBind {
+                    name: sb.name.clone(),
+                    endpoint: ep.id.clone(),
+                    addr,
+                    source,
+                })?,
+            );
         }
         self.proxies
             .lock()
@@ -375,8 +386,8 @@ impl NetworkService {
                 .map(|l| l.index)
                 .collect();
             for l in &links {
-                let stray = l.master.is_some_and(|m| ours.contains(&m))
-                    && !owned.contains(l.name.as_str());
+                let stray =
+                    l.master.is_some_and(|m| ours.contains(&m)) && !owned.contains(l.name.as_str());
                 if stray {
                     nl.delete_link(l.index)?;
                 }

@@ -427,7 +427,9 @@ mod tests {
             s.read_exact(&mut b).expect("read");
             s.write_all(&b).expect("echo");
         });
-        let mut c = TcpStream::connect(("127.0.0.1", hport)).await.expect("connect");
+        let mut c = TcpStream::connect(("127.0.0.1", hport))
+            .await
+            .expect("connect");
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         c.write_all(b"ping").await.expect("write");
         let mut got = [0u8; 4];

@@ -92,12 +92,16 @@ fn a_failed_plumbing_leaves_nothing() {
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     k.state.lock().expect("fake").fail = Some("add default route");
-    assert!(svc.connect_sandbox("c1", "web", Some("bridge"), &[]).is_err());
+    assert!(svc
+        .connect_sandbox("c1", "web", Some("bridge"), &[])
+        .is_err());
     assert!(svc.sandbox("c1").is_none());
     let s = k.state.lock().expect("fake");
     assert!(s.netns.is_empty(), "{:?}", s.netns);
     assert!(
-        s.links.get("").is_some_and(|l| l.iter().all(|l| l.name == "wtest0")),
+        s.links
+            .get("")
+            .is_some_and(|l| l.iter().all(|l| l.name == "wtest0")),
         "{:?}",
         s.links
     );
@@ -108,16 +112,25 @@ fn leases_survive_a_crash_and_are_never_handed_out_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    let a = svc.connect_sandbox("a", "a", Some("bridge"), &[]).expect("a");
-    let b = svc.connect_sandbox("b", "b", Some("bridge"), &[]).expect("b");
+    let a = svc
+        .connect_sandbox("a", "a", Some("bridge"), &[])
+        .expect("a");
+    let b = svc
+        .connect_sandbox("b", "b", Some("bridge"), &[])
+        .expect("b");
     // A crash: the service is dropped without cleanup and opened again on the same state.
     drop(svc);
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("reopen");
     let live: HashSet<String> = ["a".to_string()].into();
     assert!(svc.reconcile(&live).is_empty());
     assert_eq!(svc.sandbox("a"), Some(a.clone()));
-    assert!(svc.sandbox("b").is_none(), "b was not running: its lease goes");
-    let c = svc.connect_sandbox("c", "c", Some("bridge"), &[]).expect("c");
+    assert!(
+        svc.sandbox("b").is_none(),
+        "b was not running: its lease goes"
+    );
+    let c = svc
+        .connect_sandbox("c", "c", Some("bridge"), &[])
+        .expect("c");
     let ips: HashSet<_> = [a.endpoints[0].ip, c.endpoints[0].ip].into();
     assert_eq!(ips.len(), 2);
     assert_ne!(c.endpoints[0].ip, b.endpoints[0].ip, "not reused at once");
@@ -128,17 +141,24 @@ fn reconcile_removes_stray_veths_and_pins() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    svc.connect_sandbox("a", "a", Some("bridge"), &[]).expect("a");
+    svc.connect_sandbox("a", "a", Some("bridge"), &[])
+        .expect("a");
     {
         // A veth created just before a crash whose state never recorded it.
         let mut s = k.state.lock().expect("fake");
-        let br = s.links[""].iter().find(|l| l.name == "wtest0").map(|l| l.index);
-        s.links.entry(String::new()).or_default().push(sys::LinkInfo {
-            index: 99,
-            name: "vethdead".into(),
-            master: br,
-            up: true,
-        });
+        let br = s.links[""]
+            .iter()
+            .find(|l| l.name == "wtest0")
+            .map(|l| l.index);
+        s.links
+            .entry(String::new())
+            .or_default()
+            .push(sys::LinkInfo {
+                index: 99,
+                name: "vethdead".into(),
+                master: br,
+                up: true,
+            });
     }
     std::fs::create_dir_all(dir.path().join("netns")).expect("dir");
     std::fs::write(dir.path().join("netns/ghost"), b"").expect("pin");
@@ -167,7 +187,9 @@ fn none_gets_loopback_only() {
 fn unknown_network() {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
-    let e = svc.connect_sandbox("x", "x", Some("nope"), &[]).expect_err("unknown");
+    let e = svc
+        .connect_sandbox("x", "x", Some("nope"), &[])
+        .expect_err("unknown");
     assert_eq!(e.to_string(), "network nope not found");
     assert!(svc.sandbox("x").is_none());
 }

@@ -20,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-storage", &["wharf-errdefs", "wharf-archive"]),
     ("wharf-fetch", &["wharf-errdefs"]),
     ("wharf-volume", &["wharf-errdefs", "wharf-archive"]),
+    ("wharf-network", &["wharf-errdefs"]),
     (
         "wharf-image",
         &[
@@ -60,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-storage",
             "wharf-image",
             "wharf-volume",
+            "wharf-network",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),

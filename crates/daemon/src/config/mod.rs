@@ -4,6 +4,8 @@
 //! is an unknown key in the file. Flags are `Option`s so "not given" differs from "given the
 //! default".
 
+pub mod network;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -151,6 +153,9 @@ pub struct Flags {
     /// Directory holding wharf-shim and wharf-init (default: beside wharfd, then PATH).
     #[arg(long = "helpers-dir")]
     pub helpers_dir: Option<PathBuf>,
+    /// Network settings.
+    #[command(flatten)]
+    pub network: network::NetFlags,
 }
 
 /// A runtime entry of daemon.json `runtimes`.
@@ -192,6 +197,8 @@ pub struct FileConfig {
     pub log_opts: Option<BTreeMap<String, String>>,
     pub default_ulimits: Option<BTreeMap<String, Ulimit>>,
     pub experimental: Option<bool>,
+    #[serde(flatten)]
+    pub network: network::NetFile,
 }
 
 const FILE_KEYS: &[&str] = &[
@@ -263,6 +270,7 @@ pub struct Config {
     pub default_ulimits: Vec<Ulimit>,
     pub experimental: bool,
     pub helpers_dir: Option<PathBuf>,
+    pub network: network::NetConfig,
 }
 
 impl Config {
@@ -296,7 +304,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     let unknown: Vec<&str> = raw
         .keys()
         .map(String::as_str)
-        .filter(|k| !FILE_KEYS.contains(k))
+        .filter(|k| !FILE_KEYS.contains(k) && !network::FILE_KEYS.contains(k))
         .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown.join(", ")));
@@ -508,6 +516,7 @@ pub fn merge(
     for u in &flags.default_ulimits {
         default_ulimits.push(parse_ulimit(u)?);
     }
+    let network = network::merge(&flags.network, &f.network, c)?;
     if !conflicts.is_empty() {
         return Err(ConfigError::Conflict(conflicts.join(", ")));
     }
@@ -594,6 +603,7 @@ pub fn merge(
         default_ulimits,
         experimental: experimental.unwrap_or(false),
         helpers_dir: flags.helpers_dir.clone(),
+        network,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct Daemon {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub cgroup_parent: String,
+    /// This daemon's own bridge and subnets (freed after the daemon stops).
+    pub net: wharf_testutil::net::TestNet,
     child: Option<Child>,
     args: Vec<String>,
 }
@@ -77,6 +79,8 @@ impl Daemon {
             "--default-runtime".into(),
             test_runtime(),
         ];
+        let net = wharf_testutil::net::TestNet::claim();
+        args.extend(net.daemon_flags());
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);
         }
@@ -88,6 +92,7 @@ impl Daemon {
             data_root,
             exec_root,
             cgroup_parent,
+            net,
             child: None,
             args,
         };

@@ -94,7 +94,13 @@ impl Netlink for FakeNs<'_> {
     }
 
     fn links(&mut self) -> Result<Vec<LinkInfo>, SysError> {
-        Ok(self.k.lock().links.get(&self.ns).cloned().unwrap_or_default())
+        Ok(self
+            .k
+            .lock()
+            .links
+            .get(&self.ns)
+            .cloned()
+            .unwrap_or_default())
     }
 
     fn create_bridge(&mut self, name: &str, mtu: u32) -> Result<(), SysError> {

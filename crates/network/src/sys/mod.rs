@@ -103,8 +103,10 @@ pub type InNetns<'a> = dyn FnMut(&mut dyn Netlink, RawFd) -> Result<(), SysError
 /// Namespaces, sysctls and the host's netlink socket.
 pub trait Kernel: Send + Sync {
     /// Runs `f` with a netlink socket in the host namespace.
-    fn host(&self, f: &mut dyn FnMut(&mut dyn Netlink) -> Result<(), SysError>)
-        -> Result<(), SysError>;
+    fn host(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Netlink) -> Result<(), SysError>,
+    ) -> Result<(), SysError>;
     /// Creates a network namespace pinned at `pin`, brings `lo` up and runs `f` inside it, on
     /// a short-lived thread of its own (never the caller's). Removes the pin if anything fails.
     fn create_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;

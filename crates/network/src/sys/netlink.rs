@@ -90,7 +90,8 @@ impl Msg {
         self.align();
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&[0, 0]);
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
         self
     }
 
@@ -269,7 +270,9 @@ impl Netlink for RouteSocket {
         if mtu > 0 {
             m.attr(IFLA_MTU, &mtu.to_ne_bytes());
         }
-        m.begin(IFLA_LINKINFO).str_attr(IFLA_INFO_KIND, "bridge").end();
+        m.begin(IFLA_LINKINFO)
+            .str_attr(IFLA_INFO_KIND, "bridge")
+            .end();
         self.ack("create bridge", m)
     }
 
@@ -358,7 +361,9 @@ impl Netlink for RouteSocket {
                 match ty {
                     RTA_DST if v.len() == 4 => dst = Some(Ipv4Addr::new(v[0], v[1], v[2], v[3])),
                     RTA_OIF if v.len() == 4 => oif = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
-                    RTA_TABLE if v.len() == 4 => table = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
+                    RTA_TABLE if v.len() == 4 => {
+                        table = u32::from_ne_bytes([v[0], v[1], v[2], v[3]])
+                    }
                     _ => {}
                 }
             }
@@ -385,23 +390,33 @@ mod tests {
             .str_attr(IFLA_INFO_KIND, "bridge")
             .end();
         let b = m.finish(7);
-        assert_eq!(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize, b.len());
+        assert_eq!(
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            b.len()
+        );
         assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 7);
         let a = attrs(&b[32..]);
         assert_eq!(a.len(), 2);
         assert_eq!((a[0].0, cstr(a[0].1).as_str()), (IFLA_IFNAME, "br0"));
         assert_eq!(a[1].0, IFLA_LINKINFO);
         let inner = attrs(a[1].1);
-        assert_eq!((inner[0].0, cstr(inner[0].1).as_str()), (IFLA_INFO_KIND, "bridge"));
+        assert_eq!(
+            (inner[0].0, cstr(inner[0].1).as_str()),
+            (IFLA_INFO_KIND, "bridge")
+        );
     }
 
     #[test]
     fn parses_a_link_answer() {
         let mut m = Msg::new(RTM_NEWLINK, 0, &ifinfo(9, IFF_UP, 0));
-        m.str_attr(IFLA_IFNAME, "veth1").attr(IFLA_MASTER, &4u32.to_ne_bytes());
+        m.str_attr(IFLA_IFNAME, "veth1")
+            .attr(IFLA_MASTER, &4u32.to_ne_bytes());
         let b = m.finish(1);
         let l = parse_link(&b[16..]).expect("link");
-        assert_eq!((l.index, l.name.as_str(), l.master, l.up), (9, "veth1", Some(4), true));
+        assert_eq!(
+            (l.index, l.name.as_str(), l.master, l.up),
+            (9, "veth1", Some(4), true)
+        );
         assert!(parse_link(&[0u8; 3]).is_none());
     }
 }

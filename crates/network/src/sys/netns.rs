@@ -30,18 +30,20 @@ impl Linux {
     }
 }
 
-fn in_new_netns(
-    proc_root: &Path,
-    pin: &Path,
-    f: &mut InNetns<'_>,
-) -> Result<(), SysError> {
+fn in_new_netns(proc_root: &Path, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
     // The host namespace, opened before leaving it, so the peer of a veth can go back there.
     let own = proc_root.join("thread-self/ns/net");
     let host_ns = fs::File::open(&own).map_err(SysError::io("opening", &own))?;
     fs::File::create(pin).map_err(SysError::io("creating pin file", pin))?;
     unshare(CloneFlags::CLONE_NEWNET).map_err(|e| SysError::sys("unshare", e))?;
-    mount(Some(&own), pin, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| SysError::sys("pinning netns", e))?;
+    mount(
+        Some(&own),
+        pin,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| SysError::sys("pinning netns", e))?;
     let mut nl = RouteSocket::open()?;
     // Loopback is always ifindex 1 in a new namespace.
     nl.set_up(1, None)?;
@@ -115,7 +117,10 @@ mod tests {
         wharf_testutil::require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         let k = Linux::new(Path::new("/proc"));
-        let pin = dir.path().join("netns").join(format!("t{}", std::process::id()));
+        let pin = dir
+            .path()
+            .join("netns")
+            .join(format!("t{}", std::process::id()));
         struct Cleanup<'a>(&'a Linux, &'a Path);
         impl Drop for Cleanup<'_> {
             fn drop(&mut self) {
@@ -149,7 +154,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let k = Linux::new(Path::new("/proc"));
         let pin = dir.path().join("x");
-        let r = k.create_netns(&pin, &mut |_, _| Err(SysError::sys("test", nix::Error::EPERM)));
+        let r = k.create_netns(&pin, &mut |_, _| {
+            Err(SysError::sys("test", nix::Error::EPERM))
+        });
         assert!(r.is_err());
         assert!(!pin.exists());
     }

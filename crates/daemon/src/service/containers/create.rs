@@ -1,15 +1,10 @@
 //! `POST /containers/create`: validation, merging the image's config, the rw layer, the record.
 
 use wharf_api_types::container::{ContainerConfig, CreateRequest, HostConfig};
-use wharf_errdefs::ErrorKind;
 
-use super::{blocking, health, spec, ContainerService};
+use super::{blocking, health, network, spec, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::{normalize_name, Container, RunState, Store};
-
-/// Network modes a container may ask for today ("bridge" and "default" get the loopback-only
-/// namespace until bridge networking lands).
-const NETWORK_MODES: &[&str] = &["", "default", "bridge", "none", "host"];
 
 /// The restart policies Docker knows.
 const RESTART_POLICIES: &[&str] = &["", "no", "always", "unless-stopped", "on-failure"];
@@ -33,15 +28,6 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
             "conflicting options: cannot specify both --restart and --rm",
-        ));
-    }
-    if !NETWORK_MODES.contains(&hc.network_mode.as_str()) {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!(
-                "network mode {:?} is not supported yet (none, host, default)",
-                hc.network_mode
-            ),
         ));
     }
     if !hc.runtime.is_empty() && hc.runtime.contains('/') {
@@ -208,10 +194,7 @@ impl ContainerService {
         req: CreateRequest,
     ) -> Result<(String, Vec<String>), ApiError> {
         let mut hc = req.host_config.unwrap_or_default();
-        if matches!(hc.network_mode.as_str(), "" | "default" | "bridge") {
-            // No bridge yet: the default is a private namespace with loopback only.
-            hc.network_mode = "none".to_string();
-        }
+        network::validate(self, &mut hc, req.config.exposed_ports.as_ref())?;
         validate_host_config(&hc)?;
         validate_endpoints(req.networking_config.as_ref())?;
         if hc.cgroupns_mode.is_empty() {
@@ -388,10 +371,6 @@ mod tests {
                 name: "always".into(),
                 maximum_retry_count: 0
             },
-            ..Default::default()
-        }));
-        assert!(bad(HostConfig {
-            network_mode: "container:x".into(),
             ..Default::default()
         }));
         assert!(bad(HostConfig {

@@ -349,19 +349,7 @@ impl ContainerService {
             }
             Ok(())
         };
-        let netns = async {
-            if spec::is_host_network(hc) {
-                return Ok(None);
-            }
-            let nm = self.netns.clone();
-            let cid = id.clone();
-            blocking(move || {
-                let _ = nm.remove(&cid);
-                nm.create(&cid)
-            })
-            .await
-            .map(Some)
-        };
+        let netns = self.network_up(c);
         // Independent steps, run together; all are awaited so a failure leaves nothing in flight
         // for the caller's cleanup to miss.
         let (rootfs, written, netns): (_, Result<(), ApiError>, _) =
@@ -471,9 +459,7 @@ impl ContainerService {
             })
             .await;
         }
-        let nm = self.netns.clone();
-        let cid = id.to_string();
-        let _ = blocking(move || nm.remove(&cid)).await;
+        self.network_down(id).await;
         let images = self.images.clone();
         let cid = id.to_string();
         let _ = blocking(move || images.unmount_rw_layer(&cid)).await;
@@ -943,6 +929,7 @@ impl ContainerService {
                 }
             }
         }
+        self.reconcile_network(&adopted).await;
         if !live_restore {
             self.stop_for_shutdown(adopted).await;
         }
