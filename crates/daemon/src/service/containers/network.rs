@@ -45,14 +45,8 @@ pub fn validate(
                     ));
                 }
             }
-            None => {
-                if svc.network.network(m).is_none() {
-                    return Err(ApiError::new(
-                        ErrorKind::NotFound,
-                        format!("network {m} not found"),
-                    ));
-                }
-            }
+            // As dockerd, an unknown network is reported at start.
+            None => {}
         },
     }
     ports::requests(
