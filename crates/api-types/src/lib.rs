@@ -10,6 +10,7 @@ pub mod container;
 pub mod exec;
 pub mod filters;
 pub mod image;
+pub mod network;
 pub mod strslice;
 pub mod system;
 pub mod version;

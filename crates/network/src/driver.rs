@@ -30,7 +30,11 @@ pub fn ensure_bridge(k: &dyn Kernel, n: &Network) -> Result<(), SysError> {
             nl.set_up(link.index, None)?;
         }
         Ok(())
-    })
+    })?;
+    // Nothing arriving on a Wharf bridge is routed on: without NAT rules there is no outbound
+    // path anyway, and this keeps networks isolated from each other and from the host's other
+    // links (the host itself, its published ports and same-bridge traffic stay reachable).
+    k.sysctl(&format!("net/ipv4/conf/{}/forwarding", n.bridge), "0")
 }
 
 /// Deletes the bridge of a removed network; fine if gone.
@@ -106,6 +110,14 @@ pub fn create_sandbox(
     r
 }
 
+/// Deletes a veth by its host end's name (the peer goes with it); fine if gone.
+pub fn remove_veth(k: &dyn Kernel, name: &str) -> Result<(), SysError> {
+    k.host(&mut |nl| match nl.link(name)? {
+        Some(l) => nl.delete_link(l.index),
+        None => Ok(()),
+    })
+}
+
 /// Deletes the host ends (their peers go with them) and the namespace; goes on past errors.
 pub fn remove_sandbox<'a>(
     k: &dyn Kernel,
@@ -114,11 +126,7 @@ pub fn remove_sandbox<'a>(
 ) -> Result<(), SysError> {
     let mut first = None;
     for name in host_ifnames {
-        let r = k.host(&mut |nl| match nl.link(name)? {
-            Some(l) => nl.delete_link(l.index),
-            None => Ok(()),
-        });
-        if let Err(e) = r {
+        if let Err(e) = remove_veth(k, name) {
             first.get_or_insert(e);
         }
     }

@@ -55,6 +55,15 @@ pub enum NetworkError {
     /// Something we do not do (yet).
     #[error("{0}")]
     NotSupported(String),
+    /// A request Docker refuses as forbidden (403), e.g. overlapping pools.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A name or state conflict (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A malformed request (400).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Classify for NetworkError {
@@ -63,6 +72,9 @@ impl Classify for NetworkError {
             NetworkError::NotFound(_) => ErrorKind::NotFound,
             NetworkError::InvalidPort(_) => ErrorKind::InvalidArgument,
             NetworkError::NotSupported(_) => ErrorKind::NotImplemented,
+            NetworkError::Forbidden(_) => ErrorKind::Forbidden,
+            NetworkError::Conflict(_) => ErrorKind::Conflict,
+            NetworkError::Invalid(_) => ErrorKind::InvalidArgument,
             NetworkError::Ipam(IpamError::OutOfRange(_)) => ErrorKind::InvalidArgument,
             NetworkError::Ipam(IpamError::InUse) => ErrorKind::Conflict,
             NetworkError::Store { .. }

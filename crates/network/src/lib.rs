@@ -18,6 +18,7 @@ pub mod driver;
 pub mod error;
 pub mod ipam;
 pub mod model;
+pub mod networks;
 pub mod ports;
 pub mod store;
 pub mod sys;
@@ -89,12 +90,13 @@ fn predefined(name: &str, driver: DriverKind) -> Network {
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         last_ip: None,
+        internal: false,
+        attachable: false,
     }
 }
 
 impl NetworkService {
-    /// Loads the state, creates the predefined networks and the default bridge, and turns on
-    /// IPv4 forwarding.
+    /// Loads the state, creates the predefined networks and the default bridge.
     pub fn open(cfg: Config, kernel: Arc<dyn Kernel>) -> Result<NetworkService, NetworkError> {
         let store = Store::new(&cfg.state_dir);
         let mut st = store.load()?;
@@ -113,6 +115,14 @@ impl NetworkService {
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
+        }
+        // A crash between saving a new network and creating its bridge: create it now.
+        for n in st
+            .networks
+            .values()
+            .filter(|n| n.driver == DriverKind::Bridge && n.name != "bridge")
+        {
+            driver::ensure_bridge(svc.kernel.as_ref(), n)?;
         }
         svc.store.save(&st)?;
         *svc.lock() = st;
@@ -192,7 +202,6 @@ impl NetworkService {
         }
         st.networks.insert(n.id.clone(), n.clone());
         driver::ensure_bridge(self.kernel.as_ref(), &n)?;
-        self.kernel.sysctl("net/ipv4/ip_forward", "1")?;
         Ok(())
     }
 
@@ -211,9 +220,9 @@ impl NetworkService {
         self.lock().find(key).cloned()
     }
 
-    /// Creates `container_id`'s namespace: loopback only when `network` is `None`, else an
-    /// endpoint on that (bridge) network with `ports` published. The lease is saved before
-    /// anything is created; any failure undoes all of it.
+    /// Creates `container_id`'s namespace: loopback, plus an endpoint on `network` (its mode,
+    /// `None` for `none`) with `ports` published, and one on each network it was connected to.
+    /// The leases are saved before anything is created; any failure undoes all of it.
     pub fn connect_sandbox(
         &self,
         container_id: &str,
@@ -229,70 +238,83 @@ impl NetworkService {
             key: pin.display().to_string(),
             endpoints: Vec::new(),
         };
-        let net = match network {
+        let primary = match network {
             Some(key) => Some(
                 self.network(key)
                     .ok_or_else(|| NetworkError::NotFound(key.into()))?,
             ),
             None => None,
         };
-        let net = net.filter(|n| n.driver == DriverKind::Bridge);
         {
             let mut st = self.lock();
-            if let Some(n) = &net {
-                let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
-                    return Err(NetworkError::NotFound(n.name.clone()));
-                };
-                let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
-                let id = random_id();
-                sb.endpoints.push(Endpoint {
-                    host_ifname: format!("veth{}", &id[..7]),
-                    id,
-                    network_id: n.id.clone(),
-                    ip,
-                    mac: model::format_mac(mac_for(ip)),
-                    ifname: "eth0".into(),
-                    ports: Vec::new(),
-                });
-                if let Some(m) = st.networks.get_mut(&n.id) {
-                    m.last_ip = Some(ip);
+            let mut nets: Vec<Network> = primary.into_iter().collect();
+            for id in st
+                .attachments
+                .get(container_id)
+                .cloned()
+                .unwrap_or_default()
+            {
+                if let Some(n) = st
+                    .networks
+                    .get(&id)
+                    .filter(|n| nets.iter().all(|m| m.id != n.id))
+                {
+                    nets.push(n.clone());
                 }
+            }
+            for n in nets.iter().filter(|n| n.driver == DriverKind::Bridge) {
+                let ifname = format!("eth{}", sb.endpoints.len());
+                let ep = new_endpoint(&mut st, n, ifname)?;
+                sb.endpoints.push(ep);
             }
             st.sandboxes.insert(container_id.to_string(), sb.clone());
             self.store.save(&st)?;
         }
-        let r = self.plumb(&mut sb, net.as_ref(), ports);
+        let r = self.plumb(&mut sb, ports);
         if r.is_err() {
             let _ = self.disconnect_sandbox(container_id);
         }
         r.map(|()| sb)
     }
 
-    fn plumb(
-        &self,
-        sb: &mut Sandbox,
-        net: Option<&Network>,
-        ports: &[PortRequest],
-    ) -> Result<(), NetworkError> {
-        let pin = PathBuf::from(&sb.key);
-        let (Some(n), Some(ep)) = (net, sb.endpoints.first().cloned()) else {
-            return Ok(self.kernel.create_netns(&pin, &mut |_, _| Ok(()))?);
-        };
-        let mut bound = Vec::new();
-        for r in ports {
-            bound.push(ports::bind(r, self.cfg.default_ip, &sb.name, &ep.id)?);
-        }
-        let p = driver::Plumbing {
+    /// What the kernel needs for `ep` (the default route only through the first network).
+    fn plumbing<'a>(&self, ep: &'a Endpoint, n: &'a Network, first: bool) -> driver::Plumbing<'a> {
+        driver::Plumbing {
             host_ifname: &ep.host_ifname,
             ifname: &ep.ifname,
             ip: ep.ip,
             mac: mac_for(ep.ip),
             subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
-            gateway: n.gateway,
+            gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
             mtu: n.mtu,
+        }
+    }
+
+    fn plumb(&self, sb: &mut Sandbox, ports: &[PortRequest]) -> Result<(), NetworkError> {
+        let pin = PathBuf::from(&sb.key);
+        let Some(first) = sb.endpoints.first().cloned() else {
+            return Ok(self.kernel.create_netns(&pin, &mut |_, _| Ok(()))?);
         };
-        driver::create_sandbox(self.kernel.as_ref(), &pin, &[p])?;
+        let mut bound = Vec::new();
+        for r in ports {
+            bound.push(ports::bind(r, self.cfg.default_ip, &sb.name, &first.id)?);
+        }
+        let nets: Vec<Network> = {
+            let st = self.lock();
+            sb.endpoints
+                .iter()
+                .filter_map(|e| st.networks.get(&e.network_id).cloned())
+                .collect()
+        };
+        let plumbing: Vec<driver::Plumbing<'_>> = sb
+            .endpoints
+            .iter()
+            .zip(&nets)
+            .enumerate()
+            .map(|(i, (e, n))| self.plumbing(e, n, i == 0))
+            .collect();
+        driver::create_sandbox(self.kernel.as_ref(), &pin, &plumbing)?;
         let mappings: Vec<_> = bound.iter().map(|b| b.mapping.clone()).collect();
         if let Some(e) = sb.endpoints.first_mut() {
             e.ports = mappings;
@@ -306,9 +328,9 @@ impl NetworkService {
         for b in bound {
             let addr = format!("{}:{}", b.mapping.host_ip, b.mapping.host_port);
             tasks.push(
-                ports::serve(b, ep.ip).map_err(|source| NetworkError::PortBind {
+                ports::serve(b, first.ip).map_err(|source| NetworkError::PortBind {
                     name: sb.name.clone(),
-                    endpoint: ep.id.clone(),
+                    endpoint: first.id.clone(),
                     addr,
                     source,
                 })?,
@@ -420,6 +442,27 @@ impl NetworkService {
         }
         errors
     }
+}
+
+/// Leases an address on `n` for a new endpoint (the caller saves the state).
+fn new_endpoint(st: &mut State, n: &Network, ifname: String) -> Result<Endpoint, NetworkError> {
+    let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+        return Err(NetworkError::NotFound(n.name.clone()));
+    };
+    let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+    if let Some(m) = st.networks.get_mut(&n.id) {
+        m.last_ip = Some(ip);
+    }
+    let id = random_id();
+    Ok(Endpoint {
+        host_ifname: format!("veth{}", &id[..7]),
+        id,
+        network_id: n.id.clone(),
+        ip,
+        mac: model::format_mac(mac_for(ip)),
+        ifname,
+        ports: Vec::new(),
+    })
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {

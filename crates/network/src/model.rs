@@ -171,6 +171,12 @@ pub struct Network {
     /// The last address handed out (allocation goes on after it, as Docker's, so a released
     /// address is not reused at once).
     pub last_ip: Option<Ipv4Addr>,
+    /// `--internal`: containers get no default route (and no bridge forwards anyway).
+    #[serde(default)]
+    pub internal: bool,
+    /// `--attachable`.
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 /// Transport protocol of a published port.

@@ -21,6 +21,10 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     /// By container id.
     pub sandboxes: BTreeMap<String, Sandbox>,
+    /// Networks a container joined with `network connect`, beyond its network mode (container
+    /// id -> network ids), applied at each start.
+    #[serde(default)]
+    pub attachments: BTreeMap<String, Vec<String>>,
 }
 
 impl State {
@@ -122,6 +126,8 @@ mod tests {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 last_ip: None,
+                internal: false,
+                attachable: false,
             },
         );
         s.sandboxes.insert(

@@ -34,7 +34,7 @@ fn default_bridge_skips_host_routes() {
             "host: bridge wtest0 mtu 0",
             "host: addr wtest0 172.18.0.1/16",
             "host: up wtest0 master None",
-            "sysctl net/ipv4/ip_forward=1",
+            "sysctl net/ipv4/conf/wtest0/forwarding=0",
         ]
     );
     assert!(svc.network("host").is_some() && svc.network("none").is_some());

@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -37,6 +38,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = volumes::routes::route(&method, &segs) {
         return volumes::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = networks::routes::route(&method, &segs) {
+        return networks::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }

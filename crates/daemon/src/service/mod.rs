@@ -1,5 +1,6 @@
 //! Backends behind the routers, one module per API area.
 
 pub mod containers;
+pub mod networks;
 pub mod system;
 pub mod volumes;

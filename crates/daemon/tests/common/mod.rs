@@ -271,6 +271,23 @@ impl Daemon {
         parse_response(&resp)
     }
 
+    /// Removes every user-defined network (and so its bridge) through the API.
+    fn remove_user_networks(&self) {
+        let (st, body) = self.raw("GET", "/networks", b"");
+        if st != 200 {
+            return;
+        }
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+        for n in list {
+            let name = n["Name"].as_str().unwrap_or("");
+            if !matches!(name, "bridge" | "host" | "none") {
+                if let Some(id) = n["Id"].as_str() {
+                    self.raw("DELETE", &format!("/networks/{id}"), b"");
+                }
+            }
+        }
+    }
+
     /// Force-removes every container through the API.
     fn remove_all_containers(&self) {
         let (st, body) = self.raw("GET", "/containers/json?all=1", b"");
@@ -334,6 +351,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.remove_all_containers();
+            self.remove_user_networks();
             self.stop();
         }
         // Shims that outlived the daemon (a crashed test): kill them and their containers.

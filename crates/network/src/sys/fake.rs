@@ -200,6 +200,14 @@ impl Kernel for FakeKernel {
         r
     }
 
+    fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let ns = pin.display().to_string();
+        if !self.lock().links.contains_key(&ns) {
+            return Err(SysError::sys("setns", nix::Error::ENOENT));
+        }
+        f(&mut FakeNs { k: self, ns }, -1)
+    }
+
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError> {
         let mut s = self.lock();
         let ns = pin.display().to_string();

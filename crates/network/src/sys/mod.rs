@@ -110,6 +110,8 @@ pub trait Kernel: Send + Sync {
     /// Creates a network namespace pinned at `pin`, brings `lo` up and runs `f` inside it, on
     /// a short-lived thread of its own (never the caller's). Removes the pin if anything fails.
     fn create_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
+    /// Runs `f` inside the existing namespace pinned at `pin`, on a short-lived thread.
+    fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
     /// Unpins and deletes a namespace; fine if absent.
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError>;
     /// Writes a sysctl under /proc/sys (`net/ipv4/ip_forward`).

@@ -50,6 +50,15 @@ fn in_new_netns(proc_root: &Path, pin: &Path, f: &mut InNetns<'_>) -> Result<(),
     f(&mut nl, host_ns.as_raw_fd())
 }
 
+fn in_existing_netns(proc_root: &Path, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+    let own = proc_root.join("thread-self/ns/net");
+    let host_ns = fs::File::open(&own).map_err(SysError::io("opening", &own))?;
+    let target = fs::File::open(pin).map_err(SysError::io("opening", pin))?;
+    nix::sched::setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| SysError::sys("setns", e))?;
+    let mut nl = RouteSocket::open()?;
+    f(&mut nl, host_ns.as_raw_fd())
+}
+
 impl Kernel for Linux {
     fn host(
         &self,
@@ -84,6 +93,15 @@ impl Kernel for Linux {
             let _ = self.remove_netns(pin);
         }
         res
+    }
+
+    fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let proc_root = self.proc_root.as_path();
+        std::thread::scope(|s| {
+            s.spawn(|| in_existing_netns(proc_root, pin, f))
+                .join()
+                .unwrap_or_else(|_| Err(SysError::sys("netns thread", nix::Error::EIO)))
+        })
     }
 
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError> {

@@ -802,6 +802,7 @@ impl ContainerService {
             Ok::<_, ApiError>(())
         })
         .await;
+        self.network_forget(&id);
         self.stop_health(&id);
         self.drop_execs(&id);
         self.emit(&c, "destroy", &[]);

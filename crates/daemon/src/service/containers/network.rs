@@ -107,6 +107,13 @@ impl ContainerService {
         Ok(Some(PathBuf::from(sb.key)))
     }
 
+    /// Forgets the networks a removed container was connected to.
+    pub(super) fn network_forget(&self, id: &str) {
+        if let Err(e) = self.network.forget(id) {
+            tracing::warn!("forgetting a container's networks: {e}");
+        }
+    }
+
     /// Tears down `id`'s sandbox (ports, veth, namespace, lease); fine if it has none.
     pub(super) async fn network_down(&self, id: &str) {
         let (net, id) = (self.network.clone(), id.to_string());
@@ -180,21 +187,27 @@ impl ContainerService {
         if joined(mode).is_some() {
             return BTreeMap::new();
         }
-        let Some(net) = self.network.network(mode) else {
-            return BTreeMap::new();
-        };
-        let mut e = EndpointSettings {
-            network_id: net.id.clone(),
-            ..Default::default()
-        };
-        if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
-            e.endpoint_id = ep.id.clone();
-            e.ip_address = ep.ip.to_string();
-            e.mac_address = ep.mac.clone();
-            e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
-            e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+        let nets = self
+            .network
+            .network(mode)
+            .into_iter()
+            .chain(self.network.attachments(&c.id));
+        let mut out = BTreeMap::new();
+        for net in nets {
+            let mut e = EndpointSettings {
+                network_id: net.id.clone(),
+                ..Default::default()
+            };
+            if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
+                e.endpoint_id = ep.id.clone();
+                e.ip_address = ep.ip.to_string();
+                e.mac_address = ep.mac.clone();
+                e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
+                e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+            }
+            out.insert(net.name, e);
         }
-        [(net.name, e)].into_iter().collect()
+        out
     }
 
     /// `Ports` of the container list.
