@@ -162,6 +162,16 @@ fn network(config: &Config) -> Result<wharf_network::NetworkService, StartError>
         mtu: n.mtu,
         pools: n.pools.clone(),
         default_ip: n.ip,
+        dns: if n.dns.is_empty() {
+            wharf_network::dns::nameservers(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            )
+        } else {
+            n.dns
+                .iter()
+                .map(|ip| std::net::SocketAddr::new(*ip, 53))
+                .collect()
+        },
     };
     let kernel = Arc::new(wharf_network::sys::netns::Linux::new(Path::new("/proc")));
     Ok(wharf_network::NetworkService::open(cfg, kernel)?)

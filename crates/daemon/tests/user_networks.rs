@@ -419,3 +419,147 @@ fn check_invariants(d: &Daemon) {
         }
     }
 }
+
+/// A stand-in upstream resolver on a loopback address of its own: `upstream.test` is 1.2.3.4,
+/// everything else NXDOMAIN (a hand-built answer, independent of the code under test).
+fn fake_upstream() -> (std::net::Ipv4Addr, std::thread::JoinHandle<()>) {
+    let mut rng = wharf_testutil::Rng(u64::from(std::process::id()) << 8 | 0x53);
+    let sock = loop {
+        let ip = std::net::Ipv4Addr::new(
+            127,
+            200 + rng.below(50) as u8,
+            rng.below(250) as u8,
+            1 + rng.below(250) as u8,
+        );
+        if let Ok(s) = std::net::UdpSocket::bind((ip, 53)) {
+            break s;
+        }
+    };
+    let ip = match sock.local_addr().expect("addr") {
+        std::net::SocketAddr::V4(a) => *a.ip(),
+        _ => unreachable!("bound to IPv4"),
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(120)));
+    let h = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            // The question: labels up to the zero byte, then type and class.
+            let mut end = 12;
+            while end < n && buf[end] != 0 {
+                end += 1 + buf[end] as usize;
+            }
+            let qend = (end + 5).min(n);
+            let name: Vec<u8> = buf[12..end.min(n)].to_vec();
+            let ours = name == b"\x08upstream\x04test";
+            let mut r = Vec::new();
+            r.extend_from_slice(&buf[0..2]);
+            r.extend_from_slice(if ours { &[0x81, 0x80] } else { &[0x81, 0x83] });
+            r.extend_from_slice(&[0, 1, 0, u8::from(ours), 0, 0, 0, 0]);
+            r.extend_from_slice(&buf[12..qend]);
+            if ours {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    (ip, h)
+}
+
+/// nslookup through the container's resolver: the answered address, or "" when none.
+fn resolve(d: &Daemon, from: &str, name: &str) -> String {
+    let o = d.docker(&["exec", from, "nslookup", name]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    text.lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .find_map(|l| l.strip_prefix("Address:").map(|a| a.trim().to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn embedded_dns_names_aliases_and_forwarding() {
+    wharf_testutil::require_root!();
+    let (upstream, _responder) = fake_upstream();
+    let d = Daemon::start(&["--dns", &upstream.to_string()]);
+    d.import_busybox();
+    d.ok(&["network", "create", "app"]);
+    d.ok(&["network", "create", "elsewhere"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "db",
+        "--network",
+        "app",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "app",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "outsider",
+        "--network",
+        "elsewhere",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.app.IPAddress}}",
+        "db",
+    ]);
+    let conf = d.ok(&["exec", "client", "cat", "/etc/resolv.conf"]);
+    assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+    assert_eq!(resolve(&d, "client", "db"), ip);
+    assert_eq!(resolve(&d, "client", "database"), ip);
+    assert_eq!(
+        resolve(&d, "client", "upstream.test"),
+        "1.2.3.4",
+        "forwarded to the daemon's dns"
+    );
+    assert_eq!(resolve(&d, "outsider", "db"), "", "not on a shared network");
+    // The name works for traffic too (busybox nc resolves through the same resolver).
+    let body = d.ok(&[
+        "exec",
+        "client",
+        "sh",
+        "-c",
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 database 80 | tail -1",
+    ]);
+    assert_eq!(body, "hello-db");
+    // The default bridge keeps plain resolvers, as in Docker.
+    let conf = d.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!conf.contains("127.0.0.11"), "{conf}");
+    // --network-alias on the default bridge is refused with Docker's message.
+    let (st, body) = d.raw(
+        "POST",
+        "/v1.45/containers/create",
+        br#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"Aliases":["x"]}}}}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(String::from_utf8_lossy(&body).contains(
+        "network-scoped alias is supported only for containers in user defined networks"
+    ));
+}

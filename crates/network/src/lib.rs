@@ -14,6 +14,7 @@
 //! nftables or iptables rules, so it cannot disturb a host firewall. Outbound NAT for
 //! containers is therefore not set up (see the crate's README in the report).
 
+pub mod dns;
 pub mod driver;
 pub mod error;
 pub mod ipam;
@@ -54,6 +55,8 @@ pub struct Config {
     pub pools: Vec<Pool>,
     /// Default host address of published ports (`ip`).
     pub default_ip: Ipv4Addr,
+    /// Where the embedded DNS forwards what is not a container (`dns`, else the host's).
+    pub dns: Vec<std::net::SocketAddr>,
 }
 
 /// Docker's default bridge name is docker0; ours.
@@ -64,7 +67,7 @@ pub struct NetworkService {
     cfg: Config,
     kernel: Arc<dyn Kernel>,
     store: Store,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     proxies: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
 }
 
@@ -110,7 +113,7 @@ impl NetworkService {
             cfg,
             kernel,
             store,
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
             proxies: Mutex::new(HashMap::new()),
         };
         if svc.cfg.bridge != "none" {
@@ -229,6 +232,7 @@ impl NetworkService {
         name: &str,
         network: Option<&str>,
         ports: &[PortRequest],
+        dns: &[std::net::SocketAddr],
     ) -> Result<Sandbox, NetworkError> {
         let pin = self.sandbox_key(container_id);
         let _ = self.disconnect_sandbox(container_id);
@@ -237,6 +241,7 @@ impl NetworkService {
             name: name.to_string(),
             key: pin.display().to_string(),
             endpoints: Vec::new(),
+            dns: dns.to_vec(),
         };
         let primary = match network {
             Some(key) => Some(
@@ -336,11 +341,59 @@ impl NetworkService {
                 })?,
             );
         }
+        tasks.extend(self.serve_dns(sb)?);
         self.proxies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(sb.container_id.clone(), tasks);
         Ok(())
+    }
+
+    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network.
+    fn serve_dns(&self, sb: &Sandbox) -> Result<Option<JoinHandle<()>>, NetworkError> {
+        let user = {
+            let st = self.lock();
+            sb.endpoints.iter().any(|e| {
+                st.networks
+                    .get(&e.network_id)
+                    .is_some_and(|n| n.name != "bridge")
+            })
+        };
+        if !user {
+            return Ok(None);
+        }
+        let addr = std::net::SocketAddr::from((dns::RESOLVER_IP, 53));
+        let sock = self.kernel.bind_udp(Path::new(&sb.key), addr)?;
+        let upstreams = if sb.dns.is_empty() {
+            self.cfg.dns.clone()
+        } else {
+            sb.dns.clone()
+        };
+        let task = tokio::spawn(dns::serve(
+            sock,
+            self.state.clone(),
+            sb.container_id.clone(),
+            upstreams,
+        ));
+        Ok(Some(task))
+    }
+
+    /// Records `--network-alias` names of a container on a network.
+    pub fn set_aliases(
+        &self,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), NetworkError> {
+        let n = self
+            .network(network)
+            .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
+        let mut st = self.lock();
+        st.aliases
+            .entry(container_id.to_string())
+            .or_default()
+            .insert(n.id, aliases.to_vec());
+        self.store.save(&st)
     }
 
     fn stop_proxies(&self, container_id: &str) {
@@ -424,6 +477,10 @@ impl NetworkService {
                 continue;
             };
             let mut tasks = Vec::new();
+            match self.serve_dns(sb) {
+                Ok(t) => tasks.extend(t),
+                Err(e) => errors.push(e),
+            }
             for m in &ep.ports {
                 match ports::rebind(m).and_then(|b| ports::serve(b, ep.ip)) {
                     Ok(t) => tasks.push(t),

@@ -245,6 +245,9 @@ pub struct Sandbox {
     pub key: String,
     /// Endpoints, in attach order.
     pub endpoints: Vec<Endpoint>,
+    /// Upstream servers of its embedded DNS resolver (empty: the daemon's).
+    #[serde(default)]
+    pub dns: Vec<std::net::SocketAddr>,
 }
 
 #[cfg(test)]

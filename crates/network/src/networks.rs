@@ -380,7 +380,8 @@ impl NetworkService {
     /// Forgets what `container_id` was connected to (container removal).
     pub fn forget(&self, container_id: &str) -> Result<(), NetworkError> {
         let mut st = self.lock();
-        if st.attachments.remove(container_id).is_some() {
+        let a = st.attachments.remove(container_id).is_some();
+        if st.aliases.remove(container_id).is_some() || a {
             self.store.save(&st)?;
         }
         Ok(())

@@ -25,6 +25,9 @@ pub struct State {
     /// id -> network ids), applied at each start.
     #[serde(default)]
     pub attachments: BTreeMap<String, Vec<String>>,
+    /// `--network-alias` per container and network id.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 impl State {
@@ -136,6 +139,7 @@ mod tests {
                 container_id: "c1".into(),
                 name: "web".into(),
                 key: "/x".into(),
+                dns: vec![],
                 endpoints: vec![Endpoint {
                     id: "e".into(),
                     network_id: "abc".into(),

@@ -16,6 +16,7 @@ fn cfg(dir: &Path) -> Config {
         mtu: 0,
         pools: ipam::default_pools(),
         default_ip: Ipv4Addr::UNSPECIFIED,
+        dns: vec![],
     }
 }
 
@@ -59,7 +60,7 @@ fn connect_plumbs_a_veth_and_disconnect_removes_it() {
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     let before = k.log().len();
     let sb = svc
-        .connect_sandbox("c1", "web", Some("bridge"), &[])
+        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
         .expect("connect");
     let ep = &sb.endpoints[0];
     assert_eq!(ep.ip, Ipv4Addr::new(172, 17, 0, 2));
@@ -93,7 +94,7 @@ fn a_failed_plumbing_leaves_nothing() {
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     k.state.lock().expect("fake").fail = Some("add default route");
     assert!(svc
-        .connect_sandbox("c1", "web", Some("bridge"), &[])
+        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
         .is_err());
     assert!(svc.sandbox("c1").is_none());
     let s = k.state.lock().expect("fake");
@@ -113,10 +114,10 @@ fn leases_survive_a_crash_and_are_never_handed_out_twice() {
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     let a = svc
-        .connect_sandbox("a", "a", Some("bridge"), &[])
+        .connect_sandbox("a", "a", Some("bridge"), &[], &[])
         .expect("a");
     let b = svc
-        .connect_sandbox("b", "b", Some("bridge"), &[])
+        .connect_sandbox("b", "b", Some("bridge"), &[], &[])
         .expect("b");
     // A crash: the service is dropped without cleanup and opened again on the same state.
     drop(svc);
@@ -129,7 +130,7 @@ fn leases_survive_a_crash_and_are_never_handed_out_twice() {
         "b was not running: its lease goes"
     );
     let c = svc
-        .connect_sandbox("c", "c", Some("bridge"), &[])
+        .connect_sandbox("c", "c", Some("bridge"), &[], &[])
         .expect("c");
     let ips: HashSet<_> = [a.endpoints[0].ip, c.endpoints[0].ip].into();
     assert_eq!(ips.len(), 2);
@@ -141,7 +142,7 @@ fn reconcile_removes_stray_veths_and_pins() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    svc.connect_sandbox("a", "a", Some("bridge"), &[])
+    svc.connect_sandbox("a", "a", Some("bridge"), &[], &[])
         .expect("a");
     {
         // A veth created just before a crash whose state never recorded it.
@@ -176,7 +177,7 @@ fn none_gets_loopback_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    let sb = svc.connect_sandbox("n", "n", None, &[]).expect("none");
+    let sb = svc.connect_sandbox("n", "n", None, &[], &[]).expect("none");
     assert!(sb.endpoints.is_empty());
     assert_eq!(k.state.lock().expect("fake").netns.len(), 1);
     svc.disconnect_sandbox("n").expect("disconnect");
@@ -188,7 +189,7 @@ fn unknown_network() {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
     let e = svc
-        .connect_sandbox("x", "x", Some("nope"), &[])
+        .connect_sandbox("x", "x", Some("nope"), &[], &[])
         .expect_err("unknown");
     assert_eq!(e.to_string(), "network nope not found");
     assert!(svc.sandbox("x").is_none());

@@ -10,7 +10,7 @@ use wharf_network::model::Subnet;
 use super::ConfigError;
 
 /// The daemon.json keys this module owns.
-pub const FILE_KEYS: &[&str] = &["bridge", "bip", "mtu", "default-address-pools", "ip"];
+pub const FILE_KEYS: &[&str] = &["bridge", "bip", "mtu", "default-address-pools", "ip", "dns"];
 
 /// Network flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -30,6 +30,9 @@ pub struct NetFlags {
     /// Default host address of published ports.
     #[arg(long = "ip")]
     pub ip: Option<String>,
+    /// DNS server to use.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
 }
 
 /// A `default-address-pools` entry.
@@ -51,6 +54,7 @@ pub struct NetFile {
     pub mtu: Option<u32>,
     pub default_address_pools: Option<Vec<PoolEntry>>,
     pub ip: Option<String>,
+    pub dns: Option<Vec<String>>,
 }
 
 /// The merged network settings.
@@ -66,6 +70,8 @@ pub struct NetConfig {
     pub pools: Vec<Pool>,
     /// Default host address of published ports.
     pub ip: Ipv4Addr,
+    /// Upstream DNS servers (`dns`); empty means the host's resolv.conf.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 fn invalid(name: &'static str, message: String) -> ConfigError {
@@ -143,6 +149,15 @@ pub fn merge(
     for p in &flags.default_address_pools {
         pools.push(pool_flag(p)?);
     }
+    let flag_dns = (!flags.dns.is_empty()).then(|| flags.dns.clone());
+    let dns = one(c, "dns", flag_dns.as_ref(), file.dns.as_ref()).unwrap_or_default();
+    let dns = dns
+        .iter()
+        .map(|d| {
+            d.parse()
+                .map_err(|_| invalid("dns", format!("{d:?} is not an IP address")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if pools.is_empty() {
         pools = wharf_network::ipam::default_pools();
     }
@@ -157,6 +172,7 @@ pub fn merge(
                 .map_err(|_| invalid("ip", format!("{s:?} is not an IPv4 address")))?,
             None => Ipv4Addr::UNSPECIFIED,
         },
+        dns,
     })
 }
 

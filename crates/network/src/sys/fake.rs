@@ -208,6 +208,17 @@ impl Kernel for FakeKernel {
         f(&mut FakeNs { k: self, ns }, -1)
     }
 
+    fn bind_udp(
+        &self,
+        pin: &Path,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::UdpSocket, SysError> {
+        self.lock()
+            .log
+            .push(format!("{}: bind udp {addr}", pin.display()));
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(SysError::io("binding", pin))
+    }
+
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError> {
         let mut s = self.lock();
         let ns = pin.display().to_string();

@@ -112,6 +112,12 @@ pub trait Kernel: Send + Sync {
     fn create_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
     /// Runs `f` inside the existing namespace pinned at `pin`, on a short-lived thread.
     fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
+    /// A UDP socket bound to `addr` inside the namespace pinned at `pin` (it stays there).
+    fn bind_udp(
+        &self,
+        pin: &Path,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::UdpSocket, SysError>;
     /// Unpins and deletes a namespace; fine if absent.
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError>;
     /// Writes a sysctl under /proc/sys (`net/ipv4/ip_forward`).

@@ -104,6 +104,19 @@ impl Kernel for Linux {
         })
     }
 
+    fn bind_udp(
+        &self,
+        pin: &Path,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::UdpSocket, SysError> {
+        let mut sock = None;
+        self.enter_netns(pin, &mut |_, _| {
+            sock = Some(std::net::UdpSocket::bind(addr).map_err(SysError::io("binding", pin))?);
+            Ok(())
+        })?;
+        sock.ok_or(SysError::sys("binding", nix::Error::EIO))
+    }
+
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError> {
         match umount2(pin, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}

@@ -39,38 +39,6 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     spec::validate(hc).map_err(|e| ApiError::from_err(&e))
 }
 
-/// Endpoint settings Docker allows only on user-defined networks, which are not available yet
-/// (so every accepted network mode refuses them, with Docker's messages).
-fn validate_endpoints(networking: Option<&serde_json::Value>) -> Result<(), ApiError> {
-    let endpoints = networking
-        .and_then(|n| n.get("EndpointsConfig"))
-        .and_then(serde_json::Value::as_object);
-    for ep in endpoints.into_iter().flat_map(|e| e.values()) {
-        let set = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        let ipam = ep.get("IPAMConfig");
-        if set(ipam.and_then(|i| i.get("IPv4Address")))
-            || set(ipam.and_then(|i| i.get("IPv6Address")))
-        {
-            return Err(ApiError::invalid(
-                "user specified IP address is supported on user defined networks only",
-            ));
-        }
-        if ep
-            .get("Aliases")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(ApiError::invalid(
-                "network-scoped alias is supported only for containers in user defined networks",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Merges the user's config over the image's (Docker's rules: an entrypoint given by the user
 /// drops the image's cmd; env and labels merge by key).
 pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
@@ -196,7 +164,8 @@ impl ContainerService {
         let mut hc = req.host_config.unwrap_or_default();
         network::validate(self, &mut hc, req.config.exposed_ports.as_ref())?;
         validate_host_config(&hc)?;
-        validate_endpoints(req.networking_config.as_ref())?;
+        let aliases = network::endpoint_aliases(&hc.network_mode, req.networking_config.as_ref())?;
+        let hc_mode = hc.network_mode.clone();
         if hc.cgroupns_mode.is_empty() {
             // Stored resolved, as dockerd does: inspect shows which one the container got.
             hc.cgroupns_mode = spec::default_cgroupns_mode().to_string();
@@ -294,6 +263,11 @@ impl ContainerService {
         };
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
+        if !aliases.is_empty() {
+            if let Err(e) = self.network.set_aliases(&id, &hc_mode, &aliases) {
+                tracing::warn!(id, "recording network aliases: {e}");
+            }
+        }
         Ok((id, warnings))
     }
 }

@@ -335,7 +335,7 @@ impl ContainerService {
                 "resolv.conf",
                 resolv_conf(
                     &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                    hc.dns.as_deref().unwrap_or(&[]),
+                    &super::network::resolv_nameservers(hc),
                     hc.dns_search.as_deref().unwrap_or(&[]),
                     hc.dns_options.as_deref().unwrap_or(&[]),
                 ),

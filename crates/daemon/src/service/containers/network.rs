@@ -23,6 +23,69 @@ fn joined(mode: &str) -> Option<&str> {
     mode.strip_prefix("container:")
 }
 
+/// Whether a mode names a user-defined network (which has the embedded DNS resolver).
+pub fn is_user_network(mode: &str) -> bool {
+    !matches!(mode, "" | "default" | "bridge" | "host" | "none") && joined(mode).is_none()
+}
+
+/// The nameservers a container's resolv.conf lists: the embedded resolver on user-defined
+/// networks (which forwards to `--dns`), else `--dns`.
+pub fn resolv_nameservers(hc: &HostConfig) -> Vec<String> {
+    if is_user_network(&hc.network_mode) {
+        vec![wharf_network::dns::RESOLVER_IP.to_string()]
+    } else {
+        hc.dns.clone().unwrap_or_default()
+    }
+}
+
+/// `--network-alias` and the other endpoint settings of `NetworkingConfig` (Docker's
+/// refusals on the default networks); returns the aliases for the mode's network.
+pub fn endpoint_aliases(
+    mode: &str,
+    networking: Option<&serde_json::Value>,
+) -> Result<Vec<String>, ApiError> {
+    let endpoints = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(serde_json::Value::as_object);
+    let mut out = Vec::new();
+    for (name, ep) in endpoints.into_iter().flatten() {
+        let set = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
+        let ipam = ep.get("IPAMConfig");
+        if set(ipam.and_then(|i| i.get("IPv4Address")))
+            || set(ipam.and_then(|i| i.get("IPv6Address")))
+        {
+            return Err(if is_user_network(mode) {
+                ApiError::new(ErrorKind::NotImplemented, "--ip is not supported yet")
+            } else {
+                ApiError::invalid(
+                    "user specified IP address is supported on user defined networks only",
+                )
+            });
+        }
+        let aliases: Vec<String> = ep
+            .get("Aliases")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        if !aliases.is_empty() {
+            if !is_user_network(mode) {
+                return Err(ApiError::invalid(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+            if name == mode {
+                out = aliases;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Normalizes and checks the network mode and port bindings at create (Docker's messages).
 pub fn validate(
     svc: &ContainerService,
@@ -102,8 +165,17 @@ impl ContainerService {
             c.id.clone(),
             c.short_name().to_string(),
         );
-        let sb = blocking(move || net.connect_sandbox(&id, &name, network.as_deref(), &requests))
-            .await?;
+        let dns: Vec<std::net::SocketAddr> = c
+            .host_config
+            .dns
+            .iter()
+            .flatten()
+            .filter_map(|d| d.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        let sb =
+            blocking(move || net.connect_sandbox(&id, &name, network.as_deref(), &requests, &dns))
+                .await?;
         Ok(Some(PathBuf::from(sb.key)))
     }
 
