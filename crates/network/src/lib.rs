@@ -1,7 +1,7 @@
 //! Wharf's networking, after Docker's Container Network Model: networks (the predefined
-//! `bridge`, `host` and `none`), sandboxes (a container's network namespace, pinned under the
-//! exec root) and endpoints (a veth into a Linux bridge with an address from IPAM), plus
-//! published ports.
+//! `bridge`, `host` and `none`, and user-defined bridge networks), sandboxes (a container's
+//! network namespace, pinned under the exec root) and endpoints (a veth into a Linux bridge
+//! with an address from IPAM), published ports and the embedded DNS resolver.
 //!
 //! The daemon calls [`NetworkService`] at container start ([`NetworkService::connect_sandbox`])
 //! and exit ([`NetworkService::disconnect_sandbox`]) and once at start-up
@@ -9,10 +9,15 @@
 //! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
 //! no endpoint owns, namespace pins of containers that are not running, and their leases.
 //!
-//! Published ports are served by a userland proxy inside the daemon (host sockets bound for
-//! real, relayed to the container's address), which needs no firewall rules: Wharf adds no
-//! nftables or iptables rules, so it cannot disturb a host firewall. Outbound NAT for
-//! containers is therefore not set up (see the crate's README in the report).
+//! Coexistence with a host firewall: Wharf adds no nftables or iptables rules at all, so it
+//! can neither flush nor shadow a rule of the host's. Published ports are served by a userland
+//! proxy in the daemon (host sockets really bound, relayed to the container's address; they
+//! answer on 127.0.0.1 without `route_localnet`), and every Wharf bridge has IPv4 forwarding
+//! off (`net.ipv4.conf.<bridge>.forwarding=0`): containers reach their own bridge, the host
+//! and published ports, never another network or the outside, which isolates user-defined
+//! networks and makes `--internal` hold. The price is no outbound NAT yet: a later nftables
+//! table owned by Wharf (with a user chain it never flushes) would add masquerading and turn
+//! forwarding on for the bridges that want it.
 
 pub mod dns;
 pub mod driver;
