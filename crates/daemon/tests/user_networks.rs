@@ -136,18 +136,6 @@ fn create_inspect_and_dockers_errors() {
         err(&o)
     );
     assert_eq!(d.ok(&["network", "ls", "-q"]).lines().count(), 4);
-    let o = d.docker(&[
-        "network",
-        "create",
-        "-o",
-        "com.docker.network.bridge.enable_icc=false",
-        "noicc",
-    ]);
-    assert!(
-        !o.status.success() && err(&o).contains("not supported"),
-        "{}",
-        err(&o)
-    );
 
     // wharf prints what docker prints.
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
@@ -268,6 +256,56 @@ fn isolation_connect_disconnect_and_removal() {
     ]);
     assert_eq!(nets, "blue red");
     assert_eq!(fetch(&d, "other", &ip), "hello-web");
+
+    // icc=false: containers on one bridge cannot reach each other; the host still can.
+    d.ok(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "noicc",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "--hostname",
+        "quiet",
+        "--network",
+        "noicc",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nosy",
+        "--network",
+        "noicc",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let qip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.noicc.IPAddress}}",
+        "quiet",
+    ]);
+    wait_for("quiet to answer the host", || {
+        std::net::TcpStream::connect((qip.as_str(), 80)).is_ok()
+    });
+    assert_eq!(
+        fetch(&d, "nosy", &qip),
+        "",
+        "icc=false must block container to container"
+    );
+    d.ok(&["rm", "-f", "quiet", "nosy"]);
+    d.ok(&["network", "rm", "noicc"]);
 
     // --internal: no default route in the container (and the host forwards nothing).
     d.ok(&["network", "create", "--internal", "inner"]);

@@ -64,6 +64,8 @@ pub struct Plumbing<'a> {
     pub bridge: &'a str,
     /// MTU (0: default).
     pub mtu: u32,
+    /// `icc=false`: the port may not talk to other containers on the bridge.
+    pub isolated: bool,
 }
 
 /// Configures the container end inside its namespace (run through [`Kernel::create_netns`]).
@@ -89,7 +91,12 @@ pub fn plumb_host(nl: &mut dyn Netlink, p: &Plumbing<'_>) -> Result<(), SysError
     };
     let br = nl.link(p.bridge)?.ok_or(missing("find bridge"))?;
     let veth = nl.link(p.host_ifname)?.ok_or(missing("find veth"))?;
-    nl.set_up(veth.index, Some(br.index))
+    nl.set_up(veth.index, Some(br.index))?;
+    // Only a bridge port can be isolated; nothing runs in the container yet.
+    if p.isolated {
+        nl.set_port_isolated(veth.index)?;
+    }
+    Ok(())
 }
 
 /// Creates `pin`'s namespace with `lo` and, for each plumbing, a veth to its bridge.

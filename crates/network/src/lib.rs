@@ -64,6 +64,9 @@ pub struct Config {
     pub dns: Vec<std::net::SocketAddr>,
 }
 
+/// The bridge driver option that turns inter-container traffic off.
+pub const ICC: &str = "com.docker.network.bridge.enable_icc";
+
 /// Docker's default bridge name is docker0; ours.
 pub const DEFAULT_BRIDGE: &str = "wharf0";
 
@@ -298,6 +301,7 @@ impl NetworkService {
             gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
             mtu: n.mtu,
+            isolated: n.options.get(ICC).is_some_and(|v| v == "false"),
         }
     }
 

@@ -99,15 +99,6 @@ impl NetworkService {
                 "IPv6 networks are not supported yet".into(),
             ));
         }
-        if req
-            .options
-            .get("com.docker.network.bridge.enable_icc")
-            .is_some_and(|v| v == "false")
-        {
-            return Err(NetworkError::NotSupported(
-                "com.docker.network.bridge.enable_icc=false is not supported yet".into(),
-            ));
-        }
         let subnet = match &req.subnet {
             Some(s) => Some(
                 s.parse::<Subnet>()

@@ -140,6 +140,11 @@ impl Netlink for FakeNs<'_> {
         Ok(())
     }
 
+    fn set_port_isolated(&mut self, index: u32) -> Result<(), SysError> {
+        let (_, name) = self.find(index).unwrap_or_default();
+        self.effect("isolate bridge port", format!("isolate {name}"))
+    }
+
     fn delete_link(&mut self, index: u32) -> Result<(), SysError> {
         let Some((_, name)) = self.find(index) else {
             return Ok(());

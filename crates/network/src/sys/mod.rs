@@ -86,6 +86,9 @@ pub trait Netlink {
     ) -> Result<(), SysError>;
     /// Sets a link up, enslaving it to `master` first when given.
     fn set_up(&mut self, index: u32, master: Option<u32>) -> Result<(), SysError>;
+    /// Makes a bridge port isolated: it can talk to the bridge (the host) but not to other
+    /// isolated ports (`icc=false`).
+    fn set_port_isolated(&mut self, index: u32) -> Result<(), SysError>;
     /// Deletes a link (a veth takes its peer along); fine if gone.
     fn delete_link(&mut self, index: u32) -> Result<(), SysError>;
     /// Adds `ip` in `subnet` to a link; fine if present.

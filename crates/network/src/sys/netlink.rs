@@ -16,6 +16,7 @@ use crate::model::Subnet;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
@@ -32,6 +33,9 @@ const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_BRPORT_ISOLATED: u16 = 33;
+const AF_BRIDGE: u8 = 7;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -314,6 +318,16 @@ impl Netlink for RouteSocket {
             m.attr(IFLA_MASTER, &master.to_ne_bytes());
         }
         self.ack("set link up", m)
+    }
+
+    fn set_port_isolated(&mut self, index: u32) -> Result<(), SysError> {
+        let mut fixed = ifinfo(index, 0, 0);
+        fixed[0] = AF_BRIDGE;
+        let mut m = Msg::new(RTM_SETLINK, NLM_F_ACK, &fixed);
+        m.begin(IFLA_PROTINFO)
+            .attr(IFLA_BRPORT_ISOLATED, &[1])
+            .end();
+        self.ack("isolate bridge port", m)
     }
 
     fn delete_link(&mut self, index: u32) -> Result<(), SysError> {
