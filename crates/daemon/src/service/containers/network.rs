@@ -97,20 +97,14 @@ pub fn validate(
     }
     let publishes =
         hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports;
-    match hc.network_mode.as_str() {
-        "host" | "none" | DEFAULT_MODE => {}
-        m => match joined(m) {
-            Some(other) => {
-                svc.get(other)?;
-                if publishes {
-                    return Err(ApiError::invalid(
-                        "conflicting options: port publishing and the container type network mode",
-                    ));
-                }
-            }
-            // As dockerd, an unknown network is reported at start.
-            None => {}
-        },
+    // An unknown network is reported at start, as dockerd does; a joined container must exist.
+    if let Some(other) = joined(&hc.network_mode) {
+        svc.get(other)?;
+        if publishes {
+            return Err(ApiError::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
+        }
     }
     ports::requests(
         hc.port_bindings.as_ref(),
