@@ -11,6 +11,7 @@ pub mod dockerignore;
 pub mod exec;
 pub mod filters;
 pub mod image;
+pub mod network;
 pub mod strslice;
 pub mod system;
 pub mod version;

@@ -113,6 +113,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCommand),
@@ -361,6 +364,134 @@ pub struct VolumePruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+/// `wharf network ...`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// List networks
+    #[command(visible_aliases = ["list"])]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+    /// Remove one or more networks
+    #[command(visible_aliases = ["remove"])]
+    Rm(NetworkRmArgs),
+}
+
+/// `network create`
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, value_name = "string", default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "strings")]
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long, value_name = "strings")]
+    pub gateway: Vec<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range", value_name = "strings")]
+    pub ip_range: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt", value_name = "map")]
+    pub opt: Vec<String>,
+    /// Set metadata on a network
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long)]
+    pub ipv6: bool,
+    /// The network name
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+/// `network connect`
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "strings")]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., "172.30.100.104")
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// The network
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `network disconnect`
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The network
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `network inspect`
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    #[arg(short = 'f', long, value_name = "string", help = FORMAT_JSON_HELP)]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// The networks
+    #[arg(value_name = "NETWORK", required = true)]
+    pub names: Vec<String>,
+}
+
+/// `network ls`
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short = 'f', long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `network rm`
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The networks
+    #[arg(value_name = "NETWORK", required = true)]
+    pub names: Vec<String>,
 }
 
 /// `wharf system ...`

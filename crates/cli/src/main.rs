@@ -18,7 +18,7 @@ use cli::{
     Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S,
     VolumeCommand as V,
 };
-use commands::{build, container, cp, image, run, system, volume, Ctx, StatusError};
+use commands::{build, container, cp, image, network, run, system, volume, Ctx, StatusError};
 
 fn main() {
     let code = match real_main() {
@@ -232,6 +232,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Volume(V::Rm(a)) => volume::rm(ctx, &a),
         Command::Info(a) | Command::System(S::Info(a)) => system::info(ctx, &a),
         Command::System(S::Df(a)) => system::df(ctx, &a),
+        Command::Network(n) => network::run(ctx, n),
         Command::System(S::Prune(a)) => system::prune(ctx, &a),
         Command::Events(a) | Command::System(S::Events(a)) => system::events(ctx, &a),
         Command::Version(_) | Command::Completion(_) | Command::Help(_) => Ok(0),

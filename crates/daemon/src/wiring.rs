@@ -38,6 +38,9 @@ pub enum StartError {
     /// The build cache.
     #[error(transparent)]
     Build(#[from] wharf_builder::BuildError),
+    /// Networking.
+    #[error("network: {0}")]
+    Network(#[from] wharf_network::NetworkError),
     /// A helper binary is missing.
     #[error("{0} not found beside wharfd or on PATH")]
     MissingHelper(&'static str),
@@ -155,6 +158,32 @@ fn helpers(config: &Config) -> Result<Helpers, StartError> {
     })
 }
 
+/// The network service: predefined networks and the default bridge set up.
+fn network(config: &Config) -> Result<wharf_network::NetworkService, StartError> {
+    let n = &config.network;
+    let cfg = wharf_network::Config {
+        state_dir: config.data_root.join("network"),
+        netns_dir: config.exec_root.join("netns"),
+        bridge: n.bridge.clone(),
+        bip: n.bip,
+        mtu: n.mtu,
+        pools: n.pools.clone(),
+        default_ip: n.ip,
+        dns: if n.dns.is_empty() {
+            wharf_network::dns::nameservers(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            )
+        } else {
+            n.dns
+                .iter()
+                .map(|ip| std::net::SocketAddr::new(*ip, 53))
+                .collect()
+        },
+    };
+    let kernel = Arc::new(wharf_network::sys::netns::Linux::new(Path::new("/proc")));
+    Ok(wharf_network::NetworkService::open(cfg, kernel)?)
+}
+
 /// Builds the daemon from its configuration: the storage driver and image store chosen by
 /// an explicit match, the container store, and the containers backend.
 pub fn build(config: Config) -> Result<Daemon, StartError> {
@@ -214,6 +243,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     let id = engine_id(&config.data_root)?;
     let exec_root = config.exec_root.clone();
     let data_root = config.data_root.clone();
+    let network = Arc::new(network(&config)?);
     let config = Arc::new(RwLock::new(config));
     let containers = Arc::new(ContainerService::new(
         store,
@@ -223,6 +253,7 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
         config.clone(),
         &exec_root,
         helpers,
+        network,
     ));
     let builds = Arc::new(crate::service::build::BuildService::open(
         &data_root.join("builder"),

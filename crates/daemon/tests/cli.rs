@@ -113,9 +113,9 @@ fn docker_cli_scenarios() {
         "/proc/self/cgroup",
     ]);
     assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
-    // the default network mode: loopback only
+    // the default network mode: the default bridge (eth0) besides loopback
     let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
-    assert_eq!(links, "lo");
+    assert_eq!(links, "eth0\nlo");
     // stdin through attach
     let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], Some(b"piped\n"));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "piped");

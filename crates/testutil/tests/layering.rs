@@ -20,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wharf-storage", &["wharf-errdefs", "wharf-archive"]),
     ("wharf-fetch", &["wharf-errdefs"]),
     ("wharf-volume", &["wharf-errdefs", "wharf-archive"]),
+    ("wharf-network", &["wharf-errdefs"]),
     (
         "wharf-builder",
         &[
@@ -81,6 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-volume",
             "wharf-builder",
             "wharf-distribution",
+            "wharf-network",
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),

@@ -6,6 +6,7 @@ pub(crate) mod container;
 pub(crate) mod cp;
 pub(crate) mod create;
 pub(crate) mod image;
+pub(crate) mod network;
 pub(crate) mod run;
 pub(crate) mod session;
 pub(crate) mod system;

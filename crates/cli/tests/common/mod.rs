@@ -66,6 +66,8 @@ pub struct Daemon {
     pub docker_config: PathBuf,
     /// Our own cgroup parent, so containers never land beside other daemons' (and removal is ours).
     cgroup_parent: String,
+    /// Our own bridge and subnets (freed after the daemon stops).
+    _net: wharf_testutil::net::TestNet,
 }
 
 impl Daemon {
@@ -84,7 +86,9 @@ impl Daemon {
         let sock = data.path().join("wharfd.sock");
         let log = std::fs::File::create(data.path().join("wharfd.log")).expect("log file");
         let cgroup_parent = unique("wharf-cli-test");
+        let net = wharf_testutil::net::TestNet::claim();
         let child = Command::new(bin.join("wharfd"))
+            .args(net.daemon_flags())
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
@@ -113,6 +117,7 @@ impl Daemon {
             exec,
             docker_config,
             cgroup_parent,
+            _net: net,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.wharf(&["version"]).status.success() {

@@ -4,6 +4,8 @@
 //! is an unknown key in the file. Flags are `Option`s so "not given" differs from "given the
 //! default".
 
+pub mod network;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +157,9 @@ pub struct Flags {
     pub helpers_dir: Option<PathBuf>,
     #[command(flatten)]
     pub registry: registry::RegistryFlags,
+    /// Network settings.
+    #[command(flatten)]
+    pub network: network::NetFlags,
 }
 
 /// A runtime entry of daemon.json `runtimes`.
@@ -198,6 +203,7 @@ pub struct FileConfig {
     pub experimental: Option<bool>,
     #[serde(flatten)]
     pub registry: registry::RegistryFile,
+    pub network: network::NetFile,
 }
 
 const FILE_KEYS: &[&str] = &[
@@ -271,6 +277,7 @@ pub struct Config {
     pub helpers_dir: Option<PathBuf>,
     /// Mirrors, insecure registries, download limits, certificate dirs.
     pub registry: wharf_distribution::RegistryConfig,
+    pub network: network::NetConfig,
 }
 
 impl Config {
@@ -304,7 +311,11 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     let unknown: Vec<&str> = raw
         .keys()
         .map(String::as_str)
-        .filter(|k| !FILE_KEYS.contains(k) && !registry::FILE_KEYS.contains(k))
+        .filter(|k| {
+            !FILE_KEYS.contains(k)
+                && !registry::FILE_KEYS.contains(k)
+                && !network::FILE_KEYS.contains(k)
+        })
         .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown.join(", ")));
@@ -516,7 +527,8 @@ pub fn merge(
     for u in &flags.default_ulimits {
         default_ulimits.push(parse_ulimit(u)?);
     }
-    let registry = registry::merge(&flags.registry, file.map(|f| &f.registry), &mut conflicts)?;
+    let registry = registry::merge(&flags.registry, file.map(|f| &f.registry), c)?;
+    let network = network::merge(&flags.network, &f.network, c)?;
     if !conflicts.is_empty() {
         return Err(ConfigError::Conflict(conflicts.join(", ")));
     }
@@ -604,6 +616,7 @@ pub fn merge(
         experimental: experimental.unwrap_or(false),
         helpers_dir: flags.helpers_dir.clone(),
         registry,
+        network,
     })
 }
 

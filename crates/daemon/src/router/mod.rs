@@ -6,6 +6,7 @@ pub mod containers;
 pub mod distribution;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -50,6 +51,9 @@ pub async fn dispatch(
     }
     if let Some(ep) = distribution::routes::route(&method, &segs) {
         return distribution::handlers::serve(d, v, ep, req).await;
+    }
+    if let Some(ep) = networks::routes::route(&method, &segs) {
+        return networks::handlers::serve(d, v, ep, req).await;
     }
     Err(ApiError::not_found("page not found"))
 }

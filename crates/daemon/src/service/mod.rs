@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod containers;
+pub mod networks;
 pub mod system;
 pub mod volumes;

@@ -27,6 +27,8 @@ pub struct Daemon {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub cgroup_parent: String,
+    /// This daemon's own bridge and subnets (freed after the daemon stops).
+    pub net: wharf_testutil::net::TestNet,
     child: Option<Child>,
     args: Vec<String>,
 }
@@ -81,6 +83,8 @@ impl Daemon {
             "--block-registry".into(),
             "docker.io".into(),
         ];
+        let net = wharf_testutil::net::TestNet::claim();
+        args.extend(net.daemon_flags());
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);
         }
@@ -92,6 +96,7 @@ impl Daemon {
             data_root,
             exec_root,
             cgroup_parent,
+            net,
             child: None,
             args,
         };
@@ -270,6 +275,23 @@ impl Daemon {
         parse_response(&resp)
     }
 
+    /// Removes every user-defined network (and so its bridge) through the API.
+    fn remove_user_networks(&self) {
+        let (st, body) = self.raw("GET", "/networks", b"");
+        if st != 200 {
+            return;
+        }
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+        for n in list {
+            let name = n["Name"].as_str().unwrap_or("");
+            if !matches!(name, "bridge" | "host" | "none") {
+                if let Some(id) = n["Id"].as_str() {
+                    self.raw("DELETE", &format!("/networks/{id}"), b"");
+                }
+            }
+        }
+    }
+
     /// Force-removes every container through the API.
     fn remove_all_containers(&self) {
         let (st, body) = self.raw("GET", "/containers/json?all=1", b"");
@@ -333,6 +355,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.remove_all_containers();
+            self.remove_user_networks();
             self.stop();
         }
         // Shims that outlived the daemon (a crashed test): kill them and their containers.

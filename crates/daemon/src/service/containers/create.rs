@@ -3,13 +3,9 @@
 use wharf_api_types::container::{ContainerConfig, CreateRequest, HostConfig};
 use wharf_errdefs::ErrorKind;
 
-use super::{blocking, health, spec, ContainerService};
+use super::{blocking, health, network, spec, ContainerService};
 use crate::server::error::ApiError;
 use crate::state::{normalize_name, Container, RunState, Store};
-
-/// Network modes a container may ask for today ("bridge" and "default" get the loopback-only
-/// namespace until bridge networking lands).
-const NETWORK_MODES: &[&str] = &["", "default", "bridge", "none", "host"];
 
 /// The restart policies Docker knows.
 const RESTART_POLICIES: &[&str] = &["", "no", "always", "unless-stopped", "on-failure"];
@@ -33,15 +29,6 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
             "conflicting options: cannot specify both --restart and --rm",
-        ));
-    }
-    if !NETWORK_MODES.contains(&hc.network_mode.as_str()) {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!(
-                "network mode {:?} is not supported yet (none, host, default)",
-                hc.network_mode
-            ),
         ));
     }
     if !hc.runtime.is_empty() && hc.runtime.contains('/') {
@@ -80,38 +67,6 @@ fn check_log_driver(name: &str) -> Result<(), ApiError> {
             "logger: no log driver named '{name}' is registered"
         )))
     }
-}
-
-/// Endpoint settings Docker allows only on user-defined networks, which are not available yet
-/// (so every accepted network mode refuses them, with Docker's messages).
-fn validate_endpoints(networking: Option<&serde_json::Value>) -> Result<(), ApiError> {
-    let endpoints = networking
-        .and_then(|n| n.get("EndpointsConfig"))
-        .and_then(serde_json::Value::as_object);
-    for ep in endpoints.into_iter().flat_map(|e| e.values()) {
-        let set = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        let ipam = ep.get("IPAMConfig");
-        if set(ipam.and_then(|i| i.get("IPv4Address")))
-            || set(ipam.and_then(|i| i.get("IPv6Address")))
-        {
-            return Err(ApiError::invalid(
-                "user specified IP address is supported on user defined networks only",
-            ));
-        }
-        if ep
-            .get("Aliases")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(ApiError::invalid(
-                "network-scoped alias is supported only for containers in user defined networks",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Merges the user's config over the image's (Docker's rules: an entrypoint given by the user
@@ -237,12 +192,10 @@ impl ContainerService {
         req: CreateRequest,
     ) -> Result<(String, Vec<String>), ApiError> {
         let mut hc = req.host_config.unwrap_or_default();
-        if matches!(hc.network_mode.as_str(), "" | "default" | "bridge") {
-            // No bridge yet: the default is a private namespace with loopback only.
-            hc.network_mode = "none".to_string();
-        }
+        network::validate(self, &mut hc, req.config.exposed_ports.as_ref())?;
         validate_host_config(&hc)?;
-        validate_endpoints(req.networking_config.as_ref())?;
+        let aliases = network::endpoint_aliases(&hc.network_mode, req.networking_config.as_ref())?;
+        let hc_mode = hc.network_mode.clone();
         if hc.cgroupns_mode.is_empty() {
             // Stored resolved, as dockerd does: inspect shows which one the container got.
             hc.cgroupns_mode = spec::default_cgroupns_mode().to_string();
@@ -353,6 +306,11 @@ impl ContainerService {
         };
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
+        if !aliases.is_empty() {
+            if let Err(e) = self.network.set_aliases(&id, &hc_mode, &aliases) {
+                tracing::warn!(id, "recording network aliases: {e}");
+            }
+        }
         Ok((id, warnings))
     }
 }
@@ -430,10 +388,6 @@ mod tests {
                 name: "always".into(),
                 maximum_retry_count: 0
             },
-            ..Default::default()
-        }));
-        assert!(bad(HostConfig {
-            network_mode: "container:x".into(),
             ..Default::default()
         }));
         assert!(bad(HostConfig {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use wharf_api_types::container::{
-    ContainerInspect, ContainerState, ContainerSummary, EndpointSettings, GraphDriver, MountPoint,
-    NetworkSettings, SummaryHostConfig, SummaryNetworkSettings,
+    ContainerInspect, ContainerState, ContainerSummary, GraphDriver, MountPoint, SummaryHostConfig,
+    SummaryNetworkSettings,
 };
 use wharf_api_types::Filters;
 
@@ -110,17 +110,6 @@ pub fn status_text(c: &Container, now: i64) -> String {
     }
 }
 
-fn network_view(c: &Container) -> BTreeMap<String, EndpointSettings> {
-    let mut m = BTreeMap::new();
-    let name = if c.host_config.network_mode == "host" {
-        "host"
-    } else {
-        "none"
-    };
-    m.insert(name.to_string(), EndpointSettings::default());
-    m
-}
-
 /// The container's binds, volumes and `--mount` tmpfs as inspect reports them.
 pub(super) fn mounts_view(c: &Container) -> Vec<MountPoint> {
     c.mount_points
@@ -152,7 +141,6 @@ impl ContainerService {
             (None, None)
         };
         let alive = c.state.status.is_alive();
-        let netns = self.netns.path(&c.id);
         let mut data = BTreeMap::new();
         if let Some(mp) = self
             .images
@@ -205,16 +193,7 @@ impl ContainerService {
             size_root_fs: size_root,
             mounts: mounts_view(&c),
             config: c.config.clone(),
-            network_settings: NetworkSettings {
-                sandbox_id: if alive { c.id.clone() } else { String::new() },
-                sandbox_key: if alive && c.host_config.network_mode != "host" {
-                    netns.display().to_string()
-                } else {
-                    String::new()
-                },
-                networks: network_view(&c),
-                ..Default::default()
-            },
+            network_settings: self.network_settings(&c),
             ..Default::default()
         })
     }
@@ -330,7 +309,7 @@ impl ContainerService {
                 created: chrono::DateTime::parse_from_rfc3339(&c.created)
                     .map(|t| t.timestamp())
                     .unwrap_or(0),
-                ports: Vec::new(),
+                ports: self.ports_summary(&c),
                 size_rw,
                 size_root_fs,
                 labels: c.config.labels.clone().unwrap_or_default(),
@@ -340,7 +319,13 @@ impl ContainerService {
                     network_mode: c.host_config.network_mode.clone(),
                 },
                 network_settings: SummaryNetworkSettings {
-                    networks: network_view(&c),
+                    networks: {
+                        let sb = self
+                            .network
+                            .sandbox(&c.id)
+                            .filter(|_| c.state.status.is_alive());
+                        self.endpoints_view(&c, sb.as_ref())
+                    },
                 },
                 mounts: mounts_view(&c),
             });

@@ -339,7 +339,7 @@ impl ContainerService {
                 "resolv.conf",
                 resolv_conf(
                     &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                    hc.dns.as_deref().unwrap_or(&[]),
+                    &super::network::resolv_nameservers(hc),
                     hc.dns_search.as_deref().unwrap_or(&[]),
                     hc.dns_options.as_deref().unwrap_or(&[]),
                 ),
@@ -353,19 +353,7 @@ impl ContainerService {
             }
             Ok(())
         };
-        let netns = async {
-            if spec::is_host_network(hc) {
-                return Ok(None);
-            }
-            let nm = self.netns.clone();
-            let cid = id.clone();
-            blocking(move || {
-                let _ = nm.remove(&cid);
-                nm.create(&cid)
-            })
-            .await
-            .map(Some)
-        };
+        let netns = self.network_up(c);
         // Independent steps, run together; all are awaited so a failure leaves nothing in flight
         // for the caller's cleanup to miss.
         let (rootfs, written, netns): (_, Result<(), ApiError>, _) =
@@ -475,9 +463,7 @@ impl ContainerService {
             })
             .await;
         }
-        let nm = self.netns.clone();
-        let cid = id.to_string();
-        let _ = blocking(move || nm.remove(&cid)).await;
+        self.network_down(id).await;
         let images = self.images.clone();
         let cid = id.to_string();
         let _ = blocking(move || images.unmount_rw_layer(&cid)).await;
@@ -832,6 +818,7 @@ impl ContainerService {
             Ok::<_, ApiError>(())
         })
         .await;
+        self.network_forget(&id);
         self.stop_health(&id);
         self.drop_execs(&id);
         self.emit(&c, "destroy", &[]);
@@ -959,6 +946,7 @@ impl ContainerService {
                 }
             }
         }
+        self.reconcile_network(&adopted).await;
         if !live_restore {
             self.stop_for_shutdown(adopted).await;
         }

@@ -13,7 +13,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 mod mounts;
-pub mod netns;
+pub mod network;
 pub mod shim;
 pub mod spec;
 pub mod stats;
@@ -32,7 +32,6 @@ use crate::server::error::ApiError;
 use crate::service::volumes::Volumes;
 use crate::state::{Container, Handle, Store};
 
-use self::netns::NetnsManager;
 use self::shim::Shim;
 
 /// Helper binaries the daemon runs or mounts.
@@ -65,7 +64,7 @@ pub struct ContainerService {
     volumes: Arc<Volumes>,
     events: Arc<Events>,
     config: Arc<RwLock<Config>>,
-    netns: NetnsManager,
+    network: Arc<wharf_network::NetworkService>,
     exec_root: PathBuf,
     helpers: Helpers,
     lifecycle: Mutex<HashMap<String, watch::Sender<Lifecycle>>>,
@@ -91,7 +90,7 @@ pub async fn blocking<T: Send + 'static, E: Classify + std::fmt::Display + Send 
 }
 
 impl ContainerService {
-    /// Builds the backend; `exec_root` holds shim dirs and netns pins.
+    /// Builds the backend; `exec_root` holds shim dirs.
     pub fn new(
         store: Store,
         images: Arc<ImageService>,
@@ -100,6 +99,7 @@ impl ContainerService {
         config: Arc<RwLock<Config>>,
         exec_root: &Path,
         helpers: Helpers,
+        network: Arc<wharf_network::NetworkService>,
     ) -> ContainerService {
         ContainerService {
             store,
@@ -107,7 +107,7 @@ impl ContainerService {
             volumes,
             events,
             config,
-            netns: NetnsManager::new(&exec_root.join("netns"), Path::new("/proc")),
+            network,
             exec_root: exec_root.to_path_buf(),
             helpers,
             lifecycle: Mutex::new(HashMap::new()),

@@ -1,0 +1,330 @@
+//! The containers backend's side of networking: network modes checked at create, the
+//! sandbox set up at start and torn down at exit (through `wharf_network`), and the network
+//! fields of inspect and list.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use wharf_api_types::container::{EndpointSettings, HostConfig, NetworkSettings};
+use wharf_errdefs::ErrorKind;
+use wharf_network::model::{Sandbox, Subnet};
+use wharf_network::ports;
+
+use super::{blocking, ContainerService};
+use crate::server::error::ApiError;
+use crate::state::{Container, Status, Store};
+
+/// Docker's stored name of the default mode.
+const DEFAULT_MODE: &str = "bridge";
+
+/// The container a `container:<name|id>` mode joins.
+fn joined(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:")
+}
+
+/// Whether a mode names a user-defined network (which has the embedded DNS resolver).
+pub fn is_user_network(mode: &str) -> bool {
+    !matches!(mode, "" | "default" | "bridge" | "host" | "none") && joined(mode).is_none()
+}
+
+/// The nameservers a container's resolv.conf lists: the embedded resolver on user-defined
+/// networks (which forwards to `--dns`), else `--dns`.
+pub fn resolv_nameservers(hc: &HostConfig) -> Vec<String> {
+    if is_user_network(&hc.network_mode) {
+        vec![wharf_network::dns::RESOLVER_IP.to_string()]
+    } else {
+        hc.dns.clone().unwrap_or_default()
+    }
+}
+
+/// `--network-alias` and the other endpoint settings of `NetworkingConfig` (Docker's
+/// refusals on the default networks); returns the aliases for the mode's network.
+pub fn endpoint_aliases(
+    mode: &str,
+    networking: Option<&serde_json::Value>,
+) -> Result<Vec<String>, ApiError> {
+    let endpoints = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(serde_json::Value::as_object);
+    let mut out = Vec::new();
+    for (name, ep) in endpoints.into_iter().flatten() {
+        let set = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
+        let ipam = ep.get("IPAMConfig");
+        if set(ipam.and_then(|i| i.get("IPv4Address")))
+            || set(ipam.and_then(|i| i.get("IPv6Address")))
+        {
+            return Err(if is_user_network(mode) {
+                ApiError::new(ErrorKind::NotImplemented, "--ip is not supported yet")
+            } else {
+                ApiError::invalid(
+                    "user specified IP address is supported on user defined networks only",
+                )
+            });
+        }
+        let aliases: Vec<String> = ep
+            .get("Aliases")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        if !aliases.is_empty() {
+            if !is_user_network(mode) {
+                return Err(ApiError::invalid(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+            if name == mode {
+                out = aliases;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Normalizes and checks the network mode and port bindings at create (Docker's messages).
+pub fn validate(
+    svc: &ContainerService,
+    hc: &mut HostConfig,
+    exposed: Option<&BTreeMap<String, wharf_api_types::container::Empty>>,
+) -> Result<(), ApiError> {
+    if matches!(hc.network_mode.as_str(), "" | "default") {
+        hc.network_mode = DEFAULT_MODE.to_string();
+    }
+    let publishes =
+        hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports;
+    // An unknown network is reported at start, as dockerd does; a joined container must exist.
+    if let Some(other) = joined(&hc.network_mode) {
+        svc.get(other)?;
+        if publishes {
+            return Err(ApiError::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
+        }
+    }
+    ports::requests(
+        hc.port_bindings.as_ref(),
+        hc.publish_all_ports,
+        exposed
+            .into_iter()
+            .flat_map(|e| e.keys().map(String::as_str)),
+    )
+    .map(drop)
+    .map_err(|e| ApiError::from_err(&e))
+}
+
+impl ContainerService {
+    /// Sets up `c`'s network namespace for a start; `None` means the host's.
+    pub(super) async fn network_up(&self, c: &Container) -> Result<Option<PathBuf>, ApiError> {
+        let mode = c.host_config.network_mode.clone();
+        if mode == "host" {
+            return Ok(None);
+        }
+        if let Some(other) = joined(&mode) {
+            let o = self.snapshot(other)?;
+            if !o.state.status.is_alive() {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "cannot join network namespace of a non running container: {}",
+                        o.id
+                    ),
+                ));
+            }
+            if o.host_config.network_mode == "host" {
+                return Ok(None);
+            }
+            return Ok(Some(self.network.sandbox_key(&o.id)));
+        }
+        let network = (mode != "none").then_some(mode);
+        let requests = if network.is_some() {
+            ports::requests(
+                c.host_config.port_bindings.as_ref(),
+                c.host_config.publish_all_ports,
+                c.config
+                    .exposed_ports
+                    .iter()
+                    .flat_map(|e| e.keys().map(String::as_str)),
+            )
+            .map_err(|e| ApiError::from_err(&e))?
+        } else {
+            Vec::new()
+        };
+        let (net, id, name) = (
+            self.network.clone(),
+            c.id.clone(),
+            c.short_name().to_string(),
+        );
+        let dns: Vec<std::net::SocketAddr> = c
+            .host_config
+            .dns
+            .iter()
+            .flatten()
+            .filter_map(|d| d.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        let sb =
+            blocking(move || net.connect_sandbox(&id, &name, network.as_deref(), &requests, &dns))
+                .await?;
+        Ok(Some(PathBuf::from(sb.key)))
+    }
+
+    /// Forgets the networks a removed container was connected to.
+    pub(super) fn network_forget(&self, id: &str) {
+        if let Err(e) = self.network.forget(id) {
+            tracing::warn!("forgetting a container's networks: {e}");
+        }
+    }
+
+    /// Tears down `id`'s sandbox (ports, veth, namespace, lease); fine if it has none.
+    pub(super) async fn network_down(&self, id: &str) {
+        let (net, id) = (self.network.clone(), id.to_string());
+        if let Err(e) = blocking(move || net.disconnect_sandbox(&id)).await {
+            tracing::warn!("removing a network sandbox: {}", e.message);
+        }
+    }
+
+    /// At daemon start: keeps the sandboxes of the containers still running, removes the rest.
+    pub(super) async fn reconcile_network(&self, live: &[String]) {
+        let net = self.network.clone();
+        let live: HashSet<String> = live.iter().cloned().collect();
+        let errs = tokio::task::spawn_blocking(move || net.reconcile(&live))
+            .await
+            .unwrap_or_default();
+        for e in errs {
+            tracing::warn!("reconciling networks: {e}");
+        }
+    }
+
+    /// The network service.
+    pub fn network(&self) -> &std::sync::Arc<wharf_network::NetworkService> {
+        &self.network
+    }
+
+    /// The sandbox whose interfaces `c` uses (its own, or the joined container's).
+    fn sandbox_of(&self, c: &Container) -> Option<Sandbox> {
+        match joined(&c.host_config.network_mode) {
+            Some(other) => {
+                let o = self.store.get(other).ok()?;
+                let id = Store::lock(&o).id.clone();
+                self.network.sandbox(&id)
+            }
+            None => self.network.sandbox(&c.id),
+        }
+    }
+
+    /// `NetworkSettings` of inspect.
+    pub(super) fn network_settings(&self, c: &Container) -> NetworkSettings {
+        let alive = c.state.status.is_alive() || c.state.status == Status::Restarting;
+        let sb = self.sandbox_of(c).filter(|_| alive);
+        let mut ns = NetworkSettings {
+            sandbox_id: if alive { c.id.clone() } else { String::new() },
+            sandbox_key: match &sb {
+                Some(s) => s.key.clone(),
+                None => String::new(),
+            },
+            networks: self.endpoints_view(c, sb.as_ref()),
+            ..Default::default()
+        };
+        ns.ports = ports_view(c, sb.as_ref());
+        if c.host_config.network_mode == DEFAULT_MODE {
+            if let Some(ep) = ns.networks.get(DEFAULT_MODE) {
+                ns.endpoint_id = ep.endpoint_id.clone();
+                ns.gateway = ep.gateway.clone();
+                ns.ip_address = ep.ip_address.clone();
+                ns.ip_prefix_len = ep.ip_prefix_len;
+                ns.mac_address = ep.mac_address.clone();
+            }
+        }
+        ns
+    }
+
+    /// `NetworkSettings.Networks`: one entry per network, filled while running.
+    pub(super) fn endpoints_view(
+        &self,
+        c: &Container,
+        sb: Option<&Sandbox>,
+    ) -> BTreeMap<String, EndpointSettings> {
+        let mode = c.host_config.network_mode.as_str();
+        if joined(mode).is_some() {
+            return BTreeMap::new();
+        }
+        let nets = self
+            .network
+            .network(mode)
+            .into_iter()
+            .chain(self.network.attachments(&c.id));
+        let mut out = BTreeMap::new();
+        for net in nets {
+            let mut e = EndpointSettings {
+                network_id: net.id.clone(),
+                ..Default::default()
+            };
+            if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
+                e.endpoint_id = ep.id.clone();
+                e.ip_address = ep.ip.to_string();
+                e.mac_address = ep.mac.clone();
+                e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
+                e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+            }
+            out.insert(net.name, e);
+        }
+        out
+    }
+
+    /// `Ports` of the container list.
+    pub(super) fn ports_summary(&self, c: &Container) -> Vec<Value> {
+        let alive = c.state.status.is_alive();
+        let sb = self.network.sandbox(&c.id).filter(|_| alive);
+        let mut out = Vec::new();
+        let mapped = sb.iter().flat_map(|s| &s.endpoints).flat_map(|e| &e.ports);
+        let mut seen = HashSet::new();
+        for m in mapped {
+            seen.insert((m.container_port, m.proto.name()));
+            out.push(json!({
+                "IP": m.host_ip.to_string(),
+                "PrivatePort": m.container_port,
+                "PublicPort": m.host_port,
+                "Type": m.proto.name(),
+            }));
+        }
+        for key in c.config.exposed_ports.iter().flat_map(|e| e.keys()) {
+            let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            if let Ok(p) = p.parse::<u16>() {
+                if !seen.contains(&(p, proto)) {
+                    out.push(json!({"PrivatePort": p, "Type": proto}));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `NetworkSettings.Ports`: every exposed or published port, with its host bindings while
+/// running (null when not published).
+fn ports_view(c: &Container, sb: Option<&Sandbox>) -> BTreeMap<String, Option<Value>> {
+    let mut m: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    if c.host_config.network_mode == "host" || joined(&c.host_config.network_mode).is_some() {
+        return m;
+    }
+    for key in c.config.exposed_ports.iter().flat_map(|e| e.keys()) {
+        let k = if key.contains('/') {
+            key.clone()
+        } else {
+            format!("{key}/tcp")
+        };
+        m.insert(k, None);
+    }
+    for p in sb.iter().flat_map(|s| &s.endpoints).flat_map(|e| &e.ports) {
+        let k = format!("{}/{}", p.container_port, p.proto.name());
+        let entry = m.entry(k).or_insert(None).get_or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()}));
+        }
+    }
+    m
+}

@@ -1,0 +1,281 @@
+//! The networks backend: Docker's network objects from `wharf_network`, with the container
+//! side (names, running state) and events.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use wharf_api_types::network::{EndpointResource, Ipam, IpamConfig, NetworkResource};
+use wharf_api_types::Filters;
+use wharf_network::model::{DriverKind, Network};
+use wharf_network::networks::CreateRequest;
+
+use crate::server::error::ApiError;
+use crate::service::containers::blocking;
+use crate::state::Store;
+use crate::wiring::Daemon;
+
+const LIST_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
+const PRUNE_FILTERS: &[&str] = &["label", "label!", "until"];
+
+fn builtin(n: &Network) -> bool {
+    matches!(n.name.as_str(), "bridge" | "host" | "none")
+}
+
+/// Docker's object for a network; `containers` fills `Containers`.
+fn view(d: &Daemon, n: &Network, containers: bool) -> NetworkResource {
+    let mut members = BTreeMap::new();
+    if containers {
+        let prefix = n.subnet.map_or(32, |s| s.prefix);
+        for m in d.containers.network().members(&n.id) {
+            members.insert(
+                m.container_id,
+                EndpointResource {
+                    name: m.name,
+                    endpoint_id: m.endpoint.id,
+                    mac_address: m.endpoint.mac,
+                    ipv4_address: format!("{}/{prefix}", m.endpoint.ip),
+                    ipv6_address: String::new(),
+                },
+            );
+        }
+    }
+    let config = match (n.subnet, n.gateway) {
+        (Some(s), Some(g)) => vec![IpamConfig {
+            subnet: s.to_string(),
+            gateway: g.to_string(),
+        }],
+        _ => Vec::new(),
+    };
+    NetworkResource {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: n.created.clone(),
+        scope: "local".into(),
+        driver: n.driver.name().into(),
+        enable_ipv4: true,
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default".into(),
+            options: (!builtin(n)).then(BTreeMap::new),
+            config,
+        },
+        internal: n.internal,
+        attachable: n.attachable,
+        containers: members,
+        options: n.options.clone(),
+        labels: n.labels.clone(),
+        ..Default::default()
+    }
+}
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::from_err(&wharf_network::NetworkError::NotFound(key.to_string()))
+}
+
+fn emit(d: &Daemon, n: &Network, action: &str, container: Option<&str>) {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("name".to_string(), n.name.clone());
+    attrs.insert("type".to_string(), n.driver.name().to_string());
+    if let Some(c) = container {
+        attrs.insert("container".to_string(), c.to_string());
+    }
+    d.events.publish("network", action, &n.id, attrs);
+}
+
+/// `GET /networks`.
+pub fn list(d: &Daemon, f: &Filters) -> Result<Vec<NetworkResource>, ApiError> {
+    f.validate(LIST_FILTERS)
+        .map_err(|e| ApiError::from_err(&e))?;
+    let net = d.containers.network();
+    let mut out = Vec::new();
+    for n in net.networks() {
+        let ok = f.matches_any("name", |v| n.name.contains(v))
+            && f.matches_any("id", |v| n.id.starts_with(v))
+            && f.matches_any("driver", |v| v == n.driver.name())
+            && f.matches_any("scope", |v| v == "local")
+            && f.matches_any("type", |v| (v == "builtin") == builtin(&n))
+            && f.matches_any("dangling", |v| {
+                let dangling = !builtin(&n) && net.members(&n.id).is_empty();
+                matches!(v, "true" | "1") == dangling
+            })
+            && f.matches_labels(&n.labels);
+        if ok {
+            out.push(view(d, &n, false));
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /networks/{id}`.
+pub fn inspect(d: &Daemon, key: &str) -> Result<NetworkResource, ApiError> {
+    let n = d
+        .containers
+        .network()
+        .network(key)
+        .ok_or_else(|| not_found(key))?;
+    Ok(view(d, &n, true))
+}
+
+fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /networks/create`; returns the id.
+pub async fn create(d: &Daemon, body: &Value) -> Result<String, ApiError> {
+    let s = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let b = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let ipam = body.get("IPAM");
+    let configs = ipam.and_then(|i| i.get("Config")).and_then(Value::as_array);
+    if configs.is_some_and(|c| c.len() > 1) {
+        return Err(ApiError::new(
+            wharf_errdefs::ErrorKind::NotImplemented,
+            "more than one IPAM config is not supported yet",
+        ));
+    }
+    let cfg = configs.and_then(|c| c.first());
+    let field = |k: &str| {
+        cfg.and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    if field("IPRange").is_some()
+        || cfg.is_some_and(|c| {
+            c.get("AuxiliaryAddresses")
+                .is_some_and(|a| a.as_object().is_some_and(|m| !m.is_empty()))
+        })
+    {
+        return Err(ApiError::new(
+            wharf_errdefs::ErrorKind::NotImplemented,
+            "ip-range and aux-address are not supported yet",
+        ));
+    }
+    let req = CreateRequest {
+        name: s("Name"),
+        driver: s("Driver"),
+        subnet: field("Subnet"),
+        gateway: field("Gateway"),
+        labels: strings(body.get("Labels")),
+        options: strings(body.get("Options")),
+        internal: b("Internal"),
+        attachable: b("Attachable"),
+        ipv6: b("EnableIPv6"),
+    };
+    let net = d.containers.network().clone();
+    let n = blocking(move || net.create_network(&req)).await?;
+    emit(d, &n, "create", None);
+    Ok(n.id)
+}
+
+/// `DELETE /networks/{id}`.
+pub async fn remove(d: &Daemon, key: &str) -> Result<(), ApiError> {
+    let (net, k) = (d.containers.network().clone(), key.to_string());
+    let n = blocking(move || net.remove_network(&k)).await?;
+    emit(d, &n, "destroy", None);
+    Ok(())
+}
+
+/// `POST /networks/{id}/connect` and `/disconnect`.
+pub async fn connect(
+    d: &Daemon,
+    key: &str,
+    container: &str,
+    connect: bool,
+) -> Result<(), ApiError> {
+    let h = d.containers.get(container)?;
+    let (cid, running, mode) = {
+        let c = Store::lock(&h);
+        (
+            c.id.clone(),
+            c.state.status.is_alive(),
+            c.host_config.network_mode.clone(),
+        )
+    };
+    let net = d.containers.network().clone();
+    let target = net.network(key).ok_or_else(|| not_found(key))?;
+    if mode == "host" || mode == "none" || mode.starts_with("container:") {
+        if target.driver != DriverKind::Bridge {
+            return Err(ApiError::from_err(&wharf_network::NetworkError::Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            )));
+        }
+        return Err(ApiError::from_err(&wharf_network::NetworkError::Forbidden(format!(
+            "container sharing network namespace with another container or host cannot be connected to any other network ({mode})"
+        ))));
+    }
+    let k = target.id.clone();
+    let id = cid.clone();
+    let n = if connect {
+        blocking(move || net.connect(&id, &k, running)).await?
+    } else {
+        blocking(move || net.disconnect(&id, &k, running)).await?
+    };
+    emit(
+        d,
+        &n,
+        if connect { "connect" } else { "disconnect" },
+        Some(&cid),
+    );
+    Ok(())
+}
+
+/// `POST /networks/prune`.
+pub async fn prune(d: &Daemon, f: &Filters) -> Result<Vec<String>, ApiError> {
+    f.validate(PRUNE_FILTERS)
+        .map_err(|e| ApiError::from_err(&e))?;
+    if f.contains("until") {
+        return Err(ApiError::new(
+            wharf_errdefs::ErrorKind::NotImplemented,
+            "the until filter is not supported yet for networks",
+        ));
+    }
+    let net = d.containers.network().clone();
+    // Networks a container (running or not) is configured for are kept, as dockerd does.
+    let mut used = std::collections::HashSet::new();
+    for h in d.containers.store.all() {
+        let c = Store::lock(&h);
+        used.insert(c.host_config.network_mode.clone());
+        for n in net.attachments(&c.id) {
+            used.insert(n.id);
+        }
+    }
+    let keep_labels = f.clone();
+    let pruned: Vec<Network> = net
+        .networks()
+        .into_iter()
+        .filter(|n| !builtin(n) && !used.contains(&n.id) && !used.contains(&n.name))
+        .filter(|n| keep_labels.matches_labels(&n.labels) && !negated(&keep_labels, &n.labels))
+        .collect();
+    let mut out = Vec::new();
+    for n in pruned {
+        let (net, id) = (net.clone(), n.id.clone());
+        if blocking(move || net.remove_network(&id)).await.is_ok() {
+            emit(d, &n, "destroy", None);
+            out.push(n.name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a `label!` filter excludes these labels.
+fn negated(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
+    f.get("label!")
+        .iter()
+        .any(|want| match want.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(want.as_str()),
+        })
+}

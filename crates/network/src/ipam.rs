@@ -1,0 +1,188 @@
+//! IP address management as pure functions over data: choosing a subnet for a network from
+//! the address pools (skipping what the host routes and other networks use), and handing out
+//! addresses inside one. The caller persists the result before using it, so an address is
+//! never handed out twice, also across a crash.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Subnet;
+
+/// IPAM failures (Docker's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    /// Every pool is used.
+    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
+    NoPool,
+    /// The subnet is full.
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    NoAddress(String),
+    /// A static address outside the subnet.
+    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    OutOfRange(Ipv4Addr),
+    /// A static address already taken.
+    #[error("Address already in use")]
+    InUse,
+}
+
+/// One address pool: subnets of `size` bits carved out of `base` (`default-address-pools`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// The range to carve from.
+    pub base: Subnet,
+    /// Prefix length of each network.
+    pub size: u8,
+}
+
+/// Docker's default pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s.
+pub fn default_pools() -> Vec<Pool> {
+    let mut v: Vec<Pool> = (17..=31)
+        .map(|b| Pool {
+            base: Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16),
+            size: 16,
+        })
+        .collect();
+    v.push(Pool {
+        base: Subnet::new(Ipv4Addr::new(192, 168, 0, 0), 16),
+        size: 20,
+    });
+    v
+}
+
+/// The first subnet of the pools that overlaps nothing in `taken` (host routes and the
+/// subnets of existing networks).
+pub fn choose_subnet(pools: &[Pool], taken: &[Subnet]) -> Result<Subnet, IpamError> {
+    for p in pools {
+        let size = p.size.max(p.base.prefix);
+        let count = 1u64 << (size - p.base.prefix).min(32);
+        for i in 0..count {
+            let step = (i << (32 - u32::from(size))) as u32;
+            let cand = Subnet::new(
+                Ipv4Addr::from(u32::from(p.base.network()).wrapping_add(step)),
+                size,
+            );
+            if !taken.iter().any(|t| t.overlaps(cand)) {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(IpamError::NoPool)
+}
+
+/// Hands out the next free host address in `subnet` after `last` (wrapping), never the
+/// network, broadcast or gateway address nor one in `in_use`.
+pub fn allocate(
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    in_use: &BTreeSet<Ipv4Addr>,
+    last: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, IpamError> {
+    let hosts = subnet.size().saturating_sub(2).max(1);
+    let first = if subnet.prefix >= 31 { 0 } else { 1 };
+    let start = last
+        .filter(|l| subnet.contains(*l))
+        .map(|l| u64::from(u32::from(l) - u32::from(subnet.network())))
+        .unwrap_or(0);
+    for k in 0..hosts {
+        let off = (start + k) % hosts + first;
+        let ip = subnet.nth(off as u32);
+        if ip != gateway && !in_use.contains(&ip) {
+            return Ok(ip);
+        }
+    }
+    Err(IpamError::NoAddress(subnet.canonical().to_string()))
+}
+
+/// Checks a static address (`--ip`).
+pub fn reserve(
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    ip: Ipv4Addr,
+    in_use: &BTreeSet<Ipv4Addr>,
+) -> Result<(), IpamError> {
+    if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
+        return Err(IpamError::OutOfRange(ip));
+    }
+    if ip == gateway || in_use.contains(&ip) {
+        return Err(IpamError::InUse);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Subnet {
+        x.parse().expect("cidr")
+    }
+
+    #[test]
+    fn skips_what_the_host_routes() {
+        let pools = default_pools();
+        assert_eq!(choose_subnet(&pools, &[]), Ok(s("172.17.0.0/16")));
+        let taken = [s("172.17.5.0/24"), s("172.18.0.0/16"), s("10.0.0.0/8")];
+        assert_eq!(choose_subnet(&pools, &taken), Ok(s("172.19.0.0/16")));
+        let all: Vec<Subnet> = (17..=31)
+            .map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16))
+            .chain([s("192.168.0.0/20")])
+            .collect();
+        assert_eq!(choose_subnet(&pools, &all), Ok(s("192.168.16.0/20")));
+        let full = [s("172.16.0.0/12"), s("192.168.0.0/16")];
+        assert_eq!(choose_subnet(&pools, &full), Err(IpamError::NoPool));
+    }
+
+    #[test]
+    fn never_hands_out_an_address_twice() {
+        let net = s("10.9.0.0/29");
+        let gw = Ipv4Addr::new(10, 9, 0, 1);
+        let mut used = BTreeSet::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let ip = allocate(net, gw, &used, last).expect("free");
+            assert!(net.contains(ip) && ip != gw && ip != net.network() && ip != net.broadcast());
+            assert!(used.insert(ip), "{ip} twice");
+            last = Some(ip);
+        }
+        assert_eq!(
+            allocate(net, gw, &used, last),
+            Err(IpamError::NoAddress("10.9.0.0/29".into()))
+        );
+        // A released address comes back only after the others (allocation goes round).
+        used.remove(&Ipv4Addr::new(10, 9, 0, 3));
+        assert_eq!(
+            allocate(net, gw, &used, last),
+            Ok(Ipv4Addr::new(10, 9, 0, 3))
+        );
+    }
+
+    #[test]
+    fn goes_on_after_the_last_one() {
+        let net = s("172.17.0.0/16");
+        let gw = Ipv4Addr::new(172, 17, 0, 1);
+        let used = BTreeSet::new();
+        let a = allocate(net, gw, &used, None).expect("a");
+        assert_eq!(a, Ipv4Addr::new(172, 17, 0, 2));
+        let b = allocate(net, gw, &used, Some(a)).expect("b");
+        assert_eq!(b, Ipv4Addr::new(172, 17, 0, 3));
+    }
+
+    #[test]
+    fn static_addresses() {
+        let net = s("10.1.0.0/24");
+        let gw = Ipv4Addr::new(10, 1, 0, 1);
+        let used: BTreeSet<_> = [Ipv4Addr::new(10, 1, 0, 5)].into();
+        assert_eq!(reserve(net, gw, Ipv4Addr::new(10, 1, 0, 6), &used), Ok(()));
+        assert_eq!(
+            reserve(net, gw, Ipv4Addr::new(10, 1, 0, 5), &used),
+            Err(IpamError::InUse)
+        );
+        assert_eq!(reserve(net, gw, gw, &used), Err(IpamError::InUse));
+        assert!(matches!(
+            reserve(net, gw, Ipv4Addr::new(10, 2, 0, 5), &used),
+            Err(IpamError::OutOfRange(_))
+        ));
+    }
+}

@@ -1,0 +1,544 @@
+//! Wharf's networking, after Docker's Container Network Model: networks (the predefined
+//! `bridge`, `host` and `none`, and user-defined bridge networks), sandboxes (a container's
+//! network namespace, pinned under the exec root) and endpoints (a veth into a Linux bridge
+//! with an address from IPAM), published ports and the embedded DNS resolver.
+//!
+//! The daemon calls [`NetworkService`] at container start ([`NetworkService::connect_sandbox`])
+//! and exit ([`NetworkService::disconnect_sandbox`]) and once at start-up
+//! ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
+//! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
+//! no endpoint owns, namespace pins of containers that are not running, and their leases.
+//!
+//! Coexistence with a host firewall: Wharf adds no nftables or iptables rules at all, so it
+//! can neither flush nor shadow a rule of the host's. Published ports are served by a userland
+//! proxy in the daemon (host sockets really bound, relayed to the container's address; they
+//! answer on 127.0.0.1 without `route_localnet`), and every Wharf bridge has IPv4 forwarding
+//! off (`net.ipv4.conf.<bridge>.forwarding=0`): containers reach their own bridge, the host
+//! and published ports, never another network or the outside, which isolates user-defined
+//! networks and makes `--internal` hold. The price is no outbound NAT yet: a later nftables
+//! table owned by Wharf (with a user chain it never flushes) would add masquerading and turn
+//! forwarding on for the bridges that want it.
+
+pub mod dns;
+pub mod driver;
+pub mod error;
+pub mod ipam;
+pub mod model;
+pub mod networks;
+pub mod ports;
+pub mod store;
+pub mod sys;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+pub use error::NetworkError;
+use ipam::Pool;
+use model::{mac_for, DriverKind, Endpoint, Network, Sandbox, Subnet};
+use ports::PortRequest;
+use store::{State, Store};
+use sys::Kernel;
+
+/// The daemon's network settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the state file lives (`<data-root>/network`).
+    pub state_dir: PathBuf,
+    /// Where namespaces are pinned (`<exec-root>/netns`).
+    pub netns_dir: PathBuf,
+    /// The default bridge's Linux name (`bridge`/`-b`; `none` disables it).
+    pub bridge: String,
+    /// The default bridge's address and subnet (`bip`).
+    pub bip: Option<Subnet>,
+    /// MTU for the default bridge and its veths (0: kernel default).
+    pub mtu: u32,
+    /// Where network subnets come from (`default-address-pools`).
+    pub pools: Vec<Pool>,
+    /// Default host address of published ports (`ip`).
+    pub default_ip: Ipv4Addr,
+    /// Where the embedded DNS forwards what is not a container (`dns`, else the host's).
+    pub dns: Vec<std::net::SocketAddr>,
+}
+
+/// The bridge driver option that turns inter-container traffic off.
+pub const ICC: &str = "com.docker.network.bridge.enable_icc";
+
+/// Docker's default bridge name is docker0; ours.
+pub const DEFAULT_BRIDGE: &str = "wharf0";
+
+/// The networks, sandboxes and proxies of one daemon.
+pub struct NetworkService {
+    cfg: Config,
+    kernel: Arc<dyn Kernel>,
+    store: Store,
+    state: Arc<Mutex<State>>,
+    proxies: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+}
+
+fn random_id() -> String {
+    let b: [u8; 32] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn predefined(name: &str, driver: DriverKind) -> Network {
+    Network {
+        id: random_id(),
+        name: name.to_string(),
+        driver,
+        created: now(),
+        subnet: None,
+        gateway: None,
+        bridge: String::new(),
+        mtu: 0,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        last_ip: None,
+        internal: false,
+        attachable: false,
+    }
+}
+
+impl NetworkService {
+    /// Loads the state, creates the predefined networks and the default bridge.
+    pub fn open(cfg: Config, kernel: Arc<dyn Kernel>) -> Result<NetworkService, NetworkError> {
+        let store = Store::new(&cfg.state_dir);
+        let mut st = store.load()?;
+        for (name, kind) in [("host", DriverKind::Host), ("none", DriverKind::Null)] {
+            if st.find(name).is_none() {
+                let n = predefined(name, kind);
+                st.networks.insert(n.id.clone(), n);
+            }
+        }
+        let svc = NetworkService {
+            cfg,
+            kernel,
+            store,
+            state: Arc::new(Mutex::new(State::default())),
+            proxies: Mutex::new(HashMap::new()),
+        };
+        if svc.cfg.bridge != "none" {
+            svc.default_bridge(&mut st)?;
+        }
+        // A crash between saving a new network and creating its bridge: create it now.
+        for n in st
+            .networks
+            .values()
+            .filter(|n| n.driver == DriverKind::Bridge && n.name != "bridge")
+        {
+            driver::ensure_bridge(svc.kernel.as_ref(), n)?;
+        }
+        svc.store.save(&st)?;
+        *svc.lock() = st;
+        Ok(svc)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bridge_name(&self) -> &str {
+        if self.cfg.bridge.is_empty() {
+            DEFAULT_BRIDGE
+        } else {
+            &self.cfg.bridge
+        }
+    }
+
+    /// Sets up the `bridge` network: `bip`, or the subnet it had, or the first pool that
+    /// overlaps no host route (as dockerd does).
+    fn default_bridge(&self, st: &mut State) -> Result<(), NetworkError> {
+        let name = self.bridge_name().to_string();
+        let old = st.find("bridge").cloned();
+        let keep = old.as_ref().filter(|o| {
+            o.bridge == name
+                && (self.cfg.bip.is_none() || o.subnet == self.cfg.bip.map(|b| b.canonical()))
+        });
+        let (subnet, gateway) = match (keep, self.cfg.bip) {
+            (Some(o), _) => (o.subnet, o.gateway),
+            (None, Some(bip)) => {
+                let gw = if bip.addr == bip.network() {
+                    bip.nth(1)
+                } else {
+                    bip.addr
+                };
+                (Some(bip.canonical()), Some(gw))
+            }
+            (None, None) => {
+                let mut routes = Vec::new();
+                self.kernel.host(&mut |nl| {
+                    let own = nl.link(&name)?.map(|l| l.index);
+                    routes = nl
+                        .routes()?
+                        .into_iter()
+                        .filter(|(_, oif)| Some(*oif) != own)
+                        .map(|(s, _)| s)
+                        .collect();
+                    Ok(())
+                })?;
+                let s = ipam::choose_subnet(&self.cfg.pools, &routes)?;
+                (Some(s), Some(s.nth(1)))
+            }
+        };
+        let mut n = old
+            .clone()
+            .unwrap_or_else(|| predefined("bridge", DriverKind::Bridge));
+        n.subnet = subnet;
+        n.gateway = gateway;
+        n.bridge = name;
+        n.mtu = self.cfg.mtu;
+        n.options = [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+            ("com.docker.network.bridge.name", n.bridge.as_str()),
+            (
+                "com.docker.network.driver.mtu",
+                &n.mtu.max(1500).to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        if let Some(o) = old.filter(|o| o.bridge != n.bridge && !o.bridge.is_empty()) {
+            let _ = driver::remove_bridge(self.kernel.as_ref(), &o.bridge);
+        }
+        st.networks.insert(n.id.clone(), n.clone());
+        driver::ensure_bridge(self.kernel.as_ref(), &n)?;
+        Ok(())
+    }
+
+    /// Where `container_id`'s namespace is pinned.
+    pub fn sandbox_key(&self, container_id: &str) -> PathBuf {
+        self.cfg.netns_dir.join(container_id)
+    }
+
+    /// A container's sandbox, if it has one.
+    pub fn sandbox(&self, container_id: &str) -> Option<Sandbox> {
+        self.lock().sandboxes.get(container_id).cloned()
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub fn network(&self, key: &str) -> Option<Network> {
+        self.lock().find(key).cloned()
+    }
+
+    /// Creates `container_id`'s namespace: loopback, plus an endpoint on `network` (its mode,
+    /// `None` for `none`) with `ports` published, and one on each network it was connected to.
+    /// The leases are saved before anything is created; any failure undoes all of it.
+    pub fn connect_sandbox(
+        &self,
+        container_id: &str,
+        name: &str,
+        network: Option<&str>,
+        ports: &[PortRequest],
+        dns: &[std::net::SocketAddr],
+    ) -> Result<Sandbox, NetworkError> {
+        let pin = self.sandbox_key(container_id);
+        let _ = self.disconnect_sandbox(container_id);
+        let mut sb = Sandbox {
+            container_id: container_id.to_string(),
+            name: name.to_string(),
+            key: pin.display().to_string(),
+            endpoints: Vec::new(),
+            dns: dns.to_vec(),
+        };
+        let primary = match network {
+            Some(key) => Some(
+                self.network(key)
+                    .ok_or_else(|| NetworkError::NotFound(key.into()))?,
+            ),
+            None => None,
+        };
+        {
+            let mut st = self.lock();
+            let mut nets: Vec<Network> = primary.into_iter().collect();
+            for id in st
+                .attachments
+                .get(container_id)
+                .cloned()
+                .unwrap_or_default()
+            {
+                if let Some(n) = st
+                    .networks
+                    .get(&id)
+                    .filter(|n| nets.iter().all(|m| m.id != n.id))
+                {
+                    nets.push(n.clone());
+                }
+            }
+            for n in nets.iter().filter(|n| n.driver == DriverKind::Bridge) {
+                let ifname = format!("eth{}", sb.endpoints.len());
+                let ep = new_endpoint(&mut st, n, ifname)?;
+                sb.endpoints.push(ep);
+            }
+            st.sandboxes.insert(container_id.to_string(), sb.clone());
+            self.store.save(&st)?;
+        }
+        let r = self.plumb(&mut sb, ports);
+        if r.is_err() {
+            let _ = self.disconnect_sandbox(container_id);
+        }
+        r.map(|()| sb)
+    }
+
+    /// What the kernel needs for `ep` (the default route only through the first network).
+    fn plumbing<'a>(&self, ep: &'a Endpoint, n: &'a Network, first: bool) -> driver::Plumbing<'a> {
+        driver::Plumbing {
+            host_ifname: &ep.host_ifname,
+            ifname: &ep.ifname,
+            ip: ep.ip,
+            mac: mac_for(ep.ip),
+            subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
+            gateway: n.gateway.filter(|_| first && !n.internal),
+            bridge: &n.bridge,
+            mtu: n.mtu,
+            isolated: n.options.get(ICC).is_some_and(|v| v == "false"),
+        }
+    }
+
+    fn plumb(&self, sb: &mut Sandbox, ports: &[PortRequest]) -> Result<(), NetworkError> {
+        let pin = PathBuf::from(&sb.key);
+        let Some(first) = sb.endpoints.first().cloned() else {
+            return Ok(self.kernel.create_netns(&pin, &mut |_, _| Ok(()))?);
+        };
+        let mut bound = Vec::new();
+        for r in ports {
+            bound.push(ports::bind(r, self.cfg.default_ip, &sb.name, &first.id)?);
+        }
+        let nets: Vec<Network> = {
+            let st = self.lock();
+            sb.endpoints
+                .iter()
+                .filter_map(|e| st.networks.get(&e.network_id).cloned())
+                .collect()
+        };
+        let plumbing: Vec<driver::Plumbing<'_>> = sb
+            .endpoints
+            .iter()
+            .zip(&nets)
+            .enumerate()
+            .map(|(i, (e, n))| self.plumbing(e, n, i == 0))
+            .collect();
+        driver::create_sandbox(self.kernel.as_ref(), &pin, &plumbing)?;
+        let mappings: Vec<_> = bound.iter().map(|b| b.mapping.clone()).collect();
+        if let Some(e) = sb.endpoints.first_mut() {
+            e.ports = mappings;
+        }
+        {
+            let mut st = self.lock();
+            st.sandboxes.insert(sb.container_id.clone(), sb.clone());
+            self.store.save(&st)?;
+        }
+        let mut tasks = Vec::new();
+        for b in bound {
+            let addr = format!("{}:{}", b.mapping.host_ip, b.mapping.host_port);
+            tasks.push(
+                ports::serve(b, first.ip).map_err(|source| NetworkError::PortBind {
+                    name: sb.name.clone(),
+                    endpoint: first.id.clone(),
+                    addr,
+                    source,
+                })?,
+            );
+        }
+        tasks.extend(self.serve_dns(sb)?);
+        self.proxies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sb.container_id.clone(), tasks);
+        Ok(())
+    }
+
+    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network.
+    fn serve_dns(&self, sb: &Sandbox) -> Result<Option<JoinHandle<()>>, NetworkError> {
+        let user = {
+            let st = self.lock();
+            sb.endpoints.iter().any(|e| {
+                st.networks
+                    .get(&e.network_id)
+                    .is_some_and(|n| n.name != "bridge")
+            })
+        };
+        if !user {
+            return Ok(None);
+        }
+        let addr = std::net::SocketAddr::from((dns::RESOLVER_IP, 53));
+        let sock = self.kernel.bind_udp(Path::new(&sb.key), addr)?;
+        let upstreams = if sb.dns.is_empty() {
+            self.cfg.dns.clone()
+        } else {
+            sb.dns.clone()
+        };
+        let task = tokio::spawn(dns::serve(
+            sock,
+            self.state.clone(),
+            sb.container_id.clone(),
+            upstreams,
+        ));
+        Ok(Some(task))
+    }
+
+    /// Records `--network-alias` names of a container on a network.
+    pub fn set_aliases(
+        &self,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), NetworkError> {
+        let n = self
+            .network(network)
+            .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
+        let mut st = self.lock();
+        st.aliases
+            .entry(container_id.to_string())
+            .or_default()
+            .insert(n.id, aliases.to_vec());
+        self.store.save(&st)
+    }
+
+    fn stop_proxies(&self, container_id: &str) {
+        let tasks = self
+            .proxies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container_id);
+        for t in tasks.into_iter().flatten() {
+            t.abort();
+        }
+    }
+
+    /// Removes `container_id`'s sandbox: proxies, veths, namespace pin, leases. Fine if it
+    /// has none.
+    pub fn disconnect_sandbox(&self, container_id: &str) -> Result<(), NetworkError> {
+        self.stop_proxies(container_id);
+        let pin = self.sandbox_key(container_id);
+        let sb = self.lock().sandboxes.get(container_id).cloned();
+        let names: Vec<String> = sb
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| e.host_ifname.clone())
+            .collect();
+        driver::remove_sandbox(self.kernel.as_ref(), &pin, names.iter().map(String::as_str))?;
+        if sb.is_some() {
+            let mut st = self.lock();
+            st.sandboxes.remove(container_id);
+            self.store.save(&st)?;
+        }
+        Ok(())
+    }
+
+    /// At daemon start: keeps the sandboxes of `live` containers (serving their ports again),
+    /// removes every other sandbox, stray namespace pins and veths on our bridges that no
+    /// endpoint owns.
+    pub fn reconcile(&self, live: &HashSet<String>) -> Vec<NetworkError> {
+        let mut errors = Vec::new();
+        let known: Vec<String> = self.lock().sandboxes.keys().cloned().collect();
+        for id in known.iter().filter(|id| !live.contains(*id)) {
+            if let Err(e) = self.disconnect_sandbox(id) {
+                errors.push(e);
+            }
+        }
+        for id in list_dir(&self.cfg.netns_dir) {
+            if !live.contains(&id) {
+                if let Err(e) = self.kernel.remove_netns(&self.sandbox_key(&id)) {
+                    errors.push(e.into());
+                }
+            }
+        }
+        let st = self.lock().clone();
+        let owned: HashSet<&str> = st
+            .sandboxes
+            .values()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| e.host_ifname.as_str())
+            .collect();
+        let bridges: HashSet<&str> = st.networks.values().map(|n| n.bridge.as_str()).collect();
+        let r = self.kernel.host(&mut |nl| {
+            let links = nl.links()?;
+            let ours: HashSet<u32> = links
+                .iter()
+                .filter(|l| bridges.contains(l.name.as_str()))
+                .map(|l| l.index)
+                .collect();
+            for l in &links {
+                let stray =
+                    l.master.is_some_and(|m| ours.contains(&m)) && !owned.contains(l.name.as_str());
+                if stray {
+                    nl.delete_link(l.index)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            errors.push(e.into());
+        }
+        for sb in st.sandboxes.values() {
+            let Some(ep) = sb.endpoints.first() else {
+                continue;
+            };
+            let mut tasks = Vec::new();
+            match self.serve_dns(sb) {
+                Ok(t) => tasks.extend(t),
+                Err(e) => errors.push(e),
+            }
+            for m in &ep.ports {
+                match ports::rebind(m).and_then(|b| ports::serve(b, ep.ip)) {
+                    Ok(t) => tasks.push(t),
+                    Err(source) => errors.push(NetworkError::PortBind {
+                        name: sb.name.clone(),
+                        endpoint: ep.id.clone(),
+                        addr: format!("{}:{}", m.host_ip, m.host_port),
+                        source,
+                    }),
+                }
+            }
+            self.proxies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(sb.container_id.clone(), tasks);
+        }
+        errors
+    }
+}
+
+/// Leases an address on `n` for a new endpoint (the caller saves the state).
+fn new_endpoint(st: &mut State, n: &Network, ifname: String) -> Result<Endpoint, NetworkError> {
+    let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+        return Err(NetworkError::NotFound(n.name.clone()));
+    };
+    let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+    if let Some(m) = st.networks.get_mut(&n.id) {
+        m.last_ip = Some(ip);
+    }
+    let id = random_id();
+    Ok(Endpoint {
+        host_ifname: format!("veth{}", &id[..7]),
+        id,
+        network_id: n.id.clone(),
+        ip,
+        mac: model::format_mac(mac_for(ip)),
+        ifname,
+        ports: Vec::new(),
+    })
+}
+
+fn list_dir(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+//! Docker's Container Network Model as data: networks, endpoints (a container's interface on
+//! one network) and sandboxes (a container's network namespace). Serialized into the store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An IPv4 network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subnet {
+    /// The address as given (`bip` keeps its host part: 172.17.0.1/16).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// A subnet; the prefix is clamped to 32.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
+        Subnet {
+            addr,
+            prefix: prefix.min(32),
+        }
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    /// The network address.
+    pub fn network(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    /// The same subnet with the host part cleared.
+    pub fn canonical(self) -> Subnet {
+        Subnet::new(self.network(), self.prefix)
+    }
+
+    /// The broadcast address.
+    pub fn broadcast(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+
+    /// Whether `ip` lies inside.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network())
+    }
+
+    /// Whether the two share any address.
+    pub fn overlaps(self, o: Subnet) -> bool {
+        self.contains(o.network()) || o.contains(self.network())
+    }
+
+    /// The address `n` places after the network address.
+    pub fn nth(self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network()).wrapping_add(n))
+    }
+
+    /// How many addresses it spans (2^(32-prefix), saturating).
+    pub fn size(self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Not an IPv4 CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CIDR address: {0}")]
+pub struct BadCidr(pub String);
+
+impl FromStr for Subnet {
+    type Err = BadCidr;
+    fn from_str(s: &str) -> Result<Subnet, BadCidr> {
+        let bad = || BadCidr(s.to_string());
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix > 32 || p.starts_with('+') {
+            return Err(bad());
+        }
+        Ok(Subnet { addr, prefix })
+    }
+}
+
+impl Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Subnet, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Docker's MAC for an IPv4 address: 02:42 followed by the address.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// A network driver (closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// A Linux bridge with NAT.
+    Bridge,
+    /// The host's namespace.
+    Host,
+    /// Loopback only.
+    Null,
+}
+
+impl DriverKind {
+    /// Docker's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Bridge => "bridge",
+            DriverKind::Host => "host",
+            DriverKind::Null => "null",
+        }
+    }
+}
+
+/// One network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// 64 hex.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Driver.
+    pub driver: DriverKind,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// IPv4 subnet (bridge only).
+    pub subnet: Option<Subnet>,
+    /// Gateway (the bridge's address).
+    pub gateway: Option<Ipv4Addr>,
+    /// Linux bridge name.
+    pub bridge: String,
+    /// MTU, 0 = kernel default.
+    pub mtu: u32,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+    /// The last address handed out (allocation goes on after it, as Docker's, so a released
+    /// address is not reused at once).
+    pub last_ip: Option<Ipv4Addr>,
+    /// `--internal`: containers get no default route (and no bridge forwards anyway).
+    #[serde(default)]
+    pub internal: bool,
+    /// `--attachable`.
+    #[serde(default)]
+    pub attachable: bool,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+/// A published port, resolved (host port chosen).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// Protocol.
+    pub proto: Proto,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Host address ("0.0.0.0" for all).
+    pub host_ip: Ipv4Addr,
+    /// Host port.
+    pub host_port: u16,
+}
+
+/// A container's interface on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// 64 hex.
+    pub id: String,
+    /// The network's id.
+    pub network_id: String,
+    /// Address in the network's subnet.
+    pub ip: Ipv4Addr,
+    /// MAC address.
+    pub mac: String,
+    /// Host side of the veth pair.
+    pub host_ifname: String,
+    /// Interface name in the container.
+    pub ifname: String,
+    /// Published ports (on the default bridge or a user bridge).
+    pub ports: Vec<PortMapping>,
+}
+
+/// A container's network namespace and its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// The container.
+    pub container_id: String,
+    /// Container name without the slash (for messages).
+    pub name: String,
+    /// The pinned namespace.
+    pub key: String,
+    /// Endpoints, in attach order.
+    pub endpoints: Vec<Endpoint>,
+    /// Upstream servers of its embedded DNS resolver (empty: the daemon's).
+    #[serde(default)]
+    pub dns: Vec<std::net::SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_arithmetic() {
+        let s: Subnet = "172.17.0.1/16".parse().expect("cidr");
+        assert_eq!(s.network(), Ipv4Addr::new(172, 17, 0, 0));
+        assert_eq!(s.broadcast(), Ipv4Addr::new(172, 17, 255, 255));
+        assert!(s.contains(Ipv4Addr::new(172, 17, 3, 4)));
+        assert!(!s.contains(Ipv4Addr::new(172, 18, 0, 1)));
+        assert!(s.overlaps("172.17.5.0/24".parse().expect("cidr")));
+        assert!(!s.overlaps("172.18.0.0/16".parse().expect("cidr")));
+        assert_eq!(s.nth(2), Ipv4Addr::new(172, 17, 0, 2));
+        assert_eq!(s.size(), 65536);
+        assert_eq!(s.to_string(), "172.17.0.1/16");
+        assert_eq!(s.canonical().to_string(), "172.17.0.0/16");
+        for bad in ["1.2.3.4", "1.2.3.4/33", "x/8", "1.2.3/8", "1.2.3.4/+8"] {
+            assert!(bad.parse::<Subnet>().is_err(), "{bad}");
+        }
+        assert_eq!(Subnet::new(Ipv4Addr::UNSPECIFIED, 0).size(), 1 << 32);
+    }
+
+    #[test]
+    fn docker_mac() {
+        assert_eq!(
+            format_mac(mac_for(Ipv4Addr::new(172, 17, 0, 2))),
+            "02:42:ac:11:00:02"
+        );
+    }
+}

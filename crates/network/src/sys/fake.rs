@@ -1,0 +1,241 @@
+//! A recording fake of the kernel for unit tests: it keeps links per namespace, answers
+//! lookups from them and logs every effect as one line, in order.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{InNetns, Kernel, LinkInfo, Netlink, SysError};
+use crate::model::Subnet;
+
+/// Fake state: links per namespace (`""` is the host), host routes, the effect log.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// ns -> links.
+    pub links: BTreeMap<String, Vec<LinkInfo>>,
+    /// Host routes `routes()` reports.
+    pub routes: Vec<Subnet>,
+    /// Every effect, in order.
+    pub log: Vec<String>,
+    /// Pinned namespaces.
+    pub netns: Vec<PathBuf>,
+    /// A request name that fails with EEXIST (to test rollback).
+    pub fail: Option<&'static str>,
+    next_index: u32,
+}
+
+/// The fake kernel.
+#[derive(Debug, Default)]
+pub struct FakeKernel {
+    /// Its state, for assertions.
+    pub state: Mutex<FakeState>,
+}
+
+impl FakeKernel {
+    /// The effect log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct FakeNs<'a> {
+    k: &'a FakeKernel,
+    ns: String,
+}
+
+impl FakeNs<'_> {
+    fn effect(&self, what: &'static str, line: String) -> Result<(), SysError> {
+        let mut s = self.k.lock();
+        if s.fail == Some(what) {
+            return Err(SysError::Netlink {
+                what,
+                errno: libc::EEXIST,
+            });
+        }
+        let ns = if self.ns.is_empty() { "host" } else { &self.ns };
+        s.log.push(format!("{ns}: {line}"));
+        Ok(())
+    }
+
+    fn add(&self, ns: &str, name: &str) {
+        let mut s = self.k.lock();
+        s.next_index += 1;
+        let index = s.next_index + 1;
+        s.links.entry(ns.to_string()).or_default().push(LinkInfo {
+            index,
+            name: name.to_string(),
+            master: None,
+            up: false,
+        });
+    }
+
+    fn find(&self, index: u32) -> Option<(String, String)> {
+        let s = self.k.lock();
+        s.links.iter().find_map(|(ns, l)| {
+            l.iter()
+                .find(|l| l.index == index)
+                .map(|l| (ns.clone(), l.name.clone()))
+        })
+    }
+}
+
+impl Netlink for FakeNs<'_> {
+    fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, SysError> {
+        let s = self.k.lock();
+        Ok(s.links
+            .get(&self.ns)
+            .and_then(|l| l.iter().find(|l| l.name == name).cloned()))
+    }
+
+    fn links(&mut self) -> Result<Vec<LinkInfo>, SysError> {
+        Ok(self
+            .k
+            .lock()
+            .links
+            .get(&self.ns)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn create_bridge(&mut self, name: &str, mtu: u32) -> Result<(), SysError> {
+        self.effect("create bridge", format!("bridge {name} mtu {mtu}"))?;
+        self.add(&self.ns.clone(), name);
+        Ok(())
+    }
+
+    fn create_veth(
+        &mut self,
+        name: &str,
+        mac: [u8; 6],
+        mtu: u32,
+        peer: &str,
+        _peer_netns: RawFd,
+    ) -> Result<(), SysError> {
+        let mac = crate::model::format_mac(mac);
+        self.effect(
+            "create veth",
+            format!("veth {name} {mac} mtu {mtu} peer {peer} to host"),
+        )?;
+        let ns = self.ns.clone();
+        self.add(&ns, name);
+        self.add("", peer);
+        Ok(())
+    }
+
+    fn set_up(&mut self, index: u32, master: Option<u32>) -> Result<(), SysError> {
+        let (_, name) = self.find(index).unwrap_or_default();
+        let m = master.and_then(|m| self.find(m)).map(|(_, n)| n);
+        self.effect("set link up", format!("up {name} master {m:?}"))?;
+        let mut s = self.k.lock();
+        for l in s.links.values_mut().flatten().filter(|l| l.index == index) {
+            l.up = true;
+            l.master = master;
+        }
+        Ok(())
+    }
+
+    fn set_port_isolated(&mut self, index: u32) -> Result<(), SysError> {
+        let (_, name) = self.find(index).unwrap_or_default();
+        self.effect("isolate bridge port", format!("isolate {name}"))
+    }
+
+    fn delete_link(&mut self, index: u32) -> Result<(), SysError> {
+        let Some((_, name)) = self.find(index) else {
+            return Ok(());
+        };
+        self.effect("delete link", format!("delete {name}"))?;
+        let mut s = self.k.lock();
+        for l in s.links.values_mut() {
+            l.retain(|l| l.index != index);
+        }
+        Ok(())
+    }
+
+    fn add_address(&mut self, index: u32, ip: Ipv4Addr, subnet: Subnet) -> Result<(), SysError> {
+        let (_, name) = self.find(index).unwrap_or_default();
+        self.effect("add address", format!("addr {name} {ip}/{}", subnet.prefix))
+    }
+
+    fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<(), SysError> {
+        self.effect("add default route", format!("default via {gateway}"))
+    }
+
+    fn routes(&mut self) -> Result<Vec<(Subnet, u32)>, SysError> {
+        Ok(self.k.lock().routes.iter().map(|r| (*r, 0)).collect())
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn host(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Netlink) -> Result<(), SysError>,
+    ) -> Result<(), SysError> {
+        f(&mut FakeNs {
+            k: self,
+            ns: String::new(),
+        })
+    }
+
+    fn create_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let ns = pin.display().to_string();
+        {
+            let mut s = self.lock();
+            s.netns.push(pin.to_path_buf());
+            s.log.push(format!("netns {ns}"));
+            s.links.insert(
+                ns.clone(),
+                vec![LinkInfo {
+                    index: 1,
+                    name: "lo".into(),
+                    master: None,
+                    up: true,
+                }],
+            );
+        }
+        let r = f(&mut FakeNs { k: self, ns }, -1);
+        if r.is_err() {
+            let _ = self.remove_netns(pin);
+        }
+        r
+    }
+
+    fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let ns = pin.display().to_string();
+        if !self.lock().links.contains_key(&ns) {
+            return Err(SysError::sys("setns", nix::Error::ENOENT));
+        }
+        f(&mut FakeNs { k: self, ns }, -1)
+    }
+
+    fn bind_udp(
+        &self,
+        pin: &Path,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::UdpSocket, SysError> {
+        self.lock()
+            .log
+            .push(format!("{}: bind udp {addr}", pin.display()));
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(SysError::io("binding", pin))
+    }
+
+    fn remove_netns(&self, pin: &Path) -> Result<(), SysError> {
+        let mut s = self.lock();
+        let ns = pin.display().to_string();
+        if s.links.remove(&ns).is_some() {
+            s.log.push(format!("rm netns {ns}"));
+        }
+        s.netns.retain(|p| p != pin);
+        Ok(())
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<(), SysError> {
+        self.lock().log.push(format!("sysctl {key}={value}"));
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! NetworkService against the recording fake kernel: the effects in order, rollback on
+//! failure, leases across a reopen (a crash), and reconciliation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::*;
+use crate::sys::fake::FakeKernel;
+
+fn cfg(dir: &Path) -> Config {
+    Config {
+        state_dir: dir.join("state"),
+        netns_dir: dir.join("netns"),
+        bridge: "wtest0".into(),
+        bip: None,
+        mtu: 0,
+        pools: ipam::default_pools(),
+        default_ip: Ipv4Addr::UNSPECIFIED,
+        dns: vec![],
+    }
+}
+
+#[test]
+fn default_bridge_skips_host_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    k.state.lock().expect("fake").routes = vec!["172.17.0.0/16".parse().expect("cidr")];
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let n = svc.network("bridge").expect("bridge");
+    assert_eq!(n.subnet, Some("172.18.0.0/16".parse().expect("cidr")));
+    assert_eq!(n.gateway, Some(Ipv4Addr::new(172, 18, 0, 1)));
+    assert_eq!(
+        k.log(),
+        [
+            "host: bridge wtest0 mtu 0",
+            "host: addr wtest0 172.18.0.1/16",
+            "host: up wtest0 master None",
+            "sysctl net/ipv4/conf/wtest0/forwarding=0",
+        ]
+    );
+    assert!(svc.network("host").is_some() && svc.network("none").is_some());
+}
+
+#[test]
+fn bip_sets_subnet_and_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let mut c = cfg(dir.path());
+    c.bip = Some("10.45.0.1/24".parse().expect("cidr"));
+    let svc = NetworkService::open(c, k).expect("open");
+    let n = svc.network("bridge").expect("bridge");
+    assert_eq!(n.subnet, Some("10.45.0.0/24".parse().expect("cidr")));
+    assert_eq!(n.gateway, Some(Ipv4Addr::new(10, 45, 0, 1)));
+}
+
+#[test]
+fn connect_plumbs_a_veth_and_disconnect_removes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let before = k.log().len();
+    let sb = svc
+        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
+        .expect("connect");
+    let ep = &sb.endpoints[0];
+    assert_eq!(ep.ip, Ipv4Addr::new(172, 17, 0, 2));
+    assert_eq!(ep.mac, "02:42:ac:11:00:02");
+    let pin = dir.path().join("netns/c1").display().to_string();
+    let veth = ep.host_ifname.clone();
+    assert_eq!(
+        k.log()[before..],
+        [
+            format!("netns {pin}"),
+            format!("{pin}: veth eth0 02:42:ac:11:00:02 mtu 0 peer {veth} to host"),
+            format!("{pin}: addr eth0 172.17.0.2/16"),
+            format!("{pin}: up eth0 master None"),
+            format!("{pin}: default via 172.17.0.1"),
+            format!("host: up {veth} master Some(\"wtest0\")"),
+        ]
+    );
+    let before = k.log().len();
+    svc.disconnect_sandbox("c1").expect("disconnect");
+    assert_eq!(
+        k.log()[before..],
+        [format!("host: delete {veth}"), format!("rm netns {pin}")]
+    );
+    assert!(svc.sandbox("c1").is_none());
+}
+
+#[test]
+fn a_failed_plumbing_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    k.state.lock().expect("fake").fail = Some("add default route");
+    assert!(svc
+        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
+        .is_err());
+    assert!(svc.sandbox("c1").is_none());
+    let s = k.state.lock().expect("fake");
+    assert!(s.netns.is_empty(), "{:?}", s.netns);
+    assert!(
+        s.links
+            .get("")
+            .is_some_and(|l| l.iter().all(|l| l.name == "wtest0")),
+        "{:?}",
+        s.links
+    );
+}
+
+#[test]
+fn leases_survive_a_crash_and_are_never_handed_out_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let a = svc
+        .connect_sandbox("a", "a", Some("bridge"), &[], &[])
+        .expect("a");
+    let b = svc
+        .connect_sandbox("b", "b", Some("bridge"), &[], &[])
+        .expect("b");
+    // A crash: the service is dropped without cleanup and opened again on the same state.
+    drop(svc);
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("reopen");
+    let live: HashSet<String> = ["a".to_string()].into();
+    assert!(svc.reconcile(&live).is_empty());
+    assert_eq!(svc.sandbox("a"), Some(a.clone()));
+    assert!(
+        svc.sandbox("b").is_none(),
+        "b was not running: its lease goes"
+    );
+    let c = svc
+        .connect_sandbox("c", "c", Some("bridge"), &[], &[])
+        .expect("c");
+    let ips: HashSet<_> = [a.endpoints[0].ip, c.endpoints[0].ip].into();
+    assert_eq!(ips.len(), 2);
+    assert_ne!(c.endpoints[0].ip, b.endpoints[0].ip, "not reused at once");
+}
+
+#[test]
+fn reconcile_removes_stray_veths_and_pins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    svc.connect_sandbox("a", "a", Some("bridge"), &[], &[])
+        .expect("a");
+    {
+        // A veth created just before a crash whose state never recorded it.
+        let mut s = k.state.lock().expect("fake");
+        let br = s.links[""]
+            .iter()
+            .find(|l| l.name == "wtest0")
+            .map(|l| l.index);
+        s.links
+            .entry(String::new())
+            .or_default()
+            .push(sys::LinkInfo {
+                index: 99,
+                name: "vethdead".into(),
+                master: br,
+                up: true,
+            });
+    }
+    std::fs::create_dir_all(dir.path().join("netns")).expect("dir");
+    std::fs::write(dir.path().join("netns/ghost"), b"").expect("pin");
+    let live: HashSet<String> = ["a".to_string()].into();
+    assert!(svc.reconcile(&live).is_empty());
+    let log = k.log();
+    assert!(log.iter().any(|l| l == "host: delete vethdead"), "{log:?}");
+    let s = k.state.lock().expect("fake");
+    assert!(s.links[""].iter().all(|l| l.name != "vethdead"));
+    assert!(svc.sandbox("a").is_some());
+}
+
+#[test]
+fn none_gets_loopback_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let sb = svc.connect_sandbox("n", "n", None, &[], &[]).expect("none");
+    assert!(sb.endpoints.is_empty());
+    assert_eq!(k.state.lock().expect("fake").netns.len(), 1);
+    svc.disconnect_sandbox("n").expect("disconnect");
+    assert!(k.state.lock().expect("fake").netns.is_empty());
+}
+
+#[test]
+fn unknown_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
+    let e = svc
+        .connect_sandbox("x", "x", Some("nope"), &[], &[])
+        .expect_err("unknown");
+    assert_eq!(e.to_string(), "network nope not found");
+    assert!(svc.sandbox("x").is_none());
+}
