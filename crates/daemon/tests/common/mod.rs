@@ -3,6 +3,8 @@
 //! everything it created (containers, shims, mounts, netns pins, cgroups) even on failure.
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+pub mod reality;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub struct Daemon {
     pub cgroup_parent: String,
     child: Option<Child>,
     args: Vec<String>,
+    /// Extra environment for the next (re)start of wharfd (e.g. `WHARFD_CRASH_AT`).
+    pub env: Vec<(String, String)>,
 }
 
 fn wharfd_bin() -> PathBuf {
@@ -90,6 +94,7 @@ impl Daemon {
             cgroup_parent,
             child: None,
             args,
+            env: Vec::new(),
         };
         d.spawn();
         d
@@ -103,6 +108,7 @@ impl Daemon {
             .expect("log");
         let child = Command::new(wharfd_bin())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
