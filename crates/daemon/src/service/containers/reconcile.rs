@@ -70,6 +70,27 @@ pub struct ContainerIntent {
 /// How long an orphan may take to leave its cgroup after SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a shim caught starting by a crash may take to answer.
+const SHIM_START_GRACE: Duration = Duration::from_secs(10);
+
+/// Pids of the `wharf-shim <dir>` processes alive (launcher and detached shim).
+fn shim_processes(dir: &Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let want = dir.as_os_str().as_encoded_bytes();
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let mut args = cmd.split(|b| *b == 0);
+            args.next().is_some_and(|a| a.ends_with(b"wharf-shim")) && args.next() == Some(want)
+        })
+        .collect()
+}
+
 /// Where a container's processes and runtime state live.
 #[derive(Debug, Clone)]
 struct HostRefs {
@@ -221,10 +242,24 @@ impl ContainerService {
         }
         let was_alive = c.state.status.is_alive() || c.state.status == Status::Restarting;
         let shim = self.shim(&c.id);
-        let state = match shim.dir().exists() {
+        let mut state = match shim.dir().exists() {
             true => shim.call(&Request::State).await.ok(),
             false => None,
         };
+        // A shim the crash caught starting has no socket yet: let it finish (or fail) rather
+        // than release its container under it.
+        let deadline = Instant::now() + SHIM_START_GRACE;
+        while state.is_none() && shim.dir().exists() && Instant::now() < deadline {
+            let dir = shim.dir().to_path_buf();
+            let starting = blocking(move || Ok::<_, ApiError>(!shim_processes(&dir).is_empty()))
+                .await
+                .unwrap_or(false);
+            if !starting {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            state = shim.call(&Request::State).await.ok();
+        }
         if let Some(Response::State(st)) = &state {
             let live = st.exit.is_none()
                 && matches!(
