@@ -139,11 +139,14 @@ fn killed_shim_does_not_leave_its_container_running() {
             .parse()
             .expect("pid");
         let shim = reality::shim_pid(&d, id).expect("shim.pid");
+        let t = std::time::Instant::now();
         Command::new("kill")
             .args(["-KILL", &shim.to_string()])
             .status()
             .expect("kill");
         wait_for("init to be killed", || !alive(init));
+        // The figure behind the choice of a daemon-side cgroup kill (see reconcile.rs).
+        eprintln!("init died {:?} after its shim was killed", t.elapsed());
         if id == &plain {
             wait_for("the exit to be recorded", || {
                 status(&d, "plain") == "exited"

@@ -223,7 +223,11 @@ impl ContainerService {
         }
         for (id, _, intent) in j.pending::<ContainerIntent>(REMOVE) {
             let done = match self.store.get(&id) {
-                Ok(_) => self.remove(&id, true).await.is_ok(),
+                Ok(h) => {
+                    // Straight to the teardown: no monitor runs yet to see a kill's exit.
+                    let _ = self.update(&h, |c| c.state.status = Status::Removing);
+                    self.remove(&id, true).await.is_ok()
+                }
                 Err(_) => true,
             };
             if done {
