@@ -275,11 +275,13 @@ impl ContainerService {
                 return Some(c.id.clone());
             }
         }
+        // Read before the release deletes the shim dir that holds it.
+        let exit = shim.exit_file();
         if let Err(e) = self.release_host_state(&c).await {
             tracing::warn!(id = c.id, "releasing a stopped container's leftovers: {e}");
         }
         if was_alive {
-            let exit = shim.exit_file().unwrap_or_else(lost_exit);
+            let exit = exit.unwrap_or_else(lost_exit);
             let _ = self.update(h, |x| {
                 x.state.status = Status::Exited;
                 x.state.pid = 0;
@@ -328,5 +330,57 @@ pub(super) fn lost_exit() -> ExitStatus {
         exit_code: 255,
         exited_at: now(),
         oom_killed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundle_names_the_cgroup() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert_eq!(bundle_cgroups_path(d.path()), None);
+        std::fs::write(
+            d.path().join("config.json"),
+            br#"{"linux":{"cgroupsPath":"/old-parent/abc"}}"#,
+        )
+        .expect("write");
+        assert_eq!(
+            bundle_cgroups_path(d.path()).as_deref(),
+            Some("/old-parent/abc")
+        );
+    }
+
+    #[test]
+    fn no_shim_process_serves_an_unknown_dir() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert!(shim_processes(d.path()).is_empty());
+    }
+
+    #[test]
+    fn a_lost_exit_is_dockers_255() {
+        assert_eq!(lost_exit().exit_code, 255);
+    }
+
+    #[test]
+    fn intents_round_trip() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let j = Journal::new(d.path());
+        let i = j
+            .begin(
+                REMOVE,
+                "abc",
+                &ContainerIntent {
+                    name: "/web".into(),
+                },
+            )
+            .expect("begin");
+        drop(i);
+        let p = j.pending::<ContainerIntent>(REMOVE);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "abc");
+        assert_eq!(p[0].1.as_ref().map(|c| c.name.as_str()), Some("/web"));
+        assert!(j.pending::<ContainerIntent>(CREATE).is_empty());
     }
 }
