@@ -116,7 +116,7 @@ impl Journal {
             let modified = e.metadata().and_then(|m| m.modified()).ok();
             out.push((modified, key.to_string(), data, Intent { path: e.path() }));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|a| a.0);
         out.into_iter().map(|(_, k, d, i)| (k, d, i)).collect()
     }
 }
