@@ -7,8 +7,8 @@
 //!   or netns pin below the daemon's roots.
 //!
 //! Seeded: the seed is printed; `WHARF_FAULT_SEED=<n>` replays it, `WHARF_FAULT_ROUNDS=<n>`
-//! changes the number of rounds per test (the default run is 5 × 10 = 50 rounds; a soak sets
-//! more). Runs with and without live-restore.
+//! changes the number of rounds per test (the default run is 10 × 5 = 50 rounds; a soak sets
+//! more, e.g. `WHARF_FAULT_ROUNDS=100`). Runs with and without live-restore.
 
 mod common;
 
@@ -208,7 +208,7 @@ fn check(d: &Daemon, ctx: &str) {
 
 fn run(live_restore: bool, salt: u64) {
     wharf_testutil::require_root!();
-    let rounds = env_u64("WHARF_FAULT_ROUNDS").unwrap_or(10);
+    let rounds = env_u64("WHARF_FAULT_ROUNDS").unwrap_or(5);
     let mut rng = Rng(seed(salt));
     let mut d = Daemon::start(if live_restore {
         &["--live-restore"]
@@ -224,27 +224,28 @@ fn run(live_restore: bool, salt: u64) {
     eprintln!("{rounds} rounds in {:?}", t.elapsed());
 }
 
-#[test]
-fn kill_9_during_bursts_with_live_restore() {
-    run(true, 1);
+// Ten tests of five rounds rather than fewer long ones: each stays far inside the per-test
+// limit on a loaded machine, and nextest runs them side by side.
+macro_rules! fault_tests {
+    ($($name:ident: $live_restore:expr, $salt:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run($live_restore, $salt);
+            }
+        )*
+    };
 }
 
-#[test]
-fn kill_9_during_bursts_with_live_restore_again() {
-    run(true, 2);
-}
-
-#[test]
-fn kill_9_during_bursts_without_live_restore() {
-    run(false, 3);
-}
-
-#[test]
-fn kill_9_during_bursts_without_live_restore_again() {
-    run(false, 4);
-}
-
-#[test]
-fn kill_9_during_bursts_with_live_restore_once_more() {
-    run(true, 5);
+fault_tests! {
+    live_restore_1: true, 1;
+    live_restore_2: true, 2;
+    live_restore_3: true, 3;
+    live_restore_4: true, 4;
+    live_restore_5: true, 5;
+    no_live_restore_1: false, 6;
+    no_live_restore_2: false, 7;
+    no_live_restore_3: false, 8;
+    no_live_restore_4: false, 9;
+    no_live_restore_5: false, 10;
 }
