@@ -92,7 +92,7 @@ impl Journal {
         })
     }
 
-    /// The intents left in `area` by a crash, as (key, data), oldest first; temp files of
+    /// The intents left in `area` by a crash, as (key, data, intent) sorted by key; temp files of
     /// intents that were never written are removed. An unreadable intent comes back as `None`
     /// data, so the area can still settle the key.
     pub fn pending<T: DeserializeOwned>(&self, area: &str) -> Vec<(String, Option<T>, Intent)> {
@@ -113,11 +113,10 @@ impl Journal {
             let data = fs::read(e.path())
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
-            let modified = e.metadata().and_then(|m| m.modified()).ok();
-            out.push((modified, key.to_string(), data, Intent { path: e.path() }));
+            out.push((key.to_string(), data, Intent { path: e.path() }));
         }
-        out.sort_by_key(|a| a.0);
-        out.into_iter().map(|(_, k, d, i)| (k, d, i)).collect()
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }
 
