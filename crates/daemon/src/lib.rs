@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod events;
+pub mod fault;
 pub mod ids;
 pub mod router;
 pub mod server;

@@ -1,11 +1,16 @@
 //! The container store: records by id, the name index, and crash-safe persistence
 //! (`<root>/<id>/config.v2.json`, written temp + fsync + rename).
+//!
+//! A record exists exactly while its `config.v2.json` does, and its name is taken exactly as
+//! long: a directory without one (an interrupted first write) is removed at open, and removal
+//! renames the directory away (atomic) before deleting it, so a crash mid-delete cannot leave a
+//! half record behind.
 
 pub mod container;
+pub mod journal;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -57,6 +62,9 @@ impl Classify for StateError {
     }
 }
 
+/// Prefix of a record directory being deleted.
+const TRASH: &str = ".removing-";
+
 /// A shared, lockable container record.
 pub type Handle = Arc<Mutex<Container>>;
 
@@ -94,7 +102,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Store {
-    /// Opens the store at `root` (`<data-root>/containers`), loading every record. Unreadable
+    /// Opens the store at `root` (`<data-root>/containers`), loading every record. Directories
+    /// of records that were never written or were being removed are deleted; unreadable
     /// records are skipped with a warning (and returned) so one bad file cannot stop the daemon.
     pub fn open(root: &Path) -> Result<(Store, Vec<PathBuf>), StateError> {
         let io = |source| StateError::Io {
@@ -107,6 +116,16 @@ impl Store {
         for entry in fs::read_dir(root).map_err(io)? {
             let dir = entry.map_err(io)?.path();
             let rec = dir.join(RECORD);
+            let removing = dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(TRASH));
+            if removing || (dir.is_dir() && !rec.exists()) {
+                // Never committed (only a temp file) or half deleted: no record, no name.
+                if let Err(e) = fs::remove_dir_all(&dir) {
+                    tracing::warn!(path = %dir.display(), "removing a leftover record dir: {e}");
+                }
+                continue;
+            }
             match fs::read(&rec)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Container>(&b).ok())
@@ -125,6 +144,11 @@ impl Store {
             },
             bad,
         ))
+    }
+
+    /// The store's directory (`<data-root>/containers`).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The container's private directory.
@@ -180,7 +204,7 @@ impl Store {
                 id: id.clone(),
             });
         }
-        self.persist(&c)?;
+        self.write_record(&c)?;
         inner.names.insert(c.name.clone(), c.id.clone());
         let h = Arc::new(Mutex::new(c.clone()));
         inner.by_id.insert(c.id, h.clone());
@@ -204,7 +228,7 @@ impl Store {
             .ok_or_else(|| StateError::NotFound(id.to_string()))?;
         let mut c = lock(&h);
         let old = std::mem::replace(&mut c.name, new_name.clone());
-        if let Err(e) = self.persist(&c) {
+        if let Err(e) = self.write_record(&c) {
             c.name = old;
             return Err(e);
         }
@@ -218,37 +242,53 @@ impl Store {
         self.read().names.get(name).cloned()
     }
 
-    /// Drops the record and its directory.
+    /// Drops the record, releasing its name, and deletes its directory. The directory is first
+    /// renamed away (atomically), so the record is either wholly there or gone; the name is
+    /// released only once it is gone.
     pub fn remove(&self, id: &str) -> Result<(), StateError> {
         let mut inner = self.write();
-        if let Some(h) = inner.by_id.remove(id) {
-            let name = lock(&h).name.clone();
-            inner.names.remove(&name);
-        }
+        // Held across the rename: an update in flight finishes first, later ones see no record.
+        let h = inner.by_id.get(id).cloned();
+        let guard = h.as_ref().map(|h| lock(h));
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Io { path: dir, source }),
+        let trash = self.root.join(format!("{TRASH}{id}"));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {
+                let _ = fs::File::open(&self.root).and_then(|d| d.sync_all());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(StateError::Io { path: dir, source }),
         }
+        if let Some(c) = &guard {
+            inner.names.remove(&c.name);
+        }
+        inner.by_id.remove(id);
+        drop(guard);
+        drop(inner);
+        // Leftovers of a failed delete are removed at the next open.
+        if let Err(e) = fs::remove_dir_all(&trash) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %trash.display(), "deleting a removed record: {e}");
+            }
+        }
+        Ok(())
     }
 
-    /// Writes the record atomically: a crash leaves the old or the new file, never half.
+    /// Writes the record atomically: a crash leaves the old or the new file, never half. A
+    /// record removed meanwhile stays removed (call with the record's lock held).
     pub fn persist(&self, c: &Container) -> Result<(), StateError> {
-        let dir = self.dir(&c.id);
-        let path = dir.join(RECORD);
-        let io = |source| StateError::Io {
-            path: path.clone(),
-            source,
-        };
-        fs::create_dir_all(&dir).map_err(io)?;
-        let bytes = serde_json::to_vec(c).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = dir.join(format!(".{RECORD}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
-        fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)
+        if !self.dir(&c.id).is_dir() {
+            return Ok(());
+        }
+        self.write_record(c)
+    }
+
+    fn write_record(&self, c: &Container) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(c).map_err(|e| StateError::Io {
+            path: self.dir(&c.id).join(RECORD),
+            source: std::io::Error::other(e),
+        })?;
+        journal::write_atomic(&self.dir(&c.id), RECORD, &bytes)
     }
 
     /// Locks a handle (tolerating poisoning).
@@ -309,9 +349,17 @@ mod tests {
         s.rename("abc123", "three").expect("rename");
         assert!(s.get("one").is_err());
         assert!(s.rename("abd456", "three").is_err());
+        // An unreadable record is reported and kept; a dir with only a temp file (a first
+        // write cut short) or a half-deleted one is removed.
         fs::create_dir_all(dir.path().join("garbage")).expect("garbage");
+        fs::write(dir.path().join("garbage").join(RECORD), b"{").expect("garbage");
+        fs::create_dir_all(dir.path().join("torn")).expect("torn");
+        fs::write(dir.path().join("torn/.config.v2.json.tmp"), b"{").expect("torn");
+        fs::create_dir_all(dir.path().join(".removing-x")).expect("trash");
         let (s2, bad) = Store::open(dir.path()).expect("reopen");
         assert_eq!(bad.len(), 1);
+        assert!(!dir.path().join("torn").exists());
+        assert!(!dir.path().join(".removing-x").exists());
         assert_eq!(
             Store::lock(&s2.get("three").expect("reloaded")).id,
             "abc123"

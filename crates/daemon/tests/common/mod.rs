@@ -3,6 +3,8 @@
 //! everything it created (containers, shims, mounts, netns pins, cgroups) even on failure.
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+pub mod reality;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ pub struct Daemon {
     pub net: wharf_testutil::net::TestNet,
     child: Option<Child>,
     args: Vec<String>,
+    /// Extra environment for the next (re)start of wharfd (e.g. `WHARFD_CRASH_AT`).
+    pub env: Vec<(String, String)>,
 }
 
 fn wharfd_bin() -> PathBuf {
@@ -99,6 +103,7 @@ impl Daemon {
             net,
             child: None,
             args,
+            env: Vec::new(),
         };
         d.spawn();
         d
@@ -112,6 +117,7 @@ impl Daemon {
             .expect("log");
         let child = Command::new(wharfd_bin())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

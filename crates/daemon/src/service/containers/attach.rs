@@ -6,8 +6,10 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use wharf_api_types::exec::{ExecConfig, ExecInspect, ExecProcessConfig};
-use wharf_shim_proto::{Request, Response, WindowSize};
+use wharf_errdefs::ErrorKind;
+use wharf_shim_proto::{stream, ErrorCode, Request, Response, WindowSize};
 
+use super::shim::ShimError;
 use super::spec::resolve_user;
 use super::{lock, not_running, ContainerService};
 use crate::server::error::ApiError;
@@ -414,11 +416,36 @@ impl ContainerService {
             stderr: cfg.attach_stderr,
             detach: detach || client.is_none(),
         };
-        let (resp, stream) = self
-            .shim(&c.id)
-            .open(&req)
-            .await
-            .map_err(|err| ApiError::from_err(&err))?;
+        let (resp, stream) = match self.shim(&c.id).open(&req).await {
+            Ok(v) => v,
+            Err(ShimError::Refused {
+                code: ErrorCode::Internal,
+                message,
+            }) => {
+                // The runtime could not start the process: Docker's code and message, on the
+                // stream for an attached client (the CLI prints it, then asks the exit code).
+                let argv0 = cfg.cmd.as_deref().and_then(|c| c.first().cloned());
+                let (code, err) = exec_start_failure(argv0.as_deref().unwrap_or(""), &message);
+                if let Some(r) = lock(&self.execs).get_mut(exec_id) {
+                    r.started = true;
+                    r.exit_code = Some(code);
+                }
+                if let (Some(mut client), false) = (client, detach) {
+                    let line = format!("{}\r\n", err.message);
+                    let mut out = Vec::new();
+                    if !cfg.tty {
+                        // Bounded by the shim's 1 MiB answer line.
+                        let len = u32::try_from(line.len()).unwrap_or(u32::MAX);
+                        out.extend(stream::frame_header(stream::STDOUT, len));
+                    }
+                    out.extend(line.as_bytes());
+                    let _ = client.write_all(&out).await;
+                    let _ = client.shutdown().await;
+                }
+                return Err(err);
+            }
+            Err(err) => return Err(ApiError::from_err(&err)),
+        };
         let pid = match resp {
             Response::Started { pid } => i64::from(pid),
             _ => 0,
@@ -575,9 +602,55 @@ impl ContainerService {
     }
 }
 
+/// Docker's outcome of an exec whose process could not start (moby's
+/// `translateContainerdStartErr`): 127 when the command itself was not found, else 126, with
+/// the runtime's message as "OCI runtime exec failed: …".
+fn exec_start_failure(argv0: &str, shim_message: &str) -> (i64, ApiError) {
+    let detail = shim_message
+        .strip_prefix("runtime exec failed: ")
+        .unwrap_or(shim_message);
+    let lower = detail.to_ascii_lowercase();
+    let not_found = !argv0.is_empty()
+        && detail.contains(argv0)
+        && (lower.contains("executable file not found") || lower.contains("no such file"));
+    let code = if not_found { 127 } else { 126 };
+    let kind = if not_found || lower.contains("permission denied") {
+        ErrorKind::InvalidArgument
+    } else {
+        ErrorKind::Internal
+    };
+    let message = format!("OCI runtime exec failed: {detail}");
+    (code, ApiError::new(kind, message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_start_failures_map_to_dockers_codes() {
+        let (code, e) = exec_start_failure(
+            "/nope",
+            "runtime exec failed: exec: \"/nope\": stat /nope: no such file or directory",
+        );
+        assert_eq!(code, 127);
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message,
+            "OCI runtime exec failed: exec: \"/nope\": stat /nope: no such file or directory"
+        );
+        // A missing working directory names no command: 126.
+        let (code, _) = exec_start_failure(
+            "true",
+            "runtime exec failed: chdir to cwd (\"/x\"): no such file or directory",
+        );
+        assert_eq!(code, 126);
+        let (code, e) = exec_start_failure(
+            "/etc/passwd",
+            "runtime exec failed: exec /etc/passwd: permission denied",
+        );
+        assert_eq!((code, e.kind), (126, ErrorKind::InvalidArgument));
+    }
 
     #[test]
     fn detach_key_syntax() {

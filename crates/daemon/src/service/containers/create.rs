@@ -266,16 +266,34 @@ impl ContainerService {
         let mount_reqs = crate::service::volumes::requests(&hc, &config)?;
         let from = self.volumes_from(&hc)?;
         let id = crate::ids::new_id();
+        // Journaled: a crash before the record is written undoes the layer at the next start.
+        let intent = self
+            .journal()
+            .begin(
+                super::reconcile::CREATE,
+                &id,
+                &super::reconcile::ContainerIntent { name: name.clone() },
+            )
+            .map_err(|e| ApiError::from_err(&e))?;
         let vols = self.volumes.clone();
         let cid = id.clone();
-        let mount_points = blocking(move || vols.resolve(&cid, &mount_reqs, &from)).await?;
+        let mount_points = match blocking(move || vols.resolve(&cid, &mount_reqs, &from)).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = intent.commit();
+                return Err(e);
+            }
+        };
         let release = |mps: &[wharf_volume::MountPoint]| self.volumes.release(&id, mps, true);
         let images = self.images.clone();
         let (cid, iid) = (id.clone(), image.id.clone());
         if let Err(e) = blocking(move || images.create_rw_layer(&cid, &iid)).await {
+            // The image store undoes its own partial work.
             release(&mount_points);
+            let _ = intent.commit();
             return Err(e);
         }
+        crate::fault::point("create:after-layer");
         let record = Container {
             id: id.clone(),
             name,
@@ -299,11 +317,14 @@ impl ContainerService {
             Err(e) => {
                 let images = self.images.clone();
                 let cid = id.clone();
-                let _ = blocking(move || images.remove_rw_layer(&cid)).await;
                 release(&mount_points);
+                if blocking(move || images.remove_rw_layer(&cid)).await.is_ok() {
+                    let _ = intent.commit();
+                }
                 return Err(ApiError::from_err(&e));
             }
         };
+        let _ = intent.commit();
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
         if !aliases.is_empty() {

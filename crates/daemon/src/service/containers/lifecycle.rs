@@ -13,6 +13,7 @@ use wharf_shim_proto::{
 };
 
 use super::health;
+use super::reconcile::lost_exit;
 use super::spec::{self, Seccomp, SpecInputs};
 use super::{blocking, not_running, ContainerService};
 use crate::server::error::ApiError;
@@ -264,6 +265,7 @@ impl ContainerService {
         }
         match self.launch(&c).await {
             Ok(pid) => {
+                crate::fault::point("start:after-shim-start");
                 let c = self.update(&h, |c| {
                     c.state.status = Status::Running;
                     c.state.pid = i64::from(pid);
@@ -443,34 +445,21 @@ impl ContainerService {
             let shim = me.shim(&id);
             let exit = match shim.wait().await {
                 Ok(e) => e,
-                // The shim died without answering: exit.json may still tell what happened.
-                Err(_) => shim.exit_file().unwrap_or(ExitStatus {
-                    exit_code: 255,
-                    exited_at: now(),
-                    oom_killed: false,
-                }),
+                // The shim died without answering: exit.json may still tell what happened, and
+                // on_exit's cleanup kills an init that outlived its shim.
+                Err(_) => shim.exit_file().unwrap_or_else(lost_exit),
             };
             me.on_exit(&id, exit).await;
         });
     }
 
+    /// Releases a stopped container's host state (see [`super::reconcile`]); what fails is
+    /// logged and retried by the next reconciliation.
     async fn cleanup_after_exit(&self, id: &str) {
-        if let Ok(c) = self.snapshot(id) {
-            let vols = self.volumes.clone();
-            let _ = blocking(move || {
-                vols.unmount_all(&c.id, &c.mount_points);
-                Ok::<_, ApiError>(())
-            })
-            .await;
+        let Ok(c) = self.snapshot(id) else { return };
+        if let Err(e) = self.release_host_state(&c).await {
+            tracing::warn!(id, "releasing the container's host state: {e}");
         }
-        self.network_down(id).await;
-        let images = self.images.clone();
-        let cid = id.to_string();
-        let _ = blocking(move || images.unmount_rw_layer(&cid)).await;
-        // The shim would linger to hand the exit to a restarted daemon; we have it, so let it
-        // go as soon as its attached clients are served.
-        let _ = self.shim(id).call_ok(&Request::Shutdown).await;
-        let _ = tokio::fs::remove_dir_all(self.shim_dir(id)).await;
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
@@ -758,7 +747,9 @@ impl ContainerService {
     }
 
     /// Removes a container (killing it first with `force`); an `--rm` one takes its anonymous
-    /// volumes along.
+    /// volumes along. Journaled: once the intent is written the removal is finished even
+    /// across a crash; success is reported only when the record is gone, and a record whose
+    /// host state is partly gone can always be removed.
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<(), ApiError> {
         self.remove_with_volumes(key, force, false).await
     }
@@ -790,25 +781,49 @@ impl ContainerService {
                 let seen = rx.borrow().exits;
                 let shim = self.shim(&id);
                 let _ = shim.call_ok(&Request::Resume).await;
-                let _ = shim
+                let killed = shim
                     .call_ok(&Request::Kill {
                         signal: 9,
                         all: true,
                     })
                     .await;
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| l.exits > seen))
-                        .await;
+                // Without a shim there is no exit to wait for: the teardown kills by cgroup.
+                if killed.is_ok() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        rx.wait_for(|l| l.exits > seen),
+                    )
+                    .await;
+                }
             }
         }
+        let intent = self
+            .journal()
+            .begin(
+                super::reconcile::REMOVE,
+                &id,
+                &super::reconcile::ContainerIntent {
+                    name: c.name.clone(),
+                },
+            )
+            .map_err(|e| ApiError::from_err(&e))?;
         let _ = self.update(&h, |c| c.state.status = Status::Removing);
-        self.cleanup_after_exit(&id).await;
+        crate::fault::point("remove:after-intent");
+        self.stop_health(&id);
+        let released = self.release_host_state(&c).await;
         let images = self.images.clone();
         let cid = id.clone();
-        if let Err(e) = blocking(move || images.remove_rw_layer(&cid)).await {
+        let layer = match blocking(move || images.remove_rw_layer(&cid)).await {
+            // Already gone (a removal cut short after this step).
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        if let Err(e) = released.and(layer) {
+            // The intent stays: the next start (or `rm -f`) finishes the removal.
             let _ = self.update(&h, |c| c.state.status = Status::Dead);
             return Err(e);
         }
+        crate::fault::point("remove:after-layer");
         self.store.remove(&id).map_err(|e| ApiError::from_err(&e))?;
         let vols = self.volumes.clone();
         let (cid, mps) = (id.clone(), c.mount_points.clone());
@@ -819,7 +834,7 @@ impl ContainerService {
         })
         .await;
         self.network_forget(&id);
-        self.stop_health(&id);
+        let _ = intent.commit();
         self.drop_execs(&id);
         self.emit(&c, "destroy", &[]);
         self.lifecycle_tx(&id).send_modify(|l| l.removed = true);
@@ -889,62 +904,16 @@ impl ContainerService {
         Ok(Vec::new())
     }
 
-    /// Daemon start: adopts live shims, records exits that happened while the daemon was
-    /// away, and restarts by policy (Docker's boot rule: `always` even after a manual stop).
-    /// Without `live_restore`, containers that outlived a crashed daemon are stopped first,
-    /// as a clean shutdown would have done.
+    /// Daemon start: settles the journal, reconciles every container with what exists (see
+    /// [`super::reconcile`]: live shims adopted, orphans killed, exits recorded), and restarts
+    /// by policy (Docker's boot rule: `always` even after a manual stop). Without
+    /// `live_restore`, containers that outlived a crashed daemon are stopped first, as a clean
+    /// shutdown would have done.
     pub async fn restore(self: &Arc<Self>, live_restore: bool) {
+        self.settle_journal().await;
         let mut adopted = Vec::new();
         for h in self.store.all() {
-            let c = Store::lock(&h).clone();
-            if c.state.status == Status::Removing {
-                let _ = self.remove(&c.id, true).await;
-                continue;
-            }
-            if !(c.state.status.is_alive() || c.state.status == Status::Restarting) {
-                continue;
-            }
-            let shim = self.shim(&c.id);
-            match shim.call(&Request::State).await {
-                Ok(Response::State(st)) if st.exit.is_none() => {
-                    // Take back the rootfs reference launch() held (the mount itself survived), so
-                    // cp, export or commit do not unmount it under the running container.
-                    let (images, cid) = (self.images.clone(), c.id.clone());
-                    if let Err(e) = blocking(move || images.mount_rw_layer(&cid)).await {
-                        tracing::warn!(id = c.id, "re-taking the rootfs mount: {e}");
-                    }
-                    let status = if st.status == wharf_shim_proto::Status::Paused {
-                        Status::Paused
-                    } else {
-                        Status::Running
-                    };
-                    let _ = self.update(&h, |x| {
-                        x.state.status = status;
-                        x.state.pid = i64::from(st.pid);
-                        x.state.health = health::at_start(&x.config, x.state.health.take());
-                    });
-                    self.spawn_monitor(c.id.clone());
-                    self.start_health(&c.id);
-                    adopted.push(c.id.clone());
-                }
-                _ => {
-                    let exit = shim.exit_file().unwrap_or(ExitStatus {
-                        exit_code: 255,
-                        exited_at: now(),
-                        oom_killed: false,
-                    });
-                    self.cleanup_after_exit(&c.id).await;
-                    let _ = self.update(&h, |x| {
-                        x.state.status = Status::Exited;
-                        x.state.pid = 0;
-                        x.state.exit_code = i64::from(exit.exit_code);
-                        x.state.finished_at = exit.exited_at.clone();
-                    });
-                    if c.host_config.auto_remove {
-                        let _ = self.remove(&c.id, true).await;
-                    }
-                }
-            }
+            adopted.extend(self.reconcile_at_start(&h).await);
         }
         self.reconcile_network(&adopted).await;
         if !live_restore {

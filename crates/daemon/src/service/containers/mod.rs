@@ -1,5 +1,6 @@
 //! The containers backend: create, lifecycle through the per-container shim, exit handling
-//! with restart policies, removal, inspect/list, logs.
+//! with restart policies, removal, inspect/list, logs. How records are kept in line with the
+//! host across crashes is written down in [`reconcile`].
 //!
 //! Locking: a record's `std::sync::Mutex` is held only for short reads/updates, never across
 //! an `.await`; verbs that change the lifecycle (start, stop, restart, rm) take the container's
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod logs;
 mod mounts;
 pub mod network;
+pub mod reconcile;
 pub mod shim;
 pub mod spec;
 pub mod stats;
@@ -66,6 +68,7 @@ pub struct ContainerService {
     config: Arc<RwLock<Config>>,
     network: Arc<wharf_network::NetworkService>,
     exec_root: PathBuf,
+    journal_root: PathBuf,
     helpers: Helpers,
     lifecycle: Mutex<HashMap<String, watch::Sender<Lifecycle>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -101,7 +104,9 @@ impl ContainerService {
         helpers: Helpers,
         network: Arc<wharf_network::NetworkService>,
     ) -> ContainerService {
+        let journal_root = store.root().with_file_name("journal");
         ContainerService {
+            journal_root,
             store,
             images,
             volumes,
