@@ -148,7 +148,10 @@ fn published_ports_answer_on_loopback() {
         )) && err.contains("driver failed programming external connectivity on endpoint clash"),
         "{err}"
     );
-    assert_eq!(bridge_ports(&d.net.bridge).len(), veths);
+    // The failed start's veth goes with its namespace, which the kernel frees asynchronously.
+    wait_for("the failed start's veth to go", || {
+        bridge_ports(&d.net.bridge).len() == veths
+    });
     assert_eq!(netns_pins(&d), 2);
     assert_eq!(
         http_get(port),

@@ -441,20 +441,33 @@ fn check_invariants(d: &Daemon) {
             continue;
         }
         assert!(link_exists(br), "bridge {br} of a known network is missing");
-        let out = Command::new("ip")
-            .args(["-o", "link", "show", "master", br])
-            .output()
-            .expect("ip");
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            let name = l
-                .split(": ")
-                .nth(1)
-                .unwrap_or("")
-                .split('@')
-                .next()
-                .unwrap_or("");
-            assert!(owned.contains(name), "stray veth {name} on {br}");
+        let strays = || {
+            let out = Command::new("ip")
+                .args(["-o", "link", "show", "master", br])
+                .output()
+                .expect("ip");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| {
+                    l.split(": ")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('@')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .filter(|name| !owned.contains(name))
+                .collect::<Vec<_>>()
+        };
+        // A removed sandbox's veths go with its namespace, which the kernel frees
+        // asynchronously.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !strays().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let left = strays();
+        assert!(left.is_empty(), "stray veths {left:?} on {br}");
     }
 }
 

@@ -421,14 +421,8 @@ impl NetworkService {
     pub fn disconnect_sandbox(&self, container_id: &str) -> Result<(), NetworkError> {
         self.stop_proxies(container_id);
         let pin = self.sandbox_key(container_id);
-        let sb = self.lock().sandboxes.get(container_id).cloned();
-        let names: Vec<String> = sb
-            .iter()
-            .flat_map(|s| &s.endpoints)
-            .map(|e| e.host_ifname.clone())
-            .collect();
-        driver::remove_sandbox(self.kernel.as_ref(), &pin, names.iter().map(String::as_str))?;
-        if sb.is_some() {
+        driver::remove_sandbox(self.kernel.as_ref(), &pin)?;
+        if self.lock().sandboxes.contains_key(container_id) {
             let mut st = self.lock();
             st.sandboxes.remove(container_id);
             self.store.save(&st)?;

@@ -80,10 +80,16 @@ fn connect_plumbs_a_veth_and_disconnect_removes_it() {
     );
     let before = k.log().len();
     svc.disconnect_sandbox("c1").expect("disconnect");
-    assert_eq!(
-        k.log()[before..],
-        [format!("host: delete {veth}"), format!("rm netns {pin}")]
-    );
+    // The pair goes with the namespace, host end included.
+    assert_eq!(k.log()[before..], [format!("rm netns {pin}")]);
+    assert!(!k
+        .state
+        .lock()
+        .expect("fake state")
+        .links
+        .values()
+        .flatten()
+        .any(|l| l.name == veth));
     assert!(svc.sandbox("c1").is_none());
 }
 

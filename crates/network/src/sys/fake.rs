@@ -21,6 +21,9 @@ pub struct FakeState {
     pub log: Vec<String>,
     /// Pinned namespaces.
     pub netns: Vec<PathBuf>,
+    /// Host end of each veth -> the namespace holding its other end (the kernel deletes the
+    /// pair with that namespace).
+    pub veth_peers: BTreeMap<String, String>,
     /// A request name that fails with EEXIST (to test rollback).
     pub fail: Option<&'static str>,
     next_index: u32,
@@ -125,6 +128,7 @@ impl Netlink for FakeNs<'_> {
         let ns = self.ns.clone();
         self.add(&ns, name);
         self.add("", peer);
+        self.k.lock().veth_peers.insert(peer.to_string(), ns);
         Ok(())
     }
 
@@ -229,6 +233,18 @@ impl Kernel for FakeKernel {
         let ns = pin.display().to_string();
         if s.links.remove(&ns).is_some() {
             s.log.push(format!("rm netns {ns}"));
+        }
+        let gone: Vec<String> = s
+            .veth_peers
+            .iter()
+            .filter(|(_, peer_ns)| **peer_ns == ns)
+            .map(|(host_end, _)| host_end.clone())
+            .collect();
+        for host_end in &gone {
+            s.veth_peers.remove(host_end);
+        }
+        for l in s.links.values_mut() {
+            l.retain(|l| !gone.contains(&l.name));
         }
         s.netns.retain(|p| p != pin);
         Ok(())
