@@ -506,21 +506,11 @@ fn docker_py_builds() {
     wharf_testutil::require_root!();
     let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/dockerpy_build.py"
+    let ctx = d.dir.path().join("pyctx");
+    d.docker_py(
+        "dockerpy_build.py",
+        &[],
+        &[("CTX", ctx.as_os_str())],
+        "docker-py build: ok",
     );
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "150", "python3", script])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("CTX", d.dir.path().join("pyctx"))
-        .output()
-        .expect("run python3 (hack/deps.sh installs it with docker-py)");
-    assert!(
-        out.status.success(),
-        "docker-py build script failed: {}\n--- daemon log ---\n{}",
-        text(&out),
-        d.log()
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py build: ok"));
 }

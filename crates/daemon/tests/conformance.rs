@@ -19,26 +19,15 @@ fn dockerpy(check: &str) {
     let config = d.dir.path().join("docker-config");
     std::fs::create_dir_all(&config).expect("docker config dir");
     std::fs::write(config.join("config.json"), r#"{"detachKeys": "ctrl-x"}"#).expect("config");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/dockerpy_conformance.py"
+    d.docker_py(
+        "dockerpy_conformance.py",
+        &[check],
+        &[
+            ("DOCKER_CONFIG", config.as_os_str()),
+            ("WHARF_TEST_DIR", d.dir.path().as_os_str()),
+        ],
+        &format!("check ok: {check}"),
     );
-    let out = std::process::Command::new("timeout")
-        .args(["-s", "KILL", "120", "python3", script, check])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", &config)
-        .env("WHARF_TEST_DIR", d.dir.path())
-        .output()
-        .expect("run python3 (hack/deps.sh installs it with docker-py)");
-    assert!(
-        out.status.success(),
-        "docker-py check {check} failed ({}):\n{}\n{}\n--- daemon log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("check ok: {check}")));
 }
 
 macro_rules! dockerpy_checks {

@@ -658,25 +658,17 @@ fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
         false,
     );
     d.ok(&["rmi", "busybox"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/dockerpy_registry.py"
+    let config = d.dir.path().join("docker-config");
+    let host = reg.host();
+    d.docker_py(
+        "dockerpy_registry.py",
+        &[],
+        &[
+            ("DOCKER_CONFIG", config.as_os_str()),
+            ("REGISTRY", std::ffi::OsStr::new(&host)),
+        ],
+        "docker-py registry: ok",
     );
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "120", "python3", script])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .env("REGISTRY", reg.host())
-        .output()
-        .expect("python3 with docker-py (hack/deps.sh)");
-    assert!(
-        out.status.success(),
-        "docker-py failed:\n{}\n{}\n--- daemon log ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py registry: ok"));
 }
 
 /// Writes `bytes` as a blob of the OCI layout at `dir`; returns (digest, size).

@@ -763,24 +763,12 @@ fn docker_py_volumes() {
     let d = Daemon::start(&[]);
     d.import_busybox();
     let host = tempfile::tempdir().expect("host dir");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/dockerpy_volumes.py"
+    d.docker_py(
+        "dockerpy_volumes.py",
+        &[s(host.path())],
+        &[],
+        "docker-py volumes: ok",
     );
-    let out = std::process::Command::new("timeout")
-        .args(["-s", "KILL", "120", "python3", script, s(host.path())])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .output()
-        .expect("run python3 (hack/deps.sh installs it with docker-py)");
-    assert!(
-        out.status.success(),
-        "docker-py script failed ({}):\n{}\n{}\n--- daemon log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py volumes: ok"));
 }
 
 #[test]

@@ -138,6 +138,36 @@ impl Daemon {
         panic!("wharfd did not answer /_ping: {}", self.log());
     }
 
+    /// Runs the docker-py script `tests/clients/<script>` against this daemon with `args`
+    /// and extra `env`, and asserts that it succeeded and printed `ok_line`.
+    pub fn docker_py(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        ok_line: &str,
+    ) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/clients")
+            .join(script);
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", "150", "python3"])
+            .arg(&path)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .envs(env.iter().copied())
+            .output()
+            .expect("run python3 (hack/deps.sh installs it with docker-py)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(ok_line),
+            "docker-py {script} {args:?} failed ({}):\n{stdout}\n{}\n--- daemon log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("wharfd.log")).unwrap_or_default()
