@@ -9,7 +9,7 @@ use wharf_errdefs::{Classify, ErrorKind};
 
 use super::{enc, filters_json, for_each, inspect_container, out, Ctx, StatusError};
 use crate::cli::*;
-use crate::format::{self, container as fc, jsonfmt, render_list, resolve_format, ListContext};
+use crate::format::{self, container as fc, render_list, resolve_format, ListContext};
 
 /// `ps`
 pub(crate) fn ps(ctx: &Ctx, a: &PsArgs) -> anyhow::Result<i32> {
@@ -113,24 +113,7 @@ pub(crate) fn inspect(ctx: &Ctx, a: &InspectArgs, kind: Kind) -> anyhow::Result<
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match a.format.as_deref() {
-        None | Some("") => out(&format!("{}\n", jsonfmt::inspect_array(&raws))),
-        Some(f) => {
-            let f = if f == "json" { "{{json .}}" } else { f };
-            let mut s = String::new();
-            for r in &raws {
-                let v: Value = serde_json::from_slice(r)?;
-                s.push_str(&format::render_one(f, &v)?);
-                s.push('\n');
-            }
-            out(&s);
-        }
-    }
-    if errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(StatusError::exit(1, errors.join("\n")))
-    }
+    super::print_inspected(&raws, a.format.as_deref(), errors)
 }
 
 /// `logs`

@@ -50,6 +50,36 @@ pub(crate) fn out(s: &str) {
     let _ = o.flush();
 }
 
+/// Prints what an `inspect` fetched (`raws`: one JSON object each) as docker does: a JSON
+/// array, or `format` per object; then the lookup `errors`, which make the exit status 1.
+pub(crate) fn print_inspected(
+    raws: &[Vec<u8>],
+    format: Option<&str>,
+    errors: Vec<String>,
+) -> anyhow::Result<i32> {
+    match format {
+        None | Some("") => out(&format!(
+            "{}\n",
+            crate::format::jsonfmt::inspect_array(raws)
+        )),
+        Some(f) => {
+            let f = if f == "json" { "{{json .}}" } else { f };
+            let mut s = String::new();
+            for r in raws {
+                let v: serde_json::Value = serde_json::from_slice(r)?;
+                s.push_str(&crate::format::render_one(f, &v)?);
+                s.push('\n');
+            }
+            out(&s);
+        }
+    }
+    if errors.is_empty() {
+        Ok(0)
+    } else {
+        Err(StatusError::exit(1, errors.join("\n")))
+    }
+}
+
 /// Builds the `filters` query parameter from `k=v` flags: `{"k":{"v":true}}` as docker sends.
 pub(crate) fn filters_json(flags: &[String]) -> anyhow::Result<Option<String>> {
     if flags.is_empty() {

@@ -6,7 +6,7 @@ use wharf_errdefs::{Classify, ErrorKind};
 
 use super::{enc, filters_json, for_each, out, Ctx, StatusError};
 use crate::cli::*;
-use crate::format::{self, jsonfmt, render_list, resolve_format, truncate_id, ListContext};
+use crate::format::{self, render_list, resolve_format, truncate_id, ListContext};
 
 const DEFAULT_FORMAT: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 const HEADER: &[(&str, &str)] = &[
@@ -173,24 +173,7 @@ fn inspect(ctx: &Ctx, a: &NetworkInspectArgs) -> anyhow::Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match a.format.as_deref() {
-        None | Some("") => out(&format!("{}\n", jsonfmt::inspect_array(&raws))),
-        Some(f) => {
-            let f = if f == "json" { "{{json .}}" } else { f };
-            let mut s = String::new();
-            for r in &raws {
-                let v: Value = serde_json::from_slice(r)?;
-                s.push_str(&format::render_one(f, &v)?);
-                s.push('\n');
-            }
-            out(&s);
-        }
-    }
-    if errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(StatusError::exit(1, errors.join("\n")))
-    }
+    super::print_inspected(&raws, a.format.as_deref(), errors)
 }
 
 fn connect(ctx: &Ctx, a: &NetworkConnectArgs) -> anyhow::Result<i32> {

@@ -7,7 +7,7 @@ use super::{enc, filters_json, for_each, out, Ctx, StatusError};
 use crate::cli::{
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
-use crate::format::{self, jsonfmt, render_list, resolve_format, volume as fv, ListContext};
+use crate::format::{self, render_list, resolve_format, volume as fv, ListContext};
 
 fn key_values(flags: &[String]) -> Map<String, Value> {
     flags
@@ -100,24 +100,7 @@ pub(crate) fn inspect(ctx: &Ctx, a: &VolumeInspectArgs) -> anyhow::Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match a.format.as_deref() {
-        None | Some("") => out(&format!("{}\n", jsonfmt::inspect_array(&raws))),
-        Some(f) => {
-            let f = if f == "json" { "{{json .}}" } else { f };
-            let mut s = String::new();
-            for r in &raws {
-                let v: Value = serde_json::from_slice(r)?;
-                s.push_str(&format::render_one(f, &v)?);
-                s.push('\n');
-            }
-            out(&s);
-        }
-    }
-    if errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(StatusError::exit(1, errors.join("\n")))
-    }
+    super::print_inspected(&raws, a.format.as_deref(), errors)
 }
 
 /// `volume rm`
