@@ -9,24 +9,7 @@
 # prints the ratios. Run as root after `cargo build --release --workspace --bins`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${WHARF_BIN:-target/x86_64-unknown-linux-gnu/release}
-DOCKER=${DOCKER:-/usr/local/bin/docker}
-INSTALL_DOCKER=0
-[ "${1:-}" = "--install-docker" ] && INSTALL_DOCKER=1
-WORK=$(mktemp -d /tmp/wbb.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 2
-  grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$WORK"
-  for d in /sys/fs/cgroup/*/"wharf-bbench-$$" /sys/fs/cgroup/"wharf-bbench-$$"; do
-    [ -d "$d" ] || continue
-    find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    rmdir "$d" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+. bench/lib.sh wharf-bbench "$@"
 export DOCKER_BUILDKIT=0
 
 busybox_tar() {
@@ -83,7 +66,7 @@ busybox_tar
 samples
 mkdir -p "$WORK/wharf"
 "$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
-  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "wharf-bbench-$$" 2>"$WORK/wharf/log" &
+  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" 2>"$WORK/wharf/log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
 read -r _ w_cold w_cached w_par < <(bench wharf "$WORK/wharf/s.sock")

@@ -7,26 +7,7 @@
 # prints the ratios. Run as root after `cargo build --release --workspace --bins`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${WHARF_BIN:-target/x86_64-unknown-linux-gnu/release}
-DOCKER=${DOCKER:-/usr/local/bin/docker}
-INSTALL_DOCKER=0
-[ "${1:-}" = "--install-docker" ] && INSTALL_DOCKER=1
-WORK=$(mktemp -d /tmp/wb.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 2
-  grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$WORK"
-  # The daemon leaves its (empty) cgroup parent behind, as dockerd does; it is ours to remove,
-  # with any container cgroups an interrupted run left inside it.
-  for d in /sys/fs/cgroup/*/"wharf-bench-$$" /sys/fs/cgroup/"wharf-bench-$$"; do
-    [ -d "$d" ] || continue
-    find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    rmdir "$d" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+. bench/lib.sh wharf-bench "$@"
 
 rss_kb() { awk '/VmRSS/ {r = $2} END {print r + 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # RSS of a process plus its shims (processes whose command line matches $2: only this
@@ -70,7 +51,7 @@ bench() { # name sock daemon_pid shim_pattern
 busybox_tar
 mkdir -p "$WORK/wharf"
 "$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
-  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "wharf-bench-$$" 2>"$WORK/wharf/log" &
+  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" 2>"$WORK/wharf/log" &
 PIDS+=($!); WPID=$!
 for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
 read -r _ w_med w_par w_idle w_per < <(bench wharf "$WORK/wharf/s.sock" "$WPID" "wharf-shim $WORK/e/")
