@@ -400,3 +400,33 @@ fn live_restore_keeps_networking_and_ports() {
     ]);
     assert!(!other.contains(&format!("{ip}/")), "{other}");
 }
+
+#[test]
+fn daemon_mtu_and_default_bind_address_take_effect() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&["--mtu", "1400", "--ip", "127.0.0.1"]);
+    d.import_busybox();
+    // --mtu: the container's eth0 (and the bridge) carry it.
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "cat", "/sys/class/net/eth0/mtu"]),
+        "1400"
+    );
+    // --ip: a port published without an address binds the daemon's default address.
+    let port = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    assert_eq!(d.ok(&["port", "web", "80"]), format!("127.0.0.1:{port}"));
+    assert_eq!(http_get(port), "hello-web");
+}
