@@ -3,8 +3,8 @@
 # (DOCKER_BUILDKIT=0), on sample Dockerfiles, measures
 #   1. cold build wall time (--no-cache),
 #   2. fully cached rebuild wall time,
-#   3. a multi-stage build with two independent 2-second stages (close to 2 s when they run
-#      in parallel, about 4 s when one after the other),
+#   3. a multi-stage build with two independent 2-second stages, against the same build with
+#      one of them (equal when the stages run in parallel, 2 s more when one after the other),
 # for wharfd and, with --install-docker, Debian's docker.io (own socket and data root), then
 # prints the ratios. Run as root after `cargo build --release --workspace --bins`.
 set -euo pipefail
@@ -12,13 +12,6 @@ cd "$(dirname "$0")/../.."
 . bench/lib.sh wharf-bbench "$@"
 export DOCKER_BUILDKIT=0
 
-busybox_tar() {
-  local r="$WORK/rootfs"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
-  tar -C "$r" -cf "$WORK/busybox.tar" .
-}
 
 samples() {
   local s="$WORK/sample"; mkdir -p "$s/src"
@@ -46,6 +39,13 @@ FROM busybox
 COPY --from=a /a /a
 COPY --from=b /b /b
 DF
+  local o="$WORK/one"; mkdir -p "$o"
+  cat > "$o/Dockerfile" <<'DF'
+FROM busybox AS a
+RUN sleep 2 && echo a > /a
+FROM busybox
+COPY --from=a /a /a
+DF
 }
 
 ms() { echo $(( ($2 - $1) / 1000000 )); }
@@ -54,34 +54,25 @@ bench() { # name sock
   export DOCKER_HOST="unix://$2"
   "$DOCKER" import "$WORK/busybox.tar" busybox:latest >/dev/null
   "$DOCKER" build -q --no-cache "$WORK/sample" >/dev/null   # warm up
-  local s e cold cached par
+  local s e cold cached par one
   s=$(date +%s%N); "$DOCKER" build -q --no-cache -t sample "$WORK/sample" >/dev/null; e=$(date +%s%N); cold=$(ms "$s" "$e")
   s=$(date +%s%N); "$DOCKER" build -q -t sample "$WORK/sample" >/dev/null; e=$(date +%s%N); cached=$(ms "$s" "$e")
   s=$(date +%s%N); "$DOCKER" build -q --no-cache --rm "$WORK/parallel" >/dev/null; e=$(date +%s%N); par=$(ms "$s" "$e")
-  echo "$1 $cold $cached $par"
+  s=$(date +%s%N); "$DOCKER" build -q --no-cache --rm "$WORK/one" >/dev/null; e=$(date +%s%N); one=$(ms "$s" "$e")
+  echo "$1 $cold $cached $par $one"
   unset DOCKER_HOST
 }
 
 busybox_tar
 samples
-mkdir -p "$WORK/wharf"
-"$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
-  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" 2>"$WORK/wharf/log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
-read -r _ w_cold w_cached w_par < <(bench wharf "$WORK/wharf/s.sock")
-printf 'wharfd:  cold %s ms | cached %s ms | two 2 s stages %s ms\n' "$w_cold" "$w_cached" "$w_par"
+start_wharfd
+read -r _ w_cold w_cached w_par w_one < <(bench wharf "$WSOCK")
+printf 'wharfd:  cold %s ms | cached %s ms | two 2 s stages %s ms (one stage %s ms)\n' "$w_cold" "$w_cached" "$w_par" "$w_one"
 
 if [ "$INSTALL_DOCKER" = 1 ]; then
-  command -v dockerd >/dev/null || apt-get install -y docker.io >/dev/null
-  mkdir -p "$WORK/docker"
-  dockerd -H "unix://$WORK/docker/s.sock" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
-    --pidfile "$WORK/docker/pid" --bridge none --iptables=false --containerd-namespace "bbench$$" \
-    2>"$WORK/docker/log" &
-  PIDS+=($!)
-  for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-  read -r _ d_cold d_cached d_par < <(bench docker "$WORK/docker/s.sock")
-  printf 'dockerd: cold %s ms | cached %s ms | two 2 s stages %s ms\n' "$d_cold" "$d_cached" "$d_par"
+  start_dockerd --bridge none
+  read -r _ d_cold d_cached d_par d_one < <(bench docker "$DSOCK")
+  printf 'dockerd: cold %s ms | cached %s ms | two 2 s stages %s ms (one stage %s ms)\n' "$d_cold" "$d_cached" "$d_par" "$d_one"
   awk -v a="$d_cold" -v b="$w_cold" -v c="$d_cached" -v d="$w_cached" -v e="$d_par" -v f="$w_par" 'BEGIN {
     printf "ratios (docker/wharf): cold %.1fx | cached %.1fx | parallel stages %.1fx\n", a/b, c/d, e/f }'
 fi

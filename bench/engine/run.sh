@@ -14,13 +14,6 @@ rss_kb() { awk '/VmRSS/ {r = $2} END {print r + 0}' "/proc/$1/status" 2>/dev/nul
 # run's, so shims of other daemons on the machine do not count).
 tree_rss_kb() { local t; t=$(rss_kb "$1"); for p in $(pgrep -f "$2" || true); do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
 
-busybox_tar() {
-  local r="$WORK/rootfs"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
-  tar -C "$r" -cf "$WORK/busybox.tar" .
-}
 
 bench() { # name sock daemon_pid shim_pattern
   local name=$1 sock=$2 dpid=$3 shim=$4
@@ -49,23 +42,13 @@ bench() { # name sock daemon_pid shim_pattern
 }
 
 busybox_tar
-mkdir -p "$WORK/wharf"
-"$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
-  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" 2>"$WORK/wharf/log" &
-PIDS+=($!); WPID=$!
-for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
-read -r _ w_med w_par w_idle w_per < <(bench wharf "$WORK/wharf/s.sock" "$WPID" "wharf-shim $WORK/e/")
+start_wharfd
+read -r _ w_med w_par w_idle w_per < <(bench wharf "$WSOCK" "$WPID" "wharf-shim $WORK/e/")
 printf 'wharfd:  run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$w_med" "$w_par" "$w_idle" "$w_per"
 
 if [ "$INSTALL_DOCKER" = 1 ]; then
-  command -v dockerd >/dev/null || apt-get install -y docker.io >/dev/null
-  mkdir -p "$WORK/docker"
-  dockerd -H "unix://$WORK/docker/s.sock" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
-    --pidfile "$WORK/docker/pid" --bridge none --iptables=false --containerd-namespace "bench$$" \
-    2>"$WORK/docker/log" &
-  PIDS+=($!); DPID=$!
-  for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-  read -r _ d_med d_par d_idle d_per < <(bench docker "$WORK/docker/s.sock" "$DPID" "containerd-shim.*$WORK/docker/")
+  start_dockerd --bridge none
+  read -r _ d_med d_par d_idle d_per < <(bench docker "$DSOCK" "$DPID" "containerd-shim.*$WORK/docker/")
   d_idle=$((d_idle + $(tree_rss_kb 0 "containerd --config" 2>/dev/null || echo 0)))
   printf 'dockerd: run --rm median %s ms | 20 parallel %s ms | idle RSS %s KiB | per container %s KiB\n' "$d_med" "$d_par" "$d_idle" "$d_per"
   awk -v a="$d_med" -v b="$w_med" -v c="$d_par" -v d="$w_par" -v e="$d_idle" -v f="$w_idle" -v g="$d_per" -v h="$w_per" 'BEGIN {

@@ -1,55 +1,23 @@
 #!/usr/bin/env bash
-# Benchmark: networking cost in wharfd (and in dockerd, when Debian's docker.io runs at
-# $DOCKERD_HOST, default unix:///run/docker.sock, for ratios in the same run).
+# Benchmark: networking cost in wharfd and, with --install-docker, in Debian's dockerd (own
+# socket, data root and bridge), with ratios from the same run:
 #   1. `run --rm busybox true` on the default bridge minus the same with `--network none`
 #   2. 20 containers started in parallel on one user-defined network (wall time)
 #   3. TCP throughput host -> container through a port published on 127.0.0.1
 #   4. DNS lookup latency of a container name through the embedded resolver (median)
-# Traffic goes only to loopback and to the daemon's own bridge. Not a test; needs root.
-#
-#   bench/network/run.sh                 # release build, private wharfd, cleans up
-#   BIN=target/x86_64-unknown-linux-gnu/debug N=20 bench/network/run.sh
+# Traffic goes only to loopback and to the daemons' own bridges. Not a test; needs root.
+# Run as root after `cargo build --release --workspace --bins`:
+#   bench/network/run.sh [--install-docker]     # the latter also runs Debian's dockerd, for ratios
 set -euo pipefail
-
+cd "$(dirname "$0")/../.."
+. bench/lib.sh wharf-nbench "$@"
 N=${N:-30}
 MB=${MB:-512}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-DOCKER=${DOCKER:-/usr/local/bin/docker}
-cd "$ROOT"
-if [ -z "${BIN:-}" ]; then
-    cargo build --release -p wharf -p wharfd -p wharf-shim -p wharf-runtime -p wharf-init >&2
-    TD=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-    BIN=$(dirname "$(ls "$TD"/release/wharfd "$TD"/*/release/wharfd 2>/dev/null | head -1)")
-fi
-BIN=$(cd "$BIN" && pwd)
-
-WORK=$(mktemp -d /tmp/wharf-net-bench.XXXXXX)
-SOCK="$WORK/wharfd.sock"
-BR="wbench$$"; BR=${BR:0:15}
-"$BIN/wharfd" -H "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/exec" \
-    --pidfile "$WORK/wharfd.pid" --helpers-dir "$BIN" --bridge "$BR" \
-    --bip 10.199.0.1/24 --default-address-pool base=10.199.16.0/20,size=24 \
-    >"$WORK/wharfd.log" 2>&1 &
-DPID=$!
-cleanup() {
-    DOCKER_HOST="unix://$SOCK" "$DOCKER" ps -aq 2>/dev/null | xargs -r env DOCKER_HOST="unix://$SOCK" "$DOCKER" rm -f >/dev/null 2>&1 || true
-    DOCKER_HOST="unix://$SOCK" "$DOCKER" network prune -f >/dev/null 2>&1 || true
-    kill "$DPID" 2>/dev/null || true
-    wait "$DPID" 2>/dev/null || true
-    ip link del "$BR" 2>/dev/null || true
-    umount -R -l "$WORK" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 export DOCKER_CONFIG="$WORK/docker-config"
 mkdir -p "$DOCKER_CONFIG"
+busybox_tar
 
-RFS="$WORK/rootfs"; mkdir -p "$RFS/bin"; cp /bin/busybox "$RFS/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$RFS/bin/$a"; done
-tar -C "$RFS" -cf "$WORK/busybox.tar" .
-
-bench() { # $1 = label, DOCKER_HOST set by the caller
+bench() { # DOCKER_HOST set by the caller; each measurement also prints a "fig <value>" line
     local d="$DOCKER"
     "$d" import "$WORK/busybox.tar" netbench-busybox:latest >/dev/null
     python3 - "$N" "$d" <<'PY'
@@ -67,6 +35,7 @@ nm, navg = runs(["--network", "none"])
 print(f"  run --rm true, bridge: median {bm:.1f} ms (mean {bavg:.1f})")
 print(f"  run --rm true, none:   median {nm:.1f} ms (mean {navg:.1f})")
 print(f"  bridge set-up cost:    median {bm - nm:.1f} ms (mean {bavg - navg:.1f})")
+print(f"fig {bm - nm:.1f}")
 PY
     "$d" network create netbench >/dev/null
     local t0 t1
@@ -75,6 +44,7 @@ PY
     wait
     t1=$(date +%s%N)
     echo "  20 parallel starts on one user network: $(( (t1 - t0) / 1000000 )) ms"
+    echo "fig $(( (t1 - t0) / 1000000 ))"
     # Throughput: a sink in the container, MB megabytes sent from the host to 127.0.0.1:port.
     "$d" run -d --name nbsink -p 127.0.0.1::9000 netbench-busybox sh -c 'while true; do nc -l -p 9000 >/dev/null; done' >/dev/null
     local port; port=$("$d" port nbsink 9000 | head -1 | sed 's/.*://')
@@ -91,6 +61,7 @@ for _ in range(mb): s.sendall(buf)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
 dt = time.perf_counter() - t
 print(f"  TCP host->container via 127.0.0.1:{port}: {mb / dt:.0f} MB/s")
+print(f"fig {mb / dt:.0f}")
 PY
     # DNS: 1000 A queries for nb1 from nb2's namespace to 127.0.0.11, median round trip.
     local key; key=$("$d" inspect -f '{{.NetworkSettings.SandboxKey}}' nb2)
@@ -103,20 +74,27 @@ rt = []
 for i in range(1000):
     t = time.perf_counter(); s.sendto(q, ("127.0.0.11", 53)); s.recv(512); rt.append(time.perf_counter() - t)
 print(f"  DNS lookup of a container name: median {statistics.median(rt) * 1e6:.0f} us")
+print(f"fig {statistics.median(rt) * 1e6:.0f}")
 PY
     else
-        echo "  DNS: sandbox key not reachable from here"
+        echo "  DNS: sandbox key not reachable from here"; echo "fig 0"
     fi
     "$d" rm -f $("$d" ps -aq) >/dev/null
     "$d" network rm netbench >/dev/null
 }
 
+start_wharfd --bip 10.199.0.1/24 --default-address-pool base=10.199.16.0/20,size=24
 echo "wharfd ($BIN):"
-DOCKER_HOST="unix://$SOCK" bench wharfd
-DH=${DOCKERD_HOST:-unix:///run/docker.sock}
-if DOCKER_HOST="$DH" "$DOCKER" version >/dev/null 2>&1 && [ -z "${SKIP_DOCKERD:-}" ]; then
-    echo "dockerd ($DH):"
-    DOCKER_HOST="$DH" bench dockerd
-else
-    echo "dockerd: not running at $DH (install Debian's docker.io and start it for ratios)"
+DOCKER_HOST="unix://$WSOCK" bench > "$WORK/wharf.out"; grep -v '^fig ' "$WORK/wharf.out"
+if [ "$INSTALL_DOCKER" = 1 ]; then
+  # dockerd takes a bridge that exists: $DBRIDGE, removed on exit by bench/lib.sh.
+  ip link add "$DBRIDGE" type bridge && ip addr add 10.198.0.1/24 dev "$DBRIDGE" && ip link set "$DBRIDGE" up
+  start_dockerd --bridge "$DBRIDGE" --default-address-pool base=10.198.16.0/20,size=24
+  echo "dockerd $(dockerd --version | cut -d, -f1) (--iptables=false):"
+  DOCKER_HOST="unix://$DSOCK" bench > "$WORK/docker.out"; grep -v '^fig ' "$WORK/docker.out"
+  read -r wb wp wt wd < <(awk '/^fig / {printf "%s ", $2}' "$WORK/wharf.out")
+  read -r db dp dt dd < <(awk '/^fig / {printf "%s ", $2}' "$WORK/docker.out")
+  awk -v wb="$wb" -v db="$db" -v wp="$wp" -v dp="$dp" -v wt="$wt" -v dt="$dt" -v wd="$wd" -v dd="$dd" 'BEGIN {
+    printf "ratios (docker/wharf): bridge set-up cost %.1fx | 20 parallel starts %.1fx | DNS lookup %.1fx | throughput (wharf/docker) %.2fx\n",
+      (wb > 0 ? db / wb : 0), dp / wp, dd / wd, wt / dt }'
 fi

@@ -12,11 +12,8 @@ cd "$(dirname "$0")/../.."
 
 # busybox.tar, and manyfiles.tar: busybox plus /data with 10,000 small files.
 make_tars() {
-  local r="$WORK/rootfs"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
-  tar -C "$r" -cf "$WORK/busybox.tar" .
+  busybox_tar
+  local r="$WORK/rootfs"
   mkdir -p "$r/data"
   for d in $(seq 100); do
     mkdir "$r/data/d$d"
@@ -46,24 +43,14 @@ bench() { # name sock
 }
 
 make_tars
-mkdir -p "$WORK/wharf"
-"$BIN/wharfd" -H "unix://$WORK/wharf/s.sock" --data-root "$WORK/wharf/data" --exec-root "$WORK/e" \
-  --pidfile "$WORK/wharf/pid" --config-file /dev/null --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" 2>"$WORK/wharf/log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -S "$WORK/wharf/s.sock" ] && break; sleep 0.05; done
-read -r _ w_plain w_vol w_first < <(bench wharf "$WORK/wharf/s.sock")
+start_wharfd
+read -r _ w_plain w_vol w_first < <(bench wharf "$WSOCK")
 printf 'wharfd:  run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
   "$w_plain" "$w_vol" "$((w_vol - w_plain))" "$w_first"
 
 if [ "$INSTALL_DOCKER" = 1 ]; then
-  command -v dockerd >/dev/null || apt-get install -y docker.io >/dev/null
-  mkdir -p "$WORK/docker"
-  dockerd -H "unix://$WORK/docker/s.sock" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
-    --pidfile "$WORK/docker/pid" --bridge none --iptables=false --containerd-namespace "vbench$$" \
-    2>"$WORK/docker/log" &
-  PIDS+=($!)
-  for _ in $(seq 200); do [ -S "$WORK/docker/s.sock" ] && "$DOCKER" -H "unix://$WORK/docker/s.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-  read -r _ d_plain d_vol d_first < <(bench docker "$WORK/docker/s.sock")
+  start_dockerd --bridge none
+  read -r _ d_plain d_vol d_first < <(bench docker "$DSOCK")
   printf 'dockerd: run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
     "$d_plain" "$d_vol" "$((d_vol - d_plain))" "$d_first"
   awk -v a="$d_first" -v b="$w_first" -v c="$d_vol" -v d="$w_vol" 'BEGIN {
