@@ -16,44 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::reality::{self, assert_nothing_left, cgroup_procs};
-use common::Daemon;
-
-/// SplitMix64: small, seedable, good enough to pick faults.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.parse().ok()
-}
-
-fn seed(salt: u64) -> u64 {
-    let s = env_u64("WHARF_FAULT_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        t ^ salt
-    });
-    eprintln!("fault seed: {s} (replay with WHARF_FAULT_SEED={s})");
-    s
-}
+use common::{seed, Daemon, Rng};
 
 /// Names and states as the API lists them.
 fn list(d: &Daemon) -> Vec<(String, String, String)> {
@@ -208,7 +171,10 @@ fn check(d: &Daemon, ctx: &str) {
 
 fn run(live_restore: bool, salt: u64) {
     wharf_testutil::require_root!();
-    let rounds = env_u64("WHARF_FAULT_ROUNDS").unwrap_or(5);
+    let rounds = std::env::var("WHARF_FAULT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let mut rng = Rng(seed(salt));
     let mut d = Daemon::start(if live_restore {
         &["--live-restore"]

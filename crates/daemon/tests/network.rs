@@ -4,47 +4,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
-use std::time::Duration;
 
-use common::{wait_for, Daemon};
+use common::{free_port, http_get, wait_for, Daemon};
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www";
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// GET / over plain TCP (the body), retried until the server is up.
-fn http_get(port: u16) -> String {
-    let mut body = String::new();
-    wait_for(&format!("127.0.0.1:{port} to answer"), || {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        body = out
-            .rsplit("\r\n\r\n")
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        !body.is_empty()
-    });
-    body
-}
 
 /// Host interfaces enslaved to `bridge` (ip's view).
 fn bridge_ports(bridge: &str) -> Vec<String> {

@@ -5,81 +5,11 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::registry::Registry;
 use common::Daemon;
-
-/// A `docker-registry` serving plain HTTP on 127.0.0.1 with its own config and storage;
-/// killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    storage: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start(extra_config: &str) -> Registry {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let storage = dir.path().join("storage");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
-                storage.display()
-            ),
-        )
-        .expect("write registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (hack/deps.sh)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry {
-            child,
-            port,
-            storage,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The file holding blob `digest` (`sha256:…`) in the registry's storage.
-    fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.storage
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `skopeo copy` with plain-HTTP destinations; panics with its output on failure.
 fn skopeo(args: &[&str]) -> String {
@@ -111,18 +41,6 @@ fn push_with_skopeo(d: &Daemon, image: &str, dest: &str, zstd: bool) {
     }
     args.extend([src.as_str(), dst.as_str()]);
     skopeo(&args);
-}
-
-/// Runs our own CLI against `d` (same config dir as the docker CLI there).
-fn wharf(d: &Daemon, args: &[&str]) -> std::process::Output {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
-    Command::new(bin)
-        .arg("-H")
-        .arg(format!("unix://{}", d.sock.display()))
-        .args(args)
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .output()
-        .expect("wharf (cargo build --workspace --bins)")
 }
 
 fn inspect(d: &Daemon, image: &str, format: &str) -> String {
@@ -195,7 +113,7 @@ fn push_by_skopeo_remove_and_pull_back() {
     assert_eq!(inspect(&d, &by_digest, "{{.Id}}"), id);
 
     // Our own CLI draws the same and exits 0; -q prints only the name.
-    let q = wharf(&d, &["pull", "-q", &name]);
+    let q = d.wharf(&["pull", "-q", &name]);
     assert!(q.status.success(), "{}", stderr(&q));
     assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), name);
 }
@@ -410,7 +328,7 @@ fn htpasswd_login_pull_and_logout() {
     assert_eq!(d.ok(&["run", "--rm", &name, "echo", "authed"]), "authed");
     // Our CLI sends the credentials docker login stored.
     d.ok(&["rmi", &name]);
-    let ours = wharf(&d, &["pull", &name]);
+    let ours = d.wharf(&["pull", &name]);
     assert!(ours.status.success(), "{}", stderr(&ours));
 
     d.ok(&["logout", &reg.host()]);
@@ -446,7 +364,7 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
     );
 
     // A second push (by our own CLI) finds every blob there (deterministic compression).
-    let again = wharf(&d, &["push", &name]);
+    let again = d.wharf(&["push", &name]);
     assert!(again.status.success(), "{}", stderr(&again));
     let again = stderr(&again);
     assert!(again.contains("Layer already exists"), "{again}");

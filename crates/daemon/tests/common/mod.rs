@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
 pub mod reality;
+pub mod registry;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -252,6 +253,18 @@ impl Daemon {
         child.wait_with_output().expect("docker output")
     }
 
+    /// Runs our own CLI against this daemon (same config dir as the docker CLI here).
+    pub fn wharf(&self, args: &[&str]) -> Output {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
+        Command::new(bin)
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .output()
+            .expect("wharf (cargo build --workspace --bins)")
+    }
+
     /// Runs docker and asserts success; returns trimmed stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
@@ -470,4 +483,74 @@ fn unmount_under(root: &Path) {
     for p in points {
         let _ = Command::new("umount").args(["-l", &p]).status();
     }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// GET / over plain TCP from 127.0.0.1:`port` (the body), retried until the server is up.
+pub fn http_get(port: u16) -> String {
+    let mut body = String::new();
+    wait_for(&format!("127.0.0.1:{port} to answer"), || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        body = out
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        !body.is_empty()
+    });
+    body
+}
+
+/// SplitMix64: small, seedable, good enough to pick faults.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The fault-injection seed: `WHARF_FAULT_SEED`, else the clock mixed with `salt`; printed
+/// so a failing run can be replayed.
+pub fn seed(salt: u64) -> u64 {
+    let s = std::env::var("WHARF_FAULT_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ salt
+        });
+    eprintln!("fault seed: {s} (replay with WHARF_FAULT_SEED={s})");
+    s
 }
