@@ -17,6 +17,12 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v docker >/dev/null 2>&1 || need+=(docker-cli)
 # The registry e2e tests start their own instances on loopback ports; the package's service must not run.
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+# nft lists Wharf's table in the firewall tests; wharfd itself speaks netlink.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+# docker-compose 1.29 is one of the clients the e2e suite drives wharfd with.
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# Builds from a Git context (remote=<git url>) clone with git.
+command -v git >/dev/null 2>&1 || need+=(git)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
