@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::Daemon;
@@ -41,18 +41,6 @@ fn fails_with(d: &Daemon, args: &[&str], msg: &str) {
     let o = d.docker(args);
     assert_ne!(code(&o), 0, "docker {args:?} should fail");
     assert!(stderr(&o).contains(msg), "docker {args:?}: {}", stderr(&o));
-}
-
-fn wharf(d: &Daemon, args: &[&str]) -> Output {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
-    std::process::Command::new("timeout")
-        .args(["-s", "KILL", "90"])
-        .arg(bin)
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .output()
-        .expect("run wharf")
 }
 
 #[test]
@@ -174,16 +162,13 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
         ],
         "unexpected key 'bogus' in 'bogus=1'",
     );
-    let o = wharf(
-        &d,
-        &[
-            "run",
-            "--mount",
-            "type=bind,bogus=1,dst=/x",
-            "busybox",
-            "true",
-        ],
-    );
+    let o = d.wharf(&[
+        "run",
+        "--mount",
+        "type=bind,bogus=1,dst=/x",
+        "busybox",
+        "true",
+    ]);
     assert!(
         stderr(&o).contains("unexpected key 'bogus' in 'bogus=1'"),
         "{}",
@@ -397,32 +382,29 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
     }
 
     // wharf's own volume commands.
-    let o = wharf(&d, &["volume", "ls"]);
+    let o = d.wharf(&["volume", "ls"]);
     let ls = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         ls.starts_with("DRIVER") && ls.contains("VOLUME NAME") && ls.contains("local     data1"),
         "{ls}"
     );
-    let o = wharf(
-        &d,
-        &[
-            "volume",
-            "ls",
-            "--format",
-            "{{.Name}}:{{.Label \"team\"}}",
-            "--filter",
-            "label=team",
-        ],
-    );
+    let o = d.wharf(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}}:{{.Label \"team\"}}",
+        "--filter",
+        "label=team",
+    ]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "data1:a");
-    let o = wharf(&d, &["volume", "create", "wv"]);
+    let o = d.wharf(&["volume", "create", "wv"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "wv");
-    let o = wharf(&d, &["volume", "rm", "data1"]);
+    let o = d.wharf(&["volume", "rm", "data1"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
-    let o = wharf(&d, &["volume", "inspect", "-f", "{{.Name}}", "wv"]);
+    let o = d.wharf(&["volume", "inspect", "-f", "{{.Name}}", "wv"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "wv");
-    assert_eq!(code(&wharf(&d, &["volume", "rm", "wv"])), 0);
+    assert_eq!(code(&d.wharf(&["volume", "rm", "wv"])), 0);
     d.ok(&["rm", "user1"]);
     d.ok(&["volume", "rm", "data1"]);
     assert!(!mp.exists());

@@ -256,7 +256,10 @@ impl Daemon {
     /// Runs our own CLI against this daemon (same config dir as the docker CLI here).
     pub fn wharf(&self, args: &[&str]) -> Output {
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf");
-        Command::new(bin)
+        // A hung CLI must fail the test, not stall the suite.
+        Command::new("timeout")
+            .args(["-s", "KILL", "90"])
+            .arg(bin)
             .arg("-H")
             .arg(format!("unix://{}", self.sock.display()))
             .args(args)
