@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Volumes benchmark (not a test): through the real docker CLI, measures
-#   1. the overhead of a named volume on `docker run --rm`: median of 20
-#      `run --rm --network none -v vol:/data busybox true` minus the median without the volume,
+#   1. the overhead of a named volume on `docker run --rm`: 30 alternating pairs of
+#      `run --rm --network none [-v vol:/data] busybox true`, median of the differences,
 #   2. first use of a new volume over an image directory of 10,000 small files (copy-up):
 #      median of 5 `run --rm -v freshN:/data manyfiles true`, each with a new volume,
 # for wharfd and, with --install-docker, Debian's docker.io (own socket and data root), then
@@ -32,27 +32,33 @@ bench() { # name sock
   "$DOCKER" import --change 'VOLUME /data' "$WORK/manyfiles.tar" manyfiles:latest >/dev/null
   "$DOCKER" volume create vol >/dev/null
   "$DOCKER" run --rm --network none -v vol:/data busybox true >/dev/null   # warm up
-  local plain vol
-  plain=$(for _ in $(seq 20); do ms "$DOCKER" run --rm --network none busybox true; done | median)
-  vol=$(for _ in $(seq 20); do ms "$DOCKER" run --rm --network none -v vol:/data busybox true; done | median)
+  # Alternating pairs: machine noise hits both halves of a pair alike, so the median of the
+  # per-pair differences is the overhead.
+  local pairs plain vol over
+  pairs=$(for _ in $(seq 30); do
+    echo "$(ms "$DOCKER" run --rm --network none busybox true) $(ms "$DOCKER" run --rm --network none -v vol:/data busybox true)"
+  done)
+  plain=$(awk '{print $1}' <<<"$pairs" | median)
+  vol=$(awk '{print $2}' <<<"$pairs" | median)
+  over=$(awk '{print $2 - $1}' <<<"$pairs" | median)
   local first
   first=$(for i in $(seq 5); do ms "$DOCKER" run --rm --network none -v "fresh$i:/data" manyfiles true; done | median)
   [ "$("$DOCKER" run --rm -v fresh1:/data busybox sh -c 'ls /data/d100 | wc -l')" = 100 ] || { echo "copy-up incomplete on $name" >&2; exit 1; }
-  echo "$name $plain $vol $first"
+  echo "$name $plain $vol $over $first"
   unset DOCKER_HOST
 }
 
 make_tars
 start_wharfd
-read -r _ w_plain w_vol w_first < <(bench wharf "$WSOCK")
-printf 'wharfd:  run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
-  "$w_plain" "$w_vol" "$((w_vol - w_plain))" "$w_first"
+read -r _ w_plain w_vol w_over w_first < <(bench wharf "$WSOCK")
+printf 'wharfd:  run --rm %s ms | with -v vol:/data %s ms (overhead, median of pairs, %s ms) | first use over 10k files %s ms\n' \
+  "$w_plain" "$w_vol" "$w_over" "$w_first"
 
 if [ "$INSTALL_DOCKER" = 1 ]; then
   start_dockerd --bridge none
-  read -r _ d_plain d_vol d_first < <(bench docker "$DSOCK")
-  printf 'dockerd: run --rm %s ms | with -v vol:/data %s ms (overhead %s ms) | first use over 10k files %s ms\n' \
-    "$d_plain" "$d_vol" "$((d_vol - d_plain))" "$d_first"
+  read -r _ d_plain d_vol d_over d_first < <(bench docker "$DSOCK")
+  printf 'dockerd: run --rm %s ms | with -v vol:/data %s ms (overhead, median of pairs, %s ms) | first use over 10k files %s ms\n' \
+    "$d_plain" "$d_vol" "$d_over" "$d_first"
   awk -v a="$d_first" -v b="$w_first" -v c="$d_vol" -v d="$w_vol" 'BEGIN {
     printf "ratios (docker/wharf): run --rm -v %.1fx | first use over 10k files %.1fx\n", c/d, a/b }'
 fi
