@@ -179,9 +179,16 @@ fn network(config: &Config) -> Result<wharf_network::NetworkService, StartError>
                 .map(|ip| std::net::SocketAddr::new(*ip, 53))
                 .collect()
         },
+        firewall: n.firewall.clone(),
     };
     let kernel = Arc::new(wharf_network::sys::netns::Linux::new(Path::new("/proc")));
-    Ok(wharf_network::NetworkService::open(cfg, kernel)?)
+    let svc = wharf_network::NetworkService::open(cfg, kernel)?;
+    if let Some(e) = svc.firewall_error() {
+        tracing::warn!(
+            "nftables unavailable ({e}): bridges do not forward, containers have no outbound NAT"
+        );
+    }
+    Ok(svc)
 }
 
 /// Builds the daemon from its configuration: the storage driver and image store chosen by

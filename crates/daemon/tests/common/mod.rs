@@ -93,6 +93,10 @@ impl Daemon {
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);
         }
+        // The host's global ip_forward is left alone unless a test asks (and restores it).
+        if !extra.iter().any(|a| a.starts_with("--ip-forward")) {
+            args.push("--ip-forward=false".to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
         let mut d = Daemon {

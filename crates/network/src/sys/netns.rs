@@ -137,6 +137,10 @@ impl Kernel for Linux {
         }
         fs::write(&p, value).map_err(SysError::io("writing", &p))
     }
+
+    fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
+        super::nft::replace_table(t)
+    }
 }
 
 #[cfg(test)]
