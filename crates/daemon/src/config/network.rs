@@ -252,6 +252,15 @@ mod tests {
         };
         let fw = merge(&f2, &file2, &mut c).expect("merge").firewall;
         assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward);
+        // daemon.json's network keys sit at the top level.
+        let file = super::super::parse_file(
+            std::path::Path::new("daemon.json"),
+            r#"{"icc": false, "ip-masq": false, "bip": "10.1.0.1/24"}"#,
+        )
+        .expect("parse");
+        assert_eq!(file.network.icc, Some(false));
+        assert_eq!(file.network.ip_masq, Some(false));
+        assert_eq!(file.network.bip.as_deref(), Some("10.1.0.1/24"));
         let mut c = Vec::new();
         let both = NetFile {
             bridge: Some("x".into()),
