@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::net::{ruled_bridges, rules, state_bridges, Sysctl};
 use common::{wait_for, Daemon};
 
 const HTTPD: &str =
@@ -29,21 +30,6 @@ fn sh(args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// Restores a global sysctl on drop.
-struct Sysctl(&'static str, String);
-
-impl Sysctl {
-    fn save(key: &'static str) -> Sysctl {
-        Sysctl(key, std::fs::read_to_string(key).unwrap_or_default())
-    }
-}
-
-impl Drop for Sysctl {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.0, self.1.trim());
-    }
 }
 
 /// A namespace behind a veth from the host, serving on TCP the source address it sees.
@@ -159,70 +145,6 @@ fn ip_of(d: &Daemon, c: &str, net: &str) -> String {
         &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
         c,
     ])
-}
-
-fn table(d: &Daemon) -> String {
-    format!("wharf-{}", d.net.bridge)
-}
-
-/// The rules of this daemon's table as `nft -j` lists them, handles left out.
-fn rules(d: &Daemon) -> Vec<serde_json::Value> {
-    let o = Command::new("nft")
-        .args(["-j", "list", "table", "ip", &table(d)])
-        .output()
-        .expect("nft");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("nft json");
-    v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.get("rule").cloned())
-        .map(|mut r| {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("handle");
-            }
-            r
-        })
-        .collect()
-}
-
-/// Every interface name the rules mention.
-fn ruled_bridges(d: &Daemon) -> BTreeSet<String> {
-    fn walk(v: &serde_json::Value, out: &mut BTreeSet<String>) {
-        match v {
-            serde_json::Value::Object(o) => {
-                let is_if = o
-                    .get("left")
-                    .and_then(|l| l["meta"]["key"].as_str())
-                    .is_some_and(|k| k.ends_with("ifname"));
-                if let (true, Some(s)) = (is_if, o.get("right").and_then(|r| r.as_str())) {
-                    out.insert(s.to_string());
-                }
-                o.values().for_each(|x| walk(x, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = BTreeSet::new();
-    for r in rules(d) {
-        walk(&r, &mut out);
-    }
-    out
-}
-
-/// Bridges of the networks in the daemon's store.
-fn state_bridges(d: &Daemon) -> BTreeSet<String> {
-    let s = std::fs::read_to_string(d.data_root.join("network/network.json")).expect("state");
-    let v: serde_json::Value = serde_json::from_str(&s).expect("json");
-    v["networks"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, n)| n["bridge"].as_str().filter(|b| !b.is_empty()))
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
