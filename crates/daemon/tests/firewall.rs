@@ -283,6 +283,25 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
     });
     assert_eq!(fetch(&d, "nosy", &q), "", "icc=false must block neighbours");
 
+    // A firewall option that is not a boolean: Docker's message, nothing created.
+    let o = d.docker(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=maybe",
+        "odd",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains(
+                "failed to parse com.docker.network.bridge.enable_icc value: maybe \
+                 (strconv.ParseBool: parsing \"maybe\": invalid syntax)"
+            ),
+        "{err}"
+    );
+    assert_eq!(rules(&d), base);
+
     // Networks add rules; removing everything leaves the base rules.
     d.ok(&["network", "create", "a1"]);
     d.ok(&["network", "create", "--internal", "a2"]);

@@ -47,6 +47,34 @@ impl Default for Settings {
     }
 }
 
+/// Go's `strconv.ParseBool`, which Docker's bridge options go through.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether boolean option `key` of `n` is set to false.
+pub fn option_off(n: &Network, key: &str) -> bool {
+    n.options.get(key).and_then(|v| parse_bool(v)) == Some(false)
+}
+
+/// Refuses a bridge option the firewall reads that is not a boolean, with Docker's message.
+pub fn validate_options(
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<(), crate::NetworkError> {
+    for key in [ICC, IP_MASQ] {
+        if let Some(v) = options.get(key).filter(|v| parse_bool(v).is_none()) {
+            return Err(crate::NetworkError::Invalid(format!(
+                "failed to parse {key} value: {v} (strconv.ParseBool: parsing {v:?}: invalid syntax)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The table name for a daemon whose default bridge is `bridge`: `wharf` for the usual one,
 /// else `wharf-<bridge>`, so daemons on other bridges (tests) never share a table.
 pub fn table_name(bridge: &str) -> String {
@@ -78,13 +106,12 @@ impl Bridge {
         if n.driver != DriverKind::Bridge || n.bridge.is_empty() {
             return None;
         }
-        let off = |k: &str| n.options.get(k).is_some_and(|v| v == "false");
         Some(Bridge {
             name: n.bridge.clone(),
             subnet: n.subnet?.canonical(),
             internal: n.internal,
-            icc: !off(ICC),
-            masquerade: !off(IP_MASQ),
+            icc: !option_off(n, ICC),
+            masquerade: !option_off(n, IP_MASQ),
         })
     }
 }
@@ -340,7 +367,7 @@ mod tests {
         n.bridge = "br-1".into();
         n.subnet = Some("10.9.0.1/24".parse().expect("cidr"));
         n.options.insert(ICC.into(), "false".into());
-        n.options.insert(IP_MASQ.into(), "false".into());
+        n.options.insert(IP_MASQ.into(), "0".into());
         let b = Bridge::of(&n).expect("bridge");
         assert_eq!(b.subnet.to_string(), "10.9.0.0/24");
         assert!(!b.icc && !b.masquerade && !b.internal);
@@ -351,5 +378,14 @@ mod tests {
         assert_eq!(table_name(""), "wharf");
         assert_eq!(table_name("wharf0"), "wharf");
         assert_eq!(table_name("wtb3"), "wharf-wtb3");
+        let mut o = std::collections::BTreeMap::new();
+        o.insert(ICC.to_string(), "True".to_string());
+        assert!(validate_options(&o).is_ok());
+        o.insert(IP_MASQ.to_string(), "maybe".to_string());
+        assert_eq!(
+            validate_options(&o).expect_err("maybe").to_string(),
+            "failed to parse com.docker.network.bridge.enable_ip_masquerade value: maybe \
+             (strconv.ParseBool: parsing \"maybe\": invalid syntax)"
+        );
     }
 }

@@ -378,7 +378,7 @@ impl NetworkService {
             gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
             mtu: n.mtu,
-            isolated: n.options.get(ICC).is_some_and(|v| v == "false"),
+            isolated: firewall::option_off(n, ICC),
         }
     }
 

@@ -94,6 +94,7 @@ impl NetworkService {
         if req.name.is_empty() {
             return Err(NetworkError::Invalid("network name is required".into()));
         }
+        crate::firewall::validate_options(&req.options)?;
         if req.ipv6 {
             return Err(NetworkError::NotSupported(
                 "IPv6 networks are not supported yet".into(),
