@@ -1,8 +1,9 @@
 //! Wharf's nftables table end to end: outbound NAT to an "upstream" namespace this test makes
 //! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), `ip-masq` off,
 //! isolation between networks, `--internal` without a route out even when the container adds
-//! one, `icc=false` from daemon.json, and only the base rules left after removal, a kill -9
-//! and a restart. Traffic goes only to namespaces and bridges the test created.
+//! one, `icc=false` from daemon.json, only the base rules left after removal, a kill -9 and a
+//! restart, and `--iptables=false` (no table, bridges do not forward). Traffic goes only to
+//! namespaces and bridges the test created.
 
 mod common;
 
@@ -355,4 +356,22 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
     d.crash();
     d.start_again();
     assert_eq!(rules(&d), base, "after kill -9 and a restart");
+}
+
+#[test]
+fn iptables_false_adds_no_table_and_keeps_forwarding_off() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&["--iptables=false"]);
+    d.ok(&["network", "create", "lone"]);
+    let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "lone"]);
+    for br in [d.net.bridge.clone(), format!("br-{}", &id[..12])] {
+        let f = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{br}/forwarding"))
+            .expect("forwarding");
+        assert_eq!(f.trim(), "0", "{br} forwards without Wharf's rules");
+    }
+    let o = Command::new("nft")
+        .args(["list", "table", "ip", &common::net::table(&d)])
+        .output()
+        .expect("nft");
+    assert!(!o.status.success(), "a table exists with --iptables=false");
 }

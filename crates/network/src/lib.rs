@@ -32,7 +32,9 @@
 //! `DOCKER-USER` idea the table has a regular chain `user` that `forward` jumps to first:
 //! Wharf creates it when missing and never flushes or deletes it (each rebuild deletes and
 //! re-adds only its own chains), so `nft add rule ip wharf user ip daddr 10.0.0.0/8 drop`
-//! holds across restarts, and an `accept` there skips Wharf's forward rules.
+//! holds across restarts, and an `accept` there skips Wharf's forward rules. A host that
+//! flushes its whole ruleset (`nft flush ruleset`, a firewall service reload) removes the
+//! table too: the next network change or daemon start rebuilds it.
 //!
 //! nftables over hand-written netlink ([`sys::nft`]), not the `nftnl`/`rustables` crates:
 //! both bind libnftnl and libmnl (C libraries, through pkg-config), which our static
