@@ -251,6 +251,9 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     let exec_root = config.exec_root.clone();
     let data_root = config.data_root.clone();
     let network = Arc::new(network(&config)?);
+    if let Err(e) = wharf_network::NetworkService::watch_firewall(&network) {
+        tracing::warn!("not watching nftables, a host ruleset flush removes Wharf's rules: {e}");
+    }
     let config = Arc::new(RwLock::new(config));
     let containers = Arc::new(ContainerService::new(
         store,

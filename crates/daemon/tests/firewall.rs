@@ -2,7 +2,7 @@
 //! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), `ip-masq` off,
 //! isolation between networks, `--internal` without a route out even when the container adds
 //! one, `icc=false` from daemon.json, only the base rules left after removal, a kill -9 and a
-//! restart, and `--iptables=false` (no table, bridges do not forward). Traffic goes only to
+//! restart or a host flush, and `--iptables=false` (no table, bridges do not forward). Traffic goes only to
 //! namespaces and bridges the test created.
 
 mod common;
@@ -283,6 +283,17 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
         std::net::TcpStream::connect((q.as_str(), 80)).is_ok()
     });
     assert_eq!(fetch(&d, "nosy", &q), "", "icc=false must block neighbours");
+
+    // A host ruleset flush takes the table away; the daemon puts it back at once.
+    let t = common::net::table(&d);
+    sh(&["nft", "delete", "table", "ip", &t]);
+    wait_for("the table to come back", || {
+        Command::new("nft")
+            .args(["list", "table", "ip", &t])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert_eq!(rules(&d), base);
 
     // A firewall option that is not a boolean: Docker's message, nothing created.
     let o = d.docker(&[

@@ -34,7 +34,8 @@
 //! re-adds only its own chains), so `nft add rule ip wharf user ip daddr 10.0.0.0/8 drop`
 //! holds across restarts, and an `accept` there skips Wharf's forward rules. A host that
 //! flushes its whole ruleset (`nft flush ruleset`, a firewall service reload) removes the
-//! table too: the next network change or daemon start rebuilds it.
+//! table too: the daemon watches nf_tables' change notifications and rebuilds it at once
+//! ([`NetworkService::watch_firewall`]).
 //!
 //! nftables over hand-written netlink ([`sys::nft`]), not the `nftnl`/`rustables` crates:
 //! both bind libnftnl and libmnl (C libraries, through pkg-config), which our static
@@ -198,6 +199,45 @@ impl NetworkService {
     /// Whether `n`'s bridge routes: only under Wharf's rules, and never for `--internal`.
     fn forwards(&self, n: &Network) -> bool {
         !n.internal && self.fw.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Rebuilds Wharf's table when someone removed it (a host `nft flush ruleset`); true if
+    /// it had to.
+    pub fn check_firewall(&self) -> Result<bool, NetworkError> {
+        let table = self.fw.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match table {
+            Some(t) if !self.kernel.table_exists(&t)? => self.sync_firewall().map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Watches nftables on a thread of its own and restores the table whenever it goes,
+    /// until the service is dropped.
+    pub fn watch_firewall(svc: &Arc<NetworkService>) -> Result<(), NetworkError> {
+        if svc.fw.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Ok(());
+        }
+        let mut next = svc.kernel.nft_events()?;
+        let weak = Arc::downgrade(svc);
+        let spawned = std::thread::Builder::new()
+            .name("nft-watch".into())
+            .spawn(move || loop {
+                if next().is_err() {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                let Some(svc) = weak.upgrade() else {
+                    return;
+                };
+                // A failure here is retried at the next change.
+                let _ = svc.check_firewall();
+            });
+        spawned.map(drop).map_err(|e| {
+            NetworkError::Sys(sys::SysError::Io {
+                what: "starting the nftables watch",
+                path: PathBuf::new(),
+                source: e,
+            })
+        })
     }
 
     /// Rebuilds the nftables table from the networks now in the store.

@@ -117,6 +117,11 @@ fn the_table_follows_the_networks() {
     let svc = NetworkService::open(c, k.clone()).expect("reopen");
     assert_eq!(svc.prune(|_| false), ["front", "inner"]);
     assert_eq!(table(), base);
+    // A host ruleset flush removes the table; the check puts it back.
+    assert!(!svc.check_firewall().expect("check"));
+    k.state.lock().expect("fake").tables.clear();
+    assert!(svc.check_firewall().expect("check"));
+    assert_eq!(table(), base);
 }
 
 #[test]

@@ -270,4 +270,12 @@ impl Kernel for FakeKernel {
         s.tables.insert(t.name.clone(), t.clone());
         Ok(())
     }
+
+    fn table_exists(&self, name: &str) -> Result<bool, SysError> {
+        Ok(self.lock().tables.contains_key(name))
+    }
+
+    fn nft_events(&self) -> Result<super::NftWait, SysError> {
+        Err(SysError::sys("nftables events", nix::Error::ENOTSUP))
+    }
 }

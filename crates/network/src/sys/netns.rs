@@ -141,6 +141,15 @@ impl Kernel for Linux {
     fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
         super::nft::replace_table(t)
     }
+
+    fn table_exists(&self, name: &str) -> Result<bool, SysError> {
+        super::nft::table_exists(name)
+    }
+
+    fn nft_events(&self) -> Result<super::NftWait, SysError> {
+        let mut ev = super::nft::Events::open()?;
+        Ok(Box::new(move || ev.wait()))
+    }
 }
 
 #[cfg(test)]

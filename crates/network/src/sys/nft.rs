@@ -24,7 +24,9 @@ use crate::firewall::{Chain, Hook, Match, Rule, Table, Verdict};
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
+const NFNLGRP_NFTABLES: u32 = 7;
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
@@ -259,7 +261,8 @@ struct NftSocket {
 }
 
 impl NftSocket {
-    fn open() -> Result<NftSocket, SysError> {
+    /// A socket for requests, or subscribed to multicast `groups`.
+    fn bound(groups: u32) -> Result<OwnedFd, SysError> {
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Raw,
@@ -267,8 +270,13 @@ impl NftSocket {
             SockProtocol::NetlinkNetFilter,
         )
         .map_err(|e| SysError::sys("nftables socket", e))?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))
             .map_err(|e| SysError::sys("nftables bind", e))?;
+        Ok(fd)
+    }
+
+    fn open() -> Result<NftSocket, SysError> {
+        let fd = Self::bound(0)?;
         // A kernel that never answers (a malformed batch it dropped) must not hang the daemon.
         let tv = nix::sys::time::TimeVal::from(libc::timeval {
             tv_sec: 5,
@@ -380,6 +388,48 @@ pub fn replace_table(t: &Table) -> Result<(), SysError> {
     let s = NftSocket::open()?;
     let existing = s.chains(&t.name)?;
     s.apply(batch(t, &existing))
+}
+
+/// Whether table `name` exists.
+pub fn table_exists(name: &str) -> Result<bool, SysError> {
+    let what = "get nftables table";
+    let s = NftSocket::open()?;
+    let mut m = nft_msg(NFT_MSG_GETTABLE, NLM_F_ACK);
+    m.str_attr(NFTA_TABLE_NAME, name);
+    send(s.fd.as_raw_fd(), &m.finish(1), MsgFlags::empty()).map_err(|e| SysError::sys(what, e))?;
+    let mut found = false;
+    s.recv_until(what, |ty, _, p| match ty {
+        NLMSG_ERROR => match errno(p) {
+            0 => Ok(true),
+            e if e == libc::ENOENT => Ok(true),
+            e => Err(SysError::Netlink { what, errno: e }),
+        },
+        // The table's description precedes the ack.
+        _ => {
+            found = true;
+            Ok(false)
+        }
+    })?;
+    Ok(found)
+}
+
+/// A subscription to nf_tables changes on the host (anyone's table, chain or rule).
+pub struct Events(OwnedFd);
+
+impl Events {
+    /// Subscribes.
+    pub fn open() -> Result<Events, SysError> {
+        NftSocket::bound(1 << (NFNLGRP_NFTABLES - 1)).map(Events)
+    }
+
+    /// Blocks until the next change is reported (or some were lost: ENOBUFS).
+    pub fn wait(&mut self) -> Result<(), SysError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(_) | Err(nix::Error::ENOBUFS) => Ok(()),
+            Err(e) => Err(SysError::sys("nftables events", e)),
+        }
+    }
 }
 
 /// Deletes table `name`; fine if absent.
@@ -547,8 +597,10 @@ mod tests {
         let text = list();
         assert!(!text.contains("wu0"), "{text}");
         assert!(text.contains("ip daddr 192.0.2.1 drop"), "{text}");
+        assert!(table_exists(&name).expect("exists"));
         delete_table(&name).expect("delete");
         assert!(list().is_empty());
+        assert!(!table_exists(&name).expect("exists"));
         delete_table(&name).expect("delete twice");
     }
 }
