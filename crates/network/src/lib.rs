@@ -37,9 +37,10 @@
 //! table too: the daemon watches nf_tables' change notifications and rebuilds it at once
 //! ([`NetworkService::watch_firewall`]).
 //!
-//! nftables over hand-written netlink ([`sys::nft`]), not the `nftnl`/`rustables` crates:
-//! both bind libnftnl and libmnl (C libraries, through pkg-config), which our static
-//! musl/glibc-static binaries would have to carry, while the few messages needed (table,
+//! nftables over hand-written netlink ([`sys::nft`]), not a crate: `nftnl` (Mullvad) binds
+//! libnftnl and libmnl, C libraries our static musl/glibc-static binaries would have to
+//! carry; `rustables` 0.9 speaks netlink itself but is GPL-3.0-or-later (we are Apache-2.0)
+//! and runs bindgen (libclang, kernel headers) at build time. The few messages needed (table,
 //! chain, rule with meta/cmp/payload/bitwise/ct/immediate/masq) fit on the route socket's
 //! message builder. Measured against `nft -f` of the same ruleset: see [`sys::nft`].
 
