@@ -1,9 +1,9 @@
 //! Wharf's nftables table end to end: outbound NAT to an "upstream" namespace this test makes
-//! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), `ip-masq` off,
-//! isolation between networks, `--internal` without a route out even when the container adds
-//! one, `icc=false` from daemon.json, only the base rules left after removal, a kill -9 and a
-//! restart or a host flush, and `--iptables=false` (no table, bridges do not forward). Traffic goes only to
-//! namespaces and bridges the test created.
+//! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), the user chain,
+//! `ip-masq` off, isolation between networks, `--internal` without a route out even when the
+//! container adds one, `icc=false` from daemon.json, only the base rules left after removal,
+//! a kill -9 and a restart or a host flush, and `--iptables=false` (no table, bridges do not
+//! forward). Traffic goes only to namespaces and bridges the test created.
 
 mod common;
 
@@ -174,6 +174,22 @@ fn outbound_nat_isolation_and_internal() {
     wait_for("the upstream to answer", || {
         !seen_from(&d, "out", &u).is_empty()
     });
+    assert_eq!(seen_from(&d, "out", &u), u.host_ip.to_string());
+
+    // A rule of the user's in the `user` chain runs first and survives every rebuild.
+    let t = common::net::table(&d);
+    let upstream = u.ip.to_string();
+    sh(&[
+        "nft", "add", "rule", "ip", &t, "user", "ip", "daddr", &upstream, "drop",
+    ]);
+    assert_eq!(seen_from(&d, "out", &u), "", "the user's drop holds");
+    d.ok(&["network", "create", "rebuilt"]);
+    assert_eq!(
+        seen_from(&d, "out", &u),
+        "",
+        "the user's drop survives a rebuild"
+    );
+    sh(&["nft", "flush", "chain", "ip", &t, "user"]);
     assert_eq!(seen_from(&d, "out", &u), u.host_ip.to_string());
 
     // ip-masq off: the container's own address arrives.
