@@ -179,9 +179,16 @@ fn network(config: &Config) -> Result<wharf_network::NetworkService, StartError>
                 .map(|ip| std::net::SocketAddr::new(*ip, 53))
                 .collect()
         },
+        firewall: n.firewall.clone(),
     };
     let kernel = Arc::new(wharf_network::sys::netns::Linux::new(Path::new("/proc")));
-    Ok(wharf_network::NetworkService::open(cfg, kernel)?)
+    let svc = wharf_network::NetworkService::open(cfg, kernel)?;
+    if let Some(e) = svc.firewall_error() {
+        tracing::warn!(
+            "nftables unavailable ({e}): bridges do not forward, containers have no outbound NAT"
+        );
+    }
+    Ok(svc)
 }
 
 /// Builds the daemon from its configuration: the storage driver and image store chosen by
@@ -244,6 +251,9 @@ pub fn build(config: Config) -> Result<Daemon, StartError> {
     let exec_root = config.exec_root.clone();
     let data_root = config.data_root.clone();
     let network = Arc::new(network(&config)?);
+    if let Err(e) = wharf_network::NetworkService::watch_firewall(&network) {
+        tracing::warn!("not watching nftables, a host ruleset flush removes Wharf's rules: {e}");
+    }
     let config = Arc::new(RwLock::new(config));
     let containers = Arc::new(ContainerService::new(
         store,

@@ -1,10 +1,12 @@
-//! Fault injection (issue 14): bursts of run/create/start/stop/rm/exec/commit against a real
-//! wharfd, interrupted by `kill -9` of the daemon at a random moment and of random shims;
+//! Fault injection (issue 14): bursts of run/create/start/stop/rm/exec/commit and network
+//! create/connect/disconnect against a real wharfd, interrupted by `kill -9` of the daemon at a random moment and of random shims;
 //! after each restart the API must match the host:
 //! - every container not running has no process in its cgroup;
-//! - every container listed can be removed (`rm -f` succeeds and the record is gone);
+//! - no address is leased twice; every container listed can be removed (`rm -f` succeeds and
+//!   the record is gone);
 //! - with all removed: no process in container cgroups, no shim, no runtime state, no mount
-//!   or netns pin below the daemon's roots.
+//!   or netns pin below the daemon's roots; after `network prune` the daemon's nftables
+//!   table has exactly the rules it started with.
 //!
 //! Seeded: the seed is printed; `WHARF_FAULT_SEED=<n>` replays it, `WHARF_FAULT_ROUNDS=<n>`
 //! changes the number of rounds per test (the default run is 10 × 5 = 50 rounds; a soak sets
@@ -15,6 +17,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::net::{assert_leases_unique, rules};
 use common::reality::{self, assert_nothing_left, cgroup_procs};
 use common::{seed, Daemon, Rng};
 
@@ -71,10 +74,11 @@ fn burst(d: &mut Daemon, rng: &mut Rng, round: u64) -> String {
         "600",
     ]);
     let pick = |rng: &mut Rng| names[rng.below(names.len() as u64) as usize].clone();
+    let net = format!("f{round}-net");
     let mut ops: Vec<Vec<String>> = Vec::new();
     for _ in 0..5 {
         let n = pick(rng);
-        let op: Vec<&str> = match rng.below(8) {
+        let op: Vec<&str> = match rng.below(11) {
             0 | 1 => vec![
                 "run",
                 "-d",
@@ -91,6 +95,9 @@ fn burst(d: &mut Daemon, rng: &mut Rng, round: u64) -> String {
             4 => vec!["rm", "-f", &n],
             5 => vec!["exec", &n, "true"],
             6 => vec!["commit", &n],
+            7 => vec!["network", "create", &net],
+            8 => vec!["network", "connect", &net, &n],
+            9 => vec!["network", "disconnect", &net, &n],
             _ => vec!["restart", "-t", "1", &n],
         };
         ops.push(op.into_iter().map(String::from).collect());
@@ -136,7 +143,8 @@ fn burst(d: &mut Daemon, rng: &mut Rng, round: u64) -> String {
 }
 
 /// The invariants after a burst; removes everything.
-fn check(d: &Daemon, ctx: &str) {
+fn check(d: &Daemon, ctx: &str, base_rules: &[serde_json::Value]) {
+    assert_leases_unique(d, ctx);
     for (id, name, state) in list(d) {
         if !matches!(state.as_str(), "running" | "paused" | "restarting") {
             let procs = cgroup_procs(d, Some(&id));
@@ -167,6 +175,12 @@ fn check(d: &Daemon, ctx: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_nothing_left(d, ctx);
+    d.ok(&["network", "prune", "-f"]);
+    assert_eq!(
+        rules(d),
+        base_rules,
+        "{ctx}: rules left after network prune"
+    );
 }
 
 fn run(live_restore: bool, salt: u64) {
@@ -182,10 +196,11 @@ fn run(live_restore: bool, salt: u64) {
         &[]
     });
     d.import_busybox();
+    let base = rules(&d);
     let t = Instant::now();
     for round in 0..rounds {
         let what = burst(&mut d, &mut rng, round);
-        check(&d, &format!("round {round} ({what})"));
+        check(&d, &format!("round {round} ({what})"), &base);
     }
     eprintln!("{rounds} rounds in {:?}", t.elapsed());
 }

@@ -9,8 +9,9 @@ use std::path::Path;
 use crate::model::{Network, Subnet};
 use crate::sys::{Kernel, Netlink, SysError};
 
-/// Creates the bridge of `n` if missing, gives it the gateway address and sets it up.
-pub fn ensure_bridge(k: &dyn Kernel, n: &Network) -> Result<(), SysError> {
+/// Creates the bridge of `n` if missing, gives it the gateway address and sets it up;
+/// `forward`: whether what arrives on it may be routed on.
+pub fn ensure_bridge(k: &dyn Kernel, n: &Network, forward: bool) -> Result<(), SysError> {
     let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
         return Ok(());
     };
@@ -31,10 +32,11 @@ pub fn ensure_bridge(k: &dyn Kernel, n: &Network) -> Result<(), SysError> {
         }
         Ok(())
     })?;
-    // Nothing arriving on a Wharf bridge is routed on: without NAT rules there is no outbound
-    // path anyway, and this keeps networks isolated from each other and from the host's other
-    // links (the host itself, its published ports and same-bridge traffic stay reachable).
-    k.sysctl(&format!("net/ipv4/conf/{}/forwarding", n.bridge), "0")
+    // Off (internal networks, or no nftables): nothing arriving on the bridge is routed on,
+    // which alone isolates it from other networks and the outside (the host, its published
+    // ports and same-bridge traffic stay reachable). On: Wharf's rules isolate.
+    let v = if forward { "1" } else { "0" };
+    k.sysctl(&format!("net/ipv4/conf/{}/forwarding", n.bridge), v)
 }
 
 /// Deletes the bridge of a removed network; fine if gone.

@@ -9,19 +9,45 @@
 //! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
 //! no endpoint owns, namespace pins of containers that are not running, and their leases.
 //!
-//! Coexistence with a host firewall: Wharf adds no nftables or iptables rules at all, so it
-//! can neither flush nor shadow a rule of the host's. Published ports are served by a userland
-//! proxy in the daemon (host sockets really bound, relayed to the container's address; they
-//! answer on 127.0.0.1 without `route_localnet`), and every Wharf bridge has IPv4 forwarding
-//! off (`net.ipv4.conf.<bridge>.forwarding=0`): containers reach their own bridge, the host
-//! and published ports, never another network or the outside, which isolates user-defined
-//! networks and makes `--internal` hold. The price is no outbound NAT yet: a later nftables
-//! table owned by Wharf (with a user chain it never flushes) would add masquerading and turn
-//! forwarding on for the bridges that want it.
+//! Firewall ([`firewall`]): Wharf owns one nftables table, `ip wharf` (`ip wharf-<bridge>`
+//! for a daemon whose default bridge is not `wharf0`, so test daemons never share one), and
+//! nothing else: no iptables rules, no other table touched. It is rebuilt from the store in
+//! one atomic netlink batch at start-up (which also clears what a kill -9 left) and whenever
+//! a network is created or removed: a `forward` chain (isolation between Wharf bridges,
+//! `--internal` without a route out, `icc=false`) and a `postrouting` chain (masquerading of
+//! each bridge subnet leaving through another interface, unless `enable_ip_masquerade` is
+//! false). Bridges then forward (`net.ipv4.conf.<bridge>.forwarding=1`, internal ones not) and
+//! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does. If
+//! nftables cannot be used, every bridge keeps forwarding off instead: isolated, no outbound
+//! NAT, and [`NetworkService::firewall_error`] says why. Published ports need no rules: a
+//! userland proxy in the daemon serves them (host sockets really bound, relayed to the
+//! container, answering on 127.0.0.1 without `route_localnet`). `icc=false` is also done by
+//! bridge port isolation, since bridged traffic skips the IP hooks without br_netfilter.
+//!
+//! Coexistence with a host firewall: every base chain on a hook sees each packet, whatever
+//! other tables decided; a drop anywhere is final, an accept only ends its own chain. So the
+//! host's rules (nftables or iptables-nft) can always drop container traffic, and Wharf can
+//! neither flush nor shadow them; a host forward policy of drop (ufw, firewalld) still drops
+//! container traffic and needs the host's own accept for the Wharf bridges. For Docker's
+//! `DOCKER-USER` idea the table has a regular chain `user` that `forward` jumps to first:
+//! Wharf creates it when missing and never flushes or deletes it (each rebuild deletes and
+//! re-adds only its own chains), so `nft add rule ip wharf user ip daddr 10.0.0.0/8 drop`
+//! holds across restarts, and an `accept` there skips Wharf's forward rules. A host that
+//! flushes its whole ruleset (`nft flush ruleset`, a firewall service reload) removes the
+//! table too: the daemon watches nf_tables' change notifications and rebuilds it at once
+//! ([`NetworkService::watch_firewall`]).
+//!
+//! nftables over hand-written netlink ([`sys::nft`]), not a crate: `nftnl` (Mullvad) binds
+//! libnftnl and libmnl, C libraries our static musl/glibc-static binaries would have to
+//! carry; `rustables` 0.9 speaks netlink itself but is GPL-3.0-or-later (we are Apache-2.0)
+//! and runs bindgen (libclang, kernel headers) at build time. The few messages needed (table,
+//! chain, rule with meta/cmp/payload/bitwise/ct/immediate/masq) fit on the route socket's
+//! message builder. Measured against `nft -f` of the same ruleset: see [`sys::nft`].
 
 pub mod dns;
 pub mod driver;
 pub mod error;
+pub mod firewall;
 pub mod ipam;
 pub mod model;
 pub mod networks;
@@ -62,6 +88,8 @@ pub struct Config {
     pub default_ip: Ipv4Addr,
     /// Where the embedded DNS forwards what is not a container (`dns`, else the host's).
     pub dns: Vec<std::net::SocketAddr>,
+    /// nftables, masquerading, icc and IP forwarding.
+    pub firewall: firewall::Settings,
 }
 
 /// The bridge driver option that turns inter-container traffic off.
@@ -77,6 +105,10 @@ pub struct NetworkService {
     store: Store,
     state: Arc<Mutex<State>>,
     proxies: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+    /// The nftables table while Wharf manages one; the lock orders replacements.
+    fw: Mutex<Option<String>>,
+    /// Why nftables could not be used (forwarding stays off).
+    fw_error: Option<String>,
 }
 
 fn random_id() -> String {
@@ -117,23 +149,38 @@ impl NetworkService {
                 st.networks.insert(n.id.clone(), n);
             }
         }
-        let svc = NetworkService {
+        let mut svc = NetworkService {
             cfg,
             kernel,
             store,
             state: Arc::new(Mutex::new(State::default())),
             proxies: Mutex::new(HashMap::new()),
+            fw: Mutex::new(None),
+            fw_error: None,
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
         }
-        // A crash between saving a new network and creating its bridge: create it now.
+        // The table is rebuilt from the store, which also undoes whatever a crash left: the
+        // rules exist before any bridge forwards.
+        if svc.cfg.firewall.enabled {
+            let table = firewall::table_name(svc.bridge_name());
+            match svc.kernel.replace_table(&ruleset(&table, &st)) {
+                Ok(()) => *svc.fw.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(table),
+                Err(e) => svc.fw_error = Some(e.to_string()),
+            }
+        }
+        // Before the bridges: writing it resets every interface's own forwarding.
+        if svc.cfg.firewall.ip_forward && svc.fw_error.is_none() && svc.cfg.firewall.enabled {
+            svc.kernel.sysctl("net/ipv4/ip_forward", "1")?;
+        }
+        // Also a crash between saving a new network and creating its bridge: create it now.
         for n in st
             .networks
             .values()
-            .filter(|n| n.driver == DriverKind::Bridge && n.name != "bridge")
+            .filter(|n| n.driver == DriverKind::Bridge)
         {
-            driver::ensure_bridge(svc.kernel.as_ref(), n)?;
+            driver::ensure_bridge(svc.kernel.as_ref(), n, svc.forwards(n))?;
         }
         svc.store.save(&st)?;
         *svc.lock() = st;
@@ -142,6 +189,66 @@ impl NetworkService {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why the firewall is off although enabled (nftables unavailable): containers then
+    /// have no outbound NAT.
+    pub fn firewall_error(&self) -> Option<&str> {
+        self.fw_error.as_deref()
+    }
+
+    /// Whether `n`'s bridge routes: only under Wharf's rules, and never for `--internal`.
+    fn forwards(&self, n: &Network) -> bool {
+        !n.internal && self.fw.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Rebuilds Wharf's table when someone removed it (a host `nft flush ruleset`); true if
+    /// it had to.
+    pub fn check_firewall(&self) -> Result<bool, NetworkError> {
+        let table = self.fw.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match table {
+            Some(t) if !self.kernel.table_exists(&t)? => self.sync_firewall().map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Watches nftables on a thread of its own and restores the table whenever it goes,
+    /// until the service is dropped.
+    pub fn watch_firewall(svc: &Arc<NetworkService>) -> Result<(), NetworkError> {
+        if svc.fw.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Ok(());
+        }
+        let mut next = svc.kernel.nft_events()?;
+        let weak = Arc::downgrade(svc);
+        let spawned = std::thread::Builder::new()
+            .name("nft-watch".into())
+            .spawn(move || loop {
+                if next().is_err() {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                let Some(svc) = weak.upgrade() else {
+                    return;
+                };
+                // A failure here is retried at the next change.
+                let _ = svc.check_firewall();
+            });
+        spawned.map(drop).map_err(|e| {
+            NetworkError::Sys(sys::SysError::Io {
+                what: "starting the nftables watch",
+                path: PathBuf::new(),
+                source: e,
+            })
+        })
+    }
+
+    /// Rebuilds the nftables table from the networks now in the store.
+    fn sync_firewall(&self) -> Result<(), NetworkError> {
+        let fw = self.fw.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(table) = fw.as_ref() else {
+            return Ok(());
+        };
+        let t = ruleset(table, &self.lock());
+        Ok(self.kernel.replace_table(&t)?)
     }
 
     fn bridge_name(&self) -> &str {
@@ -196,8 +303,22 @@ impl NetworkService {
         n.mtu = self.cfg.mtu;
         n.options = [
             ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
-            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            (
+                ICC,
+                if self.cfg.firewall.icc {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+            (
+                firewall::IP_MASQ,
+                if self.cfg.firewall.ip_masq {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
             ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
             ("com.docker.network.bridge.name", n.bridge.as_str()),
             (
@@ -211,8 +332,7 @@ impl NetworkService {
         if let Some(o) = old.filter(|o| o.bridge != n.bridge && !o.bridge.is_empty()) {
             let _ = driver::remove_bridge(self.kernel.as_ref(), &o.bridge);
         }
-        st.networks.insert(n.id.clone(), n.clone());
-        driver::ensure_bridge(self.kernel.as_ref(), &n)?;
+        st.networks.insert(n.id.clone(), n);
         Ok(())
     }
 
@@ -301,7 +421,7 @@ impl NetworkService {
             gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
             mtu: n.mtu,
-            isolated: n.options.get(ICC).is_some_and(|v| v == "false"),
+            isolated: firewall::option_off(n, ICC),
         }
     }
 
@@ -502,6 +622,16 @@ impl NetworkService {
         }
         errors
     }
+}
+
+/// The table for the bridge networks of `st`.
+fn ruleset(table: &str, st: &State) -> firewall::Table {
+    let bridges: Vec<firewall::Bridge> = st
+        .networks
+        .values()
+        .filter_map(firewall::Bridge::of)
+        .collect();
+    firewall::ruleset(table, &bridges)
 }
 
 /// Leases an address on `n` for a new endpoint (the caller saves the state).

@@ -94,6 +94,7 @@ impl NetworkService {
         if req.name.is_empty() {
             return Err(NetworkError::Invalid("network name is required".into()));
         }
+        crate::firewall::validate_options(&req.options)?;
         if req.ipv6 {
             return Err(NetworkError::NotSupported(
                 "IPv6 networks are not supported yet".into(),
@@ -192,12 +193,23 @@ impl NetworkService {
             self.store.save(&st)?;
             n
         };
-        if let Err(e) = driver::ensure_bridge(self.kernel.as_ref(), &n) {
+        // Rules first: the new bridge never forwards without its isolation.
+        let made = self.sync_firewall().and_then(|()| {
+            Ok(driver::ensure_bridge(
+                self.kernel.as_ref(),
+                &n,
+                self.forwards(&n),
+            )?)
+        });
+        if let Err(e) = made {
             let _ = driver::remove_bridge(self.kernel.as_ref(), &n.bridge);
-            let mut st = self.lock();
-            st.networks.remove(&n.id);
-            let _ = self.store.save(&st);
-            return Err(e.into());
+            {
+                let mut st = self.lock();
+                st.networks.remove(&n.id);
+                let _ = self.store.save(&st);
+            }
+            let _ = self.sync_firewall();
+            return Err(e);
         }
         Ok(n)
     }
@@ -229,6 +241,8 @@ impl NetworkService {
         }
         st.attachments.retain(|_, a| !a.is_empty());
         self.store.save(&st)?;
+        drop(st);
+        self.sync_firewall()?;
         Ok(n)
     }
 

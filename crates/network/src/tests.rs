@@ -17,6 +17,7 @@ fn cfg(dir: &Path) -> Config {
         pools: ipam::default_pools(),
         default_ip: Ipv4Addr::UNSPECIFIED,
         dns: vec![],
+        firewall: firewall::Settings::default(),
     }
 }
 
@@ -32,13 +33,95 @@ fn default_bridge_skips_host_routes() {
     assert_eq!(
         k.log(),
         [
+            "nft wharf-wtest0 5 rules",
+            "sysctl net/ipv4/ip_forward=1",
             "host: bridge wtest0 mtu 0",
             "host: addr wtest0 172.18.0.1/16",
             "host: up wtest0 master None",
-            "sysctl net/ipv4/conf/wtest0/forwarding=0",
+            "sysctl net/ipv4/conf/wtest0/forwarding=1",
         ]
     );
     assert!(svc.network("host").is_some() && svc.network("none").is_some());
+    assert_eq!(svc.firewall_error(), None);
+}
+
+#[test]
+fn without_nftables_bridges_do_not_forward() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    k.state.lock().expect("fake").fail = Some("replace table");
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    assert!(svc.firewall_error().is_some());
+    let log = k.log();
+    assert!(!log.iter().any(|l| l.contains("ip_forward")), "{log:?}");
+    assert!(
+        log.contains(&"sysctl net/ipv4/conf/wtest0/forwarding=0".to_string()),
+        "{log:?}"
+    );
+    // Networks still work, isolated by forwarding alone.
+    let n = svc
+        .create_network(&networks::CreateRequest {
+            name: "front".into(),
+            ..Default::default()
+        })
+        .expect("create");
+    assert!(k
+        .log()
+        .contains(&format!("sysctl net/ipv4/conf/{}/forwarding=0", n.bridge)));
+}
+
+#[test]
+fn the_table_follows_the_networks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let mut c = cfg(dir.path());
+    c.firewall.ip_forward = false;
+    c.firewall.icc = false;
+    c.firewall.ip_masq = false;
+    let svc = NetworkService::open(c.clone(), k.clone()).expect("open");
+    let table = || k.state.lock().expect("fake").tables["wharf-wtest0"].to_string();
+    let base = table();
+    assert!(
+        base.contains("iifname \"wtest0\" oifname \"wtest0\" drop"),
+        "{base}"
+    );
+    assert!(!base.contains("masquerade"), "{base}");
+    let req = |name: &str, internal: bool| networks::CreateRequest {
+        name: name.into(),
+        internal,
+        ..Default::default()
+    };
+    let front = svc.create_network(&req("front", false)).expect("create");
+    let inner = svc.create_network(&req("inner", true)).expect("create");
+    let t = table();
+    assert!(
+        t.contains(&format!("oifname != \"{}\" masquerade", front.bridge)),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("iifname \"{}\" drop", inner.bridge)),
+        "{t}"
+    );
+    assert!(
+        !t.contains(&format!("oifname != \"{}\" masquerade", inner.bridge)),
+        "{t}"
+    );
+    let log = k.log();
+    assert!(!log.iter().any(|l| l.contains("ip_forward")), "{log:?}");
+    for (n, v) in [(&front, 1), (&inner, 0)] {
+        let want = format!("sysctl net/ipv4/conf/{}/forwarding={v}", n.bridge);
+        assert!(log.contains(&want), "{want} in {log:?}");
+    }
+    // A restart rebuilds the same table; removing the networks leaves the base rules.
+    drop(svc);
+    let svc = NetworkService::open(c, k.clone()).expect("reopen");
+    assert_eq!(svc.prune(|_| false), ["front", "inner"]);
+    assert_eq!(table(), base);
+    // A host ruleset flush removes the table; the check puts it back.
+    assert!(!svc.check_firewall().expect("check"));
+    k.state.lock().expect("fake").tables.clear();
+    assert!(svc.check_firewall().expect("check"));
+    assert_eq!(table(), base);
 }
 
 #[test]

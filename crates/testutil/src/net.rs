@@ -1,7 +1,7 @@
 //! A host-unique network slot per test daemon, so up to hundreds of daemons (every helper's
 //! tests at once) never share a bridge name or a subnet: slot `i` is claimed with an
 //! exclusive lock file under /tmp, owns bridge `wtb<i>` and the /20 at 10.128.0.0 + i*4096
-//! (inside 10.128.0.0/10), and is freed (bridge deleted) on drop. Slots of dead processes are
+//! (inside 10.128.0.0/10), and is freed (bridge and nftables table deleted) on drop. Slots of dead processes are
 //! reclaimed.
 
 use std::fs;
@@ -30,9 +30,14 @@ fn alive(pid: &str) -> bool {
     !pid.trim().is_empty() && PathBuf::from(format!("/proc/{}", pid.trim())).exists()
 }
 
+/// Deletes the slot's bridge and the daemon's nftables table (`wharf-<bridge>`).
 fn delete_bridge(name: &str) {
     let _ = Command::new("ip")
         .args(["link", "del", name])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &format!("wharf-{name}")])
         .stderr(std::process::Stdio::null())
         .status();
 }

@@ -203,6 +203,7 @@ pub struct FileConfig {
     pub experimental: Option<bool>,
     #[serde(flatten)]
     pub registry: registry::RegistryFile,
+    #[serde(flatten)]
     pub network: network::NetFile,
 }
 

@@ -1,5 +1,6 @@
 //! dockerd's network settings: `bridge`/`-b`, `bip`, `mtu`, `default-address-pools`
-//! (`--default-address-pool base=CIDR,size=N`) and `ip`, as flags or daemon.json keys.
+//! (`--default-address-pool base=CIDR,size=N`), `ip`, and the firewall's `iptables`,
+//! `ip-masq`, `icc` and `ip-forward`, as flags or daemon.json keys.
 
 use std::net::Ipv4Addr;
 
@@ -10,7 +11,18 @@ use wharf_network::model::Subnet;
 use super::ConfigError;
 
 /// The daemon.json keys this module owns.
-pub const FILE_KEYS: &[&str] = &["bridge", "bip", "mtu", "default-address-pools", "ip", "dns"];
+pub const FILE_KEYS: &[&str] = &[
+    "bridge",
+    "bip",
+    "mtu",
+    "default-address-pools",
+    "ip",
+    "dns",
+    "iptables",
+    "ip-masq",
+    "icc",
+    "ip-forward",
+];
 
 /// Network flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -33,6 +45,18 @@ pub struct NetFlags {
     /// DNS server to use.
     #[arg(long = "dns")]
     pub dns: Vec<String>,
+    /// Manage Wharf's nftables table (outbound NAT and isolation rules).
+    #[arg(long = "iptables", num_args = 0..=1, default_missing_value = "true")]
+    pub iptables: Option<bool>,
+    /// Masquerade the default bridge's outbound traffic.
+    #[arg(long = "ip-masq", num_args = 0..=1, default_missing_value = "true")]
+    pub ip_masq: Option<bool>,
+    /// Let containers on the default bridge talk to each other.
+    #[arg(long = "icc", num_args = 0..=1, default_missing_value = "true")]
+    pub icc: Option<bool>,
+    /// Set net.ipv4.ip_forward=1.
+    #[arg(long = "ip-forward", num_args = 0..=1, default_missing_value = "true")]
+    pub ip_forward: Option<bool>,
 }
 
 /// A `default-address-pools` entry.
@@ -55,6 +79,10 @@ pub struct NetFile {
     pub default_address_pools: Option<Vec<PoolEntry>>,
     pub ip: Option<String>,
     pub dns: Option<Vec<String>>,
+    pub iptables: Option<bool>,
+    pub ip_masq: Option<bool>,
+    pub icc: Option<bool>,
+    pub ip_forward: Option<bool>,
 }
 
 /// The merged network settings.
@@ -72,6 +100,8 @@ pub struct NetConfig {
     pub ip: Ipv4Addr,
     /// Upstream DNS servers (`dns`); empty means the host's resolv.conf.
     pub dns: Vec<std::net::IpAddr>,
+    /// `iptables`, `ip-masq`, `icc`, `ip-forward` (all default true).
+    pub firewall: wharf_network::firewall::Settings,
 }
 
 fn invalid(name: &'static str, message: String) -> ConfigError {
@@ -161,6 +191,14 @@ pub fn merge(
     if pools.is_empty() {
         pools = wharf_network::ipam::default_pools();
     }
+    let mut flag =
+        |key, a: Option<bool>, b: Option<bool>| one(c, key, a.as_ref(), b.as_ref()).unwrap_or(true);
+    let firewall = wharf_network::firewall::Settings {
+        enabled: flag("iptables", flags.iptables, file.iptables),
+        ip_masq: flag("ip-masq", flags.ip_masq, file.ip_masq),
+        icc: flag("icc", flags.icc, file.icc),
+        ip_forward: flag("ip-forward", flags.ip_forward, file.ip_forward),
+    };
     Ok(NetConfig {
         bridge: bridge.unwrap_or_default(),
         bip: bip.map(|b| cidr("bip", &b)).transpose()?,
@@ -173,6 +211,7 @@ pub fn merge(
             None => Ipv4Addr::UNSPECIFIED,
         },
         dns,
+        firewall,
     })
 }
 
@@ -200,6 +239,28 @@ mod tests {
         assert_eq!(n.mtu, 1400);
         assert_eq!(n.pools.len(), 1);
         assert_eq!(n.pools[0].size, 24);
+        assert_eq!(n.firewall, wharf_network::firewall::Settings::default());
+        let f2 = NetFlags {
+            icc: Some(false),
+            ip_forward: Some(false),
+            ..Default::default()
+        };
+        let file2 = NetFile {
+            ip_masq: Some(false),
+            iptables: Some(true),
+            ..Default::default()
+        };
+        let fw = merge(&f2, &file2, &mut c).expect("merge").firewall;
+        assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward);
+        // daemon.json's network keys sit at the top level.
+        let file = super::super::parse_file(
+            std::path::Path::new("daemon.json"),
+            r#"{"icc": false, "ip-masq": false, "bip": "10.1.0.1/24"}"#,
+        )
+        .expect("parse");
+        assert_eq!(file.network.icc, Some(false));
+        assert_eq!(file.network.ip_masq, Some(false));
+        assert_eq!(file.network.bip.as_deref(), Some("10.1.0.1/24"));
         let mut c = Vec::new();
         let both = NetFile {
             bridge: Some("x".into()),

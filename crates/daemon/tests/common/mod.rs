@@ -3,6 +3,7 @@
 //! everything it created (containers, shims, mounts, netns pins, cgroups) even on failure.
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+pub mod net;
 pub mod reality;
 pub mod registry;
 
@@ -92,6 +93,10 @@ impl Daemon {
         args.extend(net.daemon_flags());
         if !extra.iter().any(|a| *a == "-s" || *a == "--storage-driver") {
             args.extend(["-s".to_string(), "vfs".to_string()]);
+        }
+        // The host's global ip_forward is left alone unless a test asks (and restores it).
+        if !extra.iter().any(|a| a.starts_with("--ip-forward")) {
+            args.push("--ip-forward=false".to_string());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");

@@ -24,6 +24,8 @@ pub struct FakeState {
     /// Host end of each veth -> the namespace holding its other end (the kernel deletes the
     /// pair with that namespace).
     pub veth_peers: BTreeMap<String, String>,
+    /// nftables tables as last replaced.
+    pub tables: BTreeMap<String, crate::firewall::Table>,
     /// A request name that fails with EEXIST (to test rollback).
     pub fail: Option<&'static str>,
     next_index: u32,
@@ -253,5 +255,27 @@ impl Kernel for FakeKernel {
     fn sysctl(&self, key: &str, value: &str) -> Result<(), SysError> {
         self.lock().log.push(format!("sysctl {key}={value}"));
         Ok(())
+    }
+
+    fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
+        let mut s = self.lock();
+        if s.fail == Some("replace table") {
+            return Err(SysError::Netlink {
+                what: "replace table",
+                errno: libc::EPROTONOSUPPORT,
+            });
+        }
+        let rules: usize = t.chains.iter().map(|c| c.rules.len()).sum();
+        s.log.push(format!("nft {} {rules} rules", t.name));
+        s.tables.insert(t.name.clone(), t.clone());
+        Ok(())
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool, SysError> {
+        Ok(self.lock().tables.contains_key(name))
+    }
+
+    fn nft_events(&self) -> Result<super::NftWait, SysError> {
+        Err(SysError::sys("nftables events", nix::Error::ENOTSUP))
     }
 }

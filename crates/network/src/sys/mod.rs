@@ -1,10 +1,11 @@
 //! The kernel effects the network crate needs, behind two small traits so the drivers are
 //! unit-tested against a recording fake: [`Netlink`] (links, addresses, routes in one
-//! namespace) and [`Kernel`] (namespaces, sysctls, a host netlink socket).
+//! namespace) and [`Kernel`] (namespaces, sysctls, a host netlink socket, nftables).
 
 pub mod fake;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
@@ -125,4 +126,14 @@ pub trait Kernel: Send + Sync {
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError>;
     /// Writes a sysctl under /proc/sys (`net/ipv4/ip_forward`).
     fn sysctl(&self, key: &str, value: &str) -> Result<(), SysError>;
+    /// Makes the host's nftables table `t.name` exactly `t` in one atomic batch (its kept
+    /// chains created when missing, never flushed).
+    fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError>;
+    /// Whether nftables table `name` exists.
+    fn table_exists(&self, name: &str) -> Result<bool, SysError>;
+    /// Subscribes to nftables changes on the host; the returned call blocks until the next.
+    fn nft_events(&self) -> Result<NftWait, SysError>;
 }
+
+/// Blocks until nftables changes (see [`Kernel::nft_events`]).
+pub type NftWait = Box<dyn FnMut() -> Result<(), SysError> + Send>;

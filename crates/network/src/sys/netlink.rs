@@ -52,13 +52,13 @@ const NLA_F_NESTED: u16 = 0x8000;
 const RT_TABLE_MAIN: u8 = 254;
 
 /// A netlink message under construction: header, fixed part, attributes (nesting allowed).
-struct Msg {
-    buf: Vec<u8>,
+pub(super) struct Msg {
+    pub(super) buf: Vec<u8>,
     nests: Vec<usize>,
 }
 
 impl Msg {
-    fn new(ty: u16, flags: u16, fixed: &[u8]) -> Msg {
+    pub(super) fn new(ty: u16, flags: u16, fixed: &[u8]) -> Msg {
         let mut buf = vec![0u8; 16];
         buf[4..6].copy_from_slice(&ty.to_ne_bytes());
         buf[6..8].copy_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
@@ -75,7 +75,7 @@ impl Msg {
         }
     }
 
-    fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Msg {
+    pub(super) fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Msg {
         self.align();
         let len = (4 + data.len()) as u16;
         self.buf.extend_from_slice(&len.to_ne_bytes());
@@ -84,13 +84,13 @@ impl Msg {
         self
     }
 
-    fn str_attr(&mut self, ty: u16, s: &str) -> &mut Msg {
+    pub(super) fn str_attr(&mut self, ty: u16, s: &str) -> &mut Msg {
         let mut v = s.as_bytes().to_vec();
         v.push(0);
         self.attr(ty, &v)
     }
 
-    fn begin(&mut self, ty: u16) -> &mut Msg {
+    pub(super) fn begin(&mut self, ty: u16) -> &mut Msg {
         self.align();
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&[0, 0]);
@@ -99,7 +99,7 @@ impl Msg {
         self
     }
 
-    fn end(&mut self) -> &mut Msg {
+    pub(super) fn end(&mut self) -> &mut Msg {
         if let Some(start) = self.nests.pop() {
             let len = (self.buf.len() - start) as u16;
             self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
@@ -107,7 +107,7 @@ impl Msg {
         self
     }
 
-    fn finish(mut self, seq: u32) -> Vec<u8> {
+    pub(super) fn finish(mut self, seq: u32) -> Vec<u8> {
         self.align();
         let len = self.buf.len() as u32;
         self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -126,7 +126,7 @@ fn ifinfo(index: u32, flags: u32, change: u32) -> [u8; 16] {
 }
 
 /// The attributes after a fixed part of `skip` bytes: (type, payload).
-fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+pub(super) fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     while b.len() >= 4 {
         let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
@@ -140,7 +140,7 @@ fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-fn cstr(b: &[u8]) -> String {
+pub(super) fn cstr(b: &[u8]) -> String {
     String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(b)).into_owned()
 }
 

@@ -137,6 +137,19 @@ impl Kernel for Linux {
         }
         fs::write(&p, value).map_err(SysError::io("writing", &p))
     }
+
+    fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
+        super::nft::replace_table(t)
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool, SysError> {
+        super::nft::table_exists(name)
+    }
+
+    fn nft_events(&self) -> Result<super::NftWait, SysError> {
+        let mut ev = super::nft::Events::open()?;
+        Ok(Box::new(move || ev.wait()))
+    }
 }
 
 #[cfg(test)]
