@@ -103,6 +103,7 @@ fn predefined(name: &str, driver: DriverKind) -> Network {
         last_ip: None,
         internal: false,
         attachable: false,
+        user_subnet: false,
     }
 }
 
@@ -260,24 +261,24 @@ impl NetworkService {
         };
         {
             let mut st = self.lock();
-            let mut nets: Vec<Network> = primary.into_iter().collect();
-            for id in st
-                .attachments
-                .get(container_id)
-                .cloned()
-                .unwrap_or_default()
+            let mut nets: Vec<(Network, Option<Ipv4Addr>)> = match st.attachments.get(container_id)
             {
-                if let Some(n) = st
-                    .networks
-                    .get(&id)
-                    .filter(|n| nets.iter().all(|m| m.id != n.id))
-                {
-                    nets.push(n.clone());
+                Some(list) => list
+                    .iter()
+                    .filter_map(|a| Some((st.networks.get(&a.network_id)?.clone(), a.config.ipv4)))
+                    .collect(),
+                None => primary.iter().map(|n| (n.clone(), None)).collect(),
+            };
+            // The mode's network first: it carries the default route and the published ports.
+            if let Some(p) = &primary {
+                if let Some(i) = nets.iter().position(|(n, _)| n.id == p.id) {
+                    let first = nets.remove(i);
+                    nets.insert(0, first);
                 }
             }
-            for n in nets.iter().filter(|n| n.driver == DriverKind::Bridge) {
+            for (n, ip) in nets.iter().filter(|(n, _)| n.driver == DriverKind::Bridge) {
                 let ifname = format!("eth{}", sb.endpoints.len());
-                let ep = new_endpoint(&mut st, n, ifname)?;
+                let ep = new_endpoint(&mut st, n, ifname, *ip)?;
                 sb.endpoints.push(ep);
             }
             st.sandboxes.insert(container_id.to_string(), sb.clone());
@@ -387,24 +388,6 @@ impl NetworkService {
         Ok(Some(task))
     }
 
-    /// Records `--network-alias` names of a container on a network.
-    pub fn set_aliases(
-        &self,
-        container_id: &str,
-        network: &str,
-        aliases: &[String],
-    ) -> Result<(), NetworkError> {
-        let n = self
-            .network(network)
-            .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
-        let mut st = self.lock();
-        st.aliases
-            .entry(container_id.to_string())
-            .or_default()
-            .insert(n.id, aliases.to_vec());
-        self.store.save(&st)
-    }
-
     fn stop_proxies(&self, container_id: &str) {
         let tasks = self
             .proxies
@@ -504,15 +487,30 @@ impl NetworkService {
     }
 }
 
-/// Leases an address on `n` for a new endpoint (the caller saves the state).
-fn new_endpoint(st: &mut State, n: &Network, ifname: String) -> Result<Endpoint, NetworkError> {
+/// Leases an address on `n` for a new endpoint, `fixed` or the next free one (the caller
+/// saves the state).
+fn new_endpoint(
+    st: &mut State,
+    n: &Network,
+    ifname: String,
+    fixed: Option<Ipv4Addr>,
+) -> Result<Endpoint, NetworkError> {
     let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
         return Err(NetworkError::NotFound(n.name.clone()));
     };
-    let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
-    if let Some(m) = st.networks.get_mut(&n.id) {
-        m.last_ip = Some(ip);
-    }
+    let ip = match fixed {
+        Some(ip) => {
+            ipam::reserve(subnet, gw, ip, &st.leases(&n.id))?;
+            ip
+        }
+        None => {
+            let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+            if let Some(m) = st.networks.get_mut(&n.id) {
+                m.last_ip = Some(ip);
+            }
+            ip
+        }
+    };
     let id = random_id();
     Ok(Endpoint {
         host_ifname: format!("veth{}", &id[..7]),

@@ -177,6 +177,9 @@ pub struct Network {
     /// `--attachable`.
     #[serde(default)]
     pub attachable: bool,
+    /// Whether the subnet was given at create (only then may containers ask for an address).
+    #[serde(default)]
+    pub user_subnet: bool,
 }
 
 /// Transport protocol of a published port.
@@ -232,6 +235,55 @@ pub struct Endpoint {
     pub ifname: String,
     /// Published ports (on the default bridge or a user bridge).
     pub ports: Vec<PortMapping>,
+}
+
+/// What a container asked for on one network (Docker's `EndpointSettings` as configured at
+/// create or `network connect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    /// `--network-alias`: names that resolve to it for every container on the network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: the address it gets instead of the next free one.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--link name:alias` on a user network: names that resolve to `name` for it alone.
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+/// A container's membership of one network, kept while the container exists and applied at
+/// each start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The network's id.
+    pub network_id: String,
+    /// What was asked for there.
+    #[serde(flatten)]
+    pub config: EndpointConfig,
+}
+
+impl<'de> Deserialize<'de> for Attachment {
+    /// Also reads the older form, a bare network id.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attachment, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Id(String),
+            Full {
+                network_id: String,
+                #[serde(flatten)]
+                config: EndpointConfig,
+            },
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Id(network_id) => Attachment {
+                network_id,
+                config: EndpointConfig::default(),
+            },
+            Repr::Full { network_id, config } => Attachment { network_id, config },
+        })
+    }
 }
 
 /// A container's network namespace and its endpoints.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use wharf_api_types::container::{EndpointSettings, HostConfig, NetworkSettings};
 use wharf_errdefs::ErrorKind;
-use wharf_network::model::{Sandbox, Subnet};
+use wharf_network::model::{EndpointConfig, Sandbox, Subnet};
 use wharf_network::ports;
 
 use super::{blocking, ContainerService};
@@ -38,49 +38,107 @@ pub fn resolv_nameservers(hc: &HostConfig) -> Vec<String> {
     }
 }
 
-/// `--network-alias` and the other endpoint settings of `NetworkingConfig` (Docker's
-/// refusals on the default networks); returns the aliases for the mode's network.
-pub fn endpoint_aliases(
-    mode: &str,
-    networking: Option<&serde_json::Value>,
-) -> Result<Vec<String>, ApiError> {
-    let endpoints = networking
-        .and_then(|n| n.get("EndpointsConfig"))
-        .and_then(serde_json::Value::as_object);
-    let mut out = Vec::new();
-    for (name, ep) in endpoints.into_iter().flatten() {
-        let set = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        let ipam = ep.get("IPAMConfig");
-        if set(ipam.and_then(|i| i.get("IPv4Address")))
-            || set(ipam.and_then(|i| i.get("IPv6Address")))
-        {
-            return Err(if is_user_network(mode) {
-                ApiError::new(ErrorKind::NotImplemented, "--ip is not supported yet")
-            } else {
-                ApiError::invalid(
-                    "user specified IP address is supported on user defined networks only",
-                )
-            });
-        }
-        let aliases: Vec<String> = ep
-            .get("Aliases")
-            .and_then(serde_json::Value::as_array)
+/// One endpoint's settings (`EndpointSettings` of `NetworkingConfig` or of `network
+/// connect`) as far as we honour them; the rest is refused.
+pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
+    let strings = |k: &str| -> Vec<String> {
+        ep.get(k)
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
-        if !aliases.is_empty() {
-            if !is_user_network(mode) {
+            .collect()
+    };
+    let ipam = ep.get("IPAMConfig");
+    let field = |k: &str| {
+        ipam.and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let ipv4 = match field("IPv4Address") {
+        Some(s) => Some(
+            s.parse::<std::net::Ipv4Addr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid endpoint settings:\ninvalid IPv4 address: {s}"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let link_local = ipam
+        .and_then(|i| i.get("LinkLocalIPs"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if field("IPv6Address").is_some() || link_local {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "IPv6 and link-local endpoint addresses are not supported yet",
+        ));
+    }
+    if ep
+        .get("MacAddress")
+        .and_then(Value::as_str)
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "a per-endpoint MAC address is not supported yet",
+        ));
+    }
+    Ok(EndpointConfig {
+        aliases: strings("Aliases"),
+        ipv4,
+        links: strings("Links"),
+    })
+}
+
+/// The networks a new container is configured for, from its mode and `NetworkingConfig`
+/// (by network name or id, the mode's first); empty for `host`, `none` and `container:`.
+pub fn endpoint_configs(
+    mode: &str,
+    networking: Option<&Value>,
+) -> Result<Vec<(String, EndpointConfig)>, ApiError> {
+    let endpoints = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object);
+    let mut out = Vec::new();
+    let own = !matches!(mode, "host" | "none") && joined(mode).is_none();
+    if own {
+        out.push((mode.to_string(), EndpointConfig::default()));
+    }
+    for (name, ep) in endpoints.into_iter().flatten() {
+        let cfg = endpoint_config(ep)?;
+        // The CLI keys the default network as the mode it sends.
+        let name = if name == "default" {
+            DEFAULT_MODE
+        } else {
+            name
+        };
+        if !own {
+            if cfg != EndpointConfig::default() {
                 return Err(ApiError::invalid(
-                    "network-scoped alias is supported only for containers in user defined networks",
+                    "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
                 ));
             }
-            if name == mode {
-                out = aliases;
-            }
+            continue;
+        }
+        let default = name == DEFAULT_MODE;
+        if default && cfg.ipv4.is_some() {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if default && !cfg.aliases.is_empty() {
+            return Err(ApiError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(first) => first.1 = cfg,
+            None => out.push((name.to_string(), cfg)),
         }
     }
     Ok(out)
@@ -253,15 +311,22 @@ impl ContainerService {
         if joined(mode).is_some() {
             return BTreeMap::new();
         }
-        let nets = self
-            .network
-            .network(mode)
-            .into_iter()
-            .chain(self.network.attachments(&c.id));
+        let nets = match self.network.attachments(&c.id) {
+            Some(list) => list,
+            None => self
+                .network
+                .network(mode)
+                .map(|n| (n, EndpointConfig::default()))
+                .into_iter()
+                .collect(),
+        };
         let mut out = BTreeMap::new();
-        for net in nets {
+        for (net, cfg) in nets {
             let mut e = EndpointSettings {
                 network_id: net.id.clone(),
+                aliases: (!cfg.aliases.is_empty()).then(|| cfg.aliases.clone()),
+                links: (!cfg.links.is_empty()).then(|| cfg.links.clone()),
+                ipam_config: cfg.ipv4.map(|ip| json!({ "IPv4Address": ip.to_string() })),
                 ..Default::default()
             };
             if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
