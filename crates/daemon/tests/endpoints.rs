@@ -142,3 +142,179 @@ fn static_addresses_and_dockers_errors() {
     assert!(!o.status.success());
     assert!(err(&o).contains("user configured subnets"), "{}", err(&o));
 }
+
+fn ip_on(d: &Daemon, c: &str, net: &str) -> String {
+    d.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        c,
+    ])
+}
+
+#[test]
+fn legacy_links_on_the_default_bridge() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "-e",
+        "PASSWORD=x",
+        "--expose",
+        "80",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = ip_on(&d, "db", "bridge");
+    d.ok(&[
+        "run", "-d", "--name", "web", "--link", "db:my-db", "busybox", "sleep", "600",
+    ]);
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\tmy-db dbhost db")), "{hosts}");
+    let env = d.ok(&["exec", "web", "env"]);
+    for want in [
+        format!("MY_DB_PORT=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP_ADDR={ip}"),
+        "MY_DB_PORT_80_TCP_PORT=80".to_string(),
+        "MY_DB_NAME=/web/my-db".to_string(),
+        "MY_DB_ENV_PASSWORD=x".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    let ping = d.ok(&["exec", "web", "ping", "-c", "1", "-W", "2", "my-db"]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
+    let links = d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"]);
+    assert_eq!(links, r#"["/db:/web/my-db"]"#);
+    // Docker's refusals: a missing container at create, a stopped one at start.
+    let o = d.docker(&["create", "--link", "nosuch:x", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("could not get container for nosuch"),
+        "{}",
+        err(&o)
+    );
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let o = d.docker(&["run", "-d", "--link", "idle:i", "busybox", "sleep", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Cannot link to a non running container: /idle AS"),
+        "{}",
+        err(&o)
+    );
+    // rm --link: gone from the next start on.
+    let o = d.docker(&["rm", "--link", "/web/my-db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    d.ok(&["restart", "-t", "0", "web"]);
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("my-db"), "{hosts}");
+    let env = d.ok(&["exec", "web", "env"]);
+    assert!(!env.contains("MY_DB_"), "{env}");
+    let o = d.docker(&["rm", "--link", "/web/my-db"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn links_on_user_networks_are_private_dns_aliases() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["network", "create", "un"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "un",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "un",
+        "--link",
+        "srv:backend",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = ip_on(&d, "srv", "un");
+    let ping = d.ok(&["exec", "cli", "ping", "-c", "1", "-W", "2", "backend"]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
+    let aliases = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.un.Links}}",
+        "cli",
+    ]);
+    assert_eq!(aliases, r#"["srv:backend"]"#);
+    // Only the linking container knows the alias.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "un",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let o = d.docker(&["exec", "other", "ping", "-c", "1", "-W", "1", "backend"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn add_host_with_host_gateway() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let gw = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "bridge",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "fixed:10.9.8.7",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts && ping -c 1 -W 2 gw",
+    ]);
+    assert!(out.contains(&format!("{gw}\tgw")), "{out}");
+    assert!(out.contains("10.9.8.7\tfixed"), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    drop(d);
+    let d = Daemon::start(&["--host-gateway-ip", "10.1.2.3"]);
+    d.import_busybox();
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.1.2.3\tgw"), "{hosts}");
+}

@@ -10,7 +10,15 @@ use wharf_network::model::Subnet;
 use super::ConfigError;
 
 /// The daemon.json keys this module owns.
-pub const FILE_KEYS: &[&str] = &["bridge", "bip", "mtu", "default-address-pools", "ip", "dns"];
+pub const FILE_KEYS: &[&str] = &[
+    "bridge",
+    "bip",
+    "mtu",
+    "default-address-pools",
+    "ip",
+    "dns",
+    "host-gateway-ip",
+];
 
 /// Network flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -33,6 +41,9 @@ pub struct NetFlags {
     /// DNS server to use.
     #[arg(long = "dns")]
     pub dns: Vec<String>,
+    /// The address `--add-host name:host-gateway` names (default: the default bridge's).
+    #[arg(long = "host-gateway-ip")]
+    pub host_gateway_ip: Option<String>,
 }
 
 /// A `default-address-pools` entry.
@@ -55,6 +66,7 @@ pub struct NetFile {
     pub default_address_pools: Option<Vec<PoolEntry>>,
     pub ip: Option<String>,
     pub dns: Option<Vec<String>>,
+    pub host_gateway_ip: Option<String>,
 }
 
 /// The merged network settings.
@@ -72,6 +84,8 @@ pub struct NetConfig {
     pub ip: Ipv4Addr,
     /// Upstream DNS servers (`dns`); empty means the host's resolv.conf.
     pub dns: Vec<std::net::IpAddr>,
+    /// `host-gateway-ip`; `None`: the default bridge's gateway.
+    pub host_gateway_ip: Option<std::net::IpAddr>,
 }
 
 fn invalid(name: &'static str, message: String) -> ConfigError {
@@ -139,6 +153,12 @@ pub fn merge(
     let bip = one(c, "bip", flags.bip.as_ref(), file.bip.as_ref());
     let mtu = one(c, "mtu", flags.mtu.as_ref(), file.mtu.as_ref());
     let ip = one(c, "ip", flags.ip.as_ref(), file.ip.as_ref());
+    let host_gateway_ip = one(
+        c,
+        "host-gateway-ip",
+        flags.host_gateway_ip.as_ref(),
+        file.host_gateway_ip.as_ref(),
+    );
     if !flags.default_address_pools.is_empty() && file.default_address_pools.is_some() {
         c.push("default-address-pools: (from flag and from file)".into());
     }
@@ -173,6 +193,12 @@ pub fn merge(
             None => Ipv4Addr::UNSPECIFIED,
         },
         dns,
+        host_gateway_ip: host_gateway_ip
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| invalid("host-gateway-ip", format!("{s:?} is not an IP address")))
+            })
+            .transpose()?,
     })
 }
 

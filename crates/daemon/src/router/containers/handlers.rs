@@ -222,10 +222,8 @@ pub async fn serve(
         }
         Endpoint::Remove(id) => {
             if q.bool("link") {
-                return Err(ApiError::new(
-                    wharf_errdefs::ErrorKind::NotImplemented,
-                    "links are not supported",
-                ));
+                cs.remove_link(&id)?;
+                return no_content();
             }
             cs.remove_with_volumes(&id, q.bool("force"), q.bool("v"))
                 .await?;

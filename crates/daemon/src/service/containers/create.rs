@@ -194,8 +194,15 @@ impl ContainerService {
         let mut hc = req.host_config.unwrap_or_default();
         network::validate(self, &mut hc, req.config.exposed_ports.as_ref())?;
         validate_host_config(&hc)?;
-        let endpoints =
+        self.check_links(&hc)?;
+        let mut endpoints =
             network::endpoint_configs(&hc.network_mode, req.networking_config.as_ref())?;
+        // On a user network, `HostConfig.Links` (docker-py's `links=`) name endpoint aliases.
+        if let (Some((_, first)), Some(links)) = (endpoints.first_mut(), hc.links.as_ref()) {
+            if network::is_user_network(&hc.network_mode) && first.links.is_empty() {
+                first.links = links.clone();
+            }
+        }
         let attachments = self
             .network
             .resolve(&endpoints)

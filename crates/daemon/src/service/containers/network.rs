@@ -18,6 +18,9 @@ use crate::state::{Container, Status, Store};
 /// Docker's stored name of the default mode.
 const DEFAULT_MODE: &str = "bridge";
 
+/// The `--add-host` value that names the host.
+const HOST_GATEWAY: &str = "host-gateway";
+
 /// The container a `container:<name|id>` mode joins.
 fn joined(mode: &str) -> Option<&str> {
     mode.strip_prefix("container:")
@@ -229,6 +232,37 @@ impl ContainerService {
             blocking(move || net.connect_sandbox(&id, &name, network.as_deref(), &requests, &dns))
                 .await?;
         Ok(Some(PathBuf::from(sb.key)))
+    }
+
+    /// `--add-host` entries with `host-gateway` replaced by the daemon's `host-gateway-ip`, else
+    /// the default bridge's gateway (dockerd's rule).
+    pub(super) fn extra_hosts(&self, hc: &HostConfig) -> Result<Vec<String>, ApiError> {
+        let mut out = Vec::new();
+        for e in hc.extra_hosts.iter().flatten() {
+            let (name, ip) = e
+                .split_once(':')
+                .or_else(|| e.split_once('='))
+                .ok_or_else(|| ApiError::invalid(format!("invalid extra host: {e}")))?;
+            if ip != HOST_GATEWAY {
+                out.push(format!("{name}:{ip}"));
+                continue;
+            }
+            let gw = self
+                .config()
+                .network
+                .host_gateway_ip
+                .or_else(|| {
+                    let n = self.network.network(DEFAULT_MODE)?;
+                    n.gateway.map(std::net::IpAddr::V4)
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "unable to derive the IP value for host-gateway: no default bridge and no host-gateway-ip",
+                    )
+                })?;
+            out.push(format!("{name}:{gw}"));
+        }
+        Ok(out)
     }
 
     /// Forgets the networks a removed container was connected to.
