@@ -362,7 +362,7 @@ impl ContainerService {
                 "resolv.conf",
                 resolv_conf(
                     &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                    &super::network::resolv_nameservers(hc),
+                    &super::network::resolv_nameservers(hc, self.on_user_network(c)),
                     hc.dns_search.as_deref().unwrap_or(&[]),
                     hc.dns_options.as_deref().unwrap_or(&[]),
                 ),

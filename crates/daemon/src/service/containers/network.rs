@@ -31,10 +31,10 @@ pub fn is_user_network(mode: &str) -> bool {
     !matches!(mode, "" | "default" | "bridge" | "host" | "none") && joined(mode).is_none()
 }
 
-/// The nameservers a container's resolv.conf lists: the embedded resolver on user-defined
-/// networks (which forwards to `--dns`), else `--dns`.
-pub fn resolv_nameservers(hc: &HostConfig) -> Vec<String> {
-    if is_user_network(&hc.network_mode) {
+/// The nameservers a container's resolv.conf lists: the embedded resolver when it is on a
+/// user-defined network (which forwards to `--dns`), else `--dns`.
+pub fn resolv_nameservers(hc: &HostConfig, on_user_network: bool) -> Vec<String> {
+    if on_user_network {
         vec![wharf_network::dns::RESOLVER_IP.to_string()]
     } else {
         hc.dns.clone().unwrap_or_default()
@@ -263,6 +263,18 @@ impl ContainerService {
             out.push(format!("{name}:{gw}"));
         }
         Ok(out)
+    }
+
+    /// Whether `c` gets the embedded resolver: its mode or a network it was connected to is
+    /// user-defined, as dockerd decides.
+    pub(super) fn on_user_network(&self, c: &Container) -> bool {
+        is_user_network(&c.host_config.network_mode)
+            || self
+                .network
+                .attachments(&c.id)
+                .into_iter()
+                .flatten()
+                .any(|(n, _)| n.name != DEFAULT_MODE)
     }
 
     /// Forgets the networks a removed container was connected to.
