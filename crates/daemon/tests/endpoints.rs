@@ -318,3 +318,65 @@ fn add_host_with_host_gateway() {
     ]);
     assert!(hosts.contains("10.1.2.3\tgw"), "{hosts}");
 }
+
+#[test]
+fn mac_address_on_both_kinds_of_network() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["network", "create", "macnet"]);
+    for (name, net, mac) in [
+        ("mb", "bridge", "02:42:aa:bb:cc:01"),
+        ("mu", "macnet", "02:42:aa:bb:cc:02"),
+    ] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--mac-address",
+            mac,
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let inside = d.ok(&["exec", name, "cat", "/sys/class/net/eth0/address"]);
+        assert_eq!(inside, mac);
+        let shown = d.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").MacAddress}}}}"),
+            name,
+        ]);
+        assert_eq!(shown, mac);
+    }
+    // Reachable with it (the neighbour tables learn the new address).
+    let ip = ip_on(&d, "mu", "macnet");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "macnet",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        &ip,
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (st, body) = d.raw(
+        "POST",
+        "/v1.45/containers/create",
+        br#"{"Image":"busybox","Cmd":["true"],"NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"zz:00"}}}}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("invalid MAC address zz:00"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}

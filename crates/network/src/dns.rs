@@ -261,6 +261,7 @@ mod tests {
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
                 ipv4: None,
                 links: links.iter().map(|a| a.to_string()).collect(),
+                mac: None,
             },
         };
         st.attachments.insert(

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use error::NetworkError;
 use ipam::Pool;
-use model::{mac_for, DriverKind, Endpoint, Network, Sandbox, Subnet};
+use model::{mac_for, DriverKind, Endpoint, EndpointConfig, Network, Sandbox, Subnet};
 use ports::PortRequest;
 use store::{State, Store};
 use sys::Kernel;
@@ -261,13 +261,17 @@ impl NetworkService {
         };
         {
             let mut st = self.lock();
-            let mut nets: Vec<(Network, Option<Ipv4Addr>)> = match st.attachments.get(container_id)
-            {
+            let mut nets: Vec<(Network, EndpointConfig)> = match st.attachments.get(container_id) {
                 Some(list) => list
                     .iter()
-                    .filter_map(|a| Some((st.networks.get(&a.network_id)?.clone(), a.config.ipv4)))
+                    .filter_map(|a| {
+                        Some((st.networks.get(&a.network_id)?.clone(), a.config.clone()))
+                    })
                     .collect(),
-                None => primary.iter().map(|n| (n.clone(), None)).collect(),
+                None => primary
+                    .iter()
+                    .map(|n| (n.clone(), EndpointConfig::default()))
+                    .collect(),
             };
             // The mode's network first: it carries the default route and the published ports.
             if let Some(p) = &primary {
@@ -276,9 +280,9 @@ impl NetworkService {
                     nets.insert(0, first);
                 }
             }
-            for (n, ip) in nets.iter().filter(|(n, _)| n.driver == DriverKind::Bridge) {
+            for (n, cfg) in nets.iter().filter(|(n, _)| n.driver == DriverKind::Bridge) {
                 let ifname = format!("eth{}", sb.endpoints.len());
-                let ep = new_endpoint(&mut st, n, ifname, *ip)?;
+                let ep = new_endpoint(&mut st, n, ifname, cfg)?;
                 sb.endpoints.push(ep);
             }
             st.sandboxes.insert(container_id.to_string(), sb.clone());
@@ -297,7 +301,7 @@ impl NetworkService {
             host_ifname: &ep.host_ifname,
             ifname: &ep.ifname,
             ip: ep.ip,
-            mac: mac_for(ep.ip),
+            mac: model::parse_mac(&ep.mac).unwrap_or(mac_for(ep.ip)),
             subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
             gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
@@ -487,18 +491,18 @@ impl NetworkService {
     }
 }
 
-/// Leases an address on `n` for a new endpoint, `fixed` or the next free one (the caller
-/// saves the state).
+/// Leases an address on `n` for a new endpoint, the one `cfg` asks for or the next free one
+/// (the caller saves the state).
 fn new_endpoint(
     st: &mut State,
     n: &Network,
     ifname: String,
-    fixed: Option<Ipv4Addr>,
+    cfg: &EndpointConfig,
 ) -> Result<Endpoint, NetworkError> {
     let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
         return Err(NetworkError::NotFound(n.name.clone()));
     };
-    let ip = match fixed {
+    let ip = match cfg.ipv4 {
         Some(ip) => {
             ipam::reserve(subnet, gw, ip, &st.leases(&n.id))?;
             ip
@@ -517,7 +521,11 @@ fn new_endpoint(
         id,
         network_id: n.id.clone(),
         ip,
-        mac: model::format_mac(mac_for(ip)),
+        mac: cfg
+            .mac
+            .as_deref()
+            .and_then(model::parse_mac)
+            .map_or_else(|| model::format_mac(mac_for(ip)), model::format_mac),
         ifname,
         ports: Vec::new(),
     })

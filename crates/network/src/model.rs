@@ -116,6 +116,17 @@ pub fn format_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
+/// `aa:bb:cc:dd:ee:ff` (or with dashes) as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next().filter(|p| p.len() == 2)?;
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 /// Docker's MAC for an IPv4 address: 02:42 followed by the address.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
@@ -250,6 +261,9 @@ pub struct EndpointConfig {
     /// `--link name:alias` on a user network: names that resolve to `name` for it alone.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `--mac-address` (checked by [`parse_mac`]); else Docker's, from the address.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// A container's membership of one network, kept while the container exists and applied at
@@ -323,6 +337,22 @@ mod tests {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
         assert_eq!(Subnet::new(Ipv4Addr::UNSPECIFIED, 0).size(), 1 << 32);
+    }
+
+    #[test]
+    fn mac_syntax() {
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:09"),
+            Some([2, 0x42, 0xac, 0x11, 0, 9])
+        );
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:09:01",
+            "zz:42:ac:11:00:09",
+            "2:42:ac:11:0:9",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
     }
 
     #[test]

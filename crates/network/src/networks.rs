@@ -330,7 +330,7 @@ impl NetworkService {
             let mut ep = None;
             if let Some(sb) = running_sb {
                 let ifname = format!("eth{}", next_if(&sb.endpoints));
-                let e = new_endpoint(&mut st, &n, ifname, cfg.ipv4)?;
+                let e = new_endpoint(&mut st, &n, ifname, cfg)?;
                 if let Some(sb) = st.sandboxes.get_mut(container_id) {
                     sb.endpoints.push(e.clone());
                 }

@@ -223,6 +223,7 @@ fn ep(aliases: &[&str], ip: Option<[u8; 4]>) -> model::EndpointConfig {
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         ipv4: ip.map(Ipv4Addr::from),
         links: vec![],
+        mac: None,
     }
 }
 

@@ -99,6 +99,13 @@ fixed.remove()
 ln = c.containers.run("busybox", "sleep 100", detach=True, links={"pyweb": "web"})
 assert "WEB_NAME=/%s/web" % ln.name in ln.exec_run("env").output.decode()
 ln.remove(force=True)
+
+# A MAC address of the container's own choosing.
+mc = c.containers.run("busybox", "sleep 100", detach=True, mac_address="02:42:ac:11:ff:01")
+mc.reload()
+assert mc.attrs["NetworkSettings"]["MacAddress"] == "02:42:ac:11:ff:01", mc.attrs["NetworkSettings"]
+assert mc.exec_run("cat /sys/class/net/eth0/address").output.decode().strip() == "02:42:ac:11:ff:01"
+mc.remove(force=True)
 ct.remove(force=True)
 pruned = c.networks.prune()
 assert pruned["NetworksDeleted"] == ["pynet"], pruned

@@ -197,6 +197,16 @@ impl ContainerService {
         self.check_links(&hc)?;
         let mut endpoints =
             network::endpoint_configs(&hc.network_mode, req.networking_config.as_ref())?;
+        // `Config.MacAddress` (before API 1.44, docker-py's `mac_address=`) is the mode's
+        // network's, as dockerd migrates it.
+        if let (Some((_, first)), Some(m)) = (
+            endpoints.first_mut(),
+            req.config.mac_address.as_deref().filter(|m| !m.is_empty()),
+        ) {
+            if first.mac.is_none() {
+                first.mac = Some(network::check_mac(m)?);
+            }
+        }
         // On a user network, `HostConfig.Links` (docker-py's `links=`) name endpoint aliases.
         if let (Some((_, first)), Some(links)) = (endpoints.first_mut(), hc.links.as_ref()) {
             if network::is_user_network(&hc.network_mode) && first.links.is_empty() {

@@ -81,21 +81,31 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
             "IPv6 and link-local endpoint addresses are not supported yet",
         ));
     }
-    if ep
+    let mac = match ep
         .get("MacAddress")
         .and_then(Value::as_str)
-        .is_some_and(|m| !m.is_empty())
+        .filter(|m| !m.is_empty())
     {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "a per-endpoint MAC address is not supported yet",
-        ));
-    }
+        Some(m) => Some(check_mac(m)?),
+        None => None,
+    };
     Ok(EndpointConfig {
         aliases: strings("Aliases"),
         ipv4,
         links: strings("Links"),
+        mac,
     })
+}
+
+/// A MAC address as Docker accepts it, normalized.
+pub fn check_mac(m: &str) -> Result<String, ApiError> {
+    wharf_network::model::parse_mac(m)
+        .map(wharf_network::model::format_mac)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "invalid endpoint settings:\ninvalid MAC address {m}"
+            ))
+        })
 }
 
 /// The networks a new container is configured for, from its mode and `NetworkingConfig`
