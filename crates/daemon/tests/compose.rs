@@ -39,6 +39,20 @@ services:
     // By service name, through the embedded DNS of the project network.
     let body = d.ok(&["exec", "cmp_client_1", "wget", "-qO-", "http://web/"]);
     assert_eq!(body, "hello-compose");
+    // Up again changes nothing. (`--force-recreate` fails in compose 1.29 itself against
+    // API 1.45, with KeyError 'ContainerConfig', as against dockerd 25 and later.)
+    let again = p.run(&["up", "-d"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is up-to-date"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // A stopped project starts again with its network and names.
+    p.ok(&["stop", "-t", "1"]);
+    p.ok(&["start"]);
+    assert_eq!(http_get(port), "hello-compose");
+    let body = d.ok(&["exec", "cmp_client_1", "wget", "-qO-", "http://web/"]);
+    assert_eq!(body, "hello-compose");
     let ps = p.ok(&["ps"]);
     assert!(ps.contains("cmp_web_1") && ps.contains("Up"), "{ps}");
     p.ok(&["down", "-t", "1"]);

@@ -261,6 +261,16 @@ fn links_on_user_networks_are_private_dns_aliases() {
         "cli",
     ]);
     assert_eq!(aliases, r#"["srv:backend"]"#);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "srv"]);
+    let names = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.un.DNSNames}}",
+        "srv",
+    ]);
+    assert_eq!(names, format!(r#"["srv","{}"]"#, &id[..12]));
+    let ping = d.ok(&["exec", "cli", "ping", "-c", "1", "-W", "2", &id[..12]]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
     // Only the linking container knows the alias.
     d.ok(&[
         "run",

@@ -391,6 +391,15 @@ impl ContainerService {
                 e.mac_address = ep.mac.clone();
                 e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
                 e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+                if net.name != DEFAULT_MODE {
+                    // What the embedded resolver answers for it there (dockerd's order).
+                    let mut names = vec![c.short_name().to_string()];
+                    names.extend(cfg.aliases.iter().cloned());
+                    names.push(c.id.chars().take(12).collect());
+                    let mut seen = HashSet::new();
+                    names.retain(|n| seen.insert(n.clone()));
+                    e.dns_names = Some(names);
+                }
             }
             out.insert(net.name, e);
         }
