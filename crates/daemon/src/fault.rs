@@ -6,8 +6,8 @@
 //! (`crates/daemon/tests/crash.rs`); random `kill -9` covers the rest (`tests/fault.rs`).
 //! Unset (production), a point is one cached comparison.
 //!
-//! Points (`<verb>:<where>`): `create:after-layer`, `start:after-shim-start`,
-//! `remove:after-intent`, `remove:after-layer`.
+//! Points (`<verb>:<where>`): `create:after-layer`, `create:after-endpoints`,
+//! `start:after-shim-start`, `remove:after-intent`, `remove:after-layer`.
 
 use std::sync::OnceLock;
 

@@ -22,8 +22,9 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 const TTL: u32 = 600;
 
 /// What a name means to `asker` (a container id): `Some(addresses)` when the name is a
-/// container, alias or short id on a user-defined network `asker` is on (an empty list is
-/// impossible), `None` when it is not ours and should be forwarded.
+/// container, alias or short id on a user-defined network `asker` is on, or the alias of one
+/// of `asker`'s links there (an empty list is impossible), `None` when it is not ours and
+/// should be forwarded.
 pub fn lookup(st: &State, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let mine = st.sandboxes.get(asker)?;
@@ -35,15 +36,26 @@ pub fn lookup(st: &State, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         if net.name == "bridge" {
             continue;
         }
+        // `--link target:alias` makes `alias` name `target` for the linking container only.
+        let linked: Vec<&str> = st
+            .config(asker, &net.id)
+            .into_iter()
+            .flat_map(|c| &c.links)
+            .filter_map(|l| {
+                let (target, alias) = l.split_once(':').unwrap_or((l, l));
+                alias.eq_ignore_ascii_case(&name).then_some(target)
+            })
+            .collect();
         for sb in st.sandboxes.values() {
             let aliases = st
-                .aliases
-                .get(&sb.container_id)
-                .and_then(|m| m.get(&net.id))
+                .config(&sb.container_id, &net.id)
                 .into_iter()
-                .flatten();
+                .flat_map(|c| &c.aliases);
             let hit = sb.name.eq_ignore_ascii_case(&name)
                 || sb.container_id.get(..12) == Some(name.as_str())
+                || linked
+                    .iter()
+                    .any(|t| sb.name.eq_ignore_ascii_case(t.trim_start_matches('/')))
                 || aliases.into_iter().any(|a| a.eq_ignore_ascii_case(&name));
             if !hit {
                 continue;
@@ -184,7 +196,7 @@ mod tests {
     use hickory_proto::rr::Name;
 
     use super::*;
-    use crate::model::{DriverKind, Endpoint, Network, Sandbox};
+    use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Sandbox};
 
     fn net(id: &str, name: &str) -> Network {
         Network {
@@ -201,6 +213,7 @@ mod tests {
             last_ip: None,
             internal: false,
             attachable: false,
+            user_subnet: false,
         }
     }
 
@@ -242,9 +255,22 @@ mod tests {
             c(sb("dddddddddddd1", "def", &[("nD", [172, 17, 0, 2])])),
             c(sb("eeeeeeeeeeee1", "def2", &[("nD", [172, 17, 0, 3])])),
         ]);
-        st.aliases.insert(
+        let attach = |net: &str, aliases: &[&str], links: &[&str]| Attachment {
+            network_id: net.into(),
+            config: EndpointConfig {
+                aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                ipv4: None,
+                links: links.iter().map(|a| a.to_string()).collect(),
+                mac: None,
+            },
+        };
+        st.attachments.insert(
             "bbbbbbbbbbbb1".into(),
-            [("nA".to_string(), vec!["database".to_string()])].into(),
+            vec![attach("nA", &["database"], &[])],
+        );
+        st.attachments.insert(
+            "aaaaaaaaaaaa1".into(),
+            vec![attach("nA", &[], &["/db:store"])],
         );
         st
     }
@@ -276,6 +302,12 @@ mod tests {
             "the default bridge has no DNS"
         );
         assert_eq!(lookup(&st, "aaaaaaaaaaaa1", "example.org"), None);
+        assert_eq!(lookup(&st, "aaaaaaaaaaaa1", "store"), ip([10, 0, 0, 3]));
+        assert_eq!(
+            lookup(&st, "bbbbbbbbbbbb1", "store"),
+            None,
+            "a link names its target for the linking container only"
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ use tokio::task::JoinHandle;
 
 pub use error::NetworkError;
 use ipam::Pool;
-use model::{mac_for, DriverKind, Endpoint, Network, Sandbox, Subnet};
+use model::{mac_for, DriverKind, Endpoint, EndpointConfig, Network, Sandbox, Subnet};
 use ports::PortRequest;
 use store::{State, Store};
 use sys::Kernel;
@@ -135,6 +135,7 @@ fn predefined(name: &str, driver: DriverKind) -> Network {
         last_ip: None,
         internal: false,
         attachable: false,
+        user_subnet: false,
     }
 }
 
@@ -380,24 +381,28 @@ impl NetworkService {
         };
         {
             let mut st = self.lock();
-            let mut nets: Vec<Network> = primary.into_iter().collect();
-            for id in st
-                .attachments
-                .get(container_id)
-                .cloned()
-                .unwrap_or_default()
-            {
-                if let Some(n) = st
-                    .networks
-                    .get(&id)
-                    .filter(|n| nets.iter().all(|m| m.id != n.id))
-                {
-                    nets.push(n.clone());
+            let mut nets: Vec<(Network, EndpointConfig)> = match st.attachments.get(container_id) {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|a| {
+                        Some((st.networks.get(&a.network_id)?.clone(), a.config.clone()))
+                    })
+                    .collect(),
+                None => primary
+                    .iter()
+                    .map(|n| (n.clone(), EndpointConfig::default()))
+                    .collect(),
+            };
+            // The mode's network first: it carries the default route and the published ports.
+            if let Some(p) = &primary {
+                if let Some(i) = nets.iter().position(|(n, _)| n.id == p.id) {
+                    let first = nets.remove(i);
+                    nets.insert(0, first);
                 }
             }
-            for n in nets.iter().filter(|n| n.driver == DriverKind::Bridge) {
+            for (n, cfg) in nets.iter().filter(|(n, _)| n.driver == DriverKind::Bridge) {
                 let ifname = format!("eth{}", sb.endpoints.len());
-                let ep = new_endpoint(&mut st, n, ifname)?;
+                let ep = new_endpoint(&mut st, n, ifname, cfg)?;
                 sb.endpoints.push(ep);
             }
             st.sandboxes.insert(container_id.to_string(), sb.clone());
@@ -416,7 +421,7 @@ impl NetworkService {
             host_ifname: &ep.host_ifname,
             ifname: &ep.ifname,
             ip: ep.ip,
-            mac: mac_for(ep.ip),
+            mac: model::parse_mac(&ep.mac).unwrap_or(mac_for(ep.ip)),
             subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
             gateway: n.gateway.filter(|_| first && !n.internal),
             bridge: &n.bridge,
@@ -505,24 +510,6 @@ impl NetworkService {
             upstreams,
         ));
         Ok(Some(task))
-    }
-
-    /// Records `--network-alias` names of a container on a network.
-    pub fn set_aliases(
-        &self,
-        container_id: &str,
-        network: &str,
-        aliases: &[String],
-    ) -> Result<(), NetworkError> {
-        let n = self
-            .network(network)
-            .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
-        let mut st = self.lock();
-        st.aliases
-            .entry(container_id.to_string())
-            .or_default()
-            .insert(n.id, aliases.to_vec());
-        self.store.save(&st)
     }
 
     fn stop_proxies(&self, container_id: &str) {
@@ -634,22 +621,41 @@ fn ruleset(table: &str, st: &State) -> firewall::Table {
     firewall::ruleset(table, &bridges)
 }
 
-/// Leases an address on `n` for a new endpoint (the caller saves the state).
-fn new_endpoint(st: &mut State, n: &Network, ifname: String) -> Result<Endpoint, NetworkError> {
+/// Leases an address on `n` for a new endpoint, the one `cfg` asks for or the next free one
+/// (the caller saves the state).
+fn new_endpoint(
+    st: &mut State,
+    n: &Network,
+    ifname: String,
+    cfg: &EndpointConfig,
+) -> Result<Endpoint, NetworkError> {
     let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
         return Err(NetworkError::NotFound(n.name.clone()));
     };
-    let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
-    if let Some(m) = st.networks.get_mut(&n.id) {
-        m.last_ip = Some(ip);
-    }
+    let ip = match cfg.ipv4 {
+        Some(ip) => {
+            ipam::reserve(subnet, gw, ip, &st.leases(&n.id))?;
+            ip
+        }
+        None => {
+            let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+            if let Some(m) = st.networks.get_mut(&n.id) {
+                m.last_ip = Some(ip);
+            }
+            ip
+        }
+    };
     let id = random_id();
     Ok(Endpoint {
         host_ifname: format!("veth{}", &id[..7]),
         id,
         network_id: n.id.clone(),
         ip,
-        mac: model::format_mac(mac_for(ip)),
+        mac: cfg
+            .mac
+            .as_deref()
+            .and_then(model::parse_mac)
+            .map_or_else(|| model::format_mac(mac_for(ip)), model::format_mac),
         ifname,
         ports: Vec::new(),
     })

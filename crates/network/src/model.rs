@@ -116,6 +116,17 @@ pub fn format_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
+/// `aa:bb:cc:dd:ee:ff` (or with dashes) as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next().filter(|p| p.len() == 2)?;
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 /// Docker's MAC for an IPv4 address: 02:42 followed by the address.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
@@ -177,6 +188,9 @@ pub struct Network {
     /// `--attachable`.
     #[serde(default)]
     pub attachable: bool,
+    /// Whether the subnet was given at create (only then may containers ask for an address).
+    #[serde(default)]
+    pub user_subnet: bool,
 }
 
 /// Transport protocol of a published port.
@@ -234,6 +248,58 @@ pub struct Endpoint {
     pub ports: Vec<PortMapping>,
 }
 
+/// What a container asked for on one network (Docker's `EndpointSettings` as configured at
+/// create or `network connect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    /// `--network-alias`: names that resolve to it for every container on the network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: the address it gets instead of the next free one.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--link name:alias` on a user network: names that resolve to `name` for it alone.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--mac-address` (checked by [`parse_mac`]); else Docker's, from the address.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// A container's membership of one network, kept while the container exists and applied at
+/// each start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The network's id.
+    pub network_id: String,
+    /// What was asked for there.
+    #[serde(flatten)]
+    pub config: EndpointConfig,
+}
+
+impl<'de> Deserialize<'de> for Attachment {
+    /// Also reads the older form, a bare network id.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attachment, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Id(String),
+            Full {
+                network_id: String,
+                #[serde(flatten)]
+                config: EndpointConfig,
+            },
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Id(network_id) => Attachment {
+                network_id,
+                config: EndpointConfig::default(),
+            },
+            Repr::Full { network_id, config } => Attachment { network_id, config },
+        })
+    }
+}
+
 /// A container's network namespace and its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sandbox {
@@ -271,6 +337,22 @@ mod tests {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
         assert_eq!(Subnet::new(Ipv4Addr::UNSPECIFIED, 0).size(), 1 << 32);
+    }
+
+    #[test]
+    fn mac_syntax() {
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:09"),
+            Some([2, 0x42, 0xac, 0x11, 0, 9])
+        );
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:09:01",
+            "zz:42:ac:11:00:09",
+            "2:42:ac:11:0:9",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! User-defined networks: create (Docker's validation and messages), remove, prune, and
 //! connecting containers to them, running or not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use crate::error::NetworkError;
-use crate::model::{DriverKind, Endpoint, Network, Subnet};
+use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Subnet};
 use crate::{driver, ipam, new_endpoint, predefined, NetworkService};
 
 /// `POST /networks/create`, parsed.
@@ -68,15 +68,16 @@ impl NetworkService {
             .collect()
     }
 
-    /// Networks `container_id` was connected to beyond its mode.
-    pub fn attachments(&self, container_id: &str) -> Vec<Network> {
+    /// The networks `container_id` is configured for, in connect order, with what it asked
+    /// for on each; `None` when create recorded none (its mode applies at start).
+    pub fn attachments(&self, container_id: &str) -> Option<Vec<(Network, EndpointConfig)>> {
         let st = self.lock();
-        st.attachments
-            .get(container_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| st.networks.get(id).cloned())
-            .collect()
+        let list = st.attachments.get(container_id)?;
+        Some(
+            list.iter()
+                .filter_map(|a| Some((st.networks.get(&a.network_id)?.clone(), a.config.clone())))
+                .collect(),
+        )
     }
 
     /// Creates a bridge network: its own Linux bridge (`br-<id>`), a subnet given or taken
@@ -187,6 +188,7 @@ impl NetworkService {
                 .unwrap_or(self.cfg.mtu);
             n.labels = req.labels.clone();
             n.options = req.options.clone();
+            n.user_subnet = req.subnet.is_some();
             n.internal = req.internal;
             n.attachable = req.attachable;
             st.networks.insert(n.id.clone(), n.clone());
@@ -237,9 +239,8 @@ impl NetworkService {
         let mut st = self.lock();
         st.networks.remove(&n.id);
         for a in st.attachments.values_mut() {
-            a.retain(|id| *id != n.id);
+            a.retain(|a| a.network_id != n.id);
         }
-        st.attachments.retain(|_, a| !a.is_empty());
         self.store.save(&st)?;
         drop(st);
         self.sync_firewall()?;
@@ -263,6 +264,51 @@ impl NetworkService {
         out
     }
 
+    /// Checks the networks a new container asks for (by name or id, the mode's first) and
+    /// resolves them for [`NetworkService::configure`]. `None`: an unknown mode network
+    /// alone, left for the start to report as dockerd does; any other unknown network is
+    /// refused now.
+    pub fn resolve(
+        &self,
+        entries: &[(String, EndpointConfig)],
+    ) -> Result<Option<Vec<Attachment>>, NetworkError> {
+        let mut list = Vec::new();
+        for (i, (key, cfg)) in entries.iter().enumerate() {
+            let Some(n) = self.network(key) else {
+                if i == 0 && entries.len() == 1 {
+                    return Ok(None);
+                }
+                return Err(NetworkError::NotFound(key.clone()));
+            };
+            check_config(&n, cfg).map_err(|e| {
+                NetworkError::Invalid(format!(
+                    "invalid config for network {}: invalid endpoint settings:\n{e}",
+                    n.name
+                ))
+            })?;
+            if n.driver != DriverKind::Bridge {
+                return Err(NetworkError::Invalid(
+                    "conflicting options: cannot attach both user-defined and non-user-defined network-modes".into(),
+                ));
+            }
+            if list.iter().all(|a: &Attachment| a.network_id != n.id) {
+                list.push(Attachment {
+                    network_id: n.id,
+                    config: cfg.clone(),
+                });
+            }
+        }
+        Ok(Some(list))
+    }
+
+    /// At container create, before its record: records what [`NetworkService::resolve`]
+    /// found (the create journal undoes it if the record never comes).
+    pub fn configure(&self, container_id: &str, list: Vec<Attachment>) -> Result<(), NetworkError> {
+        let mut st = self.lock();
+        st.attachments.insert(container_id.to_string(), list);
+        self.store.save(&st)
+    }
+
     /// `network connect`: remembered for every later start; for a running container the
     /// interface is added at once.
     pub fn connect(
@@ -270,6 +316,7 @@ impl NetworkService {
         container_id: &str,
         network: &str,
         running: bool,
+        cfg: &EndpointConfig,
     ) -> Result<Network, NetworkError> {
         let n = self
             .network(network)
@@ -280,41 +327,36 @@ impl NetworkService {
                 n.name
             )));
         }
-        let already = |st: &crate::store::State| {
-            st.attachments
-                .get(container_id)
-                .is_some_and(|a| a.contains(&n.id))
-                || st
-                    .sandboxes
-                    .get(container_id)
-                    .is_some_and(|s| s.endpoints.iter().any(|e| e.network_id == n.id))
-        };
+        check_config(&n, cfg)
+            .map_err(|e| NetworkError::Invalid(format!("invalid endpoint settings:\n{e}")))?;
         let ep = {
             let mut st = self.lock();
-            if already(&st) {
+            let running_sb = st.sandboxes.get(container_id).filter(|_| running);
+            let already = st.config(container_id, &n.id).is_some()
+                || running_sb.is_some_and(|s| s.endpoints.iter().any(|e| e.network_id == n.id));
+            if already {
                 return Err(NetworkError::Forbidden(format!(
                     "endpoint with name {} already exists in network {}",
-                    st.sandboxes
-                        .get(container_id)
-                        .map_or(container_id, |s| s.name.as_str()),
+                    running_sb.map_or(container_id, |s| s.name.as_str()),
                     n.name
                 )));
+            }
+            let mut ep = None;
+            if let Some(sb) = running_sb {
+                let ifname = format!("eth{}", next_if(&sb.endpoints));
+                let e = new_endpoint(&mut st, &n, ifname, cfg)?;
+                if let Some(sb) = st.sandboxes.get_mut(container_id) {
+                    sb.endpoints.push(e.clone());
+                }
+                ep = Some(e);
             }
             st.attachments
                 .entry(container_id.to_string())
                 .or_default()
-                .push(n.id.clone());
-            let ep = match st.sandboxes.get(container_id).filter(|_| running) {
-                Some(sb) => {
-                    let ifname = format!("eth{}", next_if(&sb.endpoints));
-                    let ep = new_endpoint(&mut st, &n, ifname)?;
-                    if let Some(sb) = st.sandboxes.get_mut(container_id) {
-                        sb.endpoints.push(ep.clone());
-                    }
-                    Some(ep)
-                }
-                None => None,
-            };
+                .push(Attachment {
+                    network_id: n.id.clone(),
+                    config: cfg.clone(),
+                });
             self.store.save(&st)?;
             ep
         };
@@ -356,11 +398,10 @@ impl NetworkService {
                 .get_mut(container_id)
                 .map(|a| {
                     let before = a.len();
-                    a.retain(|id| *id != n.id);
+                    a.retain(|a| a.network_id != n.id);
                     before != a.len()
                 })
                 .unwrap_or(false);
-            st.attachments.retain(|_, a| !a.is_empty());
             let mut ep = None;
             if let Some(sb) = st.sandboxes.get_mut(container_id).filter(|_| running) {
                 if let Some(i) = sb.endpoints.iter().position(|e| e.network_id == n.id) {
@@ -382,15 +423,84 @@ impl NetworkService {
         Ok(n)
     }
 
+    /// `network disconnect --force` of a container that no longer exists: removes the
+    /// endpoint named `name` on `network` that a lost container left.
+    pub fn force_disconnect(&self, name: &str, network: &str) -> Result<Network, NetworkError> {
+        let n = self
+            .network(network)
+            .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
+        let ep = {
+            let mut st = self.lock();
+            let sb = st
+                .sandboxes
+                .values_mut()
+                .find(|s| s.name == name.trim_start_matches('/'));
+            let ep = sb.and_then(|sb| {
+                let i = sb.endpoints.iter().position(|e| e.network_id == n.id)?;
+                Some(sb.endpoints.remove(i))
+            });
+            let Some(ep) = ep else {
+                return Err(NetworkError::Forbidden(format!(
+                    "endpoint {name} not found in network {}",
+                    n.name
+                )));
+            };
+            self.store.save(&st)?;
+            ep
+        };
+        driver::remove_veth(self.kernel.as_ref(), &ep.host_ifname)?;
+        Ok(n)
+    }
+
     /// Forgets what `container_id` was connected to (container removal).
     pub fn forget(&self, container_id: &str) -> Result<(), NetworkError> {
         let mut st = self.lock();
-        let a = st.attachments.remove(container_id).is_some();
-        if st.aliases.remove(container_id).is_some() || a {
+        if st.attachments.remove(container_id).is_some() {
             self.store.save(&st)?;
         }
         Ok(())
     }
+
+    /// Forgets the configured networks of every container not in `known` (a crash between
+    /// [`NetworkService::configure`] and the container's record).
+    pub fn forget_unknown(&self, known: &HashSet<String>) -> Result<(), NetworkError> {
+        let mut st = self.lock();
+        let before = st.attachments.len();
+        st.attachments.retain(|id, _| known.contains(id));
+        if st.attachments.len() != before {
+            self.store.save(&st)?;
+        }
+        Ok(())
+    }
+}
+
+/// Docker's checks of an endpoint's settings against its network.
+fn check_config(n: &Network, cfg: &EndpointConfig) -> Result<(), String> {
+    let default = PREDEFINED.contains(&n.name.as_str());
+    if let Some(ip) = cfg.ipv4 {
+        if default {
+            return Err(
+                "user specified IP address is supported on user defined networks only".into(),
+            );
+        }
+        match n.subnet.filter(|_| n.user_subnet) {
+            None => {
+                return Err("user specified IP address is supported only when connecting to networks with user configured subnets".into())
+            }
+            Some(s) if !s.contains(ip) => {
+                return Err(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if default && !cfg.aliases.is_empty() {
+        return Err(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The first free `ethN` index.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NetworkError;
-use crate::model::{Network, Sandbox};
+use crate::model::{Attachment, EndpointConfig, Network, Sandbox};
 
 const FILE: &str = "network.json";
 
@@ -21,13 +21,11 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     /// By container id.
     pub sandboxes: BTreeMap<String, Sandbox>,
-    /// Networks a container joined with `network connect`, beyond its network mode (container
-    /// id -> network ids), applied at each start.
+    /// The networks each container is configured for (container id -> attachments in
+    /// connect order), written at create and by `network connect`/`disconnect`, applied at
+    /// each start. A container without an entry (unknown network at create) uses its mode.
     #[serde(default)]
-    pub attachments: BTreeMap<String, Vec<String>>,
-    /// `--network-alias` per container and network id.
-    #[serde(default)]
-    pub aliases: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    pub attachments: BTreeMap<String, Vec<Attachment>>,
 }
 
 impl State {
@@ -39,6 +37,15 @@ impl State {
             .filter(|e| e.network_id == network_id)
             .map(|e| e.ip)
             .collect()
+    }
+
+    /// What `container_id` asked for on `network_id`, if it is configured for it.
+    pub fn config(&self, container_id: &str, network_id: &str) -> Option<&EndpointConfig> {
+        self.attachments
+            .get(container_id)?
+            .iter()
+            .find(|a| a.network_id == network_id)
+            .map(|a| &a.config)
     }
 
     /// A network by name, id or unique id prefix.
@@ -131,6 +138,7 @@ mod tests {
                 last_ip: None,
                 internal: false,
                 attachable: false,
+                user_subnet: false,
             },
         );
         s.sandboxes.insert(

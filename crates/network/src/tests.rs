@@ -283,3 +283,116 @@ fn unknown_network() {
     assert_eq!(e.to_string(), "network nope not found");
     assert!(svc.sandbox("x").is_none());
 }
+
+/// A runtime for the embedded DNS tasks a start on a user network spawns.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn user_net(svc: &NetworkService, name: &str, subnet: Option<&str>) -> model::Network {
+    svc.create_network(&networks::CreateRequest {
+        name: name.into(),
+        subnet: subnet.map(str::to_string),
+        ..Default::default()
+    })
+    .expect("create network")
+}
+
+fn ep(aliases: &[&str], ip: Option<[u8; 4]>) -> model::EndpointConfig {
+    model::EndpointConfig {
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        ipv4: ip.map(Ipv4Addr::from),
+        links: vec![],
+        mac: None,
+    }
+}
+
+/// docker-compose's order: create on the mode's network, then disconnect and connect it
+/// again (with aliases) and connect the others, all before the first start.
+#[test]
+fn created_containers_are_connected_and_disconnected_before_start() {
+    let rt = runtime();
+    let _rt = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
+    let front = user_net(&svc, "front", None);
+    let back = user_net(&svc, "back", None);
+    let list = svc
+        .resolve(&[("front".into(), ep(&["web"], None))])
+        .expect("resolve")
+        .expect("known");
+    svc.configure("c", list).expect("configure");
+    svc.disconnect("c", "front", false)
+        .expect("disconnect created");
+    assert_eq!(svc.attachments("c").map(|a| a.len()), Some(0));
+    svc.connect("c", "front", false, &ep(&["web", "abc"], None))
+        .expect("connect");
+    svc.connect("c", "back", false, &ep(&[], None))
+        .expect("connect");
+    assert!(svc.connect("c", "back", false, &ep(&[], None)).is_err());
+    let sb = svc
+        .connect_sandbox("c", "c", Some("front"), &[], &[])
+        .expect("start");
+    let nets: Vec<&str> = sb.endpoints.iter().map(|e| e.network_id.as_str()).collect();
+    assert_eq!(nets, [front.id.as_str(), back.id.as_str()]);
+    let st = svc.lock().clone();
+    assert_eq!(
+        dns::lookup(&st, "c", "abc"),
+        Some(vec![sb.endpoints[0].ip]),
+        "aliases given at connect resolve"
+    );
+    // Removal and a create whose record never came (the journal's undo) leave nothing.
+    svc.forget("c").expect("forget");
+    svc.configure("lost", vec![]).expect("configure");
+    svc.forget_unknown(&HashSet::new()).expect("forget unknown");
+    assert!(svc.lock().attachments.is_empty());
+}
+
+#[test]
+fn static_addresses_follow_dockers_rules() {
+    let rt = runtime();
+    let _rt = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
+    user_net(&svc, "auto", None);
+    user_net(&svc, "fixed", Some("10.77.0.0/24"));
+    let err = |key: &str, ip: [u8; 4]| {
+        svc.resolve(&[(key.into(), ep(&[], Some(ip)))])
+            .expect_err("refused")
+            .to_string()
+    };
+    assert!(err("auto", [10, 77, 0, 9]).contains(
+        "user specified IP address is supported only when connecting to networks with user configured subnets"
+    ));
+    assert!(err("fixed", [10, 78, 0, 9])
+        .contains("no configured subnet or ip-range contain the IP address 10.78.0.9"));
+    assert!(err("bridge", [172, 17, 0, 9])
+        .contains("user specified IP address is supported on user defined networks only"));
+    for c in ["a", "b"] {
+        let list = svc
+            .resolve(&[("fixed".into(), ep(&[], Some([10, 77, 0, 9])))])
+            .expect("ok")
+            .expect("known");
+        svc.configure(c, list).expect("configure");
+    }
+    let a = svc
+        .connect_sandbox("a", "a", Some("fixed"), &[], &[])
+        .expect("a");
+    assert_eq!(a.endpoints[0].ip, Ipv4Addr::new(10, 77, 0, 9));
+    let e = svc
+        .connect_sandbox("b", "b", Some("fixed"), &[], &[])
+        .expect_err("in use");
+    assert_eq!(e.to_string(), "Address already in use");
+    assert!(svc.sandbox("b").is_none());
+}
+
+#[test]
+fn attachments_of_the_older_form_still_load() {
+    let s: store::State =
+        serde_json::from_str(r#"{"networks":{},"sandboxes":{},"attachments":{"c":["n1"]}}"#)
+            .expect("old state");
+    assert_eq!(s.attachments["c"][0].network_id, "n1");
+}

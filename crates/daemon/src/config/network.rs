@@ -22,6 +22,7 @@ pub const FILE_KEYS: &[&str] = &[
     "ip-masq",
     "icc",
     "ip-forward",
+    "host-gateway-ip",
 ];
 
 /// Network flags.
@@ -57,6 +58,9 @@ pub struct NetFlags {
     /// Set net.ipv4.ip_forward=1.
     #[arg(long = "ip-forward", num_args = 0..=1, default_missing_value = "true")]
     pub ip_forward: Option<bool>,
+    /// The address `--add-host name:host-gateway` names (default: the default bridge's).
+    #[arg(long = "host-gateway-ip")]
+    pub host_gateway_ip: Option<String>,
 }
 
 /// A `default-address-pools` entry.
@@ -83,6 +87,7 @@ pub struct NetFile {
     pub ip_masq: Option<bool>,
     pub icc: Option<bool>,
     pub ip_forward: Option<bool>,
+    pub host_gateway_ip: Option<String>,
 }
 
 /// The merged network settings.
@@ -102,6 +107,8 @@ pub struct NetConfig {
     pub dns: Vec<std::net::IpAddr>,
     /// `iptables`, `ip-masq`, `icc`, `ip-forward` (all default true).
     pub firewall: wharf_network::firewall::Settings,
+    /// `host-gateway-ip`; `None`: the default bridge's gateway.
+    pub host_gateway_ip: Option<std::net::IpAddr>,
 }
 
 fn invalid(name: &'static str, message: String) -> ConfigError {
@@ -169,6 +176,12 @@ pub fn merge(
     let bip = one(c, "bip", flags.bip.as_ref(), file.bip.as_ref());
     let mtu = one(c, "mtu", flags.mtu.as_ref(), file.mtu.as_ref());
     let ip = one(c, "ip", flags.ip.as_ref(), file.ip.as_ref());
+    let host_gateway_ip = one(
+        c,
+        "host-gateway-ip",
+        flags.host_gateway_ip.as_ref(),
+        file.host_gateway_ip.as_ref(),
+    );
     if !flags.default_address_pools.is_empty() && file.default_address_pools.is_some() {
         c.push("default-address-pools: (from flag and from file)".into());
     }
@@ -212,6 +225,12 @@ pub fn merge(
         },
         dns,
         firewall,
+        host_gateway_ip: host_gateway_ip
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| invalid("host-gateway-ip", format!("{s:?} is not an IP address")))
+            })
+            .transpose()?,
     })
 }
 

@@ -11,6 +11,7 @@ use wharf_network::networks::CreateRequest;
 
 use crate::server::error::ApiError;
 use crate::service::containers::blocking;
+use crate::service::containers::network::endpoint_config;
 use crate::state::Store;
 use crate::wiring::Daemon;
 
@@ -186,14 +187,27 @@ pub async fn remove(d: &Daemon, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /networks/{id}/connect` and `/disconnect`.
+/// `POST /networks/{id}/connect` (`Some(EndpointConfig)`) and `/disconnect` (`None`);
+/// `force` disconnects the endpoint of a container that no longer exists.
 pub async fn connect(
     d: &Daemon,
     key: &str,
     container: &str,
-    connect: bool,
+    endpoint: Option<&Value>,
+    force: bool,
 ) -> Result<(), ApiError> {
-    let h = d.containers.get(container)?;
+    let net = d.containers.network().clone();
+    let target = net.network(key).ok_or_else(|| not_found(key))?;
+    let h = match d.containers.get(container) {
+        Ok(h) => h,
+        Err(e) if force && endpoint.is_none() && e.kind == wharf_errdefs::ErrorKind::NotFound => {
+            let (name, k) = (container.to_string(), target.id.clone());
+            let n = blocking(move || net.force_disconnect(&name, &k)).await?;
+            emit(d, &n, "disconnect", None);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let (cid, running, mode) = {
         let c = Store::lock(&h);
         (
@@ -202,8 +216,6 @@ pub async fn connect(
             c.host_config.network_mode.clone(),
         )
     };
-    let net = d.containers.network().clone();
-    let target = net.network(key).ok_or_else(|| not_found(key))?;
     if mode == "host" || mode == "none" || mode.starts_with("container:") {
         if target.driver != DriverKind::Bridge {
             return Err(ApiError::from_err(&wharf_network::NetworkError::Forbidden(
@@ -217,17 +229,19 @@ pub async fn connect(
     }
     let k = target.id.clone();
     let id = cid.clone();
-    let n = if connect {
-        blocking(move || net.connect(&id, &k, running)).await?
-    } else {
-        blocking(move || net.disconnect(&id, &k, running)).await?
+    let n = match endpoint {
+        Some(ep) => {
+            let cfg = endpoint_config(ep)?;
+            blocking(move || net.connect(&id, &k, running, &cfg)).await?
+        }
+        None => blocking(move || net.disconnect(&id, &k, running)).await?,
     };
-    emit(
-        d,
-        &n,
-        if connect { "connect" } else { "disconnect" },
-        Some(&cid),
-    );
+    let action = if endpoint.is_some() {
+        "connect"
+    } else {
+        "disconnect"
+    };
+    emit(d, &n, action, Some(&cid));
     Ok(())
 }
 
@@ -247,7 +261,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Vec<String>, ApiError> {
     for h in d.containers.store.all() {
         let c = Store::lock(&h);
         used.insert(c.host_config.network_mode.clone());
-        for n in net.attachments(&c.id) {
+        for (n, _) in net.attachments(&c.id).into_iter().flatten() {
             used.insert(n.id);
         }
     }

@@ -1,5 +1,6 @@
 """docker-py network calls against wharfd: create, list, inspect, connect, disconnect, prune,
-remove, and a container's ports, MAC and IP addresses.
+remove, a container's ports, MAC and IP addresses and network stats, static addresses,
+aliases and links at create and connect (running and created containers), forced disconnect.
 
 Run by crates/daemon/tests/dockerpy.rs with DOCKER_HOST set; any failed check raises.
 """
@@ -47,6 +48,64 @@ try:
     raise AssertionError("a busy port must fail")
 except docker.errors.APIError as e:
     assert "port is already allocated" in str(e), e
+
+# Network stats: the container's own interfaces, counting the traffic it made.
+gw = ns["Gateway"]
+assert ct.exec_run("ping -c 2 -W 2 " + gw).exit_code == 0
+st = ct.stats(stream=False)["networks"]
+assert set(st) == {"eth0"}, st
+assert st["eth0"]["tx_packets"] >= 2 and st["eth0"]["rx_bytes"] > 0, st
+assert {"rx_errors", "rx_dropped", "tx_errors", "tx_dropped"} <= set(st["eth0"]), st
+
+# A network with its own subnet (a /24 of this daemon's pool that nothing else takes).
+a, b, third, _ = n.attrs["IPAM"]["Config"][0]["Subnet"].split("/")[0].split(".")
+pre = "%s.%s.%d" % (a, b, int(third) + 14)
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=pre + ".0/24")])
+fixed = c.networks.create("pyfixed", ipam=ipam)
+# Running: static address and alias at connect.
+fixed.connect(ct, ipv4_address=pre + ".20", aliases=["pyalias"])
+ct.reload()
+ep = ct.attrs["NetworkSettings"]["Networks"]["pyfixed"]
+assert ep["IPAddress"] == pre + ".20" and ep["Aliases"] == ["pyalias"], ep
+assert pre + ".20/24" in ct.exec_run("ip -4 -o addr").output.decode()
+# Created: connected before its first start, with a link to the running one.
+cr = c.containers.create("busybox", "sleep 100", name="pycreated")
+fixed.connect(cr, ipv4_address=pre + ".21", links=[("pyweb", "webby")])
+cr.start()
+cr.reload()
+assert cr.attrs["NetworkSettings"]["Networks"]["pyfixed"]["IPAddress"] == pre + ".21"
+out = cr.exec_run("ping -c 1 -W 2 webby").output.decode()
+assert "(%s.20)" % pre in out, out
+out = cr.exec_run("ping -c 1 -W 2 pyalias").output.decode()
+assert "(%s.20)" % pre in out, out
+# Taken address: refused at connect of a running container.
+try:
+    fixed.connect(ct2 := c.containers.run("busybox", "sleep 100", detach=True),
+                  ipv4_address=pre + ".21")
+    raise AssertionError("a taken address must fail")
+except docker.errors.APIError as e:
+    assert "Address already in use" in str(e), e
+ct2.remove(force=True)
+# Forced disconnect, of a running container and of a stopped one.
+fixed.disconnect(cr, force=True)
+cr.stop(timeout=0)
+fixed.disconnect(ct, force=True)
+fixed.reload()
+assert fixed.attrs["Containers"] == {}, fixed.attrs["Containers"]
+cr.remove(force=True)
+fixed.remove()
+
+# Legacy link on the default bridge at create.
+ln = c.containers.run("busybox", "sleep 100", detach=True, links={"pyweb": "web"})
+assert "WEB_NAME=/%s/web" % ln.name in ln.exec_run("env").output.decode()
+ln.remove(force=True)
+
+# A MAC address of the container's own choosing.
+mc = c.containers.run("busybox", "sleep 100", detach=True, mac_address="02:42:ac:11:ff:01")
+mc.reload()
+assert mc.attrs["NetworkSettings"]["MacAddress"] == "02:42:ac:11:ff:01", mc.attrs["NetworkSettings"]
+assert mc.exec_run("cat /sys/class/net/eth0/address").output.decode().strip() == "02:42:ac:11:ff:01"
+mc.remove(force=True)
 ct.remove(force=True)
 pruned = c.networks.prune()
 assert pruned["NetworksDeleted"] == ["pynet"], pruned

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
 pub mod net;
+pub mod compose;
 pub mod reality;
 pub mod registry;
 

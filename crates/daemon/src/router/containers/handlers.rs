@@ -222,10 +222,8 @@ pub async fn serve(
         }
         Endpoint::Remove(id) => {
             if q.bool("link") {
-                return Err(ApiError::new(
-                    wharf_errdefs::ErrorKind::NotImplemented,
-                    "links are not supported",
-                ));
+                cs.remove_link(&id)?;
+                return no_content();
             }
             cs.remove_with_volumes(&id, q.bool("force"), q.bool("v"))
                 .await?;
@@ -362,13 +360,16 @@ pub async fn serve(
                     let Ok(now) = cs.sample(&c.id).await else {
                         return;
                     };
-                    let v = stats_json(
+                    let mut v = stats_json(
                         &c.id,
                         &c.name,
                         (&now.0, now.1, &now.2),
                         pre.as_ref().map(|p| (&p.0, p.1, p.2.as_str())),
                         mem_total,
                     );
+                    if let Some(n) = cs.network_stats(&c.id).await {
+                        v["networks"] = n;
+                    }
                     let mut line = serde_json::to_vec(&v).unwrap_or_default();
                     line.push(b'\n');
                     if tx.send(Bytes::from(line)).await.is_err() || !stream {

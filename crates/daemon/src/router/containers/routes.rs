@@ -45,6 +45,10 @@ pub fn route(m: &Method, segs: &[&str]) -> Option<Endpoint> {
         ["containers", "json"] if get => E::List,
         ["containers", "prune"] if post => E::Prune,
         ["containers", c] if *m == Method::DELETE => E::Remove(id(c)),
+        // `rm --link /parent/alias`: the link's name has a slash of its own.
+        ["containers", parent, alias] if *m == Method::DELETE => {
+            E::Remove(format!("/{parent}/{alias}"))
+        }
         ["containers", c, verb] => match (m.clone(), *verb) {
             (Method::GET, "json") => E::Inspect(id(c)),
             (Method::GET, "top") => E::Top(id(c)),

@@ -46,7 +46,9 @@ pub async fn serve(
                 .and_then(Value::as_str)
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| ApiError::invalid("container is required"))?;
-            svc::connect(&d, id, container, connect).await?;
+            let endpoint = connect.then(|| body.get("EndpointConfig").unwrap_or(&Value::Null));
+            let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
+            svc::connect(&d, id, container, endpoint, force).await?;
             h::no_content(StatusCode::OK)
         }
         Endpoint::Prune => {

@@ -194,8 +194,29 @@ impl ContainerService {
         let mut hc = req.host_config.unwrap_or_default();
         network::validate(self, &mut hc, req.config.exposed_ports.as_ref())?;
         validate_host_config(&hc)?;
-        let aliases = network::endpoint_aliases(&hc.network_mode, req.networking_config.as_ref())?;
-        let hc_mode = hc.network_mode.clone();
+        self.check_links(&hc)?;
+        let mut endpoints =
+            network::endpoint_configs(&hc.network_mode, req.networking_config.as_ref())?;
+        // `Config.MacAddress` (before API 1.44, docker-py's `mac_address=`) is the mode's
+        // network's, as dockerd migrates it.
+        if let (Some((_, first)), Some(m)) = (
+            endpoints.first_mut(),
+            req.config.mac_address.as_deref().filter(|m| !m.is_empty()),
+        ) {
+            if first.mac.is_none() {
+                first.mac = Some(network::check_mac(m)?);
+            }
+        }
+        // On a user network, `HostConfig.Links` (docker-py's `links=`) name endpoint aliases.
+        if let (Some((_, first)), Some(links)) = (endpoints.first_mut(), hc.links.as_ref()) {
+            if network::is_user_network(&hc.network_mode) && first.links.is_empty() {
+                first.links = links.clone();
+            }
+        }
+        let attachments = self
+            .network
+            .resolve(&endpoints)
+            .map_err(|e| ApiError::from_err(&e))?;
         if hc.cgroupns_mode.is_empty() {
             // Stored resolved, as dockerd does: inspect shows which one the container got.
             hc.cgroupns_mode = spec::default_cgroupns_mode().to_string();
@@ -294,6 +315,20 @@ impl ContainerService {
             return Err(e);
         }
         crate::fault::point("create:after-layer");
+        // Before the record, so a started container always finds them; the journal's undo of
+        // an interrupted create forgets them.
+        if let Some(list) = attachments {
+            if let Err(e) = self.network.configure(&id, list) {
+                let images = self.images.clone();
+                let cid = id.clone();
+                release(&mount_points);
+                if blocking(move || images.remove_rw_layer(&cid)).await.is_ok() {
+                    let _ = intent.commit();
+                }
+                return Err(ApiError::from_err(&e));
+            }
+        }
+        crate::fault::point("create:after-endpoints");
         let record = Container {
             id: id.clone(),
             name,
@@ -318,6 +353,7 @@ impl ContainerService {
                 let images = self.images.clone();
                 let cid = id.clone();
                 release(&mount_points);
+                self.network_forget(&id);
                 if blocking(move || images.remove_rw_layer(&cid)).await.is_ok() {
                     let _ = intent.commit();
                 }
@@ -327,11 +363,6 @@ impl ContainerService {
         let _ = intent.commit();
         let c = Store::lock(&h).clone();
         self.emit(&c, "create", &[]);
-        if !aliases.is_empty() {
-            if let Err(e) = self.network.set_aliases(&id, &hc_mode, &aliases) {
-                tracing::warn!(id, "recording network aliases: {e}");
-            }
-        }
         Ok((id, warnings))
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use wharf_api_types::container::{
-    ContainerInspect, ContainerState, ContainerSummary, GraphDriver, MountPoint, SummaryHostConfig,
-    SummaryNetworkSettings,
+    ContainerInspect, ContainerState, ContainerSummary, GraphDriver, HostConfig, MountPoint,
+    SummaryHostConfig, SummaryNetworkSettings,
 };
 use wharf_api_types::Filters;
 
@@ -184,7 +184,10 @@ impl ContainerService {
             driver: c.driver.clone(),
             platform: "linux".into(),
             exec_ids: Some(self.exec_ids(&c.id)).filter(|v| !v.is_empty()),
-            host_config: c.host_config.clone(),
+            host_config: HostConfig {
+                links: self.links_view(&c),
+                ..c.host_config.clone()
+            },
             graph_driver: GraphDriver {
                 name: c.driver.clone(),
                 data,

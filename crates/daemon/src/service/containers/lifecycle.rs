@@ -172,6 +172,24 @@ pub fn resolv_conf(host: &str, dns: &[String], search: &[String], opts: &[String
     out
 }
 
+/// `c` with its links' variables before its own (which win on a clash), as dockerd sets them
+/// at each start without storing them.
+fn with_link_env(c: &Container, links: &[super::links::Resolved]) -> Container {
+    let mut c = c.clone();
+    let own = c.config.env.take().unwrap_or_default();
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let own_keys: std::collections::HashSet<String> = own.iter().map(|e| key(e)).collect();
+    let mut env: Vec<String> = links
+        .iter()
+        .flat_map(|l| l.env.iter())
+        .filter(|e| !own_keys.contains(&key(e)))
+        .cloned()
+        .collect();
+    env.extend(own);
+    c.config.env = Some(env);
+    c
+}
+
 /// `/etc/hosts` for a container.
 pub fn hosts_file(hostname: &str, extra: &[String]) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
@@ -327,6 +345,9 @@ impl ContainerService {
         let dir = self.store.dir(&id);
         let hc = &c.host_config;
         let hostname = spec::hostname(c);
+        let links = self.resolve_links(c)?;
+        let mut extra_hosts = self.extra_hosts(hc)?;
+        extra_hosts.extend(links.iter().map(|l| l.host.clone()));
         let files = [
             ("hostname", format!("{hostname}\n")),
             (
@@ -334,14 +355,14 @@ impl ContainerService {
                 if spec::is_host_network(hc) {
                     std::fs::read_to_string("/etc/hosts").unwrap_or_default()
                 } else {
-                    hosts_file(&hostname, hc.extra_hosts.as_deref().unwrap_or(&[]))
+                    hosts_file(&hostname, &extra_hosts)
                 },
             ),
             (
                 "resolv.conf",
                 resolv_conf(
                     &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                    &super::network::resolv_nameservers(hc),
+                    &super::network::resolv_nameservers(hc, self.on_user_network(c)),
                     hc.dns_search.as_deref().unwrap_or(&[]),
                     hc.dns_options.as_deref().unwrap_or(&[]),
                 ),
@@ -386,7 +407,8 @@ impl ContainerService {
             default_ulimits: cfg.default_ulimits.clone(),
             user_mounts,
         };
-        let spec = spec::build(c, &inputs).map_err(|e| ApiError::from_err(&e))?;
+        let spec =
+            spec::build(&with_link_env(c, &links), &inputs).map_err(|e| ApiError::from_err(&e))?;
         let shim_dir = self.shim_dir(&id);
         let _ = tokio::fs::remove_dir_all(&shim_dir).await;
         tokio::fs::create_dir_all(&shim_dir)

@@ -12,6 +12,7 @@ pub mod create;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;
+pub mod links;
 pub mod logs;
 mod mounts;
 pub mod network;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use wharf_api_types::container::{EndpointSettings, HostConfig, NetworkSettings};
 use wharf_errdefs::ErrorKind;
-use wharf_network::model::{Sandbox, Subnet};
+use wharf_network::model::{EndpointConfig, Sandbox, Subnet};
 use wharf_network::ports;
 
 use super::{blocking, ContainerService};
@@ -17,6 +17,9 @@ use crate::state::{Container, Status, Store};
 
 /// Docker's stored name of the default mode.
 const DEFAULT_MODE: &str = "bridge";
+
+/// The `--add-host` value that names the host.
+const HOST_GATEWAY: &str = "host-gateway";
 
 /// The container a `container:<name|id>` mode joins.
 fn joined(mode: &str) -> Option<&str> {
@@ -28,59 +31,127 @@ pub fn is_user_network(mode: &str) -> bool {
     !matches!(mode, "" | "default" | "bridge" | "host" | "none") && joined(mode).is_none()
 }
 
-/// The nameservers a container's resolv.conf lists: the embedded resolver on user-defined
-/// networks (which forwards to `--dns`), else `--dns`.
-pub fn resolv_nameservers(hc: &HostConfig) -> Vec<String> {
-    if is_user_network(&hc.network_mode) {
+/// The nameservers a container's resolv.conf lists: the embedded resolver when it is on a
+/// user-defined network (which forwards to `--dns`), else `--dns`.
+pub fn resolv_nameservers(hc: &HostConfig, on_user_network: bool) -> Vec<String> {
+    if on_user_network {
         vec![wharf_network::dns::RESOLVER_IP.to_string()]
     } else {
         hc.dns.clone().unwrap_or_default()
     }
 }
 
-/// `--network-alias` and the other endpoint settings of `NetworkingConfig` (Docker's
-/// refusals on the default networks); returns the aliases for the mode's network.
-pub fn endpoint_aliases(
-    mode: &str,
-    networking: Option<&serde_json::Value>,
-) -> Result<Vec<String>, ApiError> {
-    let endpoints = networking
-        .and_then(|n| n.get("EndpointsConfig"))
-        .and_then(serde_json::Value::as_object);
-    let mut out = Vec::new();
-    for (name, ep) in endpoints.into_iter().flatten() {
-        let set = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        let ipam = ep.get("IPAMConfig");
-        if set(ipam.and_then(|i| i.get("IPv4Address")))
-            || set(ipam.and_then(|i| i.get("IPv6Address")))
-        {
-            return Err(if is_user_network(mode) {
-                ApiError::new(ErrorKind::NotImplemented, "--ip is not supported yet")
-            } else {
-                ApiError::invalid(
-                    "user specified IP address is supported on user defined networks only",
-                )
-            });
-        }
-        let aliases: Vec<String> = ep
-            .get("Aliases")
-            .and_then(serde_json::Value::as_array)
+/// One endpoint's settings (`EndpointSettings` of `NetworkingConfig` or of `network
+/// connect`) as far as we honour them; the rest is refused.
+pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
+    let strings = |k: &str| -> Vec<String> {
+        ep.get(k)
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
-        if !aliases.is_empty() {
-            if !is_user_network(mode) {
+            .collect()
+    };
+    let ipam = ep.get("IPAMConfig");
+    let field = |k: &str| {
+        ipam.and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let ipv4 = match field("IPv4Address") {
+        Some(s) => Some(
+            s.parse::<std::net::Ipv4Addr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid endpoint settings:\ninvalid IPv4 address: {s}"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let link_local = ipam
+        .and_then(|i| i.get("LinkLocalIPs"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if field("IPv6Address").is_some() || link_local {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "IPv6 and link-local endpoint addresses are not supported yet",
+        ));
+    }
+    let mac = match ep
+        .get("MacAddress")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    {
+        Some(m) => Some(check_mac(m)?),
+        None => None,
+    };
+    Ok(EndpointConfig {
+        aliases: strings("Aliases"),
+        ipv4,
+        links: strings("Links"),
+        mac,
+    })
+}
+
+/// A MAC address as Docker accepts it, normalized.
+pub fn check_mac(m: &str) -> Result<String, ApiError> {
+    wharf_network::model::parse_mac(m)
+        .map(wharf_network::model::format_mac)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "invalid endpoint settings:\ninvalid MAC address {m}"
+            ))
+        })
+}
+
+/// The networks a new container is configured for, from its mode and `NetworkingConfig`
+/// (by network name or id, the mode's first); empty for `host`, `none` and `container:`.
+pub fn endpoint_configs(
+    mode: &str,
+    networking: Option<&Value>,
+) -> Result<Vec<(String, EndpointConfig)>, ApiError> {
+    let endpoints = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object);
+    let mut out = Vec::new();
+    let own = !matches!(mode, "host" | "none") && joined(mode).is_none();
+    if own {
+        out.push((mode.to_string(), EndpointConfig::default()));
+    }
+    for (name, ep) in endpoints.into_iter().flatten() {
+        let cfg = endpoint_config(ep)?;
+        // The CLI keys the default network as the mode it sends.
+        let name = if name == "default" {
+            DEFAULT_MODE
+        } else {
+            name
+        };
+        if !own {
+            if cfg != EndpointConfig::default() {
                 return Err(ApiError::invalid(
-                    "network-scoped alias is supported only for containers in user defined networks",
+                    "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
                 ));
             }
-            if name == mode {
-                out = aliases;
-            }
+            continue;
+        }
+        let default = name == DEFAULT_MODE;
+        if default && cfg.ipv4.is_some() {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if default && !cfg.aliases.is_empty() {
+            return Err(ApiError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(first) => first.1 = cfg,
+            None => out.push((name.to_string(), cfg)),
         }
     }
     Ok(out)
@@ -173,6 +244,49 @@ impl ContainerService {
         Ok(Some(PathBuf::from(sb.key)))
     }
 
+    /// `--add-host` entries with `host-gateway` replaced by the daemon's `host-gateway-ip`, else
+    /// the default bridge's gateway (dockerd's rule).
+    pub(super) fn extra_hosts(&self, hc: &HostConfig) -> Result<Vec<String>, ApiError> {
+        let mut out = Vec::new();
+        for e in hc.extra_hosts.iter().flatten() {
+            let (name, ip) = e
+                .split_once(':')
+                .or_else(|| e.split_once('='))
+                .ok_or_else(|| ApiError::invalid(format!("invalid extra host: {e}")))?;
+            if ip != HOST_GATEWAY {
+                out.push(format!("{name}:{ip}"));
+                continue;
+            }
+            let gw = self
+                .config()
+                .network
+                .host_gateway_ip
+                .or_else(|| {
+                    let n = self.network.network(DEFAULT_MODE)?;
+                    n.gateway.map(std::net::IpAddr::V4)
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "unable to derive the IP value for host-gateway: no default bridge and no host-gateway-ip",
+                    )
+                })?;
+            out.push(format!("{name}:{gw}"));
+        }
+        Ok(out)
+    }
+
+    /// Whether `c` gets the embedded resolver: its mode or a network it was connected to is
+    /// user-defined, as dockerd decides.
+    pub(super) fn on_user_network(&self, c: &Container) -> bool {
+        is_user_network(&c.host_config.network_mode)
+            || self
+                .network
+                .attachments(&c.id)
+                .into_iter()
+                .flatten()
+                .any(|(n, _)| n.name != DEFAULT_MODE)
+    }
+
     /// Forgets the networks a removed container was connected to.
     pub(super) fn network_forget(&self, id: &str) {
         if let Err(e) = self.network.forget(id) {
@@ -253,15 +367,22 @@ impl ContainerService {
         if joined(mode).is_some() {
             return BTreeMap::new();
         }
-        let nets = self
-            .network
-            .network(mode)
-            .into_iter()
-            .chain(self.network.attachments(&c.id));
+        let nets = match self.network.attachments(&c.id) {
+            Some(list) => list,
+            None => self
+                .network
+                .network(mode)
+                .map(|n| (n, EndpointConfig::default()))
+                .into_iter()
+                .collect(),
+        };
         let mut out = BTreeMap::new();
-        for net in nets {
+        for (net, cfg) in nets {
             let mut e = EndpointSettings {
                 network_id: net.id.clone(),
+                aliases: (!cfg.aliases.is_empty()).then(|| cfg.aliases.clone()),
+                links: (!cfg.links.is_empty()).then(|| cfg.links.clone()),
+                ipam_config: cfg.ipv4.map(|ip| json!({ "IPv4Address": ip.to_string() })),
                 ..Default::default()
             };
             if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
@@ -270,6 +391,15 @@ impl ContainerService {
                 e.mac_address = ep.mac.clone();
                 e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
                 e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+                if net.name != DEFAULT_MODE {
+                    // What the embedded resolver answers for it there (dockerd's order).
+                    let mut names = vec![c.short_name().to_string()];
+                    names.extend(cfg.aliases.iter().cloned());
+                    names.push(c.id.chars().take(12).collect());
+                    let mut seen = HashSet::new();
+                    names.retain(|n| seen.insert(n.clone()));
+                    e.dns_names = Some(names);
+                }
             }
             out.insert(net.name, e);
         }

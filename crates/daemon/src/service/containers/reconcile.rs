@@ -210,6 +210,7 @@ impl ContainerService {
         let j = self.journal();
         for (id, _, intent) in j.pending::<ContainerIntent>(CREATE) {
             if self.store.get(&id).is_err() {
+                self.network_forget(&id);
                 let images = self.images.clone();
                 let cid = id.clone();
                 if let Err(e) = blocking(move || images.remove_rw_layer(&cid)).await {

@@ -184,11 +184,6 @@ pub fn validate(hc: &HostConfig) -> Result<(), SpecError> {
                 .into(),
         ));
     }
-    if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(SpecError::NotSupported(
-            "legacy container links (--link)".into(),
-        ));
-    }
     SecurityOpts::parse(hc.security_opt.as_deref().unwrap_or(&[]))?;
     capabilities(hc)?;
     resources(&hc.resources, hc.privileged)?;

@@ -86,6 +86,33 @@ pub fn stats_json(
     })
 }
 
+/// The `networks` field of Docker's stats from `/proc/<pid>/net/dev` of the container's
+/// namespace: per interface but loopback, `None` when it has none.
+pub fn net_dev(text: &str) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if name == "lo" || f.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2], "rx_dropped": f[3],
+                "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10], "tx_dropped": f[11],
+            }),
+        );
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
 /// Docker's `top` from `ps` output: the header, then the lines whose PID is in `pids`.
 pub fn filter_ps(output: &str, pids: &[i32]) -> Result<TopResponse, ApiError> {
     let mut lines = output.lines();
@@ -164,6 +191,19 @@ impl ContainerService {
         ))
     }
 
+    /// The `networks` stats of a running container with its own interfaces (none in the
+    /// host's namespace).
+    pub async fn network_stats(&self, key: &str) -> Option<Value> {
+        let c = self.snapshot(key).ok()?;
+        if !c.state.status.is_alive() || c.host_config.network_mode == "host" || c.state.pid <= 0 {
+            return None;
+        }
+        let text = tokio::fs::read_to_string(format!("/proc/{}/net/dev", c.state.pid))
+            .await
+            .ok()?;
+        net_dev(&text)
+    }
+
     /// `GET /containers/{id}/top`.
     pub async fn top(&self, key: &str, ps_args: &str) -> Result<TopResponse, ApiError> {
         let c = self.snapshot(key)?;
@@ -215,6 +255,25 @@ mod tests {
             ]]
         );
         assert!(filter_ps("USER CMD\n", &[1]).is_err());
+    }
+
+    #[test]
+    fn network_counters_per_interface() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
+  eth0:    1296      16    1    2    0     0          0         0      726       9    3    4    0     0       0          0
+";
+        let v = net_dev(text).expect("eth0");
+        assert_eq!(
+            v,
+            json!({"eth0": {"rx_bytes": 1296, "rx_packets": 16, "rx_errors": 1, "rx_dropped": 2,
+                "tx_bytes": 726, "tx_packets": 9, "tx_errors": 3, "tx_dropped": 4}})
+        );
+        assert_eq!(
+            net_dev(&text.lines().take(3).collect::<Vec<_>>().join("\n")),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,392 @@
+//! Container endpoints end to end (issue #9): static addresses (`--ip`, `network connect
+//! --ip --alias`) with Docker's errors, links on user networks and the default bridge,
+//! `--add-host` with `host-gateway`. Every effect is checked inside the containers.
+
+mod common;
+
+use common::Daemon;
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The first three octets of the last /24 in this daemon's pool (never handed out
+/// automatically before the other fifteen).
+fn spare_prefix(d: &Daemon) -> String {
+    let base = d
+        .net
+        .pool
+        .trim_start_matches("base=")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let o: Vec<u32> = base.split('.').filter_map(|x| x.parse().ok()).collect();
+    assert_eq!(o.len(), 4, "pool {}", d.net.pool);
+    format!("{}.{}.{}", o[0], o[1], o[2] + 15)
+}
+
+/// The IPv4 addresses of the container's interfaces, as `ip -4 -o addr` prints them.
+fn addrs(d: &Daemon, c: &str) -> String {
+    d.ok(&["exec", c, "ip", "-4", "-o", "addr"])
+}
+
+#[test]
+fn static_addresses_and_dockers_errors() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let p = spare_prefix(&d);
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{p}.0/24"),
+        "fixed",
+    ]);
+    d.ok(&["network", "create", "auto"]);
+    let run = |name: &str, net: &str, ip: &str| {
+        d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--ip",
+            ip,
+            "busybox",
+            "sleep",
+            "600",
+        ])
+    };
+    let o = run("ca", "fixed", &format!("{p}.50"));
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        addrs(&d, "ca").contains(&format!("inet {p}.50/24")),
+        "{}",
+        addrs(&d, "ca")
+    );
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.fixed.IPAddress}} {{.NetworkSettings.Networks.fixed.IPAMConfig.IPv4Address}}",
+        "ca",
+    ]);
+    assert_eq!(ip, format!("{p}.50 {p}.50"));
+    // Taken: the create goes through, the start fails, as with dockerd.
+    let o = run("cb", "fixed", &format!("{p}.50"));
+    assert!(!o.status.success());
+    assert!(err(&o).contains("Address already in use"), "{}", err(&o));
+    let o = run("cc", "auto", "10.0.0.9");
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("user specified IP address is supported only when connecting to networks with user configured subnets"),
+        "{}",
+        err(&o)
+    );
+    let o = run("cc", "fixed", "10.0.0.9");
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("no configured subnet or ip-range contain the IP address 10.0.0.9"),
+        "{}",
+        err(&o)
+    );
+    let o = run("cc", "bridge", &format!("{p}.51"));
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("user specified IP address is supported on user defined networks only"),
+        "{}",
+        err(&o)
+    );
+    // Refused requests created nothing.
+    let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!names.lines().any(|n| n == "cc"), "{names}");
+    // connect --ip --alias to a running container: the address inside, the alias in DNS.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cd",
+        "--network",
+        "auto",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        &format!("{p}.60"),
+        "--alias",
+        "extra",
+        "fixed",
+        "cd",
+    ]);
+    assert!(
+        addrs(&d, "cd").contains(&format!("inet {p}.60/24")),
+        "{}",
+        addrs(&d, "cd")
+    );
+    let ping = d.ok(&["exec", "ca", "ping", "-c", "1", "-W", "2", "extra"]);
+    assert!(ping.contains(&format!("({p}.60)")), "{ping}");
+    // Kept across a restart of the container.
+    d.ok(&["restart", "-t", "0", "cd"]);
+    assert!(
+        addrs(&d, "cd").contains(&format!("inet {p}.60/24")),
+        "{}",
+        addrs(&d, "cd")
+    );
+    let o = d.docker(&["network", "connect", "--ip", "10.0.0.9", "auto", "ca"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("user configured subnets"), "{}", err(&o));
+}
+
+fn ip_on(d: &Daemon, c: &str, net: &str) -> String {
+    d.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        c,
+    ])
+}
+
+#[test]
+fn legacy_links_on_the_default_bridge() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "-e",
+        "PASSWORD=x",
+        "--expose",
+        "80",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = ip_on(&d, "db", "bridge");
+    d.ok(&[
+        "run", "-d", "--name", "web", "--link", "db:my-db", "busybox", "sleep", "600",
+    ]);
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\tmy-db dbhost db")), "{hosts}");
+    let env = d.ok(&["exec", "web", "env"]);
+    for want in [
+        format!("MY_DB_PORT=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP_ADDR={ip}"),
+        "MY_DB_PORT_80_TCP_PORT=80".to_string(),
+        "MY_DB_NAME=/web/my-db".to_string(),
+        "MY_DB_ENV_PASSWORD=x".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    let ping = d.ok(&["exec", "web", "ping", "-c", "1", "-W", "2", "my-db"]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
+    let links = d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"]);
+    assert_eq!(links, r#"["/db:/web/my-db"]"#);
+    // Docker's refusals: a missing container at create, a stopped one at start.
+    let o = d.docker(&["create", "--link", "nosuch:x", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("could not get container for nosuch"),
+        "{}",
+        err(&o)
+    );
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let o = d.docker(&["run", "-d", "--link", "idle:i", "busybox", "sleep", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Cannot link to a non running container: /idle AS"),
+        "{}",
+        err(&o)
+    );
+    // rm --link: gone from the next start on.
+    let o = d.docker(&["rm", "--link", "/web/my-db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    d.ok(&["restart", "-t", "0", "web"]);
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("my-db"), "{hosts}");
+    let env = d.ok(&["exec", "web", "env"]);
+    assert!(!env.contains("MY_DB_"), "{env}");
+    let o = d.docker(&["rm", "--link", "/web/my-db"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn links_on_user_networks_are_private_dns_aliases() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["network", "create", "un"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "un",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "un",
+        "--link",
+        "srv:backend",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = ip_on(&d, "srv", "un");
+    let ping = d.ok(&["exec", "cli", "ping", "-c", "1", "-W", "2", "backend"]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
+    let aliases = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.un.Links}}",
+        "cli",
+    ]);
+    assert_eq!(aliases, r#"["srv:backend"]"#);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "srv"]);
+    let names = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.un.DNSNames}}",
+        "srv",
+    ]);
+    assert_eq!(names, format!(r#"["srv","{}"]"#, &id[..12]));
+    let ping = d.ok(&["exec", "cli", "ping", "-c", "1", "-W", "2", &id[..12]]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
+    // Only the linking container knows the alias.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "un",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let o = d.docker(&["exec", "other", "ping", "-c", "1", "-W", "1", "backend"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn add_host_with_host_gateway() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let gw = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "bridge",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "fixed:10.9.8.7",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts && ping -c 1 -W 2 gw",
+    ]);
+    assert!(out.contains(&format!("{gw}\tgw")), "{out}");
+    assert!(out.contains("10.9.8.7\tfixed"), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    drop(d);
+    let d = Daemon::start(&["--host-gateway-ip", "10.1.2.3"]);
+    d.import_busybox();
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.1.2.3\tgw"), "{hosts}");
+}
+
+#[test]
+fn mac_address_on_both_kinds_of_network() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["network", "create", "macnet"]);
+    for (name, net, mac) in [
+        ("mb", "bridge", "02:42:aa:bb:cc:01"),
+        ("mu", "macnet", "02:42:aa:bb:cc:02"),
+    ] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--mac-address",
+            mac,
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let inside = d.ok(&["exec", name, "cat", "/sys/class/net/eth0/address"]);
+        assert_eq!(inside, mac);
+        let shown = d.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").MacAddress}}}}"),
+            name,
+        ]);
+        assert_eq!(shown, mac);
+    }
+    // Reachable with it (the neighbour tables learn the new address).
+    let ip = ip_on(&d, "mu", "macnet");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "macnet",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        &ip,
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (st, body) = d.raw(
+        "POST",
+        "/v1.45/containers/create",
+        br#"{"Image":"busybox","Cmd":["true"],"NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"zz:00"}}}}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("invalid MAC address zz:00"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
