@@ -8,22 +8,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::Registry;
+use common::registry::{skopeo, Registry};
 use common::Daemon;
-
-/// `skopeo copy` with plain-HTTP destinations; panics with its output on failure.
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// Saves `image` from the daemon as a docker-archive and pushes it with skopeo to `dest`
 /// (`host/repo:tag`), optionally as zstd.
@@ -254,36 +240,11 @@ fn docker_hub_names_go_through_the_mirror() {
     );
 }
 
-/// An htpasswd line for `user:password` (bcrypt through the C library's crypt, as
-/// `htpasswd -B` writes it).
-fn htpasswd_line(user: &str, password: &str) -> String {
-    let out = Command::new("python3")
-        .args([
-            "-W",
-            "ignore",
-            "-c",
-            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
-            password,
-        ])
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let hash = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .replacen("$2b$", "$2y$", 1);
-    format!("{user}:{hash}\n")
-}
-
 #[test]
 fn htpasswd_login_pull_and_logout() {
     wharf_testutil::require_root!();
     let dir = tempfile::tempdir().expect("tempdir");
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(&htpasswd, htpasswd_line("alice", "s3cret")).expect("htpasswd");
-    let reg = Registry::start(&format!(
-        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let reg = common::registry::start_with_htpasswd(dir.path());
     let d = Daemon::start(&[]);
     d.import_busybox();
     let name = format!("{}/private/bb:1", reg.host());

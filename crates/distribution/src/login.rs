@@ -60,7 +60,7 @@ impl Registry {
                         message: format!(
                             "login attempt to {url} failed with status: 401 Unauthorized"
                         ),
-                        kind: wharf_errdefs::ErrorKind::Forbidden,
+                        kind: wharf_errdefs::ErrorKind::Unauthorized,
                     });
                 }
                 Ok(resp) => return Err(registry_error(resp, &url).await),

@@ -64,7 +64,7 @@ pub(crate) fn pull_image(
         .set("fromImage", name.clone())
         .opt("tag", tag)
         .opt("platform", platform.map(str::to_string));
-    let auth = registry_auth(ctx, &name);
+    let auth = registry_auth(ctx, &name)?;
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
         .map(|a| vec![("X-Registry-Auth", a)])
@@ -108,31 +108,11 @@ fn show_progress(resp: wharf_client::Response, quiet: bool) -> anyhow::Result<()
     Ok(())
 }
 
-/// The `X-Registry-Auth` value for the registry of `image`, from the config file's `auths`
-/// (credential helpers are not consulted yet): URL-safe base64 of the AuthConfig JSON.
-fn registry_auth(ctx: &Ctx, image: &str) -> Option<String> {
-    let first = image.split('/').next().unwrap_or_default();
-    let host = if image.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost")
-    {
-        first.to_string()
-    } else {
-        "https://index.docker.io/v1/".to_string()
-    };
-    let entry = [
-        host.clone(),
-        format!("https://{host}"),
-        format!("http://{host}"),
-    ]
-    .iter()
-    .find_map(|k| ctx.config.auths.get(k))?;
-    let auth = entry.get("auth").and_then(Value::as_str)?;
-    let json = json!({"auth": auth, "serveraddress": host}).to_string();
-    Some(
-        wharf_api_types::base64::encode(json.as_bytes())
-            .replace('+', "-")
-            .replace('/', "_"),
-    )
+/// The `X-Registry-Auth` value for the registry of `image`, from the credential store the
+/// docker CLI would use (config file or helper); none when nothing is stored.
+pub(crate) fn registry_auth(ctx: &Ctx, image: &str) -> anyhow::Result<Option<String>> {
+    let server = crate::credentials::registry_of(image);
+    Ok(crate::credentials::get(&ctx.config, &server)?.map(|e| e.header()))
 }
 
 /// `push`
@@ -145,7 +125,7 @@ pub(crate) fn push(ctx: &Ctx, a: &PushArgs) -> anyhow::Result<i32> {
     }
     let (name, tag) = fi::split_tag(&a.image);
     let q = Query::new().set("tag", tag.to_string());
-    let auth = registry_auth(ctx, name);
+    let auth = registry_auth(ctx, name)?;
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
         .map(|a| vec![("X-Registry-Auth", a)])

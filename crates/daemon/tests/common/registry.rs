@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `docker-registry` serving plain HTTP on 127.0.0.1 with its own config and storage;
@@ -74,4 +74,96 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `skopeo` with `args`; panics with its output on failure, returns stdout.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// An htpasswd line for `user:password` (bcrypt through the C library's crypt, as
+/// `htpasswd -B` writes it).
+pub fn htpasswd_line(user: &str, password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+            password,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .replacen("$2b$", "$2y$", 1);
+    format!("{user}:{hash}\n")
+}
+
+/// A registry that asks for `alice`/`s3cret` (htpasswd Basic auth).
+pub fn start_with_htpasswd(dir: &std::path::Path) -> Registry {
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(&htpasswd, htpasswd_line("alice", "s3cret")).expect("htpasswd");
+    Registry::start(&format!(
+        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+        htpasswd.display()
+    ))
+}
+
+/// Which command line [`run_cli`] runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Cli {
+    Docker,
+    Wharf,
+}
+
+/// Runs `cli args` against `d` (config dir `docker-config` as `Daemon::docker` uses) with
+/// `stdin` and extra `env`, killed after 90 s.
+pub fn run_cli(
+    d: &super::Daemon,
+    cli: Cli,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Output {
+    use std::io::Write;
+    let bin = match cli {
+        Cli::Docker => PathBuf::from(super::DOCKER),
+        Cli::Wharf => PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf"),
+    };
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "90"])
+        .arg(bin)
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn CLI");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data);
+    }
+    child.wait_with_output().expect("CLI output")
 }

@@ -1,0 +1,182 @@
+//! End-to-end: our CLI's registry commands (`login`, `logout`, `pull -a`, `push -a`,
+//! `manifest inspect`) against Debian's `docker-registry`, each compared with the docker CLI
+//! doing the same against the same daemon and registry.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+use common::registry::{run_cli, skopeo, start_with_htpasswd, Cli};
+use common::Daemon;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Asserts both CLIs ended alike: exit status, stdout and stderr byte for byte.
+fn same(ours: &Output, theirs: &Output, what: &str) {
+    assert_eq!(
+        (ours.status.code(), text(&ours.stdout), text(&ours.stderr)),
+        (
+            theirs.status.code(),
+            text(&theirs.stdout),
+            text(&theirs.stderr)
+        ),
+        "{what}: wharf (left) and docker (right) differ"
+    );
+}
+
+/// A `docker-credential-fake` helper keeping one file per server under `$FAKE_CREDS`, and
+/// logging each verb it ran to `$FAKE_CREDS/calls`.
+const FAKE_HELPER: &str = r#"#!/bin/sh
+dir=${FAKE_CREDS:?}
+echo "$1" >> "$dir/calls"
+key() { echo "$1" | tr '/:' '__'; }
+case "$1" in
+store) cat > "$dir/in"; url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ServerURL"])' "$dir/in"); mv "$dir/in" "$dir/$(key "$url")" ;;
+get) read -r url; f="$dir/$(key "$url")"; [ -f "$f" ] && cat "$f" && exit 0; echo "credentials not found in native keychain"; exit 1 ;;
+erase) read -r url; f="$dir/$(key "$url")"; [ -f "$f" ] && rm "$f" && exit 0; echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"#;
+
+#[test]
+fn wharf_login_and_logout_store_credentials_as_docker_does() {
+    wharf_testutil::require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = start_with_htpasswd(dir.path());
+    let host = reg.host();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let name = format!("{host}/private/bb:1");
+    let archive = d.dir.path().join("bb.tar");
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), "busybox"]);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:s3cret",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{name}"),
+    ]);
+    d.ok(&["rmi", "busybox"]);
+    let config = d.dir.path().join("docker-config/config.json");
+    let cli = |c: Cli, args: &[&str], stdin: Option<&[u8]>| run_cli(&d, c, args, stdin, &[]);
+
+    // A wrong password: the daemon answers 401 and both CLIs say the same, storing nothing.
+    let (status, body) = d.raw(
+        "POST",
+        "/v1.45/auth",
+        format!(r#"{{"username":"alice","password":"wrong","serveraddress":"{host}"}}"#).as_bytes(),
+    );
+    assert_eq!(status, 401, "{}", text(&body));
+    let bad = ["login", "-u", "alice", "-p", "wrong", host.as_str()];
+    let ours = cli(Cli::Wharf, &bad, None);
+    same(&ours, &cli(Cli::Docker, &bad, None), "wrong password");
+    assert!(text(&ours.stderr).contains("401 Unauthorized"));
+    assert!(!config.exists() || !std::fs::read_to_string(&config).unwrap().contains(&host));
+
+    // The config file: the same bytes, mode 0600, the same warning and status line.
+    let good = ["login", "-u", "alice", "--password-stdin", host.as_str()];
+    let theirs = cli(Cli::Docker, &good, Some(b"s3cret\n"));
+    let their_file = std::fs::read(&config).expect("docker wrote config.json");
+    let their_logout = cli(Cli::Docker, &["logout", &host], None);
+    let ours = cli(Cli::Wharf, &good, Some(b"s3cret\n"));
+    same(&ours, &theirs, "login");
+    assert_eq!(text(&ours.stdout), "Login Succeeded\n");
+    assert_eq!(
+        text(&std::fs::read(&config).expect("config")),
+        text(&their_file)
+    );
+    let mode = std::fs::metadata(&config)
+        .expect("config")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Logging in again without flags reuses what is stored, as docker does.
+    let again_ours = cli(Cli::Wharf, &["login", &host], None);
+    same(
+        &again_ours,
+        &cli(Cli::Docker, &["login", &host], None),
+        "re-login",
+    );
+
+    // Our pull sends what is stored; so does docker's with what our login stored.
+    let pulled = cli(Cli::Wharf, &["pull", &name], None);
+    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
+    d.ok(&["rmi", &name]);
+    d.ok(&["pull", &name]);
+    d.ok(&["rmi", &name]);
+
+    let ours = cli(Cli::Wharf, &["logout", &host], None);
+    same(&ours, &their_logout, "logout");
+    assert!(!std::fs::read_to_string(&config).unwrap().contains(&host));
+    let denied = cli(Cli::Wharf, &["pull", &name], None);
+    assert!(!denied.status.success());
+    assert!(
+        text(&denied.stderr).contains("pull access denied"),
+        "{}",
+        text(&denied.stderr)
+    );
+
+    // A credential helper (`credsStore`): the secret goes to it, the file keeps `{}`.
+    let bin = dir.path().join("bin");
+    let store = dir.path().join("creds");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::create_dir_all(&store).expect("creds");
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(&helper, FAKE_HELPER).expect("helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(&config, r#"{"credsStore":"fake"}"#).expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [
+        ("PATH", OsStr::new(&path)),
+        ("FAKE_CREDS", store.as_os_str()),
+    ];
+    let with_helper =
+        |c: Cli, args: &[&str], stdin: Option<&[u8]>| run_cli(&d, c, args, stdin, &env);
+    let ours = with_helper(Cli::Wharf, &good, Some(b"s3cret\n"));
+    assert_eq!(text(&ours.stdout), "Login Succeeded\n");
+    assert_eq!(text(&ours.stderr), "", "no plaintext warning with a helper");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("config")).expect("json");
+    assert_eq!(saved["auths"][&host], serde_json::json!({}), "{saved}");
+    assert_eq!(saved["credsStore"], "fake");
+    let secret = std::fs::read_to_string(store.join(host.replace(':', "_"))).expect("stored");
+    assert!(secret.contains("\"Secret\":\"s3cret\""), "{secret}");
+    let pulled = with_helper(Cli::Wharf, &["pull", &name], None);
+    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
+    d.ok(&["rmi", &name]);
+    let pulled = with_helper(Cli::Docker, &["pull", &name], None);
+    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
+    let ours = with_helper(Cli::Wharf, &["logout", &host], None);
+    assert_eq!(
+        text(&ours.stdout),
+        format!("Removing login credentials for {host}\n")
+    );
+    let calls = std::fs::read_to_string(store.join("calls")).expect("calls");
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        ["store", "get", "get", "erase", "erase", "erase"],
+        "helper verbs"
+    );
+    // Logged out everywhere: a second logout warns exactly as docker's does.
+    let url = format!("http://{host}/");
+    let twice = ["logout", url.as_str()];
+    let ours = with_helper(Cli::Wharf, &twice, None);
+    let theirs = with_helper(Cli::Docker, &twice, None);
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout));
+    let sorted = |o: &Output| {
+        let mut l: Vec<String> = text(&o.stderr).lines().map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    // docker lists the failures in map order; the set is what must match.
+    assert_eq!(sorted(&ours), sorted(&theirs));
+}
