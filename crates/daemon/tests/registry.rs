@@ -327,7 +327,7 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
     // A second push (by our own CLI) finds every blob there (deterministic compression).
     let again = d.wharf(&["push", &name]);
     assert!(again.status.success(), "{}", stderr(&again));
-    let again = stderr(&again);
+    let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("Layer already exists"), "{again}");
     assert!(!again.contains("Pushed"), "{again}");
 

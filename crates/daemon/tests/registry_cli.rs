@@ -180,3 +180,102 @@ fn wharf_login_and_logout_store_credentials_as_docker_does() {
     // docker lists the failures in map order; the set is what must match.
     assert_eq!(sorted(&ours), sorted(&theirs));
 }
+
+/// Imports a one-file image (`name` holding `content`) through `docker import`.
+fn import_file(d: &Daemon, name: &str, content: &str, tag: &str) {
+    let root = d.dir.path().join(format!("root-{content}"));
+    std::fs::create_dir_all(&root).expect("rootfs");
+    std::fs::write(root.join(name), content).expect("file");
+    let tar = d.dir.path().join(format!("{content}.tar"));
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    d.ok(&["import", tar.to_str().expect("utf-8"), tag]);
+}
+
+#[test]
+fn pull_and_push_all_tags_print_what_docker_prints() {
+    wharf_testutil::require_root!();
+    let reg = common::registry::Registry::start("");
+    let d = Daemon::start(&[]);
+    let repo = format!("{}/all/app", reg.host());
+    let tags: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|t| format!("{repo}:{t}"))
+        .collect();
+    import_file(&d, "hello", "one", &tags[0]);
+    d.ok(&["tag", &tags[0], &tags[1]]);
+    import_file(&d, "hello", "three", &tags[2]);
+    let cli = |c: Cli, args: &[&str]| run_cli(&d, c, args, None, &[]);
+
+    // Every local tag goes, in docker's words; a tag with -a is refused as docker refuses it.
+    let ours = cli(Cli::Wharf, &["push", "-a", &repo]);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let out = text(&ours.stdout);
+    for t in ["1", "2", "3"] {
+        assert!(out.contains(&format!("\n{t}: digest: sha256:")), "{out}");
+    }
+    same(
+        &cli(Cli::Wharf, &["push", "-a", &repo]),
+        &cli(Cli::Docker, &["push", "-a", &repo]),
+        "push -a of pushed tags",
+    );
+    same(
+        &cli(Cli::Wharf, &["push", "-a", &tags[0]]),
+        &cli(Cli::Docker, &["push", "-a", &tags[0]]),
+        "push -a with a tag",
+    );
+    same(
+        &cli(Cli::Wharf, &["push", &repo]),
+        &cli(Cli::Docker, &["push", &repo]),
+        "push of a name without tag",
+    );
+
+    // Pulled back from nothing, by each CLI in turn: the same lines, the same images.
+    let ids: Vec<String> = tags
+        .iter()
+        .map(|t| d.ok(&["image", "inspect", "--format", "{{.Id}}", t]))
+        .collect();
+    let mut outputs = Vec::new();
+    for c in [Cli::Docker, Cli::Wharf] {
+        let mut rmi = vec!["rmi"];
+        rmi.extend(tags.iter().map(String::as_str));
+        d.ok(&rmi);
+        let o = cli(c, &["pull", "-a", &repo]);
+        assert!(o.status.success(), "{c:?}: {}", text(&o.stderr));
+        for (t, id) in tags.iter().zip(&ids) {
+            assert_eq!(&d.ok(&["image", "inspect", "--format", "{{.Id}}", t]), id);
+        }
+        outputs.push(o);
+    }
+    same(&outputs[1], &outputs[0], "pull -a");
+    assert!(
+        text(&outputs[1].stdout).ends_with(&format!(
+            "Status: Downloaded newer image for {repo}\n{repo}\n"
+        )),
+        "{}",
+        text(&outputs[1].stdout)
+    );
+    same(
+        &cli(Cli::Wharf, &["pull", "-a", &repo]),
+        &cli(Cli::Docker, &["pull", "-a", &repo]),
+        "pull -a of present tags",
+    );
+    same(
+        &cli(Cli::Wharf, &["pull", "-a", &tags[0]]),
+        &cli(Cli::Docker, &["pull", "-a", &tags[0]]),
+        "pull -a with a tag",
+    );
+    let absent = format!("{}/all/absent", reg.host());
+    same(
+        &cli(Cli::Wharf, &["pull", "-a", &absent]),
+        &cli(Cli::Docker, &["pull", "-a", &absent]),
+        "pull -a of a missing repository",
+    );
+}

@@ -32,6 +32,7 @@ mod platform;
 mod progress;
 mod pull;
 mod push;
+mod tags;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -54,42 +54,34 @@ impl Drop for Blob {
 }
 
 impl Registry {
-    /// Pushes the local image `reference` (which must have a tag) to its registry.
+    /// Pushes the local images `references` (tags of one repository; `:latest` when one has
+    /// none) to their registry, one after the other as dockerd pushes `--all-tags`.
     pub async fn push(
         &self,
         store: Arc<dyn LayerStore>,
-        reference: &Reference,
+        references: &[Reference],
         creds: Option<&crate::Credentials>,
         report: &Reporter,
-    ) -> Result<Pushed, DistributionError> {
-        let reference = reference.clone().with_default_tag();
-        let tag = reference
-            .tag()
-            .unwrap_or(wharf_imageref::DEFAULT_TAG)
-            .to_string();
-        let full = reference.full();
-        let (config, diff_ids) = {
-            let s = store.clone();
-            tokio::task::spawn_blocking(move || s.image_for_push(&full))
-                .await
-                .map_err(|e| DistributionError::InvalidManifest(format!("push: {e}")))??
+    ) -> Result<Vec<Pushed>, DistributionError> {
+        let Some(first) = references.first() else {
+            return Err(DistributionError::InvalidArgument("no tag to push".into()));
         };
         report
             .status(
                 None,
-                format!("The push refers to repository [{}]", reference.name()),
+                format!("The push refers to repository [{}]", first.name()),
             )
             .await;
         let mut last = None;
         for endpoint in self
             .config
-            .endpoints(reference.domain())
+            .endpoints(first.domain())
             .into_iter()
             .filter(|e| !e.mirror)
         {
             let repo = Repo {
                 endpoint,
-                path: reference.path().to_string(),
+                path: first.path().to_string(),
                 actions: "pull,push",
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
@@ -108,11 +100,35 @@ impl Registry {
                 }
                 Ok(_) => {}
             }
-            return self
-                .push_to(&repo, store, &reference, &tag, config, diff_ids, report)
-                .await;
+            let mut out = Vec::new();
+            for reference in references {
+                let reference = reference.clone().with_default_tag();
+                let tag = reference
+                    .tag()
+                    .unwrap_or(wharf_imageref::DEFAULT_TAG)
+                    .to_string();
+                let full = reference.full();
+                let s = store.clone();
+                let (config, diff_ids) =
+                    tokio::task::spawn_blocking(move || s.image_for_push(&full))
+                        .await
+                        .map_err(|e| DistributionError::InvalidManifest(format!("push: {e}")))??;
+                out.push(
+                    self.push_to(
+                        &repo,
+                        store.clone(),
+                        &reference,
+                        &tag,
+                        config,
+                        diff_ids,
+                        report,
+                    )
+                    .await?,
+                );
+            }
+            return Ok(out);
         }
-        Err(last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())))
+        Err(last.unwrap_or_else(|| self.config.no_endpoint(first.domain())))
     }
 
     #[allow(clippy::too_many_arguments)]
