@@ -123,6 +123,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage Docker image manifests and manifest lists
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -291,6 +294,28 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+}
+
+/// `wharf manifest ...`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Display an image manifest, or manifest list
+    #[command(override_usage = "wharf manifest inspect [OPTIONS] [MANIFEST_LIST] MANIFEST")]
+    Inspect(ManifestInspectArgs),
+}
+
+/// `manifest inspect`
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// Allow communication with an insecure registry
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output additional info including layers and platform
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// A local manifest list (not supported) and the image reference
+    #[arg(value_name = "MANIFEST", num_args = 1..=2, required = true)]
+    pub refs: Vec<String>,
 }
 
 /// `wharf volume ...`

@@ -222,6 +222,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Push(a) | Command::Image(I::Push(a)) => image::push(ctx, &a),
         Command::Login(a) => registry::login(ctx, &a),
         Command::Logout(a) => registry::logout(ctx, &a),
+        Command::Manifest(cli::ManifestCommand::Inspect(a)) => registry::manifest_inspect(ctx, &a),
         Command::Rmi(a) | Command::Image(I::Rm(a)) => image::rmi(ctx, &a),
         Command::Tag(a) | Command::Image(I::Tag(a)) => image::tag(ctx, &a),
         Command::Save(a) | Command::Image(I::Save(a)) => image::save(ctx, &a),

@@ -552,19 +552,10 @@ fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
 
 /// Writes `bytes` as a blob of the OCI layout at `dir`; returns (digest, size).
 fn oci_blob(dir: &std::path::Path, bytes: &[u8]) -> (String, usize) {
-    let tmp = dir.join("blob.tmp");
-    std::fs::write(&tmp, bytes).expect("write blob");
-    let out = Command::new("sha256sum")
-        .arg(&tmp)
-        .output()
-        .expect("sha256sum");
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("hash")
-        .to_string();
-    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&hex)).expect("place blob");
-    (format!("sha256:{hex}"), bytes.len())
+    let digest = common::registry::sha256_digest(bytes);
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::write(dir.join("blobs/sha256").join(hex), bytes).expect("place blob");
+    (digest, bytes.len())
 }
 
 #[test]

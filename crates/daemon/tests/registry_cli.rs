@@ -279,3 +279,111 @@ fn pull_and_push_all_tags_print_what_docker_prints() {
         "pull -a of a missing repository",
     );
 }
+
+/// `curl` with `args`; returns stdout.
+fn curl(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .arg("-sf")
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn manifest_inspect_prints_what_docker_prints() {
+    wharf_testutil::require_root!();
+    let reg = common::registry::Registry::start("");
+    let d = Daemon::start(&[]);
+    let repo = format!("{}/mf/app", reg.host());
+    import_file(&d, "a", "amd", &format!("{repo}:amd"));
+    import_file(&d, "b", "arm", &format!("{repo}:arm"));
+    d.ok(&["push", "-a", &repo]);
+    // A manifest list over the two, as `docker manifest push` would make it.
+    let mt = "application/vnd.docker.distribution.manifest.v2+json";
+    let entry = |tag: &str, platform: serde_json::Value| {
+        let raw = curl(&[
+            "-H",
+            &format!("Accept: {mt}"),
+            &format!("http://{}/v2/mf/app/manifests/{tag}", reg.host()),
+        ]);
+        let digest = common::registry::sha256_digest(&raw);
+        serde_json::json!({"mediaType": mt, "digest": digest, "size": raw.len(), "platform": platform})
+    };
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            entry("amd", serde_json::json!({"architecture": "amd64", "os": "linux"})),
+            entry("arm", serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})),
+        ],
+    });
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+        "--data-binary",
+        &list.to_string(),
+        &format!("http://{}/v2/mf/app/manifests/multi", reg.host()),
+    ]);
+    let by_digest = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &format!("{repo}:amd"),
+    ]);
+
+    let cli = |c: Cli, args: &[&str]| run_cli(&d, c, args, None, &[]);
+    for args in [
+        vec!["manifest", "inspect", "--insecure", &format!("{repo}:amd")],
+        vec![
+            "manifest",
+            "inspect",
+            "-v",
+            "--insecure",
+            &format!("{repo}:amd"),
+        ],
+        vec!["manifest", "inspect", "--insecure", &by_digest],
+        vec![
+            "manifest",
+            "inspect",
+            "--insecure",
+            &format!("{repo}:multi"),
+        ],
+        vec![
+            "manifest",
+            "inspect",
+            "--verbose",
+            "--insecure",
+            &format!("{repo}:multi"),
+        ],
+        // Without --insecure docker's CLI insists on verified https, even on loopback.
+        vec!["manifest", "inspect", &format!("{repo}:amd")],
+        vec![
+            "manifest",
+            "inspect",
+            "--insecure",
+            &format!("{repo}:absent"),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+        let ours = cli(Cli::Wharf, &args);
+        same(&ours, &cli(Cli::Docker, &args), &format!("{args:?}"));
+    }
+    let shown = text(
+        &cli(
+            Cli::Wharf,
+            &[
+                "manifest",
+                "inspect",
+                "--insecure",
+                &format!("{repo}:multi"),
+            ],
+        )
+        .stdout,
+    );
+    assert!(shown.contains("\"variant\": \"v8\""), "{shown}");
+}

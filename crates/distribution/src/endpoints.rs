@@ -30,6 +30,9 @@ pub struct RegistryConfig {
     pub max_download_attempts: usize,
     /// Directories holding `<host[:port]>/ca.crt` etc. (`/etc/docker/certs.d`).
     pub certs_dirs: Vec<PathBuf>,
+    /// Whether loopback registries are reached without verified TLS, as dockerd's default
+    /// (the docker CLI's own registry client, `manifest inspect`, does not do this).
+    pub loopback_insecure: bool,
     /// Registry domains never contacted (`block-registries`, as Red Hat's docker had it):
     /// air-gapped hosts, and test daemons that must not reach Docker Hub. A blocked
     /// `docker.io` still uses its mirrors.
@@ -45,6 +48,7 @@ impl Default for RegistryConfig {
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
             certs_dirs: Vec::new(),
+            loopback_insecure: true,
             blocked: Vec::new(),
         }
     }
@@ -156,7 +160,8 @@ impl RegistryConfig {
     pub fn is_insecure(&self, host_port: &str) -> bool {
         let host = strip_port(host_port);
         let ip: Option<IpAddr> = host.trim_matches(['[', ']']).parse().ok();
-        if ip.is_some_and(|ip| ip.is_loopback()) || host == "localhost" {
+        if self.loopback_insecure && (ip.is_some_and(|ip| ip.is_loopback()) || host == "localhost")
+        {
             return true;
         }
         self.insecure.iter().any(|i| {

@@ -32,6 +32,7 @@ mod platform;
 mod progress;
 mod pull;
 mod push;
+mod remote;
 mod tags;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +47,10 @@ pub use platform::Platform;
 pub use progress::{Progress, Reporter};
 pub use pull::{Pulled, Resolved};
 pub use push::Pushed;
-use wharf_image::{Digest, Reference};
+pub use remote::{RemoteDescriptor, RemoteManifest, RemotePlatform, RemoteView};
+use wharf_image::Digest;
+/// Image references, as the methods here take them.
+pub use wharf_image::Reference;
 
 /// The registry client the daemon holds: settings, the shared token cache and the directory
 /// where blobs download (kept across crashes so pulls resume).

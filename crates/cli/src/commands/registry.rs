@@ -1,14 +1,17 @@
 //! Registry commands that are not about local images: `login` and `logout`, with docker's
-//! flags, prompts, warnings and credential storage.
+//! flags, prompts, warnings and credential storage, and `manifest inspect`.
 
 use std::io::{BufRead, IsTerminal, Read};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use wharf_client::Query;
+use wharf_distribution::{RemoteManifest, RemotePlatform, RemoteView};
 
 use super::{out, Ctx, StatusError};
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::cli::{LoginArgs, LogoutArgs, ManifestInspectArgs};
 use crate::credentials::{self, AuthEntry, INDEX_SERVER};
+use crate::format::jsonfmt;
 
 /// `login`
 pub(crate) fn login(ctx: &Ctx, a: &LoginArgs) -> anyhow::Result<i32> {
@@ -176,4 +179,110 @@ pub(crate) fn logout(ctx: &Ctx, a: &LogoutArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `manifest inspect`: asks the registry itself, as docker's CLI does (its own TLS policy:
+/// verified https unless `--insecure`, then https unverified and plain http).
+pub(crate) fn manifest_inspect(ctx: &Ctx, a: &ManifestInspectArgs) -> anyhow::Result<i32> {
+    let [image] = a.refs.as_slice() else {
+        return Err(StatusError::exit(
+            1,
+            "inspecting a local manifest list is not supported (wharf has no `manifest create`)",
+        ));
+    };
+    let reference = wharf_distribution::Reference::parse(image)
+        .map_err(|e| StatusError::exit(1, e.to_string()))?
+        .with_default_tag();
+    let domain = reference.domain().to_string();
+    let config = wharf_distribution::RegistryConfig {
+        insecure: if a.insecure { vec![domain] } else { Vec::new() },
+        loopback_insecure: false,
+        certs_dirs: vec![std::path::PathBuf::from("/etc/docker/certs.d")],
+        ..Default::default()
+    };
+    let registry = wharf_distribution::Registry::new(config, std::path::PathBuf::new())?;
+    let creds = credentials::get(&ctx.config, &credentials::registry_of(image))?.map(|e| {
+        wharf_distribution::Credentials {
+            username: e.username,
+            password: e.password,
+            identitytoken: e.identity_token,
+            serveraddress: e.server,
+            ..Default::default()
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Like docker, any failure to read it is "no such manifest".
+    let view = rt
+        .block_on(registry.remote_view(&reference, creds.as_ref()))
+        .map_err(|_| StatusError::exit(1, format!("no such manifest: {reference}")))?;
+    let compact = match (&view, a.verbose) {
+        (RemoteView::Manifest(m), false) => m.raw.to_vec(),
+        (RemoteView::Manifest(m), true) => image_manifest(m)?.into_bytes(),
+        (RemoteView::List(list), false) => serde_json::to_vec(&ManifestList {
+            schema_version: 2,
+            media_type: "application/vnd.docker.distribution.manifest.list.v2+json",
+            manifests: list
+                .iter()
+                .map(|m| ListEntry {
+                    media_type: &m.descriptor.media_type,
+                    size: m.descriptor.size,
+                    digest: &m.descriptor.digest,
+                    platform: m.descriptor.platform.clone().unwrap_or_default(),
+                })
+                .collect(),
+        })?,
+        (RemoteView::List(list), true) => {
+            let items = list
+                .iter()
+                .map(image_manifest)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            format!("[{}]", items.join(",")).into_bytes()
+        }
+    };
+    // docker prints the list it builds as `manifestlist` marshals it: three spaces.
+    let unit = if matches!((&view, a.verbose), (RemoteView::List(_), false)) {
+        "   "
+    } else {
+        "\t"
+    };
+    out(&format!("{}\n", jsonfmt::indent(&compact, 0, unit)));
+    Ok(0)
+}
+
+/// The manifest list docker's CLI builds from an index's entries (`manifestlist`'s field
+/// order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestList<'a> {
+    schema_version: u32,
+    media_type: &'static str,
+    manifests: Vec<ListEntry<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListEntry<'a> {
+    media_type: &'a str,
+    size: u64,
+    digest: &'a str,
+    platform: RemotePlatform,
+}
+
+/// Docker's `ImageManifest` JSON, compact: `Ref`, `Descriptor`, `Raw` (base64) and the
+/// manifest again under `SchemaV2Manifest` or `OCIManifest`, in its own key order.
+fn image_manifest(m: &RemoteManifest) -> anyhow::Result<String> {
+    let key = if m.descriptor.media_type == "application/vnd.docker.distribution.manifest.v2+json" {
+        "SchemaV2Manifest"
+    } else {
+        "OCIManifest"
+    };
+    Ok(format!(
+        "{{\"Ref\":{},\"Descriptor\":{},\"Raw\":{},\"{key}\":{}}}",
+        serde_json::to_string(&m.reference)?,
+        serde_json::to_string(&m.descriptor)?,
+        serde_json::to_string(&wharf_api_types::base64::encode(&m.raw))?,
+        std::str::from_utf8(&m.raw)?,
+    ))
 }

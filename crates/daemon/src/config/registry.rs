@@ -133,6 +133,7 @@ pub fn merge(
         } else {
             flags.certs_dirs.clone()
         },
+        loopback_insecure: true,
     };
     config.validate().map_err(|e| ConfigError::Invalid {
         name: "registry",

@@ -167,3 +167,26 @@ pub fn run_cli(
     }
     child.wait_with_output().expect("CLI output")
 }
+
+/// `sha256:<hex>` of `bytes` (through `sha256sum`).
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write");
+    let out = child.wait_with_output().expect("sha256sum");
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("hash")
+        .to_string();
+    format!("sha256:{hex}")
+}
