@@ -783,3 +783,101 @@ fn concurrent_pulls_of_one_image_share_its_layers() {
         .unwrap_or(0);
     assert_eq!(left, 0, "no download left behind");
 }
+
+/// Total bytes of the files under `dir` whose name starts with `prefix` (recursively).
+fn bytes_under(dir: &std::path::Path, prefix: &str) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                bytes_under(&p, prefix)
+            } else if e.file_name().to_string_lossy().starts_with(prefix) {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn kill_9_mid_push_leaves_no_temp_blob_and_the_next_push_completes() {
+    wharf_testutil::require_root!();
+    let mut rng = common::Rng(common::seed(0x7075_7368));
+    let reg = Registry::start("");
+    let mut d = Daemon::start(&[]);
+    d.import_busybox();
+    let repo = format!("{}/fault/pushed", reg.host());
+    let downloads = d.data_root.join("image/downloads");
+    let uploads = reg
+        .storage
+        .join("docker/registry/v2/repositories/fault/pushed/_uploads");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // A layer of its own each round, so each push has uploading to do.
+        let name = format!("{repo}:r{round}");
+        d.ok(&[
+            "run",
+            "--name",
+            "mk",
+            "busybox",
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/urandom > /big",
+        ]);
+        d.ok(&["commit", "mk", &name]);
+        d.ok(&["rm", "mk"]);
+        ids.push((name.clone(), inspect(&d, &name, "{{.Id}}")));
+        let mut push = d.docker_spawn(&["push", &name], Stdio::null());
+        // A seeded moment: while compressing, while uploading, or after a short wait.
+        let (what, threshold) = match rng.below(3) {
+            0 => ("compressed", rng.below(8_000_000)),
+            1 => ("uploaded", rng.below(8_000_000)),
+            _ => ("waited ms", rng.below(1500)),
+        };
+        let start = Instant::now();
+        loop {
+            let reached = match what {
+                "compressed" => bytes_under(&downloads, "push-") >= threshold,
+                "uploaded" => bytes_under(&uploads, "data") >= threshold,
+                _ => start.elapsed() >= Duration::from_millis(threshold),
+            };
+            let ended = push.try_wait().ok().flatten().is_some();
+            if reached || ended || start.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ended = push.try_wait().ok().flatten().is_some();
+        eprintln!("round {round}: kill -9 once {threshold} {what}; push ended before: {ended}");
+        d.crash();
+        let _ = push.kill();
+        let _ = push.wait();
+        d.start_again();
+        assert_eq!(
+            bytes_under(&downloads, "push-"),
+            0,
+            "no compressed layer of the interrupted push is left"
+        );
+        let digests = inspect(&d, &name, "{{json .RepoDigests}}");
+        assert!(
+            digests.matches("/fault/pushed@").count() <= 1,
+            "registered at most once: {digests}"
+        );
+    }
+    assert_eq!(d.ok(&["images", "-q", "--no-trunc"]).lines().count(), 4);
+    // The next push completes; each image is recorded once and comes back the same.
+    let out = d.ok(&["push", "-a", &repo]);
+    assert_eq!(out.matches(": digest: sha256:").count(), 3, "{out}");
+    for (name, id) in &ids {
+        let digests = inspect(&d, name, "{{json .RepoDigests}}");
+        assert_eq!(digests.matches("/fault/pushed@").count(), 1, "{digests}");
+        d.ok(&["rmi", name]);
+        d.ok(&["pull", name]);
+        assert_eq!(&inspect(&d, name, "{{.Id}}"), id);
+    }
+    assert_eq!(bytes_under(&downloads, "push-"), 0);
+}
