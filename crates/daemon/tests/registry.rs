@@ -881,3 +881,75 @@ fn kill_9_mid_push_leaves_no_temp_blob_and_the_next_push_completes() {
     }
     assert_eq!(bytes_under(&downloads, "push-"), 0);
 }
+
+#[test]
+fn large_layers_go_up_in_chunks_and_known_blobs_are_mounted() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start_logged("");
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 12000000 /dev/urandom > /big",
+    ]);
+    let one = format!("{}/one/app:1", reg.host());
+    d.ok(&["commit", "mk", &one]);
+    d.ok(&["rm", "mk"]);
+    let out = d.ok(&["push", &one]);
+    assert!(out.contains("Pushed"), "{out}");
+    // The 12 MB layer went up as 8 MiB PATCHes, not one request.
+    let log = reg.log();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/one/app/blobs/uploads/") && l.contains("\" 202 "))
+        .count();
+    assert!(patches >= 2, "chunked upload: {patches} PATCHes\n{log}");
+
+    // The same image in another repository: every layer is mounted from the first.
+    let two = format!("{}/two/app:1", reg.host());
+    d.ok(&["tag", &one, &two]);
+    let before = reg.log().len();
+    let out = d.ok(&["push", &two]);
+    assert_eq!(out.matches("Mounted from one/app").count(), 2, "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+    let log = reg.log()[before..].to_string();
+    let mounts = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"POST /v2/two/app/blobs/uploads/?mount=sha256:") && l.contains("\" 201 ")
+        })
+        .count();
+    assert_eq!(mounts, 3, "two layers and the config: {log}");
+    assert!(
+        !log.contains("\"PATCH /v2/two/app/") && !log.contains("\"PUT /v2/two/app/blobs/"),
+        "nothing uploaded to two/app: {log}"
+    );
+    let layers = reg
+        .storage
+        .join("docker/registry/v2/repositories/two/app/_layers/sha256");
+    assert_eq!(
+        std::fs::read_dir(&layers).map(|r| r.count()).unwrap_or(0),
+        3,
+        "two layers and the config linked into two/app"
+    );
+    assert_eq!(inspect(&d, &two, "{{.Id}}"), inspect(&d, &one, "{{.Id}}"));
+
+    // Pulled layers are remembered too (blob-sources.json survives restarts of the store).
+    d.ok(&["rmi", &one, &two, "busybox"]);
+    d.ok(&["pull", &two]);
+    let three = format!("{}/three/app:1", reg.host());
+    d.ok(&["tag", &two, &three]);
+    let out = d.ok(&["push", &three]);
+    assert_eq!(out.matches("Mounted from two/app").count(), 2, "{out}");
+    let info = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{three}"),
+    ]);
+    assert!(info.contains("\"Layers\""), "{info}");
+}

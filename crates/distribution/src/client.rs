@@ -53,6 +53,11 @@ impl Repo {
         format!("{}/v2/{}/{rest}", self.endpoint.base, self.path)
     }
 
+    /// `host[:port]/path`: how blob sources name this repository.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.endpoint.host, self.path)
+    }
+
     /// The token scope; none for a bare `/v2/` check (login).
     fn scope(&self) -> String {
         if self.actions.is_empty() {

@@ -33,6 +33,7 @@ mod progress;
 mod pull;
 mod push;
 mod remote;
+mod sources;
 mod tags;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub struct Registry {
     config: RegistryConfig,
     cache: Arc<auth::AuthCache>,
     downloads: PathBuf,
+    /// Where each blob was pulled from or pushed to, for cross-repository mounts.
+    sources: Arc<sources::BlobSources>,
     /// One lock per blob being downloaded, so concurrent pulls never share a file.
     blob_locks: std::sync::Mutex<std::collections::HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -78,9 +81,15 @@ impl Registry {
                 }
             }
         }
+        // Beside the downloads, in the image store; a client without one remembers nothing.
+        let sources_file = downloads
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.join("blob-sources.json"));
         Ok(Registry {
             config,
             cache: Arc::default(),
+            sources: Arc::new(sources::BlobSources::open(sources_file)),
             downloads,
             blob_locks: Default::default(),
         })

@@ -202,6 +202,16 @@ impl Registry {
         let (id, changed) = tokio::task::spawn_blocking(move || store.register(&config, &refs))
             .await
             .map_err(|e| DistributionError::InvalidManifest(format!("registering: {e}")))??;
+        let blobs: Vec<Digest> = r
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.digest.clone())
+            .chain([r.manifest.config.digest.clone()])
+            .collect();
+        let (sources, key) = (self.sources.clone(), r.repo.key());
+        // An fsync'd file write: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || sources.add(&key, &blobs)).await;
         report.status(None, format!("Digest: {}", r.digest)).await;
         Ok(Pulled { id, changed })
     }

@@ -16,6 +16,20 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(extra_config: &str) -> Registry {
+        Registry::spawn(extra_config, false)
+    }
+
+    /// Like [`Registry::start`], with every request in its access log ([`Registry::log`]).
+    pub fn start_logged(extra_config: &str) -> Registry {
+        Registry::spawn(extra_config, true)
+    }
+
+    /// What the registry has logged so far (empty unless started logged).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    fn spawn(extra_config: &str, logged: bool) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -26,16 +40,27 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+                "version: 0.1\nlog:\n  level: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+                if logged { "info" } else { "error" },
                 storage.display()
             ),
         )
         .expect("write registry config");
+        let log = || -> Stdio {
+            if !logged {
+                return Stdio::null();
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("registry.log"))
+                .map_or_else(|_| Stdio::null(), Stdio::from)
+        };
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log())
+            .stderr(log())
             .spawn()
             .expect("docker-registry is installed (hack/deps.sh)");
         let start = Instant::now();
