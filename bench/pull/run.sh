@@ -18,7 +18,7 @@ LAYER=$((MB * 1000000 / 5 / 2))
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Starts an empty docker-registry; prints its host:port.
+# Starts an empty docker-registry; sets REG to its host:port.
 start_registry() { # name
   local dir="$WORK/$1" port; port=$(free_port); mkdir -p "$dir"
   printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
@@ -26,7 +26,7 @@ start_registry() { # name
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
   PIDS+=("$!")
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "127.0.0.1:$port"; return; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { REG="127.0.0.1:$port"; return; }
     sleep 0.1
   done
   echo "registry did not start" >&2; exit 1
@@ -73,7 +73,7 @@ export DOCKER_HOST="unix://$WSOCK"
 make_image bench/pull:1
 "$DOCKER" save -o "$WORK/image.tar" bench/pull:1 busybox:latest
 unset DOCKER_HOST
-WREG=$(start_registry reg-wharf)
+start_registry reg-wharf; WREG=$REG
 read -r _ w_push w_cold w_repull < <(bench wharf "$WSOCK" "$WREG" "$WREG/bench/pull:1")
 printf 'wharfd:  %s MB in 5 layers | push to an empty registry %s ms | cold pull %s ms | re-pull %s ms\n' \
   "$MB" "$w_push" "$w_cold" "$w_repull"
@@ -81,7 +81,7 @@ printf 'wharfd:  %s MB in 5 layers | push to an empty registry %s ms | cold pull
 if [ "$INSTALL_DOCKER" = 1 ]; then
   start_dockerd --bridge none
   DOCKER_HOST="unix://$DSOCK" "$DOCKER" load -q -i "$WORK/image.tar" >/dev/null
-  DREG=$(start_registry reg-docker)
+  start_registry reg-docker; DREG=$REG
   read -r _ d_push d_cold d_repull < <(bench docker "$DSOCK" "$DREG" "$WREG/bench/pull:1")
   printf 'dockerd: %s MB in 5 layers | push to an empty registry %s ms | cold pull %s ms | re-pull %s ms\n' \
     "$MB" "$d_push" "$d_cold" "$d_repull"
