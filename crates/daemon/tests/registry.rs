@@ -5,7 +5,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::registry::{skopeo, Registry};
@@ -655,66 +655,11 @@ fn two_platform_index_pulls_by_platform() {
     );
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
-fn make_certs(dir: &std::path::Path, ca_name: &str) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
-    };
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req", "-x509", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt", "-subj",
-    ];
-    let subj = format!("/CN={ca_name}");
-    ca.push(&subj);
-    ca.extend(ec);
-    run(&ca);
-    let mut csr = vec![
-        "req",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ];
-    csr.extend(ec);
-    run(&csr);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        "srv.crt",
-        "-extfile",
-        "san.ext",
-    ]);
-}
-
 #[test]
 fn self_signed_tls_is_trusted_through_certs_d() {
     wharf_testutil::require_root!();
     let pki = tempfile::tempdir().expect("tempdir");
-    make_certs(pki.path(), "wharf-test-ca");
+    common::registry::make_certs(pki.path(), "wharf-test-ca");
     let reg = Registry::start(&format!(
         "  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\n",
         pki.path().display()
@@ -738,7 +683,7 @@ fn self_signed_tls_is_trusted_through_certs_d() {
 
     // Another CA in certs.d: the certificate no longer verifies, and the pull fails.
     let other = tempfile::tempdir().expect("tempdir");
-    make_certs(other.path(), "someone-else");
+    common::registry::make_certs(other.path(), "someone-else");
     let wrong = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(wrong.path().join(reg.host())).expect("certs.d");
     std::fs::copy(

@@ -387,3 +387,53 @@ fn manifest_inspect_prints_what_docker_prints() {
     );
     assert!(shown.contains("\"variant\": \"v8\""), "{shown}");
 }
+
+/// `/etc/docker/certs.d/<host>` for one test (both CLIs read that directory); removed on
+/// drop.
+struct EtcCertsD(std::path::PathBuf);
+
+impl Drop for EtcCertsD {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn manifest_inspect_trusts_etc_docker_certs_d_as_docker_does() {
+    wharf_testutil::require_root!();
+    let pki = tempfile::tempdir().expect("tempdir");
+    common::registry::make_certs(pki.path(), "wharf-manifest-ca");
+    let reg = common::registry::Registry::start(&format!(
+        "  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\n",
+        pki.path().display()
+    ));
+    let d = Daemon::start(&[]);
+    let name = format!("{}/tls/app:1", reg.host());
+    import_file(&d, "f", "tls", &name);
+    let archive = d.dir.path().join("tls.tar");
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), &name]);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{name}"),
+    ]);
+    let cli = |c: Cli, args: &[&str]| run_cli(&d, c, args, None, &[]);
+    let args = ["manifest", "inspect", name.as_str()];
+
+    // Not trusted: on loopback both CLIs skip verification (127.0.0.0/8 is insecure by
+    // default), yet without --insecure neither falls back to plain http (see the test above).
+    same(
+        &cli(Cli::Wharf, &args),
+        &cli(Cli::Docker, &args),
+        "untrusted on loopback",
+    );
+    let dir = std::path::Path::new("/etc/docker/certs.d").join(reg.host());
+    let _guard = EtcCertsD(dir.clone());
+    std::fs::create_dir_all(&dir).expect("certs.d");
+    std::fs::copy(pki.path().join("ca.crt"), dir.join("ca.crt")).expect("ca");
+    let ours = cli(Cli::Wharf, &args);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    same(&ours, &cli(Cli::Docker, &args), "trusted through certs.d");
+}

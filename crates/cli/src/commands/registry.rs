@@ -181,8 +181,9 @@ pub(crate) fn logout(ctx: &Ctx, a: &LogoutArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `manifest inspect`: asks the registry itself, as docker's CLI does (its own TLS policy:
-/// verified https unless `--insecure`, then https unverified and plain http).
+/// `manifest inspect`: asks the registry itself, as docker's CLI does, with its TLS policy:
+/// https, verified unless the registry is insecure (loopback, or `--insecure`), and plain http
+/// only with `--insecure`.
 pub(crate) fn manifest_inspect(ctx: &Ctx, a: &ManifestInspectArgs) -> anyhow::Result<i32> {
     let [image] = a.refs.as_slice() else {
         return Err(StatusError::exit(
@@ -196,7 +197,7 @@ pub(crate) fn manifest_inspect(ctx: &Ctx, a: &ManifestInspectArgs) -> anyhow::Re
     let domain = reference.domain().to_string();
     let config = wharf_distribution::RegistryConfig {
         insecure: if a.insecure { vec![domain] } else { Vec::new() },
-        loopback_insecure: false,
+        http_fallback: a.insecure,
         certs_dirs: vec![std::path::PathBuf::from("/etc/docker/certs.d")],
         ..Default::default()
     };

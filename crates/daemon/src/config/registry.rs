@@ -133,7 +133,7 @@ pub fn merge(
         } else {
             flags.certs_dirs.clone()
         },
-        loopback_insecure: true,
+        http_fallback: true,
     };
     config.validate().map_err(|e| ConfigError::Invalid {
         name: "registry",

@@ -215,3 +215,62 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
         .to_string();
     format!("sha256:{hex}")
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
+pub fn make_certs(dir: &std::path::Path, ca_name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req", "-x509", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt", "-subj",
+    ];
+    let subj = format!("/CN={ca_name}");
+    ca.push(&subj);
+    ca.extend(ec);
+    run(&ca);
+    let mut csr = vec![
+        "req",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ];
+    csr.extend(ec);
+    run(&csr);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "srv.crt",
+        "-extfile",
+        "san.ext",
+    ]);
+}
