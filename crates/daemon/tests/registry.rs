@@ -898,3 +898,97 @@ fn large_layers_go_up_in_chunks_and_known_blobs_are_mounted() {
     ]);
     assert!(info.contains("\"Layers\""), "{info}");
 }
+
+/// A token server (`tests/clients/token_server.py`) on its own port; killed on drop.
+struct TokenServer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl TokenServer {
+    /// Starts one signing with a new key; `dir` gets the key, the certificate and the log.
+    fn start(dir: &std::path::Path) -> TokenServer {
+        let (key, cert) = (dir.join("token.key"), dir.join("token.crt"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=wharf-token", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        let port = common::free_port();
+        let log = dir.join("token.log");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&key)
+            .arg(&cert)
+            .arg(&log)
+            .spawn()
+            .expect("python3");
+        common::wait_for("token server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        TokenServer { child, port, log }
+    }
+
+    /// The registry config that sends clients here for tokens.
+    fn registry_config(&self, dir: &std::path::Path) -> String {
+        format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: wharf-registry\n    issuer: wharf-test\n    rootcertbundle: {}\n",
+            self.port,
+            dir.join("token.crt").display()
+        )
+    }
+
+    /// The scopes of each token request so far.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn token_registries_mount_with_a_token_for_the_source_repository() {
+    wharf_testutil::require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = TokenServer::start(dir.path());
+    let reg = Registry::start_logged(&tokens.registry_config(dir.path()));
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let one = format!("{}/one/app:1", reg.host());
+    let two = format!("{}/two/app:1", reg.host());
+    d.ok(&["tag", "busybox", &one]);
+    d.ok(&["tag", "busybox", &two]);
+    let out = d.ok(&["push", &one]);
+    assert!(out.contains("Pushed"), "{out}");
+    // The mount needs pull on one/app as well as push on two/app: one token for both.
+    let out = d.ok(&["push", &two]);
+    assert!(out.contains("Mounted from one/app"), "{out}\n{}", reg.log());
+    let both = "repository:two/app:pull,push repository:one/app:pull";
+    assert!(
+        tokens.requests().iter().any(|r| r == both),
+        "{:?}",
+        tokens.requests()
+    );
+    d.ok(&["rmi", &one, &two, "busybox"]);
+    d.ok(&["pull", &two]);
+    assert_eq!(d.ok(&["run", "--rm", &two, "echo", "tokened"]), "tokened");
+}

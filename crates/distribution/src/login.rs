@@ -47,6 +47,7 @@ impl Registry {
                 endpoint,
                 path: String::new(),
                 actions: "",
+                mount_from: None,
                 creds: Some(creds.clone()),
                 cache: Arc::default(),
             };

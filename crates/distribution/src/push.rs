@@ -88,6 +88,7 @@ impl Registry {
                 endpoint,
                 path: first.path().to_string(),
                 actions: "pull,push",
+                mount_from: None,
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
             };
@@ -302,7 +303,11 @@ async fn mount(repo: &Repo, d: &Digest, sources: &BlobSources) -> Result<Mount, 
         return Ok(Mount::Upload(start_upload(repo).await?));
     };
     let url = repo.url(&format!("blobs/uploads/?mount={d}&from={from}"));
-    let resp = repo.send(Method::POST, &url, &[]).await?;
+    let with_source = Repo {
+        mount_from: Some(from.clone()),
+        ..repo.clone()
+    };
+    let resp = with_source.send(Method::POST, &url, &[]).await?;
     match resp.status() {
         StatusCode::CREATED => {
             let _ = read_small(resp.into_body()).await;
