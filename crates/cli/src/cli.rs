@@ -103,6 +103,16 @@ pub enum Command {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+    /// Authenticate to a registry
+    #[command(
+        long_about = "Authenticate to a registry.\nDefaults to Docker Hub if no server is specified."
+    )]
+    Login(LoginArgs),
+    /// Log out from a registry
+    #[command(
+        long_about = "Log out from a registry.\nIf no server is specified, the default is defined by the daemon."
+    )]
+    Logout(LogoutArgs),
     /// Show the Docker version information
     Version(FormatOnly),
     /// Display system-wide information
@@ -113,6 +123,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage Docker image manifests and manifest lists
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -281,6 +294,28 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+}
+
+/// `wharf manifest ...`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Display an image manifest, or manifest list
+    #[command(override_usage = "wharf manifest inspect [OPTIONS] [MANIFEST_LIST] MANIFEST")]
+    Inspect(ManifestInspectArgs),
+}
+
+/// `manifest inspect`
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// Allow communication with an insecure registry
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output additional info including layers and platform
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// A local manifest list (not supported) and the image reference
+    #[arg(value_name = "MANIFEST", num_args = 1..=2, required = true)]
+    pub refs: Vec<String>,
 }
 
 /// `wharf volume ...`
@@ -983,6 +1018,31 @@ pub struct PushArgs {
     /// The image
     #[arg(value_name = "NAME[:TAG]")]
     pub image: String,
+}
+
+/// `login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long, value_name = "string")]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Username
+    #[arg(short = 'u', long, value_name = "string")]
+    pub username: Option<String>,
+    /// The registry (Docker Hub when none)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+/// `logout`
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (Docker Hub when none)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 /// Commands whose only flag is `--format` (`version`, `info`).

@@ -25,6 +25,14 @@ pub struct Config {
     /// forwards them.
     #[serde(default)]
     pub auths: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The credential helper (`docker-credential-<name>`) for every registry.
+    pub creds_store: Option<String>,
+    /// Credential helpers by registry host, taking precedence over `credsStore`.
+    #[serde(default)]
+    pub cred_helpers: std::collections::BTreeMap<String, String>,
+    /// Where the file was read from (`config.json` in the config dir), for writing it back.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// One `proxies` entry.
@@ -75,7 +83,7 @@ pub fn load(dir: Option<&Path>) -> anyhow::Result<Config> {
         return Ok(Config::default());
     };
     let path = dir.join("config.json");
-    match std::fs::read(&path) {
+    let config = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| anyhow::anyhow!("loading config file: {}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
@@ -83,7 +91,11 @@ pub fn load(dir: Option<&Path>) -> anyhow::Result<Config> {
             "loading config file: {}: {e}",
             path.display()
         )),
-    }
+    };
+    config.map(|c| Config {
+        path: Some(path),
+        ..c
+    })
 }
 
 #[cfg(test)]

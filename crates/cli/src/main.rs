@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod credentials;
 mod format;
 mod help;
 mod template;
@@ -18,7 +19,9 @@ use cli::{
     Cli, Command, ContainerCommand as C, GlobalOpts, ImageCommand as I, SystemCommand as S,
     VolumeCommand as V,
 };
-use commands::{build, container, cp, image, network, run, system, volume, Ctx, StatusError};
+use commands::{
+    build, container, cp, image, network, registry, run, system, volume, Ctx, StatusError,
+};
 
 fn main() {
     let code = match real_main() {
@@ -217,6 +220,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Images(a) | Command::Image(I::Ls(a)) => image::images(ctx, &a),
         Command::Pull(a) | Command::Image(I::Pull(a)) => image::pull(ctx, &a),
         Command::Push(a) | Command::Image(I::Push(a)) => image::push(ctx, &a),
+        Command::Login(a) => registry::login(ctx, &a),
+        Command::Logout(a) => registry::logout(ctx, &a),
+        Command::Manifest(cli::ManifestCommand::Inspect(a)) => registry::manifest_inspect(ctx, &a),
         Command::Rmi(a) | Command::Image(I::Rm(a)) => image::rmi(ctx, &a),
         Command::Tag(a) | Command::Image(I::Tag(a)) => image::tag(ctx, &a),
         Command::Save(a) | Command::Image(I::Save(a)) => image::save(ctx, &a),

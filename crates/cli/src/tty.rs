@@ -41,6 +41,32 @@ impl Drop for RawMode {
     }
 }
 
+/// Turns a terminal's echo off (a password prompt); restores it when dropped.
+pub(crate) struct NoEcho {
+    _restore: RawMode,
+}
+
+impl NoEcho {
+    /// Stops `fd` from echoing typed characters.
+    pub(crate) fn enter(fd: RawFd) -> io::Result<NoEcho> {
+        // SAFETY: termios is plain data; tcgetattr fully initialises it on success.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` is a valid, writable termios.
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `quiet` is a valid termios for this fd.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NoEcho {
+            _restore: RawMode { fd, saved },
+        })
+    }
+}
+
 /// Whether `fd` is a terminal.
 pub(crate) fn is_tty(fd: RawFd) -> bool {
     // SAFETY: isatty only inspects the descriptor.

@@ -5,25 +5,11 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::registry::Registry;
+use common::registry::{skopeo, Registry};
 use common::Daemon;
-
-/// `skopeo copy` with plain-HTTP destinations; panics with its output on failure.
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// Saves `image` from the daemon as a docker-archive and pushes it with skopeo to `dest`
 /// (`host/repo:tag`), optionally as zstd.
@@ -254,36 +240,11 @@ fn docker_hub_names_go_through_the_mirror() {
     );
 }
 
-/// An htpasswd line for `user:password` (bcrypt through the C library's crypt, as
-/// `htpasswd -B` writes it).
-fn htpasswd_line(user: &str, password: &str) -> String {
-    let out = Command::new("python3")
-        .args([
-            "-W",
-            "ignore",
-            "-c",
-            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
-            password,
-        ])
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let hash = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .replacen("$2b$", "$2y$", 1);
-    format!("{user}:{hash}\n")
-}
-
 #[test]
 fn htpasswd_login_pull_and_logout() {
     wharf_testutil::require_root!();
     let dir = tempfile::tempdir().expect("tempdir");
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(&htpasswd, htpasswd_line("alice", "s3cret")).expect("htpasswd");
-    let reg = Registry::start(&format!(
-        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let reg = common::registry::start_with_htpasswd(dir.path());
     let d = Daemon::start(&[]);
     d.import_busybox();
     let name = format!("{}/private/bb:1", reg.host());
@@ -366,7 +327,7 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
     // A second push (by our own CLI) finds every blob there (deterministic compression).
     let again = d.wharf(&["push", &name]);
     assert!(again.status.success(), "{}", stderr(&again));
-    let again = stderr(&again);
+    let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("Layer already exists"), "{again}");
     assert!(!again.contains("Pushed"), "{again}");
 
@@ -591,19 +552,10 @@ fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
 
 /// Writes `bytes` as a blob of the OCI layout at `dir`; returns (digest, size).
 fn oci_blob(dir: &std::path::Path, bytes: &[u8]) -> (String, usize) {
-    let tmp = dir.join("blob.tmp");
-    std::fs::write(&tmp, bytes).expect("write blob");
-    let out = Command::new("sha256sum")
-        .arg(&tmp)
-        .output()
-        .expect("sha256sum");
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("hash")
-        .to_string();
-    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&hex)).expect("place blob");
-    (format!("sha256:{hex}"), bytes.len())
+    let digest = common::registry::sha256_digest(bytes);
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::write(dir.join("blobs/sha256").join(hex), bytes).expect("place blob");
+    (digest, bytes.len())
 }
 
 #[test]
@@ -703,66 +655,11 @@ fn two_platform_index_pulls_by_platform() {
     );
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
-fn make_certs(dir: &std::path::Path, ca_name: &str) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
-    };
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req", "-x509", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt", "-subj",
-    ];
-    let subj = format!("/CN={ca_name}");
-    ca.push(&subj);
-    ca.extend(ec);
-    run(&ca);
-    let mut csr = vec![
-        "req",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ];
-    csr.extend(ec);
-    run(&csr);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        "srv.crt",
-        "-extfile",
-        "san.ext",
-    ]);
-}
-
 #[test]
 fn self_signed_tls_is_trusted_through_certs_d() {
     wharf_testutil::require_root!();
     let pki = tempfile::tempdir().expect("tempdir");
-    make_certs(pki.path(), "wharf-test-ca");
+    common::registry::make_certs(pki.path(), "wharf-test-ca");
     let reg = Registry::start(&format!(
         "  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\n",
         pki.path().display()
@@ -786,7 +683,7 @@ fn self_signed_tls_is_trusted_through_certs_d() {
 
     // Another CA in certs.d: the certificate no longer verifies, and the pull fails.
     let other = tempfile::tempdir().expect("tempdir");
-    make_certs(other.path(), "someone-else");
+    common::registry::make_certs(other.path(), "someone-else");
     let wrong = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(wrong.path().join(reg.host())).expect("certs.d");
     std::fs::copy(
@@ -830,4 +727,268 @@ fn concurrent_pulls_of_one_image_share_its_layers() {
         .map(|r| r.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "no download left behind");
+}
+
+/// Total bytes of the files under `dir` whose name starts with `prefix` (recursively).
+fn bytes_under(dir: &std::path::Path, prefix: &str) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                bytes_under(&p, prefix)
+            } else if e.file_name().to_string_lossy().starts_with(prefix) {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn kill_9_mid_push_leaves_no_temp_blob_and_the_next_push_completes() {
+    wharf_testutil::require_root!();
+    let mut rng = common::Rng(common::seed(0x7075_7368));
+    let reg = Registry::start("");
+    let mut d = Daemon::start(&[]);
+    d.import_busybox();
+    let repo = format!("{}/fault/pushed", reg.host());
+    let downloads = d.data_root.join("image/downloads");
+    let uploads = reg
+        .storage
+        .join("docker/registry/v2/repositories/fault/pushed/_uploads");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // A layer of its own each round, so each push has uploading to do.
+        let name = format!("{repo}:r{round}");
+        d.ok(&[
+            "run",
+            "--name",
+            "mk",
+            "busybox",
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/urandom > /big",
+        ]);
+        d.ok(&["commit", "mk", &name]);
+        d.ok(&["rm", "mk"]);
+        ids.push((name.clone(), inspect(&d, &name, "{{.Id}}")));
+        let mut push = d.docker_spawn(&["push", &name], Stdio::null());
+        // A seeded moment: while compressing, while uploading, or after a short wait.
+        let (what, threshold) = match rng.below(3) {
+            0 => ("compressed", rng.below(8_000_000)),
+            1 => ("uploaded", rng.below(8_000_000)),
+            _ => ("waited ms", rng.below(1500)),
+        };
+        let start = Instant::now();
+        loop {
+            let reached = match what {
+                "compressed" => bytes_under(&downloads, "push-") >= threshold,
+                "uploaded" => bytes_under(&uploads, "data") >= threshold,
+                _ => start.elapsed() >= Duration::from_millis(threshold),
+            };
+            let ended = push.try_wait().ok().flatten().is_some();
+            if reached || ended || start.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ended = push.try_wait().ok().flatten().is_some();
+        eprintln!("round {round}: kill -9 once {threshold} {what}; push ended before: {ended}");
+        d.crash();
+        let _ = push.kill();
+        let _ = push.wait();
+        d.start_again();
+        assert_eq!(
+            bytes_under(&downloads, "push-"),
+            0,
+            "no compressed layer of the interrupted push is left"
+        );
+        let digests = inspect(&d, &name, "{{json .RepoDigests}}");
+        assert!(
+            digests.matches("/fault/pushed@").count() <= 1,
+            "registered at most once: {digests}"
+        );
+    }
+    assert_eq!(d.ok(&["images", "-q", "--no-trunc"]).lines().count(), 4);
+    // The next push completes; each image is recorded once and comes back the same.
+    let out = d.ok(&["push", "-a", &repo]);
+    assert_eq!(out.matches(": digest: sha256:").count(), 3, "{out}");
+    for (name, id) in &ids {
+        let digests = inspect(&d, name, "{{json .RepoDigests}}");
+        assert_eq!(digests.matches("/fault/pushed@").count(), 1, "{digests}");
+        d.ok(&["rmi", name]);
+        d.ok(&["pull", name]);
+        assert_eq!(&inspect(&d, name, "{{.Id}}"), id);
+    }
+    assert_eq!(bytes_under(&downloads, "push-"), 0);
+}
+
+#[test]
+fn large_layers_go_up_in_chunks_and_known_blobs_are_mounted() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start_logged("");
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 12000000 /dev/urandom > /big",
+    ]);
+    let one = format!("{}/one/app:1", reg.host());
+    d.ok(&["commit", "mk", &one]);
+    d.ok(&["rm", "mk"]);
+    let out = d.ok(&["push", &one]);
+    assert!(out.contains("Pushed"), "{out}");
+    // The 12 MB layer went up as 8 MiB PATCHes, not one request.
+    let log = reg.log();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/one/app/blobs/uploads/") && l.contains("\" 202 "))
+        .count();
+    assert!(patches >= 2, "chunked upload: {patches} PATCHes\n{log}");
+
+    // The same image in another repository: every layer is mounted from the first.
+    let two = format!("{}/two/app:1", reg.host());
+    d.ok(&["tag", &one, &two]);
+    let before = reg.log().len();
+    let out = d.ok(&["push", &two]);
+    assert_eq!(out.matches("Mounted from one/app").count(), 2, "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+    let log = reg.log()[before..].to_string();
+    let mounts = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"POST /v2/two/app/blobs/uploads/?mount=sha256:") && l.contains("\" 201 ")
+        })
+        .count();
+    assert_eq!(mounts, 3, "two layers and the config: {log}");
+    assert!(
+        !log.contains("\"PATCH /v2/two/app/") && !log.contains("\"PUT /v2/two/app/blobs/"),
+        "nothing uploaded to two/app: {log}"
+    );
+    let layers = reg
+        .storage
+        .join("docker/registry/v2/repositories/two/app/_layers/sha256");
+    assert_eq!(
+        std::fs::read_dir(&layers).map(|r| r.count()).unwrap_or(0),
+        3,
+        "two layers and the config linked into two/app"
+    );
+    assert_eq!(inspect(&d, &two, "{{.Id}}"), inspect(&d, &one, "{{.Id}}"));
+
+    // Pulled layers are remembered too (blob-sources.json survives restarts of the store).
+    d.ok(&["rmi", &one, &two, "busybox"]);
+    d.ok(&["pull", &two]);
+    let three = format!("{}/three/app:1", reg.host());
+    d.ok(&["tag", &two, &three]);
+    let out = d.ok(&["push", &three]);
+    assert_eq!(out.matches("Mounted from two/app").count(), 2, "{out}");
+    let info = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{three}"),
+    ]);
+    assert!(info.contains("\"Layers\""), "{info}");
+}
+
+/// A token server (`tests/clients/token_server.py`) on its own port; killed on drop.
+struct TokenServer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl TokenServer {
+    /// Starts one signing with a new key; `dir` gets the key, the certificate and the log.
+    fn start(dir: &std::path::Path) -> TokenServer {
+        let (key, cert) = (dir.join("token.key"), dir.join("token.crt"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=wharf-token", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        let port = common::free_port();
+        let log = dir.join("token.log");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&key)
+            .arg(&cert)
+            .arg(&log)
+            .spawn()
+            .expect("python3");
+        common::wait_for("token server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        TokenServer { child, port, log }
+    }
+
+    /// The registry config that sends clients here for tokens.
+    fn registry_config(&self, dir: &std::path::Path) -> String {
+        format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: wharf-registry\n    issuer: wharf-test\n    rootcertbundle: {}\n",
+            self.port,
+            dir.join("token.crt").display()
+        )
+    }
+
+    /// The scopes of each token request so far.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn token_registries_mount_with_a_token_for_the_source_repository() {
+    wharf_testutil::require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = TokenServer::start(dir.path());
+    let reg = Registry::start_logged(&tokens.registry_config(dir.path()));
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    let one = format!("{}/one/app:1", reg.host());
+    let two = format!("{}/two/app:1", reg.host());
+    d.ok(&["tag", "busybox", &one]);
+    d.ok(&["tag", "busybox", &two]);
+    let out = d.ok(&["push", &one]);
+    assert!(out.contains("Pushed"), "{out}");
+    // The mount needs pull on one/app as well as push on two/app: one token for both.
+    let out = d.ok(&["push", &two]);
+    assert!(out.contains("Mounted from one/app"), "{out}\n{}", reg.log());
+    let both = "repository:two/app:pull,push repository:one/app:pull";
+    assert!(
+        tokens.requests().iter().any(|r| r == both),
+        "{:?}",
+        tokens.requests()
+    );
+    d.ok(&["rmi", &one, &two, "busybox"]);
+    d.ok(&["pull", &two]);
+    assert_eq!(d.ok(&["run", "--rm", &two, "echo", "tokened"]), "tokened");
 }

@@ -28,6 +28,9 @@ pub(crate) struct Repo {
     pub path: String,
     /// `pull` or `pull,push`.
     pub actions: &'static str,
+    /// Another repository (path) whose `pull` the token must also cover: the source of a
+    /// cross-repository mount, which token registries check.
+    pub mount_from: Option<String>,
     pub creds: Option<Credentials>,
     pub cache: Arc<AuthCache>,
 }
@@ -53,13 +56,21 @@ impl Repo {
         format!("{}/v2/{}/{rest}", self.endpoint.base, self.path)
     }
 
-    /// The token scope; none for a bare `/v2/` check (login).
-    fn scope(&self) -> String {
+    /// `host[:port]/path`: how blob sources name this repository.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.endpoint.host, self.path)
+    }
+
+    /// The token scopes; none for a bare `/v2/` check (login).
+    fn scopes(&self) -> Vec<String> {
         if self.actions.is_empty() {
-            String::new()
-        } else {
-            format!("repository:{}:{}", self.path, self.actions)
+            return Vec::new();
         }
+        let mut out = vec![format!("repository:{}:{}", self.path, self.actions)];
+        if let Some(from) = &self.mount_from {
+            out.push(format!("repository:{from}:pull"));
+        }
+        out
     }
 
     /// Sends `method url` with `headers`, authenticating as the registry asks; blob
@@ -184,7 +195,7 @@ impl Repo {
                     .and_then(Credentials::basic)
                     .map(|(u, _)| u)
                     .unwrap_or_default();
-                let key = format!("{realm}|{service}|{}|{user}", self.scope());
+                let key = format!("{realm}|{service}|{}|{user}", self.scopes().join(" "));
                 if let Some(t) = self.cache.token(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
@@ -207,8 +218,8 @@ impl Repo {
         service: &str,
     ) -> Result<TokenResponse, DistributionError> {
         let mut params = Vec::new();
-        if !self.scope().is_empty() {
-            params.push(format!("scope={}", query_escape(&self.scope())));
+        for scope in self.scopes() {
+            params.push(format!("scope={}", query_escape(&scope)));
         }
         if !service.is_empty() {
             params.push(format!("service={}", query_escape(service)));

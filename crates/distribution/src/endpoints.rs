@@ -30,6 +30,9 @@ pub struct RegistryConfig {
     pub max_download_attempts: usize,
     /// Directories holding `<host[:port]>/ca.crt` etc. (`/etc/docker/certs.d`).
     pub certs_dirs: Vec<PathBuf>,
+    /// Whether an insecure registry may also be reached over plain http (dockerd: yes; the
+    /// docker CLI's own registry client only with `--insecure`).
+    pub http_fallback: bool,
     /// Registry domains never contacted (`block-registries`, as Red Hat's docker had it):
     /// air-gapped hosts, and test daemons that must not reach Docker Hub. A blocked
     /// `docker.io` still uses its mirrors.
@@ -45,6 +48,7 @@ impl Default for RegistryConfig {
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
             certs_dirs: Vec::new(),
+            http_fallback: true,
             blocked: Vec::new(),
         }
     }
@@ -141,7 +145,7 @@ impl RegistryConfig {
         });
         // A host with certs.d roots was set up for TLS: its failures are not papered over
         // with plain HTTP.
-        if self.is_insecure(domain) && tls.extra_roots_pem.is_empty() {
+        if self.http_fallback && self.is_insecure(domain) && tls.extra_roots_pem.is_empty() {
             out.push(Endpoint {
                 base: format!("http://{domain}"),
                 host: domain.into(),

@@ -59,6 +59,7 @@ impl Registry {
                 endpoint,
                 path: reference.path().to_string(),
                 actions: "pull",
+                mount_from: None,
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
             };

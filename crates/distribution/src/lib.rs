@@ -32,6 +32,9 @@ mod platform;
 mod progress;
 mod pull;
 mod push;
+mod remote;
+mod sources;
+mod tags;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +48,10 @@ pub use platform::Platform;
 pub use progress::{Progress, Reporter};
 pub use pull::{Pulled, Resolved};
 pub use push::Pushed;
-use wharf_image::{Digest, Reference};
+pub use remote::{RemoteDescriptor, RemoteManifest, RemotePlatform, RemoteView};
+use wharf_image::Digest;
+/// Image references, as the methods here take them.
+pub use wharf_image::Reference;
 
 /// The registry client the daemon holds: settings, the shared token cache and the directory
 /// where blobs download (kept across crashes so pulls resume).
@@ -54,6 +60,8 @@ pub struct Registry {
     config: RegistryConfig,
     cache: Arc<auth::AuthCache>,
     downloads: PathBuf,
+    /// Where each blob was pulled from or pushed to, for cross-repository mounts.
+    sources: Arc<sources::BlobSources>,
     /// One lock per blob being downloaded, so concurrent pulls never share a file.
     blob_locks: std::sync::Mutex<std::collections::HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -73,9 +81,15 @@ impl Registry {
                 }
             }
         }
+        // Beside the downloads, in the image store; a client without one remembers nothing.
+        let sources_file = downloads
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.join("blob-sources.json"));
         Ok(Registry {
             config,
             cache: Arc::default(),
+            sources: Arc::new(sources::BlobSources::open(sources_file)),
             downloads,
             blob_locks: Default::default(),
         })

@@ -47,6 +47,7 @@ impl Registry {
                 endpoint,
                 path: String::new(),
                 actions: "",
+                mount_from: None,
                 creds: Some(creds.clone()),
                 cache: Arc::default(),
             };
@@ -60,7 +61,7 @@ impl Registry {
                         message: format!(
                             "login attempt to {url} failed with status: 401 Unauthorized"
                         ),
-                        kind: wharf_errdefs::ErrorKind::Forbidden,
+                        kind: wharf_errdefs::ErrorKind::Unauthorized,
                     });
                 }
                 Ok(resp) => return Err(registry_error(resp, &url).await),

@@ -73,6 +73,7 @@ impl Registry {
                 endpoint,
                 path: reference.path().to_string(),
                 actions: "pull",
+                mount_from: None,
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
             };
@@ -95,6 +96,42 @@ impl Registry {
 
     /// Pulls a resolved image into `store`, reporting Docker's progress messages.
     pub async fn pull(
+        &self,
+        store: Arc<dyn LayerStore>,
+        r: Resolved,
+        report: &Reporter,
+    ) -> Result<Pulled, DistributionError> {
+        let name = r.reference.familiar();
+        let pulled = self.fetch(store, r, report).await?;
+        final_status(report, &name, pulled.changed).await;
+        Ok(pulled)
+    }
+
+    /// Pulls every tag in `tags` of `reference`'s repository one after the other, as dockerd
+    /// does for `--all-tags`: each tag's progress and digest, then one status line.
+    pub async fn pull_all_tags(
+        &self,
+        store: Arc<dyn LayerStore>,
+        reference: &Reference,
+        tags: &[String],
+        platform: Option<&Platform>,
+        creds: Option<&crate::Credentials>,
+        report: &Reporter,
+    ) -> Result<Vec<Pulled>, DistributionError> {
+        let mut out = Vec::new();
+        for tag in tags {
+            let r = Reference::with_repo_tag(&reference.name(), Some(tag))
+                .map_err(|e| DistributionError::InvalidManifest(format!("tag {tag}: {e}")))?;
+            let resolved = self.resolve(&r, platform, creds).await?;
+            out.push(self.fetch(store.clone(), resolved, report).await?);
+        }
+        let changed = out.iter().any(|p| p.changed);
+        final_status(report, &reference.familiar_name(), changed).await;
+        Ok(out)
+    }
+
+    /// A pull without its closing status line.
+    async fn fetch(
         &self,
         store: Arc<dyn LayerStore>,
         r: Resolved,
@@ -166,18 +203,17 @@ impl Registry {
         let (id, changed) = tokio::task::spawn_blocking(move || store.register(&config, &refs))
             .await
             .map_err(|e| DistributionError::InvalidManifest(format!("registering: {e}")))??;
+        let blobs: Vec<Digest> = r
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.digest.clone())
+            .chain([r.manifest.config.digest.clone()])
+            .collect();
+        let (sources, key) = (self.sources.clone(), r.repo.key());
+        // An fsync'd file write: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || sources.add(&key, &blobs)).await;
         report.status(None, format!("Digest: {}", r.digest)).await;
-        let name = r.reference.familiar();
-        report
-            .status(
-                None,
-                if changed {
-                    format!("Status: Downloaded newer image for {name}")
-                } else {
-                    format!("Status: Image is up to date for {name}")
-                },
-            )
-            .await;
         Ok(Pulled { id, changed })
     }
 
@@ -196,6 +232,20 @@ impl Registry {
         let r = self.resolve(reference, platform, creds).await?;
         Ok(self.pull(store, r, &Reporter::silent()).await?.id)
     }
+}
+
+/// dockerd's last line of a pull of `name`.
+async fn final_status(report: &Reporter, name: &str, changed: bool) {
+    report
+        .status(
+            None,
+            if changed {
+                format!("Status: Downloaded newer image for {name}")
+            } else {
+                format!("Status: Image is up to date for {name}")
+            },
+        )
+        .await;
 }
 
 /// A finished download, `None` when another pull registered the layer meanwhile.

@@ -1,6 +1,8 @@
 //! A push: each layer's tar is gzip-compressed (deterministically, so a repeated push finds
-//! the same digests already there), checked with HEAD, uploaded in one PUT when missing, then
-//! the config and a Docker schema 2 manifest; the manifest's digest becomes a `RepoDigest`.
+//! the same digests already there), checked with HEAD, mounted from another repository of
+//! the registry that holds it when one is known, else uploaded (in one PUT, or in 8 MiB
+//! PATCHes when larger), then the config and a Docker schema 2 manifest; the manifest's
+//! digest becomes a `RepoDigest`.
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -20,12 +22,15 @@ use wharf_image::{Digest, Reference};
 use crate::client::{full, read_small, registry_error, Body, Repo};
 use crate::error::DistributionError;
 use crate::progress::Reporter;
+use crate::sources::BlobSources;
 use crate::{LayerStore, Registry};
 
 /// Media types of what a push writes (Docker's, which every registry accepts).
 const MT_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const MT_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const MT_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Layers larger than this go up in chunks of this size.
+const CHUNK: u64 = 8 << 20;
 /// Prefix of compressed layers being pushed in the downloads dir (removed at start).
 pub(crate) const PUSH_TEMP_PREFIX: &str = "push-";
 
@@ -54,43 +59,36 @@ impl Drop for Blob {
 }
 
 impl Registry {
-    /// Pushes the local image `reference` (which must have a tag) to its registry.
+    /// Pushes the local images `references` (tags of one repository; `:latest` when one has
+    /// none) to their registry, one after the other as dockerd pushes `--all-tags`.
     pub async fn push(
         &self,
         store: Arc<dyn LayerStore>,
-        reference: &Reference,
+        references: &[Reference],
         creds: Option<&crate::Credentials>,
         report: &Reporter,
-    ) -> Result<Pushed, DistributionError> {
-        let reference = reference.clone().with_default_tag();
-        let tag = reference
-            .tag()
-            .unwrap_or(wharf_imageref::DEFAULT_TAG)
-            .to_string();
-        let full = reference.full();
-        let (config, diff_ids) = {
-            let s = store.clone();
-            tokio::task::spawn_blocking(move || s.image_for_push(&full))
-                .await
-                .map_err(|e| DistributionError::InvalidManifest(format!("push: {e}")))??
+    ) -> Result<Vec<Pushed>, DistributionError> {
+        let Some(first) = references.first() else {
+            return Err(DistributionError::InvalidArgument("no tag to push".into()));
         };
         report
             .status(
                 None,
-                format!("The push refers to repository [{}]", reference.name()),
+                format!("The push refers to repository [{}]", first.name()),
             )
             .await;
         let mut last = None;
         for endpoint in self
             .config
-            .endpoints(reference.domain())
+            .endpoints(first.domain())
             .into_iter()
             .filter(|e| !e.mirror)
         {
             let repo = Repo {
                 endpoint,
-                path: reference.path().to_string(),
+                path: first.path().to_string(),
                 actions: "pull,push",
+                mount_from: None,
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
             };
@@ -108,11 +106,35 @@ impl Registry {
                 }
                 Ok(_) => {}
             }
-            return self
-                .push_to(&repo, store, &reference, &tag, config, diff_ids, report)
-                .await;
+            let mut out = Vec::new();
+            for reference in references {
+                let reference = reference.clone().with_default_tag();
+                let tag = reference
+                    .tag()
+                    .unwrap_or(wharf_imageref::DEFAULT_TAG)
+                    .to_string();
+                let full = reference.full();
+                let s = store.clone();
+                let (config, diff_ids) =
+                    tokio::task::spawn_blocking(move || s.image_for_push(&full))
+                        .await
+                        .map_err(|e| DistributionError::InvalidManifest(format!("push: {e}")))??;
+                out.push(
+                    self.push_to(
+                        &repo,
+                        store.clone(),
+                        &reference,
+                        &tag,
+                        config,
+                        diff_ids,
+                        report,
+                    )
+                    .await?,
+                );
+            }
+            return Ok(out);
         }
-        Err(last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())))
+        Err(last.unwrap_or_else(|| self.config.no_endpoint(first.domain())))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -138,17 +160,18 @@ impl Registry {
         let sem = Arc::new(Semaphore::new(self.config.max_concurrent_uploads.max(1)));
         let mut tasks = Vec::new();
         for d in &diff_ids {
-            let (repo, store, sem, report, dir) = (
+            let (repo, store, sem, report, dir, sources) = (
                 repo.clone(),
                 store.clone(),
                 sem.clone(),
                 report.clone(),
                 self.downloads.clone(),
+                self.sources.clone(),
             );
             let d = d.clone();
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                push_layer(&repo, store, &d, &dir, &report).await
+                push_layer(&repo, store, &d, &dir, &sources, &report).await
             }));
         }
         let mut layers = Vec::new();
@@ -172,14 +195,19 @@ impl Registry {
         let config_digest = wharf_image::digest_of(&config);
         let config_size = config.len();
         if !blob_exists(repo, &config_digest).await? {
-            upload(
-                repo,
-                &config_digest,
-                full(Bytes::from(config.clone())),
-                config_size as u64,
-            )
-            .await?;
+            if let Mount::Upload(url) = mount(repo, &config_digest, &self.sources).await? {
+                put_blob(
+                    repo,
+                    url,
+                    &config_digest,
+                    full(Bytes::from(config.clone())),
+                    config_size as u64,
+                )
+                .await?;
+            }
         }
+        let (sources, key, d) = (self.sources.clone(), repo.key(), config_digest.clone());
+        let _ = tokio::task::spawn_blocking(move || sources.add(&key, &[d])).await;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MT_MANIFEST,
@@ -219,12 +247,13 @@ impl Registry {
     }
 }
 
-/// Compresses, checks and uploads one layer; returns its manifest descriptor.
+/// Compresses, checks and uploads (or mounts) one layer; returns its manifest descriptor.
 async fn push_layer(
     repo: &Repo,
     store: Arc<dyn LayerStore>,
     diff_id: &Digest,
     dir: &Path,
+    sources: &Arc<BlobSources>,
     report: &Reporter,
 ) -> Result<serde_json::Value, DistributionError> {
     let id = short(diff_id);
@@ -235,11 +264,61 @@ async fn push_layer(
     if blob_exists(repo, &blob.digest).await? {
         report.status(Some(&id), "Layer already exists").await;
     } else {
-        let body = file_body(&blob.path, blob.size, report.clone(), id.clone()).await?;
-        upload(repo, &blob.digest, body, blob.size).await?;
-        report.status(Some(&id), "Pushed").await;
+        match mount(repo, &blob.digest, sources).await? {
+            Mount::Mounted(from) => {
+                report
+                    .status(Some(&id), format!("Mounted from {from}"))
+                    .await;
+            }
+            Mount::Upload(url) => {
+                upload_file(repo, url, &blob, report, &id).await?;
+                report.status(Some(&id), "Pushed").await;
+            }
+        }
     }
+    let (sources, key, d) = (sources.clone(), repo.key(), blob.digest.clone());
+    // An fsync'd file write: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || sources.add(&key, &[d])).await;
     Ok(json!({"mediaType": MT_LAYER, "size": blob.size, "digest": blob.digest.to_string()}))
+}
+
+/// What a mount attempt left to do.
+enum Mount {
+    /// The registry linked the blob from this repository (path) into the target.
+    Mounted(String),
+    /// Not mounted: upload to this session.
+    Upload(String),
+}
+
+/// Asks the registry to mount `d` from another repository on the same host that it was
+/// pulled from or pushed to; a registry that cannot answers with an upload session instead.
+async fn mount(repo: &Repo, d: &Digest, sources: &BlobSources) -> Result<Mount, DistributionError> {
+    let host = format!("{}/", repo.endpoint.host);
+    let from = sources
+        .repos(d)
+        .into_iter()
+        .filter_map(|r| r.strip_prefix(&host).map(str::to_string))
+        .find(|path| *path != repo.path);
+    let Some(from) = from else {
+        return Ok(Mount::Upload(start_upload(repo).await?));
+    };
+    let url = repo.url(&format!("blobs/uploads/?mount={d}&from={from}"));
+    let with_source = Repo {
+        mount_from: Some(from.clone()),
+        ..repo.clone()
+    };
+    let resp = with_source.send(Method::POST, &url, &[]).await?;
+    match resp.status() {
+        StatusCode::CREATED => {
+            let _ = read_small(resp.into_body()).await;
+            Ok(Mount::Mounted(from))
+        }
+        StatusCode::ACCEPTED => Ok(Mount::Upload(location(repo, resp, &url).await?)),
+        _ => {
+            let _ = read_small(resp.into_body()).await;
+            Ok(Mount::Upload(start_upload(repo).await?))
+        }
+    }
 }
 
 /// gzip of the layer tar into a temp file, hashed on the way.
@@ -338,25 +417,89 @@ async fn blob_exists(repo: &Repo, d: &Digest) -> Result<bool, DistributionError>
     }
 }
 
-/// POST an upload session, then PUT the whole blob to it.
-async fn upload(repo: &Repo, d: &Digest, body: Body, size: u64) -> Result<(), DistributionError> {
+/// Opens an upload session; returns its URL.
+async fn start_upload(repo: &Repo) -> Result<String, DistributionError> {
     let start = repo.url("blobs/uploads/");
     let resp = repo.send(Method::POST, &start, &[]).await?;
     if resp.status() != StatusCode::ACCEPTED {
         return Err(registry_error(resp, &start).await);
     }
-    let location = resp
+    location(repo, resp, &start).await
+}
+
+/// The absolute URL in an upload answer's `Location`.
+async fn location(
+    repo: &Repo,
+    resp: http::Response<hyper::body::Incoming>,
+    url: &str,
+) -> Result<String, DistributionError> {
+    let loc = resp
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| DistributionError::InvalidManifest(format!("{start}: no upload Location")))?
+        .ok_or_else(|| DistributionError::InvalidManifest(format!("{url}: no upload Location")))?
         .to_string();
     let _ = read_small(resp.into_body()).await;
-    let mut url = if location.starts_with('/') {
-        format!("{}{location}", repo.endpoint.base)
+    Ok(if loc.starts_with('/') {
+        format!("{}{loc}", repo.endpoint.base)
     } else {
-        location
-    };
+        loc
+    })
+}
+
+/// Uploads a compressed layer to the session at `url`: in one PUT when it fits a chunk, else
+/// in [`CHUNK`]-sized PATCHes and a closing PUT, so a large layer never rides on one request.
+async fn upload_file(
+    repo: &Repo,
+    mut url: String,
+    blob: &Blob,
+    report: &Reporter,
+    id: &str,
+) -> Result<(), DistributionError> {
+    if blob.size <= CHUNK {
+        let body = file_body(&blob.path, blob.size, report.clone(), id.to_string()).await?;
+        return put_blob(repo, url, &blob.digest, body, blob.size).await;
+    }
+    let io = |what: &str| DistributionError::io(format!("{what} {}", blob.path.display()));
+    let mut file = tokio::fs::File::open(&blob.path)
+        .await
+        .map_err(io("open"))?;
+    let mut sent = 0u64;
+    while sent < blob.size {
+        let len = CHUNK.min(blob.size - sent);
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact(&mut buf).await.map_err(io("read"))?;
+        let end = sent + len - 1;
+        let resp = repo
+            .send_body(
+                Method::PATCH,
+                &url,
+                &[
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_RANGE, format!("{sent}-{end}")),
+                    (header::CONTENT_LENGTH, len.to_string()),
+                ],
+                full(Bytes::from(buf)),
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(registry_error(resp, &url).await);
+        }
+        url = location(repo, resp, &url).await?;
+        sent += len;
+        report.bytes(id, "Pushing", sent, blob.size);
+    }
+    put_blob(repo, url, &blob.digest, full(Bytes::new()), 0).await
+}
+
+/// Closes the upload session at `url` with the last `body` (`size` bytes), naming `d`.
+async fn put_blob(
+    repo: &Repo,
+    mut url: String,
+    d: &Digest,
+    body: Body,
+    size: u64,
+) -> Result<(), DistributionError> {
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str(&format!("digest={d}"));
     let resp = repo

@@ -10,6 +10,8 @@
 pub enum ErrorKind {
     /// The request was malformed or a parameter is invalid (HTTP 400).
     InvalidArgument,
+    /// The caller's credentials were refused, as by a registry login (HTTP 401).
+    Unauthorized,
     /// The caller is not allowed to do this (HTTP 403).
     Forbidden,
     /// The named object does not exist (HTTP 404).
@@ -35,6 +37,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict | ErrorKind::AlreadyExists => 409,
@@ -50,7 +53,8 @@ impl ErrorKind {
     pub fn from_http_status(status: u16) -> ErrorKind {
         match status {
             400 => ErrorKind::InvalidArgument,
-            401 | 403 => ErrorKind::Forbidden,
+            401 => ErrorKind::Unauthorized,
+            403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             409 => ErrorKind::Conflict,
             501 => ErrorKind::NotImplemented,
@@ -90,6 +94,8 @@ mod tests {
     fn status_round_trips_for_distinct_kinds() {
         for kind in [
             ErrorKind::InvalidArgument,
+            ErrorKind::Unauthorized,
+            ErrorKind::Forbidden,
             ErrorKind::NotFound,
             ErrorKind::Conflict,
             ErrorKind::NotImplemented,

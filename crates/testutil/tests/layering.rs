@@ -86,9 +86,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("wharf-client", &["wharf-errdefs", "wharf-api-types"]),
+    // `manifest inspect` reads registries directly, as docker's CLI links the distribution
+    // client; the CLI still never links the daemon, runtime or sys.
     (
         "wharf",
-        &["wharf-errdefs", "wharf-api-types", "wharf-client"],
+        &[
+            "wharf-errdefs",
+            "wharf-api-types",
+            "wharf-client",
+            "wharf-distribution",
+        ],
     ),
 ];
 

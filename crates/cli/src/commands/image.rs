@@ -60,11 +60,23 @@ pub(crate) fn pull_image(
         let (r, t) = fi::split_tag(reference);
         (r.to_string(), Some(t.to_string()))
     };
+    request_pull(ctx, name, tag, platform, quiet)
+}
+
+/// `POST /images/create` for `name` and `tag` (every tag when `None` and `name` has no
+/// digest), with the stored credentials, printing the progress.
+fn request_pull(
+    ctx: &Ctx,
+    name: String,
+    tag: Option<String>,
+    platform: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let q = Query::new()
         .set("fromImage", name.clone())
         .opt("tag", tag)
         .opt("platform", platform.map(str::to_string));
-    let auth = registry_auth(ctx, &name);
+    let auth = registry_auth(ctx, &name)?;
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
         .map(|a| vec![("X-Registry-Auth", a)])
@@ -75,77 +87,61 @@ pub(crate) fn pull_image(
     show_progress(resp, quiet)
 }
 
-/// Prints a pull or push progress stream as docker does without a terminal: the final state
-/// of each layer and the status lines; an `error` message ends it with exit status 1.
+/// Prints a pull or push progress stream on stdout as docker does without a terminal: each
+/// message as `id: status progress`; `aux` messages are not shown; an `error` message ends it
+/// with exit status 1.
 fn show_progress(resp: wharf_client::Response, quiet: bool) -> anyhow::Result<()> {
+    let mut text = String::new();
     for msg in resp.json_stream() {
         let msg = msg?;
         if let Some(e) = msg.get("error").and_then(Value::as_str) {
             return Err(StatusError::exit(1, e.to_string()));
         }
-        if quiet {
+        if quiet || msg.get("aux").is_some_and(|a| !a.is_null()) {
             continue;
         }
-        let status = msg
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match msg.get("id").and_then(Value::as_str) {
-            // Per-layer progress is a live display in docker; only its final states are kept.
-            Some(id)
-                if msg
-                    .get("progressDetail")
-                    .and_then(Value::as_object)
-                    .is_none_or(|o| o.is_empty()) =>
-            {
-                eprintln!("{id}: {status}")
-            }
-            Some(_) => {}
-            None if status.is_empty() => {}
-            None => eprintln!("{status}"),
+        let field = |k: &str| msg.get(k).and_then(Value::as_str).unwrap_or_default();
+        if !field("id").is_empty() {
+            text.push_str(&format!("{}: ", field("id")));
         }
+        text.push_str(field("status"));
+        if !field("progress").is_empty() {
+            text.push_str(&format!(" {}", field("progress")));
+        }
+        text.push('\n');
+        // Flushed per message so a long pull shows as it goes.
+        out(&text);
+        text.clear();
     }
     Ok(())
 }
 
-/// The `X-Registry-Auth` value for the registry of `image`, from the config file's `auths`
-/// (credential helpers are not consulted yet): URL-safe base64 of the AuthConfig JSON.
-fn registry_auth(ctx: &Ctx, image: &str) -> Option<String> {
-    let first = image.split('/').next().unwrap_or_default();
-    let host = if image.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost")
-    {
-        first.to_string()
-    } else {
-        "https://index.docker.io/v1/".to_string()
-    };
-    let entry = [
-        host.clone(),
-        format!("https://{host}"),
-        format!("http://{host}"),
-    ]
-    .iter()
-    .find_map(|k| ctx.config.auths.get(k))?;
-    let auth = entry.get("auth").and_then(Value::as_str)?;
-    let json = json!({"auth": auth, "serveraddress": host}).to_string();
-    Some(
-        wharf_api_types::base64::encode(json.as_bytes())
-            .replace('+', "-")
-            .replace('/', "_"),
-    )
+/// The `X-Registry-Auth` value for the registry of `image`, from the credential store the
+/// docker CLI would use (config file or helper); none when nothing is stored.
+pub(crate) fn registry_auth(ctx: &Ctx, image: &str) -> anyhow::Result<Option<String>> {
+    let server = crate::credentials::registry_of(image);
+    Ok(crate::credentials::get(&ctx.config, &server)?.map(|e| e.header()))
 }
+
+/// Whether `image` names a tag or digest, not just a repository.
+fn names_tag(image: &str) -> bool {
+    image.contains('@') || fi::split_tag(image).0 != image
+}
+
+/// docker's refusal of `-a` with a tag.
+const TAG_WITH_ALL: &str = "tag can't be used with --all-tags/-a";
 
 /// `push`
 pub(crate) fn push(ctx: &Ctx, a: &PushArgs) -> anyhow::Result<i32> {
-    if a.all_tags {
-        return Err(StatusError::exit(
-            1,
-            "pushing all tags (--all-tags) is not supported yet",
-        ));
+    if a.all_tags && names_tag(&a.image) {
+        return Err(StatusError::exit(1, TAG_WITH_ALL));
     }
     let (name, tag) = fi::split_tag(&a.image);
-    let q = Query::new().set("tag", tag.to_string());
-    let auth = registry_auth(ctx, name);
+    if !a.all_tags && !names_tag(&a.image) && !a.quiet {
+        out("Using default tag: latest\n");
+    }
+    let q = Query::new().opt("tag", (!a.all_tags).then(|| tag.to_string()));
+    let auth = registry_auth(ctx, name)?;
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
         .map(|a| vec![("X-Registry-Auth", a)])
@@ -166,6 +162,14 @@ pub(crate) fn push(ctx: &Ctx, a: &PushArgs) -> anyhow::Result<i32> {
 
 /// `pull`
 pub(crate) fn pull(ctx: &Ctx, a: &PullArgs) -> anyhow::Result<i32> {
+    if a.all_tags {
+        if names_tag(&a.image) {
+            return Err(StatusError::exit(1, TAG_WITH_ALL));
+        }
+        request_pull(ctx, a.image.clone(), None, a.platform.as_deref(), a.quiet)?;
+        out(&format!("{}\n", a.image));
+        return Ok(0);
+    }
     pull_image(ctx, &a.image, a.platform.as_deref(), a.quiet)?;
     let r = if a.image.contains(':') || a.image.contains('@') {
         a.image.clone()

@@ -7,6 +7,7 @@ pub(crate) mod cp;
 pub(crate) mod create;
 pub(crate) mod image;
 pub(crate) mod network;
+pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod session;
 pub(crate) mod system;

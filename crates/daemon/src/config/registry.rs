@@ -133,6 +133,7 @@ pub fn merge(
         } else {
             flags.certs_dirs.clone()
         },
+        http_fallback: true,
     };
     config.validate().map_err(|e| ConfigError::Invalid {
         name: "registry",

@@ -1,7 +1,7 @@
 """docker-py against wharfd whose docker.io mirror is a local registry ($REGISTRY).
 
-The test put busybox there as library/pybox:1; this pulls it by tag, by digest and with a
-platform, reads /distribution/{name}/json, pushes a tag back and logs in. Nothing here may
+The test put busybox there as library/pybox:1; this pulls it by tag, by digest, all tags and
+with a platform, reads /distribution/{name}/json, pushes a tag back and logs in. Nothing here may
 miss on the mirror: a miss falls back to Docker Hub, and tests talk to loopback only.
 """
 import os
@@ -23,6 +23,9 @@ assert data.has_platform("linux/amd64"), data.attrs
 c.images.remove("pybox:1")
 by_digest = c.images.pull(digests[0])
 assert by_digest.id == img.id, (by_digest.id, img.id)
+
+every = c.images.pull("pybox", all_tags=True)
+assert any("pybox:1" in i.tags for i in every), [i.tags for i in every]
 
 with_platform = c.images.pull("pybox", tag="1", platform="linux/amd64")
 assert with_platform.id == img.id

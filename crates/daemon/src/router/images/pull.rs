@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::json;
 use wharf_distribution::{Credentials, Platform, Progress, Reporter};
-use wharf_errdefs::ErrorKind;
 use wharf_image::{Digest, Reference};
 
 use crate::server::error::ApiError;
@@ -23,8 +22,11 @@ const PROGRESS_QUEUE: usize = 256;
 /// What a pull request asks for, parsed and checked.
 #[derive(Debug, PartialEq)]
 pub struct PullRequest {
+    /// Without tag or digest when `all_tags`.
     pub reference: Reference,
     pub platform: Option<Platform>,
+    /// No tag asked for: every tag of the repository (`pull --all-tags`).
+    pub all_tags: bool,
 }
 
 /// Parses `fromImage`, `tag` (a tag or a digest) and `platform`.
@@ -33,13 +35,8 @@ pub fn parse_pull(q: &Query) -> Result<PullRequest, ApiError> {
     let tag = q.get("tag").unwrap_or_default();
     let invalid = |e: &dyn std::fmt::Display| ApiError::invalid(e.to_string());
     let base = Reference::parse(image).map_err(|e| invalid(&e))?;
+    let all_tags = tag.is_empty() && base.tag().is_none() && base.digest().is_none();
     let reference = if tag.is_empty() {
-        if base.tag().is_none() && base.digest().is_none() {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                "pulling all tags of a repository (--all-tags) is not supported",
-            ));
-        }
         base
     } else if Digest::parse(tag).is_ok() {
         Reference::parse(&format!("{}@{tag}", base.name())).map_err(|e| invalid(&e))?
@@ -53,111 +50,78 @@ pub fn parse_pull(q: &Query) -> Result<PullRequest, ApiError> {
     Ok(PullRequest {
         reference,
         platform,
+        all_tags,
     })
 }
 
-/// Serves a pull: resolve, then stream the progress of downloading and applying layers.
+/// Serves a pull: resolve (or list the tags), then stream the progress of downloading and
+/// applying layers.
 pub async fn serve(d: Arc<Daemon>, q: &Query, auth_header: Option<&str>) -> ApiResult {
     let req = parse_pull(q)?;
     let creds = auth_header.and_then(Credentials::from_header);
-    let resolved = d
-        .registry
-        .resolve(&req.reference, req.platform.as_ref(), creds.as_ref())
-        .await
-        .map_err(|e| ApiError::from_err(&e))?;
-    let (tx, body) = h::channel_body(16);
-    let (ptx, mut prx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
-    let name = resolved.reference.familiar();
     let images = d.containers.images().clone();
     let registry = d.registry.clone();
-    let pull =
-        tokio::spawn(async move { registry.pull(images, resolved, &Reporter::new(ptx)).await });
-    tokio::spawn(async move {
-        while let Some(p) = prx.recv().await {
-            // A client gone mid-pull does not stop the pull (dockerd finishes it too).
-            let _ = tx.send(line(&render(&p))).await;
-        }
-        match pull.await {
-            Ok(Ok(done)) => {
-                let mut attrs = std::collections::BTreeMap::new();
-                attrs.insert("name".to_string(), name.clone());
-                d.events.publish("image", "pull", &name, attrs);
-                tracing::info!(image = %name, id = %done.id, "pulled");
-            }
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                let _ = tx
-                    .send(line(
-                        &json!({"errorDetail": {"message": msg}, "error": msg}),
-                    ))
-                    .await;
-            }
-            Err(e) => {
-                let msg = format!("pull task failed: {e}");
-                let _ = tx
-                    .send(line(
-                        &json!({"errorDetail": {"message": msg}, "error": msg}),
-                    ))
-                    .await;
-            }
-        }
-    });
-    Ok(h::with_type(
-        Response::builder().status(StatusCode::OK),
-        "application/json",
-        body,
-    ))
+    let name = req.reference.familiar();
+    let (ptx, prx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
+    let pull = if req.all_tags {
+        let tags = registry
+            .tags(&req.reference, creds.as_ref())
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        tokio::spawn(async move {
+            let report = Reporter::new(ptx);
+            registry
+                .pull_all_tags(
+                    images,
+                    &req.reference,
+                    &tags,
+                    req.platform.as_ref(),
+                    creds.as_ref(),
+                    &report,
+                )
+                .await
+                .map(|_| ())
+        })
+    } else {
+        let resolved = registry
+            .resolve(&req.reference, req.platform.as_ref(), creds.as_ref())
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        tokio::spawn(async move {
+            registry
+                .pull(images, resolved, &Reporter::new(ptx))
+                .await
+                .map(|_| ())
+        })
+    };
+    stream(d, prx, pull, "pull", name)
 }
 
-/// Serves `POST /images/{name}/push?tag=…`: the image must exist locally; progress streams.
-pub async fn serve_push(
+/// Streams progress as dockerd's JSON messages until `task` ends; its error becomes the last
+/// message, its success an image event named `action`.
+fn stream(
     d: Arc<Daemon>,
-    name: &str,
-    q: &Query,
-    auth_header: Option<&str>,
+    mut prx: tokio::sync::mpsc::Receiver<Progress>,
+    task: tokio::task::JoinHandle<Result<(), wharf_distribution::DistributionError>>,
+    action: &'static str,
+    name: String,
 ) -> ApiResult {
-    let invalid = |e: &dyn std::fmt::Display| ApiError::invalid(e.to_string());
-    let base = Reference::parse(name).map_err(|e| invalid(&e))?;
-    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
-        Some(t) => Reference::with_repo_tag(&base.name(), Some(t)).map_err(|e| invalid(&e))?,
-        None if base.tag().is_some() => base,
-        None => {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                "pushing all tags of a repository (--all-tags) is not supported",
-            ))
-        }
-    };
-    let images = d.containers.images().clone();
-    if images.resolve(&reference.full()).is_err() {
-        return Err(ApiError::not_found(format!(
-            "An image does not exist locally with the tag: {}",
-            reference.familiar_name()
-        )));
-    }
-    let creds = auth_header.and_then(Credentials::from_header);
     let (tx, body) = h::channel_body(16);
-    let (ptx, mut prx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
-    let registry = d.registry.clone();
-    let name = reference.familiar();
-    let push = tokio::spawn(async move {
-        registry
-            .push(images, &reference, creds.as_ref(), &Reporter::new(ptx))
-            .await
-    });
     tokio::spawn(async move {
         while let Some(p) = prx.recv().await {
+            // A client gone mid-transfer does not stop it (dockerd finishes it too).
             let _ = tx.send(line(&render(&p))).await;
         }
-        let msg = match push.await {
-            Ok(Ok(_)) => {
+        let msg = match task.await {
+            Ok(Ok(())) => {
                 let mut attrs = std::collections::BTreeMap::new();
                 attrs.insert("name".to_string(), name.clone());
-                d.events.publish("image", "push", &name, attrs);
+                d.events.publish("image", action, &name, attrs);
+                tracing::info!(image = %name, action, "done");
                 return;
             }
             Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("push task failed: {e}"),
+            Err(e) => format!("{action} task failed: {e}"),
         };
         let _ = tx
             .send(line(
@@ -170,6 +134,63 @@ pub async fn serve_push(
         "application/json",
         body,
     ))
+}
+
+/// Serves `POST /images/{name}/push?tag=…`: the image must exist locally; progress streams.
+/// Neither a tag in the name nor `tag` pushes every local tag of the repository.
+pub async fn serve_push(
+    d: Arc<Daemon>,
+    name: &str,
+    q: &Query,
+    auth_header: Option<&str>,
+) -> ApiResult {
+    let invalid = |e: &dyn std::fmt::Display| ApiError::invalid(e.to_string());
+    let base = Reference::parse(name).map_err(|e| invalid(&e))?;
+    let images = d.containers.images().clone();
+    let references = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => vec![Reference::with_repo_tag(&base.name(), Some(t)).map_err(|e| invalid(&e))?],
+        None if base.tag().is_some() => vec![base.clone()],
+        None => local_tags(&images, &base),
+    };
+    if references.is_empty()
+        || references
+            .iter()
+            .any(|r| images.resolve(&r.full()).is_err())
+    {
+        return Err(ApiError::not_found(format!(
+            "An image does not exist locally with the tag: {}",
+            base.familiar_name()
+        )));
+    }
+    let creds = auth_header.and_then(Credentials::from_header);
+    let (ptx, prx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
+    let registry = d.registry.clone();
+    let shown = references
+        .first()
+        .map(Reference::familiar)
+        .unwrap_or_default();
+    let push = tokio::spawn(async move {
+        registry
+            .push(images, &references, creds.as_ref(), &Reporter::new(ptx))
+            .await
+            .map(|_| ())
+    });
+    stream(d, prx, push, "push", shown)
+}
+
+/// The local tags of `repo`'s repository, sorted.
+fn local_tags(images: &wharf_image::ImageService, repo: &Reference) -> Vec<Reference> {
+    let name = repo.name();
+    let mut out: Vec<Reference> = images
+        .list()
+        .iter()
+        .flat_map(|i| i.repo_tags.iter())
+        .filter_map(|t| Reference::parse(t).ok())
+        .filter(|r| r.name() == name && r.tag().is_some())
+        .collect();
+    out.sort_by_key(Reference::full);
+    out.dedup_by_key(|r| r.full());
+    out
 }
 
 fn line(v: &serde_json::Value) -> Bytes {
@@ -238,6 +259,7 @@ fn human(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wharf_errdefs::ErrorKind;
 
     fn q(s: &str) -> Query {
         Query::parse(Some(s))
@@ -254,10 +276,10 @@ mod tests {
         assert_eq!(r.reference.digest().map(|x| x.to_string()), Some(d));
         let r = parse_pull(&q("fromImage=alpine&tag=latest&platform=linux/arm64")).unwrap();
         assert_eq!(r.platform.unwrap().to_string(), "linux/arm64/v8");
-        assert_eq!(
-            parse_pull(&q("fromImage=alpine")).unwrap_err().kind,
-            ErrorKind::NotImplemented
-        );
+        let all = parse_pull(&q("fromImage=alpine")).unwrap();
+        assert!(all.all_tags);
+        assert_eq!(all.reference.full(), "docker.io/library/alpine");
+        assert!(!parse_pull(&q("fromImage=alpine&tag=1")).unwrap().all_tags);
         for bad in [
             "fromImage=UPPER&tag=x",
             "fromImage=a&tag=bad!tag",
