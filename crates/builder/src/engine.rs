@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use wharf_api_types::container::Resources;
+
 use crate::cache::CacheStore;
 use crate::context::Context;
 use crate::dispatch::{StageResult, StageRun};
@@ -36,6 +38,14 @@ pub struct BuildOptions {
     /// Only the final image id is reported.
     pub quiet: bool,
     pub extra_hosts: Vec<String>,
+    /// Pull every FROM image even when it is local (`--pull`).
+    pub pull: bool,
+    /// Stages (names or indices) built without the cache (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Limits for RUN containers (`--memory`, `--cpu-shares`, `--cpuset-cpus`, `--ulimit`…).
+    pub resources: Resources,
+    /// Size of RUN containers' /dev/shm in bytes (`--shm-size`); 0: the daemon's default.
+    pub shm_size: i64,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +62,10 @@ impl Default for BuildOptions {
             force_remove: false,
             quiet: false,
             extra_hosts: Vec::new(),
+            pull: false,
+            no_cache_filter: Vec::new(),
+            resources: Resources::default(),
+            shm_size: 0,
         }
     }
 }
@@ -129,6 +143,16 @@ impl Shared<'_> {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether stage `index` must not use the cache (`--no-cache`, `--no-cache-filter`).
+    pub fn no_cache(&self, index: usize) -> bool {
+        let stage = &self.df.stages[index];
+        self.opts.no_cache
+            || self.opts.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
+                    || f.parse::<usize>() == Ok(index)
+            })
     }
 
     pub fn build_arg(&self, name: &str) -> Option<String> {
@@ -252,6 +276,13 @@ impl<'w> Engine<'w> {
             })?,
             _ => df.stages.len() - 1,
         };
+        for f in &opts.no_cache_filter {
+            if df.stage_index(f).is_none() {
+                return Err(BuildError::InvalidArgument(format!(
+                    "no-cache-filter stage \"{f}\" could not be found"
+                )));
+            }
+        }
         let (meta, consumed) = meta_args(&df, opts)?;
         let deps = plan(&df, &meta, target)?;
         let total_steps = deps.keys().map(|i| 1 + df.stages[*i].commands.len()).sum();
@@ -346,7 +377,9 @@ impl<'w> Engine<'w> {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            image = self.worker.commit_config(Some(&image), &cfg, &by)?;
+            image = self
+                .worker
+                .commit_config(Some(&image), &cfg, &by, result.author.as_deref())?;
         }
         let unused: Vec<String> = {
             let consumed = shared.consumed.lock().unwrap_or_else(|e| e.into_inner());

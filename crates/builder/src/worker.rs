@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use wharf_api_types::container::Resources;
 use wharf_image::ContainerConfig;
 
 use crate::BuildError;
@@ -16,7 +17,7 @@ pub struct ImageInfo {
 }
 
 /// How a build container runs: the stage's config with the step's command.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSpec {
     /// The full argv; the image's entrypoint does not apply.
     pub cmd: Vec<String>,
@@ -29,6 +30,10 @@ pub struct RunSpec {
     pub extra_hosts: Vec<String>,
     /// `RUN --mount=type=cache` directories, kept by the worker across builds.
     pub cache_mounts: Vec<CacheMount>,
+    /// The build's resource limits (cgroup settings and ulimits).
+    pub resources: Resources,
+    /// /dev/shm size in bytes; 0 for the default.
+    pub shm_size: i64,
 }
 
 /// A persistent cache directory mounted into a RUN (`--mount=type=cache`).
@@ -96,7 +101,8 @@ impl CacheMount {
 pub trait Worker: Send + Sync {
     /// A local image by reference or id; `None` when there is none.
     fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BuildError>;
-    /// Fetches an image that is not local (the distribution seam); its error is the build's.
+    /// Pulls `reference` from its registry, also when a local image has that name (FROM of an
+    /// image that is not local, and every FROM with `--pull`); its error is the build's.
     fn pull(&self, reference: &str) -> Result<ImageInfo, BuildError>;
     /// Creates (not starts) a build container on `image`; returns its id.
     fn create(&self, image: &str, spec: &RunSpec) -> Result<String, BuildError>;
@@ -105,13 +111,14 @@ pub trait Worker: Send + Sync {
     fn unmount(&self, container: &str) -> Result<(), BuildError>;
     /// Starts the container, passes its output to `out` as it comes, returns the exit code.
     fn run(&self, container: &str, out: &mut dyn FnMut(&[u8])) -> Result<i64, BuildError>;
-    /// Commits the container's changes as a layer on its image, with `config` and a history
-    /// row `created_by`; returns the new image id.
+    /// Commits the container's changes as a layer on its image, with `config`, a history
+    /// row `created_by` and the image's `author` (MAINTAINER); returns the new image id.
     fn commit(
         &self,
         container: &str,
         config: &ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError>;
     /// A new image without a new layer: `parent` (none: an empty image) with `config` and one
     /// history row `created_by`; an empty `created_by` adds no row (FROM scratch's base).
@@ -120,6 +127,7 @@ pub trait Worker: Send + Sync {
         parent: Option<&str>,
         config: &ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError>;
     /// Removes a build container (and its layer).
     fn remove(&self, container: &str) -> Result<(), BuildError>;

@@ -1190,6 +1190,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Do not cache specified stages
+    #[arg(long = "no-cache-filter", value_name = "stringArray")]
+    pub no_cache_filter: Vec<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,

@@ -174,12 +174,14 @@ impl ImageService {
 
     /// A new image that is `parent` (none: an empty image) with `config` and one more history
     /// row without a layer: what a metadata-only build step (ENV, CMD, LABEL…) makes. With an
-    /// empty `created_by` no row is added.
+    /// empty `created_by` no row is added. `author` replaces the parent's, as Docker's
+    /// builder sets it from MAINTAINER on every step.
     pub fn commit_config(
         &self,
         parent: Option<&str>,
         config: crate::model::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<Image, ImageError> {
         let _w = self.lock_writer();
         let created = now_rfc3339();
@@ -197,6 +199,7 @@ impl ImageService {
             None => (ImageConfig::new_for_host(Vec::new(), created.clone()), None),
         };
         base.config = Some(config);
+        base.author = author.map(str::to_string);
         base.created = Some(created.clone());
         base.container = None;
         base.container_config = None;
@@ -205,7 +208,7 @@ impl ImageService {
             base.history.push(HistoryItem {
                 created: Some(created),
                 created_by: Some(created_by.to_string()),
-                author: None,
+                author: author.map(str::to_string),
                 comment: None,
                 empty_layer: true,
             });

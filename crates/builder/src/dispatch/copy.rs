@@ -36,6 +36,8 @@ pub(crate) struct Prepared {
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     chown_spec: Option<String>,
+    /// `--parents`: each source keeps its path (after a `/./` pivot) under the destination.
+    parents: bool,
 }
 
 fn is_archive(path: &Path) -> bool {
@@ -278,11 +280,24 @@ impl Prepared {
                 Source::Path { abs, name } => {
                     let top = fs::metadata(abs).map_err(BuildError::io(format!("stat {name}")))?;
                     if top.is_dir() {
+                        // --parents keeps the directory's own path under the destination.
+                        let base = if self.parents {
+                            dest_rel.join(name)
+                        } else {
+                            dest_rel.clone()
+                        };
+                        if self.parents {
+                            extract(
+                                root,
+                                dir_tar(root, &[], &format!("/{}", base.display()))?,
+                                owner,
+                            )?;
+                        }
                         for (rel, p) in walk(abs) {
                             let target = if rel.is_empty() {
-                                dest_rel.clone()
+                                base.clone()
                             } else {
-                                dest_rel.join(&rel)
+                                base.join(&rel)
                             };
                             self.append_path(&mut b, &p, &target, rel.is_empty())?;
                         }
@@ -292,6 +307,13 @@ impl Prepared {
                         } else {
                             dest_rel.clone()
                         };
+                        if let Some(dir) = target.parent().filter(|_| self.parents) {
+                            extract(
+                                root,
+                                dir_tar(root, &[], &format!("/{}", dir.display()))?,
+                                owner,
+                            )?;
+                        }
                         self.append_path(&mut b, abs, &target, true)?;
                     }
                 }
@@ -361,9 +383,10 @@ impl Prepared {
 impl StageRun<'_, '_> {
     pub(super) fn copy_step(&mut self, a: &CopyArgs, add: bool) -> Result<(), BuildError> {
         let cmd = if add { "ADD" } else { "COPY" };
-        if a.parents || a.link || !a.exclude.is_empty() || a.keep_git_dir {
+        // --link only changes how BuildKit rebases the layer; the files are the same.
+        if !a.exclude.is_empty() || a.keep_git_dir {
             return Err(BuildError::NotSupported(format!(
-                "{cmd} --parents, --link, --exclude and --keep-git-dir are not supported by Wharf's builder yet"
+                "{cmd} --exclude and --keep-git-dir are not supported by Wharf's builder yet"
             )));
         }
         if a.checksum.is_some() {
@@ -442,6 +465,11 @@ impl StageRun<'_, '_> {
                     "ADD of a remote URL ({src}) is not supported by Wharf's builder yet"
                 )));
             }
+            // `--parents` keeps the path after a `./` pivot (BuildKit's rule), else all of it.
+            let pivot = match src.split_once("/./") {
+                Some((before, _)) if a.parents => confine(before).unwrap_or_default(),
+                _ => PathBuf::new(),
+            };
             let rel = confine(&src).ok_or_else(|| {
                 BuildError::InvalidArgument(format!(
                     "{cmd} failed: forbidden path outside the build context: {src} ()"
@@ -467,11 +495,19 @@ impl StageRun<'_, '_> {
                 let abs = root.join(&m);
                 let is_dir = fs::metadata(&abs).is_ok_and(|x| x.is_dir());
                 kinds.push(if is_dir { "dir" } else { "file" });
+                let name = if a.parents {
+                    m.strip_prefix(&pivot)
+                        .unwrap_or(&m)
+                        .to_string_lossy()
+                        .to_string()
+                } else {
+                    m.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                };
+                // The name decides where the source lands, so it is part of the key.
+                hasher.update(format!("source{name}\0"));
                 hash_tree(&abs, &mut hasher)?;
-                let name = m
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
                 if add && !is_dir && a.from.is_none() && is_archive(&abs) {
                     sources.push(Source::Archive { abs });
                 } else {
@@ -480,7 +516,8 @@ impl StageRun<'_, '_> {
             }
         }
         let dest_raw = self.expand_word(&a.dest)?;
-        let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        let dest_dir =
+            dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == "." || a.parents;
         if sources.len() > 1 && !dest_dir {
             return Err(BuildError::InvalidArgument(format!(
                 "When using {cmd} with more than one source file, the destination must be a directory and end with a /"
@@ -523,9 +560,13 @@ impl StageRun<'_, '_> {
             owner: None,
             chmod,
             chown_spec: chown_spec.clone(),
+            parents: a.parents,
         };
         let created_by = self.nop(&format!("{cmd} {hash} in {dest_raw} "));
-        let extra = format!("chown={chown_spec:?} chmod={chmod:?} dest={dest}");
+        let extra = format!(
+            "chown={chown_spec:?} chmod={chmod:?} dest={dest} parents={}",
+            a.parents
+        );
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
     }
 

@@ -19,6 +19,7 @@ use crate::BuildError;
 pub struct StageResult {
     pub image: Option<String>,
     pub config: ContainerConfig,
+    pub author: Option<String>,
 }
 
 /// The default PATH Docker gives images without one.
@@ -37,6 +38,8 @@ pub(crate) struct StageRun<'s, 'a> {
     line: usize,
     /// CMD ran in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// MAINTAINER's value: the `Author` of every image the stage commits after it.
+    author: Option<String>,
 }
 
 /// A step that changes the filesystem, done in a build container.
@@ -57,6 +60,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             args: Vec::new(),
             line: 0,
             cmd_set: false,
+            author: None,
         }
     }
 
@@ -120,6 +124,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         Ok(StageResult {
             image: self.image,
             config: self.config,
+            author: self.author,
         })
     }
 
@@ -146,7 +151,12 @@ impl<'s, 'a> StageRun<'s, 'a> {
         } else if base.eq_ignore_ascii_case("scratch") {
             self.config.env = Some(vec![DEFAULT_PATH.to_string()]);
         } else {
-            let info = match self.sh.worker.image(&base)? {
+            let local = if self.sh.opts.pull {
+                None
+            } else {
+                self.sh.worker.image(&base)?
+            };
+            let info = match local {
                 Some(i) => i,
                 None => self.sh.worker.pull(&base)?,
             };
@@ -194,7 +204,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         op: Option<FsOp<'_>>,
     ) -> Result<(), BuildError> {
         let config_json = serde_json::to_value(&self.config).unwrap_or_default();
-        let step = format!("{created_by}\u{0}{key_extra}");
+        let step = format!("{created_by}\u{0}{key_extra}\u{0}author={:?}", self.author);
         let platform = format!("linux/{}", wharf_image::host_arch());
         let key = CacheRecord {
             version: 1,
@@ -204,7 +214,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             platform: &platform,
         }
         .key();
-        if !self.sh.opts.no_cache {
+        if !self.sh.no_cache(self.index) {
             if let Some(id) = self.sh.cache.get(&key) {
                 if self.sh.worker.image(&id)?.is_some() {
                     self.sh.say(" ---> Using cache\n");
@@ -215,11 +225,12 @@ impl<'s, 'a> StageRun<'s, 'a> {
             }
         }
         let id = match op {
-            None => {
-                self.sh
-                    .worker
-                    .commit_config(self.image.as_deref(), &self.config, created_by)?
-            }
+            None => self.sh.worker.commit_config(
+                self.image.as_deref(),
+                &self.config,
+                created_by,
+                self.author.as_deref(),
+            )?,
             Some(op) => self.in_container(op, created_by)?,
         };
         self.sh.cache.put(&key, &id)?;
@@ -233,7 +244,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let image = match self.image.clone() {
             Some(i) => i,
             // FROM scratch: an empty image without history to put the container on.
-            None => self.sh.worker.commit_config(None, &self.config, "")?,
+            None => self.sh.worker.commit_config(None, &self.config, "", None)?,
         };
         if matches!(op, FsOp::Run(_)) && self.image.is_none() {
             return Err(BuildError::InvalidArgument(
@@ -269,7 +280,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                     r?;
                 }
             }
-            worker.commit(&cid, &self.config, created_by)
+            worker.commit(&cid, &self.config, created_by, self.author.as_deref())
         })();
         let remove = if res.is_ok() {
             self.sh.opts.remove || self.sh.opts.force_remove

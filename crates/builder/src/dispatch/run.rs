@@ -93,6 +93,8 @@ impl StageRun<'_, '_> {
                 network: network.clone(),
                 extra_hosts: self.sh.opts.extra_hosts.clone(),
                 cache_mounts,
+                resources: self.sh.opts.resources.clone(),
+                shm_size: self.sh.opts.shm_size,
             },
             display,
         };

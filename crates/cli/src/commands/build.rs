@@ -231,6 +231,9 @@ pub(crate) fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<i32> {
     for t in &a.tag {
         q = q.set("t", t.clone());
     }
+    if !a.no_cache_filter.is_empty() {
+        q = q.set("nocachefilter", serde_json::to_string(&a.no_cache_filter)?);
+    }
     for h in &a.add_host {
         q = q.set("extrahosts", h.clone());
     }

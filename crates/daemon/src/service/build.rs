@@ -92,7 +92,11 @@ impl Worker for DaemonWorker {
         })?;
         let store: Arc<dyn wharf_distribution::LayerStore> = self.images().clone();
         self.rt
-            .block_on(self.registry.ensure_image(store, &r, None, None))
+            .block_on(async {
+                let resolved = self.registry.resolve(&r, None, None).await?;
+                let silent = wharf_distribution::Reporter::silent();
+                self.registry.pull(store, resolved, &silent).await
+            })
             .map_err(|e| BuildError::Worker {
                 kind: e.kind(),
                 message: e.to_string(),
@@ -129,6 +133,8 @@ impl Worker for DaemonWorker {
             binds: (!binds.is_empty()).then_some(binds),
             network_mode: spec.network.clone(),
             extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+            resources: spec.resources.clone(),
+            shm_size: spec.shm_size,
             ..Default::default()
         });
         let cs = self.containers.clone();
@@ -182,10 +188,12 @@ impl Worker for DaemonWorker {
         container: &str,
         config: &wharf_image::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError> {
         let opts = CommitOptions {
             config: Some(config.clone()),
             created_by: Some(created_by.to_string()),
+            author: author.map(str::to_string),
             ..Default::default()
         };
         self.images()
@@ -199,9 +207,10 @@ impl Worker for DaemonWorker {
         parent: Option<&str>,
         config: &wharf_image::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError> {
         self.images()
-            .commit_config(parent, config.clone(), created_by)
+            .commit_config(parent, config.clone(), created_by, author)
             .map(|i| i.id)
             .map_err(ierr)
     }

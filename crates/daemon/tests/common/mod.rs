@@ -3,6 +3,7 @@
 //! everything it created (containers, shims, mounts, netns pins, cgroups) even on failure.
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+pub mod build;
 pub mod reality;
 pub mod registry;
 

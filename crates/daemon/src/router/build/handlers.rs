@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+use wharf_api_types::container::{Resources, Ulimit};
 use wharf_api_types::ApiVersion;
 use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event};
 use wharf_errdefs::ErrorKind;
@@ -23,17 +24,30 @@ fn json_map(q: &Query, key: &str) -> Result<BTreeMap<String, Option<String>>, Ap
     }
 }
 
-/// Refuses a resource option we do not apply to build containers yet.
-fn refuse_nonzero(q: &Query, keys: &[&str]) -> Result<(), ApiError> {
-    for k in keys {
-        if let Some(v) = q.get(k).filter(|v| !v.is_empty() && *v != "0") {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!("build option {k}={v} is not supported by Wharf's builder yet"),
-            ));
-        }
+/// A JSON list parameter (`cachefrom`, `ulimits`); absent, empty or `null` is empty.
+fn json_list<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<Vec<T>, ApiError> {
+    match q.get(key).filter(|s| !s.is_empty() && *s != "null") {
+        None => Ok(Vec::new()),
+        Some(s) => serde_json::from_str::<Option<Vec<T>>>(s)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| ApiError::invalid(format!("invalid {key} value: {e}"))),
     }
-    Ok(())
+}
+
+/// The limits RUN containers get (the classic builder's resource parameters).
+fn resources(q: &Query) -> Result<Resources, ApiError> {
+    let int = |k| q.int(k).map(Option::unwrap_or_default);
+    Ok(Resources {
+        memory: int("memory")?,
+        memory_swap: int("memswap")?,
+        cpu_shares: int("cpushares")?,
+        cpu_period: int("cpuperiod")?,
+        cpu_quota: int("cpuquota")?,
+        cpuset_cpus: q.get("cpusetcpus").unwrap_or("").to_string(),
+        cpuset_mems: q.get("cpusetmems").unwrap_or("").to_string(),
+        ulimits: Some(json_list::<Ulimit>(q, "ulimits")?).filter(|u| !u.is_empty()),
+        ..Default::default()
+    })
 }
 
 /// `POST /build` query → options.
@@ -55,32 +69,15 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
             "squash is only supported with experimental mode",
         ));
     }
-    if q.bool("pull") {
+    let cache_from: Vec<String> = json_list(q, "cachefrom")?;
+    if !cache_from.is_empty() {
         return Err(ApiError::new(
             ErrorKind::NotImplemented,
-            "--pull is not supported yet: Wharf cannot pull base images",
+            format!(
+                "build option cachefrom={} is not supported by Wharf's builder yet",
+                cache_from.join(",")
+            ),
         ));
-    }
-    refuse_nonzero(
-        q,
-        &[
-            "memory",
-            "memswap",
-            "cpushares",
-            "cpusetcpus",
-            "cpusetmems",
-            "cpuperiod",
-            "cpuquota",
-            "shmsize",
-        ],
-    )?;
-    for k in ["cachefrom", "ulimits"] {
-        if let Some(v) = q.get(k).filter(|v| !matches!(*v, "" | "null" | "[]")) {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!("build option {k}={v} is not supported by Wharf's builder yet"),
-            ));
-        }
     }
     if let Some(i) = q
         .get("isolation")
@@ -130,6 +127,11 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
         remove: q.bool_or("rm", true),
         force_remove: q.bool("forcerm"),
         quiet: q.bool("q"),
+        pull: q.bool("pull"),
+        // Not in the classic API (BuildKit's `no-cache` attribute): `wharf build` sends it.
+        no_cache_filter: json_list(q, "nocachefilter")?,
+        resources: resources(q)?,
+        shm_size: q.int("shmsize")?.unwrap_or_default(),
         extra_hosts: q
             .all("extrahosts")
             .iter()
@@ -279,6 +281,25 @@ mod tests {
             ),
             ("none", Some("t"), "sub/Df")
         );
+        let q = Query::parse(Some(
+            "pull=1&memory=67108864&cpushares=512&cpusetcpus=0&shmsize=1048576&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A200%2C%22Soft%22%3A100%7D%5D&nocachefilter=%5B%22a%22%5D",
+        ));
+        let o = parse_build(&q).expect("parse");
+        assert!(o.pull);
+        assert_eq!(o.no_cache_filter, ["a"]);
+        assert_eq!(
+            (o.resources.memory, o.resources.cpu_shares, o.shm_size),
+            (64 << 20, 512, 1 << 20)
+        );
+        assert_eq!(o.resources.cpuset_cpus, "0");
+        assert_eq!(
+            o.resources.ulimits,
+            Some(vec![Ulimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200
+            }])
+        );
     }
 
     #[test]
@@ -286,7 +307,8 @@ mod tests {
         for bad in [
             "version=2",
             "squash=1",
-            "memory=1000",
+            "memory=x",
+            "ulimits=%7B%7D",
             "remote=git%40x",
             "networkmode=foo",
             "platform=linux%2Fs390x",
