@@ -12,7 +12,7 @@ use crate::cache::CacheStore;
 use crate::context::Context;
 use crate::dispatch::{StageResult, StageRun};
 use crate::dockerfile::{self, expand, Dockerfile, Instruction};
-use crate::worker::Worker;
+use crate::worker::{MountSpec, Worker};
 use crate::BuildError;
 
 /// What the client asked for (`POST /build` query parameters).
@@ -46,6 +46,18 @@ pub struct BuildOptions {
     pub resources: Resources,
     /// Size of RUN containers' /dev/shm in bytes (`--shm-size`); 0: the daemon's default.
     pub shm_size: i64,
+    /// Secrets `RUN --mount=type=secret` can mount, by id.
+    pub secrets: Secrets,
+}
+
+/// Build secrets by id; `Debug` shows only the ids.
+#[derive(Clone, Default)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for BuildOptions {
@@ -66,6 +78,7 @@ impl Default for BuildOptions {
             no_cache_filter: Vec::new(),
             resources: Resources::default(),
             shm_size: 0,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -223,21 +236,30 @@ fn plan(
         {
             d.insert(j);
         }
-        for c in &stage.commands {
-            if let Instruction::Copy(a) = &c.instruction {
-                if let Some(from) = &a.from {
-                    match df.stage_index(from) {
-                        Some(j) if j < i => {
-                            d.insert(j);
-                        }
-                        Some(j) if j >= i && from.chars().all(|c| c.is_ascii_digit()) => {
-                            return Err(BuildError::InvalidArgument(format!(
-                                "invalid from flag value {from}: refers to current or future build stage"
-                            )))
-                        }
-                        _ => {}
-                    }
+        // Stages named by COPY --from and RUN --mount=…,from=.
+        let froms = stage.commands.iter().flat_map(|c| match &c.instruction {
+            Instruction::Copy(a) => a.from.iter().cloned().collect::<Vec<_>>(),
+            Instruction::Run(r) => r
+                .mounts
+                .iter()
+                .filter_map(|m| match MountSpec::parse(m) {
+                    Ok(MountSpec::Bind { from, .. }) => from,
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        });
+        for from in froms {
+            match df.stage_index(&from) {
+                Some(j) if j < i => {
+                    d.insert(j);
                 }
+                Some(j) if j >= i && from.chars().all(|c| c.is_ascii_digit()) => {
+                    return Err(BuildError::InvalidArgument(format!(
+                        "invalid from flag value {from}: refers to current or future build stage"
+                    )))
+                }
+                _ => {}
             }
         }
         todo.extend(d.iter().copied());

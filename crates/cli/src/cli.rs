@@ -1196,6 +1196,10 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR")
+    #[arg(long, value_name = "stringArray")]
+    pub secret: Vec<String>,
     /// Set type of progress output ("auto", "plain", "tty", "quiet")
     #[arg(long, value_name = "string", default_value = "auto")]
     pub progress: String,

@@ -226,3 +226,95 @@ fn compressed_archives_in_add_and_as_context() {
         assert_eq!(d.ok(&["run", "--rm", &format!("ctx-{word}")]), word);
     }
 }
+
+/// `RUN --mount` of type bind (context or another stage, read-only), tmpfs and secret: each
+/// seen inside the step, none of them left in the image.
+#[test]
+fn run_mounts_bind_tmpfs_and_secret() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&["-s", "overlay2"]);
+    d.import_busybox();
+    let secret = "s3cr3t-value-7f3a";
+    let ctx = context(
+        &d,
+        "mounts",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS tools\nRUN echo tool > /tool\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /from-ctx && (touch /data/x 2>/dev/null && echo rw || echo ro) > /bind-mode\nRUN --mount=type=bind,from=tools,source=/tool,target=/t cp /t /from-stage\nRUN --mount=type=tmpfs,target=/scratch,size=1m echo tmp > /scratch/f && df -k /scratch | tail -1 | awk '{print $2}' > /tmpfs-size\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len && stat -c %a /run/secrets/tok > /secret-mode\nCMD cat /from-ctx /bind-mode /from-stage /tmpfs-size /secret-len /secret-mode; ls -A /scratch /run/secrets/tok 2>/dev/null | wc -w; cat /run/secrets/tok 2>/dev/null | wc -c\n",
+            ),
+            ("data/in", "ctx-data\n"),
+            ("tok.txt", secret),
+        ],
+    );
+    let tok = ctx.join("tok.txt");
+    let secret_arg = format!("id=tok,src={}", s(&tok));
+    let o = d.wharf(&[
+        "build",
+        "--progress=plain",
+        "--secret",
+        &secret_arg,
+        "-t",
+        "mounts",
+        s(&ctx),
+    ]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    let got = d.ok(&["run", "--rm", "mounts"]);
+    let got: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(
+        got,
+        ["ctx-data", "ro", "tool", "1024", "17", "400", "0", "0"],
+        "{got:?}"
+    );
+    // The secret's bytes are in no layer.
+    let saved = d.dir.path().join("mounts.tar");
+    d.ok(&["save", "-o", s(&saved), "mounts"]);
+    let bytes = std::fs::read(&saved).expect("read save");
+    assert!(
+        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "secret leaked into the image"
+    );
+    // A changed bind source busts the step that mounts it.
+    std::fs::write(ctx.join("data/in"), "ctx-data2\n").expect("write");
+    let o = d.wharf(&[
+        "build",
+        "--progress=plain",
+        "--secret",
+        &secret_arg,
+        "-t",
+        "mounts",
+        s(&ctx),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Step 4/8 : RUN --mount=type=bind,source=data,target=/data cat /data/in > /from-ctx && (touch /data/x 2>/dev/null && echo rw || echo ro) > /bind-mode\n ---> Running in"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "mounts", "cat", "/from-ctx"]),
+        "ctx-data2"
+    );
+
+    // A required secret that was not given, and a writable bind, fail with a message.
+    for (df, want) in [
+        (
+            "FROM busybox\nRUN --mount=type=secret,id=nope,required true\n",
+            "secret nope: not found",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=bind,target=/x,rw true\n",
+            "type=bind,rw is not supported",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=bind,source=../..,target=/x true\n",
+            "not found",
+        ),
+    ] {
+        let bad = context(&d, "bad-mount", &[("Dockerfile", df)]);
+        let o = d.wharf(&["build", s(&bad)]);
+        assert!(!o.status.success(), "{df}");
+        assert!(text(&o).contains(want), "{df}: {}", text(&o));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "no build containers left");
+}

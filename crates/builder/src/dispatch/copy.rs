@@ -119,7 +119,7 @@ fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
 
 /// Hash of one path's tree: per entry its name, type, mode, ids, size, link target and
 /// content; never times.
-fn hash_tree(abs: &Path, hasher: &mut Sha256) -> Result<(), BuildError> {
+pub(super) fn hash_tree(abs: &Path, hasher: &mut Sha256) -> Result<(), BuildError> {
     for (rel, p) in walk(abs) {
         let m =
             fs::symlink_metadata(&p).map_err(BuildError::io(format!("stat {}", p.display())))?;
@@ -416,18 +416,7 @@ impl StageRun<'_, '_> {
             None => self.sh.ctx.root().to_path_buf(),
             Some(from) => {
                 let image = self.source_image(from)?;
-                let spec = crate::worker::RunSpec {
-                    cmd: vec![
-                        "/bin/sh".into(),
-                        "-c".into(),
-                        format!("#(nop) COPY --from={from}"),
-                    ],
-                    network: "none".into(),
-                    ..Default::default()
-                };
-                let cid = self.sh.worker.create(&image, &spec)?;
-                *from_container = Some(cid.clone());
-                self.sh.worker.mount(&cid)?
+                self.open_image(&image, from_container)?
             }
         };
         let mut sources = Vec::new();
@@ -571,7 +560,7 @@ impl StageRun<'_, '_> {
     }
 
     /// The image behind `--from`: an earlier stage's result, else an image reference.
-    fn source_image(&self, from: &str) -> Result<String, BuildError> {
+    pub(super) fn source_image(&self, from: &str) -> Result<String, BuildError> {
         if let Some(j) = self.sh.df.stage_index(from).filter(|j| *j < self.index) {
             let done = self.sh.done.lock().unwrap_or_else(|e| e.into_inner());
             return done.get(&j).and_then(|r| r.image.clone()).ok_or_else(|| {

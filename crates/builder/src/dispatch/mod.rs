@@ -251,7 +251,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 "RUN in a FROM scratch stage has no shell to run: copy one in first".into(),
             ));
         }
-        let spec = match &op {
+        let mut spec = match &op {
             FsOp::Run(p) => p.spec.clone(),
             _ => crate::worker::RunSpec {
                 cmd: [self.shell(), vec![format!("#(nop) {created_by}")]].concat(),
@@ -263,10 +263,61 @@ impl<'s, 'a> StageRun<'s, 'a> {
             },
         };
         let worker = self.sh.worker;
-        let cid = worker.create(&image, &spec)?;
+        // Images that `--mount=type=bind,from=` reads, open while the step runs.
+        let mut sources = Vec::new();
+        let mut opened = Ok(());
+        if let FsOp::Run(p) = &op {
+            for (img, source, target) in &p.from_binds {
+                let mut slot = None;
+                let root = self.open_image(img, &mut slot);
+                sources.extend(slot);
+                match root.and_then(|r| run::inside(&r, source)) {
+                    Ok(host) => spec.binds.push(format!("{}:{target}:ro", host.display())),
+                    Err(e) => {
+                        opened = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let res = opened.and_then(|_| self.in_container_with(op, created_by, &image, &spec));
+        for cid in sources {
+            let _ = worker.unmount(&cid);
+            worker.remove(&cid)?;
+        }
+        res
+    }
+
+    fn in_container_with(
+        &mut self,
+        op: FsOp<'_>,
+        created_by: &str,
+        image: &str,
+        spec: &crate::worker::RunSpec,
+    ) -> Result<String, BuildError> {
+        let worker = self.sh.worker;
+        let cid = worker.create(image, spec)?;
         let res = (|| -> Result<String, BuildError> {
             match op {
-                FsOp::Run(p) => self.exec(&cid, p)?,
+                FsOp::Run(p) => {
+                    // Mount points the runtime creates for RUN --mount stay out of the layer.
+                    let targets = run::mount_targets(spec);
+                    let fresh = if targets.is_empty() {
+                        Vec::new()
+                    } else {
+                        let root = worker.mount(&cid)?;
+                        let f = run::missing_paths(&root, &targets);
+                        worker.unmount(&cid)?;
+                        f
+                    };
+                    self.exec(&cid, p)?;
+                    if !fresh.is_empty() {
+                        let root = worker.mount(&cid)?;
+                        let r = run::remove_paths(&root, &fresh);
+                        worker.unmount(&cid)?;
+                        r?;
+                    }
+                }
                 FsOp::Copy(p) => {
                     let root = worker.mount(&cid)?;
                     let r = p.apply(&root);
@@ -289,7 +340,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         };
         if remove {
             worker.remove(&cid)?;
-            if res.is_ok() && self.ran_in(&spec) {
+            if res.is_ok() && self.ran_in(spec) {
                 self.sh.say(format!(
                     " ---> Removed intermediate container {}\n",
                     short(&cid)
@@ -297,6 +348,23 @@ impl<'s, 'a> StageRun<'s, 'a> {
             }
         }
         res
+    }
+
+    /// Mounts `image`'s filesystem through a container that is never started, recorded in
+    /// `slot` for the caller to unmount and remove; returns its root.
+    pub(super) fn open_image(
+        &self,
+        image: &str,
+        slot: &mut Option<String>,
+    ) -> Result<std::path::PathBuf, BuildError> {
+        let spec = crate::worker::RunSpec {
+            cmd: vec!["/bin/sh".into(), "-c".into(), "#(nop) source".into()],
+            network: "none".into(),
+            ..Default::default()
+        };
+        let cid = self.sh.worker.create(image, &spec)?;
+        *slot = Some(cid.clone());
+        self.sh.worker.mount(&cid)
     }
 
     fn ran_in(&self, spec: &crate::worker::RunSpec) -> bool {

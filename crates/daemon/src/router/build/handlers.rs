@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use wharf_api_types::container::{Resources, Ulimit};
 use wharf_api_types::ApiVersion;
-use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event};
+use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event, Secrets};
 use wharf_errdefs::ErrorKind;
 
 use super::routes::Endpoint;
@@ -132,6 +132,7 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
         no_cache_filter: json_list(q, "nocachefilter")?,
         resources: resources(q)?,
         shm_size: q.int("shmsize")?.unwrap_or_default(),
+        secrets: Secrets::default(),
         extra_hosts: q
             .all("extrahosts")
             .iter()
@@ -170,9 +171,30 @@ enum Msg {
     Done(Result<String, BuildError>),
 }
 
+/// Header `wharf build --secret` sends: a JSON map from secret id to hex-encoded content (a
+/// header, not the query, so secrets stay out of request logs and the context).
+pub const SECRETS_HEADER: &str = "X-Wharf-Build-Secrets";
+
+fn parse_secrets(v: Option<&str>) -> Result<Secrets, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(Secrets::default());
+    };
+    let bad = || ApiError::invalid(format!("invalid {SECRETS_HEADER} header"));
+    let map: BTreeMap<String, String> = serde_json::from_str(v).map_err(|_| bad())?;
+    map.into_iter()
+        .map(|(k, v)| Ok((k, hex::decode(v).map_err(|_| bad())?)))
+        .collect::<Result<_, ApiError>>()
+        .map(Secrets)
+}
+
 async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let opts = parse_build(&q)?;
+    let mut opts = parse_build(&q)?;
+    opts.secrets = parse_secrets(
+        req.headers()
+            .get(SECRETS_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let mut file = crate::router::images::handlers::spool(&d, req.into_body()).await?;
     let build_id = crate::ids::new_id();
     let builds = d.builds.clone();
