@@ -56,6 +56,10 @@ fn is_archive(path: &Path) -> bool {
     ok
 }
 
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
 /// Expands a (cleaned, relative) source path with wildcards under `root`.
 fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
     let mut found = vec![PathBuf::new()];
@@ -389,10 +393,9 @@ impl StageRun<'_, '_> {
                 "{cmd} --exclude and --keep-git-dir are not supported by Wharf's builder yet"
             )));
         }
-        if a.checksum.is_some() {
-            return Err(BuildError::NotSupported(
-                "ADD --checksum applies to remote URLs, which Wharf's builder does not fetch yet"
-                    .into(),
+        if a.checksum.is_some() && !a.sources.iter().all(|s| is_url(s)) {
+            return Err(BuildError::InvalidArgument(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
         }
         // A source container for --from (removed when the step is done).
@@ -445,14 +448,18 @@ impl StageRun<'_, '_> {
                 }
             }
             let src = self.expand_word(src)?;
-            if add
-                && (src.starts_with("http://")
-                    || src.starts_with("https://")
-                    || src.starts_with("git@"))
-            {
+            if add && crate::context::is_git_url(&src) {
                 return Err(BuildError::NotSupported(format!(
-                    "ADD of a remote URL ({src}) is not supported by Wharf's builder yet"
+                    "ADD of a Git URL ({src}) is not supported by Wharf's builder yet"
                 )));
+            }
+            if add && is_url(&src) {
+                let (abs, name, mtime) = self.download(&src, a.checksum.as_deref())?;
+                kinds.push("file");
+                hasher.update(format!("source{name}\0mtime{mtime}\0"));
+                hash_tree(&abs, &mut hasher)?;
+                sources.push(Source::Path { abs, name });
+                continue;
             }
             // `--parents` keeps the path after a `./` pivot (BuildKit's rule), else all of it.
             let pivot = match src.split_once("/./") {
@@ -557,6 +564,74 @@ impl StageRun<'_, '_> {
             a.parents
         );
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
+    }
+
+    /// Downloads ADD's `url` into the build's scratch space as Docker's classic builder does:
+    /// mode 0600, mtime from `Last-Modified`, checked against `--checksum`. Returns the file,
+    /// its name (the URL's last path segment) and its mtime.
+    fn download(
+        &self,
+        url: &str,
+        checksum: Option<&str>,
+    ) -> Result<(PathBuf, String, i64), BuildError> {
+        let path_part = url.split(['?', '#']).next().unwrap_or(url);
+        let name = path_part
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(_, p)| p.rsplit('/').next())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| {
+                BuildError::InvalidArgument(format!("cannot determine filename from url: {url}"))
+            })?
+            .to_string();
+        let mut dl = wharf_fetch::get(url)?;
+        let dir = tempfile::Builder::new()
+            .prefix("add")
+            .tempdir_in(self.sh.ctx.scratch()?)
+            .map_err(BuildError::io("create download directory"))?
+            .keep();
+        let path = dir.join(&name);
+        let mut f = fs::File::create(&path).map_err(BuildError::io(format!("create {name}")))?;
+        let mut digest = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = dl
+                .read(&mut buf)
+                .map_err(BuildError::io(format!("download {url}")))?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            f.write_all(&buf[..n])
+                .map_err(BuildError::io(format!("write {name}")))?;
+        }
+        let got = format!("sha256:{}", hex::encode(digest.finalize()));
+        if let Some(want) = checksum {
+            if !want.starts_with("sha256:") {
+                return Err(BuildError::InvalidArgument(format!(
+                    "unsupported digest algorithm in checksum {want}"
+                )));
+            }
+            if got != want {
+                return Err(BuildError::InvalidArgument(format!(
+                    "digest mismatch {got}: {want}"
+                )));
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(BuildError::io(format!("chmod {name}")))?;
+        let modified = dl
+            .last_modified()
+            .and_then(|lm| chrono::DateTime::parse_from_rfc2822(lm).ok());
+        let mtime = match modified {
+            Some(t) => {
+                f.set_modified(t.into())
+                    .map_err(BuildError::io(format!("set mtime of {name}")))?;
+                t.timestamp()
+            }
+            None => 0,
+        };
+        Ok((path, name, mtime))
     }
 
     /// The image behind `--from`: an earlier stage's result, else an image reference.

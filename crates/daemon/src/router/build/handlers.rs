@@ -58,12 +58,6 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
             "BuildKit (builder version 2) is not supported; use the classic builder (DOCKER_BUILDKIT=0)",
         ));
     }
-    if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!("building from a remote context ({r}) is not supported yet"),
-        ));
-    }
     if q.bool("squash") {
         return Err(ApiError::invalid(
             "squash is only supported with experimental mode",
@@ -195,6 +189,8 @@ async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             .get(SECRETS_HEADER)
             .and_then(|v| v.to_str().ok()),
     )?;
+    // With `remote=` the body is ignored, as dockerd does.
+    let remote = q.get("remote").filter(|r| !r.is_empty()).map(String::from);
     let mut file = crate::router::images::handlers::spool(&d, req.into_body()).await?;
     let build_id = crate::ids::new_id();
     let builds = d.builds.clone();
@@ -204,7 +200,11 @@ async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let flag = cancel.clone();
     tokio::task::spawn_blocking(move || {
         let dir = builds.scratch(&bid);
-        let res = Context::from_tar(&mut file, &dir).and_then(|ctx| {
+        let ctx = match &remote {
+            Some(r) => Context::from_remote(r, &dir, &opts.dockerfile),
+            None => Context::from_tar(&mut file, &dir),
+        };
+        let res = ctx.and_then(|ctx| {
             let worker = builds.worker(&bid);
             let send = |e: Event| {
                 let _ = tx.blocking_send(Msg::Event(e));
@@ -331,7 +331,6 @@ mod tests {
             "squash=1",
             "memory=x",
             "ulimits=%7B%7D",
-            "remote=git%40x",
             "networkmode=foo",
             "platform=linux%2Fs390x",
             "cachefrom=%5B%22x%22%5D",
