@@ -12,7 +12,7 @@ use crate::cache::CacheStore;
 use crate::context::Context;
 use crate::dispatch::{StageResult, StageRun};
 use crate::dockerfile::{self, expand, Dockerfile, Instruction};
-use crate::worker::{MountSpec, Worker};
+use crate::worker::{ImageInfo, MountSpec, Worker};
 use crate::BuildError;
 
 /// What the client asked for (`POST /build` query parameters).
@@ -48,6 +48,8 @@ pub struct BuildOptions {
     pub shm_size: i64,
     /// Secrets `RUN --mount=type=secret` can mount, by id.
     pub secrets: Secrets,
+    /// Local images whose history may stand in for steps (`--cache-from`).
+    pub cache_from: Vec<String>,
 }
 
 /// Build secrets by id; `Debug` shows only the ids.
@@ -79,6 +81,7 @@ impl Default for BuildOptions {
             resources: Resources::default(),
             shm_size: 0,
             secrets: Secrets::default(),
+            cache_from: Vec::new(),
         }
     }
 }
@@ -138,6 +141,8 @@ pub(crate) struct Shared<'a> {
     pub meta: Vec<(String, String)>,
     /// Build args some ARG consumed.
     pub consumed: Mutex<BTreeSet<String>>,
+    /// The `--cache-from` images that exist locally (others are skipped, as dockerd does).
+    pub cache_sources: Vec<ImageInfo>,
     /// Results of finished stages, by index.
     pub done: Mutex<HashMap<usize, StageResult>>,
     pub total_steps: usize,
@@ -308,6 +313,10 @@ impl<'w> Engine<'w> {
         let (meta, consumed) = meta_args(&df, opts)?;
         let deps = plan(&df, &meta, target)?;
         let total_steps = deps.keys().map(|i| 1 + df.stages[*i].commands.len()).sum();
+        let mut cache_sources = Vec::new();
+        for r in &opts.cache_from {
+            cache_sources.extend(self.worker.image(r)?);
+        }
         let shared = Shared {
             worker: self.worker,
             cache: &self.cache,
@@ -318,6 +327,7 @@ impl<'w> Engine<'w> {
             cancel,
             meta,
             consumed: Mutex::new(consumed),
+            cache_sources,
             done: Mutex::new(HashMap::new()),
             total_steps,
         };

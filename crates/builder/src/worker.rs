@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use wharf_api_types::container::Resources;
-use wharf_image::ContainerConfig;
+use wharf_image::{ContainerConfig, HistoryItem};
 
 use crate::BuildError;
 
@@ -14,6 +14,10 @@ pub struct ImageInfo {
     /// `sha256:<hex>`.
     pub id: String,
     pub config: ContainerConfig,
+    /// History rows, oldest first (`--cache-from` matches steps against them).
+    pub history: Vec<HistoryItem>,
+    /// Layer diff ids, bottom first.
+    pub diff_ids: Vec<String>,
 }
 
 /// How a build container runs: the stage's config with the step's command.
@@ -231,6 +235,15 @@ pub trait Worker: Send + Sync {
         config: &ContainerConfig,
         created_by: &str,
         author: Option<&str>,
+    ) -> Result<String, BuildError>;
+    /// A step restored from `--cache-from` image `source`: `parent` plus `source`'s history
+    /// row `index` and its layer, with `config`; returns the new image id.
+    fn restore_step(
+        &self,
+        parent: Option<&str>,
+        source: &str,
+        index: usize,
+        config: &ContainerConfig,
     ) -> Result<String, BuildError>;
     /// Removes a build container (and its layer).
     fn remove(&self, container: &str) -> Result<(), BuildError>;

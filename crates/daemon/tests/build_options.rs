@@ -318,3 +318,46 @@ fn run_mounts_bind_tmpfs_and_secret() {
     }
     assert_eq!(d.ok(&["ps", "-aq"]), "", "no build containers left");
 }
+
+/// `--cache-from` an image pulled from a registry: with an empty build cache, every step
+/// whose instruction chain matches the image's history is taken from it, nothing runs, and
+/// the result is the pulled image; a changed file busts the steps from its COPY on.
+#[test]
+fn cache_from_reuses_a_pulled_images_steps() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&["-s", "overlay2"]);
+    d.import_busybox();
+    let img = format!("{}/cache/app:1", reg.host());
+    let ctx = context(
+        &d,
+        "cachefrom",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nENV A=1\nCOPY f /f\nRUN echo built > /r && cat /f >> /r\nCMD cat /r\n",
+            ),
+            ("f", "content"),
+        ],
+    );
+    build_ok(&d, &["-t", &img, s(&ctx)]);
+    d.ok(&["push", &img]);
+    d.ok(&["rmi", &img]);
+    d.ok(&["builder", "prune", "-f"]);
+    d.ok(&["pull", &img]);
+    let pulled = d.ok(&["image", "inspect", "--format", "{{.Id}}", &img]);
+
+    let out = build_ok(&d, &["--cache-from", &img, "-t", "again", s(&ctx)]);
+    assert_eq!(using_cache(&out), 4, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "again"]),
+        pulled
+    );
+    assert_eq!(d.ok(&["run", "--rm", "again"]), "built\ncontent");
+
+    std::fs::write(ctx.join("f"), "changed").expect("write");
+    let out = build_ok(&d, &["--cache-from", &img, "-t", "changed", s(&ctx)]);
+    assert_eq!(using_cache(&out), 1, "only ENV: {out}");
+    assert_eq!(d.ok(&["run", "--rm", "changed"]), "built\nchanged");
+}

@@ -224,6 +224,18 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 }
             }
         }
+        let restored = if self.sh.no_cache(self.index) {
+            None
+        } else {
+            self.cache_source_hit(created_by)?
+        };
+        if let Some(id) = restored {
+            self.sh.cache.put(&key, &id)?;
+            self.sh.say(" ---> Using cache\n");
+            self.sh.say(format!(" ---> {}\n", short(&id)));
+            self.image = Some(id);
+            return Ok(());
+        }
         let id = match op {
             None => self.sh.worker.commit_config(
                 self.image.as_deref(),
@@ -237,6 +249,45 @@ impl<'s, 'a> StageRun<'s, 'a> {
         self.sh.say(format!(" ---> {}\n", short(&id)));
         self.image = Some(id);
         Ok(())
+    }
+
+    /// The step `created_by` from a `--cache-from` image, dockerd's way: an image whose
+    /// history and layers start with the current image's and whose next row is this step.
+    /// Its last row is the image itself; an earlier one is restored as a new image.
+    fn cache_source_hit(&self, created_by: &str) -> Result<Option<String>, BuildError> {
+        if self.sh.cache_sources.is_empty() {
+            return Ok(None);
+        }
+        let parent = match &self.image {
+            Some(p) => self.sh.worker.image(p)?,
+            None => None,
+        };
+        let (history, diff_ids) = parent.map(|p| (p.history, p.diff_ids)).unwrap_or_default();
+        let n = history.len();
+        let same = |a: &wharf_image::HistoryItem, b: &wharf_image::HistoryItem| {
+            a.created_by == b.created_by && a.empty_layer == b.empty_layer
+        };
+        for src in &self.sh.cache_sources {
+            let fits = src.history.len() > n
+                && src.diff_ids.starts_with(&diff_ids)
+                && src.history[..n]
+                    .iter()
+                    .zip(&history)
+                    .all(|(a, b)| same(a, b))
+                && src.history[n].created_by.as_deref() == Some(created_by);
+            if !fits {
+                continue;
+            }
+            if src.history.len() == n + 1 {
+                return Ok(Some(src.id.clone()));
+            }
+            return self
+                .sh
+                .worker
+                .restore_step(self.image.as_deref(), &src.id, n, &self.config)
+                .map(Some);
+        }
+        Ok(None)
     }
 
     /// Creates a build container on the current image, does `op`, commits, cleans up.

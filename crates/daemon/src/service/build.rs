@@ -106,6 +106,8 @@ impl Worker for DaemonWorker {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id,
                 config: i.config,
+                history: i.history,
+                diff_ids: i.root_fs.layers,
             })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ierr(e)),
@@ -255,6 +257,19 @@ impl Worker for DaemonWorker {
     ) -> Result<String, BuildError> {
         self.images()
             .commit_config(parent, config.clone(), created_by, author)
+            .map(|i| i.id)
+            .map_err(ierr)
+    }
+
+    fn restore_step(
+        &self,
+        parent: Option<&str>,
+        source: &str,
+        index: usize,
+        config: &wharf_image::ContainerConfig,
+    ) -> Result<String, BuildError> {
+        self.images()
+            .restore_step(parent, source, index, config.clone())
             .map(|i| i.id)
             .map_err(ierr)
     }

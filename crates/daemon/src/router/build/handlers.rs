@@ -63,16 +63,6 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
             "squash is only supported with experimental mode",
         ));
     }
-    let cache_from: Vec<String> = json_list(q, "cachefrom")?;
-    if !cache_from.is_empty() {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!(
-                "build option cachefrom={} is not supported by Wharf's builder yet",
-                cache_from.join(",")
-            ),
-        ));
-    }
     if let Some(i) = q
         .get("isolation")
         .filter(|i| !i.is_empty() && *i != "default")
@@ -127,6 +117,7 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
         resources: resources(q)?,
         shm_size: q.int("shmsize")?.unwrap_or_default(),
         secrets: Secrets::default(),
+        cache_from: json_list(q, "cachefrom")?,
         extra_hosts: q
             .all("extrahosts")
             .iter()
@@ -333,7 +324,7 @@ mod tests {
             "ulimits=%7B%7D",
             "networkmode=foo",
             "platform=linux%2Fs390x",
-            "cachefrom=%5B%22x%22%5D",
+            "cachefrom=x",
         ] {
             assert!(parse_build(&Query::parse(Some(bad))).is_err(), "{bad}");
         }
