@@ -61,6 +61,53 @@ fn is_archive(head: &[u8]) -> bool {
         || head.get(257..262) == Some(b"ustar")
 }
 
+/// Clones `url#ref:subdir` into the existing directory `dir` as Docker's classic builder
+/// does: a shallow fetch of the ref (a full one when the server refuses it, for commit ids),
+/// then its submodules. Returns the subdirectory, resolved.
+pub(crate) fn clone_git(remote: &str, dir: &Path) -> Result<PathBuf, BuildError> {
+    let (url, fragment) = remote.split_once('#').unwrap_or((remote, ""));
+    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+    let fail = |what: &str, e: String| {
+        BuildError::InvalidArgument(format!(
+            "unable to prepare context: unable to 'git clone' to temporary context directory: {what}: {e}"
+        ))
+    };
+    git(dir, &["init", "-q"]).map_err(|e| fail("git init", e))?;
+    git(dir, &["remote", "add", "origin", url]).map_err(|e| fail("git remote add", e))?;
+    let want = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let checkout = match git(dir, &["fetch", "-q", "--depth", "1", "origin", "--", want]) {
+        Ok(()) => "FETCH_HEAD",
+        Err(_) => {
+            git(dir, &["fetch", "-q", "origin"]).map_err(|e| fail("error fetching", e))?;
+            want
+        }
+    };
+    git(dir, &["checkout", "-q", checkout, "--"]).map_err(|e| fail("error checking out", e))?;
+    let submodules = [
+        "submodule",
+        "update",
+        "-q",
+        "--init",
+        "--recursive",
+        "--depth",
+        "1",
+    ];
+    git(dir, &submodules).map_err(|e| fail("error initializing submodules", e))?;
+    let root = dir.join(confine(subdir).unwrap_or_default());
+    root.canonicalize()
+        .ok()
+        .filter(|r| r.is_dir() && dir.canonicalize().is_ok_and(|d| r.starts_with(d)))
+        .ok_or_else(|| {
+            BuildError::NotFound(format!(
+                "unable to prepare context: subdir {subdir} not found in the repository"
+            ))
+        })
+}
+
 impl Context {
     /// Unpacks `tar` (plain, gzip or zstd) into `dir`, which must not exist yet.
     pub fn from_tar(tar: &mut dyn Read, dir: &Path) -> Result<Context, BuildError> {
@@ -117,16 +164,7 @@ impl Context {
         Ok(ctx)
     }
 
-    /// Clones `url#ref:subdir` as Docker's classic builder does: a shallow fetch of the ref
-    /// (a full one when the server refuses it, for commit ids), then its submodules.
     fn from_git(remote: &str, dir: &Path) -> Result<Context, BuildError> {
-        let (url, fragment) = remote.split_once('#').unwrap_or((remote, ""));
-        let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-        let fail = |what: &str, e: String| {
-            BuildError::InvalidArgument(format!(
-                "unable to prepare context: unable to 'git clone' to temporary context directory: {what}: {e}"
-            ))
-        };
         std::fs::create_dir_all(dir)
             .map_err(BuildError::io(format!("create {}", dir.display())))?;
         // Made first so that a failure below removes the directory.
@@ -134,46 +172,7 @@ impl Context {
             top: dir.to_path_buf(),
             dir: dir.to_path_buf(),
         };
-        git(dir, &["init", "-q"]).map_err(|e| fail("git init", e))?;
-        git(dir, &["remote", "add", "origin", url]).map_err(|e| fail("git remote add", e))?;
-        let want = if reference.is_empty() {
-            "HEAD"
-        } else {
-            reference
-        };
-        let checkout = match git(dir, &["fetch", "-q", "--depth", "1", "origin", "--", want]) {
-            Ok(()) => "FETCH_HEAD",
-            Err(_) => {
-                git(dir, &["fetch", "-q", "origin"]).map_err(|e| fail("error fetching", e))?;
-                want
-            }
-        };
-        git(dir, &["checkout", "-q", checkout, "--"]).map_err(|e| fail("error checking out", e))?;
-        git(
-            dir,
-            &[
-                "submodule",
-                "update",
-                "-q",
-                "--init",
-                "--recursive",
-                "--depth",
-                "1",
-            ],
-        )
-        .map_err(|e| fail("error initializing submodules", e))?;
-        let sub = confine(subdir).unwrap_or_default();
-        let root = dir.join(&sub);
-        let real = root
-            .canonicalize()
-            .ok()
-            .filter(|r| r.is_dir() && dir.canonicalize().is_ok_and(|d| r.starts_with(d)));
-        let Some(real) = real else {
-            return Err(BuildError::NotFound(format!(
-                "unable to prepare context: subdir {subdir} not found in the repository"
-            )));
-        };
-        ctx.dir = real;
+        ctx.dir = clone_git(remote, dir)?;
         Ok(ctx)
     }
 

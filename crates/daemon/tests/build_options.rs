@@ -109,7 +109,8 @@ fn pull_fetches_from_images_that_are_local() {
 }
 
 /// MAINTAINER becomes the image's Author; `COPY --link` copies as COPY does; `--parents`
-/// keeps source paths; `--no-cache-filter` rebuilds only the named stage.
+/// keeps source paths; `--exclude` leaves paths out; `--no-cache-filter` rebuilds only the
+/// named stage.
 #[test]
 fn maintainer_copy_flags_and_no_cache_filter() {
     wharf_testutil::require_root!();
@@ -121,13 +122,17 @@ fn maintainer_copy_flags_and_no_cache_filter() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox AS dep\nRUN echo dep > /dep\nFROM busybox\nMAINTAINER Jane Doe <jane@example.com>\nCOPY --link a.txt /linked/\nCOPY --parents src/*/conf.txt /p/\nCOPY --parents ./base/./x/y.txt /q/\nCOPY --from=dep /dep /dep\nRUN cat /dep\nCMD cat /linked/a.txt /p/src/one/conf.txt /p/src/two/conf.txt /q/x/y.txt /dep\n",
+                "FROM busybox AS dep\nRUN echo dep > /dep\nFROM busybox\nMAINTAINER Jane Doe <jane@example.com>\nCOPY --link a.txt /linked/\nCOPY --parents src/*/conf.txt /p/\nCOPY --parents ./base/./x/y.txt /q/\nCOPY --from=dep /dep /dep\nCOPY --exclude=*.md --exclude=skip docs/ /docs/\nRUN cat /dep\nCMD cat /linked/a.txt /p/src/one/conf.txt /p/src/two/conf.txt /q/x/y.txt /dep\n",
             ),
             ("a.txt", "a"),
             ("src/one/conf.txt", "one"),
             ("src/two/conf.txt", "two"),
             ("src/two/other.txt", "not copied"),
             ("base/x/y.txt", "y"),
+            ("docs/keep.txt", "k"),
+            ("docs/readme.md", "m"),
+            ("docs/sub/deep.md", "m"),
+            ("docs/skip/z.txt", "z"),
         ],
     );
     build_ok(&d, &["-t", "flags", s(&ctx)]);
@@ -135,6 +140,11 @@ fn maintainer_copy_flags_and_no_cache_filter() {
     assert_eq!(
         d.ok(&["run", "--rm", "flags", "ls", "/p/src/two"]),
         "conf.txt"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "flags", "find", "/docs"]),
+        "/docs\n/docs/keep.txt\n/docs/sub\n/docs/sub/deep.md",
+        "*.md matches at the top only, as in .dockerignore"
     );
     assert_eq!(
         d.ok(&["image", "inspect", "--format", "{{.Author}}", "flags"]),
@@ -145,13 +155,13 @@ fn maintainer_copy_flags_and_no_cache_filter() {
         assert!(o.status.success(), "{}\n{}", text(&o), d.log());
         text(&o)
     };
-    // Everything is cached: dep's RUN and the second stage's 7 steps after FROM.
-    assert_eq!(using_cache(&plain(&["-t", "flags"])), 8);
+    // Everything is cached: dep's RUN and the second stage's 8 steps after FROM.
+    assert_eq!(using_cache(&plain(&["-t", "flags"])), 9);
     // dep's RUN runs again; its file is the same, so the COPY --from after it hits.
     let out = plain(&["--no-cache-filter", "dep", "-t", "flags"]);
-    assert_eq!(using_cache(&out), 7, "{out}");
+    assert_eq!(using_cache(&out), 8, "{out}");
     assert!(
-        out.contains("Step 2/10 : RUN echo dep > /dep\n ---> Running in"),
+        out.contains("Step 2/11 : RUN echo dep > /dep\n ---> Running in"),
         "{out}"
     );
     let o = d.wharf(&["build", "--no-cache-filter", "nope", s(&ctx)]);

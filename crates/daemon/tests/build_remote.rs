@@ -143,6 +143,20 @@ fn remote_contexts_tarball_dockerfile_and_git() {
     assert_eq!(d.ok(&["run", "--rm", "rg"]), "feature");
     build_remote_ok(&d, &format!("{url}#main:app"), "rg");
     assert_eq!(d.ok(&["run", "--rm", "rg"]), "main");
+    // ADD of a Git URL: the checkout's files, .git only with --keep-git-dir.
+    let add = context(
+        &d,
+        "addgit",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD {url}#feature:app /src/\nADD --keep-git-dir {url}#main /full\nCMD cat /src/msg /full/app/msg && ls -A /src && test -d /full/.git\n"),
+        )],
+    );
+    build_ok(&d, &["-t", "addgit", s(&add)]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "addgit"]),
+        "featuremainDockerfile\nmsg"
+    );
     let (st, out) = build_remote(&d, &format!("{url}#main:nope"), "rg");
     assert!(
         st == 404 && out.contains("subdir nope not found"),

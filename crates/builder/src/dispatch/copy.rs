@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-use wharf_api_types::dockerignore::glob_match;
+use wharf_api_types::dockerignore::{glob_match, Patterns};
 use wharf_archive::ApplyOptions;
 
 use super::{FsOp, StageRun};
@@ -38,6 +38,8 @@ pub(crate) struct Prepared {
     chown_spec: Option<String>,
     /// `--parents`: each source keeps its path (after a `/./` pivot) under the destination.
     parents: bool,
+    /// `--exclude` patterns, matched below each source directory.
+    exclude: Patterns,
 }
 
 fn is_archive(path: &Path) -> bool {
@@ -91,15 +93,19 @@ fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every path under `abs` (itself first), sorted, as (relative name, path).
-fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = vec![(String::new(), abs.to_path_buf())];
-    let mut i = 0;
-    while i < out.len() {
-        let (rel, p) = out[i].clone();
-        i += 1;
+/// Every path under `abs` (itself first), sorted, as (relative name, path), less what
+/// `exclude` (`COPY --exclude`) matches; an excluded directory is still searched when an
+/// exception may bring something under it back.
+fn walk(abs: &Path, exclude: &Patterns) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut queue = vec![(String::new(), abs.to_path_buf())];
+    while let Some((rel, p)) = queue.pop() {
+        let excluded = !rel.is_empty() && exclude.excluded(&rel);
+        if !excluded {
+            out.push((rel.clone(), p.clone()));
+        }
         let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-        if !is_dir {
+        if !is_dir || (excluded && !exclude.has_exceptions()) {
             continue;
         }
         let Ok(rd) = fs::read_dir(&p) else { continue };
@@ -116,15 +122,19 @@ fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
             })
             .collect();
         kids.sort();
-        out.extend(kids);
+        queue.extend(kids.into_iter().rev());
     }
     out
 }
 
 /// Hash of one path's tree: per entry its name, type, mode, ids, size, link target and
 /// content; never times.
-pub(super) fn hash_tree(abs: &Path, hasher: &mut Sha256) -> Result<(), BuildError> {
-    for (rel, p) in walk(abs) {
+pub(super) fn hash_tree(
+    abs: &Path,
+    exclude: &Patterns,
+    hasher: &mut Sha256,
+) -> Result<(), BuildError> {
+    for (rel, p) in walk(abs, exclude) {
         let m =
             fs::symlink_metadata(&p).map_err(BuildError::io(format!("stat {}", p.display())))?;
         let kind = if m.is_dir() {
@@ -297,7 +307,7 @@ impl Prepared {
                                 owner,
                             )?;
                         }
-                        for (rel, p) in walk(abs) {
+                        for (rel, p) in walk(abs, &self.exclude) {
                             let target = if rel.is_empty() {
                                 base.clone()
                             } else {
@@ -388,11 +398,6 @@ impl StageRun<'_, '_> {
     pub(super) fn copy_step(&mut self, a: &CopyArgs, add: bool) -> Result<(), BuildError> {
         let cmd = if add { "ADD" } else { "COPY" };
         // --link only changes how BuildKit rebases the layer; the files are the same.
-        if !a.exclude.is_empty() || a.keep_git_dir {
-            return Err(BuildError::NotSupported(format!(
-                "{cmd} --exclude and --keep-git-dir are not supported by Wharf's builder yet"
-            )));
-        }
         if a.checksum.is_some() && !a.sources.iter().all(|s| is_url(s)) {
             return Err(BuildError::InvalidArgument(
                 "checksum can't be specified for non-HTTP(S) sources".into(),
@@ -422,6 +427,12 @@ impl StageRun<'_, '_> {
                 self.open_image(&image, from_container)?
             }
         };
+        let excludes = a
+            .exclude
+            .iter()
+            .map(|e| self.expand_word(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exclude = Patterns::parse(&excludes.join("\n"));
         let mut sources = Vec::new();
         let mut hasher = Sha256::new();
         let mut kinds = Vec::new();
@@ -449,15 +460,26 @@ impl StageRun<'_, '_> {
             }
             let src = self.expand_word(src)?;
             if add && crate::context::is_git_url(&src) {
-                return Err(BuildError::NotSupported(format!(
-                    "ADD of a Git URL ({src}) is not supported by Wharf's builder yet"
-                )));
+                // The checkout's files (and .git with --keep-git-dir) go into the destination.
+                let dir = self.scratch_dir("git")?;
+                let root = crate::context::clone_git(&src, &dir)?;
+                if !a.keep_git_dir {
+                    fs::remove_dir_all(dir.join(".git")).map_err(BuildError::io("remove .git"))?;
+                }
+                kinds.push("dir");
+                hasher.update(format!("git{src}\0"));
+                hash_tree(&root, &exclude, &mut hasher)?;
+                sources.push(Source::Path {
+                    abs: root,
+                    name: String::new(),
+                });
+                continue;
             }
             if add && is_url(&src) {
                 let (abs, name, mtime) = self.download(&src, a.checksum.as_deref())?;
                 kinds.push("file");
                 hasher.update(format!("source{name}\0mtime{mtime}\0"));
-                hash_tree(&abs, &mut hasher)?;
+                hash_tree(&abs, &Patterns::default(), &mut hasher)?;
                 sources.push(Source::Path { abs, name });
                 continue;
             }
@@ -488,6 +510,10 @@ impl StageRun<'_, '_> {
                 vec![rel]
             };
             for m in matches {
+                let file_name = m.file_name().map(|n| n.to_string_lossy().to_string());
+                if file_name.is_some_and(|n| exclude.excluded(&n)) {
+                    continue;
+                }
                 let abs = root.join(&m);
                 let is_dir = fs::metadata(&abs).is_ok_and(|x| x.is_dir());
                 kinds.push(if is_dir { "dir" } else { "file" });
@@ -503,7 +529,7 @@ impl StageRun<'_, '_> {
                 };
                 // The name decides where the source lands, so it is part of the key.
                 hasher.update(format!("source{name}\0"));
-                hash_tree(&abs, &mut hasher)?;
+                hash_tree(&abs, &exclude, &mut hasher)?;
                 if add && !is_dir && a.from.is_none() && is_archive(&abs) {
                     sources.push(Source::Archive { abs });
                 } else {
@@ -557,13 +583,23 @@ impl StageRun<'_, '_> {
             chmod,
             chown_spec: chown_spec.clone(),
             parents: a.parents,
+            exclude,
         };
         let created_by = self.nop(&format!("{cmd} {hash} in {dest_raw} "));
         let extra = format!(
-            "chown={chown_spec:?} chmod={chmod:?} dest={dest} parents={}",
+            "chown={chown_spec:?} chmod={chmod:?} dest={dest} parents={} exclude={excludes:?}",
             a.parents
         );
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
+    }
+
+    /// A fresh directory in the build's scratch space (removed with the context).
+    fn scratch_dir(&self, prefix: &str) -> Result<PathBuf, BuildError> {
+        Ok(tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.sh.ctx.scratch()?)
+            .map_err(BuildError::io("create scratch directory"))?
+            .keep())
     }
 
     /// Downloads ADD's `url` into the build's scratch space as Docker's classic builder does:
@@ -585,11 +621,7 @@ impl StageRun<'_, '_> {
             })?
             .to_string();
         let mut dl = wharf_fetch::get(url)?;
-        let dir = tempfile::Builder::new()
-            .prefix("add")
-            .tempdir_in(self.sh.ctx.scratch()?)
-            .map_err(BuildError::io("create download directory"))?
-            .keep();
+        let dir = self.scratch_dir("add")?;
         let path = dir.join(&name);
         let mut f = fs::File::create(&path).map_err(BuildError::io(format!("create {name}")))?;
         let mut digest = Sha256::new();
@@ -660,7 +692,7 @@ mod tests {
         fs::write(&f, "one").expect("write");
         let h = || {
             let mut s = Sha256::new();
-            hash_tree(t.path(), &mut s).expect("hash");
+            hash_tree(t.path(), &Patterns::default(), &mut s).expect("hash");
             hex::encode(s.finalize())
         };
         let a = h();
@@ -670,6 +702,27 @@ mod tests {
         assert_eq!(a, h());
         fs::write(&f, "two").expect("write");
         assert_ne!(a, h());
+    }
+
+    #[test]
+    fn walk_leaves_out_excluded_paths() {
+        let t = tempfile::tempdir().expect("tmp");
+        for f in ["a.txt", "b.md", "sub/c.txt", "sub/keep.txt", "skip/d.md"] {
+            let p = t.path().join(f);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(p, "x").expect("write");
+        }
+        let names = |ex: &str| {
+            walk(t.path(), &Patterns::parse(ex))
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names("**/*.txt\nskip\n!sub/keep.txt"),
+            ["", "b.md", "sub", "sub/keep.txt"]
+        );
+        assert_eq!(names("").len(), 8);
     }
 
     #[test]

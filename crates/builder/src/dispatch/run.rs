@@ -116,7 +116,7 @@ impl StageRun<'_, '_> {
                     from: None,
                 } => {
                     let host = inside(self.sh.ctx.root(), &source)?;
-                    super::copy::hash_tree(&host, &mut inputs)?;
+                    super::copy::hash_tree(&host, &Default::default(), &mut inputs)?;
                     spec.binds.push(format!("{}:{target}:ro", host.display()));
                 }
                 MountSpec::Bind {
