@@ -25,9 +25,6 @@ pub enum ArchiveError {
     /// A tar entry type Wharf does not handle.
     #[error("entry {path:?} has unsupported tar type {kind}")]
     UnsupportedEntry { path: String, kind: String },
-    /// A compression format recognised by its magic but not supported.
-    #[error("unsupported layer compression: {0}")]
-    UnsupportedCompression(&'static str),
     /// The tar stream itself is corrupt or truncated.
     #[error("malformed archive: {0}")]
     Malformed(#[source] io::Error),
@@ -73,7 +70,6 @@ impl Classify for ArchiveError {
             | ArchiveError::TooLarge { .. }
             | ArchiveError::DeviceRefused { .. }
             | ArchiveError::UnsupportedEntry { .. }
-            | ArchiveError::UnsupportedCompression(_)
             | ArchiveError::Malformed(_) => ErrorKind::InvalidArgument,
             ArchiveError::NotFound(_) => ErrorKind::NotFound,
             ArchiveError::Openat2Unavailable => ErrorKind::NotImplemented,

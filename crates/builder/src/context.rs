@@ -12,10 +12,100 @@ use crate::BuildError;
 /// The largest Dockerfile read (Docker has no limit; a multi-megabyte one is an accident).
 pub const MAX_DOCKERFILE: u64 = 4 << 20;
 
-/// An unpacked context. The directory belongs to the build and is removed on drop.
+/// An unpacked context. Its directory (and the downloads beside it) belong to the build and
+/// are removed on drop.
 #[derive(Debug)]
 pub struct Context {
+    /// What drop removes: the unpacked tar, or a Git checkout.
+    top: PathBuf,
+    /// The context's root: `top`, or a subdirectory of a checkout (`#ref:subdir`).
     dir: PathBuf,
+}
+
+/// Whether `remote` is a Git URL as Docker's `urlutil.IsGitURL` decides.
+pub fn is_git_url(remote: &str) -> bool {
+    let base = remote.split('#').next().unwrap_or(remote);
+    remote.starts_with("git://")
+        || remote.starts_with("git@")
+        || remote.starts_with("github.com/")
+        || ((remote.starts_with("http://") || remote.starts_with("https://"))
+            && base.ends_with(".git"))
+}
+
+/// Runs git with prompts off and only network protocols allowed (no `ext::`, no `file://`).
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", "http:https:git:ssh")
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            out.status
+        ))
+    }
+}
+
+fn is_archive(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.get(257..262) == Some(b"ustar")
+}
+
+/// Clones `url#ref:subdir` into the existing directory `dir` as Docker's classic builder
+/// does: a shallow fetch of the ref (a full one when the server refuses it, for commit ids),
+/// then its submodules. Returns the subdirectory, resolved.
+pub(crate) fn clone_git(remote: &str, dir: &Path) -> Result<PathBuf, BuildError> {
+    let (url, fragment) = remote.split_once('#').unwrap_or((remote, ""));
+    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+    let fail = |what: &str, e: String| {
+        BuildError::InvalidArgument(format!(
+            "unable to prepare context: unable to 'git clone' to temporary context directory: {what}: {e}"
+        ))
+    };
+    git(dir, &["init", "-q"]).map_err(|e| fail("git init", e))?;
+    git(dir, &["remote", "add", "origin", url]).map_err(|e| fail("git remote add", e))?;
+    let want = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let checkout = match git(dir, &["fetch", "-q", "--depth", "1", "origin", "--", want]) {
+        Ok(()) => "FETCH_HEAD",
+        Err(_) => {
+            git(dir, &["fetch", "-q", "origin"]).map_err(|e| fail("error fetching", e))?;
+            want
+        }
+    };
+    git(dir, &["checkout", "-q", checkout, "--"]).map_err(|e| fail("error checking out", e))?;
+    let submodules = [
+        "submodule",
+        "update",
+        "-q",
+        "--init",
+        "--recursive",
+        "--depth",
+        "1",
+    ];
+    git(dir, &submodules).map_err(|e| fail("error initializing submodules", e))?;
+    let root = dir.join(confine(subdir).unwrap_or_default());
+    root.canonicalize()
+        .ok()
+        .filter(|r| r.is_dir() && dir.canonicalize().is_ok_and(|d| r.starts_with(d)))
+        .ok_or_else(|| {
+            BuildError::NotFound(format!(
+                "unable to prepare context: subdir {subdir} not found in the repository"
+            ))
+        })
 }
 
 impl Context {
@@ -24,6 +114,7 @@ impl Context {
         std::fs::create_dir_all(dir)
             .map_err(BuildError::io(format!("create {}", dir.display())))?;
         let ctx = Context {
+            top: dir.to_path_buf(),
             dir: dir.to_path_buf(),
         };
         let opts = ApplyOptions {
@@ -39,9 +130,62 @@ impl Context {
         Ok(ctx)
     }
 
+    /// The context `remote=` names: a Git URL (`url#ref:subdir`), a tarball URL, or the URL
+    /// of a plain Dockerfile, which becomes the only file, named `dockerfile`.
+    pub fn from_remote(remote: &str, dir: &Path, dockerfile: &str) -> Result<Context, BuildError> {
+        if is_git_url(remote) {
+            return Context::from_git(remote, dir);
+        }
+        if !(remote.starts_with("http://") || remote.starts_with("https://")) {
+            return Err(BuildError::InvalidArgument(format!(
+                "unable to prepare context: remote context {remote:?} is neither a Git URL nor an HTTP(S) URL"
+            )));
+        }
+        let mut body = Vec::new();
+        wharf_fetch::get(remote)?
+            .read_to_end(&mut body)
+            .map_err(BuildError::io(format!("downloading {remote}")))?;
+        if is_archive(&body) {
+            return Context::from_tar(&mut &body[..], dir);
+        }
+        let ctx = Context::from_tar(&mut &[][..], dir)?;
+        let name = if dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            dockerfile
+        };
+        let path = confine(name).map(|r| dir.join(r)).ok_or_else(|| {
+            BuildError::InvalidArgument(format!("invalid Dockerfile name {name}"))
+        })?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(BuildError::io("create context"))?;
+        }
+        std::fs::write(&path, &body).map_err(BuildError::io("write Dockerfile"))?;
+        Ok(ctx)
+    }
+
+    fn from_git(remote: &str, dir: &Path) -> Result<Context, BuildError> {
+        std::fs::create_dir_all(dir)
+            .map_err(BuildError::io(format!("create {}", dir.display())))?;
+        // Made first so that a failure below removes the directory.
+        let mut ctx = Context {
+            top: dir.to_path_buf(),
+            dir: dir.to_path_buf(),
+        };
+        ctx.dir = clone_git(remote, dir)?;
+        Ok(ctx)
+    }
+
     /// The context's root directory.
     pub fn root(&self) -> &Path {
         &self.dir
+    }
+
+    /// A private directory beside the context for downloads (ADD <url>).
+    pub fn scratch(&self) -> Result<PathBuf, BuildError> {
+        let d = self.top.with_extension("dl");
+        std::fs::create_dir_all(&d).map_err(BuildError::io(format!("create {}", d.display())))?;
+        Ok(d)
     }
 
     /// Reads the Dockerfile at `name` (relative to the root; default `Dockerfile`).
@@ -90,7 +234,8 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.top);
+        let _ = std::fs::remove_dir_all(self.top.with_extension("dl"));
     }
 }
 

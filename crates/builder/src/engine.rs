@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use wharf_api_types::container::Resources;
+
 use crate::cache::CacheStore;
 use crate::context::Context;
 use crate::dispatch::{StageResult, StageRun};
 use crate::dockerfile::{self, expand, Dockerfile, Instruction};
-use crate::worker::Worker;
+use crate::worker::{ImageInfo, MountSpec, Worker};
 use crate::BuildError;
 
 /// What the client asked for (`POST /build` query parameters).
@@ -36,6 +38,28 @@ pub struct BuildOptions {
     /// Only the final image id is reported.
     pub quiet: bool,
     pub extra_hosts: Vec<String>,
+    /// Pull every FROM image even when it is local (`--pull`).
+    pub pull: bool,
+    /// Stages (names or indices) built without the cache (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Limits for RUN containers (`--memory`, `--cpu-shares`, `--cpuset-cpus`, `--ulimit`…).
+    pub resources: Resources,
+    /// Size of RUN containers' /dev/shm in bytes (`--shm-size`); 0: the daemon's default.
+    pub shm_size: i64,
+    /// Secrets `RUN --mount=type=secret` can mount, by id.
+    pub secrets: Secrets,
+    /// Local images whose history may stand in for steps (`--cache-from`).
+    pub cache_from: Vec<String>,
+}
+
+/// Build secrets by id; `Debug` shows only the ids.
+#[derive(Clone, Default)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for BuildOptions {
@@ -52,6 +76,12 @@ impl Default for BuildOptions {
             force_remove: false,
             quiet: false,
             extra_hosts: Vec::new(),
+            pull: false,
+            no_cache_filter: Vec::new(),
+            resources: Resources::default(),
+            shm_size: 0,
+            secrets: Secrets::default(),
+            cache_from: Vec::new(),
         }
     }
 }
@@ -111,6 +141,8 @@ pub(crate) struct Shared<'a> {
     pub meta: Vec<(String, String)>,
     /// Build args some ARG consumed.
     pub consumed: Mutex<BTreeSet<String>>,
+    /// The `--cache-from` images that exist locally (others are skipped, as dockerd does).
+    pub cache_sources: Vec<ImageInfo>,
     /// Results of finished stages, by index.
     pub done: Mutex<HashMap<usize, StageResult>>,
     pub total_steps: usize,
@@ -129,6 +161,16 @@ impl Shared<'_> {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether stage `index` must not use the cache (`--no-cache`, `--no-cache-filter`).
+    pub fn no_cache(&self, index: usize) -> bool {
+        let stage = &self.df.stages[index];
+        self.opts.no_cache
+            || self.opts.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
+                    || f.parse::<usize>() == Ok(index)
+            })
     }
 
     pub fn build_arg(&self, name: &str) -> Option<String> {
@@ -199,21 +241,30 @@ fn plan(
         {
             d.insert(j);
         }
-        for c in &stage.commands {
-            if let Instruction::Copy(a) = &c.instruction {
-                if let Some(from) = &a.from {
-                    match df.stage_index(from) {
-                        Some(j) if j < i => {
-                            d.insert(j);
-                        }
-                        Some(j) if j >= i && from.chars().all(|c| c.is_ascii_digit()) => {
-                            return Err(BuildError::InvalidArgument(format!(
-                                "invalid from flag value {from}: refers to current or future build stage"
-                            )))
-                        }
-                        _ => {}
-                    }
+        // Stages named by COPY --from and RUN --mount=…,from=.
+        let froms = stage.commands.iter().flat_map(|c| match &c.instruction {
+            Instruction::Copy(a) => a.from.iter().cloned().collect::<Vec<_>>(),
+            Instruction::Run(r) => r
+                .mounts
+                .iter()
+                .filter_map(|m| match MountSpec::parse(m) {
+                    Ok(MountSpec::Bind { from, .. }) => from,
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        });
+        for from in froms {
+            match df.stage_index(&from) {
+                Some(j) if j < i => {
+                    d.insert(j);
                 }
+                Some(j) if j >= i && from.chars().all(|c| c.is_ascii_digit()) => {
+                    return Err(BuildError::InvalidArgument(format!(
+                        "invalid from flag value {from}: refers to current or future build stage"
+                    )))
+                }
+                _ => {}
             }
         }
         todo.extend(d.iter().copied());
@@ -252,9 +303,20 @@ impl<'w> Engine<'w> {
             })?,
             _ => df.stages.len() - 1,
         };
+        for f in &opts.no_cache_filter {
+            if df.stage_index(f).is_none() {
+                return Err(BuildError::InvalidArgument(format!(
+                    "no-cache-filter stage \"{f}\" could not be found"
+                )));
+            }
+        }
         let (meta, consumed) = meta_args(&df, opts)?;
         let deps = plan(&df, &meta, target)?;
         let total_steps = deps.keys().map(|i| 1 + df.stages[*i].commands.len()).sum();
+        let mut cache_sources = Vec::new();
+        for r in &opts.cache_from {
+            cache_sources.extend(self.worker.image(r)?);
+        }
         let shared = Shared {
             worker: self.worker,
             cache: &self.cache,
@@ -265,6 +327,7 @@ impl<'w> Engine<'w> {
             cancel,
             meta,
             consumed: Mutex::new(consumed),
+            cache_sources,
             done: Mutex::new(HashMap::new()),
             total_steps,
         };
@@ -346,7 +409,9 @@ impl<'w> Engine<'w> {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            image = self.worker.commit_config(Some(&image), &cfg, &by)?;
+            image = self
+                .worker
+                .commit_config(Some(&image), &cfg, &by, result.author.as_deref())?;
         }
         let unused: Vec<String> = {
             let consumed = shared.consumed.lock().unwrap_or_else(|e| e.into_inner());

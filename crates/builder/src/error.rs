@@ -26,6 +26,9 @@ pub enum BuildError {
     Worker { kind: ErrorKind, message: String },
     #[error(transparent)]
     Archive(#[from] wharf_archive::ArchiveError),
+    /// A remote context or ADD <url> could not be downloaded.
+    #[error(transparent)]
+    Fetch(#[from] wharf_fetch::FetchError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -54,6 +57,7 @@ impl Classify for BuildError {
             BuildError::NotSupported(_) => ErrorKind::NotImplemented,
             BuildError::Worker { kind, .. } => *kind,
             BuildError::Archive(e) => e.kind(),
+            BuildError::Fetch(e) => e.kind(),
             BuildError::Io { .. } => ErrorKind::Internal,
             BuildError::Cancelled => ErrorKind::Conflict,
         }

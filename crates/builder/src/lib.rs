@@ -22,6 +22,6 @@ pub mod worker;
 
 pub use cache::CacheStore;
 pub use context::Context;
-pub use engine::{BuildOptions, Engine, Event};
+pub use engine::{BuildOptions, Engine, Event, Secrets};
 pub use error::BuildError;
-pub use worker::{CacheMount, ImageInfo, RunSpec, Worker};
+pub use worker::{CacheMount, ImageInfo, MountSpec, RunSpec, SecretMount, Worker};

@@ -92,6 +92,7 @@ pub struct Download {
     chunk: Bytes,
     url: String,
     content_length: Option<u64>,
+    last_modified: Option<String>,
 }
 
 impl Download {
@@ -103,6 +104,11 @@ impl Download {
     /// The body's length, when the server said.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
+    }
+
+    /// The `Last-Modified` header as sent (an HTTP date), when there was one.
+    pub fn last_modified(&self) -> Option<&str> {
+        self.last_modified.as_deref()
     }
 }
 
@@ -138,12 +144,18 @@ pub fn get(url: &str) -> Result<Download, FetchError> {
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
+    let last_modified = resp
+        .headers()
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     Ok(Download {
         rt,
         body: resp.into_body(),
         chunk: Bytes::new(),
         url: uri.to_string(),
         content_length,
+        last_modified,
     })
 }
 

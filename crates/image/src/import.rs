@@ -172,14 +172,67 @@ impl ImageService {
         self.resolve(id.as_str())
     }
 
+    /// A build step taken from a `--cache-from` image, as dockerd's image cache restores it:
+    /// `parent` (none: an empty image) plus history row `index` of `source` and, when that
+    /// row made a layer, the layer (already in the store, `source`'s own), with `config`.
+    pub fn restore_step(
+        &self,
+        parent: Option<&str>,
+        source: &str,
+        index: usize,
+        config: crate::model::ContainerConfig,
+    ) -> Result<Image, ImageError> {
+        let _w = self.lock_writer();
+        let config_of = |r: &str| -> Result<(ImageConfig, Digest), ImageError> {
+            let id = self.lookup_id(r)?;
+            let cfg = self
+                .read_state()
+                .images
+                .get(&id)
+                .map(|e| e.config.clone())
+                .ok_or_else(|| ImageError::NotFound(r.to_string()))?;
+            Ok((cfg, id))
+        };
+        let (src, _) = config_of(source)?;
+        let (mut base, parent_id) = match parent {
+            Some(p) => {
+                let (cfg, id) = config_of(p)?;
+                (cfg, Some(id))
+            }
+            None => (ImageConfig::new_for_host(Vec::new(), now_rfc3339()), None),
+        };
+        let bad = || ImageError::InvalidArgument(format!("{source} has no history row {index}"));
+        let row = src.history.get(index).cloned().ok_or_else(bad)?;
+        if !row.empty_layer {
+            let below = src.history[..index]
+                .iter()
+                .filter(|h| !h.empty_layer)
+                .count();
+            let diff = src.rootfs.diff_ids.get(below).cloned().ok_or_else(bad)?;
+            base.rootfs.diff_ids.push(diff);
+        }
+        base.config = Some(config);
+        base.created = row.created.clone();
+        base.author = row.author.clone();
+        base.container = None;
+        base.container_config = None;
+        base.history.push(row);
+        let bytes = serde_json::to_vec(&base).map_err(ImageError::json("image config"))?;
+        let id = self.register_image(&bytes, parent_id)?;
+        drop(_w);
+        self.resolve(id.as_str())
+    }
+
     /// A new image that is `parent` (none: an empty image) with `config` and one more history
     /// row without a layer: what a metadata-only build step (ENV, CMD, LABEL…) makes. With an
-    /// empty `created_by` no row is added.
+    /// empty `created_by` no row is added. `author` replaces the parent's, as Docker's
+    /// builder sets it from MAINTAINER on every step.
     pub fn commit_config(
         &self,
         parent: Option<&str>,
         config: crate::model::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<Image, ImageError> {
         let _w = self.lock_writer();
         let created = now_rfc3339();
@@ -197,6 +250,7 @@ impl ImageService {
             None => (ImageConfig::new_for_host(Vec::new(), created.clone()), None),
         };
         base.config = Some(config);
+        base.author = author.map(str::to_string);
         base.created = Some(created.clone());
         base.container = None;
         base.container_config = None;
@@ -205,7 +259,7 @@ impl ImageService {
             base.history.push(HistoryItem {
                 created: Some(created),
                 created_by: Some(created_by.to_string()),
-                author: None,
+                author: author.map(str::to_string),
                 comment: None,
                 empty_layer: true,
             });

@@ -16,6 +16,8 @@ pub enum Route {
     Body(Vec<u8>),
     /// This status (3xx) with a `Location` header.
     Redirect(u16, String),
+    /// 200 with this body and these extra headers (`Last-Modified`).
+    BodyWith(Vec<u8>, Vec<(String, String)>),
 }
 
 /// A running server; stops and joins its thread on drop.
@@ -85,6 +87,14 @@ fn answer(conn: TcpStream, routes: &[(String, Route)]) -> io::Result<()> {
     let (status, extra, body): (u16, String, Vec<u8>) =
         match routes.iter().find(|(p, _)| p == path).map(|(_, r)| r) {
             Some(Route::Body(b)) => (200, String::new(), b.clone()),
+            Some(Route::BodyWith(b, headers)) => (
+                200,
+                headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\r\n"))
+                    .collect(),
+                b.clone(),
+            ),
             Some(Route::Redirect(code, to)) => (*code, format!("Location: {to}\r\n"), Vec::new()),
             None => (404, String::new(), b"404 page not found\n".to_vec()),
         };

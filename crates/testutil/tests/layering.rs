@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wharf-api-types",
             "wharf-archive",
             "wharf-image",
+            "wharf-fetch",
         ],
     ),
     (

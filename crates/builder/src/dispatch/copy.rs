@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-use wharf_api_types::dockerignore::glob_match;
+use wharf_api_types::dockerignore::{glob_match, Patterns};
 use wharf_archive::ApplyOptions;
 
 use super::{FsOp, StageRun};
@@ -36,6 +36,10 @@ pub(crate) struct Prepared {
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     chown_spec: Option<String>,
+    /// `--parents`: each source keeps its path (after a `/./` pivot) under the destination.
+    parents: bool,
+    /// `--exclude` patterns, matched below each source directory.
+    exclude: Patterns,
 }
 
 fn is_archive(path: &Path) -> bool {
@@ -52,6 +56,10 @@ fn is_archive(path: &Path) -> bool {
         .and_then(|mut e| e.next())
         .is_some_and(|e| e.is_ok());
     ok
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
 }
 
 /// Expands a (cleaned, relative) source path with wildcards under `root`.
@@ -85,15 +93,19 @@ fn glob(root: &Path, rel: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every path under `abs` (itself first), sorted, as (relative name, path).
-fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = vec![(String::new(), abs.to_path_buf())];
-    let mut i = 0;
-    while i < out.len() {
-        let (rel, p) = out[i].clone();
-        i += 1;
+/// Every path under `abs` (itself first), sorted, as (relative name, path), less what
+/// `exclude` (`COPY --exclude`) matches; an excluded directory is still searched when an
+/// exception may bring something under it back.
+fn walk(abs: &Path, exclude: &Patterns) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut queue = vec![(String::new(), abs.to_path_buf())];
+    while let Some((rel, p)) = queue.pop() {
+        let excluded = !rel.is_empty() && exclude.excluded(&rel);
+        if !excluded {
+            out.push((rel.clone(), p.clone()));
+        }
         let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-        if !is_dir {
+        if !is_dir || (excluded && !exclude.has_exceptions()) {
             continue;
         }
         let Ok(rd) = fs::read_dir(&p) else { continue };
@@ -110,15 +122,19 @@ fn walk(abs: &Path) -> Vec<(String, PathBuf)> {
             })
             .collect();
         kids.sort();
-        out.extend(kids);
+        queue.extend(kids.into_iter().rev());
     }
     out
 }
 
 /// Hash of one path's tree: per entry its name, type, mode, ids, size, link target and
 /// content; never times.
-fn hash_tree(abs: &Path, hasher: &mut Sha256) -> Result<(), BuildError> {
-    for (rel, p) in walk(abs) {
+pub(super) fn hash_tree(
+    abs: &Path,
+    exclude: &Patterns,
+    hasher: &mut Sha256,
+) -> Result<(), BuildError> {
+    for (rel, p) in walk(abs, exclude) {
         let m =
             fs::symlink_metadata(&p).map_err(BuildError::io(format!("stat {}", p.display())))?;
         let kind = if m.is_dir() {
@@ -278,11 +294,24 @@ impl Prepared {
                 Source::Path { abs, name } => {
                     let top = fs::metadata(abs).map_err(BuildError::io(format!("stat {name}")))?;
                     if top.is_dir() {
-                        for (rel, p) in walk(abs) {
+                        // --parents keeps the directory's own path under the destination.
+                        let base = if self.parents {
+                            dest_rel.join(name)
+                        } else {
+                            dest_rel.clone()
+                        };
+                        if self.parents {
+                            extract(
+                                root,
+                                dir_tar(root, &[], &format!("/{}", base.display()))?,
+                                owner,
+                            )?;
+                        }
+                        for (rel, p) in walk(abs, &self.exclude) {
                             let target = if rel.is_empty() {
-                                dest_rel.clone()
+                                base.clone()
                             } else {
-                                dest_rel.join(&rel)
+                                base.join(&rel)
                             };
                             self.append_path(&mut b, &p, &target, rel.is_empty())?;
                         }
@@ -292,6 +321,13 @@ impl Prepared {
                         } else {
                             dest_rel.clone()
                         };
+                        if let Some(dir) = target.parent().filter(|_| self.parents) {
+                            extract(
+                                root,
+                                dir_tar(root, &[], &format!("/{}", dir.display()))?,
+                                owner,
+                            )?;
+                        }
                         self.append_path(&mut b, abs, &target, true)?;
                     }
                 }
@@ -361,15 +397,10 @@ impl Prepared {
 impl StageRun<'_, '_> {
     pub(super) fn copy_step(&mut self, a: &CopyArgs, add: bool) -> Result<(), BuildError> {
         let cmd = if add { "ADD" } else { "COPY" };
-        if a.parents || a.link || !a.exclude.is_empty() || a.keep_git_dir {
-            return Err(BuildError::NotSupported(format!(
-                "{cmd} --parents, --link, --exclude and --keep-git-dir are not supported by Wharf's builder yet"
-            )));
-        }
-        if a.checksum.is_some() {
-            return Err(BuildError::NotSupported(
-                "ADD --checksum applies to remote URLs, which Wharf's builder does not fetch yet"
-                    .into(),
+        // --link only changes how BuildKit rebases the layer; the files are the same.
+        if a.checksum.is_some() && !a.sources.iter().all(|s| is_url(s)) {
+            return Err(BuildError::InvalidArgument(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
         }
         // A source container for --from (removed when the step is done).
@@ -393,20 +424,15 @@ impl StageRun<'_, '_> {
             None => self.sh.ctx.root().to_path_buf(),
             Some(from) => {
                 let image = self.source_image(from)?;
-                let spec = crate::worker::RunSpec {
-                    cmd: vec![
-                        "/bin/sh".into(),
-                        "-c".into(),
-                        format!("#(nop) COPY --from={from}"),
-                    ],
-                    network: "none".into(),
-                    ..Default::default()
-                };
-                let cid = self.sh.worker.create(&image, &spec)?;
-                *from_container = Some(cid.clone());
-                self.sh.worker.mount(&cid)?
+                self.open_image(&image, from_container)?
             }
         };
+        let excludes = a
+            .exclude
+            .iter()
+            .map(|e| self.expand_word(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exclude = Patterns::parse(&excludes.join("\n"));
         let mut sources = Vec::new();
         let mut hasher = Sha256::new();
         let mut kinds = Vec::new();
@@ -433,15 +459,35 @@ impl StageRun<'_, '_> {
                 }
             }
             let src = self.expand_word(src)?;
-            if add
-                && (src.starts_with("http://")
-                    || src.starts_with("https://")
-                    || src.starts_with("git@"))
-            {
-                return Err(BuildError::NotSupported(format!(
-                    "ADD of a remote URL ({src}) is not supported by Wharf's builder yet"
-                )));
+            if add && crate::context::is_git_url(&src) {
+                // The checkout's files (and .git with --keep-git-dir) go into the destination.
+                let dir = self.scratch_dir("git")?;
+                let root = crate::context::clone_git(&src, &dir)?;
+                if !a.keep_git_dir {
+                    fs::remove_dir_all(dir.join(".git")).map_err(BuildError::io("remove .git"))?;
+                }
+                kinds.push("dir");
+                hasher.update(format!("git{src}\0"));
+                hash_tree(&root, &exclude, &mut hasher)?;
+                sources.push(Source::Path {
+                    abs: root,
+                    name: String::new(),
+                });
+                continue;
             }
+            if add && is_url(&src) {
+                let (abs, name, mtime) = self.download(&src, a.checksum.as_deref())?;
+                kinds.push("file");
+                hasher.update(format!("source{name}\0mtime{mtime}\0"));
+                hash_tree(&abs, &Patterns::default(), &mut hasher)?;
+                sources.push(Source::Path { abs, name });
+                continue;
+            }
+            // `--parents` keeps the path after a `./` pivot (BuildKit's rule), else all of it.
+            let pivot = match src.split_once("/./") {
+                Some((before, _)) if a.parents => confine(before).unwrap_or_default(),
+                _ => PathBuf::new(),
+            };
             let rel = confine(&src).ok_or_else(|| {
                 BuildError::InvalidArgument(format!(
                     "{cmd} failed: forbidden path outside the build context: {src} ()"
@@ -464,14 +510,26 @@ impl StageRun<'_, '_> {
                 vec![rel]
             };
             for m in matches {
+                let file_name = m.file_name().map(|n| n.to_string_lossy().to_string());
+                if file_name.is_some_and(|n| exclude.excluded(&n)) {
+                    continue;
+                }
                 let abs = root.join(&m);
                 let is_dir = fs::metadata(&abs).is_ok_and(|x| x.is_dir());
                 kinds.push(if is_dir { "dir" } else { "file" });
-                hash_tree(&abs, &mut hasher)?;
-                let name = m
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
+                let name = if a.parents {
+                    m.strip_prefix(&pivot)
+                        .unwrap_or(&m)
+                        .to_string_lossy()
+                        .to_string()
+                } else {
+                    m.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                };
+                // The name decides where the source lands, so it is part of the key.
+                hasher.update(format!("source{name}\0"));
+                hash_tree(&abs, &exclude, &mut hasher)?;
                 if add && !is_dir && a.from.is_none() && is_archive(&abs) {
                     sources.push(Source::Archive { abs });
                 } else {
@@ -480,7 +538,8 @@ impl StageRun<'_, '_> {
             }
         }
         let dest_raw = self.expand_word(&a.dest)?;
-        let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        let dest_dir =
+            dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == "." || a.parents;
         if sources.len() > 1 && !dest_dir {
             return Err(BuildError::InvalidArgument(format!(
                 "When using {cmd} with more than one source file, the destination must be a directory and end with a /"
@@ -523,14 +582,92 @@ impl StageRun<'_, '_> {
             owner: None,
             chmod,
             chown_spec: chown_spec.clone(),
+            parents: a.parents,
+            exclude,
         };
         let created_by = self.nop(&format!("{cmd} {hash} in {dest_raw} "));
-        let extra = format!("chown={chown_spec:?} chmod={chmod:?} dest={dest}");
+        let extra = format!(
+            "chown={chown_spec:?} chmod={chmod:?} dest={dest} parents={} exclude={excludes:?}",
+            a.parents
+        );
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
     }
 
+    /// A fresh directory in the build's scratch space (removed with the context).
+    fn scratch_dir(&self, prefix: &str) -> Result<PathBuf, BuildError> {
+        Ok(tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.sh.ctx.scratch()?)
+            .map_err(BuildError::io("create scratch directory"))?
+            .keep())
+    }
+
+    /// Downloads ADD's `url` into the build's scratch space as Docker's classic builder does:
+    /// mode 0600, mtime from `Last-Modified`, checked against `--checksum`. Returns the file,
+    /// its name (the URL's last path segment) and its mtime.
+    fn download(
+        &self,
+        url: &str,
+        checksum: Option<&str>,
+    ) -> Result<(PathBuf, String, i64), BuildError> {
+        let path_part = url.split(['?', '#']).next().unwrap_or(url);
+        let name = path_part
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(_, p)| p.rsplit('/').next())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| {
+                BuildError::InvalidArgument(format!("cannot determine filename from url: {url}"))
+            })?
+            .to_string();
+        let mut dl = wharf_fetch::get(url)?;
+        let dir = self.scratch_dir("add")?;
+        let path = dir.join(&name);
+        let mut f = fs::File::create(&path).map_err(BuildError::io(format!("create {name}")))?;
+        let mut digest = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = dl
+                .read(&mut buf)
+                .map_err(BuildError::io(format!("download {url}")))?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            f.write_all(&buf[..n])
+                .map_err(BuildError::io(format!("write {name}")))?;
+        }
+        let got = format!("sha256:{}", hex::encode(digest.finalize()));
+        if let Some(want) = checksum {
+            if !want.starts_with("sha256:") {
+                return Err(BuildError::InvalidArgument(format!(
+                    "unsupported digest algorithm in checksum {want}"
+                )));
+            }
+            if got != want {
+                return Err(BuildError::InvalidArgument(format!(
+                    "digest mismatch {got}: {want}"
+                )));
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(BuildError::io(format!("chmod {name}")))?;
+        let modified = dl
+            .last_modified()
+            .and_then(|lm| chrono::DateTime::parse_from_rfc2822(lm).ok());
+        let mtime = match modified {
+            Some(t) => {
+                f.set_modified(t.into())
+                    .map_err(BuildError::io(format!("set mtime of {name}")))?;
+                t.timestamp()
+            }
+            None => 0,
+        };
+        Ok((path, name, mtime))
+    }
+
     /// The image behind `--from`: an earlier stage's result, else an image reference.
-    fn source_image(&self, from: &str) -> Result<String, BuildError> {
+    pub(super) fn source_image(&self, from: &str) -> Result<String, BuildError> {
         if let Some(j) = self.sh.df.stage_index(from).filter(|j| *j < self.index) {
             let done = self.sh.done.lock().unwrap_or_else(|e| e.into_inner());
             return done.get(&j).and_then(|r| r.image.clone()).ok_or_else(|| {
@@ -555,7 +692,7 @@ mod tests {
         fs::write(&f, "one").expect("write");
         let h = || {
             let mut s = Sha256::new();
-            hash_tree(t.path(), &mut s).expect("hash");
+            hash_tree(t.path(), &Patterns::default(), &mut s).expect("hash");
             hex::encode(s.finalize())
         };
         let a = h();
@@ -565,6 +702,27 @@ mod tests {
         assert_eq!(a, h());
         fs::write(&f, "two").expect("write");
         assert_ne!(a, h());
+    }
+
+    #[test]
+    fn walk_leaves_out_excluded_paths() {
+        let t = tempfile::tempdir().expect("tmp");
+        for f in ["a.txt", "b.md", "sub/c.txt", "sub/keep.txt", "skip/d.md"] {
+            let p = t.path().join(f);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(p, "x").expect("write");
+        }
+        let names = |ex: &str| {
+            walk(t.path(), &Patterns::parse(ex))
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names("**/*.txt\nskip\n!sub/keep.txt"),
+            ["", "b.md", "sub", "sub/keep.txt"]
+        );
+        assert_eq!(names("").len(), 8);
     }
 
     #[test]

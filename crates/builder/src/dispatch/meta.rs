@@ -92,7 +92,11 @@ impl StageRun<'_, '_> {
                 }
                 text
             }
-            Instruction::Maintainer(m) => format!("MAINTAINER {m}"),
+            Instruction::Maintainer(m) => {
+                let m = self.expand_word(m)?;
+                self.author = Some(m.clone());
+                format!("MAINTAINER {m}")
+            }
             Instruction::Expose(ports) => {
                 let mut words = Vec::new();
                 for p in ports {

@@ -19,6 +19,7 @@ use crate::BuildError;
 pub struct StageResult {
     pub image: Option<String>,
     pub config: ContainerConfig,
+    pub author: Option<String>,
 }
 
 /// The default PATH Docker gives images without one.
@@ -37,6 +38,8 @@ pub(crate) struct StageRun<'s, 'a> {
     line: usize,
     /// CMD ran in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// MAINTAINER's value: the `Author` of every image the stage commits after it.
+    author: Option<String>,
 }
 
 /// A step that changes the filesystem, done in a build container.
@@ -57,6 +60,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             args: Vec::new(),
             line: 0,
             cmd_set: false,
+            author: None,
         }
     }
 
@@ -120,6 +124,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         Ok(StageResult {
             image: self.image,
             config: self.config,
+            author: self.author,
         })
     }
 
@@ -146,7 +151,12 @@ impl<'s, 'a> StageRun<'s, 'a> {
         } else if base.eq_ignore_ascii_case("scratch") {
             self.config.env = Some(vec![DEFAULT_PATH.to_string()]);
         } else {
-            let info = match self.sh.worker.image(&base)? {
+            let local = if self.sh.opts.pull {
+                None
+            } else {
+                self.sh.worker.image(&base)?
+            };
+            let info = match local {
                 Some(i) => i,
                 None => self.sh.worker.pull(&base)?,
             };
@@ -194,7 +204,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         op: Option<FsOp<'_>>,
     ) -> Result<(), BuildError> {
         let config_json = serde_json::to_value(&self.config).unwrap_or_default();
-        let step = format!("{created_by}\u{0}{key_extra}");
+        let step = format!("{created_by}\u{0}{key_extra}\u{0}author={:?}", self.author);
         let platform = format!("linux/{}", wharf_image::host_arch());
         let key = CacheRecord {
             version: 1,
@@ -204,7 +214,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             platform: &platform,
         }
         .key();
-        if !self.sh.opts.no_cache {
+        if !self.sh.no_cache(self.index) {
             if let Some(id) = self.sh.cache.get(&key) {
                 if self.sh.worker.image(&id)?.is_some() {
                     self.sh.say(" ---> Using cache\n");
@@ -214,12 +224,25 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 }
             }
         }
+        let restored = if self.sh.no_cache(self.index) {
+            None
+        } else {
+            self.cache_source_hit(created_by)?
+        };
+        if let Some(id) = restored {
+            self.sh.cache.put(&key, &id)?;
+            self.sh.say(" ---> Using cache\n");
+            self.sh.say(format!(" ---> {}\n", short(&id)));
+            self.image = Some(id);
+            return Ok(());
+        }
         let id = match op {
-            None => {
-                self.sh
-                    .worker
-                    .commit_config(self.image.as_deref(), &self.config, created_by)?
-            }
+            None => self.sh.worker.commit_config(
+                self.image.as_deref(),
+                &self.config,
+                created_by,
+                self.author.as_deref(),
+            )?,
             Some(op) => self.in_container(op, created_by)?,
         };
         self.sh.cache.put(&key, &id)?;
@@ -228,19 +251,58 @@ impl<'s, 'a> StageRun<'s, 'a> {
         Ok(())
     }
 
+    /// The step `created_by` from a `--cache-from` image, dockerd's way: an image whose
+    /// history and layers start with the current image's and whose next row is this step.
+    /// Its last row is the image itself; an earlier one is restored as a new image.
+    fn cache_source_hit(&self, created_by: &str) -> Result<Option<String>, BuildError> {
+        if self.sh.cache_sources.is_empty() {
+            return Ok(None);
+        }
+        let parent = match &self.image {
+            Some(p) => self.sh.worker.image(p)?,
+            None => None,
+        };
+        let (history, diff_ids) = parent.map(|p| (p.history, p.diff_ids)).unwrap_or_default();
+        let n = history.len();
+        let same = |a: &wharf_image::HistoryItem, b: &wharf_image::HistoryItem| {
+            a.created_by == b.created_by && a.empty_layer == b.empty_layer
+        };
+        for src in &self.sh.cache_sources {
+            let fits = src.history.len() > n
+                && src.diff_ids.starts_with(&diff_ids)
+                && src.history[..n]
+                    .iter()
+                    .zip(&history)
+                    .all(|(a, b)| same(a, b))
+                && src.history[n].created_by.as_deref() == Some(created_by);
+            if !fits {
+                continue;
+            }
+            if src.history.len() == n + 1 {
+                return Ok(Some(src.id.clone()));
+            }
+            return self
+                .sh
+                .worker
+                .restore_step(self.image.as_deref(), &src.id, n, &self.config)
+                .map(Some);
+        }
+        Ok(None)
+    }
+
     /// Creates a build container on the current image, does `op`, commits, cleans up.
     fn in_container(&mut self, op: FsOp<'_>, created_by: &str) -> Result<String, BuildError> {
         let image = match self.image.clone() {
             Some(i) => i,
             // FROM scratch: an empty image without history to put the container on.
-            None => self.sh.worker.commit_config(None, &self.config, "")?,
+            None => self.sh.worker.commit_config(None, &self.config, "", None)?,
         };
         if matches!(op, FsOp::Run(_)) && self.image.is_none() {
             return Err(BuildError::InvalidArgument(
                 "RUN in a FROM scratch stage has no shell to run: copy one in first".into(),
             ));
         }
-        let spec = match &op {
+        let mut spec = match &op {
             FsOp::Run(p) => p.spec.clone(),
             _ => crate::worker::RunSpec {
                 cmd: [self.shell(), vec![format!("#(nop) {created_by}")]].concat(),
@@ -252,10 +314,61 @@ impl<'s, 'a> StageRun<'s, 'a> {
             },
         };
         let worker = self.sh.worker;
-        let cid = worker.create(&image, &spec)?;
+        // Images that `--mount=type=bind,from=` reads, open while the step runs.
+        let mut sources = Vec::new();
+        let mut opened = Ok(());
+        if let FsOp::Run(p) = &op {
+            for (img, source, target) in &p.from_binds {
+                let mut slot = None;
+                let root = self.open_image(img, &mut slot);
+                sources.extend(slot);
+                match root.and_then(|r| run::inside(&r, source)) {
+                    Ok(host) => spec.binds.push(format!("{}:{target}:ro", host.display())),
+                    Err(e) => {
+                        opened = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let res = opened.and_then(|_| self.in_container_with(op, created_by, &image, &spec));
+        for cid in sources {
+            let _ = worker.unmount(&cid);
+            worker.remove(&cid)?;
+        }
+        res
+    }
+
+    fn in_container_with(
+        &mut self,
+        op: FsOp<'_>,
+        created_by: &str,
+        image: &str,
+        spec: &crate::worker::RunSpec,
+    ) -> Result<String, BuildError> {
+        let worker = self.sh.worker;
+        let cid = worker.create(image, spec)?;
         let res = (|| -> Result<String, BuildError> {
             match op {
-                FsOp::Run(p) => self.exec(&cid, p)?,
+                FsOp::Run(p) => {
+                    // Mount points the runtime creates for RUN --mount stay out of the layer.
+                    let targets = run::mount_targets(spec);
+                    let fresh = if targets.is_empty() {
+                        Vec::new()
+                    } else {
+                        let root = worker.mount(&cid)?;
+                        let f = run::missing_paths(&root, &targets);
+                        worker.unmount(&cid)?;
+                        f
+                    };
+                    self.exec(&cid, p)?;
+                    if !fresh.is_empty() {
+                        let root = worker.mount(&cid)?;
+                        let r = run::remove_paths(&root, &fresh);
+                        worker.unmount(&cid)?;
+                        r?;
+                    }
+                }
                 FsOp::Copy(p) => {
                     let root = worker.mount(&cid)?;
                     let r = p.apply(&root);
@@ -269,7 +382,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                     r?;
                 }
             }
-            worker.commit(&cid, &self.config, created_by)
+            worker.commit(&cid, &self.config, created_by, self.author.as_deref())
         })();
         let remove = if res.is_ok() {
             self.sh.opts.remove || self.sh.opts.force_remove
@@ -278,7 +391,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         };
         if remove {
             worker.remove(&cid)?;
-            if res.is_ok() && self.ran_in(&spec) {
+            if res.is_ok() && self.ran_in(spec) {
                 self.sh.say(format!(
                     " ---> Removed intermediate container {}\n",
                     short(&cid)
@@ -286,6 +399,23 @@ impl<'s, 'a> StageRun<'s, 'a> {
             }
         }
         res
+    }
+
+    /// Mounts `image`'s filesystem through a container that is never started, recorded in
+    /// `slot` for the caller to unmount and remove; returns its root.
+    pub(super) fn open_image(
+        &self,
+        image: &str,
+        slot: &mut Option<String>,
+    ) -> Result<std::path::PathBuf, BuildError> {
+        let spec = crate::worker::RunSpec {
+            cmd: vec!["/bin/sh".into(), "-c".into(), "#(nop) source".into()],
+            network: "none".into(),
+            ..Default::default()
+        };
+        let cid = self.sh.worker.create(image, &spec)?;
+        *slot = Some(cid.clone());
+        self.sh.worker.mount(&cid)
     }
 
     fn ran_in(&self, spec: &crate::worker::RunSpec) -> bool {

@@ -1,10 +1,15 @@
 //! RUN: the command line, the environment a build container gets (ENV plus ARGs in scope),
 //! and the history text with Docker's `|N KEY=val` prefix for the ARGs it saw.
 
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
 use super::{FsOp, StageRun};
+use crate::context::confine;
 use crate::dockerfile::{Command, RunArgs};
 use crate::engine::{short, PROXY_ARGS};
-use crate::worker::{CacheMount, RunSpec};
+use crate::worker::{MountSpec, RunSpec, SecretMount};
 use crate::BuildError;
 
 /// A RUN ready to execute.
@@ -12,14 +17,141 @@ pub(crate) struct Prepared {
     pub spec: RunSpec,
     /// The command as Docker names it in a failure.
     pub display: String,
+    /// `--mount=type=bind,from=…`: (image, source, target), mounted only when the step runs.
+    pub from_binds: Vec<(String, String, String)>,
+}
+
+/// `source` under `root`, resolved with symlinks and refused when that leaves `root` (a
+/// bind mount follows links on the host).
+pub(super) fn inside(root: &Path, source: &str) -> Result<PathBuf, BuildError> {
+    let missing = || {
+        BuildError::NotFound(format!(
+            "failed to compute cache key: \"/{}\" not found",
+            source.trim_start_matches('/')
+        ))
+    };
+    let rel = confine(source).ok_or_else(missing)?;
+    let real_root = root.canonicalize().map_err(|_| missing())?;
+    let real = real_root.join(rel).canonicalize().map_err(|_| missing())?;
+    if real.starts_with(&real_root) {
+        Ok(real)
+    } else {
+        Err(missing())
+    }
+}
+
+/// Where a RUN's mounts go in the container.
+pub(super) fn mount_targets(spec: &RunSpec) -> Vec<String> {
+    let bind_target = |b: &String| b.split(':').nth(1).map(str::to_string);
+    spec.cache_mounts
+        .iter()
+        .map(|m| m.target.clone())
+        .chain(spec.binds.iter().filter_map(bind_target))
+        .chain(spec.tmpfs.iter().map(|(t, _)| t.clone()))
+        .chain(spec.secrets.iter().map(|s| s.target.clone()))
+        .collect()
+}
+
+/// For each target, its topmost ancestor (or itself) that `root` lacks.
+pub(super) fn missing_paths(root: &Path, targets: &[String]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for t in targets {
+        let mut acc = PathBuf::new();
+        for c in confine(t).unwrap_or_default().components() {
+            acc.push(c);
+            if std::fs::symlink_metadata(root.join(&acc)).is_err() {
+                if !out.iter().any(|o| acc.starts_with(o)) {
+                    out.push(acc.clone());
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Removes `paths` (relative) under `root`, never through a symlinked parent.
+pub(super) fn remove_paths(root: &Path, paths: &[PathBuf]) -> Result<(), BuildError> {
+    let real_root = root
+        .canonicalize()
+        .map_err(BuildError::io("resolve container root"))?;
+    for p in paths {
+        let abs = root.join(p);
+        let parent_ok = abs
+            .parent()
+            .and_then(|d| d.canonicalize().ok())
+            .is_some_and(|d| d.starts_with(&real_root));
+        let Ok(m) = std::fs::symlink_metadata(&abs) else {
+            continue;
+        };
+        if !parent_ok {
+            continue;
+        }
+        let r = if m.is_dir() {
+            std::fs::remove_dir_all(&abs)
+        } else {
+            std::fs::remove_file(&abs)
+        };
+        r.map_err(BuildError::io(format!(
+            "remove mount point {}",
+            p.display()
+        )))?;
+    }
+    Ok(())
 }
 
 impl StageRun<'_, '_> {
     pub(super) fn run_step(&mut self, r: &RunArgs) -> Result<(), BuildError> {
-        let mut cache_mounts = Vec::new();
+        let mut spec = RunSpec::default();
+        let mut from_binds = Vec::new();
+        // What the mounts bring in, for the cache key: context contents, source images.
+        let mut inputs = Sha256::new();
         for m in &r.mounts {
             let m = self.expand_word(m)?;
-            cache_mounts.push(CacheMount::parse(&m).map_err(BuildError::NotSupported)?);
+            match MountSpec::parse(&m).map_err(BuildError::NotSupported)? {
+                MountSpec::Cache(c) => spec.cache_mounts.push(c),
+                MountSpec::Bind {
+                    target,
+                    source,
+                    from: None,
+                } => {
+                    let host = inside(self.sh.ctx.root(), &source)?;
+                    super::copy::hash_tree(&host, &Default::default(), &mut inputs)?;
+                    spec.binds.push(format!("{}:{target}:ro", host.display()));
+                }
+                MountSpec::Bind {
+                    target,
+                    source,
+                    from: Some(from),
+                } => {
+                    let image = self.source_image(&from)?;
+                    inputs.update(format!("image{image}\0"));
+                    from_binds.push((image, source, target));
+                }
+                MountSpec::Tmpfs { target, size } => spec.tmpfs.push((target, size)),
+                MountSpec::Secret {
+                    id,
+                    target,
+                    required,
+                    uid,
+                    gid,
+                    mode,
+                } => match self.sh.opts.secrets.0.get(&id) {
+                    Some(data) => spec.secrets.push(SecretMount {
+                        target,
+                        data: data.clone(),
+                        uid,
+                        gid,
+                        mode,
+                    }),
+                    None if required => {
+                        return Err(BuildError::InvalidArgument(format!(
+                            "secret {id}: not found"
+                        )))
+                    }
+                    None => {}
+                },
+            }
         }
         if r.security.as_deref().is_some_and(|s| s != "sandbox") {
             return Err(BuildError::NotSupported(
@@ -92,12 +224,20 @@ impl StageRun<'_, '_> {
                 workdir: self.config.working_dir.clone(),
                 network: network.clone(),
                 extra_hosts: self.sh.opts.extra_hosts.clone(),
-                cache_mounts,
+                resources: self.sh.opts.resources.clone(),
+                shm_size: self.sh.opts.shm_size,
+                ..spec
             },
             display,
+            from_binds,
         };
-        // Which cache mounts a step has matters to it; their contents do not (BuildKit's rule).
-        let extra = format!("network={network} mounts={:?}", r.mounts);
+        // Which mounts a step has matters to it; of their contents only those of binds do
+        // (BuildKit's rule: caches and secrets do not).
+        let extra = format!(
+            "network={network} mounts={:?} inputs={}",
+            r.mounts,
+            hex::encode(inputs.finalize())
+        );
         self.commit_step(&created_by, &extra, Some(FsOp::Run(&prepared)))
     }
 

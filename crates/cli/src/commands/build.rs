@@ -194,6 +194,48 @@ fn key_values(list: &[String], what: &str) -> anyhow::Result<BTreeMap<String, Op
     Ok(m)
 }
 
+/// `--secret` values as the header the daemon reads: id → hex of the content. Like buildx,
+/// `src` (or `source`) names a file, `env` a variable; with neither, the id names both.
+fn secrets_header(specs: &[String]) -> anyhow::Result<Option<String>> {
+    let mut map = BTreeMap::new();
+    for spec in specs {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(v.to_string()),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => {
+                    return Err(StatusError::exit(
+                        1,
+                        format!("invalid secret {spec:?}: unexpected {field:?}"),
+                    ))
+                }
+            }
+        }
+        let id = id
+            .or_else(|| src.clone())
+            .ok_or_else(|| StatusError::exit(1, format!("invalid secret {spec:?}: no id")))?;
+        let data = match (src, env) {
+            (Some(path), _) => fs::read(&path)
+                .map_err(|e| StatusError::exit(1, format!("reading secret {path}: {e}")))?,
+            (None, Some(var)) => std::env::var(&var)
+                .map_err(|_| StatusError::exit(1, format!("secret env {var} is not set")))?
+                .into_bytes(),
+            (None, None) => match std::env::var(&id) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => fs::read(&id)
+                    .map_err(|e| StatusError::exit(1, format!("reading secret {id}: {e}")))?,
+            },
+        };
+        map.insert(id, hex::encode(data));
+    }
+    Ok((!map.is_empty())
+        .then(|| serde_json::to_string(&map))
+        .transpose()?)
+}
+
 /// `build`
 pub(crate) fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<i32> {
     let progress = match a.progress.as_str() {
@@ -231,13 +273,23 @@ pub(crate) fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<i32> {
     for t in &a.tag {
         q = q.set("t", t.clone());
     }
+    if !a.no_cache_filter.is_empty() {
+        q = q.set("nocachefilter", serde_json::to_string(&a.no_cache_filter)?);
+    }
     for h in &a.add_host {
         q = q.set("extrahosts", h.clone());
     }
-    let resp = ctx.client.request(
+    let secrets = secrets_header(&a.secret)?;
+    let headers: Vec<(&str, &str)> = secrets
+        .as_deref()
+        .map(|s| ("X-Wharf-Build-Secrets", s))
+        .into_iter()
+        .collect();
+    let resp = ctx.client.request_with(
         "POST",
         "/build",
         &q,
+        &headers,
         RequestBody::Stream {
             content_type: "application/x-tar",
             reader: &mut spool,

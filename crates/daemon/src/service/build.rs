@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use wharf_api_types::container::{CreateRequest, HostConfig};
 use wharf_api_types::strslice::StrSlice;
-use wharf_builder::{BuildError, CacheMount, CacheStore, ImageInfo, RunSpec, Worker};
+use wharf_builder::{BuildError, CacheMount, CacheStore, ImageInfo, RunSpec, SecretMount, Worker};
 use wharf_errdefs::{Classify, ErrorKind};
 use wharf_image::{CommitOptions, ImageService};
 
@@ -48,6 +48,8 @@ pub struct DaemonWorker {
     build_id: String,
     /// Where `RUN --mount=type=cache` directories live, one per cache id.
     mounts: PathBuf,
+    /// This build's secret files (in the scratch space, removed when the build ends).
+    secrets: PathBuf,
 }
 
 impl DaemonWorker {
@@ -71,6 +73,31 @@ impl DaemonWorker {
         let ro = if m.readonly { ":ro" } else { "" };
         Ok(format!("{}:{}{ro}", dir.display(), m.target))
     }
+
+    /// `host:target:ro` for a secret, written to a private file of the build's.
+    fn secret_bind(&self, n: usize, s: &SecretMount) -> Result<String, BuildError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = self.secrets.join(n.to_string());
+        let io = |source| BuildError::Io {
+            context: format!("write secret {}", path.display()),
+            source,
+        };
+        std::fs::create_dir_all(&self.secrets).map_err(io)?;
+        std::fs::set_permissions(&self.secrets, std::fs::Permissions::from_mode(0o700))
+            .map_err(io)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut f, &s.data).map_err(io)?;
+        std::os::unix::fs::fchown(&f, Some(s.uid), Some(s.gid)).map_err(io)?;
+        f.set_permissions(std::fs::Permissions::from_mode(s.mode))
+            .map_err(io)?;
+        Ok(format!("{}:{}:ro", path.display(), s.target))
+    }
 }
 
 impl Worker for DaemonWorker {
@@ -79,6 +106,8 @@ impl Worker for DaemonWorker {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id,
                 config: i.config,
+                history: i.history,
+                diff_ids: i.root_fs.layers,
             })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ierr(e)),
@@ -92,7 +121,11 @@ impl Worker for DaemonWorker {
         })?;
         let store: Arc<dyn wharf_distribution::LayerStore> = self.images().clone();
         self.rt
-            .block_on(self.registry.ensure_image(store, &r, None, None))
+            .block_on(async {
+                let resolved = self.registry.resolve(&r, None, None).await?;
+                let silent = wharf_distribution::Reporter::silent();
+                self.registry.pull(store, resolved, &silent).await
+            })
             .map_err(|e| BuildError::Worker {
                 kind: e.kind(),
                 message: e.to_string(),
@@ -120,15 +153,34 @@ impl Worker for DaemonWorker {
             test: Some(vec!["NONE".to_string()]),
             ..Default::default()
         });
-        let binds = spec
+        let mut binds = spec
             .cache_mounts
             .iter()
             .map(|m| self.cache_bind(m))
             .collect::<Result<Vec<_>, _>>()?;
+        binds.extend(spec.binds.iter().cloned());
+        for (n, s) in spec.secrets.iter().enumerate() {
+            binds.push(self.secret_bind(n, s)?);
+        }
+        let tmpfs: std::collections::BTreeMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|(t, size)| {
+                let opts = if *size > 0 {
+                    format!("size={size}")
+                } else {
+                    String::new()
+                };
+                (t.clone(), opts)
+            })
+            .collect();
         req.host_config = Some(HostConfig {
             binds: (!binds.is_empty()).then_some(binds),
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
             network_mode: spec.network.clone(),
             extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+            resources: spec.resources.clone(),
+            shm_size: spec.shm_size,
             ..Default::default()
         });
         let cs = self.containers.clone();
@@ -182,10 +234,12 @@ impl Worker for DaemonWorker {
         container: &str,
         config: &wharf_image::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError> {
         let opts = CommitOptions {
             config: Some(config.clone()),
             created_by: Some(created_by.to_string()),
+            author: author.map(str::to_string),
             ..Default::default()
         };
         self.images()
@@ -199,9 +253,23 @@ impl Worker for DaemonWorker {
         parent: Option<&str>,
         config: &wharf_image::ContainerConfig,
         created_by: &str,
+        author: Option<&str>,
     ) -> Result<String, BuildError> {
         self.images()
-            .commit_config(parent, config.clone(), created_by)
+            .commit_config(parent, config.clone(), created_by, author)
+            .map(|i| i.id)
+            .map_err(ierr)
+    }
+
+    fn restore_step(
+        &self,
+        parent: Option<&str>,
+        source: &str,
+        index: usize,
+        config: &wharf_image::ContainerConfig,
+    ) -> Result<String, BuildError> {
+        self.images()
+            .restore_step(parent, source, index, config.clone())
             .map(|i| i.id)
             .map_err(ierr)
     }
@@ -272,6 +340,11 @@ impl BuildService {
 
     pub fn finish(&self, build_id: &str) {
         self.lock().remove(build_id);
+        let _ = std::fs::remove_dir_all(self.secrets_dir(build_id));
+    }
+
+    fn secrets_dir(&self, build_id: &str) -> PathBuf {
+        self.tmp.join(format!("{build_id}.secrets"))
     }
 
     /// `POST /build/cancel?id=`: true when such a build was running.
@@ -296,6 +369,7 @@ impl BuildService {
             rt: tokio::runtime::Handle::current(),
             build_id: build_id.to_string(),
             mounts: self.mounts.clone(),
+            secrets: self.secrets_dir(build_id),
         }
     }
 

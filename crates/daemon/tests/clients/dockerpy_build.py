@@ -73,6 +73,14 @@ assert len(ids) == 1 and ids[0].startswith("sha256:"), msgs
 assert c.containers.run("pygz", remove=True) == b"gz\n"
 assert c.images.get("pygz").labels == {"from": "gzip"}
 
+# container_limits and shmsize apply to RUN: the step sees the memory limit and /dev/shm size.
+lim = (b"FROM busybox\nRUN (cat /sys/fs/cgroup/memory.max 2>/dev/null"
+       b" || cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
+       b" df -k /dev/shm | tail -1 | awk '{print $2}') > /lim\nCMD cat /lim\n")
+c.images.build(fileobj=io.BytesIO(lim), tag="pylim", rm=True, shmsize=8 << 20,
+               container_limits={"memory": 64 << 20, "cpushares": 512})
+assert c.containers.run("pylim", remove=True) == b"67108864\n8192\n"
+
 # docker-py's images.build defaults to rm=False: as with dockerd, the failed build's step
 # containers stay (RUN v=, COPY, RUN grep, RUN exit 9); the rm=True build left none.
 assert len(c.containers.list(all=True)) == 4, c.containers.list(all=True)

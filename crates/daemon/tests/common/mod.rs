@@ -3,8 +3,9 @@
 //! everything it created (containers, shims, mounts, netns pins, cgroups) even on failure.
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
-pub mod net;
+pub mod build;
 pub mod compose;
+pub mod net;
 pub mod reality;
 pub mod registry;
 

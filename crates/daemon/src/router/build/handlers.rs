@@ -6,8 +6,9 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+use wharf_api_types::container::{Resources, Ulimit};
 use wharf_api_types::ApiVersion;
-use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event};
+use wharf_builder::{BuildError, BuildOptions, Context, Engine, Event, Secrets};
 use wharf_errdefs::ErrorKind;
 
 use super::routes::Endpoint;
@@ -23,17 +24,30 @@ fn json_map(q: &Query, key: &str) -> Result<BTreeMap<String, Option<String>>, Ap
     }
 }
 
-/// Refuses a resource option we do not apply to build containers yet.
-fn refuse_nonzero(q: &Query, keys: &[&str]) -> Result<(), ApiError> {
-    for k in keys {
-        if let Some(v) = q.get(k).filter(|v| !v.is_empty() && *v != "0") {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!("build option {k}={v} is not supported by Wharf's builder yet"),
-            ));
-        }
+/// A JSON list parameter (`cachefrom`, `ulimits`); absent, empty or `null` is empty.
+fn json_list<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<Vec<T>, ApiError> {
+    match q.get(key).filter(|s| !s.is_empty() && *s != "null") {
+        None => Ok(Vec::new()),
+        Some(s) => serde_json::from_str::<Option<Vec<T>>>(s)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| ApiError::invalid(format!("invalid {key} value: {e}"))),
     }
-    Ok(())
+}
+
+/// The limits RUN containers get (the classic builder's resource parameters).
+fn resources(q: &Query) -> Result<Resources, ApiError> {
+    let int = |k| q.int(k).map(Option::unwrap_or_default);
+    Ok(Resources {
+        memory: int("memory")?,
+        memory_swap: int("memswap")?,
+        cpu_shares: int("cpushares")?,
+        cpu_period: int("cpuperiod")?,
+        cpu_quota: int("cpuquota")?,
+        cpuset_cpus: q.get("cpusetcpus").unwrap_or("").to_string(),
+        cpuset_mems: q.get("cpusetmems").unwrap_or("").to_string(),
+        ulimits: Some(json_list::<Ulimit>(q, "ulimits")?).filter(|u| !u.is_empty()),
+        ..Default::default()
+    })
 }
 
 /// `POST /build` query → options.
@@ -44,43 +58,10 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
             "BuildKit (builder version 2) is not supported; use the classic builder (DOCKER_BUILDKIT=0)",
         ));
     }
-    if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!("building from a remote context ({r}) is not supported yet"),
-        ));
-    }
     if q.bool("squash") {
         return Err(ApiError::invalid(
             "squash is only supported with experimental mode",
         ));
-    }
-    if q.bool("pull") {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "--pull is not supported yet: Wharf cannot pull base images",
-        ));
-    }
-    refuse_nonzero(
-        q,
-        &[
-            "memory",
-            "memswap",
-            "cpushares",
-            "cpusetcpus",
-            "cpusetmems",
-            "cpuperiod",
-            "cpuquota",
-            "shmsize",
-        ],
-    )?;
-    for k in ["cachefrom", "ulimits"] {
-        if let Some(v) = q.get(k).filter(|v| !matches!(*v, "" | "null" | "[]")) {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!("build option {k}={v} is not supported by Wharf's builder yet"),
-            ));
-        }
     }
     if let Some(i) = q
         .get("isolation")
@@ -130,6 +111,13 @@ pub fn parse_build(q: &Query) -> Result<BuildOptions, ApiError> {
         remove: q.bool_or("rm", true),
         force_remove: q.bool("forcerm"),
         quiet: q.bool("q"),
+        pull: q.bool("pull"),
+        // Not in the classic API (BuildKit's `no-cache` attribute): `wharf build` sends it.
+        no_cache_filter: json_list(q, "nocachefilter")?,
+        resources: resources(q)?,
+        shm_size: q.int("shmsize")?.unwrap_or_default(),
+        secrets: Secrets::default(),
+        cache_from: json_list(q, "cachefrom")?,
         extra_hosts: q
             .all("extrahosts")
             .iter()
@@ -168,9 +156,32 @@ enum Msg {
     Done(Result<String, BuildError>),
 }
 
+/// Header `wharf build --secret` sends: a JSON map from secret id to hex-encoded content (a
+/// header, not the query, so secrets stay out of request logs and the context).
+pub const SECRETS_HEADER: &str = "X-Wharf-Build-Secrets";
+
+fn parse_secrets(v: Option<&str>) -> Result<Secrets, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(Secrets::default());
+    };
+    let bad = || ApiError::invalid(format!("invalid {SECRETS_HEADER} header"));
+    let map: BTreeMap<String, String> = serde_json::from_str(v).map_err(|_| bad())?;
+    map.into_iter()
+        .map(|(k, v)| Ok((k, hex::decode(v).map_err(|_| bad())?)))
+        .collect::<Result<_, ApiError>>()
+        .map(Secrets)
+}
+
 async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let opts = parse_build(&q)?;
+    let mut opts = parse_build(&q)?;
+    opts.secrets = parse_secrets(
+        req.headers()
+            .get(SECRETS_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    // With `remote=` the body is ignored, as dockerd does.
+    let remote = q.get("remote").filter(|r| !r.is_empty()).map(String::from);
     let mut file = crate::router::images::handlers::spool(&d, req.into_body()).await?;
     let build_id = crate::ids::new_id();
     let builds = d.builds.clone();
@@ -180,7 +191,11 @@ async fn build(d: Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let flag = cancel.clone();
     tokio::task::spawn_blocking(move || {
         let dir = builds.scratch(&bid);
-        let res = Context::from_tar(&mut file, &dir).and_then(|ctx| {
+        let ctx = match &remote {
+            Some(r) => Context::from_remote(r, &dir, &opts.dockerfile),
+            None => Context::from_tar(&mut file, &dir),
+        };
+        let res = ctx.and_then(|ctx| {
             let worker = builds.worker(&bid);
             let send = |e: Event| {
                 let _ = tx.blocking_send(Msg::Event(e));
@@ -279,6 +294,25 @@ mod tests {
             ),
             ("none", Some("t"), "sub/Df")
         );
+        let q = Query::parse(Some(
+            "pull=1&memory=67108864&cpushares=512&cpusetcpus=0&shmsize=1048576&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A200%2C%22Soft%22%3A100%7D%5D&nocachefilter=%5B%22a%22%5D",
+        ));
+        let o = parse_build(&q).expect("parse");
+        assert!(o.pull);
+        assert_eq!(o.no_cache_filter, ["a"]);
+        assert_eq!(
+            (o.resources.memory, o.resources.cpu_shares, o.shm_size),
+            (64 << 20, 512, 1 << 20)
+        );
+        assert_eq!(o.resources.cpuset_cpus, "0");
+        assert_eq!(
+            o.resources.ulimits,
+            Some(vec![Ulimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200
+            }])
+        );
     }
 
     #[test]
@@ -286,11 +320,11 @@ mod tests {
         for bad in [
             "version=2",
             "squash=1",
-            "memory=1000",
-            "remote=git%40x",
+            "memory=x",
+            "ulimits=%7B%7D",
             "networkmode=foo",
             "platform=linux%2Fs390x",
-            "cachefrom=%5B%22x%22%5D",
+            "cachefrom=x",
         ] {
             assert!(parse_build(&Query::parse(Some(bad))).is_err(), "{bad}");
         }
