@@ -17,7 +17,9 @@
 //! `--internal` without a route out, `icc=false`) and a `postrouting` chain (masquerading of
 //! each bridge subnet leaving through another interface, unless `enable_ip_masquerade` is
 //! false). Bridges then forward (`net.ipv4.conf.<bridge>.forwarding=1`, internal ones not) and
-//! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does. If
+//! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does; when
+//! that turned routing on, `forward` drops what is not a bridge's own traffic, as dockerd's
+//! FORWARD policy does, unless `ip-forward-no-drop`. If
 //! nftables cannot be used, every bridge keeps forwarding off instead: isolated, no outbound
 //! NAT, and [`NetworkService::firewall_error`] says why. Published ports need no rules: a
 //! userland proxy in the daemon serves them (host sockets really bound, relayed to the
@@ -109,6 +111,8 @@ pub struct NetworkService {
     fw: Mutex<Option<String>>,
     /// Why nftables could not be used (forwarding stays off).
     fw_error: Option<String>,
+    /// Forwarded traffic other than the bridges' own is dropped (Wharf turned routing on).
+    fw_drop: bool,
 }
 
 fn random_id() -> String {
@@ -157,6 +161,7 @@ impl NetworkService {
             proxies: Mutex::new(HashMap::new()),
             fw: Mutex::new(None),
             fw_error: None,
+            fw_drop: false,
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
@@ -164,8 +169,27 @@ impl NetworkService {
         // The table is rebuilt from the store, which also undoes whatever a crash left: the
         // rules exist before any bridge forwards.
         if svc.cfg.firewall.enabled {
+            let fwc = svc.cfg.firewall.clone();
+            // Remembered across restarts (the switch is on by then), and written before the
+            // switch is turned on, so that a crash in between keeps the drop.
+            let marker = svc.cfg.state_dir.join("ip-forward-set-by-wharf");
+            if fwc.ip_forward
+                && !fwc.ip_forward_no_drop
+                && svc.kernel.read_sysctl("net/ipv4/ip_forward")? == "0"
+            {
+                let io = |source| {
+                    NetworkError::Sys(sys::SysError::Io {
+                        what: "writing",
+                        path: marker.clone(),
+                        source,
+                    })
+                };
+                std::fs::create_dir_all(&svc.cfg.state_dir).map_err(io)?;
+                std::fs::write(&marker, b"").map_err(io)?;
+            }
+            svc.fw_drop = fwc.ip_forward && !fwc.ip_forward_no_drop && marker.exists();
             let table = firewall::table_name(svc.bridge_name());
-            match svc.kernel.replace_table(&ruleset(&table, &st)) {
+            match svc.kernel.replace_table(&ruleset(&table, &st, svc.fw_drop)) {
                 Ok(()) => *svc.fw.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(table),
                 Err(e) => svc.fw_error = Some(e.to_string()),
             }
@@ -247,7 +271,7 @@ impl NetworkService {
         let Some(table) = fw.as_ref() else {
             return Ok(());
         };
-        let t = ruleset(table, &self.lock());
+        let t = ruleset(table, &self.lock(), self.fw_drop);
         Ok(self.kernel.replace_table(&t)?)
     }
 
@@ -625,13 +649,13 @@ impl NetworkService {
 }
 
 /// The table for the bridge networks of `st`.
-fn ruleset(table: &str, st: &State) -> firewall::Table {
+fn ruleset(table: &str, st: &State, drop_others: bool) -> firewall::Table {
     let bridges: Vec<firewall::Bridge> = st
         .networks
         .values()
         .filter_map(firewall::Bridge::of)
         .collect();
-    firewall::ruleset(table, &bridges)
+    firewall::ruleset(table, &bridges, drop_others)
 }
 
 /// Leases an address on `n` for a new endpoint (the caller saves the state).

@@ -1,6 +1,6 @@
 //! dockerd's network settings: `bridge`/`-b`, `bip`, `mtu`, `default-address-pools`
 //! (`--default-address-pool base=CIDR,size=N`), `ip`, and the firewall's `iptables`,
-//! `ip-masq`, `icc` and `ip-forward`, as flags or daemon.json keys.
+//! `ip-masq`, `icc`, `ip-forward` and `ip-forward-no-drop`, as flags or daemon.json keys.
 
 use std::net::Ipv4Addr;
 
@@ -22,6 +22,7 @@ pub const FILE_KEYS: &[&str] = &[
     "ip-masq",
     "icc",
     "ip-forward",
+    "ip-forward-no-drop",
 ];
 
 /// Network flags.
@@ -57,6 +58,9 @@ pub struct NetFlags {
     /// Set net.ipv4.ip_forward=1.
     #[arg(long = "ip-forward", num_args = 0..=1, default_missing_value = "true")]
     pub ip_forward: Option<bool>,
+    /// Do not drop other forwarded traffic when turning IP forwarding on.
+    #[arg(long = "ip-forward-no-drop", num_args = 0..=1, default_missing_value = "true")]
+    pub ip_forward_no_drop: Option<bool>,
 }
 
 /// A `default-address-pools` entry.
@@ -83,6 +87,7 @@ pub struct NetFile {
     pub ip_masq: Option<bool>,
     pub icc: Option<bool>,
     pub ip_forward: Option<bool>,
+    pub ip_forward_no_drop: Option<bool>,
 }
 
 /// The merged network settings.
@@ -191,13 +196,20 @@ pub fn merge(
     if pools.is_empty() {
         pools = wharf_network::ipam::default_pools();
     }
-    let mut flag =
-        |key, a: Option<bool>, b: Option<bool>| one(c, key, a.as_ref(), b.as_ref()).unwrap_or(true);
+    let mut flag = |key, a: Option<bool>, b: Option<bool>, default| {
+        one(c, key, a.as_ref(), b.as_ref()).unwrap_or(default)
+    };
     let firewall = wharf_network::firewall::Settings {
-        enabled: flag("iptables", flags.iptables, file.iptables),
-        ip_masq: flag("ip-masq", flags.ip_masq, file.ip_masq),
-        icc: flag("icc", flags.icc, file.icc),
-        ip_forward: flag("ip-forward", flags.ip_forward, file.ip_forward),
+        enabled: flag("iptables", flags.iptables, file.iptables, true),
+        ip_masq: flag("ip-masq", flags.ip_masq, file.ip_masq, true),
+        icc: flag("icc", flags.icc, file.icc, true),
+        ip_forward: flag("ip-forward", flags.ip_forward, file.ip_forward, true),
+        ip_forward_no_drop: flag(
+            "ip-forward-no-drop",
+            flags.ip_forward_no_drop,
+            file.ip_forward_no_drop,
+            false,
+        ),
     };
     Ok(NetConfig {
         bridge: bridge.unwrap_or_default(),
@@ -248,10 +260,11 @@ mod tests {
         let file2 = NetFile {
             ip_masq: Some(false),
             iptables: Some(true),
+            ip_forward_no_drop: Some(true),
             ..Default::default()
         };
         let fw = merge(&f2, &file2, &mut c).expect("merge").firewall;
-        assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward);
+        assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward && fw.ip_forward_no_drop);
         // daemon.json's network keys sit at the top level.
         let file = super::super::parse_file(
             std::path::Path::new("daemon.json"),
