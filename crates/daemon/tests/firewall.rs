@@ -2,8 +2,8 @@
 //! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), the user chain,
 //! `ip-masq` off, isolation between networks, `--internal` without a route out even when the
 //! container adds one, `icc=false` from daemon.json, only the base rules left after removal,
-//! a kill -9 and a restart or a host flush, and `--iptables=false` (no table, bridges do not
-//! forward). Traffic goes only to namespaces and bridges the test created.
+//! a kill -9 and a restart or a host flush, and `iptables: false` (the table goes, bridges do
+//! not forward). Traffic goes only to namespaces and bridges the test created.
 
 mod common;
 
@@ -424,9 +424,13 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
 }
 
 #[test]
-fn iptables_false_adds_no_table_and_keeps_forwarding_off() {
+fn iptables_false_removes_the_table_and_keeps_forwarding_off() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&["--iptables=false"]);
+    let mut d = Daemon::start(&[]);
+    assert!(!rules(&d).is_empty());
+    std::fs::write(d.dir.path().join("daemon.json"), r#"{"iptables": false}"#)
+        .expect("daemon.json");
+    d.restart();
     d.ok(&["network", "create", "lone"]);
     let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "lone"]);
     for br in [d.net.bridge.clone(), format!("br-{}", &id[..12])] {
@@ -438,5 +442,5 @@ fn iptables_false_adds_no_table_and_keeps_forwarding_off() {
         .args(["list", "table", "ip", &common::net::table(&d)])
         .output()
         .expect("nft");
-    assert!(!o.status.success(), "a table exists with --iptables=false");
+    assert!(!o.status.success(), "a table left with iptables false");
 }

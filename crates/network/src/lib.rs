@@ -21,7 +21,8 @@
 //! that turned routing on, `forward` drops what is not a bridge's own traffic, as dockerd's
 //! FORWARD policy does, unless `ip-forward-no-drop`. If
 //! nftables cannot be used, every bridge keeps forwarding off instead: isolated, no outbound
-//! NAT, and [`NetworkService::firewall_error`] says why. Published ports need no rules: a
+//! NAT, and [`NetworkService::firewall_error`] says why; so do they with `iptables: false`,
+//! which also deletes the table an earlier run left. Published ports need no rules: a
 //! userland proxy in the daemon serves them (host sockets really bound, relayed to the
 //! container, answering on 127.0.0.1 without `route_localnet`). `icc=false` is also done by
 //! bridge port isolation, since bridged traffic skips the IP hooks without br_netfilter.
@@ -168,7 +169,12 @@ impl NetworkService {
         }
         // The table is rebuilt from the store, which also undoes whatever a crash left: the
         // rules exist before any bridge forwards.
-        if svc.cfg.firewall.enabled {
+        let table = firewall::table_name(svc.bridge_name());
+        if !svc.cfg.firewall.enabled {
+            // Rules of an earlier run with the firewall on must not outlive it (without
+            // nftables there is nothing to delete, so no error matters).
+            let _ = svc.kernel.delete_table(&table);
+        } else {
             let fwc = svc.cfg.firewall.clone();
             // Remembered across restarts (the switch is on by then), and written before the
             // switch is turned on, so that a crash in between keeps the drop.
@@ -188,7 +194,6 @@ impl NetworkService {
                 std::fs::write(&marker, b"").map_err(io)?;
             }
             svc.fw_drop = fwc.ip_forward && !fwc.ip_forward_no_drop && marker.exists();
-            let table = firewall::table_name(svc.bridge_name());
             match svc.kernel.replace_table(&ruleset(&table, &st, svc.fw_drop)) {
                 Ok(()) => *svc.fw.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(table),
                 Err(e) => svc.fw_error = Some(e.to_string()),

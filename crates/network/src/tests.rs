@@ -150,6 +150,12 @@ fn the_table_follows_the_networks() {
     k.state.lock().expect("fake").tables.clear();
     assert!(svc.check_firewall().expect("check"));
     assert_eq!(table(), base);
+    // Turning the firewall off removes the table of the earlier runs.
+    drop(svc);
+    let mut c = cfg(dir.path());
+    c.firewall.enabled = false;
+    NetworkService::open(c, k.clone()).expect("reopen");
+    assert!(k.state.lock().expect("fake").tables.is_empty());
 }
 
 #[test]

@@ -279,6 +279,14 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
+    fn delete_table(&self, name: &str) -> Result<(), SysError> {
+        let mut s = self.lock();
+        if s.tables.remove(name).is_some() {
+            s.log.push(format!("nft delete {name}"));
+        }
+        Ok(())
+    }
+
     fn table_exists(&self, name: &str) -> Result<bool, SysError> {
         Ok(self.lock().tables.contains_key(name))
     }

@@ -148,6 +148,10 @@ impl Kernel for Linux {
         super::nft::replace_table(t)
     }
 
+    fn delete_table(&self, name: &str) -> Result<(), SysError> {
+        super::nft::delete_table(name)
+    }
+
     fn table_exists(&self, name: &str) -> Result<bool, SysError> {
         super::nft::table_exists(name)
     }
