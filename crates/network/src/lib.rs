@@ -19,13 +19,13 @@
 //! false). Bridges then forward (`net.ipv4.conf.<bridge>.forwarding=1`, internal ones not) and
 //! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does; when
 //! that turned routing on, `forward` drops what is not a bridge's own traffic, as dockerd's
-//! FORWARD policy does, unless `ip-forward-no-drop`. If
-//! nftables cannot be used, every bridge keeps forwarding off instead: isolated, no outbound
-//! NAT, and [`NetworkService::firewall_error`] says why; so do they with `iptables: false`,
-//! which also deletes the table an earlier run left. Published ports need no rules: a
-//! userland proxy in the daemon serves them (host sockets really bound, relayed to the
-//! container, answering on 127.0.0.1 without `route_localnet`). `icc=false` is also done by
-//! bridge port isolation, since bridged traffic skips the IP hooks without br_netfilter.
+//! FORWARD policy does, unless `ip-forward-no-drop`. If nftables cannot be used, every bridge
+//! keeps forwarding off instead: isolated, no outbound NAT, and
+//! [`NetworkService::firewall_error`] says why; so with `iptables: false`, which also deletes
+//! the table an earlier run left. Published ports need no rules: a userland proxy in the
+//! daemon serves them (host sockets really bound, relayed to the container, answering on
+//! 127.0.0.1 without `route_localnet`). `icc=false` is also done by bridge port isolation,
+//! since bridged traffic skips the IP hooks without br_netfilter.
 //!
 //! Coexistence with a host firewall: every base chain on a hook sees each packet, whatever
 //! other tables decided; a drop anywhere is final, an accept only ends its own chain. So the
