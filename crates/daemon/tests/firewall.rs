@@ -180,6 +180,7 @@ fn outbound_nat_isolation_and_internal() {
         "1",
         "--ip-forward sets the global switch"
     );
+    assert_eq!(d.ok(&["info", "-f", "{{.IPv4Forwarding}}"]), "true");
     let (u, u2) = (Upstream::start(0), Upstream::start(1));
 
     // Wharf turned routing on: the host routes nothing but its containers' traffic, unless
