@@ -424,13 +424,19 @@ impl Events {
         NftSocket::bound(1 << (NFNLGRP_NFTABLES - 1)).map(Events)
     }
 
-    /// Blocks until the next change is reported (or some were lost: ENOBUFS).
+    /// Blocks until the next change is reported (or some were lost: ENOBUFS), then takes
+    /// whatever else is queued, so that one batch (a message per rule) wakes the caller once.
     pub fn wait(&mut self) -> Result<(), SysError> {
         let mut buf = vec![0u8; 64 * 1024];
         match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(_) | Err(nix::Error::ENOBUFS) => Ok(()),
-            Err(e) => Err(SysError::sys("nftables events", e)),
+            Ok(_) | Err(nix::Error::ENOBUFS) => {}
+            Err(e) => return Err(SysError::sys("nftables events", e)),
         }
+        while matches!(
+            recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT),
+            Ok(_) | Err(nix::Error::ENOBUFS)
+        ) {}
+        Ok(())
     }
 }
 
