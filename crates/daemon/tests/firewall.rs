@@ -2,8 +2,8 @@
 //! (a veth from the host, addresses in the 198.18.0.0/15 benchmark range), the user chain,
 //! `ip-masq` off, isolation between networks, `--internal` without a route out even when the
 //! container adds one, `icc=false` from daemon.json, only the base rules left after removal,
-//! a kill -9 and a restart or a host flush, and `--iptables=false` (no table, bridges do not
-//! forward). Traffic goes only to namespaces and bridges the test created.
+//! a kill -9 and a restart or a host flush, and `iptables: false` (the table goes, bridges do
+//! not forward). Traffic goes only to namespaces and bridges the test created.
 
 mod common;
 
@@ -44,20 +44,21 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn start() -> Upstream {
+    /// Slot 0 or 1: two upstreams of one test differ in names, subnet and port.
+    fn start(slot: u32) -> Upstream {
         let pid = std::process::id();
-        let k = pid % 512;
+        let k = (pid * 2 + slot) % 512;
         let (a, b) = (18 + (k / 256) as u8, (k % 256) as u8);
         let (host_ip, ip) = (Ipv4Addr::new(198, a, b, 1), Ipv4Addr::new(198, a, b, 2));
         let u = Upstream {
-            ns: format!("wfw-up-{pid}"),
-            host_if: format!("wfu{pid}"),
+            ns: format!("wfw-up-{pid}-{slot}"),
+            host_if: format!("wfu{pid}{slot}"),
             ip,
             host_ip,
-            port: 8000 + (pid % 1000) as u16,
+            port: 8000 + (pid % 1000) as u16 + slot as u16 * 1000,
             stop: Arc::new(AtomicBool::new(false)),
         };
-        let peer = format!("wfp{pid}");
+        let peer = format!("wfp{pid}{slot}");
         let (ns, hif) = (u.ns.as_str(), u.host_if.as_str());
         sh(&["ip", "netns", "add", ns]);
         sh(&[
@@ -125,6 +126,24 @@ impl Drop for Upstream {
     }
 }
 
+/// What `to` answers a connection from inside `from`'s namespace; "" if unreachable.
+fn between(from: &Upstream, to: &Upstream) -> String {
+    let (path, ip, port) = (format!("/run/netns/{}", from.ns), to.ip, to.port);
+    // A thread of its own enters the namespace and ends there.
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("netns");
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let addr = std::net::SocketAddr::from((ip, port));
+        let mut out = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        }
+        out.trim().to_string()
+    })
+    .join()
+    .expect("thread")
+}
+
 /// The source address the upstream saw for a connection from container `from`; "" if none.
 fn seen_from(d: &Daemon, from: &str, u: &Upstream) -> String {
     let cmd = format!("nc -w 3 {} {} </dev/null", u.ip, u.port);
@@ -152,7 +171,8 @@ fn ip_of(d: &Daemon, c: &str, net: &str) -> String {
 fn outbound_nat_isolation_and_internal() {
     wharf_testutil::require_root!();
     let _fwd = Sysctl::save("/proc/sys/net/ipv4/ip_forward");
-    let d = Daemon::start(&["--ip-forward=true"]);
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "0").expect("ip_forward");
+    let mut d = Daemon::start(&["--ip-forward=true"]);
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
             .expect("ip_forward")
@@ -160,7 +180,26 @@ fn outbound_nat_isolation_and_internal() {
         "1",
         "--ip-forward sets the global switch"
     );
-    let u = Upstream::start();
+    assert_eq!(d.ok(&["info", "-f", "{{.IPv4Forwarding}}"]), "true");
+    let (u, u2) = (Upstream::start(0), Upstream::start(1));
+
+    // Wharf turned routing on: the host routes nothing but its containers' traffic, unless
+    // ip-forward-no-drop.
+    assert_eq!(between(&u, &u2), "", "the host became a router");
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        r#"{"ip-forward-no-drop": true}"#,
+    )
+    .expect("daemon.json");
+    d.restart();
+    assert_eq!(between(&u, &u2), u.ip.to_string());
+    std::fs::write(d.dir.path().join("daemon.json"), "{}").expect("daemon.json");
+    d.restart();
+    assert_eq!(
+        between(&u, &u2),
+        "",
+        "the drop is remembered across restarts"
+    );
     d.import_busybox();
     let sleeper = |name: &str, net: &str, extra: &[&str]| {
         let mut args = vec!["run", "-d", "--name", name, "--network", net];
@@ -247,7 +286,7 @@ fn outbound_nat_isolation_and_internal() {
         "internal must have no way out"
     );
     assert_eq!(fetch(&d, "shut", &web), "", "internal must not reach red");
-    drop(u);
+    drop((u, u2));
 }
 
 #[test]
@@ -386,9 +425,13 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
 }
 
 #[test]
-fn iptables_false_adds_no_table_and_keeps_forwarding_off() {
+fn iptables_false_removes_the_table_and_keeps_forwarding_off() {
     wharf_testutil::require_root!();
-    let d = Daemon::start(&["--iptables=false"]);
+    let mut d = Daemon::start(&[]);
+    assert!(!rules(&d).is_empty());
+    std::fs::write(d.dir.path().join("daemon.json"), r#"{"iptables": false}"#)
+        .expect("daemon.json");
+    d.restart();
     d.ok(&["network", "create", "lone"]);
     let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "lone"]);
     for br in [d.net.bridge.clone(), format!("br-{}", &id[..12])] {
@@ -400,5 +443,5 @@ fn iptables_false_adds_no_table_and_keeps_forwarding_off() {
         .args(["list", "table", "ip", &common::net::table(&d)])
         .output()
         .expect("nft");
-    assert!(!o.status.success(), "a table exists with --iptables=false");
+    assert!(!o.status.success(), "a table left with iptables false");
 }

@@ -8,7 +8,10 @@
 //!   (Docker's `DOCKER-USER`), run first for every forwarded packet.
 //! - chain `forward` (filter hook, priority 0): jump to `user`, accept established and
 //!   related, then per bridge: same-bridge traffic accepted (dropped with `icc=false`),
-//!   nothing new routed into the bridge, and for `--internal` nothing routed out of it.
+//!   nothing new routed into the bridge, and for `--internal` nothing routed out of it. When
+//!   Wharf itself turned `ip_forward` on, the chain's policy is drop and each bridge's own
+//!   outbound traffic is accepted: the host does not become a router for anything else (what
+//!   dockerd does with the iptables FORWARD policy; `--ip-forward-no-drop` keeps accept).
 //! - chain `postrouting` (nat hook, priority 100): per bridge with IP masquerading on and not
 //!   internal, traffic from its subnet leaving through another interface is masqueraded.
 
@@ -34,6 +37,8 @@ pub struct Settings {
     pub icc: bool,
     /// Set `net.ipv4.ip_forward=1` at start (as dockerd does).
     pub ip_forward: bool,
+    /// Keep the forward policy accept even when Wharf turned `ip_forward` on.
+    pub ip_forward_no_drop: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             ip_masq: true,
             icc: true,
             ip_forward: true,
+            ip_forward_no_drop: false,
         }
     }
 }
@@ -162,13 +168,15 @@ pub enum Hook {
     Postrouting,
 }
 
-/// A chain: a base chain on a hook (policy accept) or a regular one.
+/// A chain: a base chain on a hook or a regular one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
     /// Name.
     pub name: String,
     /// Its hook; `None` for a regular chain.
     pub hook: Option<Hook>,
+    /// A base chain's policy is drop (else accept).
+    pub drop: bool,
     /// Rules, in order.
     pub rules: Vec<Rule>,
 }
@@ -188,8 +196,9 @@ fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
     Rule { matches, verdict }
 }
 
-/// The ruleset for `bridges` (sorted by name so the table only changes with the networks).
-pub fn ruleset(name: &str, bridges: &[Bridge]) -> Table {
+/// The ruleset for `bridges` (sorted by name so the table only changes with the networks);
+/// `drop_others`: forwarded traffic that is not a bridge's own is dropped.
+pub fn ruleset(name: &str, bridges: &[Bridge], drop_others: bool) -> Table {
     let mut bridges = bridges.to_vec();
     bridges.sort_by(|a, b| a.name.cmp(&b.name));
     bridges.dedup_by(|a, b| a.name == b.name);
@@ -217,17 +226,24 @@ pub fn ruleset(name: &str, bridges: &[Bridge]) -> Table {
             ));
         }
     }
+    if drop_others {
+        for b in bridges.iter().filter(|b| !b.internal) {
+            forward.push(rule(vec![Match::Iif(b.name.clone())], Verdict::Accept));
+        }
+    }
     Table {
         name: name.to_string(),
         chains: vec![
             Chain {
                 name: "forward".into(),
                 hook: Some(Hook::Forward),
+                drop: drop_others,
                 rules: forward,
             },
             Chain {
                 name: "postrouting".into(),
                 hook: Some(Hook::Postrouting),
+                drop: false,
                 rules: nat,
             },
         ],
@@ -270,13 +286,15 @@ impl fmt::Display for Table {
         }
         for c in &self.chains {
             writeln!(f, "\tchain {} {{", c.name)?;
+            let policy = if c.drop { "drop" } else { "accept" };
             match c.hook {
-                Some(Hook::Forward) => {
-                    writeln!(f, "\t\ttype filter hook forward priority 0; policy accept;")?
-                }
+                Some(Hook::Forward) => writeln!(
+                    f,
+                    "\t\ttype filter hook forward priority 0; policy {policy};"
+                )?,
                 Some(Hook::Postrouting) => writeln!(
                     f,
-                    "\t\ttype nat hook postrouting priority 100; policy accept;"
+                    "\t\ttype nat hook postrouting priority 100; policy {policy};"
                 )?,
                 None => {}
             }
@@ -306,7 +324,7 @@ mod tests {
     #[test]
     fn base_rules_without_networks() {
         assert_eq!(
-            ruleset("wharf", &[]).to_string(),
+            ruleset("wharf", &[], false).to_string(),
             "table ip wharf {
 \tchain user {
 \t}
@@ -333,6 +351,7 @@ mod tests {
         let t = ruleset(
             "wharf-x",
             &[br("wharf0", "172.17.0.0/16"), quiet, inner, plain],
+            false,
         );
         let golden = "table ip wharf-x {
 \tchain user {
@@ -358,6 +377,29 @@ mod tests {
 \t}
 }";
         assert_eq!(t.to_string(), golden);
+    }
+
+    #[test]
+    fn drop_policy_accepts_only_the_bridges_own_traffic() {
+        let mut inner = br("br-inner", "10.1.0.0/24");
+        inner.internal = true;
+        let t = ruleset("w", &[br("wharf0", "172.17.0.0/16"), inner], true).to_string();
+        assert!(
+            t.contains("type filter hook forward priority 0; policy drop;"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with(
+                "\t\toifname \"wharf0\" drop\n\t\tiifname \"wharf0\" accept\n\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority 100; policy accept;
+\t\tip saddr 172.17.0.0/16 oifname != \"wharf0\" masquerade
+\t}
+}"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("iifname \"br-inner\" accept"), "{t}");
     }
 
     #[test]

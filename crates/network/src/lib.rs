@@ -17,12 +17,15 @@
 //! `--internal` without a route out, `icc=false`) and a `postrouting` chain (masquerading of
 //! each bridge subnet leaving through another interface, unless `enable_ip_masquerade` is
 //! false). Bridges then forward (`net.ipv4.conf.<bridge>.forwarding=1`, internal ones not) and
-//! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does. If
-//! nftables cannot be used, every bridge keeps forwarding off instead: isolated, no outbound
-//! NAT, and [`NetworkService::firewall_error`] says why. Published ports need no rules: a
-//! userland proxy in the daemon serves them (host sockets really bound, relayed to the
-//! container, answering on 127.0.0.1 without `route_localnet`). `icc=false` is also done by
-//! bridge port isolation, since bridged traffic skips the IP hooks without br_netfilter.
+//! with `ip-forward` (default) the daemon sets `net.ipv4.ip_forward=1` as dockerd does; when
+//! that turned routing on, `forward` drops what is not a bridge's own traffic, as dockerd's
+//! FORWARD policy does, unless `ip-forward-no-drop`. If nftables cannot be used, every bridge
+//! keeps forwarding off instead: isolated, no outbound NAT, and
+//! [`NetworkService::firewall_error`] says why; so with `iptables: false`, which also deletes
+//! the table an earlier run left. Published ports need no rules: a userland proxy in the
+//! daemon serves them (host sockets really bound, relayed to the container, answering on
+//! 127.0.0.1 without `route_localnet`). `icc=false` is also done by bridge port isolation,
+//! since bridged traffic skips the IP hooks without br_netfilter.
 //!
 //! Coexistence with a host firewall: every base chain on a hook sees each packet, whatever
 //! other tables decided; a drop anywhere is final, an accept only ends its own chain. So the
@@ -109,6 +112,8 @@ pub struct NetworkService {
     fw: Mutex<Option<String>>,
     /// Why nftables could not be used (forwarding stays off).
     fw_error: Option<String>,
+    /// Forwarded traffic other than the bridges' own is dropped (Wharf turned routing on).
+    fw_drop: bool,
 }
 
 fn random_id() -> String {
@@ -158,15 +163,39 @@ impl NetworkService {
             proxies: Mutex::new(HashMap::new()),
             fw: Mutex::new(None),
             fw_error: None,
+            fw_drop: false,
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
         }
         // The table is rebuilt from the store, which also undoes whatever a crash left: the
         // rules exist before any bridge forwards.
-        if svc.cfg.firewall.enabled {
-            let table = firewall::table_name(svc.bridge_name());
-            match svc.kernel.replace_table(&ruleset(&table, &st)) {
+        let table = firewall::table_name(svc.bridge_name());
+        if !svc.cfg.firewall.enabled {
+            // Rules of an earlier run with the firewall on must not outlive it (without
+            // nftables there is nothing to delete, so no error matters).
+            let _ = svc.kernel.delete_table(&table);
+        } else {
+            let fwc = svc.cfg.firewall.clone();
+            // Remembered across restarts (the switch is on by then), and written before the
+            // switch is turned on, so that a crash in between keeps the drop.
+            let marker = svc.cfg.state_dir.join("ip-forward-set-by-wharf");
+            if fwc.ip_forward
+                && !fwc.ip_forward_no_drop
+                && svc.kernel.read_sysctl("net/ipv4/ip_forward")? == "0"
+            {
+                let io = |source| {
+                    NetworkError::Sys(sys::SysError::Io {
+                        what: "writing",
+                        path: marker.clone(),
+                        source,
+                    })
+                };
+                std::fs::create_dir_all(&svc.cfg.state_dir).map_err(io)?;
+                std::fs::write(&marker, b"").map_err(io)?;
+            }
+            svc.fw_drop = fwc.ip_forward && !fwc.ip_forward_no_drop && marker.exists();
+            match svc.kernel.replace_table(&ruleset(&table, &st, svc.fw_drop)) {
                 Ok(()) => *svc.fw.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(table),
                 Err(e) => svc.fw_error = Some(e.to_string()),
             }
@@ -248,7 +277,7 @@ impl NetworkService {
         let Some(table) = fw.as_ref() else {
             return Ok(());
         };
-        let t = ruleset(table, &self.lock());
+        let t = ruleset(table, &self.lock(), self.fw_drop);
         Ok(self.kernel.replace_table(&t)?)
     }
 
@@ -612,13 +641,13 @@ impl NetworkService {
 }
 
 /// The table for the bridge networks of `st`.
-fn ruleset(table: &str, st: &State) -> firewall::Table {
+fn ruleset(table: &str, st: &State, drop_others: bool) -> firewall::Table {
     let bridges: Vec<firewall::Bridge> = st
         .networks
         .values()
         .filter_map(firewall::Bridge::of)
         .collect();
-    firewall::ruleset(table, &bridges)
+    firewall::ruleset(table, &bridges, drop_others)
 }
 
 /// Leases an address on `n` for a new endpoint, the one `cfg` asks for or the next free one

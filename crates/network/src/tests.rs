@@ -71,6 +71,34 @@ fn without_nftables_bridges_do_not_forward() {
 }
 
 #[test]
+fn turning_routing_on_drops_everything_else_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    k.state
+        .lock()
+        .expect("fake")
+        .sysctls
+        .insert("net/ipv4/ip_forward".into(), "0".into());
+    let forward_drop = || k.state.lock().expect("fake").tables["wharf-wtest0"].chains[0].drop;
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    assert!(forward_drop());
+    assert_eq!(k.read_sysctl("net/ipv4/ip_forward").expect("read"), "1");
+    drop(svc);
+    // Already on at the restart, still Wharf's doing.
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("reopen");
+    assert!(forward_drop());
+    drop(svc);
+    let mut c = cfg(dir.path());
+    c.firewall.ip_forward_no_drop = true;
+    NetworkService::open(c, k.clone()).expect("reopen");
+    assert!(!forward_drop());
+    // A host that routed before Wharf keeps routing.
+    let other = tempfile::tempdir().expect("tempdir");
+    NetworkService::open(cfg(other.path()), k.clone()).expect("open");
+    assert!(!forward_drop());
+}
+
+#[test]
 fn the_table_follows_the_networks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
@@ -122,6 +150,12 @@ fn the_table_follows_the_networks() {
     k.state.lock().expect("fake").tables.clear();
     assert!(svc.check_firewall().expect("check"));
     assert_eq!(table(), base);
+    // Turning the firewall off removes the table of the earlier runs.
+    drop(svc);
+    let mut c = cfg(dir.path());
+    c.firewall.enabled = false;
+    NetworkService::open(c, k.clone()).expect("reopen");
+    assert!(k.state.lock().expect("fake").tables.is_empty());
 }
 
 #[test]

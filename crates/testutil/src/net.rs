@@ -1,8 +1,8 @@
 //! A host-unique network slot per test daemon, so up to hundreds of daemons (every helper's
 //! tests at once) never share a bridge name or a subnet: slot `i` is claimed with an
 //! exclusive lock file under /tmp, owns bridge `wtb<i>` and the /20 at 10.128.0.0 + i*4096
-//! (inside 10.128.0.0/10), and is freed (bridge and nftables table deleted) on drop. Slots of dead processes are
-//! reclaimed.
+//! (inside 10.128.0.0/10), and is freed (bridge and nftables table deleted) on drop. Slots of
+//! dead processes are reclaimed.
 
 use std::fs;
 use std::io::Write;

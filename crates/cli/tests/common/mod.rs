@@ -103,6 +103,8 @@ impl Daemon {
             .arg(&cgroup_parent)
             // Never reach Docker Hub from a test.
             .args(["--block-registry", "docker.io"])
+            // Leave the host's global ip_forward alone.
+            .arg("--ip-forward=false")
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()

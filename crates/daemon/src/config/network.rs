@@ -1,6 +1,6 @@
 //! dockerd's network settings: `bridge`/`-b`, `bip`, `mtu`, `default-address-pools`
 //! (`--default-address-pool base=CIDR,size=N`), `ip`, and the firewall's `iptables`,
-//! `ip-masq`, `icc` and `ip-forward`, as flags or daemon.json keys.
+//! `ip-masq`, `icc`, `ip-forward` and `ip-forward-no-drop`, as flags or daemon.json keys.
 
 use std::net::Ipv4Addr;
 
@@ -23,6 +23,7 @@ pub const FILE_KEYS: &[&str] = &[
     "icc",
     "ip-forward",
     "host-gateway-ip",
+    "ip-forward-no-drop",
 ];
 
 /// Network flags.
@@ -61,6 +62,9 @@ pub struct NetFlags {
     /// The address `--add-host name:host-gateway` names (default: the default bridge's).
     #[arg(long = "host-gateway-ip")]
     pub host_gateway_ip: Option<String>,
+    /// Do not drop other forwarded traffic when turning IP forwarding on.
+    #[arg(long = "ip-forward-no-drop", num_args = 0..=1, default_missing_value = "true")]
+    pub ip_forward_no_drop: Option<bool>,
 }
 
 /// A `default-address-pools` entry.
@@ -88,6 +92,7 @@ pub struct NetFile {
     pub icc: Option<bool>,
     pub ip_forward: Option<bool>,
     pub host_gateway_ip: Option<String>,
+    pub ip_forward_no_drop: Option<bool>,
 }
 
 /// The merged network settings.
@@ -204,13 +209,20 @@ pub fn merge(
     if pools.is_empty() {
         pools = wharf_network::ipam::default_pools();
     }
-    let mut flag =
-        |key, a: Option<bool>, b: Option<bool>| one(c, key, a.as_ref(), b.as_ref()).unwrap_or(true);
+    let mut flag = |key, a: Option<bool>, b: Option<bool>, default| {
+        one(c, key, a.as_ref(), b.as_ref()).unwrap_or(default)
+    };
     let firewall = wharf_network::firewall::Settings {
-        enabled: flag("iptables", flags.iptables, file.iptables),
-        ip_masq: flag("ip-masq", flags.ip_masq, file.ip_masq),
-        icc: flag("icc", flags.icc, file.icc),
-        ip_forward: flag("ip-forward", flags.ip_forward, file.ip_forward),
+        enabled: flag("iptables", flags.iptables, file.iptables, true),
+        ip_masq: flag("ip-masq", flags.ip_masq, file.ip_masq, true),
+        icc: flag("icc", flags.icc, file.icc, true),
+        ip_forward: flag("ip-forward", flags.ip_forward, file.ip_forward, true),
+        ip_forward_no_drop: flag(
+            "ip-forward-no-drop",
+            flags.ip_forward_no_drop,
+            file.ip_forward_no_drop,
+            false,
+        ),
     };
     Ok(NetConfig {
         bridge: bridge.unwrap_or_default(),
@@ -267,10 +279,11 @@ mod tests {
         let file2 = NetFile {
             ip_masq: Some(false),
             iptables: Some(true),
+            ip_forward_no_drop: Some(true),
             ..Default::default()
         };
         let fw = merge(&f2, &file2, &mut c).expect("merge").firewall;
-        assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward);
+        assert!(fw.enabled && !fw.icc && !fw.ip_masq && !fw.ip_forward && fw.ip_forward_no_drop);
         // daemon.json's network keys sit at the top level.
         let file = super::super::parse_file(
             std::path::Path::new("daemon.json"),

@@ -24,6 +24,8 @@ pub struct FakeState {
     /// Host end of each veth -> the namespace holding its other end (the kernel deletes the
     /// pair with that namespace).
     pub veth_peers: BTreeMap<String, String>,
+    /// Sysctls as last written (or set by a test).
+    pub sysctls: BTreeMap<String, String>,
     /// nftables tables as last replaced.
     pub tables: BTreeMap<String, crate::firewall::Table>,
     /// A request name that fails with EEXIST (to test rollback).
@@ -253,8 +255,14 @@ impl Kernel for FakeKernel {
     }
 
     fn sysctl(&self, key: &str, value: &str) -> Result<(), SysError> {
-        self.lock().log.push(format!("sysctl {key}={value}"));
+        let mut s = self.lock();
+        s.log.push(format!("sysctl {key}={value}"));
+        s.sysctls.insert(key.to_string(), value.to_string());
         Ok(())
+    }
+
+    fn read_sysctl(&self, key: &str) -> Result<String, SysError> {
+        Ok(self.lock().sysctls.get(key).cloned().unwrap_or_default())
     }
 
     fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
@@ -268,6 +276,14 @@ impl Kernel for FakeKernel {
         let rules: usize = t.chains.iter().map(|c| c.rules.len()).sum();
         s.log.push(format!("nft {} {rules} rules", t.name));
         s.tables.insert(t.name.clone(), t.clone());
+        Ok(())
+    }
+
+    fn delete_table(&self, name: &str) -> Result<(), SysError> {
+        let mut s = self.lock();
+        if s.tables.remove(name).is_some() {
+            s.log.push(format!("nft delete {name}"));
+        }
         Ok(())
     }
 

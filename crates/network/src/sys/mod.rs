@@ -126,9 +126,13 @@ pub trait Kernel: Send + Sync {
     fn remove_netns(&self, pin: &Path) -> Result<(), SysError>;
     /// Writes a sysctl under /proc/sys (`net/ipv4/ip_forward`).
     fn sysctl(&self, key: &str, value: &str) -> Result<(), SysError>;
+    /// Reads a sysctl under /proc/sys, trimmed.
+    fn read_sysctl(&self, key: &str) -> Result<String, SysError>;
     /// Makes the host's nftables table `t.name` exactly `t` in one atomic batch (its kept
     /// chains created when missing, never flushed).
     fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError>;
+    /// Deletes nftables table `name`; fine if absent.
+    fn delete_table(&self, name: &str) -> Result<(), SysError>;
     /// Whether nftables table `name` exists.
     fn table_exists(&self, name: &str) -> Result<bool, SysError>;
     /// Subscribes to nftables changes on the host; the returned call blocks until the next.

@@ -138,8 +138,18 @@ impl Kernel for Linux {
         fs::write(&p, value).map_err(SysError::io("writing", &p))
     }
 
+    fn read_sysctl(&self, key: &str) -> Result<String, SysError> {
+        let p = self.proc_root.join("sys").join(key);
+        let v = fs::read_to_string(&p).map_err(SysError::io("reading", &p))?;
+        Ok(v.trim().to_string())
+    }
+
     fn replace_table(&self, t: &crate::firewall::Table) -> Result<(), SysError> {
         super::nft::replace_table(t)
+    }
+
+    fn delete_table(&self, name: &str) -> Result<(), SysError> {
+        super::nft::delete_table(name)
     }
 
     fn table_exists(&self, name: &str) -> Result<bool, SysError> {

@@ -200,7 +200,8 @@ fn add_chain(table: &str, c: &Chain) -> Msg {
             .attr(NFTA_HOOK_HOOKNUM, &be(num))
             .attr(NFTA_HOOK_PRIORITY, &prio.to_be_bytes())
             .end();
-        m.attr(NFTA_CHAIN_POLICY, &NF_ACCEPT.to_be_bytes())
+        let policy = if c.drop { NF_DROP } else { NF_ACCEPT };
+        m.attr(NFTA_CHAIN_POLICY, &policy.to_be_bytes())
             .str_attr(NFTA_CHAIN_TYPE, ty);
     }
     m
@@ -239,6 +240,7 @@ fn batch(t: &Table, existing: &[String]) -> Vec<Msg> {
             &Chain {
                 name: k.clone(),
                 hook: None,
+                drop: false,
                 rules: Vec::new(),
             },
         ));
@@ -422,13 +424,19 @@ impl Events {
         NftSocket::bound(1 << (NFNLGRP_NFTABLES - 1)).map(Events)
     }
 
-    /// Blocks until the next change is reported (or some were lost: ENOBUFS).
+    /// Blocks until the next change is reported (or some were lost: ENOBUFS), then takes
+    /// whatever else is queued, so that one batch (a message per rule) wakes the caller once.
     pub fn wait(&mut self) -> Result<(), SysError> {
         let mut buf = vec![0u8; 64 * 1024];
         match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(_) | Err(nix::Error::ENOBUFS) => Ok(()),
-            Err(e) => Err(SysError::sys("nftables events", e)),
+            Ok(_) | Err(nix::Error::ENOBUFS) => {}
+            Err(e) => return Err(SysError::sys("nftables events", e)),
         }
+        while matches!(
+            recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT),
+            Ok(_) | Err(nix::Error::ENOBUFS)
+        ) {}
+        Ok(())
     }
 }
 
@@ -471,7 +479,7 @@ mod tests {
             icc: true,
             masquerade: true,
         };
-        let t = ruleset("wharf-t", &[b]);
+        let t = ruleset("wharf-t", &[b], false);
         let msgs = batch(&t, &["forward".to_string(), "user".to_string()]);
         let bufs: Vec<Vec<u8>> = msgs
             .into_iter()
@@ -556,6 +564,7 @@ mod tests {
                 b("wu1i", "10.77.1.0/24"),
                 b("wu2q", "10.77.2.0/24"),
             ],
+            true,
         );
         replace_table(&full).expect("replace");
         let list = || {
@@ -573,6 +582,8 @@ mod tests {
             "iifname \"wu2q\" oifname \"wu2q\" drop",
             "ip saddr 10.77.0.0/24 oifname != \"wu0\" masquerade",
             "type nat hook postrouting priority srcnat; policy accept;",
+            "type filter hook forward priority filter; policy drop;",
+            "iifname \"wu0\" accept",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }
@@ -593,7 +604,7 @@ mod tests {
             .status()
             .expect("nft");
         assert!(ok.success());
-        replace_table(&ruleset(&name, &[])).expect("replace");
+        replace_table(&ruleset(&name, &[], false)).expect("replace");
         let text = list();
         assert!(!text.contains("wu0"), "{text}");
         assert!(text.contains("ip daddr 192.0.2.1 drop"), "{text}");

@@ -100,7 +100,9 @@ impl Daemon {
             cpu_shares: true,
             cpu_set: true,
             pids_limit: true,
-            ipv4_forwarding: false,
+            // Read each time, as dockerd does: anyone may change it.
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .is_ok_and(|v| v.trim() == "1"),
             debug: cfg.debug,
             nfd: std::fs::read_dir("/proc/self/fd")
                 .map(|r| r.count() as i64)
