@@ -69,6 +69,14 @@ impl BlobSources {
             return;
         }
         let mut st = self.state();
+        // Already known as the latest source of each (a re-pull, a re-push): no write.
+        if blobs.iter().all(|b| {
+            st.blobs
+                .get(b.as_str())
+                .is_some_and(|e| e.repos.first().is_some_and(|r| r == repo))
+        }) {
+            return;
+        }
         for b in blobs {
             st.seq += 1;
             let seq = st.seq;
@@ -119,8 +127,12 @@ mod tests {
         for r in ["h/a", "h/b", "h/c", "h/d", "h/e", "h/b"] {
             s.add(r, std::slice::from_ref(&d));
         }
-        let again = BlobSources::open(Some(path));
+        let again = BlobSources::open(Some(path.clone()));
         assert_eq!(again.repos(&d), ["h/b", "h/e", "h/d", "h/c"]);
+        // Nothing new: the file is not rewritten.
+        std::fs::remove_file(&path).unwrap();
+        again.add("h/b", std::slice::from_ref(&d));
+        assert!(!path.exists());
         let none = BlobSources::open(None);
         none.add("h/a", std::slice::from_ref(&d));
         assert!(none.repos(&d).is_empty());
