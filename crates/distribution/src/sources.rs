@@ -27,6 +27,9 @@ struct State {
     seq: u64,
     #[serde(default)]
     blobs: BTreeMap<String, Entry>,
+    /// Layer diff ID → the gzip blob (digest, size) it was pulled as.
+    #[serde(default)]
+    compressed: BTreeMap<String, (String, u64)>,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -61,6 +64,37 @@ impl BlobSources {
             .get(blob.as_str())
             .map(|e| e.repos.clone())
             .unwrap_or_default()
+    }
+
+    /// The gzip blob (digest, size) the layer `diff_id` was pulled as, if known.
+    pub(crate) fn compressed(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
+        let st = self.state();
+        let (d, size) = st.compressed.get(diff_id.as_str())?;
+        Some((Digest::parse(d).ok()?, *size))
+    }
+
+    /// Records which gzip blob (digest, size) each layer (diff ID) was pulled as.
+    pub(crate) fn add_compressed(&self, layers: &[(Digest, Digest, u64)]) {
+        if self.path.is_none() {
+            return;
+        }
+        let mut st = self.state();
+        let mut changed = false;
+        for (diff_id, blob, size) in layers {
+            let v = (blob.to_string(), *size);
+            if st.compressed.get(diff_id.as_str()) != Some(&v) {
+                st.compressed.insert(diff_id.to_string(), v);
+                changed = true;
+            }
+        }
+        if st.compressed.len() > MAX_BLOBS {
+            st.compressed.clear();
+        }
+        if changed {
+            if let Err(e) = self.save(&st) {
+                tracing::warn!(error = %e, "could not save blob sources");
+            }
+        }
     }
 
     /// Records that `blobs` are in `repo` (`host/path`) and saves the file.
