@@ -167,6 +167,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         again.add("h/b", std::slice::from_ref(&d));
         assert!(!path.exists());
+        let diff = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        again.add_compressed(&[(diff.clone(), d.clone(), 42)]);
+        let third = BlobSources::open(Some(dir.path().join("blob-sources.json")));
+        assert_eq!(third.compressed(&diff), Some((d.clone(), 42)));
         let none = BlobSources::open(None);
         none.add("h/a", std::slice::from_ref(&d));
         assert!(none.repos(&d).is_empty());
