@@ -992,3 +992,44 @@ fn token_registries_mount_with_a_token_for_the_source_repository() {
     d.ok(&["pull", &two]);
     assert_eq!(d.ok(&["run", "--rm", &two, "echo", "tokened"]), "tokened");
 }
+
+#[test]
+fn a_pulled_layer_is_pushed_by_the_digest_it_came_with() {
+    wharf_testutil::require_root!();
+    let reg = Registry::start("");
+    let d = Daemon::start(&[]);
+    two_layer_image(&d, "local/src:1");
+    let src = format!("{}/src/app:1", reg.host());
+    push_with_skopeo(&d, "local/src:1", &src, false);
+    d.ok(&["rmi", "local/src:1", "busybox"]);
+    d.ok(&["pull", &src]);
+    let layers = |name: &str| -> serde_json::Value {
+        let info = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]);
+        serde_json::from_str::<serde_json::Value>(&info).expect("skopeo json")["Layers"].clone()
+    };
+
+    // Another repository of the same registry: mounted by skopeo's digests, no new blobs.
+    let dst = format!("{}/dst/app:1", reg.host());
+    d.ok(&["tag", &src, &dst]);
+    let blobs = || {
+        std::fs::read_dir(reg.storage.join("docker/registry/v2/blobs/sha256"))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| std::fs::read_dir(e.path()).map(|r| r.count()).unwrap_or(0))
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    let before = blobs();
+    let out = d.ok(&["push", &dst]);
+    assert_eq!(out.matches("Mounted from src/app").count(), 2, "{out}");
+    assert_eq!(layers(&dst), layers(&src));
+    // Back where it came from under a new tag: every layer is already there.
+    let again = format!("{}/src/app:2", reg.host());
+    d.ok(&["tag", &src, &again]);
+    let out = d.ok(&["push", &again]);
+    assert_eq!(out.matches("Layer already exists").count(), 2, "{out}");
+    assert_eq!(layers(&again), layers(&src));
+    // Only our manifest (the same bytes for both tags) is new: no layer went up again.
+    assert_eq!(blobs(), before + 1, "one new manifest, nothing else");
+}

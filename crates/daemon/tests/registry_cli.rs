@@ -272,6 +272,18 @@ fn pull_and_push_all_tags_print_what_docker_prints() {
         &cli(Cli::Docker, &["pull", "-a", &tags[0]]),
         "pull -a with a tag",
     );
+    same(
+        &cli(Cli::Wharf, &["pull", &repo]),
+        &cli(Cli::Docker, &["pull", &repo]),
+        "pull of a name without tag (no :latest there)",
+    );
+    d.ok(&["tag", &tags[0], &format!("{repo}:latest")]);
+    d.ok(&["push", "-q", &format!("{repo}:latest")]);
+    same(
+        &cli(Cli::Wharf, &["pull", &repo]),
+        &cli(Cli::Docker, &["pull", &repo]),
+        "pull of a name without tag",
+    );
     let absent = format!("{}/all/absent", reg.host());
     same(
         &cli(Cli::Wharf, &["pull", "-a", &absent]),

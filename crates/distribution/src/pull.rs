@@ -210,9 +210,22 @@ impl Registry {
             .map(|l| l.digest.clone())
             .chain([r.manifest.config.digest.clone()])
             .collect();
+        // gzip layers can be pushed again by the digest they came with.
+        let gzip: Vec<(Digest, Digest, u64)> = r
+            .manifest
+            .layers
+            .iter()
+            .zip(&r.diff_ids)
+            .filter(|(l, _)| l.media_type.ends_with("gzip"))
+            .map(|(l, diff)| (diff.clone(), l.digest.clone(), l.size))
+            .collect();
         let (sources, key) = (self.sources.clone(), r.repo.key());
         // An fsync'd file write: off the async workers.
-        let _ = tokio::task::spawn_blocking(move || sources.add(&key, &blobs)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            sources.add(&key, &blobs);
+            sources.add_compressed(&gzip);
+        })
+        .await;
         report.status(None, format!("Digest: {}", r.digest)).await;
         Ok(Pulled { id, changed })
     }

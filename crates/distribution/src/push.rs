@@ -248,6 +248,8 @@ impl Registry {
 }
 
 /// Compresses, checks and uploads (or mounts) one layer; returns its manifest descriptor.
+/// A layer pulled as gzip is first offered by the digest it came with, so a push back to
+/// where it came from needs no compression at all.
 async fn push_layer(
     repo: &Repo,
     store: Arc<dyn LayerStore>,
@@ -257,6 +259,31 @@ async fn push_layer(
     report: &Reporter,
 ) -> Result<serde_json::Value, DistributionError> {
     let id = short(diff_id);
+    if let Some((known, size)) = sources.compressed(diff_id) {
+        let done = if blob_exists(repo, &known).await? {
+            report.status(Some(&id), "Layer already exists").await;
+            true
+        } else {
+            match try_mount(repo, &known, sources).await? {
+                Ok(from) => {
+                    report
+                        .status(Some(&id), format!("Mounted from {from}"))
+                        .await;
+                    true
+                }
+                Err(session) => {
+                    if let Some(url) = session {
+                        cancel_upload(repo, &url).await;
+                    }
+                    false
+                }
+            }
+        };
+        if done {
+            remember(sources, repo, &known).await;
+            return Ok(json!({"mediaType": MT_LAYER, "size": size, "digest": known.to_string()}));
+        }
+    }
     let (d, dir2) = (diff_id.clone(), dir.to_path_buf());
     let blob = tokio::task::spawn_blocking(move || compress(store.as_ref(), &d, &dir2))
         .await
@@ -276,10 +303,14 @@ async fn push_layer(
             }
         }
     }
-    let (sources, key, d) = (sources.clone(), repo.key(), blob.digest.clone());
-    // An fsync'd file write: off the async workers.
-    let _ = tokio::task::spawn_blocking(move || sources.add(&key, &[d])).await;
+    remember(sources, repo, &blob.digest).await;
     Ok(json!({"mediaType": MT_LAYER, "size": blob.size, "digest": blob.digest.to_string()}))
+}
+
+/// Records that `d` is now in `repo`; an fsync'd file write, so off the async workers.
+async fn remember(sources: &Arc<BlobSources>, repo: &Repo, d: &Digest) {
+    let (sources, key, d) = (sources.clone(), repo.key(), d.clone());
+    let _ = tokio::task::spawn_blocking(move || sources.add(&key, &[d])).await;
 }
 
 /// What a mount attempt left to do.
@@ -290,9 +321,23 @@ enum Mount {
     Upload(String),
 }
 
-/// Asks the registry to mount `d` from another repository on the same host that it was
-/// pulled from or pushed to; a registry that cannot answers with an upload session instead.
+/// Mounts `d` if it can, else opens an upload session for it.
 async fn mount(repo: &Repo, d: &Digest, sources: &BlobSources) -> Result<Mount, DistributionError> {
+    Ok(match try_mount(repo, d, sources).await? {
+        Ok(from) => Mount::Mounted(from),
+        Err(Some(url)) => Mount::Upload(url),
+        Err(None) => Mount::Upload(start_upload(repo).await?),
+    })
+}
+
+/// Asks the registry to mount `d` from another repository on the same host that it was
+/// pulled from or pushed to. `Ok(from)` when mounted; else the upload session a registry
+/// that could not mount opened instead, if any.
+async fn try_mount(
+    repo: &Repo,
+    d: &Digest,
+    sources: &BlobSources,
+) -> Result<Result<String, Option<String>>, DistributionError> {
     let host = format!("{}/", repo.endpoint.host);
     let from = sources
         .repos(d)
@@ -300,7 +345,7 @@ async fn mount(repo: &Repo, d: &Digest, sources: &BlobSources) -> Result<Mount, 
         .filter_map(|r| r.strip_prefix(&host).map(str::to_string))
         .find(|path| *path != repo.path);
     let Some(from) = from else {
-        return Ok(Mount::Upload(start_upload(repo).await?));
+        return Ok(Err(None));
     };
     let url = repo.url(&format!("blobs/uploads/?mount={d}&from={from}"));
     let with_source = Repo {
@@ -311,13 +356,21 @@ async fn mount(repo: &Repo, d: &Digest, sources: &BlobSources) -> Result<Mount, 
     match resp.status() {
         StatusCode::CREATED => {
             let _ = read_small(resp.into_body()).await;
-            Ok(Mount::Mounted(from))
+            Ok(Ok(from))
         }
-        StatusCode::ACCEPTED => Ok(Mount::Upload(location(repo, resp, &url).await?)),
+        StatusCode::ACCEPTED => Ok(Err(Some(location(repo, resp, &url).await?))),
         _ => {
             let _ = read_small(resp.into_body()).await;
-            Ok(Mount::Upload(start_upload(repo).await?))
+            Ok(Err(None))
         }
+    }
+}
+
+/// Drops an upload session nothing will be sent to (best effort: the registry expires it
+/// anyway).
+async fn cancel_upload(repo: &Repo, url: &str) {
+    if let Ok(resp) = repo.send(Method::DELETE, url, &[]).await {
+        let _ = read_small(resp.into_body()).await;
     }
 }
 

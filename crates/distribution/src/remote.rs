@@ -56,7 +56,7 @@ pub struct RemotePlatform {
 #[derive(Debug, Clone)]
 pub enum RemoteView {
     /// One image manifest.
-    Manifest(RemoteManifest),
+    Manifest(Box<RemoteManifest>),
     /// An index: each of its image manifests, with its entry's platform.
     List(Vec<RemoteManifest>),
 }
@@ -104,9 +104,9 @@ async fn view_on(
 ) -> Result<RemoteView, DistributionError> {
     let (fetched, digest, raw) = manifest::fetch(repo, tag_or_digest).await?;
     match fetched {
-        Fetched::Image(m) => Ok(RemoteView::Manifest(
+        Fetched::Image(m) => Ok(RemoteView::Manifest(Box::new(
             with_config_platform(repo, reference.to_string(), m, digest, raw).await?,
-        )),
+        ))),
         Fetched::Index(index) => {
             let mut out = Vec::new();
             for entry in index.manifests {

@@ -27,6 +27,9 @@ struct State {
     seq: u64,
     #[serde(default)]
     blobs: BTreeMap<String, Entry>,
+    /// Layer diff ID → the gzip blob (digest, size) it was pulled as.
+    #[serde(default)]
+    compressed: BTreeMap<String, (String, u64)>,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -63,12 +66,51 @@ impl BlobSources {
             .unwrap_or_default()
     }
 
+    /// The gzip blob (digest, size) the layer `diff_id` was pulled as, if known.
+    pub(crate) fn compressed(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
+        let st = self.state();
+        let (d, size) = st.compressed.get(diff_id.as_str())?;
+        Some((Digest::parse(d).ok()?, *size))
+    }
+
+    /// Records which gzip blob (digest, size) each layer (diff ID) was pulled as.
+    pub(crate) fn add_compressed(&self, layers: &[(Digest, Digest, u64)]) {
+        if self.path.is_none() {
+            return;
+        }
+        let mut st = self.state();
+        let mut changed = false;
+        for (diff_id, blob, size) in layers {
+            let v = (blob.to_string(), *size);
+            if st.compressed.get(diff_id.as_str()) != Some(&v) {
+                st.compressed.insert(diff_id.to_string(), v);
+                changed = true;
+            }
+        }
+        if st.compressed.len() > MAX_BLOBS {
+            st.compressed.clear();
+        }
+        if changed {
+            if let Err(e) = self.save(&st) {
+                tracing::warn!(error = %e, "could not save blob sources");
+            }
+        }
+    }
+
     /// Records that `blobs` are in `repo` (`host/path`) and saves the file.
     pub(crate) fn add(&self, repo: &str, blobs: &[Digest]) {
         if self.path.is_none() || blobs.is_empty() {
             return;
         }
         let mut st = self.state();
+        // Already known as the latest source of each (a re-pull, a re-push): no write.
+        if blobs.iter().all(|b| {
+            st.blobs
+                .get(b.as_str())
+                .is_some_and(|e| e.repos.first().is_some_and(|r| r == repo))
+        }) {
+            return;
+        }
         for b in blobs {
             st.seq += 1;
             let seq = st.seq;
@@ -119,8 +161,16 @@ mod tests {
         for r in ["h/a", "h/b", "h/c", "h/d", "h/e", "h/b"] {
             s.add(r, std::slice::from_ref(&d));
         }
-        let again = BlobSources::open(Some(path));
+        let again = BlobSources::open(Some(path.clone()));
         assert_eq!(again.repos(&d), ["h/b", "h/e", "h/d", "h/c"]);
+        // Nothing new: the file is not rewritten.
+        std::fs::remove_file(&path).unwrap();
+        again.add("h/b", std::slice::from_ref(&d));
+        assert!(!path.exists());
+        let diff = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        again.add_compressed(&[(diff.clone(), d.clone(), 42)]);
+        let third = BlobSources::open(Some(dir.path().join("blob-sources.json")));
+        assert_eq!(third.compressed(&diff), Some((d.clone(), 42)));
         let none = BlobSources::open(None);
         none.add("h/a", std::slice::from_ref(&d));
         assert!(none.repos(&d).is_empty());

@@ -170,8 +170,11 @@ pub(crate) fn pull(ctx: &Ctx, a: &PullArgs) -> anyhow::Result<i32> {
         out(&format!("{}\n", a.image));
         return Ok(0);
     }
+    if !names_tag(&a.image) && !a.quiet {
+        out("Using default tag: latest\n");
+    }
     pull_image(ctx, &a.image, a.platform.as_deref(), a.quiet)?;
-    let r = if a.image.contains(':') || a.image.contains('@') {
+    let r = if names_tag(&a.image) {
         a.image.clone()
     } else {
         format!("{}:latest", a.image)
