@@ -40,8 +40,10 @@ PY
     "$d" network create netbench >/dev/null
     local t0 t1
     t0=$(date +%s%N)
-    for i in $(seq 20); do "$d" run -d --name "nb$i" --network netbench netbench-busybox sleep 600 >/dev/null & done
-    wait
+    local runs=()
+    for i in $(seq 20); do "$d" run -d --name "nb$i" --network netbench netbench-busybox sleep 600 >/dev/null & runs+=($!); done
+    # Only the runs: a bare `wait` would also wait for the daemons this shell started.
+    wait "${runs[@]}"
     t1=$(date +%s%N)
     echo "  20 parallel starts on one user network: $(( (t1 - t0) / 1000000 )) ms"
     echo "fig $(( (t1 - t0) / 1000000 ))"
