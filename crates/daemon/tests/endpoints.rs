@@ -271,6 +271,13 @@ fn links_on_user_networks_are_private_dns_aliases() {
     assert_eq!(names, format!(r#"["srv","{}"]"#, &id[..12]));
     let ping = d.ok(&["exec", "cli", "ping", "-c", "1", "-W", "2", &id[..12]]);
     assert!(ping.contains(&format!("({ip})")), "{ping}");
+    // A running default-bridge container connected to the network gets its resolver.
+    d.ok(&["run", "-d", "--name", "lone", "busybox", "sleep", "600"]);
+    d.ok(&["network", "connect", "un", "lone"]);
+    let conf = d.ok(&["exec", "lone", "cat", "/etc/resolv.conf"]);
+    assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+    let ping = d.ok(&["exec", "lone", "ping", "-c", "1", "-W", "2", "srv"]);
+    assert!(ping.contains(&format!("({ip})")), "{ping}");
     // Only the linking container knows the alias.
     d.ok(&[
         "run",

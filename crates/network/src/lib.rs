@@ -77,6 +77,8 @@ pub struct NetworkService {
     store: Store,
     state: Arc<Mutex<State>>,
     proxies: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+    /// Containers whose embedded resolver runs (its task is among their proxies).
+    resolving: Mutex<HashSet<String>>,
 }
 
 fn random_id() -> String {
@@ -124,6 +126,7 @@ impl NetworkService {
             store,
             state: Arc::new(Mutex::new(State::default())),
             proxies: Mutex::new(HashMap::new()),
+            resolving: Mutex::new(HashSet::new()),
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
@@ -363,7 +366,8 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network.
+    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network
+    /// and has none yet.
     fn serve_dns(&self, sb: &Sandbox) -> Result<Option<JoinHandle<()>>, NetworkError> {
         let user = {
             let st = self.lock();
@@ -373,11 +377,13 @@ impl NetworkService {
                     .is_some_and(|n| n.name != "bridge")
             })
         };
-        if !user {
+        let mut resolving = self.resolving.lock().unwrap_or_else(|p| p.into_inner());
+        if !user || resolving.contains(&sb.container_id) {
             return Ok(None);
         }
         let addr = std::net::SocketAddr::from((dns::RESOLVER_IP, 53));
         let sock = self.kernel.bind_udp(Path::new(&sb.key), addr)?;
+        resolving.insert(sb.container_id.clone());
         let upstreams = if sb.dns.is_empty() {
             self.cfg.dns.clone()
         } else {
@@ -393,6 +399,10 @@ impl NetworkService {
     }
 
     fn stop_proxies(&self, container_id: &str) {
+        self.resolving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container_id);
         let tasks = self
             .proxies
             .lock()
