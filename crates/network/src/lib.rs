@@ -3,9 +3,11 @@
 //! network namespace, pinned under the exec root) and endpoints (a veth into a Linux bridge
 //! with an address from IPAM), published ports and the embedded DNS resolver.
 //!
-//! The daemon calls [`NetworkService`] at container start ([`NetworkService::connect_sandbox`])
-//! and exit ([`NetworkService::disconnect_sandbox`]) and once at start-up
-//! ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
+//! The daemon calls [`NetworkService`] at container create ([`NetworkService::resolve`] and
+//! [`NetworkService::configure`]: the networks it is configured for, with aliases, static
+//! address, MAC and links, changed later by `network connect`/`disconnect`), start
+//! ([`NetworkService::connect_sandbox`]) and exit ([`NetworkService::disconnect_sandbox`]) and
+//! once at start-up ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
 //! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
 //! no endpoint owns, namespace pins of containers that are not running, and their leases.
 //!

@@ -331,8 +331,19 @@ impl ContainerService {
     }
 
     /// At daemon start: keeps the sandboxes of the containers still running, removes the rest.
+    /// It also forgets the configured networks of containers that no longer exist (a crash
+    /// between a removal's record and its network state).
     pub(super) async fn reconcile_network(&self, live: &[String]) {
         let net = self.network.clone();
+        let known: HashSet<String> = self
+            .store
+            .all()
+            .iter()
+            .map(|h| Store::lock(h).id.clone())
+            .collect();
+        if let Err(e) = net.forget_unknown(&known) {
+            tracing::warn!("forgetting the networks of removed containers: {e}");
+        }
         let live: HashSet<String> = live.iter().cloned().collect();
         let errs = tokio::task::spawn_blocking(move || net.reconcile(&live))
             .await
