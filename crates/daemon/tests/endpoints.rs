@@ -397,3 +397,63 @@ fn mac_address_on_both_kinds_of_network() {
         String::from_utf8_lossy(&body)
     );
 }
+
+/// `docker run --network a --network b`: every network of the create request, aliases on
+/// each, the first one carrying the default route.
+#[test]
+fn every_network_of_the_create_request_is_joined() {
+    wharf_testutil::require_root!();
+    let d = Daemon::start(&[]);
+    d.import_busybox();
+    d.ok(&["network", "create", "na"]);
+    d.ok(&["network", "create", "nb"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        "name=na,alias=on-a",
+        "--network",
+        "name=nb,alias=on-b",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let (a, b) = (ip_on(&d, "multi", "na"), ip_on(&d, "multi", "nb"));
+    let inside = addrs(&d, "multi");
+    assert!(
+        inside.contains(&format!("inet {a}/")) && inside.contains(&format!("inet {b}/")),
+        "{inside}"
+    );
+    let route = d.ok(&["exec", "multi", "ip", "route"]);
+    let gw_a = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "na",
+    ]);
+    assert!(route.contains(&format!("default via {gw_a}")), "{route}");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "nb",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ping = d.ok(&["exec", "peer", "ping", "-c", "1", "-W", "2", "on-b"]);
+    assert!(ping.contains(&format!("({b})")), "{ping}");
+    let o = d.docker(&["exec", "peer", "ping", "-c", "1", "-W", "1", "on-a"]);
+    assert!(!o.status.success(), "on-a is an alias on na only");
+    // --force for a container that is gone: nothing of that name is left to remove.
+    let o = d.docker(&["network", "disconnect", "-f", "nb", "ghost"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("endpoint ghost not found"), "{}", err(&o));
+    d.ok(&["network", "disconnect", "-f", "nb", "multi"]);
+    assert!(!addrs(&d, "multi").contains(&format!("inet {b}/")));
+}

@@ -437,10 +437,7 @@ impl NetworkService {
                 Some(sb.endpoints.remove(i))
             });
             let Some(ep) = ep else {
-                return Err(NetworkError::Forbidden(format!(
-                    "endpoint {name} not found in network {}",
-                    n.name
-                )));
+                return Err(NetworkError::EndpointNotFound(name.to_string()));
             };
             self.store.save(&st)?;
             ep
