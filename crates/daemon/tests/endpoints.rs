@@ -385,6 +385,9 @@ fn mac_address_on_both_kinds_of_network() {
         &ip,
     ]);
     assert!(o.status.success(), "{}", err(&o));
+    // The CLI's NET I/O column reads the stats' networks counters.
+    let io = d.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "mu"]);
+    assert!(!io.is_empty() && io != "0B / 0B", "{io}");
     let (st, body) = d.raw(
         "POST",
         "/v1.45/containers/create",
