@@ -271,7 +271,7 @@ fn links_on_user_networks_are_private_dns_aliases() {
         "600",
     ]);
     let ip = ip_on(&d, "srv", "un");
-    assert_eq!(resolve(&d, "cli", "backend"), [ip.clone()]);
+    assert_eq!(resolve(&d, "cli", "backend"), [ip.as_str()]);
     let aliases = d.ok(&[
         "inspect",
         "-f",
@@ -287,13 +287,13 @@ fn links_on_user_networks_are_private_dns_aliases() {
         "srv",
     ]);
     assert_eq!(names, format!(r#"["srv","{}"]"#, &id[..12]));
-    assert_eq!(resolve(&d, "cli", &id[..12]), [ip.clone()]);
+    assert_eq!(resolve(&d, "cli", &id[..12]), [ip.as_str()]);
     // A running default-bridge container connected to the network gets its resolver.
     d.ok(&["run", "-d", "--name", "lone", "busybox", "sleep", "600"]);
     d.ok(&["network", "connect", "un", "lone"]);
     let conf = d.ok(&["exec", "lone", "cat", "/etc/resolv.conf"]);
     assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
-    assert_eq!(resolve(&d, "lone", "srv"), [ip.clone()]);
+    assert_eq!(resolve(&d, "lone", "srv"), [ip.as_str()]);
     // Only the linking container knows the alias.
     d.ok(&[
         "run",
@@ -465,7 +465,7 @@ fn every_network_of_the_create_request_is_joined() {
         "sleep",
         "600",
     ]);
-    assert_eq!(resolve(&d, "peer", "on-b"), [b.clone()]);
+    assert_eq!(resolve(&d, "peer", "on-b"), [b.as_str()]);
     assert!(
         resolve(&d, "peer", "on-a").is_empty(),
         "on-a is an alias on na only"
