@@ -27,6 +27,9 @@ pub enum NetworkError {
     /// An unknown network.
     #[error("network {0} not found")]
     NotFound(String),
+    /// No endpoint of that name on the network (`disconnect --force` of a lost container).
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
     /// A malformed port binding.
     #[error("{0}")]
     InvalidPort(String),
@@ -69,7 +72,7 @@ pub enum NetworkError {
 impl Classify for NetworkError {
     fn kind(&self) -> ErrorKind {
         match self {
-            NetworkError::NotFound(_) => ErrorKind::NotFound,
+            NetworkError::NotFound(_) | NetworkError::EndpointNotFound(_) => ErrorKind::NotFound,
             NetworkError::InvalidPort(_) => ErrorKind::InvalidArgument,
             NetworkError::NotSupported(_) => ErrorKind::NotImplemented,
             NetworkError::Forbidden(_) => ErrorKind::Forbidden,

@@ -3,9 +3,11 @@
 //! network namespace, pinned under the exec root) and endpoints (a veth into a Linux bridge
 //! with an address from IPAM), published ports and the embedded DNS resolver.
 //!
-//! The daemon calls [`NetworkService`] at container start ([`NetworkService::connect_sandbox`])
-//! and exit ([`NetworkService::disconnect_sandbox`]) and once at start-up
-//! ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
+//! The daemon calls [`NetworkService`] at container create ([`NetworkService::resolve`] and
+//! [`NetworkService::configure`]: the networks it is configured for, with aliases, static
+//! address, MAC and links, changed later by `network connect`/`disconnect`), start
+//! ([`NetworkService::connect_sandbox`]) and exit ([`NetworkService::disconnect_sandbox`]) and
+//! once at start-up ([`NetworkService::reconcile`]). Every change is written to the store before it is made in
 //! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
 //! no endpoint owns, namespace pins of containers that are not running, and their leases.
 //!
@@ -114,6 +116,8 @@ pub struct NetworkService {
     fw_error: Option<String>,
     /// Forwarded traffic other than the bridges' own is dropped (Wharf turned routing on).
     fw_drop: bool,
+    /// Containers whose embedded resolver runs (its task is among their proxies).
+    resolving: Mutex<HashSet<String>>,
 }
 
 fn random_id() -> String {
@@ -164,6 +168,7 @@ impl NetworkService {
             fw: Mutex::new(None),
             fw_error: None,
             fw_drop: false,
+            resolving: Mutex::new(HashSet::new()),
         };
         if svc.cfg.bridge != "none" {
             svc.default_bridge(&mut st)?;
@@ -512,7 +517,8 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network.
+    /// Starts the embedded resolver in `sb`'s namespace when it is on a user-defined network
+    /// and has none yet.
     fn serve_dns(&self, sb: &Sandbox) -> Result<Option<JoinHandle<()>>, NetworkError> {
         let user = {
             let st = self.lock();
@@ -522,11 +528,13 @@ impl NetworkService {
                     .is_some_and(|n| n.name != "bridge")
             })
         };
-        if !user {
+        let mut resolving = self.resolving.lock().unwrap_or_else(|p| p.into_inner());
+        if !user || resolving.contains(&sb.container_id) {
             return Ok(None);
         }
         let addr = std::net::SocketAddr::from((dns::RESOLVER_IP, 53));
         let sock = self.kernel.bind_udp(Path::new(&sb.key), addr)?;
+        resolving.insert(sb.container_id.clone());
         let upstreams = if sb.dns.is_empty() {
             self.cfg.dns.clone()
         } else {
@@ -542,6 +550,10 @@ impl NetworkService {
     }
 
     fn stop_proxies(&self, container_id: &str) {
+        self.resolving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container_id);
         let tasks = self
             .proxies
             .lock()

@@ -376,6 +376,17 @@ impl NetworkService {
                 let _ = self.disconnect(container_id, &n.id, true);
                 return Err(e.into());
             }
+            // The first user network of a running container brings the embedded resolver.
+            if let Some(sb) = self.sandbox(container_id) {
+                if let Some(task) = self.serve_dns(&sb)? {
+                    self.proxies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(container_id.to_string())
+                        .or_default()
+                        .push(task);
+                }
+            }
         }
         Ok(n)
     }
@@ -440,10 +451,7 @@ impl NetworkService {
                 Some(sb.endpoints.remove(i))
             });
             let Some(ep) = ep else {
-                return Err(NetworkError::Forbidden(format!(
-                    "endpoint {name} not found in network {}",
-                    n.name
-                )));
+                return Err(NetworkError::EndpointNotFound(name.to_string()));
             };
             self.store.save(&st)?;
             ep

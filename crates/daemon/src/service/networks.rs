@@ -236,6 +236,9 @@ pub async fn connect(
         }
         None => blocking(move || net.disconnect(&id, &k, running)).await?,
     };
+    if endpoint.is_some() && running {
+        d.containers.refresh_resolv_conf(&cid).await?;
+    }
     let action = if endpoint.is_some() {
         "connect"
     } else {

@@ -51,10 +51,11 @@ except docker.errors.APIError as e:
 
 # Network stats: the container's own interfaces, counting the traffic it made.
 gw = ns["Gateway"]
-assert ct.exec_run("ping -c 2 -W 2 " + gw).exit_code == 0
+# Traffic from the container: a TCP attempt to the gateway (answered or refused).
+ct.exec_run("wget -q -T 2 -O- http://%s:9/" % gw)
 st = ct.stats(stream=False)["networks"]
 assert set(st) == {"eth0"}, st
-assert st["eth0"]["tx_packets"] >= 2 and st["eth0"]["rx_bytes"] > 0, st
+assert st["eth0"]["tx_packets"] >= 1 and st["eth0"]["tx_bytes"] > 0, st
 assert {"rx_errors", "rx_dropped", "tx_errors", "tx_dropped"} <= set(st["eth0"]), st
 
 # A network with its own subnet (a /24 of this daemon's pool that nothing else takes).
@@ -74,10 +75,9 @@ fixed.connect(cr, ipv4_address=pre + ".21", links=[("pyweb", "webby")])
 cr.start()
 cr.reload()
 assert cr.attrs["NetworkSettings"]["Networks"]["pyfixed"]["IPAddress"] == pre + ".21"
-out = cr.exec_run("ping -c 1 -W 2 webby").output.decode()
-assert "(%s.20)" % pre in out, out
-out = cr.exec_run("ping -c 1 -W 2 pyalias").output.decode()
-assert "(%s.20)" % pre in out, out
+for name in ("webby", "pyalias"):
+    out = cr.exec_run("nslookup -type=a %s 127.0.0.11" % name).output.decode()
+    assert "Address: %s.20" % pre in out, out
 # Taken address: refused at connect of a running container.
 try:
     fixed.connect(ct2 := c.containers.run("busybox", "sleep 100", detach=True),

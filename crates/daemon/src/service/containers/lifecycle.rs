@@ -358,15 +358,7 @@ impl ContainerService {
                     hosts_file(&hostname, &extra_hosts)
                 },
             ),
-            (
-                "resolv.conf",
-                resolv_conf(
-                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                    &super::network::resolv_nameservers(hc, self.on_user_network(c)),
-                    hc.dns_search.as_deref().unwrap_or(&[]),
-                    hc.dns_options.as_deref().unwrap_or(&[]),
-                ),
-            ),
+            ("resolv.conf", self.resolv_conf_of(c)),
         ];
         let write_files = async {
             for (name, text) in &files {

@@ -62,7 +62,7 @@ pub fn env(
             Some((p.parse().ok()?, proto.to_ascii_lowercase()))
         })
         .collect();
-    ports.sort_by(|a, b| (a.0, a.1 != "tcp").cmp(&(b.0, b.1 != "tcp")));
+    ports.sort_by_key(|(p, proto)| (*p, proto != "tcp"));
     let mut out = Vec::new();
     if let Some((p, proto)) = ports.first() {
         out.push(format!("{alias}_PORT={proto}://{child_ip}:{p}"));

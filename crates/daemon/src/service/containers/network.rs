@@ -287,6 +287,34 @@ impl ContainerService {
                 .any(|(n, _)| n.name != DEFAULT_MODE)
     }
 
+    /// The resolv.conf `c` gets.
+    pub(super) fn resolv_conf_of(&self, c: &Container) -> String {
+        let hc = &c.host_config;
+        super::lifecycle::resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            &resolv_nameservers(hc, self.on_user_network(c)),
+            hc.dns_search.as_deref().unwrap_or(&[]),
+            hc.dns_options.as_deref().unwrap_or(&[]),
+        )
+    }
+
+    /// After `network connect` of a running container: its first user network switches its
+    /// resolv.conf to the embedded resolver, as dockerd does (written in place, so the bind
+    /// mount inside sees it).
+    pub async fn refresh_resolv_conf(&self, key: &str) -> Result<(), ApiError> {
+        let c = self.snapshot(key)?;
+        let path = self.store.dir(&c.id).join("resolv.conf");
+        let want = self.resolv_conf_of(&c);
+        if !c.state.status.is_alive()
+            || tokio::fs::read_to_string(&path).await.ok() == Some(want.clone())
+        {
+            return Ok(());
+        }
+        tokio::fs::write(&path, want)
+            .await
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", path.display())))
+    }
+
     /// Forgets the networks a removed container was connected to.
     pub(super) fn network_forget(&self, id: &str) {
         if let Err(e) = self.network.forget(id) {
@@ -303,8 +331,19 @@ impl ContainerService {
     }
 
     /// At daemon start: keeps the sandboxes of the containers still running, removes the rest.
+    /// It also forgets the configured networks of containers that no longer exist (a crash
+    /// between a removal's record and its network state).
     pub(super) async fn reconcile_network(&self, live: &[String]) {
         let net = self.network.clone();
+        let known: HashSet<String> = self
+            .store
+            .all()
+            .iter()
+            .map(|h| Store::lock(h).id.clone())
+            .collect();
+        if let Err(e) = net.forget_unknown(&known) {
+            tracing::warn!("forgetting the networks of removed containers: {e}");
+        }
         let live: HashSet<String> = live.iter().cloned().collect();
         let errs = tokio::task::spawn_blocking(move || net.reconcile(&live))
             .await
