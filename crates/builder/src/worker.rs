@@ -73,11 +73,13 @@ pub struct SecretMount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
     Cache(CacheMount),
-    /// `type=bind` (the default type): `source` under the context or `from`'s root.
+    /// `type=bind` (the default type): `source` under the context or `from`'s root;
+    /// with `rw` the step may write to it, and what it writes is thrown away.
     Bind {
         target: String,
         source: String,
         from: Option<String>,
+        rw: bool,
     },
     /// `type=tmpfs`, `size` in bytes (0: the kernel's default).
     Tmpfs {
@@ -172,14 +174,11 @@ impl MountSpec {
                     mode: mode.unwrap_or(0o755),
                 }))
             }
-            // A writable bind's writes are thrown away in BuildKit; Wharf refuses it.
-            "bind" if !readonly => {
-                Err("RUN --mount=type=bind,rw is not supported by Wharf's builder yet".into())
-            }
             "bind" => Ok(MountSpec::Bind {
                 target,
                 source: source.unwrap_or_default(),
                 from,
+                rw: !readonly,
             }),
             "tmpfs" => Ok(MountSpec::Tmpfs { target, size }),
             "ssh" => Err("RUN --mount=type=ssh is not supported by Wharf's builder yet".into()),
@@ -276,11 +275,15 @@ mod tests {
             Ok(MountSpec::Bind {
                 target: "/x".into(),
                 source: "a".into(),
-                from: Some("st".into())
+                from: Some("st".into()),
+                rw: false,
             }),
             "bind is the default type"
         );
-        assert!(MountSpec::parse("target=/x,rw").is_err());
+        assert!(matches!(
+            MountSpec::parse("target=/x,rw"),
+            Ok(MountSpec::Bind { rw: true, .. })
+        ));
         assert_eq!(
             MountSpec::parse("type=tmpfs,target=/t,size=64m"),
             Ok(MountSpec::Tmpfs {

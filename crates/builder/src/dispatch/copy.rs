@@ -593,6 +593,36 @@ impl StageRun<'_, '_> {
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
     }
 
+    /// A copy of `src` (file or tree, modes and owners kept) in the build's scratch space.
+    pub(super) fn scratch_copy(&self, src: &Path) -> Result<PathBuf, BuildError> {
+        let dest = self.scratch_dir("bind")?.join("src");
+        for (rel, p) in walk(src, &Patterns::default()) {
+            let to = if rel.is_empty() {
+                dest.clone()
+            } else {
+                dest.join(&rel)
+            };
+            let io = BuildError::io(format!("copy {}", p.display()));
+            let m = fs::symlink_metadata(&p).map_err(BuildError::io("stat bind source"))?;
+            if m.is_dir() {
+                fs::create_dir(&to)
+                    .and_then(|_| fs::set_permissions(&to, m.permissions()))
+                    .map_err(io)?;
+            } else if m.file_type().is_symlink() {
+                fs::read_link(&p)
+                    .and_then(|l| std::os::unix::fs::symlink(l, &to))
+                    .map_err(io)?;
+            } else if m.is_file() {
+                fs::copy(&p, &to).map_err(io)?;
+            } else {
+                continue;
+            }
+            std::os::unix::fs::lchown(&to, Some(m.uid()), Some(m.gid()))
+                .map_err(BuildError::io("chown bind copy"))?;
+        }
+        Ok(dest)
+    }
+
     /// A fresh directory in the build's scratch space (removed with the context).
     fn scratch_dir(&self, prefix: &str) -> Result<PathBuf, BuildError> {
         Ok(tempfile::Builder::new()

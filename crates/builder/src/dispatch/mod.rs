@@ -318,12 +318,15 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let mut sources = Vec::new();
         let mut opened = Ok(());
         if let FsOp::Run(p) = &op {
-            for (img, source, target) in &p.from_binds {
+            for (img, source, target, rw) in &p.from_binds {
                 let mut slot = None;
                 let root = self.open_image(img, &mut slot);
                 sources.extend(slot);
+                let mode = if *rw { "rw" } else { "ro" };
                 match root.and_then(|r| run::inside(&r, source)) {
-                    Ok(host) => spec.binds.push(format!("{}:{target}:ro", host.display())),
+                    Ok(host) => spec
+                        .binds
+                        .push(format!("{}:{target}:{mode}", host.display())),
                     Err(e) => {
                         opened = Err(e);
                         break;

@@ -17,8 +17,9 @@ pub(crate) struct Prepared {
     pub spec: RunSpec,
     /// The command as Docker names it in a failure.
     pub display: String,
-    /// `--mount=type=bind,from=…`: (image, source, target), mounted only when the step runs.
-    pub from_binds: Vec<(String, String, String)>,
+    /// `--mount=type=bind,from=…`: (image, source, target, rw), mounted only when the step
+    /// runs, through a throwaway container whose layer takes any writes.
+    pub from_binds: Vec<(String, String, String, bool)>,
 }
 
 /// `source` under `root`, resolved with symlinks and refused when that leaves `root` (a
@@ -114,19 +115,28 @@ impl StageRun<'_, '_> {
                     target,
                     source,
                     from: None,
+                    rw,
                 } => {
                     let host = inside(self.sh.ctx.root(), &source)?;
                     super::copy::hash_tree(&host, &Default::default(), &mut inputs)?;
-                    spec.binds.push(format!("{}:{target}:ro", host.display()));
+                    // A writable bind gets a copy, so later steps still see the context.
+                    let (host, mode) = if rw {
+                        (self.scratch_copy(&host)?, "rw")
+                    } else {
+                        (host, "ro")
+                    };
+                    spec.binds
+                        .push(format!("{}:{target}:{mode}", host.display()));
                 }
                 MountSpec::Bind {
                     target,
                     source,
                     from: Some(from),
+                    rw,
                 } => {
                     let image = self.source_image(&from)?;
                     inputs.update(format!("image{image}\0"));
-                    from_binds.push((image, source, target));
+                    from_binds.push((image, source, target, rw));
                 }
                 MountSpec::Tmpfs { target, size } => spec.tmpfs.push((target, size)),
                 MountSpec::Secret {
