@@ -86,10 +86,12 @@ pub enum MountSpec {
         target: String,
         size: u64,
     },
-    /// `type=secret`: `id` (default: the target's file name) from the build's secrets.
+    /// `type=secret`: `id` (default: the target's file name) from the build's secrets, as a
+    /// file at `target` (none when only `env` is given) and/or the variable `env`.
     Secret {
         id: String,
         target: String,
+        env: Option<String>,
         required: bool,
         uid: u32,
         gid: u32,
@@ -102,6 +104,7 @@ impl MountSpec {
     pub fn parse(spec: &str) -> Result<MountSpec, String> {
         let mut kind = "bind".to_string();
         let (mut target, mut id, mut source, mut from) = (String::new(), None, None, None);
+        let mut env = None;
         let (mut readonly, mut rw, mut required) = (None, false, false);
         let (mut uid, mut gid, mut mode, mut size) = (None, None, None, 0u64);
         for field in spec.split(',') {
@@ -116,6 +119,7 @@ impl MountSpec {
                 "id" => id = Some(v.to_string()),
                 "source" | "src" => source = Some(v.to_string()),
                 "from" => from = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
                 "ro" | "readonly" => readonly = Some(flag),
                 "rw" | "readwrite" => rw = flag,
                 "required" => required = flag,
@@ -142,12 +146,13 @@ impl MountSpec {
             if id.is_empty() {
                 return Err("one of id or target must be set for a secret mount".into());
             }
-            if target.is_empty() {
+            if target.is_empty() && env.is_none() {
                 target = format!("/run/secrets/{id}");
             }
             return Ok(MountSpec::Secret {
                 id,
                 target,
+                env,
                 required,
                 uid: uid.unwrap_or(0),
                 gid: gid.unwrap_or(0),
@@ -156,6 +161,18 @@ impl MountSpec {
         }
         if !target.starts_with('/') {
             return Err("mount destination must be an absolute path".into());
+        }
+        if env.is_some() {
+            return Err(format!("unexpected key 'env' for a {kind} mount"));
+        }
+        if kind == "cache" && (from.is_some() || source.is_some()) {
+            return Err(
+                "RUN --mount=type=cache,from=/source= is not supported by Wharf's builder yet"
+                    .into(),
+            );
+        }
+        if kind == "tmpfs" && (from.is_some() || source.is_some()) {
+            return Err("unexpected key 'from' or 'source' for a tmpfs mount".into());
         }
         match kind.as_str() {
             "cache" => {
@@ -301,6 +318,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(MountSpec::parse("type=secret").is_err());
+        assert!(matches!(
+            MountSpec::parse("type=secret,id=t,env=TOK"),
+            Ok(MountSpec::Secret { target, env: Some(e), .. }) if target.is_empty() && e == "TOK"
+        ));
+        assert!(MountSpec::parse("type=cache,target=/c,from=st").is_err());
+        assert!(MountSpec::parse("type=tmpfs,target=/c,source=x").is_err());
         assert!(MountSpec::parse("type=ssh,target=/x").is_err());
         assert!(MountSpec::parse("type=cache,target=rel").is_err());
         assert!(MountSpec::parse("type=cache,target=/x,bogus=1").is_err());

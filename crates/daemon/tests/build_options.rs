@@ -328,14 +328,17 @@ fn run_mounts_bind_tmpfs_and_secret() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox AS st\nRUN echo st > /s\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nCMD cat /rw-saw /after /st-saw /st-after\n",
+                "FROM busybox AS st\nRUN echo st > /s\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nCMD cat /rw-saw /after /st-saw /st-after /env-len\n",
             ),
             ("data/in", "orig\n"),
         ],
     );
-    let o = d.wharf(&["build", "-t", "rwbind", s(&rw)]);
+    let o = d.wharf(&["build", "--secret", &secret_arg, "-t", "rwbind", s(&rw)]);
     assert!(o.status.success(), "{}\n{}", text(&o), d.log());
-    assert_eq!(d.ok(&["run", "--rm", "rwbind"]), "w\norig\nx\nst");
+    assert_eq!(d.ok(&["run", "--rm", "rwbind"]), "w\norig\nx\nst\n17");
+    // A secret given as a variable is in neither the config nor the history.
+    let meta = d.ok(&["history", "--no-trunc", "rwbind"]) + &d.ok(&["image", "inspect", "rwbind"]);
+    assert!(!meta.contains(secret), "{meta}");
     assert_eq!(d.ok(&["ps", "-aq"]), "", "no build containers left");
 }
 

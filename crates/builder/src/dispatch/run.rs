@@ -105,6 +105,8 @@ impl StageRun<'_, '_> {
     pub(super) fn run_step(&mut self, r: &RunArgs) -> Result<(), BuildError> {
         let mut spec = RunSpec::default();
         let mut from_binds = Vec::new();
+        // `type=secret,env=`: variables of this step only, never in the image or history.
+        let mut secret_env = Vec::new();
         // What the mounts bring in, for the cache key: context contents, source images.
         let mut inputs = Sha256::new();
         for m in &r.mounts {
@@ -142,18 +144,26 @@ impl StageRun<'_, '_> {
                 MountSpec::Secret {
                     id,
                     target,
+                    env,
                     required,
                     uid,
                     gid,
                     mode,
                 } => match self.sh.opts.secrets.0.get(&id) {
-                    Some(data) => spec.secrets.push(SecretMount {
-                        target,
-                        data: data.clone(),
-                        uid,
-                        gid,
-                        mode,
-                    }),
+                    Some(data) => {
+                        if let Some(var) = env {
+                            secret_env.push(format!("{var}={}", String::from_utf8_lossy(data)));
+                        }
+                        if !target.is_empty() {
+                            spec.secrets.push(SecretMount {
+                                target,
+                                data: data.clone(),
+                                uid,
+                                gid,
+                                mode,
+                            });
+                        }
+                    }
                     None if required => {
                         return Err(BuildError::InvalidArgument(format!(
                             "secret {id}: not found"
@@ -207,6 +217,7 @@ impl StageRun<'_, '_> {
             .collect();
         args.sort();
         let mut env = self.config.env.clone().unwrap_or_default();
+        env.extend(secret_env);
         env.extend(args.iter().map(|(k, v)| format!("{k}={v}")));
         for p in PROXY_ARGS {
             if let Some(v) = self.sh.build_arg(p) {
