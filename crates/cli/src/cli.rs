@@ -1218,8 +1218,8 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long, value_name = "string")]
     pub target: Option<String>,
-    /// The build context: a directory, or - for a Dockerfile on STDIN
-    #[arg(value_name = "PATH | -")]
+    /// The build context: a directory, a Git or HTTP(S) URL, or - for a Dockerfile on STDIN
+    #[arg(value_name = "PATH | URL | -")]
     pub path: String,
 }
 
