@@ -26,6 +26,7 @@ pub mod worker;
 
 pub use cache::CacheStore;
 pub use context::Context;
+pub use dispatch::copy_tree;
 pub use engine::{BuildOptions, Engine, Event, Secrets};
 pub use error::BuildError;
 pub use worker::{CacheMount, ImageInfo, MountSpec, RunSpec, SecretMount, Worker};

@@ -57,6 +57,11 @@ pub struct CacheMount {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// `from=`: the stage or image whose `source` path a new cache starts as a copy of.
+    pub from: Option<String>,
+    pub source: String,
+    /// Where `from`'s `source` is on the host while the step runs (set by the engine).
+    pub seed: Option<PathBuf>,
 }
 
 /// A secret file mounted into a RUN (`--mount=type=secret`); never part of a layer.
@@ -165,11 +170,8 @@ impl MountSpec {
         if env.is_some() {
             return Err(format!("unexpected key 'env' for a {kind} mount"));
         }
-        if kind == "cache" && (from.is_some() || source.is_some()) {
-            return Err(
-                "RUN --mount=type=cache,from=/source= is not supported by Wharf's builder yet"
-                    .into(),
-            );
+        if kind == "cache" && source.is_some() && from.is_none() {
+            return Err("RUN --mount=type=cache,source= needs from=".into());
         }
         if kind == "tmpfs" && (from.is_some() || source.is_some()) {
             return Err("unexpected key 'from' or 'source' for a tmpfs mount".into());
@@ -189,6 +191,9 @@ impl MountSpec {
                     uid: uid.unwrap_or(0),
                     gid: gid.unwrap_or(0),
                     mode: mode.unwrap_or(0o755),
+                    from,
+                    source: source.clone().unwrap_or_default(),
+                    seed: None,
                 }))
             }
             "bind" => Ok(MountSpec::Bind {
@@ -322,7 +327,13 @@ mod tests {
             MountSpec::parse("type=secret,id=t,env=TOK"),
             Ok(MountSpec::Secret { target, env: Some(e), .. }) if target.is_empty() && e == "TOK"
         ));
-        assert!(MountSpec::parse("type=cache,target=/c,from=st").is_err());
+        assert_eq!(
+            cache("type=cache,target=/c,from=st,source=/s")
+                .from
+                .as_deref(),
+            Some("st")
+        );
+        assert!(MountSpec::parse("type=cache,target=/c,source=/s").is_err());
         assert!(MountSpec::parse("type=tmpfs,target=/c,source=x").is_err());
         assert!(MountSpec::parse("type=ssh,target=/x").is_err());
         assert!(MountSpec::parse("type=cache,target=rel").is_err());

@@ -238,7 +238,8 @@ fn compressed_archives_in_add_and_as_context() {
 }
 
 /// `RUN --mount` of type bind (context or another stage, read-only or writable with the
-/// writes thrown away), tmpfs and secret: each seen inside the step, none left in the image.
+/// writes thrown away), tmpfs, secret (file or variable) and cache seeded `from=` a stage:
+/// each seen inside the step, none left in the image.
 #[test]
 fn run_mounts_bind_tmpfs_and_secret() {
     wharf_testutil::require_root!();
@@ -328,14 +329,14 @@ fn run_mounts_bind_tmpfs_and_secret() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox AS st\nRUN echo st > /s\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nCMD cat /rw-saw /after /st-saw /st-after /env-len\n",
+                "FROM busybox AS st\nRUN echo st > /s\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nRUN --mount=type=cache,id=seeded,target=/c,from=st,source=/ cat /c/s > /cache-seed\nCMD cat /rw-saw /after /st-saw /st-after /env-len /cache-seed\n",
             ),
             ("data/in", "orig\n"),
         ],
     );
     let o = d.wharf(&["build", "--secret", &secret_arg, "-t", "rwbind", s(&rw)]);
     assert!(o.status.success(), "{}\n{}", text(&o), d.log());
-    assert_eq!(d.ok(&["run", "--rm", "rwbind"]), "w\norig\nx\nst\n17");
+    assert_eq!(d.ok(&["run", "--rm", "rwbind"]), "w\norig\nx\nst\n17\nst");
     // A secret given as a variable is in neither the config nor the history.
     let meta = d.ok(&["history", "--no-trunc", "rwbind"]) + &d.ok(&["image", "inspect", "rwbind"]);
     assert!(!meta.contains(secret), "{meta}");

@@ -3,6 +3,7 @@
 //! instruction family: [`meta`], [`run`], [`copy`].
 
 mod copy;
+pub use copy::copy_tree;
 mod meta;
 mod run;
 
@@ -331,6 +332,24 @@ impl<'s, 'a> StageRun<'s, 'a> {
                         opened = Err(e);
                         break;
                     }
+                }
+            }
+        }
+        if let (FsOp::Run(p), Ok(())) = (&op, &opened) {
+            for (i, img, source) in &p.cache_seeds {
+                let mut slot = None;
+                let root = self.open_image(img, &mut slot);
+                sources.extend(slot);
+                match (
+                    root.and_then(|r| run::inside(&r, source)),
+                    spec.cache_mounts.get_mut(*i),
+                ) {
+                    (Ok(host), Some(m)) => m.seed = Some(host),
+                    (Err(e), _) => {
+                        opened = Err(e);
+                        break;
+                    }
+                    (Ok(_), None) => {}
                 }
             }
         }

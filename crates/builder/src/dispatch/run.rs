@@ -20,6 +20,9 @@ pub(crate) struct Prepared {
     /// `--mount=type=bind,from=…`: (image, source, target, rw), mounted only when the step
     /// runs, through a throwaway container whose layer takes any writes.
     pub from_binds: Vec<(String, String, String, bool)>,
+    /// `--mount=type=cache,from=…`: (index in the spec's cache mounts, image, source), whose
+    /// path seeds a cache made by this step.
+    pub cache_seeds: Vec<(usize, String, String)>,
 }
 
 /// `source` under `root`, resolved with symlinks and refused when that leaves `root` (a
@@ -105,6 +108,7 @@ impl StageRun<'_, '_> {
     pub(super) fn run_step(&mut self, r: &RunArgs) -> Result<(), BuildError> {
         let mut spec = RunSpec::default();
         let mut from_binds = Vec::new();
+        let mut cache_seeds = Vec::new();
         // `type=secret,env=`: variables of this step only, never in the image or history.
         let mut secret_env = Vec::new();
         // What the mounts bring in, for the cache key: context contents, source images.
@@ -112,7 +116,14 @@ impl StageRun<'_, '_> {
         for m in &r.mounts {
             let m = self.expand_word(m)?;
             match MountSpec::parse(&m).map_err(BuildError::NotSupported)? {
-                MountSpec::Cache(c) => spec.cache_mounts.push(c),
+                MountSpec::Cache(c) => {
+                    if let Some(from) = &c.from {
+                        let image = self.source_image(from)?;
+                        inputs.update(format!("cache-from{image}\0"));
+                        cache_seeds.push((spec.cache_mounts.len(), image, c.source.clone()));
+                    }
+                    spec.cache_mounts.push(c)
+                }
                 MountSpec::Bind {
                     target,
                     source,
@@ -251,6 +262,7 @@ impl StageRun<'_, '_> {
             },
             display,
             from_binds,
+            cache_seeds,
         };
         // Which mounts a step has matters to it; of their contents only those of binds do
         // (BuildKit's rule: caches and secrets do not).
