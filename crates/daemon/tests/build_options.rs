@@ -17,17 +17,19 @@ fn run_steps_get_the_builds_resource_limits() {
     let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let v2 = d.ok(&["info", "--format", "{{.CgroupVersion}}"]) == "2";
-    let (mem, cpus, shares) = if v2 {
+    let (mem, cpus, shares, quota) = if v2 {
         (
             "/sys/fs/cgroup/memory.max",
             "/sys/fs/cgroup/cpuset.cpus",
             "/sys/fs/cgroup/cpu.weight",
+            "/sys/fs/cgroup/cpu.max",
         )
     } else {
         (
             "/sys/fs/cgroup/memory/memory.limit_in_bytes",
             "/sys/fs/cgroup/cpuset/cpuset.cpus",
             "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
         )
     };
     let ctx = context(
@@ -36,7 +38,7 @@ fn run_steps_get_the_builds_resource_limits() {
         &[(
             "Dockerfile",
             &format!(
-                "FROM busybox\nRUN (ulimit -n; cat {mem} {cpus} {shares}; df -k /dev/shm | tail -1 | awk '{{print $2}}') > /limits\nCMD cat /limits\n"
+                "FROM busybox\nRUN (ulimit -n; cat {mem} {cpus} {shares}; cut -d' ' -f1 {quota}; df -k /dev/shm | tail -1 | awk '{{print $2}}') > /limits\nCMD cat /limits\n"
             ),
         )],
     );
@@ -55,6 +57,10 @@ fn run_steps_get_the_builds_resource_limits() {
             "16m",
             "--ulimit",
             "nofile=100:200",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
             s(&ctx),
         ],
     );
@@ -62,7 +68,11 @@ fn run_steps_get_the_builds_resource_limits() {
     let got: Vec<&str> = got.split_whitespace().collect();
     // cgroup v2 maps shares 512 to weight 20 (runc's formula).
     let weight = if v2 { "20" } else { "512" };
-    assert_eq!(got, ["100", "67108864", "0", weight, "16384"], "{got:?}");
+    assert_eq!(
+        got,
+        ["100", "67108864", "0", weight, "50000", "16384"],
+        "{got:?}"
+    );
 }
 
 /// `--pull` fetches the FROM image even when a local image has its name.
