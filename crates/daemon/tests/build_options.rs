@@ -317,18 +317,21 @@ fn run_mounts_bind_tmpfs_and_secret() {
         "ctx-data2"
     );
 
-    // A required secret that was not given, and a bind source outside the context, fail.
+    // A required secret that was not given, and a bind source through a link that points
+    // out of the context, fail.
     for (df, want) in [
         (
             "FROM busybox\nRUN --mount=type=secret,id=nope,required true\n",
             "secret nope: not found",
         ),
         (
-            "FROM busybox\nRUN --mount=type=bind,source=../..,target=/x true\n",
-            "not found",
+            "FROM busybox\nRUN --mount=type=bind,source=escape/passwd,target=/x true\n",
+            "\"/escape/passwd\" not found",
         ),
     ] {
         let bad = context(&d, "bad-mount", &[("Dockerfile", df)]);
+        // A link out of the context resolves inside it, as if the context were `/`.
+        let _ = std::os::unix::fs::symlink("/etc", bad.join("escape"));
         let o = d.wharf(&["build", s(&bad)]);
         assert!(!o.status.success(), "{df}");
         assert!(text(&o).contains(want), "{df}: {}", text(&o));
@@ -339,14 +342,17 @@ fn run_mounts_bind_tmpfs_and_secret() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox AS st\nRUN echo st > /s\nFROM busybox\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nRUN --mount=type=cache,id=seeded,target=/c,from=st,source=/ cat /c/s > /cache-seed\nCMD cat /rw-saw /after /st-saw /st-after /env-len /cache-seed\n",
+                "FROM busybox AS st\nRUN echo st > /s && ln -s /s /abs-link\nFROM busybox\nRUN --mount=from=st,source=/abs-link,target=/l cat /l > /via-link\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nRUN --mount=type=cache,id=seeded,target=/c,from=st,source=/ cat /c/s > /cache-seed\nCMD cat /rw-saw /after /st-saw /st-after /env-len /cache-seed /via-link\n",
             ),
             ("data/in", "orig\n"),
         ],
     );
     let o = d.wharf(&["build", "--secret", &secret_arg, "-t", "rwbind", s(&rw)]);
     assert!(o.status.success(), "{}\n{}", text(&o), d.log());
-    assert_eq!(d.ok(&["run", "--rm", "rwbind"]), "w\norig\nx\nst\n17\nst");
+    assert_eq!(
+        d.ok(&["run", "--rm", "rwbind"]),
+        "w\norig\nx\nst\n17\nst\nst"
+    );
     // A secret given as a variable is in neither the config nor the history.
     let meta = d.ok(&["history", "--no-trunc", "rwbind"]) + &d.ok(&["image", "inspect", "rwbind"]);
     assert!(!meta.contains(secret), "{meta}");

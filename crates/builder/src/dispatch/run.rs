@@ -25,23 +25,52 @@ pub(crate) struct Prepared {
     pub cache_seeds: Vec<(usize, String, String)>,
 }
 
-/// `source` under `root`, resolved with symlinks and refused when that leaves `root` (a
-/// bind mount follows links on the host).
+/// `source` under `root` with its symlinks resolved as if `root` were `/` (an absolute link
+/// starts again at `root`, `..` stops there), so the host path a bind mount gets never leaves
+/// `root`. Missing paths are Docker's cache-key error.
 pub(super) fn inside(root: &Path, source: &str) -> Result<PathBuf, BuildError> {
+    use std::path::Component;
     let missing = || {
         BuildError::NotFound(format!(
             "failed to compute cache key: \"/{}\" not found",
             source.trim_start_matches('/')
         ))
     };
-    let rel = confine(source).ok_or_else(missing)?;
-    let real_root = root.canonicalize().map_err(|_| missing())?;
-    let real = real_root.join(rel).canonicalize().map_err(|_| missing())?;
-    if real.starts_with(&real_root) {
-        Ok(real)
-    } else {
-        Err(missing())
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
+            }
+        }
+    };
+    let mut todo = Vec::new();
+    push(&mut todo, Path::new(source));
+    let mut cur = PathBuf::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        let m = std::fs::symlink_metadata(root.join(&next)).map_err(|_| missing())?;
+        if !m.file_type().is_symlink() {
+            cur = next;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(missing());
+        }
+        let target = std::fs::read_link(root.join(&next)).map_err(|_| missing())?;
+        if target.is_absolute() {
+            cur = PathBuf::new();
+        }
+        push(&mut todo, &target);
     }
+    Ok(root.join(cur))
 }
 
 /// Where a RUN's mounts go in the container.
@@ -288,5 +317,29 @@ impl StageRun<'_, '_> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_resolves_links_within_the_root() {
+        let t = tempfile::tempdir().expect("tmp");
+        let r = t.path();
+        std::fs::create_dir_all(r.join("bin")).expect("mkdir");
+        std::fs::write(r.join("bin/busybox"), "x").expect("write");
+        std::os::unix::fs::symlink("/bin/busybox", r.join("bin/sh")).expect("link");
+        std::os::unix::fs::symlink("../../../etc", r.join("bin/up")).expect("link");
+        std::os::unix::fs::symlink("loop", r.join("loop")).expect("link");
+        assert_eq!(inside(r, "/bin/sh").expect("sh"), r.join("bin/busybox"));
+        assert_eq!(
+            inside(r, "bin/../bin/sh").expect("sh"),
+            r.join("bin/busybox")
+        );
+        assert!(inside(r, "bin/up/passwd").is_err(), "stays under the root");
+        assert!(inside(r, "loop").is_err());
+        assert_eq!(inside(r, "").expect("root"), r.to_path_buf());
     }
 }
