@@ -241,7 +241,7 @@ fn plan(
         {
             d.insert(j);
         }
-        // Stages named by COPY --from and RUN --mount=…,from=.
+        // Stages named by COPY --from and RUN --mount=…,from= (bind and cache).
         let froms = stage.commands.iter().flat_map(|c| match &c.instruction {
             Instruction::Copy(a) => a.from.iter().cloned().collect::<Vec<_>>(),
             Instruction::Run(r) => r
@@ -249,6 +249,7 @@ fn plan(
                 .iter()
                 .filter_map(|m| match MountSpec::parse(m) {
                     Ok(MountSpec::Bind { from, .. }) => from,
+                    Ok(MountSpec::Cache(c)) => c.from,
                     _ => None,
                 })
                 .collect(),

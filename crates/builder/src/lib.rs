@@ -5,6 +5,10 @@
 //! through a [`Worker`] the daemon implements (containers, images, layers), with a
 //! content-keyed [`cache`].
 //!
+//! Beyond the classic API's query parameters, two inputs come from `wharf build`: the
+//! `nocachefilter` parameter (`--no-cache-filter`) and secrets for `RUN --mount=type=secret`
+//! in the `X-Wharf-Build-Secrets` header (a header, so they stay out of URLs and the context).
+//!
 //! BuildKit's gRPC session API (what `docker buildx` speaks) is not served. It could be added
 //! beside the classic `POST /build` as a second frontend: `/session` hijacks the connection
 //! into an HTTP/2 gRPC server for the client's filesync and auth providers, and a
@@ -22,6 +26,7 @@ pub mod worker;
 
 pub use cache::CacheStore;
 pub use context::Context;
+pub use dispatch::copy_tree;
 pub use engine::{BuildOptions, Engine, Event, Secrets};
 pub use error::BuildError;
 pub use worker::{CacheMount, ImageInfo, MountSpec, RunSpec, SecretMount, Worker};

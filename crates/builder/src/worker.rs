@@ -57,6 +57,11 @@ pub struct CacheMount {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// `from=`: the stage or image whose `source` path a new cache starts as a copy of.
+    pub from: Option<String>,
+    pub source: String,
+    /// Where `from`'s `source` is on the host while the step runs (set by the engine).
+    pub seed: Option<PathBuf>,
 }
 
 /// A secret file mounted into a RUN (`--mount=type=secret`); never part of a layer.
@@ -73,21 +78,25 @@ pub struct SecretMount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
     Cache(CacheMount),
-    /// `type=bind` (the default type): `source` under the context or `from`'s root.
+    /// `type=bind` (the default type): `source` under the context or `from`'s root;
+    /// with `rw` the step may write to it, and what it writes is thrown away.
     Bind {
         target: String,
         source: String,
         from: Option<String>,
+        rw: bool,
     },
     /// `type=tmpfs`, `size` in bytes (0: the kernel's default).
     Tmpfs {
         target: String,
         size: u64,
     },
-    /// `type=secret`: `id` (default: the target's file name) from the build's secrets.
+    /// `type=secret`: `id` (default: the target's file name) from the build's secrets, as a
+    /// file at `target` (none when only `env` is given) and/or the variable `env`.
     Secret {
         id: String,
         target: String,
+        env: Option<String>,
         required: bool,
         uid: u32,
         gid: u32,
@@ -100,6 +109,7 @@ impl MountSpec {
     pub fn parse(spec: &str) -> Result<MountSpec, String> {
         let mut kind = "bind".to_string();
         let (mut target, mut id, mut source, mut from) = (String::new(), None, None, None);
+        let mut env = None;
         let (mut readonly, mut rw, mut required) = (None, false, false);
         let (mut uid, mut gid, mut mode, mut size) = (None, None, None, 0u64);
         for field in spec.split(',') {
@@ -114,6 +124,7 @@ impl MountSpec {
                 "id" => id = Some(v.to_string()),
                 "source" | "src" => source = Some(v.to_string()),
                 "from" => from = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
                 "ro" | "readonly" => readonly = Some(flag),
                 "rw" | "readwrite" => rw = flag,
                 "required" => required = flag,
@@ -140,12 +151,13 @@ impl MountSpec {
             if id.is_empty() {
                 return Err("one of id or target must be set for a secret mount".into());
             }
-            if target.is_empty() {
+            if target.is_empty() && env.is_none() {
                 target = format!("/run/secrets/{id}");
             }
             return Ok(MountSpec::Secret {
                 id,
                 target,
+                env,
                 required,
                 uid: uid.unwrap_or(0),
                 gid: gid.unwrap_or(0),
@@ -154,6 +166,15 @@ impl MountSpec {
         }
         if !target.starts_with('/') {
             return Err("mount destination must be an absolute path".into());
+        }
+        if env.is_some() {
+            return Err(format!("unexpected key 'env' for a {kind} mount"));
+        }
+        if kind == "cache" && source.is_some() && from.is_none() {
+            return Err("RUN --mount=type=cache,source= needs from=".into());
+        }
+        if kind == "tmpfs" && (from.is_some() || source.is_some()) {
+            return Err("unexpected key 'from' or 'source' for a tmpfs mount".into());
         }
         match kind.as_str() {
             "cache" => {
@@ -170,16 +191,16 @@ impl MountSpec {
                     uid: uid.unwrap_or(0),
                     gid: gid.unwrap_or(0),
                     mode: mode.unwrap_or(0o755),
+                    from,
+                    source: source.clone().unwrap_or_default(),
+                    seed: None,
                 }))
-            }
-            // A writable bind's writes are thrown away in BuildKit; Wharf refuses it.
-            "bind" if !readonly => {
-                Err("RUN --mount=type=bind,rw is not supported by Wharf's builder yet".into())
             }
             "bind" => Ok(MountSpec::Bind {
                 target,
                 source: source.unwrap_or_default(),
                 from,
+                rw: !readonly,
             }),
             "tmpfs" => Ok(MountSpec::Tmpfs { target, size }),
             "ssh" => Err("RUN --mount=type=ssh is not supported by Wharf's builder yet".into()),
@@ -276,11 +297,15 @@ mod tests {
             Ok(MountSpec::Bind {
                 target: "/x".into(),
                 source: "a".into(),
-                from: Some("st".into())
+                from: Some("st".into()),
+                rw: false,
             }),
             "bind is the default type"
         );
-        assert!(MountSpec::parse("target=/x,rw").is_err());
+        assert!(matches!(
+            MountSpec::parse("target=/x,rw"),
+            Ok(MountSpec::Bind { rw: true, .. })
+        ));
         assert_eq!(
             MountSpec::parse("type=tmpfs,target=/t,size=64m"),
             Ok(MountSpec::Tmpfs {
@@ -298,6 +323,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(MountSpec::parse("type=secret").is_err());
+        assert!(matches!(
+            MountSpec::parse("type=secret,id=t,env=TOK"),
+            Ok(MountSpec::Secret { target, env: Some(e), .. }) if target.is_empty() && e == "TOK"
+        ));
+        assert_eq!(
+            cache("type=cache,target=/c,from=st,source=/s")
+                .from
+                .as_deref(),
+            Some("st")
+        );
+        assert!(MountSpec::parse("type=cache,target=/c,source=/s").is_err());
+        assert!(MountSpec::parse("type=tmpfs,target=/c,source=x").is_err());
         assert!(MountSpec::parse("type=ssh,target=/x").is_err());
         assert!(MountSpec::parse("type=cache,target=rel").is_err());
         assert!(MountSpec::parse("type=cache,target=/x,bogus=1").is_err());

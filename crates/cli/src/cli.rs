@@ -1251,14 +1251,14 @@ pub struct BuildArgs {
     #[arg(long = "no-cache")]
     pub no_cache: bool,
     /// Do not cache specified stages
-    #[arg(long = "no-cache-filter", value_name = "stringArray")]
+    #[arg(long = "no-cache-filter", value_name = "list")]
     pub no_cache_filter: Vec<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
     /// "id=mysecret,env=VAR")
-    #[arg(long, value_name = "stringArray")]
+    #[arg(long, value_name = "list")]
     pub secret: Vec<String>,
     /// Set type of progress output ("auto", "plain", "tty", "quiet")
     #[arg(long, value_name = "string", default_value = "auto")]
@@ -1278,8 +1278,8 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long, value_name = "string")]
     pub target: Option<String>,
-    /// The build context: a directory, or - for a Dockerfile on STDIN
-    #[arg(value_name = "PATH | -")]
+    /// The build context: a directory, a Git or HTTP(S) URL, or - for a Dockerfile on STDIN
+    #[arg(value_name = "PATH | URL | -")]
     pub path: String,
 }
 

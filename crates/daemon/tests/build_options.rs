@@ -17,17 +17,19 @@ fn run_steps_get_the_builds_resource_limits() {
     let d = Daemon::start(&["-s", "overlay2"]);
     d.import_busybox();
     let v2 = d.ok(&["info", "--format", "{{.CgroupVersion}}"]) == "2";
-    let (mem, cpus, shares) = if v2 {
+    let (mem, cpus, shares, quota) = if v2 {
         (
             "/sys/fs/cgroup/memory.max",
             "/sys/fs/cgroup/cpuset.cpus",
             "/sys/fs/cgroup/cpu.weight",
+            "/sys/fs/cgroup/cpu.max",
         )
     } else {
         (
             "/sys/fs/cgroup/memory/memory.limit_in_bytes",
             "/sys/fs/cgroup/cpuset/cpuset.cpus",
             "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
         )
     };
     let ctx = context(
@@ -36,7 +38,7 @@ fn run_steps_get_the_builds_resource_limits() {
         &[(
             "Dockerfile",
             &format!(
-                "FROM busybox\nRUN (ulimit -n; cat {mem} {cpus} {shares}; df -k /dev/shm | tail -1 | awk '{{print $2}}') > /limits\nCMD cat /limits\n"
+                "FROM busybox\nRUN (ulimit -n; cat {mem} {cpus} {shares}; cut -d' ' -f1 {quota}; df -k /dev/shm | tail -1 | awk '{{print $2}}') > /limits\nCMD cat /limits\n"
             ),
         )],
     );
@@ -55,6 +57,10 @@ fn run_steps_get_the_builds_resource_limits() {
             "16m",
             "--ulimit",
             "nofile=100:200",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
             s(&ctx),
         ],
     );
@@ -62,7 +68,11 @@ fn run_steps_get_the_builds_resource_limits() {
     let got: Vec<&str> = got.split_whitespace().collect();
     // cgroup v2 maps shares 512 to weight 20 (runc's formula).
     let weight = if v2 { "20" } else { "512" };
-    assert_eq!(got, ["100", "67108864", "0", weight, "16384"], "{got:?}");
+    assert_eq!(
+        got,
+        ["100", "67108864", "0", weight, "50000", "16384"],
+        "{got:?}"
+    );
 }
 
 /// `--pull` fetches the FROM image even when a local image has its name.
@@ -237,8 +247,9 @@ fn compressed_archives_in_add_and_as_context() {
     }
 }
 
-/// `RUN --mount` of type bind (context or another stage, read-only), tmpfs and secret: each
-/// seen inside the step, none of them left in the image.
+/// `RUN --mount` of type bind (context or another stage, read-only or writable with the
+/// writes thrown away), tmpfs, secret (file or variable) and cache seeded `from=` a stage:
+/// each seen inside the step, none left in the image.
 #[test]
 fn run_mounts_bind_tmpfs_and_secret() {
     wharf_testutil::require_root!();
@@ -306,26 +317,45 @@ fn run_mounts_bind_tmpfs_and_secret() {
         "ctx-data2"
     );
 
-    // A required secret that was not given, and a writable bind, fail with a message.
+    // A required secret that was not given, and a bind source through a link that points
+    // out of the context, fail.
     for (df, want) in [
         (
             "FROM busybox\nRUN --mount=type=secret,id=nope,required true\n",
             "secret nope: not found",
         ),
         (
-            "FROM busybox\nRUN --mount=type=bind,target=/x,rw true\n",
-            "type=bind,rw is not supported",
-        ),
-        (
-            "FROM busybox\nRUN --mount=type=bind,source=../..,target=/x true\n",
-            "not found",
+            "FROM busybox\nRUN --mount=type=bind,source=escape/passwd,target=/x true\n",
+            "\"/escape/passwd\" not found",
         ),
     ] {
         let bad = context(&d, "bad-mount", &[("Dockerfile", df)]);
+        // A link out of the context resolves inside it, as if the context were `/`.
+        let _ = std::os::unix::fs::symlink("/etc", bad.join("escape"));
         let o = d.wharf(&["build", s(&bad)]);
         assert!(!o.status.success(), "{df}");
         assert!(text(&o).contains(want), "{df}: {}", text(&o));
     }
+    let rw = context(
+        &d,
+        "rwbind",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS st\nRUN echo st > /s && ln -s /s /abs-link\nFROM busybox\nRUN --mount=from=st,source=/abs-link,target=/l cat /l > /via-link\nRUN --mount=type=bind,source=data,target=/data,rw echo w > /data/in && cat /data/in > /rw-saw\nRUN --mount=type=bind,source=data,target=/data cat /data/in > /after\nRUN --mount=type=bind,from=st,target=/st,rw echo x > /st/s && cat /st/s > /st-saw\nRUN --mount=from=st,target=/st cat /st/s > /st-after\nRUN --mount=type=secret,id=tok,env=TOK test ! -e /run/secrets/tok && printf %s \"$TOK\" | wc -c > /env-len\nRUN --mount=type=cache,id=seeded,target=/c,from=st,source=/ cat /c/s > /cache-seed\nCMD cat /rw-saw /after /st-saw /st-after /env-len /cache-seed /via-link\n",
+            ),
+            ("data/in", "orig\n"),
+        ],
+    );
+    let o = d.wharf(&["build", "--secret", &secret_arg, "-t", "rwbind", s(&rw)]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    assert_eq!(
+        d.ok(&["run", "--rm", "rwbind"]),
+        "w\norig\nx\nst\n17\nst\nst"
+    );
+    // A secret given as a variable is in neither the config nor the history.
+    let meta = d.ok(&["history", "--no-trunc", "rwbind"]) + &d.ok(&["image", "inspect", "rwbind"]);
+    assert!(!meta.contains(secret), "{meta}");
     assert_eq!(d.ok(&["ps", "-aq"]), "", "no build containers left");
 }
 

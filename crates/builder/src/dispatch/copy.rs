@@ -127,6 +127,36 @@ fn walk(abs: &Path, exclude: &Patterns) -> Vec<(String, PathBuf)> {
     out
 }
 
+/// Copies `src` (a file or a tree; modes, owners and symlinks kept) to `dest`, which must
+/// not exist. Sockets, fifos and devices are left out.
+pub fn copy_tree(src: &Path, dest: &Path) -> Result<(), BuildError> {
+    for (rel, p) in walk(src, &Patterns::default()) {
+        let to = if rel.is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(&rel)
+        };
+        let io = BuildError::io(format!("copy {}", p.display()));
+        let m = fs::symlink_metadata(&p).map_err(BuildError::io("stat copy source"))?;
+        if m.is_dir() {
+            fs::create_dir(&to)
+                .and_then(|_| fs::set_permissions(&to, m.permissions()))
+                .map_err(io)?;
+        } else if m.file_type().is_symlink() {
+            fs::read_link(&p)
+                .and_then(|l| std::os::unix::fs::symlink(l, &to))
+                .map_err(io)?;
+        } else if m.is_file() {
+            fs::copy(&p, &to).map_err(io)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&to, Some(m.uid()), Some(m.gid()))
+            .map_err(BuildError::io("chown copy"))?;
+    }
+    Ok(())
+}
+
 /// Hash of one path's tree: per entry its name, type, mode, ids, size, link target and
 /// content; never times.
 pub(super) fn hash_tree(
@@ -591,6 +621,13 @@ impl StageRun<'_, '_> {
             a.parents
         );
         self.commit_step(&created_by, &extra, Some(FsOp::Copy(&prepared)))
+    }
+
+    /// A copy of `src` (file or tree, modes and owners kept) in the build's scratch space.
+    pub(super) fn scratch_copy(&self, src: &Path) -> Result<PathBuf, BuildError> {
+        let dest = self.scratch_dir("bind")?.join("src");
+        copy_tree(src, &dest)?;
+        Ok(dest)
     }
 
     /// A fresh directory in the build's scratch space (removed with the context).

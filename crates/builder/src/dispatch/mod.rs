@@ -3,6 +3,7 @@
 //! instruction family: [`meta`], [`run`], [`copy`].
 
 mod copy;
+pub use copy::copy_tree;
 mod meta;
 mod run;
 
@@ -318,16 +319,37 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let mut sources = Vec::new();
         let mut opened = Ok(());
         if let FsOp::Run(p) = &op {
-            for (img, source, target) in &p.from_binds {
+            for (img, source, target, rw) in &p.from_binds {
                 let mut slot = None;
                 let root = self.open_image(img, &mut slot);
                 sources.extend(slot);
+                let mode = if *rw { "rw" } else { "ro" };
                 match root.and_then(|r| run::inside(&r, source)) {
-                    Ok(host) => spec.binds.push(format!("{}:{target}:ro", host.display())),
+                    Ok(host) => spec
+                        .binds
+                        .push(format!("{}:{target}:{mode}", host.display())),
                     Err(e) => {
                         opened = Err(e);
                         break;
                     }
+                }
+            }
+        }
+        if let (FsOp::Run(p), Ok(())) = (&op, &opened) {
+            for (i, img, source) in &p.cache_seeds {
+                let mut slot = None;
+                let root = self.open_image(img, &mut slot);
+                sources.extend(slot);
+                match (
+                    root.and_then(|r| run::inside(&r, source)),
+                    spec.cache_mounts.get_mut(*i),
+                ) {
+                    (Ok(host), Some(m)) => m.seed = Some(host),
+                    (Err(e), _) => {
+                        opened = Err(e);
+                        break;
+                    }
+                    (Ok(_), None) => {}
                 }
             }
         }

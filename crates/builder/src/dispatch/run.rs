@@ -17,27 +17,60 @@ pub(crate) struct Prepared {
     pub spec: RunSpec,
     /// The command as Docker names it in a failure.
     pub display: String,
-    /// `--mount=type=bind,from=…`: (image, source, target), mounted only when the step runs.
-    pub from_binds: Vec<(String, String, String)>,
+    /// `--mount=type=bind,from=…`: (image, source, target, rw), mounted only when the step
+    /// runs, through a throwaway container whose layer takes any writes.
+    pub from_binds: Vec<(String, String, String, bool)>,
+    /// `--mount=type=cache,from=…`: (index in the spec's cache mounts, image, source), whose
+    /// path seeds a cache made by this step.
+    pub cache_seeds: Vec<(usize, String, String)>,
 }
 
-/// `source` under `root`, resolved with symlinks and refused when that leaves `root` (a
-/// bind mount follows links on the host).
+/// `source` under `root` with its symlinks resolved as if `root` were `/` (an absolute link
+/// starts again at `root`, `..` stops there), so the host path a bind mount gets never leaves
+/// `root`. Missing paths are Docker's cache-key error.
 pub(super) fn inside(root: &Path, source: &str) -> Result<PathBuf, BuildError> {
+    use std::path::Component;
     let missing = || {
         BuildError::NotFound(format!(
             "failed to compute cache key: \"/{}\" not found",
             source.trim_start_matches('/')
         ))
     };
-    let rel = confine(source).ok_or_else(missing)?;
-    let real_root = root.canonicalize().map_err(|_| missing())?;
-    let real = real_root.join(rel).canonicalize().map_err(|_| missing())?;
-    if real.starts_with(&real_root) {
-        Ok(real)
-    } else {
-        Err(missing())
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
+            }
+        }
+    };
+    let mut todo = Vec::new();
+    push(&mut todo, Path::new(source));
+    let mut cur = PathBuf::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        let m = std::fs::symlink_metadata(root.join(&next)).map_err(|_| missing())?;
+        if !m.file_type().is_symlink() {
+            cur = next;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(missing());
+        }
+        let target = std::fs::read_link(root.join(&next)).map_err(|_| missing())?;
+        if target.is_absolute() {
+            cur = PathBuf::new();
+        }
+        push(&mut todo, &target);
     }
+    Ok(root.join(cur))
 }
 
 /// Where a RUN's mounts go in the container.
@@ -104,46 +137,73 @@ impl StageRun<'_, '_> {
     pub(super) fn run_step(&mut self, r: &RunArgs) -> Result<(), BuildError> {
         let mut spec = RunSpec::default();
         let mut from_binds = Vec::new();
+        let mut cache_seeds = Vec::new();
+        // `type=secret,env=`: variables of this step only, never in the image or history.
+        let mut secret_env = Vec::new();
         // What the mounts bring in, for the cache key: context contents, source images.
         let mut inputs = Sha256::new();
         for m in &r.mounts {
             let m = self.expand_word(m)?;
             match MountSpec::parse(&m).map_err(BuildError::NotSupported)? {
-                MountSpec::Cache(c) => spec.cache_mounts.push(c),
+                MountSpec::Cache(c) => {
+                    if let Some(from) = &c.from {
+                        let image = self.source_image(from)?;
+                        inputs.update(format!("cache-from{image}\0"));
+                        cache_seeds.push((spec.cache_mounts.len(), image, c.source.clone()));
+                    }
+                    spec.cache_mounts.push(c)
+                }
                 MountSpec::Bind {
                     target,
                     source,
                     from: None,
+                    rw,
                 } => {
                     let host = inside(self.sh.ctx.root(), &source)?;
                     super::copy::hash_tree(&host, &Default::default(), &mut inputs)?;
-                    spec.binds.push(format!("{}:{target}:ro", host.display()));
+                    // A writable bind gets a copy, so later steps still see the context.
+                    let (host, mode) = if rw {
+                        (self.scratch_copy(&host)?, "rw")
+                    } else {
+                        (host, "ro")
+                    };
+                    spec.binds
+                        .push(format!("{}:{target}:{mode}", host.display()));
                 }
                 MountSpec::Bind {
                     target,
                     source,
                     from: Some(from),
+                    rw,
                 } => {
                     let image = self.source_image(&from)?;
                     inputs.update(format!("image{image}\0"));
-                    from_binds.push((image, source, target));
+                    from_binds.push((image, source, target, rw));
                 }
                 MountSpec::Tmpfs { target, size } => spec.tmpfs.push((target, size)),
                 MountSpec::Secret {
                     id,
                     target,
+                    env,
                     required,
                     uid,
                     gid,
                     mode,
                 } => match self.sh.opts.secrets.0.get(&id) {
-                    Some(data) => spec.secrets.push(SecretMount {
-                        target,
-                        data: data.clone(),
-                        uid,
-                        gid,
-                        mode,
-                    }),
+                    Some(data) => {
+                        if let Some(var) = env {
+                            secret_env.push(format!("{var}={}", String::from_utf8_lossy(data)));
+                        }
+                        if !target.is_empty() {
+                            spec.secrets.push(SecretMount {
+                                target,
+                                data: data.clone(),
+                                uid,
+                                gid,
+                                mode,
+                            });
+                        }
+                    }
                     None if required => {
                         return Err(BuildError::InvalidArgument(format!(
                             "secret {id}: not found"
@@ -197,6 +257,7 @@ impl StageRun<'_, '_> {
             .collect();
         args.sort();
         let mut env = self.config.env.clone().unwrap_or_default();
+        env.extend(secret_env);
         env.extend(args.iter().map(|(k, v)| format!("{k}={v}")));
         for p in PROXY_ARGS {
             if let Some(v) = self.sh.build_arg(p) {
@@ -230,6 +291,7 @@ impl StageRun<'_, '_> {
             },
             display,
             from_binds,
+            cache_seeds,
         };
         // Which mounts a step has matters to it; of their contents only those of binds do
         // (BuildKit's rule: caches and secrets do not).
@@ -255,5 +317,29 @@ impl StageRun<'_, '_> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_resolves_links_within_the_root() {
+        let t = tempfile::tempdir().expect("tmp");
+        let r = t.path();
+        std::fs::create_dir_all(r.join("bin")).expect("mkdir");
+        std::fs::write(r.join("bin/busybox"), "x").expect("write");
+        std::os::unix::fs::symlink("/bin/busybox", r.join("bin/sh")).expect("link");
+        std::os::unix::fs::symlink("../../../etc", r.join("bin/up")).expect("link");
+        std::os::unix::fs::symlink("loop", r.join("loop")).expect("link");
+        assert_eq!(inside(r, "/bin/sh").expect("sh"), r.join("bin/busybox"));
+        assert_eq!(
+            inside(r, "bin/../bin/sh").expect("sh"),
+            r.join("bin/busybox")
+        );
+        assert!(inside(r, "bin/up/passwd").is_err(), "stays under the root");
+        assert!(inside(r, "loop").is_err());
+        assert_eq!(inside(r, "").expect("root"), r.to_path_buf());
     }
 }

@@ -15,6 +15,13 @@ use wharf_client::{Query, RequestBody};
 use super::{out, Ctx, StatusError};
 use crate::cli::BuildArgs;
 
+/// A context the daemon fetches itself: what Docker takes for a Git or HTTP(S) URL.
+fn is_remote(path: &str) -> bool {
+    ["http://", "https://", "git://", "git@", "github.com/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
 /// Bytes that start a tar or a compressed stream (a context given on stdin).
 fn is_archive(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
@@ -250,9 +257,18 @@ pub(crate) fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<i32> {
         }
     };
     let quiet = a.quiet || progress == "quiet";
-    let (mut spool, dockerfile) = pack(a)?;
+    // A URL context (Git or HTTP) is fetched by the daemon: `remote=` and an empty body.
+    let remote = is_remote(&a.path).then(|| a.path.clone());
+    let (mut spool, dockerfile) = match &remote {
+        Some(_) => (
+            tempfile::tempfile()?,
+            a.file.clone().unwrap_or_else(|| "Dockerfile".into()),
+        ),
+        None => pack(a)?,
+    };
     spool.rewind()?;
     let mut q = Query::new()
+        .opt("remote", remote)
         .set("dockerfile", dockerfile)
         .set(
             "buildargs",
@@ -343,6 +359,14 @@ pub(crate) fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_remote_contexts() {
+        assert!(is_remote("git://h/r.git#main:sub"));
+        assert!(is_remote("https://h/ctx.tar.gz"));
+        assert!(!is_remote("./http:/x"));
+        assert!(!is_remote("."));
+    }
 
     #[test]
     fn recognises_archives_on_stdin() {

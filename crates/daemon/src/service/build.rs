@@ -60,6 +60,21 @@ impl DaemonWorker {
     /// `host:target[:ro]` for a cache mount, making its directory on first use.
     fn cache_bind(&self, m: &CacheMount) -> Result<String, BuildError> {
         let dir = self.mounts.join(hex::encode(m.id.as_bytes()));
+        if let Some(seed) = m.seed.as_ref().filter(|_| !dir.exists()) {
+            // A new cache from `from=`: copied aside, then renamed in, so a crash mid-copy
+            // leaves no half-seeded cache.
+            let tmp = dir.with_extension("seed");
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&self.mounts).map_err(|source| BuildError::Io {
+                context: format!("create {}", self.mounts.display()),
+                source,
+            })?;
+            wharf_builder::copy_tree(seed, &tmp)?;
+            std::fs::rename(&tmp, &dir).map_err(|source| BuildError::Io {
+                context: format!("create cache mount {}", dir.display()),
+                source,
+            })?;
+        }
         if !dir.exists() {
             let io = |source| BuildError::Io {
                 context: format!("create cache mount {}", dir.display()),

@@ -81,6 +81,37 @@ c.images.build(fileobj=io.BytesIO(lim), tag="pylim", rm=True, shmsize=8 << 20,
                container_limits={"memory": 64 << 20, "cpushares": 512})
 assert c.containers.run("pylim", remove=True) == b"67108864\n8192\n"
 
+# A remote context: docker-py sends a URL path as remote=, and the daemon fetches it.
+import http.server
+import threading
+
+remote_tar = io.BytesIO()
+with tarfile.open(fileobj=remote_tar, mode="w:gz") as t:
+    df = b"FROM busybox\nCMD [\"echo\", \"remote\"]\n"
+    ti = tarfile.TarInfo("Dockerfile")
+    ti.size = len(df)
+    t.addfile(ti, io.BytesIO(df))
+
+
+class Serve(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = remote_tar.getvalue()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+srv = http.server.HTTPServer(("127.0.0.1", 0), Serve)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+c.images.build(path="http://127.0.0.1:%d/ctx.tar.gz" % srv.server_port, tag="pyremote",
+               rm=True)
+srv.shutdown()
+assert c.containers.run("pyremote", remove=True) == b"remote\n"
+
 # docker-py's images.build defaults to rm=False: as with dockerd, the failed build's step
 # containers stay (RUN v=, COPY, RUN grep, RUN exit 9); the rm=True build left none.
 assert len(c.containers.list(all=True)) == 4, c.containers.list(all=True)
