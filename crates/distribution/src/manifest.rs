@@ -25,6 +25,17 @@ pub(crate) enum Fetched {
     Index(Index),
 }
 
+/// What a manifest request names for `reference`: its digest, else its tag (`latest` if none).
+pub(crate) fn tag_or_digest(reference: &wharf_image::Reference) -> String {
+    match reference.digest() {
+        Some(d) => d.to_string(),
+        None => reference
+            .tag()
+            .unwrap_or(wharf_imageref::DEFAULT_TAG)
+            .to_string(),
+    }
+}
+
 /// GETs the manifest `reference` (a tag or a digest) and checks it against its digest.
 /// Returns it with its digest and raw bytes.
 pub(crate) async fn fetch(

@@ -66,6 +66,26 @@ impl Registry {
     ) -> Result<Resolved, DistributionError> {
         let reference = reference.clone().with_default_tag();
         let want = platform.cloned().unwrap_or_else(Platform::host);
+        self.on_pull_endpoints(&reference, creds, |repo| {
+            resolve_on(repo, &reference, &want)
+        })
+        .await
+        .map_err(|e| docker_words(e, &reference))
+    }
+
+    /// Runs `f` on `reference`'s repository at each endpoint in policy order until one
+    /// answers. Mirrors may lack anything, and an unreachable endpoint (https on a plain-http
+    /// registry) gives way to the next one; the last such error is returned.
+    pub(crate) async fn on_pull_endpoints<T, F, Fut>(
+        &self,
+        reference: &Reference,
+        creds: Option<&crate::Credentials>,
+        mut f: F,
+    ) -> Result<T, DistributionError>
+    where
+        F: FnMut(Repo) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DistributionError>>,
+    {
         let mut last = None;
         for endpoint in self.config.endpoints(reference.domain()) {
             let mirror = endpoint.mirror;
@@ -77,21 +97,16 @@ impl Registry {
                 creds: creds.cloned(),
                 cache: self.cache.clone(),
             };
-            match resolve_on(repo, &reference, &want).await {
-                Ok(r) => return Ok(r),
-                // Mirrors may lack anything; an unreachable endpoint (https on a plain-http
-                // registry) gives way to the next one.
+            match f(repo).await {
+                Ok(v) => return Ok(v),
                 Err(e) if mirror || matches!(e, DistributionError::Transport(_)) => {
                     tracing::debug!(error = %e, "registry endpoint failed, trying the next");
                     last = Some(e);
                 }
-                Err(e) => return Err(docker_words(e, &reference)),
+                Err(e) => return Err(e),
             }
         }
-        Err(docker_words(
-            last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())),
-            &reference,
-        ))
+        Err(last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())))
     }
 
     /// Pulls a resolved image into `store`, reporting Docker's progress messages.
@@ -362,13 +377,7 @@ async fn resolve_on(
     reference: &Reference,
     want: &Platform,
 ) -> Result<Resolved, DistributionError> {
-    let tag_or_digest = match reference.digest() {
-        Some(d) => d.to_string(),
-        None => reference
-            .tag()
-            .unwrap_or(wharf_imageref::DEFAULT_TAG)
-            .to_string(),
-    };
+    let tag_or_digest = manifest::tag_or_digest(reference);
     let (mut fetched, top_digest, _) = manifest::fetch(&repo, &tag_or_digest).await?;
     let mut depth = 0;
     let manifest = loop {

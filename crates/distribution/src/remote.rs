@@ -69,31 +69,12 @@ impl Registry {
         creds: Option<&crate::Credentials>,
     ) -> Result<RemoteView, DistributionError> {
         let reference = reference.clone().with_default_tag();
-        let tag_or_digest = match reference.digest() {
-            Some(d) => d.to_string(),
-            None => reference
-                .tag()
-                .unwrap_or(wharf_imageref::DEFAULT_TAG)
-                .to_string(),
-        };
-        let mut last = None;
-        for endpoint in self.config.endpoints(reference.domain()) {
-            let mirror = endpoint.mirror;
-            let repo = Repo {
-                endpoint,
-                path: reference.path().to_string(),
-                actions: "pull",
-                mount_from: None,
-                creds: creds.cloned(),
-                cache: self.cache.clone(),
-            };
-            match view_on(&repo, &reference, &tag_or_digest).await {
-                Ok(v) => return Ok(v),
-                Err(e) if mirror || matches!(e, DistributionError::Transport(_)) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())))
+        let tag_or_digest = manifest::tag_or_digest(&reference);
+        self.on_pull_endpoints(&reference, creds, |repo| {
+            let (reference, tag_or_digest) = (&reference, &tag_or_digest);
+            async move { view_on(&repo, reference, tag_or_digest).await }
+        })
+        .await
     }
 }
 

@@ -27,27 +27,9 @@ impl Registry {
         reference: &Reference,
         creds: Option<&crate::Credentials>,
     ) -> Result<Vec<String>, DistributionError> {
-        let mut last = None;
-        for endpoint in self.config.endpoints(reference.domain()) {
-            let mirror = endpoint.mirror;
-            let repo = Repo {
-                endpoint,
-                path: reference.path().to_string(),
-                actions: "pull",
-                mount_from: None,
-                creds: creds.cloned(),
-                cache: self.cache.clone(),
-            };
-            match list(&repo).await {
-                Ok(t) => return Ok(t),
-                Err(e) if mirror || matches!(e, DistributionError::Transport(_)) => last = Some(e),
-                Err(e) => return Err(crate::pull::docker_words(e, reference)),
-            }
-        }
-        Err(crate::pull::docker_words(
-            last.unwrap_or_else(|| self.config.no_endpoint(reference.domain())),
-            reference,
-        ))
+        self.on_pull_endpoints(reference, creds, |repo| async move { list(&repo).await })
+            .await
+            .map_err(|e| crate::pull::docker_words(e, reference))
     }
 }
 
