@@ -94,8 +94,8 @@ if [ "$INSTALL_DOCKER" = 1 ]; then
   start_dockerd --bridge "$DBRIDGE" --default-address-pool base=10.198.16.0/20,size=24
   echo "dockerd $(dockerd --version | cut -d, -f1) (--iptables=false):"
   DOCKER_HOST="unix://$DSOCK" bench > "$WORK/docker.out"; grep -v '^fig ' "$WORK/docker.out"
-  read -r wb wp wt wd < <(awk '/^fig / {printf "%s ", $2}' "$WORK/wharf.out")
-  read -r db dp dt dd < <(awk '/^fig / {printf "%s ", $2}' "$WORK/docker.out")
+  read -r wb wp wt wd < <(awk '/^fig / {printf "%s ", $2} END {print ""}' "$WORK/wharf.out")
+  read -r db dp dt dd < <(awk '/^fig / {printf "%s ", $2} END {print ""}' "$WORK/docker.out")
   awk -v wb="$wb" -v db="$db" -v wp="$wp" -v dp="$dp" -v wt="$wt" -v dt="$dt" -v wd="$wd" -v dd="$dd" 'BEGIN {
     printf "ratios (docker/wharf): bridge set-up cost %.1fx | 20 parallel starts %.1fx | DNS lookup %.1fx | throughput (wharf/docker) %.2fx\n",
       (wb > 0 ? db / wb : 0), dp / wp, dd / wd, wt / dt }'
