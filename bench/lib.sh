@@ -15,6 +15,7 @@ BRIDGE="wb$$"
 # A bridge for dockerd, where a bench gives it one (it cannot make its own under another name).
 DBRIDGE="db$$"
 PIDS=()
+IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
 cleanup() {
   # Containers of an interrupted run would outlive their daemon.
   for s in "${WSOCK:-}" "${DSOCK:-}"; do
@@ -29,6 +30,9 @@ cleanup() {
   grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$WORK"
   ip link del "$BRIDGE" 2>/dev/null || true
+  # wharfd's nftables table for that bridge, and the forwarding switch it turned on.
+  nft delete table ip "wharf-$BRIDGE" 2>/dev/null || true
+  sysctl -qw net.ipv4.ip_forward="$IP_FORWARD" 2>/dev/null || true
   ip link del "$DBRIDGE" 2>/dev/null || true
   # The daemon leaves its (empty) cgroup parent behind, as dockerd does; it is ours to remove,
   # with any container cgroups an interrupted run left inside it.
