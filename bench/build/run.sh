@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build benchmark (not a test): through the real docker CLI's classic builder
 # (DOCKER_BUILDKIT=0), on sample Dockerfiles, measures
-#   1. cold build wall time (--no-cache),
-#   2. fully cached rebuild wall time,
+#   1. cold build wall time (--no-cache, median of 5),
+#   2. fully cached rebuild wall time (median of 5),
 #   3. a multi-stage build with two independent 2-second stages, against the same build with
 #      one of them (equal when the stages run in parallel, 2 s more when one after the other),
 # for wharfd and, with --install-docker, Debian's docker.io (own socket and data root), then
@@ -48,17 +48,27 @@ COPY --from=a /a /a
 DF
 }
 
-ms() { echo $(( ($2 - $1) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Wall time of one `docker build -q` in ms; the CLI's stderr (its legacy-builder banner) is
+# shown only when the build fails.
+build_ms() {
+  local s e
+  s=$(date +%s%N)
+  "$DOCKER" build -q "$@" >/dev/null 2>"$WORK/build.err" || { cat "$WORK/build.err" >&2; exit 1; }
+  e=$(date +%s%N)
+  echo $(( (e - s) / 1000000 ))
+}
 
 bench() { # name sock
   export DOCKER_HOST="unix://$2"
   "$DOCKER" import "$WORK/busybox.tar" busybox:latest >/dev/null
-  "$DOCKER" build -q --no-cache "$WORK/sample" >/dev/null   # warm up
-  local s e cold cached par one
-  s=$(date +%s%N); "$DOCKER" build -q --no-cache -t sample "$WORK/sample" >/dev/null; e=$(date +%s%N); cold=$(ms "$s" "$e")
-  s=$(date +%s%N); "$DOCKER" build -q -t sample "$WORK/sample" >/dev/null; e=$(date +%s%N); cached=$(ms "$s" "$e")
-  s=$(date +%s%N); "$DOCKER" build -q --no-cache --rm "$WORK/parallel" >/dev/null; e=$(date +%s%N); par=$(ms "$s" "$e")
-  s=$(date +%s%N); "$DOCKER" build -q --no-cache --rm "$WORK/one" >/dev/null; e=$(date +%s%N); one=$(ms "$s" "$e")
+  build_ms --no-cache "$WORK/sample" >/dev/null   # warm up
+  local cold cached par one
+  cold=$(for _ in $(seq 5); do build_ms --no-cache -t sample "$WORK/sample"; done | median)
+  cached=$(for _ in $(seq 5); do build_ms -t sample "$WORK/sample"; done | median)
+  par=$(build_ms --no-cache --rm "$WORK/parallel")
+  one=$(build_ms --no-cache --rm "$WORK/one")
   echo "$1 $cold $cached $par $one"
   unset DOCKER_HOST
 }
