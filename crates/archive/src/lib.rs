@@ -7,6 +7,7 @@
 
 mod apply;
 mod changes;
+mod copy;
 mod error;
 mod node;
 mod path;
@@ -19,8 +20,8 @@ pub use apply::{
     apply_layer, decompress, extract_confined, ApplyOptions, WhiteoutFormat, DEFAULT_MAX_FILE_SIZE,
 };
 pub use changes::{changes_between, changes_overlay, overlay_lstat, Change, ChangeKind};
+pub use copy::copy_tree;
 pub use error::ArchiveError;
 pub use node::copy_buffered;
 pub use stat::{stat_path, PathStat};
-pub use walk::copy_tree;
 pub use write::{tar_path, write_changes, TarOptions};

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, OFlags, Stat, Timespec};
 
-use crate::node::{Extractor, Node, NodeKind};
+use crate::node::{Node, NodeKind};
 use crate::root::Root;
-use crate::{ApplyOptions, ArchiveError, WhiteoutFormat};
+use crate::ArchiveError;
 
 /// Which extended attributes a reader picks up.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -214,7 +214,7 @@ impl Source {
     }
 }
 
-fn read_xattrs(fd: &OwnedFd, which: Xattrs) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn read_xattrs(fd: &impl AsFd, which: Xattrs) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let names: Vec<Vec<u8>> = match which {
         Xattrs::Capability => vec![b"security.capability".to_vec()],
         Xattrs::All => {
@@ -245,40 +245,4 @@ fn read_xattrs(fd: &OwnedFd, which: Xattrs) -> io::Result<Vec<(Vec<u8>, Vec<u8>)
         }
     }
     Ok(out)
-}
-
-/// Copies the tree at `src` into the existing directory `dst`, preserving ownership, modes,
-/// times, xattrs, hard links, devices and fifos (the vfs driver's layer copy).
-pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), ArchiveError> {
-    let opts = ApplyOptions {
-        whiteouts: WhiteoutFormat::Remove,
-        max_entries: u64::MAX,
-        allow_devices: true,
-        preserve_ownership: true,
-        chown: None,
-        allow_type_changes: false,
-        // A local tree, not an archive: its files are already on this disk.
-        max_file_size: u64::MAX,
-    };
-    let mut source = Source::open(src, Xattrs::All)?;
-    let mut ex = Extractor::new(dst, &opts)?;
-    copy_rec(&mut source, &mut ex, Path::new(""))?;
-    ex.finish().map(drop)
-}
-
-fn copy_rec(source: &mut Source, ex: &mut Extractor<'_>, rel: &Path) -> Result<(), ArchiveError> {
-    let Some(entry) = source.entry(rel)? else {
-        return Ok(());
-    };
-    let mut content: Box<dyn io::Read> = match entry.file {
-        Some(f) => Box::new(f),
-        None => Box::new(io::empty()),
-    };
-    ex.put(rel, &entry.node, &mut content)?;
-    if matches!(entry.node.kind, NodeKind::Dir) {
-        for child in source.children(rel)? {
-            copy_rec(source, ex, &rel.join(child))?;
-        }
-    }
-    Ok(())
 }

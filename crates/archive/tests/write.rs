@@ -236,10 +236,44 @@ fn copy_tree_preserves_everything() {
         rustix::fs::XattrFlags::empty(),
     )
     .unwrap();
+    // A sparse file keeps its holes; a link out of the tree is copied, never followed.
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(64 << 20).unwrap();
+    drop(sparse);
+    let outside = d.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), "s").unwrap();
+    symlink(&outside, src.join("out")).unwrap();
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        src.join("etc").as_path(),
+        &old,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
     let dst = d.path().join("dst");
     fs::create_dir(&dst).unwrap();
     copy_tree(&src, &dst).unwrap();
     assert!(changes_between(&dst, &src).unwrap().is_empty());
+    assert_eq!(
+        fs::metadata(dst.join("bin/sh")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(fs::metadata(dst.join("etc")).unwrap().mtime(), 1_000_000);
+    let md = fs::metadata(dst.join("sparse")).unwrap();
+    assert_eq!((md.len(), md.blocks()), (64 << 20, 0));
+    assert_eq!(fs::read_link(dst.join("out")).unwrap(), outside);
+    assert!(!dst.join("out").symlink_metadata().unwrap().is_dir());
     let md = fs::metadata(dst.join("etc/hosts")).unwrap();
     assert_eq!((md.uid(), md.gid(), md.nlink()), (42, 43, 2));
     let mut buf = [0u8; 8];
@@ -253,6 +287,39 @@ fn copy_tree_preserves_everything() {
         fs::symlink_metadata(dst.join("null")).unwrap().rdev(),
         rustix::fs::makedev(1, 3)
     );
+}
+
+#[test]
+fn copy_tree_spreads_big_directories_and_keeps_hard_links_across_them() {
+    wharf_testutil::require_root!();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    for dir in ["a", "b"] {
+        fs::create_dir_all(src.join(dir)).unwrap();
+        for i in 0..200 {
+            fs::write(src.join(format!("{dir}/{i}")), format!("{dir}{i}")).unwrap();
+        }
+    }
+    // Each file in a/ is also linked from b/: whichever name is copied first, the other links it.
+    for i in 0..200 {
+        fs::hard_link(src.join(format!("a/{i}")), src.join(format!("b/l{i}"))).unwrap();
+    }
+    let dst = d.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    copy_tree(&src, &dst).unwrap();
+    assert!(changes_between(&dst, &src).unwrap().is_empty());
+    for i in 0..200 {
+        let (a, l) = (dst.join(format!("a/{i}")), dst.join(format!("b/l{i}")));
+        assert_eq!(
+            fs::metadata(&a).unwrap().ino(),
+            fs::metadata(&l).unwrap().ino()
+        );
+        assert_eq!(fs::read_to_string(&l).unwrap(), format!("a{i}"));
+        assert_eq!(
+            fs::read_to_string(dst.join(format!("b/{i}"))).unwrap(),
+            format!("b{i}")
+        );
+    }
 }
 
 #[test]
