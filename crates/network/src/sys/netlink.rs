@@ -21,12 +21,12 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
+pub(super) const NLM_F_CREATE: u16 = 0x400;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLMSG_ERROR: u16 = 2;
+pub(super) const NLMSG_DONE: u16 = 3;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
@@ -179,48 +179,62 @@ impl RouteSocket {
         )
         .map_err(|e| SysError::sys(what, e))?;
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-                .map_err(|e| SysError::sys(what, e))?;
-            let mut b = &buf[..n];
-            while b.len() >= 16 {
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                let mseq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < 16 || len > b.len() {
-                    return Err(SysError::Netlink { what, errno: 0 });
-                }
-                let payload = &b[16..len];
-                b = &b[((len + 3) & !3).min(b.len())..];
-                if mseq != seq {
-                    continue; // a stale answer to an earlier request
-                }
-                match ty {
-                    NLMSG_ERROR => {
-                        let errno = payload
-                            .get(0..4)
-                            .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
-                            .unwrap_or(0);
-                        if errno != 0 {
-                            return Err(SysError::Netlink {
-                                what,
-                                errno: -errno,
-                            });
-                        }
-                        return Ok(out);
-                    }
-                    NLMSG_DONE => return Ok(out),
-                    // A GET's answer precedes its ack; a dump's parts come until DONE.
-                    _ => out.push(payload.to_vec()),
+        recv_messages(self.fd.as_raw_fd(), what, |ty, mseq, payload| {
+            if mseq != seq {
+                return Ok(false); // a stale answer to an earlier request
+            }
+            match ty {
+                NLMSG_ERROR => match errno(payload) {
+                    0 => Ok(true),
+                    errno => Err(SysError::Netlink { what, errno }),
+                },
+                NLMSG_DONE => Ok(true),
+                // A GET's answer precedes its ack; a dump's parts come until DONE.
+                _ => {
+                    out.push(payload.to_vec());
+                    Ok(false)
                 }
             }
-        }
+        })?;
+        Ok(out)
     }
 
     fn ack(&mut self, what: &'static str, m: Msg) -> Result<(), SysError> {
         self.exchange(what, m).map(drop)
     }
+}
+
+/// Receives datagrams on `fd` and hands each netlink message in them (type, sequence number,
+/// payload after the header) to `each` until it says stop.
+pub(super) fn recv_messages(
+    fd: RawFd,
+    what: &'static str,
+    mut each: impl FnMut(u16, u32, &[u8]) -> Result<bool, SysError>,
+) -> Result<(), SysError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = recv(fd, &mut buf, MsgFlags::empty()).map_err(|e| SysError::sys(what, e))?;
+        let mut b = &buf[..n];
+        while b.len() >= 16 {
+            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let ty = u16::from_ne_bytes([b[4], b[5]]);
+            let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+            if len < 16 || len > b.len() {
+                return Err(SysError::Netlink { what, errno: 0 });
+            }
+            if each(ty, seq, &b[16..len])? {
+                return Ok(());
+            }
+            b = &b[((len + 3) & !3).min(b.len())..];
+        }
+    }
+}
+
+/// The (positive) errno of an NLMSG_ERROR payload; 0 for an ack.
+pub(super) fn errno(p: &[u8]) -> i32 {
+    p.get(0..4)
+        .map(|e| -i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
+        .unwrap_or(0)
 }
 
 fn parse_link(p: &[u8]) -> Option<LinkInfo> {

@@ -17,7 +17,10 @@ use nix::sys::socket::{
     SockProtocol, SockType,
 };
 
-use super::netlink::{attrs, cstr, Msg};
+use super::netlink::{
+    attrs, cstr, errno, recv_messages, Msg, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP,
+};
 use super::SysError;
 use crate::firewall::{Chain, Hook, Match, Rule, Table, Verdict};
 
@@ -32,12 +35,7 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NFPROTO_IPV4: u8 = 2;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -289,32 +287,6 @@ impl NftSocket {
         Ok(NftSocket { fd })
     }
 
-    /// Receives messages until `done` says stop; returns (type, seq, payload) of each.
-    fn recv_until(
-        &self,
-        what: &'static str,
-        mut each: impl FnMut(u16, u32, &[u8]) -> Result<bool, SysError>,
-    ) -> Result<(), SysError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-                .map_err(|e| SysError::sys(what, e))?;
-            let mut b = &buf[..n];
-            while b.len() >= 16 {
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < 16 || len > b.len() {
-                    return Err(SysError::Netlink { what, errno: 0 });
-                }
-                if each(ty, seq, &b[16..len])? {
-                    return Ok(());
-                }
-                b = &b[((len + 3) & !3).min(b.len())..];
-            }
-        }
-    }
-
     /// Names of the chains of table `table` (none when it does not exist).
     fn chains(&self, table: &str) -> Result<Vec<String>, SysError> {
         let what = "list nftables chains";
@@ -323,7 +295,7 @@ impl NftSocket {
         send(self.fd.as_raw_fd(), &m.finish(1), MsgFlags::empty())
             .map_err(|e| SysError::sys(what, e))?;
         let mut out = Vec::new();
-        self.recv_until(what, |ty, _, p| match ty {
+        recv_messages(self.fd.as_raw_fd(), what, |ty, _, p| match ty {
             NLMSG_DONE => Ok(true),
             NLMSG_ERROR => match errno(p) {
                 0 => Ok(true),
@@ -361,7 +333,7 @@ impl NftSocket {
         // The last command's seq: the batch end is count, its predecessor asked for the ack.
         let (begin, last) = (1, count - 1);
         let mut first_err = None;
-        self.recv_until(what, |ty, seq, p| {
+        recv_messages(self.fd.as_raw_fd(), what, |ty, seq, p| {
             if ty != NLMSG_ERROR {
                 return Ok(false);
             }
@@ -379,12 +351,6 @@ impl NftSocket {
     }
 }
 
-fn errno(p: &[u8]) -> i32 {
-    p.get(0..4)
-        .map(|e| -i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
-        .unwrap_or(0)
-}
-
 /// Makes the kernel's table `t.name` exactly `t` (kept chains aside), in one transaction.
 pub fn replace_table(t: &Table) -> Result<(), SysError> {
     let s = NftSocket::open()?;
@@ -400,7 +366,7 @@ pub fn table_exists(name: &str) -> Result<bool, SysError> {
     m.str_attr(NFTA_TABLE_NAME, name);
     send(s.fd.as_raw_fd(), &m.finish(1), MsgFlags::empty()).map_err(|e| SysError::sys(what, e))?;
     let mut found = false;
-    s.recv_until(what, |ty, _, p| match ty {
+    recv_messages(s.fd.as_raw_fd(), what, |ty, _, p| match ty {
         NLMSG_ERROR => match errno(p) {
             0 => Ok(true),
             e if e == libc::ENOENT => Ok(true),
