@@ -8,26 +8,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::registry::{skopeo, Registry};
+use common::registry::{push_with_skopeo, skopeo, Registry, ZSTD};
 use common::Daemon;
-
-/// Saves `image` from the daemon as a docker-archive and pushes it with skopeo to `dest`
-/// (`host/repo:tag`), optionally as zstd.
-fn push_with_skopeo(d: &Daemon, image: &str, dest: &str, zstd: bool) {
-    let archive = d
-        .dir
-        .path()
-        .join(format!("save-{}.tar", dest.replace(['/', ':'], "_")));
-    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), image]);
-    let src = format!("docker-archive:{}", archive.display());
-    let dst = format!("docker://{dest}");
-    let mut args = vec!["copy", "--quiet", "--dest-tls-verify=false"];
-    if zstd {
-        args.extend(["--dest-compress-format", "zstd", "--format", "oci"]);
-    }
-    args.extend([src.as_str(), dst.as_str()]);
-    skopeo(&args);
-}
 
 fn inspect(d: &Daemon, image: &str, format: &str) -> String {
     d.ok(&["image", "inspect", "--format", format, image])
@@ -61,7 +43,7 @@ fn push_by_skopeo_remove_and_pull_back() {
     two_layer_image(&d, "local/app:1");
     let id = inspect(&d, "local/app:1", "{{.Id}}");
     let name = format!("{}/test/app:1", reg.host());
-    push_with_skopeo(&d, "local/app:1", &name, false);
+    push_with_skopeo(&d, "local/app:1", &name, &[]);
     d.ok(&["rmi", "local/app:1", "busybox"]);
     assert!(d.ok(&["images", "-q"]).is_empty(), "store emptied");
 
@@ -123,7 +105,7 @@ fn missing_images_give_dockers_errors() {
     );
     // An existing repository without the tag: manifest unknown.
     d.import_busybox();
-    push_with_skopeo(&d, "busybox", &format!("{}/lib/bb:1", reg.host()), false);
+    push_with_skopeo(&d, "busybox", &format!("{}/lib/bb:1", reg.host()), &[]);
     let out = d.docker(&["pull", &format!("{}/lib/bb:2", reg.host())]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -161,7 +143,7 @@ fn corrupted_blob_is_refused_and_nothing_registered() {
     let d = Daemon::start(&[]);
     d.import_busybox();
     let name = format!("{}/bad/bb:1", reg.host());
-    push_with_skopeo(&d, "busybox", &name, false);
+    push_with_skopeo(&d, "busybox", &name, &[]);
     d.ok(&["rmi", "busybox"]);
     // Flip bytes of the (only) layer blob inside the registry's storage.
     let raw = skopeo(&[
@@ -214,7 +196,7 @@ fn docker_hub_names_go_through_the_mirror() {
         &d,
         "busybox",
         &format!("{}/library/mirrored:1", reg.host()),
-        true,
+        ZSTD,
     );
     d.ok(&["rmi", "busybox"]);
     let out = d.ok(&["pull", "mirrored:1"]);
@@ -246,20 +228,7 @@ fn htpasswd_login_pull_and_logout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = common::registry::start_with_htpasswd(dir.path());
     let d = Daemon::start(&[]);
-    d.import_busybox();
-    let name = format!("{}/private/bb:1", reg.host());
-    let archive = d.dir.path().join("bb.tar");
-    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), "busybox"]);
-    skopeo(&[
-        "copy",
-        "--quiet",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:s3cret",
-        &format!("docker-archive:{}", archive.display()),
-        &format!("docker://{name}"),
-    ]);
-    d.ok(&["rmi", "busybox"]);
+    let name = common::registry::push_private_busybox(&d, &reg);
 
     // Anonymous: refused with Docker's wording.
     let out = d.docker(&["pull", &name]);
@@ -534,7 +503,7 @@ fn docker_py_pulls_pushes_and_logs_in_through_a_mirror() {
         &d,
         "busybox",
         &format!("{}/library/pybox:1", reg.host()),
-        false,
+        &[],
     );
     d.ok(&["rmi", "busybox"]);
     let config = d.dir.path().join("docker-config");
@@ -673,7 +642,7 @@ fn self_signed_tls_is_trusted_through_certs_d() {
     std::fs::copy(pki.path().join("ca.crt"), host_dir.join("ca.crt")).expect("ca");
     let d = Daemon::start(&["--certs-dir", certs.path().to_str().expect("utf-8")]);
     d.import_busybox();
-    push_with_skopeo(&d, "busybox", &name, false);
+    push_with_skopeo(&d, "busybox", &name, &[]);
     d.ok(&["rmi", "busybox"]);
     d.ok(&["pull", &name]);
     assert_eq!(
@@ -1000,7 +969,7 @@ fn a_pulled_layer_is_pushed_by_the_digest_it_came_with() {
     let d = Daemon::start(&[]);
     two_layer_image(&d, "local/src:1");
     let src = format!("{}/src/app:1", reg.host());
-    push_with_skopeo(&d, "local/src:1", &src, false);
+    push_with_skopeo(&d, "local/src:1", &src, &[]);
     d.ok(&["rmi", "local/src:1", "busybox"]);
     d.ok(&["pull", &src]);
     let layers = |name: &str| -> serde_json::Value {

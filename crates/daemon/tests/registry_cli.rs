@@ -48,20 +48,7 @@ fn wharf_login_and_logout_store_credentials_as_docker_does() {
     let reg = start_with_htpasswd(dir.path());
     let host = reg.host();
     let d = Daemon::start(&[]);
-    d.import_busybox();
-    let name = format!("{host}/private/bb:1");
-    let archive = d.dir.path().join("bb.tar");
-    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), "busybox"]);
-    skopeo(&[
-        "copy",
-        "--quiet",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:s3cret",
-        &format!("docker-archive:{}", archive.display()),
-        &format!("docker://{name}"),
-    ]);
-    d.ok(&["rmi", "busybox"]);
+    let name = common::registry::push_private_busybox(&d, &reg);
     let config = d.dir.path().join("docker-config/config.json");
     let cli = |c: Cli, args: &[&str], stdin: Option<&[u8]>| run_cli(&d, c, args, stdin, &[]);
 

@@ -3,33 +3,23 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use super::{Daemon, DOCKER};
+use super::registry::{run_cli, Cli};
+use super::Daemon;
 
 /// `docker build` with the classic builder; `stdin` for `-f -`.
 pub fn build(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut c = Command::new("timeout")
-        .args(["-s", "KILL", "120", DOCKER, "build"])
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .env("DOCKER_BUILDKIT", "0")
-        .env_remove("DOCKER_CONTEXT")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn docker build");
-    if let (Some(data), Some(mut pipe)) = (stdin, c.stdin.take()) {
-        use std::io::Write;
-        let _ = pipe.write_all(data);
-    }
-    c.wait_with_output().expect("docker build output")
+    let args: Vec<&str> = std::iter::once("build")
+        .chain(args.iter().copied())
+        .collect();
+    run_cli(
+        d,
+        Cli::Docker,
+        &args,
+        stdin,
+        &[("DOCKER_BUILDKIT", "0".as_ref())],
+    )
 }
 
 /// stdout then stderr.

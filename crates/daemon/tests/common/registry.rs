@@ -149,6 +149,35 @@ pub fn start_with_htpasswd(dir: &std::path::Path) -> Registry {
     ))
 }
 
+/// Saves `image` from the daemon as a docker-archive and pushes it with skopeo to `dest`
+/// (`host/repo:tag`), with `extra` options for `skopeo copy` (such as [`ZSTD`]).
+pub fn push_with_skopeo(d: &super::Daemon, image: &str, dest: &str, extra: &[&str]) {
+    let archive = d
+        .dir
+        .path()
+        .join(format!("save-{}.tar", dest.replace(['/', ':'], "_")));
+    d.ok(&["save", "-o", archive.to_str().expect("utf-8"), image]);
+    let src = format!("docker-archive:{}", archive.display());
+    let dst = format!("docker://{dest}");
+    let mut args = vec!["copy", "--quiet", "--dest-tls-verify=false"];
+    args.extend(extra);
+    args.extend([src.as_str(), dst.as_str()]);
+    skopeo(&args);
+}
+
+/// `skopeo copy` options for zstd layers in an OCI manifest.
+pub const ZSTD: &[&str] = &["--dest-compress-format", "zstd", "--format", "oci"];
+
+/// Puts `d`'s busybox into `reg` (from [`start_with_htpasswd`]) as `private/bb:1` with
+/// alice's password, then removes it from `d`; returns the pushed name.
+pub fn push_private_busybox(d: &super::Daemon, reg: &Registry) -> String {
+    d.import_busybox();
+    let name = format!("{}/private/bb:1", reg.host());
+    push_with_skopeo(d, "busybox", &name, &["--dest-creds", "alice:s3cret"]);
+    d.ok(&["rmi", "busybox"]);
+    name
+}
+
 /// Which command line [`run_cli`] runs.
 #[derive(Clone, Copy, Debug)]
 pub enum Cli {
@@ -157,7 +186,7 @@ pub enum Cli {
 }
 
 /// Runs `cli args` against `d` (config dir `docker-config` as `Daemon::docker` uses) with
-/// `stdin` and extra `env`, killed after 90 s.
+/// `stdin` and extra `env`, killed after 120 s (a build can take that long).
 pub fn run_cli(
     d: &super::Daemon,
     cli: Cli,
@@ -171,7 +200,7 @@ pub fn run_cli(
         Cli::Wharf => PathBuf::from(env!("CARGO_BIN_EXE_wharfd")).with_file_name("wharf"),
     };
     let mut child = Command::new("timeout")
-        .args(["-s", "KILL", "90"])
+        .args(["-s", "KILL", "120"])
         .arg(bin)
         .args(args)
         .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
