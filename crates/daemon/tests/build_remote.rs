@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -55,8 +56,11 @@ fn git(dir: &Path, args: &[&str]) {
 struct GitDaemon(Child);
 
 impl Drop for GitDaemon {
+    /// `git daemon` runs `git-daemon` as its child: the whole process group goes.
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -132,6 +136,7 @@ fn remote_contexts_tarball_dockerfile_and_git() {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("git daemon"),
     );
