@@ -179,17 +179,6 @@ impl Copier {
         } else {
             None
         };
-        self.new_file(sdir, ddir, name, rel, st)
-    }
-
-    fn new_file(
-        &self,
-        sdir: BorrowedFd<'_>,
-        ddir: BorrowedFd<'_>,
-        name: &OsStr,
-        rel: &Path,
-        st: &Stat,
-    ) -> Result<(), ArchiveError> {
         let s = rustix::fs::openat(
             sdir,
             name,
