@@ -7,26 +7,11 @@ mod common;
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 
+use common::net::bridge_ports;
 use common::{free_port, http_get, wait_for, Daemon};
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www";
-
-/// Host interfaces enslaved to `bridge` (ip's view).
-fn bridge_ports(bridge: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .expect("ip link");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split(": ")
-                .nth(1)
-                .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        })
-        .collect()
-}
 
 fn netns_pins(d: &Daemon) -> usize {
     std::fs::read_dir(d.exec_root.join("netns"))
@@ -135,7 +120,8 @@ fn published_ports_answer_on_loopback() {
     assert!(String::from_utf8_lossy(&body).contains("invalid port specification"));
 
     d.ok(&["rm", "-f", "web", "auto", "clash"]);
-    assert!(bridge_ports(&d.net.bridge).is_empty());
+    // The veths go with the namespaces, which the kernel frees asynchronously.
+    wait_for("veths removed", || bridge_ports(&d.net.bridge).is_empty());
     assert_eq!(netns_pins(&d), 0);
     assert_eq!(state_sandboxes(&d), 0);
     // The port is free again once the container is gone.
@@ -320,7 +306,7 @@ fn kill_9_leaves_no_veth_pin_or_lease() {
     assert!(!ip_a.is_empty());
     assert_eq!(http_get(port), "hello-aa");
     d.ok(&["rm", "-f", "aa", "bb"]);
-    assert!(bridge_ports(&d.net.bridge).is_empty());
+    wait_for("veths removed", || bridge_ports(&d.net.bridge).is_empty());
     assert_eq!(netns_pins(&d), 0);
 }
 

@@ -484,21 +484,8 @@ fn check_invariants(d: &Daemon) {
         }
         assert!(link_exists(br), "bridge {br} of a known network is missing");
         let strays = || {
-            let out = Command::new("ip")
-                .args(["-o", "link", "show", "master", br])
-                .output()
-                .expect("ip");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(|l| {
-                    l.split(": ")
-                        .nth(1)
-                        .unwrap_or("")
-                        .split('@')
-                        .next()
-                        .unwrap_or("")
-                        .to_string()
-                })
+            common::net::bridge_ports(br)
+                .into_iter()
                 .filter(|name| !owned.contains(name))
                 .collect::<Vec<_>>()
         };

@@ -99,3 +99,19 @@ pub fn assert_leases_unique(d: &Daemon, ctx: &str) {
         }
     }
 }
+
+/// Host interfaces enslaved to `bridge` (ip's view).
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .expect("ip link");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split(": ")
+                .nth(1)
+                .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        })
+        .collect()
+}
