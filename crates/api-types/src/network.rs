@@ -9,7 +9,15 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfig {
     pub subnet: String,
-    pub gateway: String,
+    #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// A network's IPAM section.

@@ -437,6 +437,9 @@ pub struct NetworkCreateArgs {
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range", value_name = "strings")]
     pub ip_range: Vec<String>,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver
+    #[arg(long = "aux-address", value_name = "map")]
+    pub aux_address: Vec<String>,
     /// Set driver specific options
     #[arg(short = 'o', long = "opt", value_name = "map")]
     pub opt: Vec<String>,

@@ -71,41 +71,40 @@ pub fn choose_subnet(pools: &[Pool], taken: &[Subnet]) -> Result<Subnet, IpamErr
     Err(IpamError::NoPool)
 }
 
-/// Hands out the next free host address in `subnet` after `last` (wrapping), never the
-/// network, broadcast or gateway address nor one in `in_use`.
+/// Hands out the next free address of `range` (the subnet, or its `--ip-range`) after
+/// `last` (wrapping), never the subnet's network or broadcast address nor one in `taken`
+/// (leases, the gateway, aux addresses).
 pub fn allocate(
     subnet: Subnet,
-    gateway: Ipv4Addr,
-    in_use: &BTreeSet<Ipv4Addr>,
+    range: Subnet,
+    taken: &BTreeSet<Ipv4Addr>,
     last: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
-    let hosts = subnet.size().saturating_sub(2).max(1);
-    let first = if subnet.prefix >= 31 { 0 } else { 1 };
+    let size = range.size();
     let start = last
-        .filter(|l| subnet.contains(*l))
-        .map(|l| u64::from(u32::from(l) - u32::from(subnet.network())))
+        .filter(|l| range.contains(*l))
+        .map(|l| u64::from(u32::from(l) - u32::from(range.network())) + 1)
         .unwrap_or(0);
-    for k in 0..hosts {
-        let off = (start + k) % hosts + first;
-        let ip = subnet.nth(off as u32);
-        if ip != gateway && !in_use.contains(&ip) {
+    for k in 0..size {
+        let ip = range.nth(((start + k) % size) as u32);
+        if !is_edge(subnet, ip) && !taken.contains(&ip) {
             return Ok(ip);
         }
     }
     Err(IpamError::NoAddress(subnet.canonical().to_string()))
 }
 
-/// Checks a static address (`--ip`).
-pub fn reserve(
-    subnet: Subnet,
-    gateway: Ipv4Addr,
-    ip: Ipv4Addr,
-    in_use: &BTreeSet<Ipv4Addr>,
-) -> Result<(), IpamError> {
-    if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
+/// The network and broadcast addresses, which only /31 and /32 subnets hand out.
+fn is_edge(subnet: Subnet, ip: Ipv4Addr) -> bool {
+    subnet.prefix < 31 && (ip == subnet.network() || ip == subnet.broadcast())
+}
+
+/// Checks a static address (`--ip`): anywhere in the subnet, also outside its ip-range.
+pub fn reserve(subnet: Subnet, ip: Ipv4Addr, taken: &BTreeSet<Ipv4Addr>) -> Result<(), IpamError> {
+    if !subnet.contains(ip) || is_edge(subnet, ip) {
         return Err(IpamError::OutOfRange(ip));
     }
-    if ip == gateway || in_use.contains(&ip) {
+    if taken.contains(&ip) {
         return Err(IpamError::InUse);
     }
     Ok(())
@@ -138,22 +137,22 @@ mod tests {
     fn never_hands_out_an_address_twice() {
         let net = s("10.9.0.0/29");
         let gw = Ipv4Addr::new(10, 9, 0, 1);
-        let mut used = BTreeSet::new();
+        let mut used = BTreeSet::from([gw]);
         let mut last = None;
         for _ in 0..5 {
-            let ip = allocate(net, gw, &used, last).expect("free");
+            let ip = allocate(net, net, &used, last).expect("free");
             assert!(net.contains(ip) && ip != gw && ip != net.network() && ip != net.broadcast());
             assert!(used.insert(ip), "{ip} twice");
             last = Some(ip);
         }
         assert_eq!(
-            allocate(net, gw, &used, last),
+            allocate(net, net, &used, last),
             Err(IpamError::NoAddress("10.9.0.0/29".into()))
         );
         // A released address comes back only after the others (allocation goes round).
         used.remove(&Ipv4Addr::new(10, 9, 0, 3));
         assert_eq!(
-            allocate(net, gw, &used, last),
+            allocate(net, net, &used, last),
             Ok(Ipv4Addr::new(10, 9, 0, 3))
         );
     }
@@ -162,10 +161,10 @@ mod tests {
     fn goes_on_after_the_last_one() {
         let net = s("172.17.0.0/16");
         let gw = Ipv4Addr::new(172, 17, 0, 1);
-        let used = BTreeSet::new();
-        let a = allocate(net, gw, &used, None).expect("a");
+        let used = BTreeSet::from([gw]);
+        let a = allocate(net, net, &used, None).expect("a");
         assert_eq!(a, Ipv4Addr::new(172, 17, 0, 2));
-        let b = allocate(net, gw, &used, Some(a)).expect("b");
+        let b = allocate(net, net, &used, Some(a)).expect("b");
         assert_eq!(b, Ipv4Addr::new(172, 17, 0, 3));
     }
 
@@ -173,16 +172,54 @@ mod tests {
     fn static_addresses() {
         let net = s("10.1.0.0/24");
         let gw = Ipv4Addr::new(10, 1, 0, 1);
-        let used: BTreeSet<_> = [Ipv4Addr::new(10, 1, 0, 5)].into();
-        assert_eq!(reserve(net, gw, Ipv4Addr::new(10, 1, 0, 6), &used), Ok(()));
+        let used: BTreeSet<_> = [gw, Ipv4Addr::new(10, 1, 0, 5)].into();
+        assert_eq!(reserve(net, Ipv4Addr::new(10, 1, 0, 6), &used), Ok(()));
         assert_eq!(
-            reserve(net, gw, Ipv4Addr::new(10, 1, 0, 5), &used),
+            reserve(net, Ipv4Addr::new(10, 1, 0, 5), &used),
             Err(IpamError::InUse)
         );
-        assert_eq!(reserve(net, gw, gw, &used), Err(IpamError::InUse));
+        assert_eq!(reserve(net, gw, &used), Err(IpamError::InUse));
         assert!(matches!(
-            reserve(net, gw, Ipv4Addr::new(10, 2, 0, 5), &used),
+            reserve(net, Ipv4Addr::new(10, 2, 0, 5), &used),
             Err(IpamError::OutOfRange(_))
         ));
+        assert!(matches!(
+            reserve(net, net.broadcast(), &used),
+            Err(IpamError::OutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn ip_range_bounds_what_is_handed_out() {
+        let net = s("10.1.0.0/24");
+        let range = s("10.1.0.0/30");
+        // Without a gateway (macvlan) the first host address is handed out.
+        let mut used = BTreeSet::new();
+        let mut got = Vec::new();
+        let mut last = None;
+        while let Ok(ip) = allocate(net, range, &used, last) {
+            used.insert(ip);
+            got.push(ip.octets()[3]);
+            last = Some(ip);
+        }
+        assert_eq!(
+            got,
+            [1, 2, 3],
+            "the subnet's network address is never handed out"
+        );
+        let aux: BTreeSet<_> = [Ipv4Addr::new(10, 1, 0, 9)].into();
+        assert_eq!(
+            allocate(net, s("10.1.0.8/30"), &aux, None),
+            Ok(Ipv4Addr::new(10, 1, 0, 8))
+        );
+        assert_eq!(
+            allocate(
+                net,
+                s("10.1.0.8/30"),
+                &aux,
+                Some(Ipv4Addr::new(10, 1, 0, 8))
+            ),
+            Ok(Ipv4Addr::new(10, 1, 0, 10))
+        );
     }
 }

@@ -1,7 +1,12 @@
 //! Wharf's networking, after Docker's Container Network Model: networks (the predefined
-//! `bridge`, `host` and `none`, and user-defined bridge networks), sandboxes (a container's
-//! network namespace, pinned under the exec root) and endpoints (a veth into a Linux bridge
-//! with an address from IPAM), published ports and the embedded DNS resolver.
+//! `bridge`, `host` and `none`, and user-defined bridge, macvlan and ipvlan networks),
+//! sandboxes (a container's network namespace, pinned under the exec root) and endpoints (a
+//! veth into a Linux bridge, or a macvlan/ipvlan of the network's parent interface, with an
+//! address from IPAM: the subnet, its `--ip-range`, never the gateway or an aux address),
+//! published ports and the embedded DNS resolver. Macvlan and ipvlan endpoints are created
+//! straight into the container's namespace and need no rules: the parent isolates them
+//! ([`driver`], [`parent`]); ports cannot be published on them (nothing on the host can
+//! relay to them), which is refused rather than ignored as dockerd does.
 //!
 //! The daemon calls [`NetworkService`] at container create ([`NetworkService::resolve`] and
 //! [`NetworkService::configure`]: the networks it is configured for, with aliases, static
@@ -56,6 +61,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod model;
 pub mod networks;
+pub mod parent;
 pub mod ports;
 pub mod store;
 pub mod sys;
@@ -137,7 +143,11 @@ fn predefined(name: &str, driver: DriverKind) -> Network {
         created: now(),
         subnet: None,
         gateway: None,
+        ip_range: None,
+        aux: BTreeMap::new(),
         bridge: String::new(),
+        parent: String::new(),
+        owns_parent: false,
         mtu: 0,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
@@ -210,12 +220,16 @@ impl NetworkService {
             svc.kernel.sysctl("net/ipv4/ip_forward", "1")?;
         }
         // Also a crash between saving a new network and creating its bridge: create it now.
-        for n in st
-            .networks
-            .values()
-            .filter(|n| n.driver == DriverKind::Bridge)
-        {
-            driver::ensure_bridge(svc.kernel.as_ref(), n, svc.forwards(n))?;
+        for n in st.networks.values() {
+            match n.driver {
+                DriverKind::Bridge => {
+                    driver::ensure_bridge(svc.kernel.as_ref(), n, svc.forwards(n))?
+                }
+                DriverKind::Macvlan | DriverKind::Ipvlan => {
+                    driver::ensure_parent(svc.kernel.as_ref(), n)?
+                }
+                DriverKind::Host | DriverKind::Null => {}
+            }
         }
         svc.store.save(&st)?;
         *svc.lock() = st;
@@ -365,7 +379,7 @@ impl NetworkService {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         if let Some(o) = old.filter(|o| o.bridge != n.bridge && !o.bridge.is_empty()) {
-            let _ = driver::remove_bridge(self.kernel.as_ref(), &o.bridge);
+            let _ = driver::remove_link(self.kernel.as_ref(), &o.bridge);
         }
         st.networks.insert(n.id.clone(), n);
         Ok(())
@@ -434,7 +448,7 @@ impl NetworkService {
                     nets.insert(0, first);
                 }
             }
-            for (n, cfg) in nets.iter().filter(|(n, _)| n.driver == DriverKind::Bridge) {
+            for (n, cfg) in nets.iter().filter(|(n, _)| n.driver.has_endpoints()) {
                 let ifname = format!("eth{}", sb.endpoints.len());
                 let ep = new_endpoint(&mut st, n, ifname, cfg)?;
                 sb.endpoints.push(ep);
@@ -451,16 +465,47 @@ impl NetworkService {
 
     /// What the kernel needs for `ep` (the default route only through the first network).
     fn plumbing<'a>(&self, ep: &'a Endpoint, n: &'a Network, first: bool) -> driver::Plumbing<'a> {
+        let mac = model::parse_mac(&ep.mac);
+        let (attach, route) = match n.driver {
+            DriverKind::Macvlan | DriverKind::Ipvlan => {
+                let (kind, l3) = parent::link_kind(n)
+                    .unwrap_or((sys::LinkKind::Macvlan { parent: 0, mode: 4 }, false));
+                // A network without a parent of the user's is internal, as in Docker.
+                let out = first && !n.internal && !n.on_dummy();
+                let route = match (n.gateway, l3) {
+                    (Some(gw), _) => Some(Some(gw)),
+                    (None, true) => Some(None),
+                    (None, false) => None,
+                };
+                (
+                    driver::Attach::Parent {
+                        parent: &n.parent,
+                        kind,
+                    },
+                    route.filter(|_| out),
+                )
+            }
+            _ => (
+                driver::Attach::Bridge {
+                    host_ifname: &ep.host_ifname,
+                    bridge: &n.bridge,
+                    isolated: firewall::option_off(n, ICC),
+                },
+                n.gateway.filter(|_| first && !n.internal).map(Some),
+            ),
+        };
         driver::Plumbing {
-            host_ifname: &ep.host_ifname,
             ifname: &ep.ifname,
             ip: ep.ip,
-            mac: model::parse_mac(&ep.mac).unwrap_or(mac_for(ep.ip)),
+            mac: if n.driver == DriverKind::Ipvlan {
+                None
+            } else {
+                Some(mac.unwrap_or(mac_for(ep.ip)))
+            },
             subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
-            gateway: n.gateway.filter(|_| first && !n.internal),
-            bridge: &n.bridge,
+            route,
             mtu: n.mtu,
-            isolated: firewall::option_off(n, ICC),
+            attach,
         }
     }
 
@@ -469,6 +514,21 @@ impl NetworkService {
         let Some(first) = sb.endpoints.first().cloned() else {
             return Ok(self.kernel.create_netns(&pin, &mut |_, _| Ok(()))?);
         };
+        if !ports.is_empty() {
+            let st = self.lock();
+            if let Some(n) = st
+                .networks
+                .get(&first.network_id)
+                .filter(|n| n.driver.on_parent())
+            {
+                // Nothing on the host reaches a macvlan/ipvlan endpoint to relay to.
+                return Err(NetworkError::Invalid(format!(
+                    "published ports are not supported on {} network {}: its containers are reached at their own addresses",
+                    n.driver.name(),
+                    n.name
+                )));
+            }
+        }
         let mut bound = Vec::new();
         for r in ports {
             bound.push(ports::bind(r, self.cfg.default_ip, &sb.name, &first.id)?);
@@ -670,16 +730,20 @@ fn new_endpoint(
     ifname: String,
     cfg: &EndpointConfig,
 ) -> Result<Endpoint, NetworkError> {
-    let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+    let Some(subnet) = n.subnet else {
         return Err(NetworkError::NotFound(n.name.clone()));
     };
+    let mut taken = st.leases(&n.id);
+    taken.extend(n.gateway);
+    taken.extend(n.aux.values());
     let ip = match cfg.ipv4 {
         Some(ip) => {
-            ipam::reserve(subnet, gw, ip, &st.leases(&n.id))?;
+            ipam::reserve(subnet, ip, &taken)?;
             ip
         }
         None => {
-            let ip = ipam::allocate(subnet, gw, &st.leases(&n.id), n.last_ip)?;
+            let range = n.ip_range.unwrap_or(subnet);
+            let ip = ipam::allocate(subnet, range, &taken, n.last_ip)?;
             if let Some(m) = st.networks.get_mut(&n.id) {
                 m.last_ip = Some(ip);
             }
@@ -687,16 +751,27 @@ fn new_endpoint(
         }
     };
     let id = random_id();
+    let mac = cfg
+        .mac
+        .as_deref()
+        .and_then(model::parse_mac)
+        .unwrap_or(mac_for(ip));
     Ok(Endpoint {
-        host_ifname: format!("veth{}", &id[..7]),
+        // Only a veth leaves an end on the host.
+        host_ifname: if n.driver.on_parent() {
+            String::new()
+        } else {
+            format!("veth{}", &id[..7])
+        },
         id,
         network_id: n.id.clone(),
         ip,
-        mac: cfg
-            .mac
-            .as_deref()
-            .and_then(model::parse_mac)
-            .map_or_else(|| model::format_mac(mac_for(ip)), model::format_mac),
+        // An ipvlan has its parent's MAC, which Docker does not report.
+        mac: if n.driver == DriverKind::Ipvlan {
+            String::new()
+        } else {
+            model::format_mac(mac)
+        },
         ifname,
         ports: Vec::new(),
     })

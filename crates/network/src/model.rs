@@ -143,6 +143,10 @@ pub enum DriverKind {
     Host,
     /// Loopback only.
     Null,
+    /// Containers' own MAC addresses on a host interface (`-o parent=`).
+    Macvlan,
+    /// Containers sharing a host interface's MAC address (`-o parent=`).
+    Ipvlan,
 }
 
 impl DriverKind {
@@ -152,7 +156,20 @@ impl DriverKind {
             DriverKind::Bridge => "bridge",
             DriverKind::Host => "host",
             DriverKind::Null => "null",
+            DriverKind::Macvlan => "macvlan",
+            DriverKind::Ipvlan => "ipvlan",
         }
+    }
+
+    /// Whether containers join it with an endpoint of their own (not the host's or no
+    /// namespace's).
+    pub fn has_endpoints(self) -> bool {
+        !matches!(self, DriverKind::Host | DriverKind::Null)
+    }
+
+    /// Macvlan or ipvlan: endpoints are sub-interfaces of a host interface.
+    pub fn on_parent(self) -> bool {
+        matches!(self, DriverKind::Macvlan | DriverKind::Ipvlan)
     }
 }
 
@@ -167,12 +184,25 @@ pub struct Network {
     pub driver: DriverKind,
     /// RFC 3339 creation time.
     pub created: String,
-    /// IPv4 subnet (bridge only).
+    /// IPv4 subnet.
     pub subnet: Option<Subnet>,
-    /// Gateway (the bridge's address).
+    /// Gateway: the bridge's address; on macvlan/ipvlan a router outside, only if given.
     pub gateway: Option<Ipv4Addr>,
-    /// Linux bridge name.
+    /// `--ip-range`: where addresses are handed out from (else the whole subnet).
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    /// `--aux-address`: addresses never handed out, by name.
+    #[serde(default)]
+    pub aux: BTreeMap<String, Ipv4Addr>,
+    /// Linux bridge name (bridge driver).
     pub bridge: String,
+    /// The host interface macvlan/ipvlan endpoints hang off.
+    #[serde(default)]
+    pub parent: String,
+    /// Whether Wharf made the parent (a dummy link, or a `<link>.<vlan>` VLAN link) and
+    /// deletes it with the last network on it.
+    #[serde(default)]
+    pub owns_parent: bool,
     /// MTU, 0 = kernel default.
     pub mtu: u32,
     /// Labels.
@@ -191,6 +221,14 @@ pub struct Network {
     /// Whether the subnet was given at create (only then may containers ask for an address).
     #[serde(default)]
     pub user_subnet: bool,
+}
+
+impl Network {
+    /// A macvlan/ipvlan network on a dummy parent of Wharf's (none was given): its
+    /// containers only reach each other, as in Docker.
+    pub fn on_dummy(&self) -> bool {
+        self.owns_parent && !self.parent.contains('.')
+    }
 }
 
 /// Transport protocol of a published port.
@@ -240,7 +278,7 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     /// MAC address.
     pub mac: String,
-    /// Host side of the veth pair.
+    /// Host side of the veth pair (empty on macvlan/ipvlan: nothing stays on the host).
     pub host_ifname: String,
     /// Interface name in the container.
     pub ifname: String,

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use crate::error::NetworkError;
 use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Subnet};
-use crate::{driver, ipam, new_endpoint, predefined, NetworkService};
+use crate::{driver, ipam, new_endpoint, parent, predefined, NetworkService};
 
 /// `POST /networks/create`, parsed.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,10 @@ pub struct CreateRequest {
     pub subnet: Option<String>,
     /// IPAM gateway.
     pub gateway: Option<String>,
+    /// IPAM `IPRange`.
+    pub ip_range: Option<String>,
+    /// IPAM `AuxiliaryAddresses`.
+    pub aux: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Driver options.
@@ -80,22 +85,27 @@ impl NetworkService {
         )
     }
 
-    /// Creates a bridge network: its own Linux bridge (`br-<id>`), a subnet given or taken
-    /// from the pools clear of other networks and host routes.
+    /// Creates a network: a bridge one on its own Linux bridge (`br-<id>`), a macvlan or
+    /// ipvlan one on its parent; the subnet given or taken from the pools clear of other
+    /// networks and host routes.
     pub fn create_network(&self, req: &CreateRequest) -> Result<Network, NetworkError> {
-        match req.driver.as_str() {
-            "" | "bridge" => {}
+        let kind = match req.driver.as_str() {
+            "" | "bridge" => DriverKind::Bridge,
+            "macvlan" => DriverKind::Macvlan,
+            "ipvlan" => DriverKind::Ipvlan,
             d @ ("host" | "null") => {
                 return Err(NetworkError::Forbidden(format!(
                     "only one instance of \"{d}\" network is allowed"
                 )))
             }
             d => return Err(NetworkError::NotFound(format!("plugin \"{d}\""))),
-        }
+        };
         if req.name.is_empty() {
             return Err(NetworkError::Invalid("network name is required".into()));
         }
-        crate::firewall::validate_options(&req.options)?;
+        if kind == DriverKind::Bridge {
+            crate::firewall::validate_options(&req.options)?;
+        }
         if req.ipv6 {
             return Err(NetworkError::NotSupported(
                 "IPv6 networks are not supported yet".into(),
@@ -132,7 +142,20 @@ impl NetworkService {
                 )));
             }
         }
+        let (ip_range, aux) = ipam_extras(req, subnet)?;
         let mut routes = Vec::new();
+        let mut parent_up = false;
+        let mut trunk_up = false;
+        let given_parent = req
+            .options
+            .get(parent::PARENT)
+            .filter(|p| !p.is_empty() && kind.on_parent());
+        if given_parent.is_some_and(|p| p == "lo") {
+            return Err(NetworkError::Invalid(format!(
+                "loopback interface is not a valid {} parent link",
+                kind.name()
+            )));
+        }
         let ours: Vec<String> = self.networks().into_iter().map(|n| n.bridge).collect();
         self.kernel.host(&mut |nl| {
             let links = nl.links()?;
@@ -147,6 +170,12 @@ impl NetworkService {
                 .filter(|(_, oif)| !own.contains(oif))
                 .map(|(s, _)| s)
                 .collect();
+            if let Some(p) = given_parent {
+                parent_up = links.iter().any(|l| &l.name == p);
+                if let Some((trunk, _)) = p.rsplit_once('.') {
+                    trunk_up = links.iter().any(|l| l.name == trunk);
+                }
+            }
             Ok(())
         })?;
         let n = {
@@ -173,14 +202,10 @@ impl NetworkService {
                     ipam::choose_subnet(&self.cfg.pools, &all)?
                 }
             };
-            let mut n = predefined(&req.name, DriverKind::Bridge);
-            n.bridge = req
-                .options
-                .get("com.docker.network.bridge.name")
-                .cloned()
-                .unwrap_or_else(|| format!("br-{}", &n.id[..12]));
+            let mut n = predefined(&req.name, kind);
             n.subnet = Some(subnet);
-            n.gateway = Some(gateway.unwrap_or(subnet.nth(1)));
+            n.ip_range = ip_range;
+            n.aux = aux;
             n.mtu = req
                 .options
                 .get("com.docker.network.driver.mtu")
@@ -191,20 +216,57 @@ impl NetworkService {
             n.user_subnet = req.subnet.is_some();
             n.internal = req.internal;
             n.attachable = req.attachable;
+            if kind == DriverKind::Bridge {
+                n.bridge = req
+                    .options
+                    .get("com.docker.network.bridge.name")
+                    .cloned()
+                    .unwrap_or_else(|| format!("br-{}", &n.id[..12]));
+                n.gateway = Some(gateway.unwrap_or(subnet.nth(1)));
+            } else {
+                // The gateway is a router outside: only one the user names.
+                n.gateway = gateway;
+                parent::link_kind(&n)?;
+                let others: Vec<Network> = st.networks.values().cloned().collect();
+                match given_parent {
+                    None => {
+                        n.parent = parent::dummy_name(kind, &n.id);
+                        n.owns_parent = true;
+                    }
+                    Some(p) => {
+                        n.parent = p.clone();
+                        n.owns_parent = others.iter().any(|o| o.parent == *p && o.owns_parent);
+                        if !parent_up {
+                            let (trunk, _) = parent::vlan_of(p)?;
+                            if !trunk_up {
+                                return Err(NetworkError::Invalid(format!(
+                                    "failed to find master interface {trunk} on the Docker host: Link not found"
+                                )));
+                            }
+                            n.owns_parent = true;
+                        }
+                    }
+                }
+                parent::check_sharing(&n, &others)?;
+            }
             st.networks.insert(n.id.clone(), n.clone());
             self.store.save(&st)?;
             n
         };
-        // Rules first: the new bridge never forwards without its isolation.
-        let made = self.sync_firewall().and_then(|()| {
-            Ok(driver::ensure_bridge(
-                self.kernel.as_ref(),
-                &n,
-                self.forwards(&n),
-            )?)
-        });
+        let made = if kind == DriverKind::Bridge {
+            // Rules first: the new bridge never forwards without its isolation.
+            self.sync_firewall().and_then(|()| {
+                Ok(driver::ensure_bridge(
+                    self.kernel.as_ref(),
+                    &n,
+                    self.forwards(&n),
+                )?)
+            })
+        } else {
+            driver::ensure_parent(self.kernel.as_ref(), &n).map_err(NetworkError::from)
+        };
         if let Err(e) = made {
-            let _ = driver::remove_bridge(self.kernel.as_ref(), &n.bridge);
+            let _ = self.remove_links(&n);
             {
                 let mut st = self.lock();
                 st.networks.remove(&n.id);
@@ -214,6 +276,22 @@ impl NetworkService {
             return Err(e);
         }
         Ok(n)
+    }
+
+    /// Deletes what `n` has on the host: its bridge, or a parent Wharf made that no other
+    /// network uses.
+    fn remove_links(&self, n: &Network) -> Result<(), NetworkError> {
+        if n.driver == DriverKind::Bridge {
+            return Ok(driver::remove_link(self.kernel.as_ref(), &n.bridge)?);
+        }
+        let shared = self
+            .networks()
+            .iter()
+            .any(|o| o.id != n.id && o.driver.on_parent() && o.parent == n.parent);
+        if n.owns_parent && !shared {
+            driver::remove_link(self.kernel.as_ref(), &n.parent)?;
+        }
+        Ok(())
     }
 
     /// Removes a user-defined network without endpoints.
@@ -233,9 +311,9 @@ impl NetworkService {
                 n.name, n.id
             )));
         }
-        // The bridge goes first: a crash in between leaves the network known, and start-up
-        // recreates its bridge, instead of a bridge nobody knows.
-        driver::remove_bridge(self.kernel.as_ref(), &n.bridge)?;
+        // The links go first: a crash in between leaves the network known, and start-up
+        // recreates them, instead of links nobody knows.
+        self.remove_links(&n)?;
         let mut st = self.lock();
         st.networks.remove(&n.id);
         for a in st.attachments.values_mut() {
@@ -286,7 +364,7 @@ impl NetworkService {
                     n.name
                 ))
             })?;
-            if n.driver != DriverKind::Bridge {
+            if !n.driver.has_endpoints() {
                 return Err(NetworkError::Invalid(
                     "conflicting options: cannot attach both user-defined and non-user-defined network-modes".into(),
                 ));
@@ -321,7 +399,7 @@ impl NetworkService {
         let n = self
             .network(network)
             .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
-        if n.driver != DriverKind::Bridge {
+        if !n.driver.has_endpoints() {
             return Err(NetworkError::Forbidden(format!(
                 "container cannot be disconnected from host network or connected to {} network",
                 n.name
@@ -366,13 +444,7 @@ impl NetworkService {
                 .sandbox(container_id)
                 .is_some_and(|s| s.endpoints.len() == 1);
             let p = self.plumbing(&ep, &n, first);
-            let r = self
-                .kernel
-                .enter_netns(&pin, &mut |nl, host_ns| {
-                    driver::plumb_inside(nl, host_ns, &p)
-                })
-                .and_then(|()| self.kernel.host(&mut |nl| driver::plumb_host(nl, &p)));
-            if let Err(e) = r {
+            if let Err(e) = driver::add_endpoint(self.kernel.as_ref(), &pin, &p) {
                 let _ = self.disconnect(container_id, &n.id, true);
                 return Err(e.into());
             }
@@ -429,7 +501,8 @@ impl NetworkService {
             ep
         };
         if let Some(ep) = ep {
-            driver::remove_veth(self.kernel.as_ref(), &ep.host_ifname)?;
+            let pin = self.sandbox_key(container_id);
+            driver::remove_endpoint(self.kernel.as_ref(), &pin, &ep.host_ifname, &ep.ifname)?;
         }
         Ok(n)
     }
@@ -448,7 +521,7 @@ impl NetworkService {
                 .find(|s| s.name == name.trim_start_matches('/'));
             let ep = sb.and_then(|sb| {
                 let i = sb.endpoints.iter().position(|e| e.network_id == n.id)?;
-                Some(sb.endpoints.remove(i))
+                Some((PathBuf::from(&sb.key), sb.endpoints.remove(i)))
             });
             let Some(ep) = ep else {
                 return Err(NetworkError::EndpointNotFound(name.to_string()));
@@ -456,7 +529,8 @@ impl NetworkService {
             self.store.save(&st)?;
             ep
         };
-        driver::remove_veth(self.kernel.as_ref(), &ep.host_ifname)?;
+        let (pin, ep) = ep;
+        driver::remove_endpoint(self.kernel.as_ref(), &pin, &ep.host_ifname, &ep.ifname)?;
         Ok(n)
     }
 
@@ -503,6 +577,9 @@ fn check_config(n: &Network, cfg: &EndpointConfig) -> Result<(), String> {
             Some(_) => {}
         }
     }
+    if n.driver == DriverKind::Ipvlan && cfg.mac.is_some() {
+        return Err("ipvlan interfaces do not support custom mac address assignment".into());
+    }
     if default && !cfg.aliases.is_empty() {
         return Err(
             "network-scoped alias is supported only for containers in user defined networks".into(),
@@ -516,4 +593,57 @@ fn next_if(eps: &[Endpoint]) -> usize {
     (0..)
         .find(|i| eps.iter().all(|e| e.ifname != format!("eth{i}")))
         .unwrap_or(0)
+}
+
+/// The `--ip-range` and `--aux-address`es of a request, checked against its subnet with
+/// Docker's messages.
+fn ipam_extras(
+    req: &CreateRequest,
+    subnet: Option<Subnet>,
+) -> Result<(Option<Subnet>, BTreeMap<String, Ipv4Addr>), NetworkError> {
+    let bad = |m: String| NetworkError::Invalid(format!("invalid network config:\n{m}"));
+    let Some(subnet) = subnet else {
+        if req.ip_range.is_some() || !req.aux.is_empty() {
+            return Err(bad("invalid subnet : invalid CIDR block notation".into()));
+        }
+        return Ok((None, BTreeMap::new()));
+    };
+    let range = match &req.ip_range {
+        None => None,
+        Some(r) => {
+            let p: Subnet = r
+                .parse()
+                .map_err(|_| bad(format!("invalid ip-range {r}: invalid CIDR block notation")))?;
+            if p.prefix < subnet.prefix {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: CIDR block is bigger than its parent subnet {subnet}"
+                )));
+            }
+            if p != p.canonical() {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: it should be {}",
+                    p.canonical()
+                )));
+            }
+            if !subnet.overlaps(p) {
+                return Err(bad(format!(
+                    "invalid ip-range {r}: parent subnet {subnet} doesn't contain ip-range"
+                )));
+            }
+            Some(p)
+        }
+    };
+    let mut aux = BTreeMap::new();
+    for (name, a) in &req.aux {
+        let ip: Ipv4Addr = a
+            .parse()
+            .map_err(|_| bad(format!("invalid auxiliary address {name}: invalid address")))?;
+        if !subnet.contains(ip) {
+            return Err(bad(format!(
+                "invalid auxiliary address {name}: parent subnet {subnet} doesn't contain this address"
+            )));
+        }
+        aux.insert(name.clone(), ip);
+    }
+    Ok((range, aux))
 }

@@ -430,3 +430,68 @@ fn attachments_of_the_older_form_still_load() {
             .expect("old state");
     assert_eq!(s.attachments["c"][0].network_id, "n1");
 }
+
+/// Macvlan without a parent: a dummy of Wharf's (an IFB on a kernel without dummies), the
+/// endpoint made straight into the namespace with no way out, and the parent gone with the
+/// network.
+#[test]
+fn macvlan_endpoints_go_straight_into_the_namespace() {
+    let rt = runtime();
+    let _rt = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    k.state.lock().expect("fake").unsupported = vec!["dummy"];
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let n = svc
+        .create_network(&networks::CreateRequest {
+            name: "mv".into(),
+            driver: "macvlan".into(),
+            subnet: Some("10.7.0.0/24".into()),
+            ..Default::default()
+        })
+        .expect("create");
+    assert_eq!(n.parent, format!("dm-{}", &n.id[..12]));
+    assert!(n.owns_parent && n.gateway.is_none());
+    let from = k.log().len();
+    let list = svc
+        .resolve(&[("mv".into(), ep(&[], None))])
+        .expect("resolve")
+        .expect("known");
+    svc.configure("c1", list).expect("configure");
+    let sb = svc
+        .connect_sandbox("c1", "one", Some("mv"), &[], &[])
+        .expect("start");
+    let e = &sb.endpoints[0];
+    assert_eq!(e.ip, Ipv4Addr::new(10, 7, 0, 1), "no gateway is reserved");
+    assert!(e.host_ifname.is_empty());
+    let pin = sb.key.clone();
+    assert_eq!(
+        k.log()[from..],
+        [
+            format!("netns {pin}"),
+            format!(
+                "host: link eth0 macvlan 4 of {} mac Some(\"02:42:0a:07:00:01\") mtu 0 into {pin}",
+                n.parent
+            ),
+            format!("{pin}: addr eth0 10.7.0.1/24"),
+            format!("{pin}: up eth0 master None"),
+            format!("{pin}: bind udp 127.0.0.11:53"),
+        ]
+    );
+    let refused = svc.connect_sandbox(
+        "c2",
+        "two",
+        Some("mv"),
+        &[ports::PortRequest {
+            proto: model::Proto::Tcp,
+            container_port: 80,
+            host_ip: None,
+            host_ports: None,
+        }],
+        &[],
+    );
+    assert!(refused.is_err_and(|e| e.to_string().contains("published ports are not supported")));
+    svc.disconnect_sandbox("c1").expect("stop");
+    svc.remove_network("mv").expect("rm");
+    assert!(k.log().contains(&format!("host: delete {}", n.parent)));
+}

@@ -54,13 +54,20 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> anyhow::Result<i32> {
         if let Some(r) = a.ip_range.get(i) {
             c["IPRange"] = json!(r);
         }
+        // One subnet is all the daemon takes: the aux addresses are its.
+        if i == 0 && !a.aux_address.is_empty() {
+            c["AuxiliaryAddresses"] = Value::Object(key_values(&a.aux_address));
+        }
         config.push(c);
     }
-    if a.subnet.is_empty() && !a.gateway.is_empty() {
+    if a.subnet.is_empty() && !(a.gateway.is_empty() && a.ip_range.is_empty()) {
         return Err(StatusError::exit(
             1,
             "every ip-range or gateway must have a corresponding subnet",
         ));
+    }
+    if a.subnet.is_empty() && !a.aux_address.is_empty() {
+        return Err(StatusError::exit(1, "no matching subnet for aux-address"));
     }
     let body = json!({
         "Name": a.name,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use wharf_api_types::network::{EndpointResource, Ipam, IpamConfig, NetworkResource};
 use wharf_api_types::Filters;
-use wharf_network::model::{DriverKind, Network};
+use wharf_network::model::Network;
 use wharf_network::networks::CreateRequest;
 
 use crate::server::error::ApiError;
@@ -40,13 +40,20 @@ fn view(d: &Daemon, n: &Network, containers: bool) -> NetworkResource {
             );
         }
     }
-    let config = match (n.subnet, n.gateway) {
-        (Some(s), Some(g)) => vec![IpamConfig {
+    let config = n
+        .subnet
+        .map(|s| IpamConfig {
             subnet: s.to_string(),
-            gateway: g.to_string(),
-        }],
-        _ => Vec::new(),
-    };
+            ip_range: n.ip_range.map(|r| r.to_string()),
+            gateway: n.gateway.map(|g| g.to_string()),
+            aux_addresses: n
+                .aux
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        })
+        .into_iter()
+        .collect();
     NetworkResource {
         name: n.name.clone(),
         id: n.id.clone(),
@@ -151,22 +158,13 @@ pub async fn create(d: &Daemon, body: &Value) -> Result<String, ApiError> {
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    if field("IPRange").is_some()
-        || cfg.is_some_and(|c| {
-            c.get("AuxiliaryAddresses")
-                .is_some_and(|a| a.as_object().is_some_and(|m| !m.is_empty()))
-        })
-    {
-        return Err(ApiError::new(
-            wharf_errdefs::ErrorKind::NotImplemented,
-            "ip-range and aux-address are not supported yet",
-        ));
-    }
     let req = CreateRequest {
         name: s("Name"),
         driver: s("Driver"),
         subnet: field("Subnet"),
         gateway: field("Gateway"),
+        ip_range: field("IPRange"),
+        aux: strings(cfg.and_then(|c| c.get("AuxiliaryAddresses"))),
         labels: strings(body.get("Labels")),
         options: strings(body.get("Options")),
         internal: b("Internal"),
@@ -217,7 +215,7 @@ pub async fn connect(
         )
     };
     if mode == "host" || mode == "none" || mode.starts_with("container:") {
-        if target.driver != DriverKind::Bridge {
+        if !target.driver.has_endpoints() {
             return Err(ApiError::from_err(&wharf_network::NetworkError::Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
                     .into(),

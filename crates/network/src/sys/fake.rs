@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{InNetns, Kernel, LinkInfo, Netlink, SysError};
+use super::{InNetns, Kernel, LinkInfo, LinkKind, Netlink, SysError};
 use crate::model::Subnet;
 
 /// Fake state: links per namespace (`""` is the host), host routes, the effect log.
@@ -28,10 +28,17 @@ pub struct FakeState {
     pub sysctls: BTreeMap<String, String>,
     /// nftables tables as last replaced.
     pub tables: BTreeMap<String, crate::firewall::Table>,
+    /// Namespaces opened by `host_into`: fd `FD_BASE + i` is entry `i`.
+    pub opened: Vec<String>,
+    /// Link kinds the kernel has no driver for (EOPNOTSUPP), by name (`dummy`).
+    pub unsupported: Vec<&'static str>,
     /// A request name that fails with EEXIST (to test rollback).
     pub fail: Option<&'static str>,
     next_index: u32,
 }
+
+/// The first fake namespace fd `host_into` hands out.
+const FD_BASE: RawFd = 1000;
 
 /// The fake kernel.
 #[derive(Debug, Default)]
@@ -136,6 +143,52 @@ impl Netlink for FakeNs<'_> {
         Ok(())
     }
 
+    fn create_link(
+        &mut self,
+        name: &str,
+        kind: LinkKind,
+        mac: Option<[u8; 6]>,
+        mtu: u32,
+        netns: Option<RawFd>,
+    ) -> Result<(), SysError> {
+        let name_of = |i: u32| self.find(i).map(|(_, n)| n).unwrap_or_default();
+        let what = match kind {
+            LinkKind::Dummy if self.k.lock().unsupported.contains(&"dummy") => {
+                return Err(SysError::Netlink {
+                    what: "create dummy link",
+                    errno: libc::EOPNOTSUPP,
+                })
+            }
+            LinkKind::Dummy => "dummy".to_string(),
+            LinkKind::Ifb => "ifb".to_string(),
+            LinkKind::Vlan { parent, id } => format!("vlan {id} of {}", name_of(parent)),
+            LinkKind::Macvlan { parent, mode } => format!("macvlan {mode} of {}", name_of(parent)),
+            LinkKind::Ipvlan {
+                parent,
+                mode,
+                flags,
+            } => format!("ipvlan {mode}/{flags} of {}", name_of(parent)),
+        };
+        let ns = match netns {
+            Some(fd) => {
+                let i = usize::try_from(fd - FD_BASE).unwrap_or(usize::MAX);
+                let opened = self.k.lock().opened.get(i).cloned();
+                opened.ok_or(SysError::Netlink {
+                    what: "create link",
+                    errno: libc::EBADF,
+                })?
+            }
+            None => self.ns.clone(),
+        };
+        let mac = mac.map(crate::model::format_mac);
+        self.effect(
+            "create link",
+            format!("link {name} {what} mac {mac:?} mtu {mtu} into {ns}"),
+        )?;
+        self.add(&ns, name);
+        Ok(())
+    }
+
     fn set_up(&mut self, index: u32, master: Option<u32>) -> Result<(), SysError> {
         let (_, name) = self.find(index).unwrap_or_default();
         let m = master.and_then(|m| self.find(m)).map(|(_, n)| n);
@@ -170,8 +223,14 @@ impl Netlink for FakeNs<'_> {
         self.effect("add address", format!("addr {name} {ip}/{}", subnet.prefix))
     }
 
-    fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<(), SysError> {
-        self.effect("add default route", format!("default via {gateway}"))
+    fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError> {
+        match gateway {
+            Some(gw) => self.effect("add default route", format!("default via {gw}")),
+            None => {
+                let (_, name) = self.find(oif).unwrap_or_default();
+                self.effect("add default route", format!("default dev {name}"))
+            }
+        }
     }
 
     fn routes(&mut self) -> Result<Vec<(Subnet, u32)>, SysError> {
@@ -211,6 +270,25 @@ impl Kernel for FakeKernel {
             let _ = self.remove_netns(pin);
         }
         r
+    }
+
+    fn host_into(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let ns = pin.display().to_string();
+        let fd = {
+            let mut s = self.lock();
+            if !s.links.contains_key(&ns) {
+                return Err(SysError::sys("open netns", nix::Error::ENOENT));
+            }
+            s.opened.push(ns);
+            FD_BASE + s.opened.len() as RawFd - 1
+        };
+        f(
+            &mut FakeNs {
+                k: self,
+                ns: String::new(),
+            },
+            fd,
+        )
     }
 
     fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {

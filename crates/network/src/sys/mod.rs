@@ -68,6 +68,39 @@ pub struct LinkInfo {
     pub up: bool,
 }
 
+/// A link [`Netlink::create_link`] makes; parents are ifindexes in the requesting namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// A dummy: the parent of a macvlan/ipvlan network given none.
+    Dummy,
+    /// An IFB, which drops what it is sent: the same parent where the kernel has no dummy
+    /// driver (Firecracker's kernels build ifb in, not dummy).
+    Ifb,
+    /// An 802.1Q VLAN `id` on `parent` (`-o parent=eth0.10`).
+    Vlan {
+        /// The trunk link.
+        parent: u32,
+        /// 1..=4094.
+        id: u16,
+    },
+    /// A macvlan of `parent`; `mode` is the kernel's `MACVLAN_MODE_*` bit.
+    Macvlan {
+        /// The host interface.
+        parent: u32,
+        /// private 1, vepa 2, bridge 4, passthru 8.
+        mode: u32,
+    },
+    /// An ipvlan of `parent`.
+    Ipvlan {
+        /// The host interface.
+        parent: u32,
+        /// l2 0, l3 1, l3s 2.
+        mode: u16,
+        /// bridge 0, private 1, vepa 2.
+        flags: u16,
+    },
+}
+
 /// Route netlink requests in one network namespace.
 pub trait Netlink {
     /// The link called `name`, if any.
@@ -85,6 +118,16 @@ pub trait Netlink {
         peer: &str,
         peer_netns: RawFd,
     ) -> Result<(), SysError>;
+    /// Creates a link `name` (down), straight into the namespace `netns` when given, with
+    /// `mac` when given and `mtu` unless 0.
+    fn create_link(
+        &mut self,
+        name: &str,
+        kind: LinkKind,
+        mac: Option<[u8; 6]>,
+        mtu: u32,
+        netns: Option<RawFd>,
+    ) -> Result<(), SysError>;
     /// Sets a link up, enslaving it to `master` first when given.
     fn set_up(&mut self, index: u32, master: Option<u32>) -> Result<(), SysError>;
     /// Makes a bridge port isolated: it can talk to the bridge (the host) but not to other
@@ -94,8 +137,9 @@ pub trait Netlink {
     fn delete_link(&mut self, index: u32) -> Result<(), SysError>;
     /// Adds `ip` in `subnet` to a link; fine if present.
     fn add_address(&mut self, index: u32, ip: Ipv4Addr, subnet: Subnet) -> Result<(), SysError>;
-    /// Adds the default route via `gateway`.
-    fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<(), SysError>;
+    /// Adds the default route via `gateway`, or straight out of link `oif` without one
+    /// (ipvlan l3).
+    fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError>;
     /// Destinations and output links of the IPv4 routes in the main table (the default
     /// route left out).
     fn routes(&mut self) -> Result<Vec<(Subnet, u32)>, SysError>;
@@ -114,6 +158,9 @@ pub trait Kernel: Send + Sync {
     /// Creates a network namespace pinned at `pin`, brings `lo` up and runs `f` inside it, on
     /// a short-lived thread of its own (never the caller's). Removes the pin if anything fails.
     fn create_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
+    /// Runs `f` with the host's netlink socket and an fd of the namespace pinned at `pin`,
+    /// to create links straight into it.
+    fn host_into(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
     /// Runs `f` inside the existing namespace pinned at `pin`, on a short-lived thread.
     fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError>;
     /// A UDP socket bound to `addr` inside the namespace pinned at `pin` (it stays there).

@@ -10,7 +10,7 @@ use nix::sys::socket::{
     SockType,
 };
 
-use super::{LinkInfo, Netlink, SysError};
+use super::{LinkInfo, LinkKind, Netlink, SysError};
 use crate::model::Subnet;
 
 const RTM_NEWLINK: u16 = 16;
@@ -30,6 +30,7 @@ pub(super) const NLMSG_DONE: u16 = 3;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
@@ -39,6 +40,11 @@ const AF_BRIDGE: u8 = 7;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
+const IFLA_VLAN_ID: u16 = 1;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_IPVLAN_MODE: u16 = 1;
+const IFLA_IPVLAN_FLAGS: u16 = 2;
+const RT_SCOPE_LINK: u8 = 253;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
@@ -326,6 +332,76 @@ impl Netlink for RouteSocket {
         self.ack("create veth", m)
     }
 
+    fn create_link(
+        &mut self,
+        name: &str,
+        kind: LinkKind,
+        mac: Option<[u8; 6]>,
+        mtu: u32,
+        netns: Option<RawFd>,
+    ) -> Result<(), SysError> {
+        let mut m = Msg::new(
+            RTM_NEWLINK,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &ifinfo(0, 0, 0),
+        );
+        m.str_attr(IFLA_IFNAME, name);
+        if let Some(mac) = mac {
+            m.attr(IFLA_ADDRESS, &mac);
+        }
+        if mtu > 0 {
+            m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+        }
+        if let Some(fd) = netns {
+            m.attr(IFLA_NET_NS_FD, &fd.to_ne_bytes());
+        }
+        match kind {
+            LinkKind::Dummy | LinkKind::Ifb => {}
+            LinkKind::Vlan { parent, .. }
+            | LinkKind::Macvlan { parent, .. }
+            | LinkKind::Ipvlan { parent, .. } => {
+                m.attr(IFLA_LINK, &parent.to_ne_bytes());
+            }
+        }
+        m.begin(IFLA_LINKINFO);
+        let what = match kind {
+            LinkKind::Dummy => "create dummy link",
+            LinkKind::Ifb => "create ifb link",
+            LinkKind::Vlan { .. } => "create vlan link",
+            LinkKind::Macvlan { .. } => "create macvlan link",
+            LinkKind::Ipvlan { .. } => "create ipvlan link",
+        };
+        match kind {
+            LinkKind::Dummy => {
+                m.str_attr(IFLA_INFO_KIND, "dummy");
+            }
+            LinkKind::Ifb => {
+                m.str_attr(IFLA_INFO_KIND, "ifb");
+            }
+            LinkKind::Vlan { id, .. } => {
+                m.str_attr(IFLA_INFO_KIND, "vlan")
+                    .begin(IFLA_INFO_DATA)
+                    .attr(IFLA_VLAN_ID, &id.to_ne_bytes())
+                    .end();
+            }
+            LinkKind::Macvlan { mode, .. } => {
+                m.str_attr(IFLA_INFO_KIND, "macvlan")
+                    .begin(IFLA_INFO_DATA)
+                    .attr(IFLA_MACVLAN_MODE, &mode.to_ne_bytes())
+                    .end();
+            }
+            LinkKind::Ipvlan { mode, flags, .. } => {
+                m.str_attr(IFLA_INFO_KIND, "ipvlan")
+                    .begin(IFLA_INFO_DATA)
+                    .attr(IFLA_IPVLAN_MODE, &mode.to_ne_bytes())
+                    .attr(IFLA_IPVLAN_FLAGS, &flags.to_ne_bytes())
+                    .end();
+            }
+        }
+        m.end();
+        self.ack(what, m)
+    }
+
     fn set_up(&mut self, index: u32, master: Option<u32>) -> Result<(), SysError> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfo(index, IFF_UP, IFF_UP));
         if let Some(master) = master {
@@ -367,11 +443,15 @@ impl Netlink for RouteSocket {
         }
     }
 
-    fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<(), SysError> {
+    fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError> {
         // rtmsg: family, dst_len, src_len, tos, table, protocol (boot), scope, type (unicast).
-        let fixed = [AF_INET, 0, 0, 0, RT_TABLE_MAIN, 3, 0, 1, 0, 0, 0, 0];
+        let scope = if gateway.is_some() { 0 } else { RT_SCOPE_LINK };
+        let fixed = [AF_INET, 0, 0, 0, RT_TABLE_MAIN, 3, scope, 1, 0, 0, 0, 0];
         let mut m = Msg::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &fixed);
-        m.attr(RTA_GATEWAY, &gateway.octets());
+        match gateway {
+            Some(gw) => m.attr(RTA_GATEWAY, &gw.octets()),
+            None => m.attr(RTA_OIF, &oif.to_ne_bytes()),
+        };
         self.ack("add default route", m)
     }
 

@@ -95,6 +95,11 @@ impl Kernel for Linux {
         res
     }
 
+    fn host_into(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
+        let target = fs::File::open(pin).map_err(SysError::io("opening", pin))?;
+        self.host(&mut |nl| f(nl, target.as_raw_fd()))
+    }
+
     fn enter_netns(&self, pin: &Path, f: &mut InNetns<'_>) -> Result<(), SysError> {
         let proc_root = self.proc_root.as_path();
         std::thread::scope(|s| {

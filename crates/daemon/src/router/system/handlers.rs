@@ -91,7 +91,7 @@ impl Daemon {
             containers_stopped: counts[2],
             images: i64::try_from(self.containers.images().list().len()).unwrap_or(i64::MAX),
             driver: cfg.storage_driver.clone(),
-            plugins: serde_json::json!({"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null,
+            plugins: serde_json::json!({"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Authorization": null,
                 "Log": ["json-file", "local", "none"]}),
             memory_limit: true,
             swap_limit: true,
