@@ -31,7 +31,7 @@ cleanup() {
   rm -rf "$WORK"
   ip link del "$BRIDGE" 2>/dev/null || true
   # wharfd's nftables table for that bridge, and the forwarding switch it turned on.
-  nft delete table ip "wharf-$BRIDGE" 2>/dev/null || true
+  nft delete table inet "wharf-$BRIDGE" 2>/dev/null || true
   sysctl -qw net.ipv4.ip_forward="$IP_FORWARD" 2>/dev/null || true
   ip link del "$DBRIDGE" 2>/dev/null || true
   # The daemon leaves its (empty) cgroup parent behind, as dockerd does; it is ours to remove,

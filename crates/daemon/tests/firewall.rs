@@ -219,7 +219,7 @@ fn outbound_nat_isolation_and_internal() {
     let t = common::net::table(&d);
     let upstream = u.ip.to_string();
     sh(&[
-        "nft", "add", "rule", "ip", &t, "user", "ip", "daddr", &upstream, "drop",
+        "nft", "add", "rule", "inet", &t, "user", "ip", "daddr", &upstream, "drop",
     ]);
     assert_eq!(seen_from(&d, "out", &u), "", "the user's drop holds");
     d.ok(&["network", "create", "rebuilt"]);
@@ -228,7 +228,7 @@ fn outbound_nat_isolation_and_internal() {
         "",
         "the user's drop survives a rebuild"
     );
-    sh(&["nft", "flush", "chain", "ip", &t, "user"]);
+    sh(&["nft", "flush", "chain", "inet", &t, "user"]);
     assert_eq!(seen_from(&d, "out", &u), u.host_ip.to_string());
 
     // ip-masq off: the container's own address arrives.
@@ -341,10 +341,10 @@ fn icc_off_and_only_base_rules_after_removal_and_kill_9() {
 
     // A host ruleset flush takes the table away; the daemon puts it back at once.
     let t = common::net::table(&d);
-    sh(&["nft", "delete", "table", "ip", &t]);
+    sh(&["nft", "delete", "table", "inet", &t]);
     wait_for("the table to come back", || {
         Command::new("nft")
-            .args(["list", "table", "ip", &t])
+            .args(["list", "table", "inet", &t])
             .output()
             .is_ok_and(|o| o.status.success())
     });

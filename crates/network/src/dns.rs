@@ -12,6 +12,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
+use crate::model::Endpoint;
 use crate::store::State;
 
 /// The resolver's address in every container.
@@ -26,6 +27,11 @@ const TTL: u32 = 600;
 /// of `asker`'s links there (an empty list is impossible), `None` when it is not ours and
 /// should be forwarded.
 pub fn lookup(st: &State, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    endpoints(st, asker, name).map(|eps| eps.iter().map(|e| e.ip).collect())
+}
+
+/// The endpoints a name means to `asker`, each once, as [`lookup`] explains.
+fn endpoints<'a>(st: &'a State, asker: &str, name: &str) -> Option<Vec<&'a Endpoint>> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let mine = st.sandboxes.get(asker)?;
     let mut out = Vec::new();
@@ -61,8 +67,8 @@ pub fn lookup(st: &State, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
                 continue;
             }
             for e in sb.endpoints.iter().filter(|e| e.network_id == net.id) {
-                if !out.contains(&e.ip) {
-                    out.push(e.ip);
+                if !out.iter().any(|o: &&Endpoint| o.ip == e.ip) {
+                    out.push(e);
                 }
             }
         }
@@ -76,7 +82,7 @@ pub fn answer(st: &State, asker: &str, query: &Message) -> Option<Message> {
     if query.queries().len() != 1 || !matches!(q.query_type(), RecordType::A | RecordType::AAAA) {
         return None;
     }
-    let ips = lookup(st, asker, &q.name().to_ascii())?;
+    let eps = endpoints(st, asker, &q.name().to_ascii())?;
     let mut m = Message::new();
     m.set_id(query.id())
         .set_message_type(MessageType::Response)
@@ -86,15 +92,16 @@ pub fn answer(st: &State, asker: &str, query: &Message) -> Option<Message> {
         .set_authoritative(true)
         .set_response_code(ResponseCode::NoError)
         .add_query(q.clone());
-    // An IPv4-only container answers AAAA with an empty NOERROR: the name is ours.
-    if q.query_type() == RecordType::A {
-        for ip in ips {
-            m.add_answer(Record::from_rdata(
-                q.name().clone(),
-                TTL,
-                RData::A(ip.into()),
-            ));
-        }
+    // A container without the asked family gets an empty NOERROR: the name is ours.
+    for e in eps {
+        let data = match q.query_type() {
+            RecordType::A => RData::A(e.ip.into()),
+            _ => match e.ip6 {
+                Some(ip6) => RData::AAAA(ip6.into()),
+                None => continue,
+            },
+        };
+        m.add_answer(Record::from_rdata(q.name().clone(), TTL, data));
     }
     Some(m)
 }
@@ -196,7 +203,7 @@ mod tests {
     use hickory_proto::rr::Name;
 
     use super::*;
-    use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Sandbox};
+    use crate::model::{Attachment, DriverKind, EndpointConfig, Network, Sandbox};
 
     fn net(id: &str, name: &str) -> Network {
         Network {
@@ -208,6 +215,9 @@ mod tests {
             gateway: None,
             ip_range: None,
             aux: BTreeMap::new(),
+            subnet6: None,
+            gateway6: None,
+            last_ip6: None,
             bridge: String::new(),
             parent: String::new(),
             owns_parent: false,
@@ -233,6 +243,7 @@ mod tests {
                     id: String::new(),
                     network_id: n.to_string(),
                     ip: Ipv4Addr::from(*ip),
+                    ip6: None,
                     mac: String::new(),
                     host_ifname: String::new(),
                     ifname: String::new(),
@@ -264,6 +275,7 @@ mod tests {
             config: EndpointConfig {
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
                 ipv4: None,
+                ipv6: None,
                 links: links.iter().map(|a| a.to_string()).collect(),
                 mac: None,
             },
@@ -334,6 +346,27 @@ mod tests {
         assert_eq!(
             (aaaa.response_code(), aaaa.answers().len()),
             (ResponseCode::NoError, 0)
+        );
+        let mut st6 = st.clone();
+        for sb in st6.sandboxes.values_mut() {
+            for e in &mut sb.endpoints {
+                let o = e.ip.octets();
+                e.ip6 = Some(std::net::Ipv6Addr::new(
+                    0xfd00,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from(o[3]),
+                ));
+            }
+        }
+        let aaaa = answer(&st6, "aaaaaaaaaaaa1", &q("db.", RecordType::AAAA)).expect("ours");
+        assert_eq!(
+            aaaa.answers()[0].data(),
+            &RData::AAAA("fd00::3".parse::<std::net::Ipv6Addr>().expect("ip").into())
         );
         assert!(answer(&st, "aaaaaaaaaaaa1", &q("example.org.", RecordType::A)).is_none());
         assert!(answer(&st, "aaaaaaaaaaaa1", &q("db.", RecordType::MX)).is_none());

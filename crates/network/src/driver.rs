@@ -6,7 +6,7 @@
 //! Wharf made (a dummy for a network given none, a VLAN link for `eth0.10`) lives as long as
 //! a network uses it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::model::{Network, Subnet};
@@ -30,6 +30,9 @@ pub fn ensure_bridge(k: &dyn Kernel, n: &Network, forward: bool) -> Result<(), S
             }
         };
         nl.add_address(link.index, gw, subnet)?;
+        if let (Some(s6), Some(gw6)) = (n.subnet6, n.gateway6) {
+            nl.add_address6(link.index, gw6, s6.prefix)?;
+        }
         if !link.up {
             nl.set_up(link.index, None)?;
         }
@@ -76,6 +79,10 @@ pub struct Plumbing<'a> {
     pub subnet: Subnet,
     /// The default route: via this gateway, or (ipvlan l3) out of the interface itself.
     pub route: Option<Option<Ipv4Addr>>,
+    /// Its IPv6 address and prefix length, on an IPv6 network.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 default route's gateway.
+    pub route6: Option<Ipv6Addr>,
     /// MTU (0: default).
     pub mtu: u32,
     /// Bridge or parent.
@@ -95,9 +102,15 @@ fn configure(nl: &mut dyn Netlink, p: &Plumbing<'_>) -> Result<(), SysError> {
         errno: libc::ENODEV,
     })?;
     nl.add_address(eth.index, p.ip, p.subnet)?;
+    if let Some((ip6, prefix)) = p.ip6 {
+        nl.add_address6(eth.index, ip6, prefix)?;
+    }
     nl.set_up(eth.index, None)?;
     if let Some(gw) = p.route {
         nl.add_default_route(gw, eth.index)?;
+    }
+    if let Some(gw6) = p.route6 {
+        nl.add_default_route6(gw6)?;
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! [`crate::sys::Kernel::replace_table`]. Every change rebuilds the whole table from the
 //! networks in the store, so reconciling after a crash is the same call as any update.
 //!
-//! Layout of table `ip <name>`:
+//! Layout of table `inet <name>` (one table for IPv4 and IPv6: the isolation rules match
+//! interfaces, so IPv6 networks are isolated alike; masquerading is IPv4 only):
 //! - chain `user`: created empty once and never flushed or deleted: the user's rules
 //!   (Docker's `DOCKER-USER`), run first for every forwarded packet.
 //! - chain `forward` (filter hook, priority 0): jump to `user`, accept established and
@@ -131,8 +132,10 @@ pub enum Match {
     Oif(String),
     /// Leaves through any other interface.
     OifNot(String),
-    /// Source address inside the subnet.
+    /// An IPv4 packet with its source address inside the subnet.
     Saddr(Subnet),
+    /// An IPv6 packet.
+    Ipv6,
     /// Conntrack state established or related.
     EstablishedRelated,
 }
@@ -181,7 +184,7 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
-/// The whole table (family `ip`).
+/// The whole table (family `inet`: IPv4 and IPv6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     /// Table name.
@@ -230,6 +233,8 @@ pub fn ruleset(name: &str, bridges: &[Bridge], drop_others: bool) -> Table {
         for b in bridges.iter().filter(|b| !b.internal) {
             forward.push(rule(vec![Match::Iif(b.name.clone())], Verdict::Accept));
         }
+        // Wharf turned IPv4 routing on, not IPv6's: the host's own IPv6 routing stays.
+        forward.push(rule(vec![Match::Ipv6], Verdict::Accept));
     }
     Table {
         name: name.to_string(),
@@ -258,6 +263,7 @@ impl fmt::Display for Match {
             Match::Oif(n) => write!(f, "oifname \"{n}\""),
             Match::OifNot(n) => write!(f, "oifname != \"{n}\""),
             Match::Saddr(s) => write!(f, "ip saddr {s}"),
+            Match::Ipv6 => write!(f, "meta nfproto ipv6"),
             Match::EstablishedRelated => write!(f, "ct state established,related"),
         }
     }
@@ -280,7 +286,7 @@ impl fmt::Display for Rule {
 /// `nft -f` syntax, for goldens and error messages.
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "table ip {} {{", self.name)?;
+        writeln!(f, "table inet {} {{", self.name)?;
         for k in &self.kept {
             writeln!(f, "\tchain {k} {{\n\t}}")?;
         }
@@ -325,7 +331,7 @@ mod tests {
     fn base_rules_without_networks() {
         assert_eq!(
             ruleset("wharf", &[], false).to_string(),
-            "table ip wharf {
+            "table inet wharf {
 \tchain user {
 \t}
 \tchain forward {
@@ -353,7 +359,7 @@ mod tests {
             &[br("wharf0", "172.17.0.0/16"), quiet, inner, plain],
             false,
         );
-        let golden = "table ip wharf-x {
+        let golden = "table inet wharf-x {
 \tchain user {
 \t}
 \tchain forward {
@@ -390,7 +396,8 @@ mod tests {
         );
         assert!(
             t.ends_with(
-                "\t\toifname \"wharf0\" drop\n\t\tiifname \"wharf0\" accept\n\t}
+                "\t\toifname \"wharf0\" drop\n\t\tiifname \"wharf0\" accept
+\t\tmeta nfproto ipv6 accept\n\t}
 \tchain postrouting {
 \t\ttype nat hook postrouting priority 100; policy accept;
 \t\tip saddr 172.17.0.0/16 oifname != \"wharf0\" masquerade

@@ -4,11 +4,11 @@
 //! never handed out twice, also across a crash.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Subnet;
+use crate::model::{Subnet, Subnet6};
 
 /// IPAM failures (Docker's messages).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +21,10 @@ pub enum IpamError {
     NoAddress(String),
     /// A static address outside the subnet.
     #[error("no configured subnet or ip-range contain the IP address {0}")]
-    OutOfRange(Ipv4Addr),
+    OutOfRange(std::net::IpAddr),
+    /// Nothing free among the IPv6 addresses tried.
+    #[error("no available IPv6 addresses on this network's address pools: {0}")]
+    NoAddress6(String),
     /// A static address already taken.
     #[error("Address already in use")]
     InUse,
@@ -102,7 +105,48 @@ fn is_edge(subnet: Subnet, ip: Ipv4Addr) -> bool {
 /// Checks a static address (`--ip`): anywhere in the subnet, also outside its ip-range.
 pub fn reserve(subnet: Subnet, ip: Ipv4Addr, taken: &BTreeSet<Ipv4Addr>) -> Result<(), IpamError> {
     if !subnet.contains(ip) || is_edge(subnet, ip) {
-        return Err(IpamError::OutOfRange(ip));
+        return Err(IpamError::OutOfRange(ip.into()));
+    }
+    if taken.contains(&ip) {
+        return Err(IpamError::InUse);
+    }
+    Ok(())
+}
+
+/// How many IPv6 addresses one allocation tries: a /64 is never exhausted, but its taken
+/// addresses may form a run, and the search must stay bounded.
+const TRIES6: u128 = 1 << 16;
+
+/// Hands out the next free IPv6 address of `subnet` after `last` (wrapping), never the
+/// subnet-router anycast address (the network's) nor one in `taken` (leases, the gateway).
+pub fn allocate6(
+    subnet: Subnet6,
+    taken: &BTreeSet<Ipv6Addr>,
+    last: Option<Ipv6Addr>,
+) -> Result<Ipv6Addr, IpamError> {
+    let size = subnet.size();
+    let start = last
+        .filter(|l| subnet.contains(*l))
+        .map(|l| (u128::from(l) - u128::from(subnet.network())).wrapping_add(1))
+        .unwrap_or(1);
+    for k in 0..TRIES6.min(size) {
+        let off = start.wrapping_add(k) % size;
+        let ip = subnet.nth(off);
+        if off != 0 && !taken.contains(&ip) {
+            return Ok(ip);
+        }
+    }
+    Err(IpamError::NoAddress6(subnet.canonical().to_string()))
+}
+
+/// Checks a static IPv6 address (`--ip6`).
+pub fn reserve6(
+    subnet: Subnet6,
+    ip: Ipv6Addr,
+    taken: &BTreeSet<Ipv6Addr>,
+) -> Result<(), IpamError> {
+    if !subnet.contains(ip) || ip == subnet.network() {
+        return Err(IpamError::OutOfRange(ip.into()));
     }
     if taken.contains(&ip) {
         return Err(IpamError::InUse);
@@ -185,6 +229,32 @@ mod tests {
         ));
         assert!(matches!(
             reserve(net, net.broadcast(), &used),
+            Err(IpamError::OutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_handed_out_once() {
+        let net: Subnet6 = "fd00:7::/125".parse().expect("cidr");
+        let gw: Ipv6Addr = "fd00:7::1".parse().expect("ip");
+        let mut taken = BTreeSet::from([gw]);
+        let mut last = None;
+        let mut got = Vec::new();
+        while let Ok(ip) = allocate6(net, &taken, last) {
+            assert!(taken.insert(ip), "{ip} twice");
+            got.push(u128::from(ip) & 0xff);
+            last = Some(ip);
+        }
+        assert_eq!(got, [2, 3, 4, 5, 6, 7], "never the anycast address");
+        let big: Subnet6 = "fd00:8::/64".parse().expect("cidr");
+        let first = allocate6(big, &BTreeSet::new(), None).expect("free");
+        assert_eq!(first, "fd00:8::1".parse::<Ipv6Addr>().expect("ip"));
+        assert_eq!(
+            reserve6(big, first, &BTreeSet::from([first])),
+            Err(IpamError::InUse)
+        );
+        assert!(matches!(
+            reserve6(big, "fd00:9::1".parse().expect("ip"), &BTreeSet::new()),
             Err(IpamError::OutOfRange(_))
         ));
     }

@@ -6,7 +6,12 @@
 //! published ports and the embedded DNS resolver. Macvlan and ipvlan endpoints are created
 //! straight into the container's namespace and need no rules: the parent isolates them
 //! ([`driver`], [`parent`]); ports cannot be published on them (nothing on the host can
-//! relay to them), which is refused rather than ignored as dockerd does.
+//! relay to them), which is refused rather than ignored as dockerd does. IPv6 (`--ipv6`,
+//! bridge networks): each endpoint also gets an address of the network's IPv6 subnet (given,
+//! or a random unique local /64) and a route via the bridge, which holds the IPv6 gateway;
+//! the resolver answers AAAA. There is no IPv6 NAT and Wharf never turns IPv6 forwarding on:
+//! containers reach their network and the host; where the host routes IPv6 itself, the
+//! firewall's interface rules keep the networks apart for IPv6 too.
 //!
 //! The daemon calls [`NetworkService`] at container create ([`NetworkService::resolve`] and
 //! [`NetworkService::configure`]: the networks it is configured for, with aliases, static
@@ -16,7 +21,7 @@
 //! the kernel, and reconciliation removes what a crash left behind: veths on our bridges that
 //! no endpoint owns, namespace pins of containers that are not running, and their leases.
 //!
-//! Firewall ([`firewall`]): Wharf owns one nftables table, `ip wharf` (`ip wharf-<bridge>`
+//! Firewall ([`firewall`]): Wharf owns one nftables table, `inet wharf` (`inet wharf-<bridge>`
 //! for a daemon whose default bridge is not `wharf0`, so test daemons never share one), and
 //! nothing else: no iptables rules, no other table touched. It is rebuilt from the store in
 //! one atomic netlink batch at start-up (which also clears what a kill -9 left) and whenever
@@ -41,7 +46,7 @@
 //! container traffic and needs the host's own accept for the Wharf bridges. For Docker's
 //! `DOCKER-USER` idea the table has a regular chain `user` that `forward` jumps to first:
 //! Wharf creates it when missing and never flushes or deletes it (each rebuild deletes and
-//! re-adds only its own chains), so `nft add rule ip wharf user ip daddr 10.0.0.0/8 drop`
+//! re-adds only its own chains), so `nft add rule inet wharf user ip daddr 10.0.0.0/8 drop`
 //! holds across restarts, and an `accept` there skips Wharf's forward rules. A host that
 //! flushes its whole ruleset (`nft flush ruleset`, a firewall service reload) removes the
 //! table too: the daemon watches nf_tables' change notifications and rebuilds it at once
@@ -145,6 +150,9 @@ fn predefined(name: &str, driver: DriverKind) -> Network {
         gateway: None,
         ip_range: None,
         aux: BTreeMap::new(),
+        subnet6: None,
+        gateway6: None,
+        last_ip6: None,
         bridge: String::new(),
         parent: String::new(),
         owns_parent: false,
@@ -504,6 +512,10 @@ impl NetworkService {
             },
             subnet: n.subnet.unwrap_or(Subnet::new(ep.ip, 32)),
             route,
+            ip6: ep.ip6.zip(n.subnet6.map(|s| s.prefix)),
+            route6: n
+                .gateway6
+                .filter(|_| first && !n.internal && ep.ip6.is_some()),
             mtu: n.mtu,
             attach,
         }
@@ -750,6 +762,26 @@ fn new_endpoint(
             ip
         }
     };
+    let ip6 = match n.subnet6 {
+        None => None,
+        Some(subnet6) => {
+            let mut taken6 = st.leases6(&n.id);
+            taken6.extend(n.gateway6);
+            Some(match cfg.ipv6 {
+                Some(ip6) => {
+                    ipam::reserve6(subnet6, ip6, &taken6)?;
+                    ip6
+                }
+                None => {
+                    let ip6 = ipam::allocate6(subnet6, &taken6, n.last_ip6)?;
+                    if let Some(m) = st.networks.get_mut(&n.id) {
+                        m.last_ip6 = Some(ip6);
+                    }
+                    ip6
+                }
+            })
+        }
+    };
     let id = random_id();
     let mac = cfg
         .mac
@@ -766,6 +798,7 @@ fn new_endpoint(
         id,
         network_id: n.id.clone(),
         ip,
+        ip6,
         // An ipvlan has its parent's MAC, which Docker does not report.
         mac: if n.driver == DriverKind::Ipvlan {
             String::new()

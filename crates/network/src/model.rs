@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -95,18 +95,100 @@ impl FromStr for Subnet {
     }
 }
 
-impl Serialize for Subnet {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+/// An IPv6 network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subnet6 {
+    /// The address as given.
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    fn mask(self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix.min(128)))
+        }
+    }
+
+    /// The network address (the subnet-router anycast address, never handed out).
+    pub fn network(self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) & self.mask())
+    }
+
+    /// The same subnet with the host part cleared.
+    pub fn canonical(self) -> Subnet6 {
+        Subnet6 {
+            addr: self.network(),
+            prefix: self.prefix,
+        }
+    }
+
+    /// Whether `ip` lies inside.
+    pub fn contains(self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.network())
+    }
+
+    /// Whether the two share any address.
+    pub fn overlaps(self, o: Subnet6) -> bool {
+        self.contains(o.network()) || o.contains(self.network())
+    }
+
+    /// The address `n` places after the network address.
+    pub fn nth(self, n: u128) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.network()).wrapping_add(n))
+    }
+
+    /// How many addresses it spans, saturating at `u128::MAX`.
+    pub fn size(self) -> u128 {
+        1u128
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(u128::MAX)
     }
 }
 
-impl<'de> Deserialize<'de> for Subnet {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Subnet, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
+
+impl FromStr for Subnet6 {
+    type Err = BadCidr;
+    fn from_str(s: &str) -> Result<Subnet6, BadCidr> {
+        let bad = || BadCidr(s.to_string());
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix > 128 || p.starts_with('+') {
+            return Err(bad());
+        }
+        Ok(Subnet6 { addr, prefix })
+    }
+}
+
+/// Serialized as their CIDR text.
+macro_rules! cidr_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+cidr_serde!(Subnet);
+cidr_serde!(Subnet6);
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(m: [u8; 6]) -> String {
@@ -194,6 +276,15 @@ pub struct Network {
     /// `--aux-address`: addresses never handed out, by name.
     #[serde(default)]
     pub aux: BTreeMap<String, Ipv4Addr>,
+    /// `--ipv6`: the IPv6 subnet (given, or a random ULA /64).
+    #[serde(default)]
+    pub subnet6: Option<Subnet6>,
+    /// The bridge's IPv6 address.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// The last IPv6 address handed out.
+    #[serde(default)]
+    pub last_ip6: Option<Ipv6Addr>,
     /// Linux bridge name (bridge driver).
     pub bridge: String,
     /// The host interface macvlan/ipvlan endpoints hang off.
@@ -276,6 +367,9 @@ pub struct Endpoint {
     pub network_id: String,
     /// Address in the network's subnet.
     pub ip: Ipv4Addr,
+    /// Address in its IPv6 subnet, on an IPv6 network.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     /// MAC address.
     pub mac: String,
     /// Host side of the veth pair (empty on macvlan/ipvlan: nothing stays on the host).
@@ -296,6 +390,9 @@ pub struct EndpointConfig {
     /// `--ip`: the address it gets instead of the next free one.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`: the same on the network's IPv6 subnet.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     /// `--link name:alias` on a user network: names that resolve to `name` for it alone.
     #[serde(default)]
     pub links: Vec<String>,
@@ -375,6 +472,25 @@ mod tests {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
         assert_eq!(Subnet::new(Ipv4Addr::UNSPECIFIED, 0).size(), 1 << 32);
+    }
+
+    #[test]
+    fn subnet6_arithmetic() {
+        let s: Subnet6 = "fd00:1::5/64".parse().expect("cidr");
+        assert_eq!(s.network(), "fd00:1::".parse::<Ipv6Addr>().expect("ip"));
+        assert_eq!(s.canonical().to_string(), "fd00:1::/64");
+        assert!(s.contains("fd00:1::ffff:1".parse().expect("ip")));
+        assert!(!s.contains("fd00:2::1".parse().expect("ip")));
+        assert!(s.overlaps("fd00::/16".parse().expect("cidr")));
+        assert_eq!(s.nth(2), "fd00:1::2".parse::<Ipv6Addr>().expect("ip"));
+        assert_eq!(s.size(), 1 << 64);
+        assert_eq!("::/0".parse::<Subnet6>().expect("cidr").size(), u128::MAX);
+        for bad in ["fd00::1", "fd00::/129", "10.0.0.0/8", "fd00::/+8"] {
+            assert!(bad.parse::<Subnet6>().is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&s).expect("json");
+        assert_eq!(json, "\"fd00:1::5/64\"");
+        assert_eq!(serde_json::from_str::<Subnet6>(&json).expect("back"), s);
     }
 
     #[test]

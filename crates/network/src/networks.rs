@@ -2,11 +2,11 @@
 //! connecting containers to them, running or not.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::error::NetworkError;
-use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Subnet};
+use crate::model::{Attachment, DriverKind, Endpoint, EndpointConfig, Network, Subnet, Subnet6};
 use crate::{driver, ipam, new_endpoint, parent, predefined, NetworkService};
 
 /// `POST /networks/create`, parsed.
@@ -20,6 +20,10 @@ pub struct CreateRequest {
     pub subnet: Option<String>,
     /// IPAM gateway.
     pub gateway: Option<String>,
+    /// The IPv6 IPAM config's subnet.
+    pub subnet6: Option<String>,
+    /// The IPv6 IPAM config's gateway.
+    pub gateway6: Option<String>,
     /// IPAM `IPRange`.
     pub ip_range: Option<String>,
     /// IPAM `AuxiliaryAddresses`.
@@ -106,11 +110,7 @@ impl NetworkService {
         if kind == DriverKind::Bridge {
             crate::firewall::validate_options(&req.options)?;
         }
-        if req.ipv6 {
-            return Err(NetworkError::NotSupported(
-                "IPv6 networks are not supported yet".into(),
-            ));
-        }
+        let v6 = ipv6_config(req, kind)?;
         let subnet = match &req.subnet {
             Some(s) => Some(
                 s.parse::<Subnet>()
@@ -186,6 +186,19 @@ impl NetworkService {
                     req.name
                 )));
             }
+            if let Some((s6, _)) = v6 {
+                if st
+                    .networks
+                    .values()
+                    .filter_map(|n| n.subnet6)
+                    .any(|t| t.overlaps(s6))
+                {
+                    return Err(NetworkError::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+            }
             let taken: Vec<Subnet> = st.networks.values().filter_map(|n| n.subnet).collect();
             let subnet = match subnet {
                 Some(s) => {
@@ -206,6 +219,8 @@ impl NetworkService {
             n.subnet = Some(subnet);
             n.ip_range = ip_range;
             n.aux = aux;
+            n.subnet6 = v6.map(|(s, _)| s);
+            n.gateway6 = v6.map(|(_, g)| g);
             n.mtu = req
                 .options
                 .get("com.docker.network.driver.mtu")
@@ -577,6 +592,24 @@ fn check_config(n: &Network, cfg: &EndpointConfig) -> Result<(), String> {
             Some(_) => {}
         }
     }
+    if let Some(ip6) = cfg.ipv6 {
+        match n.subnet6 {
+            None if default => {
+                return Err(
+                    "user specified IP address is supported on user defined networks only".into(),
+                )
+            }
+            None => {
+                return Err("user specified IP address is supported only when connecting to networks with user configured subnets".into())
+            }
+            Some(s) if !s.contains(ip6) => {
+                return Err(format!(
+                    "no configured subnet or ip-range contain the IP address {ip6}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     if n.driver == DriverKind::Ipvlan && cfg.mac.is_some() {
         return Err("ipvlan interfaces do not support custom mac address assignment".into());
     }
@@ -646,4 +679,60 @@ fn ipam_extras(
         aux.insert(name.clone(), ip);
     }
     Ok((range, aux))
+}
+
+/// The IPv6 subnet and gateway of a request: with `--ipv6`, the subnet given or a random
+/// unique local /64 (as dockerd since 27 when none is given), the gateway given or its first
+/// address; an IPv6 subnet without `--ipv6` is refused rather than ignored.
+fn ipv6_config(
+    req: &CreateRequest,
+    kind: DriverKind,
+) -> Result<Option<(Subnet6, Ipv6Addr)>, NetworkError> {
+    if !req.ipv6 {
+        return match &req.subnet6 {
+            Some(s) => Err(NetworkError::Invalid(format!(
+                "IPv6 subnet {s} needs IPv6 enabled on the network (--ipv6)"
+            ))),
+            None => Ok(None),
+        };
+    }
+    if kind != DriverKind::Bridge {
+        return Err(NetworkError::NotSupported(format!(
+            "IPv6 on {} networks is not supported yet",
+            kind.name()
+        )));
+    }
+    let subnet = match &req.subnet6 {
+        Some(s) => s
+            .parse::<Subnet6>()
+            .map_err(|_| {
+                NetworkError::Invalid(format!("invalid subnet {s}: invalid CIDR address: {s}"))
+            })?
+            .canonical(),
+        None => {
+            let g: [u8; 5] = rand::random();
+            let mut a = [0u8; 16];
+            a[0] = 0xfd;
+            a[1..6].copy_from_slice(&g);
+            Subnet6 {
+                addr: Ipv6Addr::from(a),
+                prefix: 64,
+            }
+        }
+    };
+    let gateway = match &req.gateway6 {
+        Some(g) => {
+            let ip: Ipv6Addr = g
+                .parse()
+                .map_err(|_| NetworkError::Invalid(format!("invalid gateway address {g}")))?;
+            if !subnet.contains(ip) || ip == subnet.network() {
+                return Err(NetworkError::Invalid(format!(
+                    "no matching subnet for gateway {g}"
+                )));
+            }
+            ip
+        }
+        None => subnet.nth(1),
+    };
+    Ok(Some((subnet, gateway)))
 }

@@ -39,6 +39,16 @@ impl State {
             .collect()
     }
 
+    /// IPv6 addresses leased on a network.
+    pub fn leases6(&self, network_id: &str) -> BTreeSet<std::net::Ipv6Addr> {
+        self.sandboxes
+            .values()
+            .flat_map(|s| &s.endpoints)
+            .filter(|e| e.network_id == network_id)
+            .filter_map(|e| e.ip6)
+            .collect()
+    }
+
     /// What `container_id` asked for on `network_id`, if it is configured for it.
     pub fn config(&self, container_id: &str, network_id: &str) -> Option<&EndpointConfig> {
         self.attachments
@@ -133,6 +143,9 @@ mod tests {
                 gateway: Some(Ipv4Addr::new(172, 17, 0, 1)),
                 ip_range: None,
                 aux: BTreeMap::new(),
+                subnet6: None,
+                gateway6: None,
+                last_ip6: None,
                 bridge: "wharf0".into(),
                 parent: String::new(),
                 owns_parent: false,
@@ -156,6 +169,7 @@ mod tests {
                     id: "e".into(),
                     network_id: "abc".into(),
                     ip: Ipv4Addr::new(172, 17, 0, 2),
+                    ip6: None,
                     mac: "02:42:ac:11:00:02".into(),
                     host_ifname: "veth0".into(),
                     ifname: "eth0".into(),

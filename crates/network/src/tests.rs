@@ -339,6 +339,7 @@ fn ep(aliases: &[&str], ip: Option<[u8; 4]>) -> model::EndpointConfig {
     model::EndpointConfig {
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         ipv4: ip.map(Ipv4Addr::from),
+        ipv6: None,
         links: vec![],
         mac: None,
     }
@@ -494,4 +495,48 @@ fn macvlan_endpoints_go_straight_into_the_namespace() {
     svc.disconnect_sandbox("c1").expect("stop");
     svc.remove_network("mv").expect("rm");
     assert!(k.log().contains(&format!("host: delete {}", n.parent)));
+}
+
+/// An IPv6 network: the bridge holds both gateways, an endpoint both addresses and routes.
+#[test]
+fn ipv6_endpoints_get_both_families() {
+    let rt = runtime();
+    let _rt = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Arc::new(FakeKernel::default());
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
+    let n = svc
+        .create_network(&networks::CreateRequest {
+            name: "six".into(),
+            subnet: Some("10.6.0.0/24".into()),
+            subnet6: Some("fd00:6::/64".into()),
+            ipv6: true,
+            ..Default::default()
+        })
+        .expect("create");
+    assert!(k
+        .log()
+        .contains(&format!("host: addr {} fd00:6::1/64", n.bridge)));
+    let from = k.log().len();
+    let sb = svc
+        .connect_sandbox("c1", "one", Some("six"), &[], &[])
+        .expect("start");
+    assert_eq!(sb.endpoints[0].ip6, Some("fd00:6::2".parse().expect("ip")));
+    let pin = sb.key.clone();
+    let log = k.log()[from..].to_vec();
+    for want in [
+        format!("{pin}: addr eth0 10.6.0.2/24"),
+        format!("{pin}: addr eth0 fd00:6::2/64"),
+        format!("{pin}: default via 10.6.0.1"),
+        format!("{pin}: default via fd00:6::1"),
+    ] {
+        assert!(log.contains(&want), "{want} not in {log:?}");
+    }
+    // The address stays leased across a reopen (a crash) and is not handed out again.
+    drop(svc);
+    let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("reopen");
+    let sb2 = svc
+        .connect_sandbox("c2", "two", Some("six"), &[], &[])
+        .expect("start");
+    assert_eq!(sb2.endpoints[0].ip6, Some("fd00:6::3".parse().expect("ip")));
 }

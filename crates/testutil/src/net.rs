@@ -36,10 +36,12 @@ fn delete_bridge(name: &str) {
         .args(["link", "del", name])
         .stderr(std::process::Stdio::null())
         .status();
-    let _ = Command::new("nft")
-        .args(["delete", "table", "ip", &format!("wharf-{name}")])
-        .stderr(std::process::Stdio::null())
-        .status();
+    for family in ["inet", "ip"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, &format!("wharf-{name}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 impl TestNet {

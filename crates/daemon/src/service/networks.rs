@@ -35,7 +35,12 @@ fn view(d: &Daemon, n: &Network, containers: bool) -> NetworkResource {
                     endpoint_id: m.endpoint.id,
                     mac_address: m.endpoint.mac,
                     ipv4_address: format!("{}/{prefix}", m.endpoint.ip),
-                    ipv6_address: String::new(),
+                    ipv6_address: m
+                        .endpoint
+                        .ip6
+                        .zip(n.subnet6)
+                        .map(|(ip, s)| format!("{ip}/{}", s.prefix))
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -53,6 +58,11 @@ fn view(d: &Daemon, n: &Network, containers: bool) -> NetworkResource {
                 .collect(),
         })
         .into_iter()
+        .chain(n.subnet6.map(|s| IpamConfig {
+            subnet: s.to_string(),
+            gateway: n.gateway6.map(|g| g.to_string()),
+            ..Default::default()
+        }))
         .collect();
     NetworkResource {
         name: n.name.clone(),
@@ -61,7 +71,7 @@ fn view(d: &Daemon, n: &Network, containers: bool) -> NetworkResource {
         scope: "local".into(),
         driver: n.driver.name().into(),
         enable_ipv4: true,
-        enable_ipv6: false,
+        enable_ipv6: n.subnet6.is_some(),
         ipam: Ipam {
             driver: "default".into(),
             options: (!builtin(n)).then(BTreeMap::new),
@@ -144,25 +154,41 @@ pub async fn create(d: &Daemon, body: &Value) -> Result<String, ApiError> {
     };
     let b = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
     let ipam = body.get("IPAM");
-    let configs = ipam.and_then(|i| i.get("Config")).and_then(Value::as_array);
-    if configs.is_some_and(|c| c.len() > 1) {
+    let configs: Vec<&Value> = ipam
+        .and_then(|i| i.get("Config"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    // One IPv4 and one IPv6 config at most, told apart by their subnets.
+    let is_v6 = |c: &&Value| {
+        c.get("Subnet")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.contains(':'))
+    };
+    let (v6, v4): (Vec<&Value>, Vec<&Value>) = configs.into_iter().partition(is_v6);
+    if v4.len() > 1 || v6.len() > 1 {
         return Err(ApiError::new(
             wharf_errdefs::ErrorKind::NotImplemented,
-            "more than one IPAM config is not supported yet",
+            "more than one IPAM config per address family is not supported yet",
         ));
     }
-    let cfg = configs.and_then(|c| c.first());
-    let field = |k: &str| {
+    let field_of = |cfg: Option<&Value>, k: &str| {
         cfg.and_then(|c| c.get(k))
             .and_then(Value::as_str)
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
+    let cfg = v4.first().copied();
+    let cfg6 = v6.first().copied();
+    let field = |k: &str| field_of(cfg, k);
     let req = CreateRequest {
         name: s("Name"),
         driver: s("Driver"),
         subnet: field("Subnet"),
         gateway: field("Gateway"),
+        subnet6: field_of(cfg6, "Subnet"),
+        gateway6: field_of(cfg6, "Gateway"),
         ip_range: field("IPRange"),
         aux: strings(cfg.and_then(|c| c.get("AuxiliaryAddresses"))),
         labels: strings(body.get("Labels")),

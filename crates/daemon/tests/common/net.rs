@@ -30,7 +30,7 @@ pub fn table(d: &Daemon) -> String {
 /// The rules of this daemon's table as `nft -j` lists them, handles left out.
 pub fn rules(d: &Daemon) -> Vec<serde_json::Value> {
     let o = Command::new("nft")
-        .args(["-j", "list", "table", "ip", &table(d)])
+        .args(["-j", "list", "table", "inet", &table(d)])
         .output()
         .expect("nft");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -2,7 +2,7 @@
 //! lookups from them and logs every effect as one line, in order.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -221,6 +221,15 @@ impl Netlink for FakeNs<'_> {
     fn add_address(&mut self, index: u32, ip: Ipv4Addr, subnet: Subnet) -> Result<(), SysError> {
         let (_, name) = self.find(index).unwrap_or_default();
         self.effect("add address", format!("addr {name} {ip}/{}", subnet.prefix))
+    }
+
+    fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<(), SysError> {
+        let (_, name) = self.find(index).unwrap_or_default();
+        self.effect("add IPv6 address", format!("addr {name} {ip}/{prefix}"))
+    }
+
+    fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<(), SysError> {
+        self.effect("add IPv6 default route", format!("default via {gateway}"))
     }
 
     fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError> {

@@ -7,7 +7,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
@@ -137,6 +137,11 @@ pub trait Netlink {
     fn delete_link(&mut self, index: u32) -> Result<(), SysError>;
     /// Adds `ip` in `subnet` to a link; fine if present.
     fn add_address(&mut self, index: u32, ip: Ipv4Addr, subnet: Subnet) -> Result<(), SysError>;
+    /// Adds IPv6 `ip`/`prefix` to a link, usable at once (no duplicate address detection:
+    /// IPAM made it unique); fine if present.
+    fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<(), SysError>;
+    /// Adds the IPv6 default route via `gateway`.
+    fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<(), SysError>;
     /// Adds the default route via `gateway`, or straight out of link `oif` without one
     /// (ipvlan l3).
     fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError>;

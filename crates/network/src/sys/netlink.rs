@@ -2,7 +2,7 @@
 //! sequence number checked and the kernel's errno decoded. A socket belongs to the network
 //! namespace of the thread that opened it and keeps working there.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
@@ -54,6 +54,8 @@ const RTA_GATEWAY: u16 = 5;
 const RTA_TABLE: u16 = 15;
 const IFF_UP: u32 = 1;
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IFA_F_NODAD: u8 = 0x02;
 const NLA_F_NESTED: u16 = 0x8000;
 const RT_TABLE_MAIN: u8 = 254;
 
@@ -441,6 +443,28 @@ impl Netlink for RouteSocket {
             Err(SysError::Netlink { errno, .. }) if errno == libc::EEXIST => Ok(()),
             r => r,
         }
+    }
+
+    fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<(), SysError> {
+        // ifaddrmsg: family, prefixlen, flags, scope, index.
+        let mut fixed = [0u8; 8];
+        fixed[0] = AF_INET6;
+        fixed[1] = prefix;
+        fixed[2] = IFA_F_NODAD;
+        fixed[4..8].copy_from_slice(&index.to_ne_bytes());
+        let mut m = Msg::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &fixed);
+        m.attr(IFA_ADDRESS, &ip.octets());
+        match self.ack("add IPv6 address", m) {
+            Err(SysError::Netlink { errno, .. }) if errno == libc::EEXIST => Ok(()),
+            r => r,
+        }
+    }
+
+    fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<(), SysError> {
+        let fixed = [AF_INET6, 0, 0, 0, RT_TABLE_MAIN, 3, 0, 1, 0, 0, 0, 0];
+        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &fixed);
+        m.attr(RTA_GATEWAY, &gateway.octets());
+        self.ack("add IPv6 default route", m)
     }
 
     fn add_default_route(&mut self, gateway: Option<Ipv4Addr>, oif: u32) -> Result<(), SysError> {

@@ -36,7 +36,9 @@ const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NLM_F_APPEND: u16 = 0x800;
+const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
@@ -63,6 +65,7 @@ const NFT_JUMP: i32 = -3;
 const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_OIFNAME: u32 = 7;
 const NFT_CMP_EQ: u32 = 0;
 const NFT_CMP_NEQ: u32 = 1;
@@ -76,13 +79,24 @@ fn be(v: u32) -> [u8; 4] {
     v.to_be_bytes()
 }
 
-/// A message of the nftables subsystem: `nfgenmsg` (family, version 0, resource id).
+/// A message of the nftables subsystem about Wharf's `inet` table.
 fn nft_msg(ty: u16, flags: u16) -> Msg {
-    Msg::new(
-        (NFNL_SUBSYS_NFTABLES << 8) | ty,
-        flags,
-        &[NFPROTO_IPV4, 0, 0, 0],
-    )
+    nft_msg_in(NFPROTO_INET, ty, flags)
+}
+
+/// A message of the nftables subsystem: `nfgenmsg` (family, version 0, resource id).
+fn nft_msg_in(family: u8, ty: u16, flags: u16) -> Msg {
+    Msg::new((NFNL_SUBSYS_NFTABLES << 8) | ty, flags, &[family, 0, 0, 0])
+}
+
+/// Deletes table `name` of `family`, whether or not it exists (adding first makes the
+/// delete succeed either way).
+fn drop_table(out: &mut Vec<Msg>, family: u8, name: &str) {
+    for (ty, flags) in [(NFT_MSG_NEWTABLE, NLM_F_CREATE), (NFT_MSG_DELTABLE, 0)] {
+        let mut m = nft_msg_in(family, ty, flags);
+        m.str_attr(NFTA_TABLE_NAME, name);
+        out.push(m);
+    }
 }
 
 /// Batch begin/end carry the subsystem as resource id.
@@ -126,6 +140,12 @@ impl Exprs<'_> {
         });
     }
 
+    /// The packet is of this family (the `inet` table sees both).
+    fn nfproto(&mut self, family: u8) {
+        self.meta(NFT_META_NFPROTO);
+        self.cmp(NFT_CMP_EQ, &[family]);
+    }
+
     fn ifname(&mut self, key: u32, op: u32, name: &str) {
         let mut padded = [0u8; IFNAMSIZ];
         let n = name.len().min(IFNAMSIZ - 1);
@@ -140,6 +160,7 @@ impl Exprs<'_> {
             Match::Oif(n) => self.ifname(NFT_META_OIFNAME, NFT_CMP_EQ, n),
             Match::OifNot(n) => self.ifname(NFT_META_OIFNAME, NFT_CMP_NEQ, n),
             Match::Saddr(s) => {
+                self.nfproto(NFPROTO_IPV4);
                 if s.prefix == 0 {
                     return;
                 }
@@ -155,6 +176,7 @@ impl Exprs<'_> {
                 }
                 self.cmp(NFT_CMP_EQ, &s.network().octets());
             }
+            Match::Ipv6 => self.nfproto(NFPROTO_IPV6),
             Match::EstablishedRelated => {
                 self.expr("ct", |m| {
                     m.attr(1, &be(NFT_REG_1)).attr(2, &be(NFT_CT_STATE)); // DREG, KEY
@@ -223,6 +245,8 @@ fn add_rule(table: &str, chain: &str, r: &Rule) -> Msg {
 /// chains the table has now; the last one asks for an ack.
 fn batch(t: &Table, existing: &[String]) -> Vec<Msg> {
     let mut out = vec![batch_marker(NFNL_MSG_BATCH_BEGIN)];
+    // The `ip` table of Wharf before IPv6 goes in the same transaction.
+    drop_table(&mut out, NFPROTO_IPV4, &t.name);
     let mut m = nft_msg(NFT_MSG_NEWTABLE, NLM_F_CREATE);
     m.str_attr(NFTA_TABLE_NAME, &t.name);
     out.push(m);
@@ -247,12 +271,17 @@ fn batch(t: &Table, existing: &[String]) -> Vec<Msg> {
         out.push(add_chain(&t.name, c));
         out.extend(c.rules.iter().map(|r| add_rule(&t.name, &c.name, r)));
     }
+    end_batch(&mut out);
+    out
+}
+
+/// Asks for an ack of the last message and closes the batch.
+fn end_batch(out: &mut Vec<Msg>) {
     if let Some(last) = out.last_mut() {
         let f = u16::from_ne_bytes([last.buf[6], last.buf[7]]) | NLM_F_ACK;
         last.buf[6..8].copy_from_slice(&f.to_ne_bytes());
     }
     out.push(batch_marker(NFNL_MSG_BATCH_END));
-    out
 }
 
 /// A NETLINK_NETFILTER socket in the calling thread's namespace.
@@ -406,20 +435,13 @@ impl Events {
     }
 }
 
-/// Deletes table `name`; fine if absent.
+/// Deletes table `name` (and an `ip` one of that name an older Wharf left); fine if absent.
 pub fn delete_table(name: &str) -> Result<(), SysError> {
     let s = NftSocket::open()?;
     let mut msgs = vec![batch_marker(NFNL_MSG_BATCH_BEGIN)];
-    // Adding first makes the delete succeed whether or not the table was there.
-    for (ty, flags) in [
-        (NFT_MSG_NEWTABLE, NLM_F_CREATE),
-        (NFT_MSG_DELTABLE, NLM_F_ACK),
-    ] {
-        let mut m = nft_msg(ty, flags);
-        m.str_attr(NFTA_TABLE_NAME, name);
-        msgs.push(m);
-    }
-    msgs.push(batch_marker(NFNL_MSG_BATCH_END));
+    drop_table(&mut msgs, NFPROTO_IPV4, name);
+    drop_table(&mut msgs, NFPROTO_INET, name);
+    end_batch(&mut msgs);
     s.apply(msgs)
 }
 
@@ -461,8 +483,14 @@ mod tests {
             .iter()
             .map(|b| ty(b) & 0xff)
             .collect();
-        // table, delete forward (postrouting is new), user, forward + 5 rules, postrouting + 1.
-        assert_eq!(kinds, [0, 5, 3, 3, 6, 6, 6, 6, 3, 6]);
+        // The old `ip` table dropped (new, delete), table, delete forward (postrouting is
+        // new), user, forward + 5 rules, postrouting + 1.
+        assert_eq!(kinds, [0, 2, 0, 5, 3, 3, 6, 6, 6, 6, 3, 6]);
+        let family = |b: &Vec<u8>| b[16];
+        assert_eq!(family(&bufs[1]), NFPROTO_IPV4);
+        assert!(bufs[3..bufs.len() - 1]
+            .iter()
+            .all(|b| family(b) == NFPROTO_INET));
         let acked: Vec<usize> = (0..bufs.len())
             .filter(|i| flags(&bufs[*i]) & NLM_F_ACK != 0)
             .collect();
@@ -473,7 +501,7 @@ mod tests {
                 b.len()
             );
         }
-        let del = names(&bufs[2][20..]);
+        let del = names(&bufs[4][20..]);
         assert_eq!(
             del,
             [
@@ -499,8 +527,12 @@ mod tests {
             .iter()
             .map(|(_, e)| cstr(attrs(e)[0].1))
             .collect();
-        assert_eq!(exprs, ["payload", "bitwise", "cmp", "meta", "cmp", "masq"]);
-        let cmp = attrs(attrs(top[2].1)[2].1)[1].1;
+        // IPv4 only (the inet table sees IPv6 too), then the source, then the interface.
+        assert_eq!(
+            exprs,
+            ["meta", "cmp", "payload", "bitwise", "cmp", "meta", "cmp", "masq"]
+        );
+        let cmp = attrs(attrs(top[2].1)[4].1)[1].1;
         let data = attrs(attrs(cmp)[2].1)[0].1;
         assert_eq!(data, [10, 1, 2, 0]);
     }
@@ -532,14 +564,22 @@ mod tests {
             ],
             true,
         );
-        replace_table(&full).expect("replace");
-        let list = || {
+        let list_in = |family: &str| {
             let o = std::process::Command::new("nft")
-                .args(["list", "table", "ip", &name])
+                .args(["list", "table", family, &name])
                 .output()
                 .expect("nft");
             String::from_utf8_lossy(&o.stdout).to_string()
         };
+        let list = || list_in("inet");
+        // What an older Wharf made: an `ip` table, replaced in the same transaction.
+        let old = std::process::Command::new("nft")
+            .args(["add", "table", "ip", &name])
+            .status()
+            .expect("nft");
+        assert!(old.success());
+        replace_table(&full).expect("replace");
+        assert!(list_in("ip").is_empty(), "the old ip table stays");
         let text = list();
         for want in [
             "jump user",
@@ -550,6 +590,7 @@ mod tests {
             "type nat hook postrouting priority srcnat; policy accept;",
             "type filter hook forward priority filter; policy drop;",
             "iifname \"wu0\" accept",
+            "meta nfproto ipv6 accept",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }
@@ -559,7 +600,7 @@ mod tests {
             .args([
                 "add",
                 "rule",
-                "ip",
+                "inet",
                 &name,
                 "user",
                 "ip",

@@ -71,14 +71,27 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
         ),
         None => None,
     };
+    let ipv6 = match field("IPv6Address") {
+        Some(s) => Some(
+            s.parse::<std::net::Ipv6Addr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid endpoint settings:\ninvalid IPv6 address: {s}"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let link_local = ipam
         .and_then(|i| i.get("LinkLocalIPs"))
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
-    if field("IPv6Address").is_some() || link_local {
+    if link_local {
         return Err(ApiError::new(
             ErrorKind::NotImplemented,
-            "IPv6 and link-local endpoint addresses are not supported yet",
+            "link-local endpoint addresses are not supported yet",
         ));
     }
     let mac = match ep
@@ -92,6 +105,7 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
     Ok(EndpointConfig {
         aliases: strings("Aliases"),
         ipv4,
+        ipv6,
         links: strings("Links"),
         mac,
     })
@@ -421,7 +435,7 @@ impl ContainerService {
                 network_id: net.id.clone(),
                 aliases: (!cfg.aliases.is_empty()).then(|| cfg.aliases.clone()),
                 links: (!cfg.links.is_empty()).then(|| cfg.links.clone()),
-                ipam_config: cfg.ipv4.map(|ip| json!({ "IPv4Address": ip.to_string() })),
+                ipam_config: ipam_view(&cfg),
                 ..Default::default()
             };
             if let Some(ep) = sb.and_then(|s| s.endpoints.iter().find(|e| e.network_id == net.id)) {
@@ -430,6 +444,11 @@ impl ContainerService {
                 e.mac_address = ep.mac.clone();
                 e.ip_prefix_len = net.subnet.map_or(0, |s: Subnet| i64::from(s.prefix));
                 e.gateway = net.gateway.map(|g| g.to_string()).unwrap_or_default();
+                if let (Some(ip6), Some(s6)) = (ep.ip6, net.subnet6) {
+                    e.global_ipv6_address = ip6.to_string();
+                    e.global_ipv6_prefix_len = i64::from(s6.prefix);
+                    e.ipv6_gateway = net.gateway6.map(|g| g.to_string()).unwrap_or_default();
+                }
                 if net.name != DEFAULT_MODE {
                     // What the embedded resolver answers for it there (dockerd's order).
                     let mut names = vec![c.short_name().to_string()];
@@ -496,4 +515,16 @@ fn ports_view(c: &Container, sb: Option<&Sandbox>) -> BTreeMap<String, Option<Va
         }
     }
     m
+}
+
+/// `IPAMConfig` of an endpoint: the static addresses asked for.
+fn ipam_view(cfg: &EndpointConfig) -> Option<Value> {
+    let mut m = serde_json::Map::new();
+    if let Some(ip) = cfg.ipv4 {
+        m.insert("IPv4Address".into(), json!(ip.to_string()));
+    }
+    if let Some(ip) = cfg.ipv6 {
+        m.insert("IPv6Address".into(), json!(ip.to_string()));
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
