@@ -307,6 +307,32 @@ fn links_on_user_networks_are_private_dns_aliases() {
         "600",
     ]);
     assert!(resolve(&d, "other", "backend").is_empty());
+    // A hostname of its own is one of its DNS names too (dockerd 25+).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--hostname",
+        "box.example",
+        "--network",
+        "un",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let named = d.ok(&["inspect", "-f", "{{.Id}}", "named"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.un.DNSNames}}",
+            "named",
+        ]),
+        format!(r#"["named","{}","box.example"]"#, &named[..12])
+    );
+    let named_ip = ip_on(&d, "named", "un");
+    assert_eq!(resolve(&d, "other", "box.example"), [named_ip.as_str()]);
 }
 
 #[test]

@@ -58,6 +58,7 @@ fn endpoints<'a>(st: &'a State, asker: &str, name: &str) -> Option<Vec<&'a Endpo
                 .into_iter()
                 .flat_map(|c| &c.aliases);
             let hit = sb.name.eq_ignore_ascii_case(&name)
+                || (!sb.hostname.is_empty() && sb.hostname.eq_ignore_ascii_case(&name))
                 || sb.container_id.get(..12) == Some(name.as_str())
                 || linked
                     .iter()
@@ -236,6 +237,7 @@ mod tests {
             container_id: id.into(),
             name: name.into(),
             key: String::new(),
+            hostname: String::new(),
             dns: vec![],
             endpoints: eps
                 .iter()

@@ -415,6 +415,7 @@ impl NetworkService {
         &self,
         container_id: &str,
         name: &str,
+        hostname: &str,
         network: Option<&str>,
         ports: &[PortRequest],
         dns: &[std::net::SocketAddr],
@@ -424,6 +425,7 @@ impl NetworkService {
         let mut sb = Sandbox {
             container_id: container_id.to_string(),
             name: name.to_string(),
+            hostname: hostname.to_string(),
             key: pin.display().to_string(),
             endpoints: Vec::new(),
             dns: dns.to_vec(),

@@ -442,6 +442,9 @@ pub struct Sandbox {
     pub container_id: String,
     /// Container name without the slash (for messages).
     pub name: String,
+    /// Its hostname, which also resolves on its user-defined networks (Docker's DNSNames).
+    #[serde(default)]
+    pub hostname: String,
     /// The pinned namespace.
     pub key: String,
     /// Endpoints, in attach order.

@@ -163,6 +163,7 @@ mod tests {
             Sandbox {
                 container_id: "c1".into(),
                 name: "web".into(),
+                hostname: String::new(),
                 key: "/x".into(),
                 dns: vec![],
                 endpoints: vec![Endpoint {

@@ -177,7 +177,7 @@ fn connect_plumbs_a_veth_and_disconnect_removes_it() {
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     let before = k.log().len();
     let sb = svc
-        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
+        .connect_sandbox("c1", "web", "web", Some("bridge"), &[], &[])
         .expect("connect");
     let ep = &sb.endpoints[0];
     assert_eq!(ep.ip, Ipv4Addr::new(172, 17, 0, 2));
@@ -217,7 +217,7 @@ fn a_failed_plumbing_leaves_nothing() {
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     k.state.lock().expect("fake").fail = Some("add default route");
     assert!(svc
-        .connect_sandbox("c1", "web", Some("bridge"), &[], &[])
+        .connect_sandbox("c1", "web", "web", Some("bridge"), &[], &[])
         .is_err());
     assert!(svc.sandbox("c1").is_none());
     let s = k.state.lock().expect("fake");
@@ -237,10 +237,10 @@ fn leases_survive_a_crash_and_are_never_handed_out_twice() {
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
     let a = svc
-        .connect_sandbox("a", "a", Some("bridge"), &[], &[])
+        .connect_sandbox("a", "a", "a", Some("bridge"), &[], &[])
         .expect("a");
     let b = svc
-        .connect_sandbox("b", "b", Some("bridge"), &[], &[])
+        .connect_sandbox("b", "b", "b", Some("bridge"), &[], &[])
         .expect("b");
     // A crash: the service is dropped without cleanup and opened again on the same state.
     drop(svc);
@@ -253,7 +253,7 @@ fn leases_survive_a_crash_and_are_never_handed_out_twice() {
         "b was not running: its lease goes"
     );
     let c = svc
-        .connect_sandbox("c", "c", Some("bridge"), &[], &[])
+        .connect_sandbox("c", "c", "c", Some("bridge"), &[], &[])
         .expect("c");
     let ips: HashSet<_> = [a.endpoints[0].ip, c.endpoints[0].ip].into();
     assert_eq!(ips.len(), 2);
@@ -265,7 +265,7 @@ fn reconcile_removes_stray_veths_and_pins() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    svc.connect_sandbox("a", "a", Some("bridge"), &[], &[])
+    svc.connect_sandbox("a", "a", "a", Some("bridge"), &[], &[])
         .expect("a");
     {
         // A veth created just before a crash whose state never recorded it.
@@ -300,7 +300,9 @@ fn none_gets_loopback_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = Arc::new(FakeKernel::default());
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("open");
-    let sb = svc.connect_sandbox("n", "n", None, &[], &[]).expect("none");
+    let sb = svc
+        .connect_sandbox("n", "n", "n", None, &[], &[])
+        .expect("none");
     assert!(sb.endpoints.is_empty());
     assert_eq!(k.state.lock().expect("fake").netns.len(), 1);
     svc.disconnect_sandbox("n").expect("disconnect");
@@ -312,7 +314,7 @@ fn unknown_network() {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = NetworkService::open(cfg(dir.path()), Arc::new(FakeKernel::default())).expect("open");
     let e = svc
-        .connect_sandbox("x", "x", Some("nope"), &[], &[])
+        .connect_sandbox("x", "x", "x", Some("nope"), &[], &[])
         .expect_err("unknown");
     assert_eq!(e.to_string(), "network nope not found");
     assert!(svc.sandbox("x").is_none());
@@ -369,7 +371,7 @@ fn created_containers_are_connected_and_disconnected_before_start() {
         .expect("connect");
     assert!(svc.connect("c", "back", false, &ep(&[], None)).is_err());
     let sb = svc
-        .connect_sandbox("c", "c", Some("front"), &[], &[])
+        .connect_sandbox("c", "c", "c", Some("front"), &[], &[])
         .expect("start");
     let nets: Vec<&str> = sb.endpoints.iter().map(|e| e.network_id.as_str()).collect();
     assert_eq!(nets, [front.id.as_str(), back.id.as_str()]);
@@ -414,11 +416,11 @@ fn static_addresses_follow_dockers_rules() {
         svc.configure(c, list).expect("configure");
     }
     let a = svc
-        .connect_sandbox("a", "a", Some("fixed"), &[], &[])
+        .connect_sandbox("a", "a", "a", Some("fixed"), &[], &[])
         .expect("a");
     assert_eq!(a.endpoints[0].ip, Ipv4Addr::new(10, 77, 0, 9));
     let e = svc
-        .connect_sandbox("b", "b", Some("fixed"), &[], &[])
+        .connect_sandbox("b", "b", "b", Some("fixed"), &[], &[])
         .expect_err("in use");
     assert_eq!(e.to_string(), "Address already in use");
     assert!(svc.sandbox("b").is_none());
@@ -460,7 +462,7 @@ fn macvlan_endpoints_go_straight_into_the_namespace() {
         .expect("known");
     svc.configure("c1", list).expect("configure");
     let sb = svc
-        .connect_sandbox("c1", "one", Some("mv"), &[], &[])
+        .connect_sandbox("c1", "one", "one", Some("mv"), &[], &[])
         .expect("start");
     let e = &sb.endpoints[0];
     assert_eq!(e.ip, Ipv4Addr::new(10, 7, 0, 1), "no gateway is reserved");
@@ -481,6 +483,7 @@ fn macvlan_endpoints_go_straight_into_the_namespace() {
     );
     let refused = svc.connect_sandbox(
         "c2",
+        "two",
         "two",
         Some("mv"),
         &[ports::PortRequest {
@@ -519,7 +522,7 @@ fn ipv6_endpoints_get_both_families() {
         .contains(&format!("host: addr {} fd00:6::1/64", n.bridge)));
     let from = k.log().len();
     let sb = svc
-        .connect_sandbox("c1", "one", Some("six"), &[], &[])
+        .connect_sandbox("c1", "one", "one", Some("six"), &[], &[])
         .expect("start");
     assert_eq!(sb.endpoints[0].ip6, Some("fd00:6::2".parse().expect("ip")));
     let pin = sb.key.clone();
@@ -536,7 +539,7 @@ fn ipv6_endpoints_get_both_families() {
     drop(svc);
     let svc = NetworkService::open(cfg(dir.path()), k.clone()).expect("reopen");
     let sb2 = svc
-        .connect_sandbox("c2", "two", Some("six"), &[], &[])
+        .connect_sandbox("c2", "two", "two", Some("six"), &[], &[])
         .expect("start");
     assert_eq!(sb2.endpoints[0].ip6, Some("fd00:6::3".parse().expect("ip")));
 }

@@ -239,10 +239,11 @@ impl ContainerService {
         } else {
             Vec::new()
         };
-        let (net, id, name) = (
+        let (net, id, name, hostname) = (
             self.network.clone(),
             c.id.clone(),
             c.short_name().to_string(),
+            c.config.hostname.clone(),
         );
         let dns: Vec<std::net::SocketAddr> = c
             .host_config
@@ -252,9 +253,10 @@ impl ContainerService {
             .filter_map(|d| d.parse::<std::net::IpAddr>().ok())
             .map(|ip| std::net::SocketAddr::new(ip, 53))
             .collect();
-        let sb =
-            blocking(move || net.connect_sandbox(&id, &name, network.as_deref(), &requests, &dns))
-                .await?;
+        let sb = blocking(move || {
+            net.connect_sandbox(&id, &name, &hostname, network.as_deref(), &requests, &dns)
+        })
+        .await?;
         Ok(Some(PathBuf::from(sb.key)))
     }
 
@@ -454,6 +456,9 @@ impl ContainerService {
                     let mut names = vec![c.short_name().to_string()];
                     names.extend(cfg.aliases.iter().cloned());
                     names.push(c.id.chars().take(12).collect());
+                    if !c.config.hostname.is_empty() {
+                        names.push(c.config.hostname.clone());
+                    }
                     let mut seen = HashSet::new();
                     names.retain(|n| seen.insert(n.clone()));
                     e.dns_names = Some(names);
