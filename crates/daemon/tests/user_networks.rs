@@ -362,9 +362,10 @@ fn chrono_now() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
-/// kill -9 of wharfd at seeded moments while networks are created, containers connected and
-/// started: after each restart no address is leased twice, every veth on our bridges belongs
-/// to a running container, and every network in the state has its bridge.
+/// kill -9 of wharfd at seeded moments while networks (bridge and macvlan) are created,
+/// containers connected and started: after each restart no address is leased twice, every
+/// veth on our bridges belongs to a running container, and every network in the state has
+/// its bridge or the parent Wharf made for it.
 #[test]
 fn kill_9_during_network_work_leaks_nothing() {
     wharf_testutil::require_root!();
@@ -384,7 +385,12 @@ fn kill_9_during_network_work_leaks_nothing() {
             };
             for i in 0..4 {
                 let net = format!("k{round}n{i}");
-                docker(&["network", "create", &net]);
+                // Every other one a macvlan on a parent Wharf makes.
+                if i % 2 == 1 {
+                    docker(&["network", "create", "-d", "macvlan", &net]);
+                } else {
+                    docker(&["network", "create", &net]);
+                }
                 docker(&[
                     "run",
                     "-d",
@@ -478,6 +484,13 @@ fn check_invariants(d: &Daemon) {
         assert!(running.contains(p.as_str()), "stale netns pin {p}");
     }
     for (_, n) in v["networks"].as_object().into_iter().flatten() {
+        let parent = n["parent"].as_str().unwrap_or("");
+        if n["owns_parent"].as_bool() == Some(true) {
+            assert!(
+                link_exists(parent),
+                "parent {parent} of a known network is missing"
+            );
+        }
         let br = n["bridge"].as_str().unwrap_or("");
         if br.is_empty() {
             continue;
