@@ -162,19 +162,7 @@ fn plumb_sub(nl: &mut dyn Netlink, netns: i32, p: &Plumbing<'_>) -> Result<(), S
             errno: libc::ENODEV,
         })?
         .index;
-    let kind = match kind {
-        LinkKind::Macvlan { mode, .. } => LinkKind::Macvlan {
-            parent: index,
-            mode,
-        },
-        LinkKind::Ipvlan { mode, flags, .. } => LinkKind::Ipvlan {
-            parent: index,
-            mode,
-            flags,
-        },
-        k => k,
-    };
-    nl.create_link(p.ifname, kind, p.mac, p.mtu, Some(netns))
+    nl.create_link(p.ifname, kind.on(index), p.mac, p.mtu, Some(netns))
 }
 
 /// Everything after the veths exist in the namespace: sub-interfaces created into it and

@@ -101,6 +101,22 @@ pub enum LinkKind {
     },
 }
 
+impl LinkKind {
+    /// The same kind on the parent with ifindex `parent` (the dummy and IFB have none).
+    pub fn on(self, parent: u32) -> LinkKind {
+        match self {
+            LinkKind::Dummy | LinkKind::Ifb => self,
+            LinkKind::Vlan { id, .. } => LinkKind::Vlan { parent, id },
+            LinkKind::Macvlan { mode, .. } => LinkKind::Macvlan { parent, mode },
+            LinkKind::Ipvlan { mode, flags, .. } => LinkKind::Ipvlan {
+                parent,
+                mode,
+                flags,
+            },
+        }
+    }
+}
+
 /// Route netlink requests in one network namespace.
 pub trait Netlink {
     /// The link called `name`, if any.
