@@ -202,14 +202,17 @@ fn macvlan_and_ipvlan_on_a_parent() {
         .lines()
         .all(|l| !l.contains("eth1")));
 
-    // ipvlan l2 on the same parent: the parent's MAC, none reported.
+    // ipvlan l2 on a parent of its own (the kernel lets a link carry macvlans or ipvlans,
+    // not both): the parent's MAC, none reported.
+    let parent2 = Link::sink(format!("wti{}", d.net.index));
+    let opt2 = format!("parent={}", parent2.0);
     let net2 = slot_subnet(&d, 15);
     let subnet2 = format!("{net2}/24");
     d.ok(&[
-        "network", "create", "-d", "ipvlan", "--subnet", &subnet2, "-o", &opt, "iv",
+        "network", "create", "-d", "ipvlan", "--subnet", &subnet2, "-o", &opt2, "iv",
     ]);
-    let probe = format!("{}i", parent.0);
-    if kernel_makes(&probe, &[&probe, "link", &parent.0, "type", "ipvlan"]) {
+    let probe = format!("{}p", parent2.0);
+    if kernel_makes(&probe, &[&probe, "link", &parent2.0, "type", "ipvlan"]) {
         for c in ["ix", "iy"] {
             d.ok(&[
                 "run",
