@@ -23,19 +23,22 @@ bench() { # DOCKER_HOST set by the caller; each measurement also prints a "fig <
     python3 - "$N" "$d" <<'PY'
 import statistics, subprocess, sys, time
 n, d = int(sys.argv[1]), sys.argv[2]
-def runs(extra):
-    w = []
-    for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run([d, "run", "--rm", *extra, "netbench-busybox", "true"], check=True, stdout=subprocess.DEVNULL)
-        w.append((time.perf_counter() - t) * 1000)
-    return statistics.median(w), statistics.mean(w)
-bm, bavg = runs([])
-nm, navg = runs(["--network", "none"])
-print(f"  run --rm true, bridge: median {bm:.1f} ms (mean {bavg:.1f})")
-print(f"  run --rm true, none:   median {nm:.1f} ms (mean {navg:.1f})")
-print(f"  bridge set-up cost:    median {bm - nm:.1f} ms (mean {bavg - navg:.1f})")
-print(f"fig {bm - nm:.1f}")
+def run(extra):
+    t = time.perf_counter()
+    subprocess.run([d, "run", "--rm", *extra, "netbench-busybox", "true"], check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+# Bridge and none alternate, and the cost is the median of the pairs' differences: this
+# host's speed drifts within a run, which a block of each then a subtraction would measure.
+b, none = [], []
+for _ in range(n):
+    b.append(run([]))
+    none.append(run(["--network", "none"]))
+diff = [x - y for x, y in zip(b, none)]
+bm, nm = statistics.median(b), statistics.median(none)
+print(f"  run --rm true, bridge: median {bm:.1f} ms (mean {statistics.mean(b):.1f})")
+print(f"  run --rm true, none:   median {nm:.1f} ms (mean {statistics.mean(none):.1f})")
+print(f"  bridge set-up cost:    median {statistics.median(diff):.1f} ms of {n} alternated pairs")
+print(f"fig {statistics.median(diff):.1f}")
 PY
     "$d" network create netbench >/dev/null
     local t0 t1
