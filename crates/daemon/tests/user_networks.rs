@@ -123,6 +123,53 @@ fn create_inspect_and_dockers_errors() {
     );
     assert_eq!(st, 400);
     assert!(String::from_utf8_lossy(&body).contains("no matching subnet for gateway 10.191.8.1"));
+    // What Wharf cannot honour yet is refused, never ignored, and nothing is made.
+    for (flag, body, status, msg) in [
+        (
+            "--ipam-driver",
+            &br#"{"Name":"x1","IPAM":{"Driver":"dhcp"}}"#[..],
+            404,
+            "plugin \"dhcp\" not found",
+        ),
+        (
+            "--ipam-opt",
+            br#"{"Name":"x2","IPAM":{"Options":{"a":"b"}}}"#,
+            501,
+            "IPAM driver options are not supported yet",
+        ),
+        (
+            "--config-only",
+            br#"{"Name":"x3","ConfigOnly":true}"#,
+            501,
+            "config-only networks",
+        ),
+        (
+            "--config-from",
+            br#"{"Name":"x4","ConfigFrom":{"Network":"front"}}"#,
+            501,
+            "config-only networks",
+        ),
+        (
+            "--scope",
+            br#"{"Name":"x5","Scope":"swarm"}"#,
+            501,
+            "swarm-scoped and ingress networks",
+        ),
+        (
+            "--ingress",
+            br#"{"Name":"x6","Ingress":true}"#,
+            501,
+            "swarm-scoped and ingress networks",
+        ),
+    ] {
+        let (st, out) = d.raw("POST", "/networks/create", body);
+        let out: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        let message = out["message"].as_str().unwrap_or("");
+        assert_eq!(st, status, "{flag}: {message}");
+        assert!(message.contains(msg), "{flag}: {message}");
+    }
+    let names = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!names.lines().any(|n| n.starts_with('x')), "{names}");
     let o = d.docker(&["network", "rm", "bridge"]);
     assert!(
         err(&o).contains("bridge is a pre-defined network and cannot be removed"),

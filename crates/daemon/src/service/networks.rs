@@ -144,6 +144,56 @@ fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// What `POST /networks/create` may ask that Wharf cannot honour yet: refused, not ignored.
+fn refuse_unsupported(body: &Value, cfg6: Option<&Value>) -> Result<(), ApiError> {
+    let unsupported = |what: &str| {
+        Err(ApiError::new(
+            wharf_errdefs::ErrorKind::NotImplemented,
+            format!("{what} not supported yet"),
+        ))
+    };
+    let ipam = body.get("IPAM");
+    let ipam_driver = ipam
+        .and_then(|i| i.get("Driver"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !matches!(ipam_driver, "" | "default") {
+        return Err(ApiError::from_err(&wharf_network::NetworkError::NotFound(
+            format!("plugin \"{ipam_driver}\""),
+        )));
+    }
+    let non_empty = |v: Option<&Value>| v.and_then(Value::as_object).is_some_and(|m| !m.is_empty());
+    if non_empty(ipam.and_then(|i| i.get("Options"))) {
+        return unsupported("IPAM driver options are");
+    }
+    if cfg6.is_some_and(|c| {
+        c.get("IPRange")
+            .and_then(Value::as_str)
+            .is_some_and(|r| !r.is_empty())
+            || non_empty(c.get("AuxiliaryAddresses"))
+    }) {
+        return unsupported("ip-range and aux-address on an IPv6 subnet are");
+    }
+    let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let config_from = body
+        .get("ConfigFrom")
+        .and_then(|c| c.get("Network"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if flag("ConfigOnly") || config_from {
+        return unsupported("config-only networks (--config-only, --config-from) are");
+    }
+    if flag("Ingress")
+        || !matches!(
+            body.get("Scope").and_then(Value::as_str).unwrap_or(""),
+            "" | "local"
+        )
+    {
+        return unsupported("swarm-scoped and ingress networks (swarm mode) are");
+    }
+    Ok(())
+}
+
 /// `POST /networks/create`; returns the id.
 pub async fn create(d: &Daemon, body: &Value) -> Result<String, ApiError> {
     let s = |k: &str| {
@@ -182,6 +232,7 @@ pub async fn create(d: &Daemon, body: &Value) -> Result<String, ApiError> {
     let cfg = v4.first().copied();
     let cfg6 = v6.first().copied();
     let field = |k: &str| field_of(cfg, k);
+    refuse_unsupported(body, cfg6)?;
     let req = CreateRequest {
         name: s("Name"),
         driver: s("Driver"),
