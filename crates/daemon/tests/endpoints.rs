@@ -101,6 +101,26 @@ fn static_addresses_and_dockers_errors() {
         "{}",
         err(&o)
     );
+    // What an endpoint may ask that Wharf cannot honour yet is refused, not ignored.
+    for (args, msg) in [
+        (
+            ["--network", "fixed", "--link-local-ip", "169.254.7.7"],
+            "link-local endpoint addresses are not supported yet",
+        ),
+        (
+            [
+                "--network",
+                "name=fixed,driver-opt=com.docker.network.endpoint.ifname=foo0",
+                "--label",
+                "x=y",
+            ],
+            "endpoint driver options (driver-opt) are not supported yet",
+        ),
+    ] {
+        let o = d.docker(&[&["run", "--rm"][..], &args[..], &["busybox", "true"]].concat());
+        assert!(!o.status.success());
+        assert!(err(&o).contains(msg), "{}", err(&o));
+    }
     let o = run("cc", "fixed", "10.0.0.9");
     assert!(!o.status.success());
     assert!(

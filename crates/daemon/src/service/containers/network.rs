@@ -94,6 +94,16 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
             "link-local endpoint addresses are not supported yet",
         ));
     }
+    if ep
+        .get("DriverOpts")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "endpoint driver options (driver-opt) are not supported yet",
+        ));
+    }
     let mac = match ep
         .get("MacAddress")
         .and_then(Value::as_str)
