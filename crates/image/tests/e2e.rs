@@ -1045,6 +1045,8 @@ impl Dockerd {
                 "--bridge",
                 "none",
                 "--iptables=false",
+                // Else it turns the host's global net.ipv4.ip_forward on and leaves it.
+                "--ip-forward=false",
             ])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
