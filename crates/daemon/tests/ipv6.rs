@@ -170,6 +170,18 @@ fn ipv6_networks_address_route_resolve_and_isolate() {
     );
     assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("needs IPv6 enabled on the network"));
+    for (family, addr) in [("IPv4", "10.1.2"), ("IPv6", "fd00::zz")] {
+        let body = format!(
+            r#"{{"Image":"busybox","NetworkingConfig":{{"EndpointsConfig":{{"six":{{"IPAMConfig":{{"{family}Address":"{addr}"}}}}}}}}}}"#
+        );
+        let (st, out) = d.raw("POST", "/v1.45/containers/create", body.as_bytes());
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(st, 400, "{out}");
+        assert!(
+            out.contains(&format!("invalid {family} address: {addr}")),
+            "{out}"
+        );
+    }
     let names = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(
         ["clash", "mv6", "no6"].iter().all(|n| !names.contains(n)),

@@ -58,32 +58,8 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    let ipv4 = match field("IPv4Address") {
-        Some(s) => Some(
-            s.parse::<std::net::Ipv4Addr>()
-                .ok()
-                .filter(|ip| !ip.is_unspecified())
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "invalid endpoint settings:\ninvalid IPv4 address: {s}"
-                    ))
-                })?,
-        ),
-        None => None,
-    };
-    let ipv6 = match field("IPv6Address") {
-        Some(s) => Some(
-            s.parse::<std::net::Ipv6Addr>()
-                .ok()
-                .filter(|ip| !ip.is_unspecified())
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "invalid endpoint settings:\ninvalid IPv6 address: {s}"
-                    ))
-                })?,
-        ),
-        None => None,
-    };
+    let ipv4 = static_ip::<std::net::Ipv4Addr>(field("IPv4Address"), "IPv4")?;
+    let ipv6 = static_ip::<std::net::Ipv6Addr>(field("IPv6Address"), "IPv6")?;
     let link_local = ipam
         .and_then(|i| i.get("LinkLocalIPs"))
         .and_then(Value::as_array)
@@ -119,6 +95,25 @@ pub fn endpoint_config(ep: &Value) -> Result<EndpointConfig, ApiError> {
         links: strings("Links"),
         mac,
     })
+}
+
+/// A static address of an endpoint's `IPAMConfig`, if given; `family` names it in the error.
+fn static_ip<T>(s: Option<&str>, family: &str) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr + Into<std::net::IpAddr> + Copy,
+{
+    let Some(s) = s else {
+        return Ok(None);
+    };
+    s.parse::<T>()
+        .ok()
+        .filter(|ip| !(*ip).into().is_unspecified())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "invalid endpoint settings:\ninvalid {family} address: {s}"
+            ))
+        })
 }
 
 /// A MAC address as Docker accepts it, normalized.
