@@ -12,10 +12,6 @@ fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
@@ -44,7 +40,7 @@ fn exec_cat(d: &Daemon, p: &str) -> String {
 /// A container file's content, read through `docker cp ctr:path -`.
 fn cp_cat(d: &Daemon, ctr: &str, p: &str) -> String {
     let o = d.docker(&["cp", &format!("{ctr}:{p}"), "-"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let name = Path::new(p)
         .file_name()
         .and_then(|n| n.to_str())
@@ -89,7 +85,7 @@ fn round_trip(d: &Daemon, ctr: &str, h: &Path, out: &Path, check_in: &dyn Fn(&st
         "b\n"
     );
     let o = d.docker(&["cp", &format!("{ctr}:/tmp/tree"), "-"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let mut names: Vec<String> = tar(&["-tf", "-"], &o.stdout)
         .lines()
         .map(String::from)
@@ -123,7 +119,7 @@ fn scenarios(driver: &str) {
 
     // `docker cp ctr:/etc/hostname -` is the container's generated hostname file.
     let o = d.docker(&["cp", "run1:/etc/hostname", "-"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(
         tar(&["-xOf", "-", "hostname"], &o.stdout).trim(),
         d.ok(&["exec", "run1", "hostname"])
@@ -171,9 +167,9 @@ fn scenarios(driver: &str) {
     let o = d.docker(&["cp", "run1:/nope", s(out.path())]);
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("Could not find the file /nope in container run1"),
+        common::stderr(&o).contains("Could not find the file /nope in container run1"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
     let o = d.docker(&[
         "cp",
@@ -182,9 +178,9 @@ fn scenarios(driver: &str) {
     ]);
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("Could not find the file /no/such in container run1"),
+        common::stderr(&o).contains("Could not find the file /no/such in container run1"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
 
     // Raw API edges: a missing path is a 400, a file is no extraction point.
@@ -267,7 +263,7 @@ fn scenarios(driver: &str) {
     d.ok(&["cp", "-a", s(&h.path().join("hello.txt")), "user1:/tmp/"]);
     d.ok(&["cp", s(&h.path().join("tree")), "user1:/tmp/"]);
     let o = d.docker(&["cp", "user1:/tmp", "-"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let listing = tar(&["-tvf", "-", "--numeric-owner"], &o.stdout);
     let owner = |name: &str| {
         listing
@@ -308,17 +304,17 @@ fn scenarios(driver: &str) {
     let o = d.docker(&["cp", s(&h.path().join("hello.txt")), "ro1:/rodata/"]);
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("mounted volume is marked read-only"),
+        common::stderr(&o).contains("mounted volume is marked read-only"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
     assert!(!rovol.path().join("hello.txt").exists());
     let o = d.docker(&["cp", s(&h.path().join("hello.txt")), "ro1:/tmp/"]);
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("container rootfs is marked read-only"),
+        common::stderr(&o).contains("container rootfs is marked read-only"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
     d.ok(&["cp", s(&h.path().join("hello.txt")), "ro1:/data/"]);
     assert_eq!(
@@ -355,7 +351,7 @@ fn scenarios(driver: &str) {
                 .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
                 .output()
                 .expect("run wharf");
-            assert!(o.status.success(), "wharf {args:?}: {}", stderr(&o));
+            assert!(o.status.success(), "wharf {args:?}: {}", common::stderr(&o));
             o.stdout
         };
         run(&["cp", s(&h.path().join("tree")), "run1:/root/"]);

@@ -10,10 +10,6 @@ use common::{wait_for, Daemon};
 const HTTPD: &str =
     "mkdir -p /www && echo hello-db > /www/index.html && exec httpd -f -p 80 -h /www";
 
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 /// The first three octets of the last /24 in this daemon's pool (never handed out
 /// automatically before the other fifteen).
 fn spare_prefix(d: &Daemon) -> String {
@@ -77,7 +73,7 @@ fn static_addresses_and_dockers_errors() {
         ])
     };
     let o = run("ca", "fixed", &format!("{p}.50"));
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(
         addrs(&d, "ca").contains(&format!("inet {p}.50/24")),
         "{}",
@@ -93,13 +89,17 @@ fn static_addresses_and_dockers_errors() {
     // Taken: the create goes through, the start fails, as with dockerd.
     let o = run("cb", "fixed", &format!("{p}.50"));
     assert!(!o.status.success());
-    assert!(err(&o).contains("Address already in use"), "{}", err(&o));
+    assert!(
+        common::stderr(&o).contains("Address already in use"),
+        "{}",
+        common::stderr(&o)
+    );
     let o = run("cc", "auto", "10.0.0.9");
     assert!(!o.status.success());
     assert!(
-        err(&o).contains("user specified IP address is supported only when connecting to networks with user configured subnets"),
+        common::stderr(&o).contains("user specified IP address is supported only when connecting to networks with user configured subnets"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     // What an endpoint may ask that Wharf cannot honour yet is refused, not ignored.
     for (args, msg) in [
@@ -119,21 +119,23 @@ fn static_addresses_and_dockers_errors() {
     ] {
         let o = d.docker(&[&["run", "--rm"][..], &args[..], &["busybox", "true"]].concat());
         assert!(!o.status.success());
-        assert!(err(&o).contains(msg), "{}", err(&o));
+        assert!(common::stderr(&o).contains(msg), "{}", common::stderr(&o));
     }
     let o = run("cc", "fixed", "10.0.0.9");
     assert!(!o.status.success());
     assert!(
-        err(&o).contains("no configured subnet or ip-range contain the IP address 10.0.0.9"),
+        common::stderr(&o)
+            .contains("no configured subnet or ip-range contain the IP address 10.0.0.9"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     let o = run("cc", "bridge", &format!("{p}.51"));
     assert!(!o.status.success());
     assert!(
-        err(&o).contains("user specified IP address is supported on user defined networks only"),
+        common::stderr(&o)
+            .contains("user specified IP address is supported on user defined networks only"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     // Refused requests created nothing.
     let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -175,7 +177,11 @@ fn static_addresses_and_dockers_errors() {
     );
     let o = d.docker(&["network", "connect", "--ip", "10.0.0.9", "auto", "ca"]);
     assert!(!o.status.success());
-    assert!(err(&o).contains("user configured subnets"), "{}", err(&o));
+    assert!(
+        common::stderr(&o).contains("user configured subnets"),
+        "{}",
+        common::stderr(&o)
+    );
 }
 
 fn ip_on(d: &Daemon, c: &str, net: &str) -> String {
@@ -236,21 +242,21 @@ fn legacy_links_on_the_default_bridge() {
     let o = d.docker(&["create", "--link", "nosuch:x", "busybox", "true"]);
     assert!(!o.status.success());
     assert!(
-        err(&o).contains("could not get container for nosuch"),
+        common::stderr(&o).contains("could not get container for nosuch"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
     let o = d.docker(&["run", "-d", "--link", "idle:i", "busybox", "sleep", "1"]);
     assert!(!o.status.success());
     assert!(
-        err(&o).contains("Cannot link to a non running container: /idle AS"),
+        common::stderr(&o).contains("Cannot link to a non running container: /idle AS"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     // rm --link: gone from the next start on.
     let o = d.docker(&["rm", "--link", "/web/my-db"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", common::stderr(&o));
     d.ok(&["restart", "-t", "0", "web"]);
     let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
     assert!(!hosts.contains("my-db"), "{hosts}");
@@ -519,7 +525,11 @@ fn every_network_of_the_create_request_is_joined() {
     // --force for a container that is gone: nothing of that name is left to remove.
     let o = d.docker(&["network", "disconnect", "-f", "nb", "ghost"]);
     assert!(!o.status.success());
-    assert!(err(&o).contains("endpoint ghost not found"), "{}", err(&o));
+    assert!(
+        common::stderr(&o).contains("endpoint ghost not found"),
+        "{}",
+        common::stderr(&o)
+    );
     d.ok(&["network", "disconnect", "-f", "nb", "multi"]);
     assert!(!addrs(&d, "multi").contains(&format!("inet {b}/")));
 }

@@ -9,11 +9,6 @@ mod common;
 use common::net::Sysctl;
 use common::Daemon;
 
-fn err(o: &std::process::Output) -> String {
-    assert!(!o.status.success(), "{o:?}");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn ping6(d: &Daemon, from: &str, to: &str) -> bool {
     d.docker(&["exec", from, "ping6", "-c", "1", "-W", "2", to])
         .status
@@ -148,7 +143,7 @@ fn ipv6_networks_address_route_resolve_and_isolate() {
 
     // Docker's errors, and nothing made.
     let o = d.docker(&["network", "create", "--ipv6", "--subnet", &subnet, "clash"]);
-    assert!(err(&o).contains("Pool overlaps with other one on this address space"));
+    assert!(common::failed(&o).contains("Pool overlaps with other one on this address space"));
     let o = d.docker(&[
         "run",
         "--network",
@@ -158,11 +153,10 @@ fn ipv6_networks_address_route_resolve_and_isolate() {
         "busybox",
         "true",
     ]);
-    assert!(
-        err(&o).contains("no configured subnet or ip-range contain the IP address fd00:dead::5")
-    );
+    assert!(common::failed(&o)
+        .contains("no configured subnet or ip-range contain the IP address fd00:dead::5"));
     let o = d.docker(&["network", "create", "-d", "macvlan", "--ipv6", "mv6"]);
-    assert!(err(&o).contains("IPv6 on macvlan networks is not supported yet"));
+    assert!(common::failed(&o).contains("IPv6 on macvlan networks is not supported yet"));
     let (st, body) = d.raw(
         "POST",
         "/v1.45/networks/create",

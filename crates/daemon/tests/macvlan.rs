@@ -85,11 +85,6 @@ fn slot_subnet(d: &Daemon, n: u32) -> String {
     format!("{}.{}.{}.0", o[0], o[1], o[2] + n)
 }
 
-fn err(o: &std::process::Output) -> String {
-    assert!(!o.status.success(), "{o:?}");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn ping(d: &Daemon, from: &str, to: &str) -> bool {
     d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to])
         .status
@@ -186,9 +181,9 @@ fn macvlan_and_ipvlan_on_a_parent() {
     // Published ports cannot be relayed to a macvlan address: refused, not ignored.
     let o = d.docker(&["run", "--network", "mv", "-p", "8080:80", "busybox", "true"]);
     assert!(
-        err(&o).contains("published ports are not supported on macvlan network mv"),
+        common::failed(&o).contains("published ports are not supported on macvlan network mv"),
         "{}",
-        err(&o)
+        common::failed(&o)
     );
 
     // A container of the default bridge joins and leaves at run time.
@@ -244,7 +239,7 @@ fn macvlan_and_ipvlan_on_a_parent() {
         // This kernel has no ipvlan driver: the start says so and leaves nothing behind.
         eprintln!("no ipvlan in this kernel: checking the refusal instead");
         let o = d.docker(&["run", "--name", "ix", "--network", "iv", "busybox", "true"]);
-        let e = err(&o);
+        let e = common::failed(&o);
         assert!(
             e.contains("create ipvlan link") && e.contains("EOPNOTSUPP"),
             "{e}"
@@ -253,42 +248,30 @@ fn macvlan_and_ipvlan_on_a_parent() {
     }
 
     // Docker's errors, and nothing made.
-    let o = d.docker(&[
-        "network",
-        "create",
-        "-d",
-        "macvlan",
-        "-o",
-        "macvlan_mode=bogus",
-        "-o",
-        &opt,
-        "bad",
-    ]);
-    assert!(err(&o).contains(
-        "requested macvlan mode 'bogus' is not valid, 'bridge' mode is the macvlan driver default"
-    ));
-    let o = d.docker(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "-o",
-        "parent=lo",
-        "bad",
-    ]);
-    assert!(err(&o).contains("loopback interface is not a valid ipvlan parent link"));
-    let o = d.docker(&[
-        "network",
-        "create",
-        "-d",
-        "macvlan",
-        "-o",
-        "parent=nosuch9",
-        "bad",
-    ]);
-    assert!(
-        err(&o).contains("invalid subinterface vlan name nosuch9, example formatting is eth0.10")
-    );
+    for (driver, opts, msg) in [
+        (
+            "macvlan",
+            vec!["macvlan_mode=bogus", opt.as_str()],
+            "requested macvlan mode 'bogus' is not valid, 'bridge' mode is the macvlan driver default",
+        ),
+        (
+            "ipvlan",
+            vec!["parent=lo"],
+            "loopback interface is not a valid ipvlan parent link",
+        ),
+        (
+            "macvlan",
+            vec!["parent=nosuch9"],
+            "invalid subinterface vlan name nosuch9, example formatting is eth0.10",
+        ),
+    ] {
+        let mut args = vec!["network", "create", "-d", driver];
+        for o in opts {
+            args.extend(["-o", o]);
+        }
+        args.push("bad");
+        assert!(common::failed(&d.docker(&args)).contains(msg), "{args:?}");
+    }
     // (the docker CLI checks ranges against subnets itself: the API's answer, raw)
     let (st, body) = d.raw(
         "POST",
@@ -312,7 +295,8 @@ fn macvlan_and_ipvlan_on_a_parent() {
         "busybox",
         "true",
     ]);
-    assert!(err(&o).contains("ipvlan interfaces do not support custom mac address assignment"));
+    assert!(common::failed(&o)
+        .contains("ipvlan interfaces do not support custom mac address assignment"));
     assert!(!d
         .ok(&["network", "ls", "--format", "{{.Name}}"])
         .contains("bad"));
@@ -387,7 +371,7 @@ fn parents_wharf_makes_come_and_go_also_across_kill_9() {
     } else {
         // No 802.1Q in this kernel: refused at create, and neither network nor link stays.
         eprintln!("no VLAN support in this kernel: checking the refusal instead");
-        let e = err(&d.docker(&macvlan_on_vlan));
+        let e = common::failed(&d.docker(&macvlan_on_vlan));
         assert!(
             e.contains("create vlan link") && e.contains("EOPNOTSUPP"),
             "{e}"

@@ -15,10 +15,6 @@ fn inspect(d: &Daemon, image: &str, format: &str) -> String {
     d.ok(&["image", "inspect", "--format", format, image])
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 /// Builds a two-layer image on busybox so pulls have more than one layer to order.
 fn two_layer_image(d: &Daemon, tag: &str) {
     d.import_busybox();
@@ -50,7 +46,12 @@ fn push_by_skopeo_remove_and_pull_back() {
     // The docker CLI's pull: progress, digest, status line.
     let out = d.docker(&["pull", &name]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{}", stderr(&out), d.log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        common::stderr(&out),
+        d.log()
+    );
     assert!(text.contains("Pull complete"), "{text}");
     assert!(text.contains("Digest: sha256:"), "{text}");
     assert!(
@@ -82,7 +83,7 @@ fn push_by_skopeo_remove_and_pull_back() {
 
     // Our own CLI draws the same and exits 0; -q prints only the name.
     let q = d.wharf(&["pull", "-q", &name]);
-    assert!(q.status.success(), "{}", stderr(&q));
+    assert!(q.status.success(), "{}", common::stderr(&q));
     assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), name);
 }
 
@@ -95,7 +96,7 @@ fn missing_images_give_dockers_errors() {
     // words it so.
     let out = d.docker(&["pull", &format!("{}/nope/nothing:1", reg.host())]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = common::stderr(&out);
     assert!(
         err.contains(&format!(
             "Error response from daemon: manifest for {}/nope/nothing:1 not found: manifest unknown: manifest unknown",
@@ -108,7 +109,7 @@ fn missing_images_give_dockers_errors() {
     push_with_skopeo(&d, "busybox", &format!("{}/lib/bb:1", reg.host()), &[]);
     let out = d.docker(&["pull", &format!("{}/lib/bb:2", reg.host())]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = common::stderr(&out);
     assert!(
         err.contains(&format!(
             "manifest for {}/lib/bb:2 not found: manifest unknown",
@@ -168,7 +169,7 @@ fn corrupted_blob_is_refused_and_nothing_registered() {
         !out.status.success(),
         "a corrupted layer must fail the pull"
     );
-    let err = stderr(&out);
+    let err = common::stderr(&out);
     assert!(
         err.contains(&format!(
             "filesystem layer verification failed for digest {layer}"
@@ -213,12 +214,12 @@ fn docker_hub_names_go_through_the_mirror() {
     // `run` of a missing image pulls it first.
     d.ok(&["rmi", "mirrored:1"]);
     let run = d.docker(&["run", "--rm", "mirrored:1", "echo", "pulled-by-run"]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(run.status.success(), "{}", common::stderr(&run));
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "pulled-by-run");
     assert!(
-        stderr(&run).contains("Unable to find image 'mirrored:1' locally"),
+        common::stderr(&run).contains("Unable to find image 'mirrored:1' locally"),
         "{}",
-        stderr(&run)
+        common::stderr(&run)
     );
 }
 
@@ -234,18 +235,18 @@ fn htpasswd_login_pull_and_logout() {
     let out = d.docker(&["pull", &name]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("pull access denied for"),
+        common::stderr(&out).contains("pull access denied for"),
         "{}",
-        stderr(&out)
+        common::stderr(&out)
     );
 
     // A wrong password is refused and nothing is stored.
     let bad = d.docker(&["login", "-u", "alice", "-p", "wrong", &reg.host()]);
     assert!(!bad.status.success());
     assert!(
-        stderr(&bad).contains("401 Unauthorized"),
+        common::stderr(&bad).contains("401 Unauthorized"),
         "{}",
-        stderr(&bad)
+        common::stderr(&bad)
     );
     let config = d.dir.path().join("docker-config/config.json");
     let stored = std::fs::read_to_string(&config).unwrap_or_default();
@@ -259,7 +260,7 @@ fn htpasswd_login_pull_and_logout() {
     // Our CLI sends the credentials docker login stored.
     d.ok(&["rmi", &name]);
     let ours = d.wharf(&["pull", &name]);
-    assert!(ours.status.success(), "{}", stderr(&ours));
+    assert!(ours.status.success(), "{}", common::stderr(&ours));
 
     d.ok(&["logout", &reg.host()]);
     d.ok(&["rmi", &name]);
@@ -295,7 +296,7 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
 
     // A second push (by our own CLI) finds every blob there (deterministic compression).
     let again = d.wharf(&["push", &name]);
-    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(again.status.success(), "{}", common::stderr(&again));
     let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("Layer already exists"), "{again}");
     assert!(!again.contains("Pushed"), "{again}");
@@ -325,9 +326,9 @@ fn push_remove_pull_back_and_skopeo_reads_it() {
     let out = d.docker(&["push", &format!("{}/wharf/absent:1", reg.host())]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("An image does not exist locally with the tag"),
+        common::stderr(&out).contains("An image does not exist locally with the tag"),
         "{}",
-        stderr(&out)
+        common::stderr(&out)
     );
 }
 
@@ -618,9 +619,9 @@ fn two_platform_index_pulls_by_platform() {
     let out = d.docker(&["pull", "--platform", "linux/s390x", &name]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("no matching manifest for linux/s390x"),
+        common::stderr(&out).contains("no matching manifest for linux/s390x"),
         "{}",
-        stderr(&out)
+        common::stderr(&out)
     );
 }
 
@@ -666,7 +667,11 @@ fn self_signed_tls_is_trusted_through_certs_d() {
         !out.status.success(),
         "an untrusted certificate must fail the pull"
     );
-    assert!(stderr(&out).contains("TLS handshake"), "{}", stderr(&out));
+    assert!(
+        common::stderr(&out).contains("TLS handshake"),
+        "{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
@@ -688,7 +693,12 @@ fn concurrent_pulls_of_one_image_share_its_layers() {
         .collect();
     for p in pulls {
         let out = p.wait_with_output().expect("pull");
-        assert!(out.status.success(), "{}\n{}", stderr(&out), d.log());
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            common::stderr(&out),
+            d.log()
+        );
     }
     assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
     assert_eq!(d.ok(&["run", "--rm", &name]), "layer2");
@@ -889,7 +899,7 @@ impl TokenServer {
             .arg(&cert)
             .output()
             .expect("openssl");
-        assert!(ok.status.success(), "{}", stderr(&ok));
+        assert!(ok.status.success(), "{}", common::stderr(&ok));
         let port = common::free_port();
         let log = dir.join("token.log");
         let script =

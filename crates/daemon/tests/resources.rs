@@ -25,10 +25,6 @@ fn block_device() -> Option<(String, String)> {
     })
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn resource_flags_reach_the_cgroup() {
     wharf_testutil::require_root!();
@@ -107,18 +103,19 @@ fn resource_flags_reach_the_cgroup() {
     ]);
     assert_eq!(o.status.code(), Some(127));
     assert!(
-        stderr(&o).contains("stat /dev/wharf-no-such-disk: no such file or directory"),
+        common::stderr(&o).contains("stat /dev/wharf-no-such-disk: no such file or directory"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
 
     // No GPU driver exists: dockerd's refusal.
     let o = d.docker(&["run", "--rm", "--gpus", "all", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        stderr(&o).contains(r#"could not select device driver "" with capabilities: [[gpu]]"#),
+        common::stderr(&o)
+            .contains(r#"could not select device driver "" with capabilities: [[gpu]]"#),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
 
     // The docker CLI validates rules itself; the API must refuse bad ones too (400).
@@ -164,7 +161,11 @@ fn resource_flags_reach_the_cgroup() {
     if o.status.success() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1000");
     } else {
-        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-        assert!(stderr(&o).contains("rt_runtime"), "{}", stderr(&o));
+        assert_eq!(o.status.code(), Some(125), "{}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("rt_runtime"),
+            "{}",
+            common::stderr(&o)
+        );
     }
 }

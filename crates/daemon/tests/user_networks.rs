@@ -34,10 +34,6 @@ fn fetch(d: &Daemon, from: &str, ip: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 #[test]
 fn create_inspect_and_dockers_errors() {
     wharf_testutil::require_root!();
@@ -105,16 +101,16 @@ fn create_inspect_and_dockers_errors() {
     // Docker's refusals, each changing nothing.
     let o = d.docker(&["network", "create", "front"]);
     assert!(
-        err(&o).contains("network with name front already exists"),
+        common::stderr(&o).contains("network with name front already exists"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     let o = d.docker(&["network", "create", "--subnet", &subnet, "again"]);
     assert!(
-        err(&o)
+        common::stderr(&o)
             .contains("invalid pool request: Pool overlaps with other one on this address space"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     let (st, body) = d.raw(
         "POST",
@@ -172,15 +168,16 @@ fn create_inspect_and_dockers_errors() {
     assert!(!names.lines().any(|n| n.starts_with('x')), "{names}");
     let o = d.docker(&["network", "rm", "bridge"]);
     assert!(
-        err(&o).contains("bridge is a pre-defined network and cannot be removed"),
+        common::stderr(&o).contains("bridge is a pre-defined network and cannot be removed"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     let o = d.docker(&["network", "inspect", "nosuch"]);
     assert!(
-        err(&o).contains("No such network: nosuch") || err(&o).contains("network nosuch not found"),
+        common::stderr(&o).contains("No such network: nosuch")
+            || common::stderr(&o).contains("network nosuch not found"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     assert_eq!(d.ok(&["network", "ls", "-q"]).lines().count(), 4);
 
@@ -279,13 +276,17 @@ fn isolation_connect_disconnect_and_removal() {
     assert_eq!(fetch(&d, "other", &ip), "hello-web");
     let o = d.docker(&["network", "connect", "red", "other"]);
     assert!(
-        err(&o).contains("already exists in network red"),
+        common::stderr(&o).contains("already exists in network red"),
         "{}",
-        err(&o)
+        common::stderr(&o)
     );
     // Removing a network in use is refused with Docker's message.
     let o = d.docker(&["network", "rm", "red"]);
-    assert!(err(&o).contains("has active endpoints"), "{}", err(&o));
+    assert!(
+        common::stderr(&o).contains("has active endpoints"),
+        "{}",
+        common::stderr(&o)
+    );
     d.ok(&["network", "disconnect", "red", "other"]);
     let addrs = d.ok(&["exec", "other", "ip", "-o", "-4", "addr"]);
     assert!(!addrs.contains("eth1"), "{addrs}");

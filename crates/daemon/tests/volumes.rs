@@ -13,10 +13,6 @@ fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
@@ -40,7 +36,11 @@ fn containers(d: &Daemon) -> usize {
 fn fails_with(d: &Daemon, args: &[&str], msg: &str) {
     let o = d.docker(args);
     assert_ne!(code(&o), 0, "docker {args:?} should fail");
-    assert!(stderr(&o).contains(msg), "docker {args:?}: {}", stderr(&o));
+    assert!(
+        common::stderr(&o).contains(msg),
+        "docker {args:?}: {}",
+        common::stderr(&o)
+    );
 }
 
 #[test]
@@ -170,9 +170,9 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
         "true",
     ]);
     assert!(
-        stderr(&o).contains("unexpected key 'bogus' in 'bogus=1'"),
+        common::stderr(&o).contains("unexpected key 'bogus' in 'bogus=1'"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
     fails_with(
         &d,
@@ -211,9 +211,9 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
     ]);
     assert_ne!(code(&o), 0);
     assert!(
-        stderr(&o).contains("Read-only file system"),
+        common::stderr(&o).contains("Read-only file system"),
         "{}",
-        stderr(&o)
+        common::stderr(&o)
     );
     assert!(!host.path().join("new").exists());
     let made = host.path().join("made/deep");
@@ -251,9 +251,9 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
         let o = d.docker(&a);
         assert_ne!(code(&o), 0, "{a:?}");
         assert!(
-            stderr(&o).contains("No space left on device"),
+            common::stderr(&o).contains("No space left on device"),
             "{}",
-            stderr(&o)
+            common::stderr(&o)
         );
     }
 
@@ -401,7 +401,11 @@ fn named_volumes_binds_tmpfs_and_bad_input() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "wv");
     let o = d.wharf(&["volume", "rm", "data1"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
+    assert!(
+        common::stderr(&o).contains("volume is in use"),
+        "{}",
+        common::stderr(&o)
+    );
     let o = d.wharf(&["volume", "inspect", "-f", "{{.Name}}", "wv"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "wv");
     assert_eq!(code(&d.wharf(&["volume", "rm", "wv"])), 0);
@@ -734,7 +738,11 @@ fn kill_9_during_volume_work_leaves_whole_volumes() {
     );
     // References come back from the container records: still in use after the restarts.
     let o = d.docker(&["volume", "rm", "precious"]);
-    assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
+    assert!(
+        common::stderr(&o).contains("volume is in use"),
+        "{}",
+        common::stderr(&o)
+    );
     // The crashes hit work in flight, not only an idle daemon.
     assert!(progressed > 0, "no volume work ever reached the daemon");
 }
@@ -786,7 +794,7 @@ fn cp_reaches_volumes_and_tmpfs_mounts() {
     );
     d.ok(&["exec", "cpc", "sh", "-c", "echo out > /t/o"]);
     let o = d.docker(&["cp", "cpc:/t/o", s(host.path())]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(
         std::fs::read_to_string(host.path().join("o")).expect("copied out"),
         "out\n"
@@ -796,7 +804,7 @@ fn cp_reaches_volumes_and_tmpfs_mounts() {
         "create", "--name", "cps", "-v", "cpv:/vol", "busybox", "true",
     ]);
     let o = d.docker(&["cp", "cps:/vol/x", &format!("{}/back", s(host.path()))]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(
         std::fs::read_to_string(host.path().join("back")).expect("back"),
         "into\n"

@@ -193,20 +193,14 @@ impl NetworkService {
                     .filter_map(|n| n.subnet6)
                     .any(|t| t.overlaps(s6))
                 {
-                    return Err(NetworkError::Forbidden(
-                        "invalid pool request: Pool overlaps with other one on this address space"
-                            .into(),
-                    ));
+                    return Err(pool_overlap());
                 }
             }
             let taken: Vec<Subnet> = st.networks.values().filter_map(|n| n.subnet).collect();
             let subnet = match subnet {
                 Some(s) => {
                     if taken.iter().any(|t| t.overlaps(s)) {
-                        return Err(NetworkError::Forbidden(
-                            "invalid pool request: Pool overlaps with other one on this address space"
-                                .into(),
-                        ));
+                        return Err(pool_overlap());
                     }
                     s
                 }
@@ -575,40 +569,11 @@ impl NetworkService {
 fn check_config(n: &Network, cfg: &EndpointConfig) -> Result<(), String> {
     let default = PREDEFINED.contains(&n.name.as_str());
     if let Some(ip) = cfg.ipv4 {
-        if default {
-            return Err(
-                "user specified IP address is supported on user defined networks only".into(),
-            );
-        }
-        match n.subnet.filter(|_| n.user_subnet) {
-            None => {
-                return Err("user specified IP address is supported only when connecting to networks with user configured subnets".into())
-            }
-            Some(s) if !s.contains(ip) => {
-                return Err(format!(
-                    "no configured subnet or ip-range contain the IP address {ip}"
-                ))
-            }
-            Some(_) => {}
-        }
+        let subnet = n.subnet.filter(|_| n.user_subnet);
+        check_static(default, subnet.map(|s| s.contains(ip)), ip)?;
     }
     if let Some(ip6) = cfg.ipv6 {
-        match n.subnet6 {
-            None if default => {
-                return Err(
-                    "user specified IP address is supported on user defined networks only".into(),
-                )
-            }
-            None => {
-                return Err("user specified IP address is supported only when connecting to networks with user configured subnets".into())
-            }
-            Some(s) if !s.contains(ip6) => {
-                return Err(format!(
-                    "no configured subnet or ip-range contain the IP address {ip6}"
-                ))
-            }
-            Some(_) => {}
-        }
+        check_static(default, n.subnet6.map(|s| s.contains(ip6)), ip6)?;
     }
     if n.driver == DriverKind::Ipvlan && cfg.mac.is_some() {
         return Err("ipvlan interfaces do not support custom mac address assignment".into());
@@ -619,6 +584,32 @@ fn check_config(n: &Network, cfg: &EndpointConfig) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// A requested subnet that overlaps another network's (Docker's message).
+fn pool_overlap() -> NetworkError {
+    NetworkError::Forbidden(
+        "invalid pool request: Pool overlaps with other one on this address space".into(),
+    )
+}
+
+/// Docker's checks of a static address (`--ip`, `--ip6`): a user-defined network whose
+/// subnet of that family the user gave (`inside`: whether it holds the address).
+fn check_static(
+    default: bool,
+    inside: Option<bool>,
+    ip: impl std::fmt::Display,
+) -> Result<(), String> {
+    if default {
+        return Err("user specified IP address is supported on user defined networks only".into());
+    }
+    match inside {
+        None => Err("user specified IP address is supported only when connecting to networks with user configured subnets".into()),
+        Some(false) => Err(format!(
+            "no configured subnet or ip-range contain the IP address {ip}"
+        )),
+        Some(true) => Ok(()),
+    }
 }
 
 /// The first free `ethN` index.

@@ -367,6 +367,17 @@ impl Daemon {
 }
 
 /// Polls `f` until it holds; panics after a generous deadline (a loaded machine is slow).
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The stderr of a command that must have failed.
+pub fn failed(o: &Output) -> String {
+    assert!(!o.status.success(), "{o:?}");
+    stderr(o)
+}
+
 pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
