@@ -135,10 +135,28 @@ fn ipv6_networks_address_route_resolve_and_isolate() {
         "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
         "ula",
     ]);
+    let ula6 = ula
+        .split_whitespace()
+        .find(|s| s.starts_with("fd") && s.ends_with("::/64"))
+        .unwrap_or_else(|| panic!("no ULA /64: {ula}"))
+        .trim_end_matches(":/64")
+        .to_string();
+    // ... which its containers really get.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u1",
+        "--network",
+        "ula",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let addrs = d.ok(&["exec", "u1", "ip", "-6", "-o", "addr", "show", "eth0"]);
     assert!(
-        ula.split_whitespace()
-            .any(|s| s.starts_with("fd") && s.ends_with("::/64")),
-        "{ula}"
+        addrs.contains(&format!("inet6 {ula6}:2/64")),
+        "{ula6}: {addrs}"
     );
 
     // Docker's errors, and nothing made.
@@ -182,6 +200,6 @@ fn ipv6_networks_address_route_resolve_and_isolate() {
         "{names}"
     );
 
-    d.ok(&["rm", "-f", "s1", "s2", "o1"]);
+    d.ok(&["rm", "-f", "s1", "s2", "o1", "u1"]);
     d.ok(&["network", "rm", "six", "other", "ula"]);
 }

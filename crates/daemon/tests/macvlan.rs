@@ -178,6 +178,59 @@ fn macvlan_and_ipvlan_on_a_parent() {
     // Nothing of theirs is on the host.
     assert_eq!(children_on_host(&parent.0), Vec::<String>::new());
 
+    // Private mode, made with wharf's own flags: its siblings cannot reach each other, and
+    // the range and aux address hold as with docker's.
+    let parent3 = Link::sink(format!("wtr{}", d.net.index));
+    let pre3 = slot_subnet(&d, 13);
+    let pre3 = pre3.trim_end_matches(".0");
+    let made = d.wharf(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        &format!("{pre3}.0/24"),
+        "--ip-range",
+        &format!("{pre3}.8/29"),
+        "--aux-address",
+        &format!("r={pre3}.8"),
+        "-o",
+        "macvlan_mode=private",
+        "-o",
+        &format!("parent={}", parent3.0),
+        "pv",
+    ]);
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    for c in ["p1", "p2"] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            "pv",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+    }
+    let pv_ip = |c: &str| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.pv.IPAddress}}",
+            c,
+        ])
+    };
+    assert_eq!(pv_ip("p1"), format!("{pre3}.9"));
+    assert_eq!(pv_ip("p2"), format!("{pre3}.10"));
+    let p1 = ip_in(&d, "p1", &["-d", "-o", "link", "show", "eth0"]);
+    assert!(p1.contains("macvlan mode private"), "{p1}");
+    assert!(
+        !ping(&d, "p1", &format!("{pre3}.10")),
+        "private mode let siblings talk"
+    );
+
     // Published ports cannot be relayed to a macvlan address: refused, not ignored.
     let o = d.docker(&["run", "--network", "mv", "-p", "8080:80", "busybox", "true"]);
     assert!(
@@ -302,8 +355,8 @@ fn macvlan_and_ipvlan_on_a_parent() {
         .contains("bad"));
 
     let _ = d.docker(&["rm", "-f", "ix"]);
-    d.ok(&["rm", "-f", "ma", "mb", "mc", "iy"]);
-    d.ok(&["network", "rm", "mv", "iv"]);
+    d.ok(&["rm", "-f", "ma", "mb", "mc", "iy", "p1", "p2"]);
+    d.ok(&["network", "rm", "mv", "iv", "pv"]);
     // The user's parent stays.
     assert!(link_details(&parent.0).is_some());
     assert_eq!(children_on_host(&parent.0), Vec::<String>::new());

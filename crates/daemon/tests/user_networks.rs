@@ -410,8 +410,9 @@ fn chrono_now() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
-/// kill -9 of wharfd at seeded moments while networks (bridge and macvlan) are created,
-/// containers connected and started: after each restart no address is leased twice, every
+/// kill -9 of wharfd at seeded moments while networks (IPv6 bridges and macvlans) are
+/// created, containers connected and started: after each restart no address (IPv4 or IPv6)
+/// is leased twice, every
 /// veth on our bridges belongs to a running container, and every network in the state has
 /// its bridge or the parent Wharf made for it.
 #[test]
@@ -433,11 +434,11 @@ fn kill_9_during_network_work_leaks_nothing() {
             };
             for i in 0..4 {
                 let net = format!("k{round}n{i}");
-                // Every other one a macvlan on a parent Wharf makes.
+                // Every other one a macvlan on a parent Wharf makes, the others with IPv6.
                 if i % 2 == 1 {
                     docker(&["network", "create", "-d", "macvlan", &net]);
                 } else {
-                    docker(&["network", "create", &net]);
+                    docker(&["network", "create", "--ipv6", &net]);
                 }
                 docker(&[
                     "run",
@@ -472,7 +473,12 @@ fn kill_9_during_disconnect_leaks_nothing() {
     let mut rng = wharf_testutil::Rng(0x5eed_d15c);
     for round in 0..3 {
         let (net, c) = (format!("d{round}n"), format!("d{round}c"));
-        d.ok(&["network", "create", &net]);
+        // The middle round's network is a macvlan: its endpoint lives in the namespace.
+        if round == 1 {
+            d.ok(&["network", "create", "-d", "macvlan", &net]);
+        } else {
+            d.ok(&["network", "create", &net]);
+        }
         d.ok(&["run", "-d", "--name", &c, "busybox", "sleep", "600"]);
         let sock = d.sock.clone();
         let cfg = d.dir.path().join("docker-config");
@@ -518,6 +524,10 @@ fn check_invariants(d: &Daemon) {
         for e in sb["endpoints"].as_array().into_iter().flatten() {
             let key = format!("{}/{}", e["network_id"], e["ip"]);
             assert!(ips.insert(key.clone()), "{key} leased twice");
+            if let Some(ip6) = e["ip6"].as_str() {
+                let key = format!("{}/{ip6}", e["network_id"]);
+                assert!(ips.insert(key.clone()), "{key} leased twice");
+            }
             owned.insert(e["host_ifname"].as_str().unwrap_or("").to_string());
         }
     }
